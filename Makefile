@@ -1,0 +1,64 @@
+# mailhat_nb — every target does its own set-up on a fresh Debian machine (root).
+# `make demo` and `make test` are the two commands of the README.
+
+SHELL := /bin/bash
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.installed-stamp
+OUT     ?= out
+# Debian packages: the lab's mail server, and the browser for the UI tests.
+DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd postfix
+DEB_UI  := chromium
+APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
+
+.PHONY: setup system demo test lint unit lab app clean
+
+setup: system $(STAMP)
+
+# Debian packages, installed only when missing. Postfix is preseeded to
+# "No configuration": the lab runs its own private instance.
+system:
+	@missing=""; for p in $(DEB_LAB) $(DEB_UI); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	  $(APT) update && $(APT) install --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,dev]'
+	@# Notebooks are committed without outputs or widget state.
+	@git rev-parse --git-dir >/dev/null 2>&1 && .venv/bin/nbstripout --install --attributes .gitattributes || true
+	@touch $(STAMP)
+
+## The main job on the built-in lab: diagnose, sync, chart; prints the report's path.
+demo: setup
+	$(PY) -m mailhat_nb.cli report --out $(OUT)
+
+## The whole test suite (lint, types, unit, lab, notebooks, browser).
+test: setup lint
+	.venv/bin/pytest
+
+lint: setup
+	.venv/bin/ruff check mailhat_nb tests benchmarks
+	.venv/bin/mypy
+
+## JupyterLab on 127.0.0.1 with the lab server running.
+lab: setup
+	$(PY) -m mailhat_nb.cli lab up
+	.venv/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.allow_root=True \
+	  --ServerApp.root_dir=notebooks
+
+## The connection doctor as an app (Voilà), sources stripped, tracebacks hidden.
+app: setup
+	$(PY) -m mailhat_nb.cli lab up
+	.venv/bin/voila notebooks/01_connection_doctor.ipynb --Voila.ip=127.0.0.1 --no-browser \
+	  --strip_sources=True --show_tracebacks=False
+
+clean:
+	-$(PY) -m mailhat_nb.cli lab down
+	rm -rf .venv $(OUT) .pytest_cache .mypy_cache .ruff_cache

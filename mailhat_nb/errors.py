@@ -1,0 +1,65 @@
+"""The one exception tree of mailhat_nb.
+
+Every error the package raises on purpose derives from :class:`MailhatError`,
+so a notebook or the CLI can catch one type and show a clean message instead
+of a traceback. Foreign errors (``OSError``, ``ssl.SSLError``,
+``imaplib.IMAP4.error``, ``pyarrow`` errors ...) are translated where they
+cross into the package, with ``raise ... from exc`` so the cause stays
+inspectable. Messages never contain a password: code that builds one from
+user input must pass it through :func:`mailhat_nb.secrets.redact` first.
+
+::
+
+    MailhatError
+    ├── UsageError            bad input from the user (argv, a form field, a presets file)
+    │   └── PresetsError      a presets TOML file that does not parse or validate
+    ├── LabError              the lab server could not be set up, started or switched
+    │   └── LabNotRunning     a command needs the lab and it is not up
+    ├── MailServerError       a server refused or broke off what we asked of it
+    │   ├── AuthFailed        the server rejected the credentials
+    │   └── ConnectionLost    the connection dropped; callers may retry
+    ├── StoreError            the local Parquet store is unreadable or inconsistent
+    └── SyncError             a sync could not continue (after retries)
+"""
+
+from __future__ import annotations
+
+
+class MailhatError(Exception):
+    """Root of every error raised on purpose by mailhat_nb."""
+
+
+class UsageError(MailhatError):
+    """The user gave input we cannot use; the message says what to change."""
+
+
+class PresetsError(UsageError):
+    """A presets file is not valid TOML or breaks the presets format."""
+
+
+class LabError(MailhatError):
+    """The lab (private Dovecot + Postfix on loopback) failed."""
+
+
+class LabNotRunning(LabError):
+    """A lab command needs a running lab, and there is none."""
+
+
+class MailServerError(MailhatError):
+    """A mail server answered with an error or broke the protocol."""
+
+
+class AuthFailed(MailServerError):
+    """The server rejected the username or password."""
+
+
+class ConnectionLost(MailServerError):
+    """The connection dropped mid-conversation; safe to retry."""
+
+
+class StoreError(MailhatError):
+    """The local store could not be read or written."""
+
+
+class SyncError(MailhatError):
+    """A sync stopped and could not resume within its retry budget."""

@@ -1,0 +1,148 @@
+"""Render the lab's Dovecot configuration.
+
+The config stands in for a cPanel/HostGator server: Maildir++ folders under an
+``INBOX.`` namespace with ``.`` as the hierarchy delimiter, IMAP, POP3 and
+SMTP submission on every standard security mode, and the lab's own quirks:
+
+* every path (base_dir, state_dir, logs, users, mail) lives under the lab
+  root, and every dovecot/doveadm call passes ``-c`` so the system config is
+  never read;
+* mail belongs to Debian's ``mail`` user (uid 8): Dovecot refuses root;
+* the auth penalty is off (``anvil-auth-penalty`` mode 0) and
+  ``auth_failure_delay`` is short, so a wrong-password test does not slow the
+  tests after it by seconds;
+* listeners bind 127.0.0.1 and 127.0.0.2 (see :data:`scenarios.INSECURE_HOST`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailhat_nb.lab.layout import LabPaths
+from mailhat_nb.lab.scenarios import Scenario, bound_services
+
+LISTEN = "127.0.0.1, 127.0.0.2"
+
+_LISTENERS = {
+    "imap-login": (("imap", False), ("imaps", True)),
+    "pop3-login": (("pop3", False), ("pop3s", True)),
+    "submission-login": (
+        ("smtp", False), ("smtp_alt", False), ("submission", False), ("submissions", True),
+    ),
+}
+
+_TEMPLATE = """\
+# Written by `mailhat lab`; rewritten on every `mailhat lab scenario`.
+# Scenario: {scenario}
+instance_name = {instance}
+base_dir = {run}
+state_dir = {state}
+log_path = {log}
+info_log_path = {log}
+protocols = {protocols}
+listen = {listen}
+hostname = lab.localhost
+login_greeting = mailhat lab ready.
+
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+{ssl_dh}
+disable_plaintext_auth = {disable_plaintext}
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_cache_size = 0
+mail_max_userip_connections = 200
+
+passdb {{
+  driver = passwd-file
+  args = scheme=SSHA512 {users}
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={mail}/%n
+}}
+mail_location = maildir:~/Maildir
+mail_uid = mail
+mail_gid = mail
+first_valid_uid = 8
+last_valid_uid = 8
+first_valid_gid = 8
+
+namespace inbox {{
+  inbox = yes
+  prefix = INBOX.
+  separator = .
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+  mailbox spam {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+}}
+
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+{listeners}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp}
+  }}
+}}
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay}
+submission_relay_trusted = yes
+"""
+
+
+def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Path,
+           key: Path) -> str:
+    """Return the dovecot.conf text for ``scenario``.
+
+    Listeners of services that the scenario takes away (closed, silent,
+    blackholed, or IMAP on a POP-only account) get ``port = 0``, which frees the
+    port for the lab's sidecar to hold.
+    """
+    bound = set(bound_services(scenario))
+    blocks = []
+    for service, listeners in _LISTENERS.items():
+        lines = [f"service {service} {{"]
+        for name, ssl in listeners:
+            port = ports[name] if name in bound else 0
+            lines += [f"  inet_listener {name} {{", f"    port = {port}"]
+            if ssl:
+                lines.append("    ssl = yes")
+            lines.append("  }")
+        lines.append("}")
+        blocks.append("\n".join(lines))
+    protocols = ["pop3", "submission", "lmtp"]
+    if scenario.imap:
+        protocols.insert(0, "imap")
+    dh = Path("/usr/share/dovecot/dh.pem")
+    return _TEMPLATE.format(
+        scenario=scenario.name,
+        instance=f"mailhat-lab-{ports['imaps']}",
+        run=paths.run, state=paths.state, log=paths.dovecot_log,
+        protocols=" ".join(protocols), listen=LISTEN,
+        cert=cert, key=key,
+        ssl_dh=f"ssl_dh = <{dh}" if dh.exists() else "",
+        disable_plaintext="no" if scenario.plaintext_auth else "yes",
+        users=paths.users, mail=paths.mail,
+        listeners="\n".join(blocks),
+        lmtp=ports["lmtp"], relay=ports["relay"],
+    )

@@ -1,0 +1,169 @@
+"""The lab's switchable fault scenarios, as data.
+
+Each scenario is a real server configuration (a Dovecot config, a certificate,
+a port held open by a silent listener, a listen queue that drops SYNs), never
+an instruction to the client to misbehave. ``mailhat lab scenario NAME``
+re-renders the config, reloads Dovecot, rebinds the sidecar's ports and
+checks that the wire now behaves as described.
+
+Service names are the lab's listeners; the port each stands for is in
+:data:`STANDS_FOR`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Every client-facing listener of the lab, and the standard port it stands for.
+STANDS_FOR: dict[str, int] = {
+    "imap": 143,
+    "imaps": 993,
+    "pop3": 110,
+    "pop3s": 995,
+    "smtp": 25,
+    "smtp_alt": 26,
+    "submission": 587,
+    "submissions": 465,
+}
+IMAP_SERVICES = ("imap", "imaps")
+TLS_SERVICES = frozenset({"imaps", "pop3s", "submissions"})
+PROTOCOL_OF: dict[str, str] = {
+    "imap": "imap", "imaps": "imap", "pop3": "pop3", "pop3s": "pop3",
+    "smtp": "smtp", "smtp_alt": "smtp", "submission": "smtp", "submissions": "smtp",
+}
+
+#: The loopback address a client must use for Dovecot to treat it as remote.
+#: Dovecot counts a connection whose client and server addresses are equal
+#: (127.0.0.1 to 127.0.0.1) as secured and allows plaintext login whatever the
+#: settings; connecting to 127.0.0.2 from the default source 127.0.0.1 does not.
+INSECURE_HOST = "127.0.0.2"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One configuration of the lab server.
+
+    Attributes
+    ----------
+    name, title, story:
+        The id, a one-line title, and what a customer would be living
+        through (used by the training walkthrough).
+    expect:
+        The diagnosis code the doctor should give for the IMAP presets.
+    cert:
+        Which certificate Dovecot serves (see :mod:`mailhat_nb.lab.certs`).
+    plaintext_auth:
+        ``disable_plaintext_auth = no`` when true.
+    imap:
+        False turns IMAP off entirely: a POP-only account.
+    silent, blackhole, closed:
+        Services whose port accepts TCP and never speaks, never completes the
+        TCP handshake, or is closed.
+    server:
+        The server name to diagnose the lab with in this scenario.
+    """
+
+    name: str
+    title: str
+    story: str
+    expect: str
+    cert: str = "server"
+    plaintext_auth: bool = True
+    imap: bool = True
+    silent: tuple[str, ...] = ()
+    blackhole: tuple[str, ...] = ()
+    closed: tuple[str, ...] = ()
+    server: str = "localhost"
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "normal", "Everything works",
+            "A healthy cPanel-style server: IMAP, POP3 and SMTP over SSL/TLS, "
+            "STARTTLS and (with a warning) plain text.",
+            expect="ok",
+        ),
+        Scenario(
+            "wrong-host-cert", "Certificate for another host name",
+            "The customer typed mail.<their domain>, but the shared server's "
+            "certificate only names the server itself (gator4321.hostgator.com).",
+            expect="cert_hostname_mismatch", cert="wrong-host",
+        ),
+        Scenario(
+            "expired-cert", "Expired certificate",
+            "The server's certificate ran out last month and was not renewed.",
+            expect="cert_expired", cert="expired",
+        ),
+        Scenario(
+            "self-signed", "Self-signed certificate",
+            "The server presents a certificate it issued itself; no CA vouches for it.",
+            expect="cert_untrusted", cert="self-signed",
+        ),
+        Scenario(
+            "pop-only", "POP-only account",
+            "The mailbox can only be reached over POP3; IMAP is off. The CRM "
+            "needs IMAP, so it cannot connect until the host enables IMAP.",
+            expect="pop_only", imap=False,
+        ),
+        Scenario(
+            "plaintext-disabled", "Plain-text login refused",
+            "The server refuses passwords over an unencrypted connection "
+            "(port 143 with security 'none'); STARTTLS or port 993 works.",
+            expect="plaintext_auth_disabled", plaintext_auth=False, server=INSECURE_HOST,
+        ),
+        Scenario(
+            "plaintext-allowed", "Plain-text login allowed",
+            "The server accepts passwords over an unencrypted connection: it "
+            "works, but the password crosses the network in clear text.",
+            expect="plaintext_password_exposed", server=INSECURE_HOST,
+        ),
+        Scenario(
+            "no-greeting", "Port accepts but never greets",
+            "Something answers on the IMAP ports (a stuck server, a proxy) but "
+            "never sends the IMAP greeting.",
+            expect="no_greeting", silent=IMAP_SERVICES,
+        ),
+        Scenario(
+            "firewalled", "IMAP ports filtered",
+            "A firewall silently drops packets to the IMAP ports: connections "
+            "never complete.",
+            expect="connect_timeout", blackhole=IMAP_SERVICES,
+        ),
+        Scenario(
+            "ip-blocked", "Client IP blocked",
+            "After repeated failed logins the host's firewall (cPHulk, CSF) "
+            "blocked the client's IP: every mail port times out.",
+            expect="connect_timeout", blackhole=tuple(STANDS_FOR),
+        ),
+        Scenario(
+            "closed-port", "Port 993 closed",
+            "Nothing listens on the IMAP SSL/TLS port; port 143 still works.",
+            expect="connection_refused", closed=("imaps",),
+        ),
+    )
+}
+
+
+def get(name: str) -> Scenario:
+    """Return the scenario called ``name``.
+
+    Raises
+    ------
+    KeyError
+        With the list of known names, for the CLI to show.
+    """
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        known = ", ".join(SCENARIOS)
+        raise KeyError(f"unknown scenario {name!r}; known: {known}") from None
+
+
+def bound_services(scenario: Scenario) -> tuple[str, ...]:
+    """Services Dovecot itself listens on in ``scenario``."""
+    off = set(scenario.silent) | set(scenario.blackhole) | set(scenario.closed)
+    if not scenario.imap:
+        off |= set(IMAP_SERVICES)
+    return tuple(s for s in STANDS_FOR if s not in off)

@@ -1,0 +1,464 @@
+"""Start, stop, inspect and switch the lab: Dovecot + Postfix + sidecar.
+
+``Lab.up()`` brings up a private mail server on 127.0.0.1 (and 127.0.0.2) high
+ports that stands in for a customer's HostGator server:
+
+* Dovecot serves IMAP (plain + STARTTLS, and implicit TLS), POP3 (both) and
+  SMTP submission (plain + STARTTLS on the 25/26/587 stand-ins, implicit TLS
+  on the 465 stand-in), authenticating the lab users;
+* a private Postfix takes what submission relays and delivers it through
+  Dovecot's LMTP into the recipient's INBOX;
+* the sidecar holds the ports that misbehave at the TCP level.
+
+Everything lives under one directory (:mod:`mailhat_nb.lab.layout`); the
+process ids ``up`` started are recorded in ``lab.json`` and ``down`` stops
+exactly those, checking each pid still runs the program it started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailhat_nb.errors import LabError, LabNotRunning
+from mailhat_nb.lab import certs, dovecot, mailboxes, packages, postfix
+from mailhat_nb.lab.check import PortCheck, knock
+from mailhat_nb.lab.layout import LabPaths, default_root
+from mailhat_nb.lab.scenarios import (
+    PROTOCOL_OF,
+    SCENARIOS,
+    STANDS_FOR,
+    TLS_SERVICES,
+    Scenario,
+    bound_services,
+)
+from mailhat_nb.lab.scenarios import get as get_scenario
+
+#: Internal and extra ports, as offsets from the lab's port base.
+EXTRA_OFFSETS = {"lmtp": 24, "relay": 525, "silent": 1, "blackhole": 2, "closed": 3}
+ADDRESSES = ("127.0.0.1", "127.0.0.2")
+START_TIMEOUT = 10.0
+
+
+@dataclass
+class LabInfo:
+    """What ``lab.json`` holds: enough for any client to use the lab."""
+
+    root: str
+    scenario: str
+    server: str
+    domain: str
+    ports: dict[str, int]
+    stands_for: dict[str, int]
+    ca_file: str
+    presets: str
+    users: list[str]
+    pids: dict[str, int] = field(default_factory=dict)
+    folders: dict[str, int] = field(default_factory=dict)
+    started: str = ""
+
+    def email(self, user: str = "alice") -> str:
+        """The full address of lab user ``user``."""
+        return f"{user}@{self.domain}"
+
+    def to_json(self) -> str:
+        """Serialise for ``lab.json`` and ``mailhat lab status --json``."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def _port_free(port: int) -> bool:
+    for address in ADDRESSES:
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                return False
+    return True
+
+
+def allocate_ports(rng: random.Random | None = None) -> dict[str, int]:
+    """Pick a free block of ports: ``base + 993`` stands for 993, and so on.
+
+    The base is a random multiple of 1000 between 20000 and 59000, so two labs
+    (a demo and a test run) can run side by side, and the ports stay readable.
+    """
+    rng = rng or random.Random()  # noqa: S311 - port choice, not security
+    bases = list(range(20000, 60000, 1000))
+    rng.shuffle(bases)
+    for base in bases:
+        ports = {name: base + std for name, std in STANDS_FOR.items()}
+        ports |= {name: base + off for name, off in EXTRA_OFFSETS.items()}
+        if all(_port_free(p) for p in ports.values()):
+            return ports
+    raise LabError("no free block of ports between 20000 and 60000 on 127.0.0.1/127.0.0.2")
+
+
+def _pid_alive(pid: int, needle: str) -> bool:
+    """True when ``pid`` runs and its command line contains ``needle``."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return needle.encode() in cmdline
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# Which process each pid belongs to, and what its command line must contain.
+_NEEDLES = {"dovecot": "dovecot", "postfix": "master", "sidecar": "mailhat_nb.lab.sidecar"}
+
+
+class Lab:
+    """One lab instance, identified by its root directory."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.paths = LabPaths(Path(root) if root else default_root())
+
+    # ------------------------------------------------------------------ queries
+
+    def info(self) -> LabInfo:
+        """The running lab's ``lab.json``.
+
+        Raises
+        ------
+        LabNotRunning
+            When the lab is not up (no ``lab.json``, or its Dovecot is gone).
+        """
+        try:
+            data = json.loads(self.paths.info.read_text())
+        except (OSError, ValueError):
+            raise LabNotRunning(
+                f"no lab is running in {self.paths.root}: start it with `mailhat lab up`"
+            ) from None
+        info = LabInfo(**data)
+        if not _pid_alive(info.pids.get("dovecot", -1), _NEEDLES["dovecot"]):
+            raise LabNotRunning(
+                f"the lab in {self.paths.root} is not running: start it with `mailhat lab up`"
+            )
+        return info
+
+    def is_running(self) -> bool:
+        """True when this lab's Dovecot is up."""
+        try:
+            self.info()
+        except LabNotRunning:
+            return False
+        return True
+
+    def password(self, user: str = "alice") -> str:
+        """The password of lab user ``user`` (never printed by the package)."""
+        return mailboxes.read_passwords(self.paths)[user]
+
+    def checks(self, info: LabInfo | None = None, timeout: float = 1.0) -> list[PortCheck]:
+        """Knock on every client-facing and extra port and report what each did."""
+        info = info or self.info()
+        jobs = [(name, PROTOCOL_OF[name], info.server, info.ports[name], name in TLS_SERVICES)
+                for name in STANDS_FOR]
+        jobs += [(name, "imap", "127.0.0.1", info.ports[name], False)
+                 for name in ("silent", "blackhole", "closed")]
+        # Knock in parallel: silent and filtered ports each cost a full timeout.
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            return list(pool.map(lambda job: knock(*job, timeout=timeout), jobs))
+
+    def expected(self, scenario: Scenario) -> dict[str, str]:
+        """Service -> the behaviour :func:`check.knock` should see in ``scenario``."""
+        expect = {name: "closed" for name in STANDS_FOR}
+        expect |= {name: "greets" for name in bound_services(scenario)}
+        expect |= {name: "silent" for name in scenario.silent}
+        expect |= {name: "blackhole" for name in scenario.blackhole}
+        expect |= {"silent": "silent", "blackhole": "blackhole", "closed": "closed"}
+        return expect
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def up(self, scenario: str = "normal", install: bool = True) -> LabInfo:
+        """Start the lab (idempotent: a running lab is returned as it is).
+
+        Parameters
+        ----------
+        scenario:
+            The scenario to start in (see :mod:`mailhat_nb.lab.scenarios`).
+        install:
+            Install Debian's Dovecot and Postfix packages when missing (needs
+            root and apt).
+        """
+        if self.is_running():
+            return self.info()
+        if install:
+            packages.ensure()
+        else:
+            packages.require()
+        if os.geteuid() != 0:
+            raise LabError("the lab must be started as root: Dovecot's master runs as root")
+        chosen = get_scenario(scenario)
+        self._prepare()
+        ports = allocate_ports()
+        folders = self._mailboxes()
+        info = LabInfo(
+            root=str(self.paths.root), scenario=chosen.name, server=chosen.server,
+            domain=mailboxes.DOMAIN, ports=ports, stands_for=dict(STANDS_FOR),
+            ca_file=str(self.paths.ca_file), presets=str(self.paths.presets),
+            users=[f"{u}@{mailboxes.DOMAIN}" for u in mailboxes.USERS],
+            folders=folders, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+        self._write_dovecot_conf(info, chosen)
+        postfix.write_config(self.paths, ports)
+        write_presets(self.paths.presets, ports)
+        try:
+            info.pids["dovecot"] = self._start_dovecot()
+            info.pids["postfix"] = self._start_postfix()
+            info.pids["sidecar"] = self._start_sidecar(info, chosen)
+            self._write_info(info)
+            self._await(info, chosen)
+        except BaseException:
+            self._stop_pids(info.pids)
+            self.paths.info.unlink(missing_ok=True)
+            raise
+        return info
+
+    def down(self) -> list[str]:
+        """Stop exactly the processes ``up`` started; return what was stopped."""
+        try:
+            data = json.loads(self.paths.info.read_text())
+        except (OSError, ValueError):
+            return []
+        stopped = self._stop_pids(data.get("pids", {}))
+        self.paths.info.unlink(missing_ok=True)
+        return stopped
+
+    def set_scenario(self, name: str) -> LabInfo:
+        """Switch the running lab to scenario ``name`` and wait until it holds."""
+        chosen = get_scenario(name)
+        info = self.info()
+        self._stop_pids({"sidecar": info.pids.pop("sidecar", -1)})
+        self._write_dovecot_conf(info, chosen)
+        self._doveadm("reload")
+        info.scenario, info.server = chosen.name, chosen.server
+        freed = set(chosen.silent) | set(chosen.blackhole)
+        _wait(lambda: all(_port_free(info.ports[s]) for s in freed), START_TIMEOUT,
+              "Dovecot to release the scenario's ports")
+        info.pids["sidecar"] = self._start_sidecar(info, chosen)
+        self._write_info(info)
+        self._await(info, chosen)
+        return info
+
+    def purge(self) -> None:
+        """Stop the lab and delete its directory (mail, keys, state)."""
+        self.down()
+        shutil.rmtree(self.paths.root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ helpers
+
+    def doveadm(self, *args: str, user: str | None = None) -> str:
+        """Run ``doveadm -c <lab config> ARGS`` and return its output."""
+        return self._doveadm(*args, user=user)
+
+    def _doveadm(self, *args: str, user: str | None = None) -> str:
+        cmd = ["doveadm", "-c", str(self.paths.dovecot_conf), args[0]]
+        if user:
+            cmd += ["-u", user]
+        cmd += list(args[1:])
+        # Output to a pipe is safe here: doveadm exits (unlike the master).
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"doveadm {args[0]} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def _prepare(self) -> None:
+        root = self.paths.root
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)  # the mail user must traverse it
+        for d in (self.paths.run, self.paths.state, self.paths.log, self.paths.tls,
+                  self.paths.mail):
+            d.mkdir(exist_ok=True)
+            d.chmod(0o755)
+        if not (self.paths.tls / "server.pem").exists():
+            certs.make_tls_material(self.paths.tls)
+        if not self.paths.password_file.exists():
+            mailboxes.write_users(self.paths, mailboxes.new_passwords())
+
+    def _mailboxes(self) -> dict[str, int]:
+        marker = self.paths.mail / "demo.json"
+        if marker.exists():
+            counts: dict[str, int] = json.loads(marker.read_text())
+            return counts
+        counts = mailboxes.import_enron(self.paths, "alice")
+        for user in ("bob", "chloe", "bench"):
+            mailboxes.empty_mailbox(self.paths, user)
+        marker.write_text(json.dumps(counts, indent=1, sort_keys=True))
+        return counts
+
+    def _write_dovecot_conf(self, info: LabInfo, scenario: Scenario) -> None:
+        files = {"server": "server", "wrong-host": "wrong-host", "expired": "expired",
+                 "self-signed": "self-signed"}
+        stem = files[scenario.cert]
+        text = dovecot.render(self.paths, info.ports, scenario,
+                              self.paths.tls / f"{stem}.pem", self.paths.tls / f"{stem}.key")
+        tmp = self.paths.dovecot_conf.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.paths.dovecot_conf)
+
+    def _write_info(self, info: LabInfo) -> None:
+        tmp = self.paths.info.with_suffix(".tmp")
+        tmp.write_text(info.to_json())
+        os.replace(tmp, self.paths.info)
+
+    def _start_dovecot(self) -> int:
+        pid_file = self.paths.run / "master.pid"
+        pid_file.unlink(missing_ok=True)
+        # The master keeps the stderr it was started with open for ever: a pipe
+        # would hang us, so its output goes to a log file.
+        with open(self.paths.log / "dovecot-start.log", "ab") as log:
+            proc = subprocess.run(
+                ["dovecot", "-c", str(self.paths.dovecot_conf)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=30, check=False,
+            )
+        if proc.returncode != 0:
+            tail = (self.paths.log / "dovecot-start.log").read_text(errors="replace")[-2000:]
+            raise LabError(f"Dovecot did not start:\n{tail}")
+        _wait(pid_file.exists, START_TIMEOUT, "Dovecot's master.pid")
+        return int(pid_file.read_text().split()[0])
+
+    def _start_postfix(self) -> int:
+        pid_file = postfix.pid_file(self.paths)
+        pid_file.unlink(missing_ok=True)
+        with open(self.paths.log / "postfix-start.log", "ab") as log:
+            proc = subprocess.run(
+                [str(postfix.MASTER), "-c", str(self.paths.postfix), "-w"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=30, check=False,
+            )
+        if proc.returncode != 0:
+            raise LabError(f"Postfix did not start; see {self.paths.log / 'postfix.log'}")
+        _wait(pid_file.exists, START_TIMEOUT, "Postfix's master.pid")
+        return int(pid_file.read_text().split()[0])
+
+    def _start_sidecar(self, info: LabInfo, scenario: Scenario) -> int:
+        silent = [info.ports["silent"]] + [info.ports[s] for s in scenario.silent]
+        blackhole = [info.ports["blackhole"]] + [info.ports[s] for s in scenario.blackhole]
+        pid_file = self.paths.sidecar_pid
+        pid_file.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "mailhat_nb.lab.sidecar", "--pid-file", str(pid_file),
+               "--silent", *map(str, silent), "--blackhole", *map(str, blackhole)]
+        with open(self.paths.log / "sidecar.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True)
+        try:
+            _wait(lambda: pid_file.exists() or proc.poll() is not None, START_TIMEOUT,
+                  "the sidecar")
+        except LabError:
+            proc.kill()
+            raise
+        if proc.poll() is not None:
+            raise LabError(f"the sidecar exited; see {self.paths.log / 'sidecar.log'}")
+        return proc.pid
+
+    def _await(self, info: LabInfo, scenario: Scenario) -> None:
+        """Wait until every port behaves as ``scenario`` says, and the right
+        certificate is served."""
+        expected = self.expected(scenario)
+        want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
+        last: list[PortCheck] = []
+
+        def holds() -> bool:
+            nonlocal last
+            last = self.checks(info, timeout=0.5)
+            ok = all(c.behaviour == expected[c.service] for c in last)
+            certs_ok = all(c.cert_sha256 == want_cert for c in last
+                           if c.service in TLS_SERVICES and c.behaviour == "greets")
+            return ok and certs_ok
+
+        try:
+            _wait(holds, START_TIMEOUT, f"scenario {scenario.name!r} to hold")
+        except LabError as exc:
+            wrong = [f"{c.service}:{c.port} {c.behaviour} (want {expected[c.service]}) {c.detail}"
+                     for c in last if c.behaviour != expected[c.service]]
+            raise LabError(f"{exc}: " + "; ".join(wrong or ["certificate not switched yet"])) \
+                from None
+
+    def _stop_pids(self, pids: dict[str, int]) -> list[str]:
+        stopped = []
+        for name, pid in pids.items():
+            if pid > 0 and _pid_alive(pid, _NEEDLES.get(name, name)):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(name)
+        for name in stopped:
+            pid = pids[name]
+            try:
+                _wait(lambda pid=pid, name=name: not _pid_alive(pid, _NEEDLES[name]), 10,
+                      f"{name} (pid {pid}) to exit")
+            except LabError:
+                os.kill(pid, signal.SIGKILL)
+        return stopped
+
+
+def _cert_sha256(pem_path: Path) -> str:
+    import hashlib
+    import ssl
+
+    der = ssl.PEM_cert_to_DER_cert(pem_path.read_text())
+    return hashlib.sha256(der).hexdigest()
+
+
+# The lab presets file: the HostGator presets (same ids and labels as the
+# built-in ones), pointed at the lab's stand-in ports.
+_LAB_PRESETS = (
+    ("hostgator-imap-ssl", "IMAP option 1", "imap", "imaps", "ssl"),
+    ("hostgator-imap-none", "IMAP option 2", "imap", "imap", "none"),
+    ("hostgator-smtp-ssl", "SMTP option 1", "smtp", "submissions", "ssl"),
+    ("hostgator-smtp-none-25", "SMTP option 2", "smtp", "smtp", "none"),
+    ("hostgator-smtp-none-26", "SMTP option 2 (port 26)", "smtp", "smtp_alt", "none"),
+    ("imap-starttls-143", "IMAP 143 with STARTTLS", "imap", "imap", "starttls"),
+    ("smtp-starttls-587", "SMTP 587 with STARTTLS", "smtp", "submission", "starttls"),
+    ("smtp-starttls-25", "SMTP 25 with STARTTLS", "smtp", "smtp", "starttls"),
+    ("smtp-starttls-26", "SMTP 26 with STARTTLS", "smtp", "smtp_alt", "starttls"),
+    ("pop3-ssl-995", "POP3 995 SSL/TLS", "pop3", "pop3s", "ssl"),
+    ("pop3-none-110", "POP3 110 (no encryption)", "pop3", "pop3", "none"),
+)
+
+
+def write_presets(path: Path, ports: dict[str, int]) -> None:
+    """Write the lab presets file (DESIGN.md format plus ``stands_for``)."""
+    out = [
+        "# The lab's stand-ins for the HostGator presets, written by `mailhat lab up`.",
+        "# `stands_for` is the standard port each lab port plays; ids match the",
+        "# built-in presets so verdicts read the same against the lab.",
+    ]
+    for pid, label, protocol, service, security in _LAB_PRESETS:
+        out += [
+            "", "[[preset]]", f'id = "{pid}"', f'label = "{label}"',
+            f'protocol = "{protocol}"', 'host = "{server}"', f"port = {ports[service]}",
+            f'security = "{security}"', f"stands_for = {STANDS_FOR[service]}",
+        ]
+    path.write_text("\n".join(out) + "\n")
+
+
+def scenario_names() -> list[str]:
+    """All scenario names, for the CLI's choices."""
+    return list(SCENARIOS)
+
+
+def as_dict(info: LabInfo, checks: list[PortCheck]) -> dict[str, Any]:
+    """``lab status --json``: the info plus each port's behaviour."""
+    data = asdict(info)
+    data["checks"] = [asdict(c) for c in checks]
+    return data

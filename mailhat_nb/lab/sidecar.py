@@ -1,0 +1,73 @@
+"""The lab's sidecar: ports that misbehave at the TCP level.
+
+Two kinds of port cannot be a Dovecot setting, so a small process holds them:
+
+``silent``
+    Listens and lets the kernel complete every handshake, then never reads and
+    never writes: a hung server or a proxy with nothing behind it. A client
+    connects and waits forever for the greeting.
+``blackhole``
+    Listens with a backlog of zero and fills that backlog with one connection
+    of its own that is never accepted; the kernel then drops every further
+    SYN, so a client's ``connect()`` never completes - what a firewall that
+    drops packets looks like, on loopback only.
+
+Run as ``python -m mailhat_nb.lab.sidecar --silent PORT ... --blackhole PORT ...``;
+it binds each port on every lab address, writes its pid file and sleeps until
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+ADDRESSES = ("127.0.0.1", "127.0.0.2")
+
+
+def _listen(address: str, port: int, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address, port))
+    sock.listen(backlog)
+    return sock
+
+
+def hold(silent: list[int], blackhole: list[int]) -> list[socket.socket]:
+    """Bind the ports and return every socket that must stay open."""
+    held: list[socket.socket] = []
+    for port in silent:
+        held += [_listen(address, port, 128) for address in ADDRESSES]
+    for port in blackhole:
+        for address in ADDRESSES:
+            server = _listen(address, port, 0)
+            filler = socket.create_connection((address, port), timeout=2)
+            held += [server, filler]
+    return held
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the sidecar process."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--silent", type=int, nargs="*", default=[])
+    parser.add_argument("--blackhole", type=int, nargs="*", default=[])
+    parser.add_argument("--pid-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    held = hold(args.silent, args.blackhole)
+    args.pid_file.write_text(f"{os.getpid()}\n")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            signal.pause()
+    finally:
+        for sock in held:
+            sock.close()
+        args.pid_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Passwords: where they come from, and how they are kept out of everything else.
+
+A password enters the package in exactly two ways: from the environment
+variable the user names (``--password-env VAR``, the notebooks'
+``password_env`` parameter), or from a no-echo prompt / Password widget. It is
+held in a :class:`Secret`, whose ``repr`` and ``str`` never show the value, so
+an accidental f-string, log line, exception message, DataFrame cell or pickled
+widget state carries ``Secret('***')`` instead of the password. Only the
+protocol boundary calls :meth:`Secret.reveal`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterable
+
+from mailhat_nb.errors import UsageError
+
+MASK = "***"
+
+
+class Secret:
+    """A string that will not print itself.
+
+    Examples
+    --------
+    >>> s = Secret("hunter2")
+    >>> f"{s}", repr(s)
+    ('***', "Secret('***')")
+    >>> s.reveal()
+    'hunter2'
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The password itself; call only where it is sent to a server."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickling (multiprocessing, widget state, caches) must not carry it.
+        raise TypeError("a Secret cannot be pickled")
+
+
+def from_env(var: str) -> Secret:
+    """Read the password from environment variable ``var``.
+
+    Raises
+    ------
+    UsageError
+        When the variable is unset or empty; the message names the variable,
+        never a value.
+    """
+    value = os.environ.get(var)
+    if not value:
+        raise UsageError(
+            f"environment variable {var} is not set or empty: export the password "
+            f"there (e.g. `read -s {var}; export {var}`), or leave --password-env out "
+            "to be prompted"
+        )
+    return Secret(value)
+
+
+def obtain(env_var: str | None, prompt: str = "Password: ") -> Secret:
+    """The password from ``env_var`` when given, else from a no-echo prompt."""
+    if env_var:
+        return from_env(env_var)
+    try:
+        return Secret(getpass.getpass(prompt))
+    except (EOFError, KeyboardInterrupt) as exc:
+        raise UsageError("no password given") from exc
+
+
+def redact(text: str, secrets: Iterable[Secret | str], mask: str = MASK) -> str:
+    """Replace every occurrence of each secret in ``text`` with ``mask``.
+
+    A last line of defence for text built from foreign error messages; the
+    transcript redacts at the source instead.
+    """
+    for secret in secrets:
+        value = secret.reveal() if isinstance(secret, Secret) else secret
+        if value:
+            text = text.replace(value, mask)
+    return text
