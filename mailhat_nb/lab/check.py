@@ -1,4 +1,4 @@
-"""Wire checks of the lab's ports: does each one behave as its scenario says?
+"""Wire checks of the lab's ports: does each behave as its scenario says.
 
 Used by ``mailhat lab status`` (is every service answering?) and after every
 ``up``/``scenario`` (wait until the server really behaves as configured, e.g.

@@ -78,8 +78,11 @@ def new_passwords() -> dict[str, str]:
 
 
 def write_users(paths: LabPaths, passwords: dict[str, str]) -> None:
-    """Write the passwd-file (hashes only, readable by group dovecot) and the
-    password file (0600, root) that tests, the demo and notebooks read."""
+    """Write the passwd-file and the password file.
+
+    The passwd-file holds hashes only and is readable by group dovecot; the
+    password file (0600, root) is what tests, the demo and lab notebooks read.
+    """
     import grp
 
     lines = [f"{user}@{DOMAIN}:{_ssha512(pw)}::::::" for user, pw in passwords.items()]
@@ -188,8 +191,11 @@ def enron_files(person_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 def lab_folder_for(enron_folder: str) -> str:
-    """Map an Enron folder (``inbox``, ``sent_items``, ``10_fantasy/requests``)
-    to its IMAP name in the lab (``INBOX``, ``INBOX.Sent``, ``INBOX.10_fantasy.requests``)."""
+    """Map an Enron folder to its IMAP name in the lab.
+
+    ``inbox`` -> ``INBOX``; ``sent_items`` -> ``INBOX.Sent``;
+    ``10_fantasy/requests`` -> ``INBOX.10_fantasy.requests``.
+    """
     top = enron_folder.split(os.sep, 1)[0]
     if enron_folder == "inbox":
         return "INBOX"

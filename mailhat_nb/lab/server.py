@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,14 @@ class LabInfo:
 
 
 def _port_free(port: int) -> bool:
+    """True when a server could bind ``port`` on every lab address now.
+
+    SO_REUSEADDR as every server sets it: connections in TIME-WAIT from a
+    previous scenario do not make a port busy.
+    """
     for address in ADDRESSES:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((address, port))
             except OSError:
@@ -113,6 +120,27 @@ def _pid_alive(pid: int, needle: str) -> bool:
     except OSError:
         return False
     return needle.encode() in cmdline
+
+
+def _pid_gone(pid: int, needle: str) -> bool:
+    return not _pid_alive(pid, needle)
+
+
+def _read_pid(path: Path) -> int | None:
+    """The pid in ``path``, or None while the file is missing or half written."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _await_pid(path: Path, what: str) -> int:
+    deadline = time.monotonic() + START_TIMEOUT
+    while (pid := _read_pid(path)) is None:
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for {what}")
+        time.sleep(0.05)
+    return pid
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -178,7 +206,8 @@ class Lab:
                  for name in ("silent", "blackhole", "closed")]
         # Knock in parallel: silent and filtered ports each cost a full timeout.
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            return list(pool.map(lambda job: knock(*job, timeout=timeout), jobs))
+            futures = [pool.submit(knock, *job, timeout) for job in jobs]
+            return [f.result() for f in futures]
 
     def expected(self, scenario: Scenario) -> dict[str, str]:
         """Service -> the behaviour :func:`check.knock` should see in ``scenario``."""
@@ -250,13 +279,26 @@ class Lab:
         """Switch the running lab to scenario ``name`` and wait until it holds."""
         chosen = get_scenario(name)
         info = self.info()
+        before = get_scenario(info.scenario)
         self._stop_pids({"sidecar": info.pids.pop("sidecar", -1)})
         self._write_dovecot_conf(info, chosen)
-        self._doveadm("reload")
+        if bound_services(before) == bound_services(chosen):
+            # Same ports: a reload switches certificates and auth settings, and
+            # connections already open keep going.
+            self._doveadm("reload")
+        else:
+            # Ports move between Dovecot and the sidecar. A reload is not enough:
+            # the login processes still proxying TLS connections keep the old
+            # listening sockets open, so the ports would never come free.
+            self._stop_pids({"dovecot": info.pids.pop("dovecot", -1)})
+            info.pids["dovecot"] = self._start_dovecot()
         info.scenario, info.server = chosen.name, chosen.server
-        freed = set(chosen.silent) | set(chosen.blackhole)
-        _wait(lambda: all(_port_free(info.ports[s]) for s in freed), START_TIMEOUT,
-              "Dovecot to release the scenario's ports")
+        freed = [info.ports[s] for s in (*chosen.silent, *chosen.blackhole)]
+        try:
+            _wait(lambda: all(_port_free(p) for p in freed), START_TIMEOUT,
+                  "Dovecot to release the scenario's ports")
+        except LabError as exc:
+            raise LabError(f"{exc}; still held: {_holders(freed)}") from None
         info.pids["sidecar"] = self._start_sidecar(info, chosen)
         self._write_info(info)
         self._await(info, chosen)
@@ -336,8 +378,7 @@ class Lab:
         if proc.returncode != 0:
             tail = (self.paths.log / "dovecot-start.log").read_text(errors="replace")[-2000:]
             raise LabError(f"Dovecot did not start:\n{tail}")
-        _wait(pid_file.exists, START_TIMEOUT, "Dovecot's master.pid")
-        return int(pid_file.read_text().split()[0])
+        return _await_pid(pid_file, "Dovecot's master.pid")
 
     def _start_postfix(self) -> int:
         pid_file = postfix.pid_file(self.paths)
@@ -349,8 +390,7 @@ class Lab:
             )
         if proc.returncode != 0:
             raise LabError(f"Postfix did not start; see {self.paths.log / 'postfix.log'}")
-        _wait(pid_file.exists, START_TIMEOUT, "Postfix's master.pid")
-        return int(pid_file.read_text().split()[0])
+        return _await_pid(pid_file, "Postfix's master.pid")
 
     def _start_sidecar(self, info: LabInfo, scenario: Scenario) -> int:
         silent = [info.ports["silent"]] + [info.ports[s] for s in scenario.silent]
@@ -363,8 +403,8 @@ class Lab:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
         try:
-            _wait(lambda: pid_file.exists() or proc.poll() is not None, START_TIMEOUT,
-                  "the sidecar")
+            _wait(lambda: _read_pid(pid_file) is not None or proc.poll() is not None,
+                  START_TIMEOUT, "the sidecar")
         except LabError:
             proc.kill()
             raise
@@ -373,8 +413,11 @@ class Lab:
         return proc.pid
 
     def _await(self, info: LabInfo, scenario: Scenario) -> None:
-        """Wait until every port behaves as ``scenario`` says, and the right
-        certificate is served."""
+        """Wait until every port behaves as ``scenario`` says.
+
+        TLS ports must also serve the scenario's certificate: after a reload,
+        a login process of the old configuration may still answer.
+        """
         expected = self.expected(scenario)
         want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
         last: list[PortCheck] = []
@@ -402,13 +445,20 @@ class Lab:
                 os.kill(pid, signal.SIGTERM)
                 stopped.append(name)
         for name in stopped:
-            pid = pids[name]
+            pid, needle = pids[name], _NEEDLES[name]
             try:
-                _wait(lambda pid=pid, name=name: not _pid_alive(pid, _NEEDLES[name]), 10,
-                      f"{name} (pid {pid}) to exit")
+                _wait(partial(_pid_gone, pid, needle), 10, f"{name} (pid {pid}) to exit")
             except LabError:
                 os.kill(pid, signal.SIGKILL)
         return stopped
+
+
+def _holders(ports: list[int]) -> str:
+    """Which processes hold ``ports`` (from ``ss``), for error messages."""
+    out = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True, check=False).stdout
+    wanted = tuple(f":{p} " for p in ports)
+    return "; ".join(" ".join(ln.split()) for ln in out.splitlines()
+                     if any(w in ln + " " for w in wanted)) or "nothing visible"
 
 
 def _cert_sha256(pem_path: Path) -> str:

@@ -1,0 +1,360 @@
+"""The lab against real clients: imapclient, smtplib, poplib and bare sockets.
+
+Every port and security mode is exercised, every scenario shows its wire
+behaviour, and the lab's life cycle (up, status, down) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import email
+import imaplib
+import poplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
+from mailhat_nb.lab.mailboxes import DEMO_PERSON, enron_files, lab_folder_for, read_passwords
+from mailhat_nb.lab.scenarios import INSECURE_HOST, STANDS_FOR
+
+pytestmark = pytest.mark.lab
+
+
+def _ctx(info: LabInfo) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=info.ca_file)
+
+
+def _imap(info: LabInfo, service: str, host: str = "localhost", starttls: bool = False,
+          timeout: float = 5) -> IMAPClient:
+    client = IMAPClient(host, port=info.ports[service], ssl=service == "imaps",
+                        ssl_context=_ctx(info), timeout=timeout)
+    if starttls:
+        client.starttls(_ctx(info))
+    return client
+
+
+def _wait_for_subject(info: LabInfo, password: str, subject: str, user: str = "bob",
+                      deadline: float = 10) -> float:
+    """Seconds until a message with ``subject`` is in ``user``'s INBOX."""
+    start = time.monotonic()
+    with _imap(info, "imaps") as client:
+        client.login(f"{user}@localhost", password)
+        while time.monotonic() - start < deadline:
+            client.select_folder("INBOX", readonly=True)
+            if client.search(["SUBJECT", subject]):
+                return time.monotonic() - start
+            time.sleep(0.05)
+    raise AssertionError(f"message {subject!r} did not arrive in {deadline}s")
+
+
+# ----------------------------------------------------------------------------- IMAP
+
+
+@pytest.mark.parametrize(("service", "starttls"),
+                         [("imaps", False), ("imap", True), ("imap", False)])
+def test_imapclient_logs_in_on_every_imap_port(lab_info: LabInfo, lab_password: str,
+                                               service: str, starttls: bool) -> None:
+    with _imap(lab_info, service, starttls=starttls) as client:
+        client.login("alice@localhost", lab_password)
+        folders = {name for _flags, _delim, name in client.list_folders()}
+        assert {"INBOX", "INBOX.Sent"} <= folders
+        assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == \
+            lab_info.folders["INBOX"]
+
+
+def test_wrong_password_is_rejected_and_does_not_slow_the_next_login(
+        lab_info: LabInfo, lab_password: str) -> None:
+    with _imap(lab_info, "imaps") as client, pytest.raises(LoginError):
+        client.login("alice@localhost", "not-the-password")
+    start = time.monotonic()
+    with _imap(lab_info, "imaps") as client:
+        client.login("alice@localhost", lab_password)
+    # The auth penalty is off in the lab: no multi-second slow-down after a failure.
+    assert time.monotonic() - start < 1.5
+
+
+def test_non_ascii_password_logs_in_with_authenticate_plain(lab: Lab, lab_info: LabInfo) -> None:
+    password = lab.password("chloe")
+    assert not password.isascii()
+    with _imap(lab_info, "imaps") as client:
+        client.plain_login("chloe@localhost", password)
+        assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
+
+
+def test_demo_mailbox_holds_the_enron_person_byte_for_byte(lab: Lab, lab_info: LabInfo,
+                                                           lab_password: str,
+                                                           corpus: Path) -> None:
+    person = corpus / "enron" / DEMO_PERSON
+    expected = Counter(lab_folder_for(rel) for rel, _ in enron_files(person))
+    assert lab_info.folders == dict(expected)
+    with _imap(lab_info, "imaps") as client:
+        client.login("alice@localhost", lab_password)
+        for folder, count in expected.items():
+            status = client.folder_status(folder, ["MESSAGES"])
+            assert status[b"MESSAGES"] == count, folder
+    # On disk the files are the corpus files, unchanged.
+    maildir = lab.paths.maildir("alice")
+    stored = {p.read_bytes() for p in maildir.glob("cur/*")}
+    originals = [f.read_bytes() for rel, f in enron_files(person) if rel == "inbox"]
+    assert len(originals) == len(stored)
+    assert all(raw in stored for raw in originals)
+
+
+def test_internaldate_follows_the_date_header(lab_info: LabInfo, lab_password: str) -> None:
+    with _imap(lab_info, "imaps") as client:
+        client.normalise_times = False
+        client.login("alice@localhost", lab_password)
+        client.select_folder("INBOX.Sent", readonly=True)
+        uids = client.search("ALL")[:20]
+        data = client.fetch(uids, ["INTERNALDATE", "BODY.PEEK[HEADER.FIELDS (DATE)]"])
+    for item in data.values():
+        header = email.message_from_bytes(item[b"BODY[HEADER.FIELDS (DATE)]"])
+        sent = email.utils.parsedate_to_datetime(header["Date"])
+        assert abs((item[b"INTERNALDATE"] - sent).total_seconds()) < 1
+
+
+# ----------------------------------------------------------------------------- SMTP
+
+
+@pytest.mark.parametrize(("service", "mode"), [
+    ("submissions", "ssl"), ("submission", "starttls"), ("smtp", "starttls"),
+    ("smtp_alt", "starttls"), ("smtp", "none"), ("smtp_alt", "none"),
+])
+def test_smtplib_sends_on_every_smtp_port_and_the_message_arrives(
+        lab: Lab, lab_info: LabInfo, lab_password: str, service: str, mode: str) -> None:
+    port = lab_info.ports[service]
+    subject = f"lab test {service} {mode} {uuid.uuid4().hex[:8]}"
+    raw = (f"From: alice@localhost\r\nTo: bob@localhost\r\nSubject: {subject}\r\n"
+           f"Message-ID: <{uuid.uuid4().hex}@lab.test>\r\n\r\nhello\r\n")
+    if mode == "ssl":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL("localhost", port, context=_ctx(lab_info),
+                                              timeout=5)
+    else:
+        smtp = smtplib.SMTP("localhost", port, timeout=5)
+        if mode == "starttls":
+            smtp.starttls(context=_ctx(lab_info))
+    with smtp:
+        smtp.ehlo()
+        assert smtp.has_extn("auth")
+        smtp.login("alice@localhost", lab_password)
+        smtp.sendmail("alice@localhost", ["bob@localhost"], raw)
+    assert _wait_for_subject(lab_info, lab.password("bob"), subject) < 5
+
+
+def test_smtp_refuses_relay_without_authentication(lab_info: LabInfo) -> None:
+    with smtplib.SMTP("localhost", lab_info.ports["submission"], timeout=5) as smtp,  \
+            pytest.raises(smtplib.SMTPSenderRefused):
+        smtp.sendmail("alice@localhost", ["bob@localhost"], "Subject: x\r\n\r\nx\r\n")
+
+
+# ----------------------------------------------------------------------------- POP3
+
+
+@pytest.mark.parametrize("mode", ["ssl", "stls", "none"])
+def test_pop3_logs_in_and_counts_the_inbox(lab_info: LabInfo, lab_password: str,
+                                           mode: str) -> None:
+    if mode == "ssl":
+        pop: poplib.POP3 = poplib.POP3_SSL("localhost", lab_info.ports["pop3s"],
+                                          context=_ctx(lab_info), timeout=5)
+    else:
+        pop = poplib.POP3("localhost", lab_info.ports["pop3"], timeout=5)
+        if mode == "stls":
+            pop.stls(context=_ctx(lab_info))
+    try:
+        pop.user("alice@localhost")
+        pop.pass_(lab_password)
+        count, _size = pop.stat()
+        assert count == lab_info.folders["INBOX"]
+    finally:
+        pop.quit()
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+def _verify_error(info: LabInfo, service: str = "imaps") -> ssl.SSLCertVerificationError:
+    with socket.create_connection(("localhost", info.ports[service]), timeout=5) as raw, \
+            pytest.raises(ssl.SSLCertVerificationError) as caught:
+        _ctx(info).wrap_socket(raw, server_hostname="localhost")
+    return caught.value
+
+
+def test_wrong_host_certificate_fails_hostname_verification(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("wrong-host-cert")
+    err = _verify_error(info)
+    assert err.verify_code == 62  # X509_V_ERR_HOSTNAME_MISMATCH
+    # ...and it is otherwise a good certificate: it verifies for the names it covers.
+    ctx = _ctx(info)
+    ctx.check_hostname = False
+    with socket.create_connection(("localhost", info.ports["imaps"]), timeout=5) as raw, \
+            ctx.wrap_socket(raw) as tls:
+        names = {v for k, v in tls.getpeercert()["subjectAltName"]}  # type: ignore[index]
+    assert names == {"gator4321.hostgator.com", "*.hostgator.com"}
+
+
+def test_expired_certificate(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("expired-cert")
+    assert _verify_error(info).verify_code == 10  # X509_V_ERR_CERT_HAS_EXPIRED
+    assert _verify_error(info, "submissions").verify_code == 10
+
+
+def test_self_signed_certificate(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("self-signed")
+    assert _verify_error(info, "pop3s").verify_code == 18  # DEPTH_ZERO_SELF_SIGNED_CERT
+
+
+def test_pop_only_account_has_no_imap(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("pop-only")
+    for service in ("imap", "imaps"):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("localhost", info.ports[service]), timeout=2)
+    pop = poplib.POP3_SSL("localhost", info.ports["pop3s"], context=_ctx(info), timeout=5)
+    pop.user("alice@localhost")
+    pop.pass_(lab_password)
+    assert pop.stat()[0] == info.folders["INBOX"]
+    pop.quit()
+
+
+def test_plaintext_disabled_refuses_login_until_starttls(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("plaintext-disabled")
+    assert info.server == INSECURE_HOST
+    plain = imaplib.IMAP4(INSECURE_HOST, info.ports["imap"], timeout=5)
+    assert "LOGINDISABLED" in plain.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match=r"(?i)plaintext|disallowed|not allowed"):
+        plain.login("alice@localhost", lab_password)
+    plain.shutdown()
+    # The same port works after STARTTLS (the certificate names 127.0.0.2).
+    with _imap(info, "imap", host=INSECURE_HOST, starttls=True) as client:
+        client.login("alice@localhost", lab_password)
+    # POP3 and SMTP refuse plain-text passwords too.
+    pop = poplib.POP3(INSECURE_HOST, info.ports["pop3"], timeout=5)
+    pop.user("alice@localhost")
+    with pytest.raises(poplib.error_proto, match="Plaintext authentication disallowed"):
+        pop.pass_(lab_password)
+    pop.close()
+    with smtplib.SMTP(INSECURE_HOST, info.ports["submission"], timeout=5) as smtp:
+        smtp.ehlo()
+        # Dovecot still says AUTH, but offers no mechanism before STARTTLS.
+        assert smtp.esmtp_features["auth"].split() == []
+        with pytest.raises(smtplib.SMTPException, match="No suitable authentication"):
+            smtp.login("alice@localhost", lab_password)
+
+
+def test_plaintext_allowed_takes_the_password_in_clear(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("plaintext-allowed")
+    plain = imaplib.IMAP4(INSECURE_HOST, info.ports["imap"], timeout=5)
+    assert "LOGINDISABLED" not in plain.capabilities
+    assert plain.login("alice@localhost", lab_password)[0] == "OK"
+    plain.logout()
+
+
+def test_silent_port_accepts_and_never_greets(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("no-greeting")
+    for port in (info.ports["imaps"], info.ports["imap"], info.ports["silent"]):
+        with socket.create_connection(("localhost", port), timeout=2) as sock:
+            sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+
+
+@pytest.mark.parametrize("name", ["firewalled", "ip-blocked"])
+def test_filtered_ports_never_complete_the_handshake(scenario, name: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario(name)
+    services = SCENARIOS[name].blackhole
+    assert set(services) >= {"imap", "imaps"}
+    for service in services:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            socket.create_connection(("localhost", info.ports[service]), timeout=0.5)
+        assert time.monotonic() - start < 1.5
+
+
+def test_closed_port_refuses(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("closed-port")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("localhost", info.ports["imaps"]), timeout=2)
+    with _imap(info, "imap", starttls=True) as client:
+        client.login("alice@localhost", lab_password)
+
+
+def test_every_scenario_is_covered_here() -> None:
+    covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
+               "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
+               "ip-blocked", "closed-port"}
+    assert set(SCENARIOS) == covered
+
+
+# ----------------------------------------------------------------------------- life cycle
+
+
+def _mailhat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mailhat_nb.cli", *args], capture_output=True,
+                          text=True, timeout=120, env=env, check=False)
+
+
+def test_status_shows_every_service_answering(lab: Lab) -> None:
+    import os
+
+    env = dict(os.environ, MAILHAT_LAB_DIR=str(lab.paths.root))
+    proc = _mailhat("lab", "status", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for service, std in STANDS_FOR.items():
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(service + " "))
+        assert str(std) in line
+        assert "greets" in line
+        assert "✓" in line
+
+
+def test_up_is_fast_and_down_leaves_nothing_running() -> None:
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mhl-", dir="/tmp"))
+    root.chmod(0o755)
+    lab = Lab(root)
+    try:
+        lab.up()  # first start: certificates, users, demo mailbox
+        lab.down()
+        start = time.monotonic()
+        info = lab.up()
+        took = time.monotonic() - start
+        assert took < 5, f"lab up took {took:.1f}s"
+        pids = dict(info.pids)
+        assert set(pids) == {"dovecot", "postfix", "sidecar"}
+        children = subprocess.run(["pgrep", "-P", str(pids["dovecot"])], capture_output=True,
+                                  text=True, check=False).stdout.split()
+        assert children, "Dovecot's master should have started its services"
+        assert sorted(lab.down()) == ["dovecot", "postfix", "sidecar"]
+        for pid in [*pids.values(), *map(int, children)]:
+            assert not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+        for port in info.ports.values():
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0
+        assert not lab.is_running()
+        assert lab.down() == []
+    finally:
+        lab.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_lab_logs_never_hold_a_password(lab: Lab) -> None:
+    passwords = list(read_passwords(lab.paths).values())
+    for log in lab.paths.log.glob("*.log"):
+        text = log.read_text(errors="replace")
+        for pw in passwords:
+            assert pw not in text, log
+    for public in (lab.paths.info, lab.paths.presets, lab.paths.dovecot_conf, lab.paths.users):
+        text = public.read_text(errors="replace")
+        for pw in passwords:
+            assert pw not in text, public

@@ -1,0 +1,60 @@
+"""Committed notebooks carry no outputs, no widget state and no secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mailhat_nb.nbclean import problems, strip_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _committed_notebooks() -> list[Path]:
+    out = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return [ROOT / line for line in out.splitlines() if line]
+
+
+@pytest.mark.parametrize("path", _committed_notebooks(), ids=lambda p: p.name)
+def test_committed_notebook_is_clean(path: Path) -> None:
+    assert problems(json.loads(path.read_text())) == []
+
+
+def test_nbstripout_is_the_git_filter_for_notebooks() -> None:
+    attributes = (ROOT / ".gitattributes").read_text()
+    assert "*.ipynb filter=nbstripout" in attributes
+
+
+def _dirty() -> dict:  # type: ignore[type-arg]
+    return {
+        "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {}}}},
+        "cells": [
+            {"cell_type": "code", "execution_count": 3, "source": 'password = "hunter2hunter2"\n',
+             "outputs": [{"output_type": "stream", "text": "lab-s3cret-value"}]},
+        ],
+    }
+
+
+def test_the_checker_finds_every_kind_of_dirt() -> None:
+    found = problems(_dirty(), secrets=["lab-s3cret-value"])
+    assert any("widget state" in p for p in found)
+    assert any("outputs" in p for p in found)
+    assert any("execution count" in p for p in found)
+    assert any("literal credential" in p for p in found)
+    assert any("known password" in p for p in found)
+
+
+def test_stripping_leaves_only_the_credential_in_source() -> None:
+    found = problems(strip_outputs(_dirty()), secrets=["lab-s3cret-value"])
+    assert len(found) == 1
+    assert found[0].startswith("a cell assigns a literal credential")
+
+
+def test_a_password_env_parameter_is_not_a_credential() -> None:
+    nb = {"metadata": {}, "cells": [{"cell_type": "code", "execution_count": None, "outputs": [],
+                                     "source": 'password_env = "MAILHAT_PASSWORD"\n'}]}
+    assert problems(nb) == []
