@@ -45,11 +45,13 @@ class LabPaths:
         return self.root / "lab.json"
 
     @property
-    def dovecot_conf(self) -> Path:  # noqa: D102 - the name says it
+    def dovecot_conf(self) -> Path:
+        """The generated Dovecot configuration."""
         return self.root / "dovecot.conf"
 
     @property
-    def users(self) -> Path:  # noqa: D102
+    def users(self) -> Path:
+        """Dovecot passwd-file (hashes only)."""
         return self.root / "users"
 
     @property
@@ -58,11 +60,13 @@ class LabPaths:
         return self.root / "secrets"
 
     @property
-    def password_file(self) -> Path:  # noqa: D102
+    def password_file(self) -> Path:
+        """JSON of each lab user's password (0600)."""
         return self.secrets / "password"
 
     @property
-    def tls(self) -> Path:  # noqa: D102
+    def tls(self) -> Path:
+        """Directory of the CA and server certificates."""
         return self.root / "tls"
 
     @property
@@ -76,15 +80,18 @@ class LabPaths:
         return self.root / "run"
 
     @property
-    def state(self) -> Path:  # noqa: D102
+    def state(self) -> Path:
+        """Dovecot's state_dir."""
         return self.root / "state"
 
     @property
-    def log(self) -> Path:  # noqa: D102
+    def log(self) -> Path:
+        """Directory of every log the lab writes."""
         return self.root / "log"
 
     @property
-    def dovecot_log(self) -> Path:  # noqa: D102
+    def dovecot_log(self) -> Path:
+        """Dovecot's log file."""
         return self.log / "dovecot.log"
 
     @property
@@ -103,7 +110,8 @@ class LabPaths:
         return self.root / "presets.toml"
 
     @property
-    def sidecar_pid(self) -> Path:  # noqa: D102
+    def sidecar_pid(self) -> Path:
+        """Pid file of the sidecar process."""
         return self.run / "sidecar.pid"
 
     def maildir(self, user: str) -> Path:

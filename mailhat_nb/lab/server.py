@@ -285,7 +285,7 @@ class Lab:
         if bound_services(before) == bound_services(chosen):
             # Same ports: a reload switches certificates and auth settings, and
             # connections already open keep going.
-            self._doveadm("reload")
+            self.doveadm("reload")
         else:
             # Ports move between Dovecot and the sidecar. A reload is not enough:
             # the login processes still proxying TLS connections keep the old
@@ -311,19 +311,18 @@ class Lab:
 
     # ------------------------------------------------------------------ helpers
 
-    def doveadm(self, *args: str, user: str | None = None) -> str:
-        """Run ``doveadm -c <lab config> ARGS`` and return its output."""
-        return self._doveadm(*args, user=user)
+    def doveadm(self, *args: str) -> str:
+        """Run ``doveadm -c <lab config> ARGS`` and return its output.
 
-    def _doveadm(self, *args: str, user: str | None = None) -> str:
-        cmd = ["doveadm", "-c", str(self.paths.dovecot_conf), args[0]]
-        if user:
-            cmd += ["-u", user]
-        cmd += list(args[1:])
-        # Output to a pipe is safe here: doveadm exits (unlike the master).
+        Pass ``-u USER`` inside ``args`` after the full sub-command
+        (``"mailbox", "status", "-u", "bob@localhost", ...``): doveadm only
+        accepts it there.
+        """
+        cmd = ["doveadm", "-c", str(self.paths.dovecot_conf), *args]
+        # A pipe is safe here: doveadm exits (unlike the master, which keeps stderr).
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
-            raise LabError(f"doveadm {args[0]} failed: {proc.stderr.strip()}")
+            raise LabError(f"doveadm {' '.join(args[:2])} failed: {proc.stderr.strip()}")
         return proc.stdout
 
     def _prepare(self) -> None:

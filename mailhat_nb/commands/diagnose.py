@@ -1,0 +1,75 @@
+"""``mailhat diagnose``: test every preset for an account and say what to enter.
+
+Exit codes (DESIGN.md): 0 when at least one incoming (IMAP) preset works, 1
+otherwise, 2 on bad usage. The password comes from ``--password-env VAR`` or
+a no-echo prompt, never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mailhat_nb.diagnose import Account, builtin_names, diagnose
+from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
+from mailhat_nb.errors import UsageError
+from mailhat_nb.secrets import obtain
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``mailhat diagnose``."""
+    parser = sub.add_parser(
+        "diagnose", help="test every mail preset for an account, layer by layer",
+        description="Probe IMAP, POP3 and SMTP presets (DNS, TCP, TLS, greeting, "
+        "capabilities, one login each, mailbox) at once and give a verdict: which settings "
+        "to enter in the CRM, or why none work. Exit 0 when an incoming preset works, 1 "
+        "when none does, 2 on bad usage.",
+    )
+    parser.add_argument("--email", required=True, help="the customer's email address")
+    parser.add_argument("--server", help="server name from the welcome email / cPanel "
+                        "(e.g. gator1234.hostgator.com)")
+    parser.add_argument("--username", help="login name (default: the full email address)")
+    parser.add_argument("--presets", metavar="NAME|FILE",
+                        help="built-in presets (" + ", ".join(builtin_names()) + "; "
+                        "comma-separated for several) or a presets TOML file; default: by "
+                        "email domain, else hostgator")
+    parser.add_argument("--password-env", metavar="VAR",
+                        help="environment variable holding the password (else a prompt)")
+    parser.add_argument("--ca-file", metavar="PEM",
+                        help="extra CA certificates to trust (corporate CA, the lab CA)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help=f"seconds any one wait may take (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--send-test", action="store_true",
+                        help="also send a message to the account and confirm it arrives")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the ticket-ready Markdown report")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the diagnosis; print a table (or JSON/Markdown) and return the exit code."""
+    if not 0 < args.timeout <= 300:
+        raise UsageError(f"--timeout must be between 0 and 300 seconds, not {args.timeout:g}")
+    account = Account.from_input(args.email, "placeholder", server=args.server,
+                                 username=args.username)
+    password = obtain(args.password_env, prompt=f"Password for {account.username}: ")
+    account = Account.from_input(args.email, password, server=args.server,
+                                 username=args.username)
+    live = not args.json and not args.markdown and sys.stderr.isatty()
+
+    def progress(result: PresetResult) -> None:
+        print(f"  {SYMBOLS[result.status]} {result.preset.display} on {result.host}:"
+              f"{result.port}: {result.code}", file=sys.stderr)
+
+    report = diagnose(account, presets=args.presets, ca_file=args.ca_file,
+                      timeout=args.timeout, send_test=args.send_test,
+                      on_result=progress if live else None)
+    if args.json:
+        print(report.to_json())
+    elif args.markdown:
+        print(report.to_markdown())
+    else:
+        print(report.to_text())
+    return 0 if report.incoming_ok else 1

@@ -1,0 +1,43 @@
+"""The connection doctor: every preset tested layer by layer, the failure named.
+
+The notebooks and the CLI use this API::
+
+    from mailhat_nb.diagnose import Account, diagnose
+    account = Account.from_input(email, password, server=server)   # UsageError on bad input
+    report = diagnose(account, presets=None, ca_file=None, timeout=10, send_test=False,
+                      on_result=None)
+    report.verdict.summary; report.to_frame(); report.steps_frame()
+    report.to_markdown(); report.to_json(); report.to_text()
+
+Modules, by what they hold: :mod:`.normalise` (input), :mod:`.presets` (TOML
+data), :mod:`.probe` (the layers) over :mod:`.wire` (socket + TLS) and the
+protocol sessions :mod:`.imap`, :mod:`.pop3`, :mod:`.smtp`; :mod:`.classify`
+and :mod:`.certificate` (what went wrong), :mod:`.codes` (what to say),
+:mod:`.transcript` (redaction), :mod:`.gate` (one login per protocol),
+:mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep).
+"""
+
+from mailhat_nb.diagnose.codes import CODES, Code
+from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, diagnose
+from mailhat_nb.diagnose.normalise import Account, normalise_account
+from mailhat_nb.diagnose.presets import Preset, Target, builtin_names, load_presets
+from mailhat_nb.diagnose.report import Report
+from mailhat_nb.diagnose.results import PresetResult, Step
+from mailhat_nb.diagnose.verdict import Verdict
+
+__all__ = [
+    "CODES",
+    "DEFAULT_TIMEOUT",
+    "Account",
+    "Code",
+    "Preset",
+    "PresetResult",
+    "Report",
+    "Step",
+    "Target",
+    "Verdict",
+    "builtin_names",
+    "diagnose",
+    "load_presets",
+    "normalise_account",
+]

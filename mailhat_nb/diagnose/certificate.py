@@ -1,0 +1,177 @@
+"""TLS contexts, certificate facts, and which code a verification failure is.
+
+The certificate helper exists because "certificate error" helps nobody: on a
+verification failure the doctor reads the certificate anyway (a second
+connection with verification off, over which no credential is ever sent) and
+reports the names it covers, its issuer and its dates, then recommends a
+host name it does cover.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import ssl
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from mailhat_nb.errors import UsageError
+
+# OpenSSL X509_V_ERR_* codes we name.
+_EXPIRED = {9, 10}  # not yet valid, has expired
+_HOSTNAME = {62, 64}  # hostname mismatch, IP address mismatch
+_UNTRUSTED = {2, 18, 19, 20, 21, 24, 27, 28, 30, 31, 32, 79}
+
+
+def verified_context(ca_file: str | Path | None) -> ssl.SSLContext:
+    """Build a verifying client context: the system store, plus ``ca_file`` when given.
+
+    Raises
+    ------
+    UsageError
+        When ``ca_file`` is missing or not a PEM file.
+    """
+    ctx = ssl.create_default_context()
+    if ca_file:
+        try:
+            ctx.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot use --ca-file {ca_file}: {exc}") from exc
+    return ctx
+
+
+def unverified_context() -> ssl.SSLContext:
+    """Build a context that accepts any certificate: only to *read* one, never to log in."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def classify_verify(verify_code: int | None, reason: str = "") -> str:
+    """Diagnosis code for an OpenSSL verification failure.
+
+    >>> classify_verify(10), classify_verify(62), classify_verify(18)
+    ('cert_expired', 'cert_hostname_mismatch', 'cert_untrusted')
+    """
+    if verify_code in _EXPIRED:
+        return "cert_expired"
+    if verify_code in _HOSTNAME:
+        return "cert_hostname_mismatch"
+    if verify_code in _UNTRUSTED or reason == "CERTIFICATE_VERIFY_FAILED":
+        return "cert_untrusted"
+    return "unknown"
+
+
+def _name_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else ""
+
+
+def describe(der: bytes, host: str | None = None,
+             now: dt.datetime | None = None) -> dict[str, Any]:
+    """Facts about a DER certificate, JSON-ready.
+
+    Returns
+    -------
+    dict
+        ``subject``, ``names`` (DNS and IP subject alternative names, else the
+        common name), ``issuer``, ``not_before``, ``not_after`` (ISO UTC),
+        ``expired``, ``self_signed``, ``sha256``, and when ``host`` is given
+        ``covers_host`` and ``recommended_host``.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    cert = x509.load_der_x509_certificate(der)
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        pass
+    subject_cn = _name_attr(cert.subject, NameOID.COMMON_NAME)
+    if not names and subject_cn:
+        names = [subject_cn]
+    issuer = (_name_attr(cert.issuer, NameOID.COMMON_NAME)
+              or _name_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or cert.issuer.rfc4514_string())
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    info: dict[str, Any] = {
+        "subject": subject_cn or cert.subject.rfc4514_string(),
+        "names": names,
+        "issuer": issuer,
+        "not_before": start.isoformat(),
+        "not_after": end.isoformat(),
+        "expired": not (start <= now <= end),
+        "self_signed": cert.issuer == cert.subject,
+        "sha256": hashlib.sha256(der).hexdigest(),
+    }
+    if host is not None:
+        info["covers_host"] = covers(names, host)
+        info["recommended_host"] = recommend(names, host)
+    return info
+
+
+def covers(names: list[str], host: str) -> bool:
+    """Tell whether a certificate for ``names`` is valid for ``host`` (RFC 6125 wildcards).
+
+    >>> covers(["*.hostgator.com"], "gator1.hostgator.com"), covers(["*.a.com"], "x.y.a.com")
+    (True, False)
+    """
+    host = host.lower().rstrip(".")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    for name in names:
+        name = name.lower().rstrip(".")
+        if ip is not None:
+            try:
+                if ipaddress.ip_address(name) == ip:
+                    return True
+            except ValueError:
+                continue
+            continue
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            head, _, tail = host.partition(".")
+            if tail == name[2:] and head:
+                return True
+    return False
+
+
+def recommend(names: list[str], host: str) -> str | None:
+    """Pick a host name the certificate covers, to suggest instead of ``host``.
+
+    An exact (non-wildcard) DNS name wins, preferring one that shares the most
+    trailing labels with ``host``; a wildcard alone yields ``None`` (we cannot
+    invent the server's name; the remedy text says where to find it).
+    """
+    if covers(names, host):
+        return host
+    exact = [n for n in names if not n.startswith("*.") and not _is_ip(n)]
+    if not exact:
+        return None
+    host_labels = host.lower().split(".")[::-1]
+
+    def shared(name: str) -> int:
+        count = 0
+        for a, b in zip(name.lower().split(".")[::-1], host_labels, strict=False):
+            if a != b:
+                break
+            count += 1
+        return count
+
+    return max(exact, key=lambda n: (shared(n), -exact.index(n)))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,156 @@
+"""From what happened to a diagnosis code: the one place foreign errors become codes.
+
+:func:`classify_error` takes any exception a probe step raised (the wire's
+own errors, ``socket.gaierror``, ``OSError`` ...) plus the step it happened in,
+and returns ``(code, detail)``. The reply classifiers read what a server said
+to a login. All are pure functions, unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from mailhat_nb.diagnose.certificate import classify_verify
+from mailhat_nb.diagnose.wire import NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError, printable
+from mailhat_nb.errors import MailServerError
+
+
+class Diagnosed(MailServerError):
+    """A probe step ended with a diagnosis.
+
+    Raised inside a step by protocol code that knows what went wrong; the
+    step recorder stores ``code``, ``detail`` and ``status`` and stops the
+    probe. ``detail`` never holds a secret (it is built from redacted text).
+    """
+
+    def __init__(self, code: str, detail: str, status: str = "fail") -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+_PROTOCOL_OF_GREETING = (
+    ("* OK", "IMAP"), ("* PREAUTH", "IMAP"), ("* BYE", "IMAP"), ("+OK", "POP3"),
+    ("-ERR", "POP3"), ("220", "SMTP"), ("554", "SMTP"), ("421", "SMTP"), ("HTTP/", "HTTP"),
+    ("SSH-", "SSH"), ("<", "HTML/XML"),
+)
+
+
+def greeting_protocol(line: str) -> str | None:
+    """Which protocol a greeting line belongs to, if we can tell.
+
+    >>> greeting_protocol("+OK Dovecot ready."), greeting_protocol("220 mx ESMTP")
+    ('POP3', 'SMTP')
+    """
+    for prefix, name in _PROTOCOL_OF_GREETING:
+        if line.upper().startswith(prefix.upper()):
+            return name
+    return None
+
+
+def wrong_protocol(line: str, expected: str) -> Diagnosed:
+    """Build the ``wrong_protocol`` diagnosis for greeting ``line``."""
+    seen = greeting_protocol(line)
+    what = f"a {seen} server" if seen else "something else"
+    return Diagnosed("wrong_protocol", f"expected a {expected} greeting, got {what}: "
+                     f"{line[:120]!r}")
+
+
+def classify_auth_reply(text: str) -> str:
+    """Code for a rejected login, from the server's words.
+
+    >>> classify_auth_reply("NO [AUTHENTICATIONFAILED] Authentication failed.")
+    'auth_failed'
+    >>> classify_auth_reply("-ERR Plaintext authentication disallowed on non-secure connections")
+    'plaintext_auth_disabled'
+    """
+    t = text.lower()
+    plaintext = ("plaintext authentication disallowed", "[privacyrequired]", "encryption required",
+                 "must issue a starttls", "tls required", "requires encryption",
+                 "must use tls", "starttls first")
+    if any(p in t for p in plaintext):
+        return "plaintext_auth_disabled"
+    if "[in-use]" in t:
+        return "mailbox_unavailable"
+    if "[unavailable]" in t or "[sys/temp]" in t or "temporary" in t or "try again" in t:
+        return "unknown"
+    return "auth_failed"
+
+
+def classify_smtp_auth(code: int, text: str) -> str:
+    """Code for an SMTP AUTH reply that is not 235.
+
+    >>> classify_smtp_auth(535, "5.7.8 Authentication failed")
+    'auth_failed'
+    >>> classify_smtp_auth(538, "5.7.11 Encryption required for requested authentication")
+    'plaintext_auth_disabled'
+    """
+    if code in (530, 538) or "encryption" in text.lower():
+        by_text = classify_auth_reply(text)
+        return by_text if by_text != "auth_failed" else "plaintext_auth_disabled"
+    if code == 504:
+        return "smtp_auth_unavailable"
+    if 400 <= code < 500:
+        return "unknown"
+    return classify_auth_reply(text) if code != 535 else "auth_failed"
+
+
+def classify_error(exc: BaseException, step: str, security: str = "none") -> tuple[str, str]:
+    """``(code, detail)`` for an exception raised in probe step ``step``.
+
+    The one boundary where foreign errors become diagnosis codes. The detail is
+    built from the exception, so callers must scrub it (the transcript does)
+    before it leaves the probe.
+    """
+    if isinstance(exc, Diagnosed):
+        return exc.code, exc.detail
+    if isinstance(exc, NotTLS):
+        return ("plain_on_tls_port",
+                f"the server answered the TLS handshake in plain text: {printable(exc.data)!r}")
+    if isinstance(exc, TLSHandshakeError):
+        if exc.verify_code is not None:
+            return classify_verify(exc.verify_code, exc.reason), f"certificate: {exc}"
+        if exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
+                          "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return "plain_on_tls_port", f"TLS handshake failed ({exc.reason}): not a TLS port"
+        return "unknown", f"TLS handshake failed: {exc}"
+    if isinstance(exc, ReadTimeout):
+        if step == "greeting" and exc.partial:
+            return ("wrong_protocol",
+                    f"the server sent {printable(exc.partial)!r} and no complete greeting")
+        if step in ("greeting", "tls") and not exc.partial:
+            what = "answer the TLS handshake" if step == "tls" else "send a greeting"
+            return "no_greeting", f"the connection opened but the server did not {what}"
+        return "unknown", f"the server stopped answering during {step}"
+    if isinstance(exc, PeerClosed):
+        said = f" after sending {printable(exc.partial)!r}" if exc.partial else ""
+        return "server_disconnected", f"{exc} during {step}{said}"
+    if isinstance(exc, socket.gaierror):
+        return classify_dns(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection_refused", "connection refused"
+    if isinstance(exc, TimeoutError):
+        return ("connect_timeout", "no answer to the connection attempt") if step == "tcp" else (
+            "unknown", f"timed out during {step}")
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "connect_timeout", f"network unreachable: {exc.strerror}"
+        return "unknown", f"{type(exc).__name__}: {exc.strerror or exc}"
+    return "unknown", f"{type(exc).__name__}: {exc}"
+
+
+def classify_dns(exc: socket.gaierror) -> tuple[str, str]:
+    """``dns_not_found`` for a name that does not exist, else ``dns_failure``.
+
+    >>> classify_dns(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))[0]
+    'dns_not_found'
+    """
+    not_found = {socket.EAI_NONAME}
+    nodata = getattr(socket, "EAI_NODATA", None)
+    if nodata is not None:
+        not_found.add(nodata)
+    if exc.errno in not_found:
+        return "dns_not_found", f"the name does not exist ({exc.strerror})"
+    return "dns_failure", f"the lookup failed ({exc.strerror or exc})"

@@ -1,0 +1,99 @@
+"""The sweep: every preset probed at once, results streamed, one Report back.
+
+Probes run in threads (they wait on sockets, not the CPU), one per target, so
+a sweep takes about as long as its slowest probe: one timeout when ports
+swallow packets, never the sum. ``on_result`` is called in the caller's
+thread as each probe finishes, so a notebook panel can fill in row by row
+without worrying about threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from mailhat_nb.diagnose.certificate import verified_context
+from mailhat_nb.diagnose.gate import AuthGate
+from mailhat_nb.diagnose.normalise import Account
+from mailhat_nb.diagnose.presets import Preset, expand, load_presets
+from mailhat_nb.diagnose.probe import ProbeConfig, probe
+from mailhat_nb.diagnose.report import Report
+from mailhat_nb.diagnose.results import PresetResult
+from mailhat_nb.diagnose.sendtest import send_test as run_send_test
+from mailhat_nb.diagnose.verdict import decide
+from mailhat_nb.errors import UsageError
+
+DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 300.0
+
+
+def diagnose(
+    account: Account,
+    presets: str | Path | list[Preset] | None = None,
+    ca_file: str | Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    send_test: bool = False,
+    on_result: Callable[[PresetResult], None] | None = None,
+    concurrent: bool = True,
+) -> Report:
+    """Test every preset for ``account`` and conclude.
+
+    Parameters
+    ----------
+    account:
+        From :meth:`Account.from_input` (validates and repairs the input).
+    presets:
+        A built-in name (``"hostgator"``, ``"gmail"`` ...; comma-separated for
+        several), a presets file path, a list of :class:`Preset`, or None to
+        choose by the email domain (HostGator otherwise).
+    ca_file:
+        A PEM file of extra trusted CAs (a corporate CA, the lab's CA).
+    timeout:
+        Seconds any one wait may take (connect, greeting, each reply).
+    send_test:
+        Also send a message to the account and confirm it arrives over IMAP.
+    on_result:
+        Called with each result as its probe finishes (in this thread).
+    concurrent:
+        False probes one after another (for the benchmark's comparison).
+
+    Raises
+    ------
+    UsageError, PresetsError
+        For unusable presets, CA file or timeout; never for anything a server does.
+    """
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise UsageError(f"timeout must be between 0 and {MAX_TIMEOUT:g} seconds, not {timeout}")
+    start = time.monotonic()
+    chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)
+    targets, notes = expand(chosen, account)
+    cfg = ProbeConfig(account=account, context=verified_context(ca_file), timeout=timeout,
+                      gate=AuthGate())
+    results: list[PresetResult | None] = [None] * len(targets)
+    if concurrent and targets:
+        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="probe") as pool:
+            futures = {pool.submit(probe, t, cfg): i for i, t in enumerate(targets)}
+            for future in as_completed(futures):
+                result = future.result()
+                results[futures[future]] = result
+                if on_result is not None:
+                    on_result(result)
+    else:
+        for i, target in enumerate(targets):
+            results[i] = probe(target, cfg)
+            if on_result is not None:
+                on_result(results[i])  # type: ignore[arg-type]
+    done = [r for r in results if r is not None]
+    verdict = decide(done)
+    if send_test:
+        if verdict.outgoing is None:
+            notes.append("send test skipped: no outgoing (SMTP) preset works")
+        else:
+            outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
+            notes.append(f"send test: {outcome.detail}")
+            verdict = decide(done)
+    return Report(account=account, results=done, verdict=verdict,
+                  elapsed_ms=(time.monotonic() - start) * 1000, notes=notes)
+

@@ -1,0 +1,261 @@
+"""IMAP, as much as the doctor needs, spoken line by line (RFC 3501/9051).
+
+Greeting, CAPABILITY, STARTTLS, one login (AUTHENTICATE PLAIN when offered,
+because it carries a UTF-8 password; LOGIN otherwise), LIST, NAMESPACE, and a
+read-only EXAMINE of INBOX. Also the polling used by ``--send-test`` to see a
+message arrive.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from mailhat_nb.diagnose.classify import Diagnosed, classify_auth_reply, wrong_protocol
+from mailhat_nb.diagnose.session import Session, sasl_plain
+from mailhat_nb.diagnose.wire import Channel
+from mailhat_nb.secrets import Secret
+
+_LITERAL = re.compile(rb"\{(\d+)\+?\}$")
+_CAP_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
+_LIST = re.compile(r'^\* LIST \(([^)]*)\) (NIL|"(?:[^"\\]|\\.)"|\S+) (.*)$', re.IGNORECASE)
+
+
+def quote(text: str) -> str:
+    r"""Quote ``text`` as an IMAP quoted string.
+
+    >>> quote('say "hi"')
+    '"say \\"hi\\""'
+    """
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _needs_literal(text: str) -> bool:
+    return not text.isascii() or any(c in text for c in "\r\n\0")
+
+
+class Response:
+    """A tagged IMAP response and the untagged lines before it."""
+
+    def __init__(self, status: str, text: str, untagged: list[str]) -> None:
+        self.status = status
+        self.text = text
+        self.untagged = untagged
+
+    @property
+    def ok(self) -> bool:  # noqa: D102 - the name says it
+        return self.status == "OK"
+
+
+class ImapSession(Session):
+    """An IMAP conversation for the doctor."""
+
+    protocol = "imap"
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        self._tag = 0
+
+    # ------------------------------------------------------------------ wire
+
+    def _read(self) -> str:
+        """One response line with its literals inlined (as quoted strings)."""
+        raw = self.chan.read_line(record=False)
+        parts = [raw]
+        shown = [raw]
+        while True:
+            m = _LITERAL.search(parts[-1].encode("utf-8", "replace"))
+            if not m:
+                break
+            size = int(m.group(1))
+            data = self.chan.read_exact(size).decode("utf-8", errors="replace")
+            rest = self.chan.read_line(record=False)
+            head = parts[-1][: m.start()]
+            parts[-1] = head + quote(data)
+            shown[-1] = head + f"{{{size}}} {quote(data)}"
+            parts.append(rest)
+            shown.append(rest)
+        self.chan.transcript.server("".join(shown))
+        return "".join(parts)
+
+    def _next_tag(self) -> str:
+        self._tag += 1
+        return f"M{self._tag:03d}"
+
+    def _response(self, tag: str, continuation: list[bytes] | None = None,
+                  continuation_shown: str = "***") -> Response:
+        untagged: list[str] = []
+        pending = list(continuation or [])
+        while True:
+            line = self._read()
+            if line.startswith("+"):
+                if not pending:
+                    # Unexpected: answer with an empty line so the server ends it.
+                    self.chan.send_line("", secret=True, shown="")
+                    continue
+                data = pending.pop(0)
+                self.chan.transcript.client(data.decode("utf-8", "replace"), secret=True,
+                                            shown=continuation_shown)
+                self.chan.send_bytes(data + b"\r\n")
+                continue
+            if line.startswith(tag + " "):
+                status, _, text = line[len(tag) + 1:].partition(" ")
+                return Response(status.upper(), text, untagged)
+            untagged.append(line)
+            if line.upper().startswith("* CAPABILITY "):
+                # Servers announce new capabilities after login (UIDPLUS ...).
+                self.caps = {w.upper() for w in line.split()[2:]}
+
+    def command(self, text: str, masked_as: str | None = None) -> Response:
+        """Send ``TAG text`` and read to the tagged reply."""
+        tag = self._next_tag()
+        if masked_as is not None:
+            self.chan.send_line(f"{tag} {text}", secret=True, shown=f"{tag} {masked_as}")
+        else:
+            self.chan.send_line(f"{tag} {text}")
+        return self._response(tag)
+
+    def _note_caps(self, text: str) -> None:
+        m = _CAP_CODE.search(text)
+        if m:
+            self.caps = {w.upper() for w in m.group(1).split()}
+
+    # ---------------------------------------------------------------- layers
+
+    def greeting(self, timeout: float) -> str:  # noqa: D102 - see Session
+        line = self.chan.read_line(timeout=timeout)
+        upper = line.upper()
+        if upper.startswith("* OK") or upper.startswith("* PREAUTH"):
+            self._note_caps(line)
+            return line[:160]
+        if upper.startswith("* BYE"):
+            raise Diagnosed("server_disconnected", f"the server refused the session: {line[:160]}")
+        raise wrong_protocol(line, "IMAP")
+
+    def capabilities(self) -> str:  # noqa: D102
+        resp = self.command("CAPABILITY")
+        for line in resp.untagged:
+            if line.upper().startswith("* CAPABILITY"):
+                self.caps = {w.upper() for w in line.split()[2:]}
+        if not resp.ok:
+            raise Diagnosed("wrong_protocol", f"CAPABILITY failed: {resp.status} {resp.text}")
+        return self.caps_detail()
+
+    def starttls(self) -> None:  # noqa: D102
+        if "STARTTLS" not in self.caps:
+            raise Diagnosed("starttls_unavailable", "the server does not list STARTTLS")
+        resp = self.command("STARTTLS")
+        if not resp.ok:
+            raise Diagnosed("starttls_unavailable", f"STARTTLS refused: {resp.status} {resp.text}")
+
+    def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
+        if "LOGINDISABLED" in self.caps and not self.encrypted:
+            raise Diagnosed("plaintext_auth_disabled",
+                            "the server lists LOGINDISABLED on this unencrypted connection; "
+                            "no password was sent")
+        non_ascii = not password.reveal().isascii()
+        if "AUTH=PLAIN" in self.caps:
+            how = "AUTHENTICATE PLAIN"
+            payload = sasl_plain(username, password)
+            tag = self._next_tag()
+            if "SASL-IR" in self.caps:
+                self.chan.send_line(f"{tag} AUTHENTICATE PLAIN {payload}", secret=True,
+                                    shown=f"{tag} AUTHENTICATE PLAIN ***")
+                resp = self._response(tag)
+            else:
+                self.chan.send_line(f"{tag} AUTHENTICATE PLAIN")
+                resp = self._response(tag, continuation=[payload.encode("ascii")])
+        else:
+            how = "LOGIN"
+            resp = self._login(username, password)
+        if resp.ok:
+            self._note_caps(resp.text)
+            return f"logged in as {username} with {how}"
+        code = classify_auth_reply(f"{resp.status} {resp.text}")
+        if non_ascii and how == "LOGIN" and code == "auth_failed":
+            raise Diagnosed("password_not_ascii",
+                            "the server offers only LOGIN, which cannot reliably carry a "
+                            f"non-ASCII password; it answered {resp.status} {resp.text[:120]}")
+        raise Diagnosed(code, f"{how} rejected: {resp.status} {resp.text[:160]}")
+
+    def _login(self, username: str, password: Secret) -> Response:
+        tag = self._next_tag()
+        pw = password.reveal()
+        if not _needs_literal(pw) and not _needs_literal(username):
+            self.chan.send_line(f"{tag} LOGIN {quote(username)} {quote(pw)}", secret=True,
+                                shown=f"{tag} LOGIN {quote(username)} ***")
+            return self._response(tag)
+        # A literal carries UTF-8 bytes; LITERAL+ saves a round trip.
+        plus = "+" if "LITERAL+" in self.caps else ""
+        user = quote(username) if not _needs_literal(username) else None
+        if user is None:
+            raise Diagnosed("unknown", "the username contains non-ASCII characters; "
+                            "use the ASCII form of the address")
+        data = pw.encode("utf-8")
+        self.chan.send_line(f"{tag} LOGIN {user} {{{len(data)}{plus}}}")
+        if plus:
+            self.chan.transcript.client("<password literal>", secret=True)
+            self.chan.send_bytes(data + b"\r\n")
+            return self._response(tag)
+        return self._response(tag, continuation=[data])
+
+    def mailbox(self) -> str:  # noqa: D102
+        resp = self.command('LIST "" "*"')
+        if not resp.ok:
+            raise Diagnosed("mailbox_unavailable", f"LIST failed: {resp.status} {resp.text}")
+        folders = [m for m in (_LIST.match(line) for line in resp.untagged) if m]
+        delimiters = {m.group(2).strip('"') for m in folders if m.group(2).upper() != "NIL"}
+        prefix = ""
+        if "NAMESPACE" in self.caps:
+            ns = self.command("NAMESPACE")
+            for line in ns.untagged:
+                m = re.match(r'^\* NAMESPACE \(\("([^"]*)"', line, re.IGNORECASE)
+                if m:
+                    prefix = m.group(1)
+        exists = self.examine_inbox()
+        where = f"delimiter {'/'.join(sorted(delimiters)) or '?'!r}"
+        if prefix:
+            where += f", namespace prefix {prefix!r}"
+        return f"{len(folders)} folders ({where}); INBOX: {exists} messages (opened read-only)"
+
+    def examine_inbox(self, select: bool = False) -> int:
+        """EXAMINE (or SELECT) INBOX; return its message count."""
+        resp = self.command(("SELECT" if select else "EXAMINE") + " INBOX")
+        if not resp.ok:
+            raise Diagnosed("mailbox_unavailable",
+                            f"INBOX could not be opened: {resp.status} {resp.text}")
+        for line in resp.untagged:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit():
+                return int(parts[1])
+        return 0
+
+    def wait_for(self, token: str, timeout: float, poll: float = 0.1) -> tuple[int, float] | None:
+        """Poll INBOX for a message whose X-Mailhat-Test header is ``token``.
+
+        Returns ``(uid, time.monotonic() when first seen)``, or None when it did
+        not arrive within ``timeout`` seconds.
+        """
+        start = time.monotonic()
+        while True:
+            resp = self.command(f"UID SEARCH HEADER X-Mailhat-Test {quote(token)}")
+            for line in resp.untagged:
+                if line.upper().startswith("* SEARCH"):
+                    uids = [int(w) for w in line.split()[2:] if w.isdigit()]
+                    if uids:
+                        return uids[-1], time.monotonic()
+            if time.monotonic() - start > timeout:
+                return None
+            time.sleep(poll)
+            self.command("NOOP")
+
+    def remove(self, uid: int) -> bool:
+        """Delete exactly message ``uid`` (needs UIDPLUS); True when done."""
+        if "UIDPLUS" not in self.caps:
+            return False
+        if not self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)").ok:
+            return False
+        return self.command(f"UID EXPUNGE {uid}").ok
+
+    def _goodbye(self) -> None:
+        self.command("LOGOUT")

@@ -1,0 +1,98 @@
+"""POP3, as much as the doctor needs (RFC 1939, 2449, 2595, 5034).
+
+POP3 matters to the doctor for one reason: an account that answers on
+110/995 while IMAP is off is POP-only, and the CRM cannot use it. So the
+probe goes as far as STAT, to prove the login works.
+"""
+
+from __future__ import annotations
+
+from mailhat_nb.diagnose.classify import Diagnosed, classify_auth_reply, wrong_protocol
+from mailhat_nb.diagnose.session import Session, sasl_plain
+from mailhat_nb.secrets import Secret
+
+
+class Pop3Session(Session):
+    """A POP3 conversation for the doctor."""
+
+    protocol = "pop3"
+
+    def _command(self, text: str, masked_as: str | None = None) -> str:
+        if masked_as is not None:
+            self.chan.send_line(text, secret=True, shown=masked_as)
+        else:
+            self.chan.send_line(text)
+        return self.chan.read_line()
+
+    def _multiline(self) -> list[str]:
+        lines: list[str] = []
+        while True:
+            line = self.chan.read_line()
+            if line == ".":
+                return lines
+            lines.append(line[1:] if line.startswith("..") else line)
+
+    def greeting(self, timeout: float) -> str:  # noqa: D102 - see Session
+        line = self.chan.read_line(timeout=timeout)
+        if line.startswith("+OK"):
+            return line[:160]
+        if line.startswith("-ERR"):
+            raise Diagnosed("server_disconnected", f"the server refused the session: {line[:160]}")
+        raise wrong_protocol(line, "POP3")
+
+    def capabilities(self) -> str:  # noqa: D102
+        reply = self._command("CAPA")
+        if not reply.startswith("+OK"):
+            self.caps = set()
+            return "CAPA not supported (an old server)"
+        caps: set[str] = set()
+        for line in self._multiline():
+            words = line.upper().split()
+            if not words:
+                continue
+            caps.add(words[0])
+            if words[0] == "SASL":
+                caps |= {f"SASL={mech}" for mech in words[1:]}
+        self.caps = caps
+        return self.caps_detail()
+
+    def starttls(self) -> None:  # noqa: D102
+        if "STLS" not in self.caps:
+            raise Diagnosed("starttls_unavailable", "the server does not list STLS in CAPA")
+        reply = self._command("STLS")
+        if not reply.startswith("+OK"):
+            raise Diagnosed("starttls_unavailable", f"STLS refused: {reply[:160]}")
+
+    def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
+        if (not self.encrypted and "STLS" in self.caps and "USER" not in self.caps
+                and not any(c.startswith("SASL=") for c in self.caps)):
+            raise Diagnosed("plaintext_auth_disabled",
+                            "the server offers no login on this unencrypted connection (only "
+                            "STLS); no password was sent")
+        if "SASL=PLAIN" in self.caps:
+            how = "AUTH PLAIN"
+            reply = self._command(f"AUTH PLAIN {sasl_plain(username, password)}",
+                                  masked_as="AUTH PLAIN ***")
+        else:
+            how = "USER/PASS"
+            reply = self._command(f"USER {username}")
+            if reply.startswith("+OK"):
+                reply = self._command(f"PASS {password.reveal()}", masked_as="PASS ***")
+        if reply.startswith("+OK"):
+            return f"logged in as {username} with {how}"
+        code = classify_auth_reply(reply)
+        if code == "auth_failed" and how == "USER/PASS" and not password.reveal().isascii():
+            code = "password_not_ascii"
+        raise Diagnosed(code, f"{how} rejected: {reply[:160]}")
+
+    def mailbox(self) -> str:  # noqa: D102
+        reply = self._command("STAT")
+        if not reply.startswith("+OK"):
+            raise Diagnosed("mailbox_unavailable", f"STAT failed: {reply[:160]}")
+        parts = reply.split()
+        count = parts[1] if len(parts) > 1 else "?"
+        size = parts[2] if len(parts) > 2 else "?"
+        return f"STAT: {count} messages, {size} bytes"
+
+    def _goodbye(self) -> None:
+        self._command("QUIT")

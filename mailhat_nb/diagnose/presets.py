@@ -1,0 +1,307 @@
+"""Presets: connection settings to try, as TOML data (never code).
+
+A presets file (DESIGN.md) is a list of ``[[preset]]`` tables with ``id``,
+``label``, ``protocol``, ``host``, ``port`` and ``security``. Optional keys
+this module also reads:
+
+``stands_for``
+    The standard port a test port plays (the lab's files use it), shown in
+    labels: "IMAP option 1 (993 SSL/TLS)".
+``alt_hosts``
+    More host templates to test the same preset on. HostGator's presets carry
+    both the server name and ``mail.{domain}``: customers mix them up, and the
+    certificate only covers the server name, so both are tested when both apply.
+``hint``
+    Provider advice shown with a failure (app passwords, OAuth-only ...).
+``auth``
+    ``password`` (default), ``app-password`` or ``oauth-only``.
+
+A file may also carry top-level ``title`` and ``domains`` (email domains the
+file is chosen for automatically, e.g. gmail.com).
+
+The built-in files live in ``presets/``: ``hostgator`` (the default) first,
+then the common providers. ``--presets`` takes a built-in name, a
+comma-separated list of them, or a path.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mailhat_nb.diagnose.normalise import Account
+from mailhat_nb.errors import PresetsError, UsageError
+
+PROTOCOLS = ("imap", "pop3", "smtp")
+SECURITIES = ("ssl", "starttls", "none")
+AUTH_KINDS = ("password", "app-password", "oauth-only")
+SECURITY_NAMES = {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encryption"}
+DEFAULT = "hostgator"
+
+_REQUIRED = {"id": str, "label": str, "protocol": str, "host": str, "port": int,
+             "security": str}
+_OPTIONAL = {"stands_for": int, "alt_hosts": list, "hint": str, "auth": str}
+_FIELD = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDERS = {"server", "domain"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One connection setting to test, as the presets file states it."""
+
+    id: str
+    label: str
+    protocol: str
+    host: str
+    port: int
+    security: str
+    stands_for: int | None = None
+    alt_hosts: tuple[str, ...] = ()
+    hint: str = ""
+    auth: str = "password"
+    source: str = ""
+
+    @property
+    def std_port(self) -> int:
+        """The port this preset stands for (its own port unless ``stands_for``)."""
+        return self.stands_for or self.port
+
+    @property
+    def display(self) -> str:
+        """Label with port and security: "IMAP option 1 (993 SSL/TLS)"."""
+        security = SECURITY_NAMES[self.security]
+        if str(self.std_port) not in self.label:
+            return f"{self.label} ({self.std_port} {security})"
+        if security.lower() not in self.label.lower():
+            return f"{self.label}, {security}"
+        return self.label
+
+
+@dataclass(frozen=True)
+class Target:
+    """A preset with its host expanded for one account: what one probe connects to."""
+
+    preset: Preset
+    host: str
+
+    @property
+    def protocol(self) -> str:  # noqa: D102 - shorthand
+        return self.preset.protocol
+
+    @property
+    def port(self) -> int:  # noqa: D102
+        return self.preset.port
+
+    @property
+    def security(self) -> str:  # noqa: D102
+        return self.preset.security
+
+    def setting(self) -> str:
+        """Say what to type into the CRM.
+
+        E.g. "IMAP option 1: gator1234.hostgator.com, port 993, SSL/TLS".
+        """
+        p = self.preset
+        port = f"port {p.port}"
+        if p.stands_for and p.stands_for != p.port:
+            port += f" (standing for {p.stands_for})"
+        return f"{p.label}: {self.host}, {port}, {SECURITY_NAMES[p.security]}"
+
+
+# ------------------------------------------------------------------ loading
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in presets files, HostGator first."""
+    names = sorted(p.name.removesuffix(".toml") for p in _builtin_dir().iterdir()
+                   if p.name.endswith(".toml"))
+    names.remove(DEFAULT)
+    return [DEFAULT, *names]
+
+
+def _builtin_dir() -> Any:
+    return resources.files("mailhat_nb.diagnose") / "presets"
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetsError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def _check_template(template: str, where: str) -> None:
+    unknown = set(_FIELD.findall(template)) - _PLACEHOLDERS
+    if unknown:
+        raise PresetsError(f"{where}: unknown placeholder(s) "
+                           f"{', '.join('{' + u + '}' for u in sorted(unknown))} in {template!r}; "
+                           "use {server} or {domain}")
+
+
+def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
+    """Parse and validate the text of a presets file.
+
+    Raises
+    ------
+    PresetsError
+        With the file, the preset and the field at fault.
+    """
+    data = _parse(text, source)
+    extra = set(data) - {"preset", "title", "domains"}
+    if extra:
+        raise PresetsError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
+    entries = data.get("preset")
+    if not isinstance(entries, list) or not entries:
+        raise PresetsError(f"{source}: no [[preset]] tables")
+    out: list[Preset] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries, 1):
+        where = f"{source}: preset #{index}"
+        if not isinstance(entry, dict):
+            raise PresetsError(f"{where} is not a table")
+        if "id" in entry:
+            where = f"{source}: preset {entry['id']!r}"
+        for key, kind in _REQUIRED.items():
+            if key not in entry:
+                raise PresetsError(f"{where}: missing {key!r}")
+            if not isinstance(entry[key], kind) or isinstance(entry[key], bool):
+                raise PresetsError(f"{where}: {key!r} must be a {kind.__name__}")
+        unknown = set(entry) - set(_REQUIRED) - set(_OPTIONAL)
+        if unknown:
+            raise PresetsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key, kind in _OPTIONAL.items():
+            if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool)):
+                raise PresetsError(f"{where}: {key!r} must be a {kind.__name__}")
+        if entry["protocol"] not in PROTOCOLS:
+            raise PresetsError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}")
+        if entry["security"] not in SECURITIES:
+            raise PresetsError(f"{where}: security must be one of {', '.join(SECURITIES)}")
+        for key in ("port", "stands_for"):
+            if key in entry and not 1 <= entry[key] <= 65535:
+                raise PresetsError(f"{where}: {key} {entry[key]} is out of range (1-65535)")
+        if entry.get("auth", "password") not in AUTH_KINDS:
+            raise PresetsError(f"{where}: auth must be one of {', '.join(AUTH_KINDS)}")
+        alts = entry.get("alt_hosts", [])
+        if not all(isinstance(a, str) and a for a in alts):
+            raise PresetsError(f"{where}: alt_hosts must be a list of host names")
+        for template in [entry["host"], *alts]:
+            if not template.strip():
+                raise PresetsError(f"{where}: empty host")
+            _check_template(template, where)
+        if entry["id"] in seen:
+            raise PresetsError(f"{where}: duplicate id")
+        seen.add(entry["id"])
+        out.append(Preset(
+            id=entry["id"], label=entry["label"], protocol=entry["protocol"],
+            host=entry["host"].strip(), port=entry["port"], security=entry["security"],
+            stands_for=entry.get("stands_for"), alt_hosts=tuple(a.strip() for a in alts),
+            hint=entry.get("hint", ""), auth=entry.get("auth", "password"), source=source,
+        ))
+    return out
+
+
+def _builtin_text(name: str) -> str:
+    return (_builtin_dir() / f"{name}.toml").read_text(encoding="utf-8")  # type: ignore[no-any-return]
+
+
+def builtin_domains() -> dict[str, str]:
+    """Email domain -> built-in presets name, for choosing presets automatically."""
+    found: dict[str, str] = {}
+    for name in builtin_names():
+        data = _parse(_builtin_text(name), f"{name}.toml")
+        for domain in data.get("domains", []):
+            found[str(domain).lower()] = name
+    return found
+
+
+def load_presets(spec: str | Path | None = None, email_domain: str | None = None) -> list[Preset]:
+    """Load the presets to test.
+
+    Parameters
+    ----------
+    spec:
+        A built-in name (``hostgator``, ``gmail`` ...), several joined with
+        commas, or the path of a presets file. None chooses by
+        ``email_domain`` (gmail.com -> gmail ...) and falls back to HostGator.
+    email_domain:
+        The account's domain, for that automatic choice.
+
+    Raises
+    ------
+    UsageError
+        For an unknown name or a file that cannot be read.
+    PresetsError
+        For a file that does not parse or validate.
+    """
+    if spec is None or str(spec).strip() == "":
+        name = builtin_domains().get((email_domain or "").lower(), DEFAULT)
+        return parse_presets(_builtin_text(name), f"{name}.toml")
+    text = str(spec).strip()
+    path = Path(text).expanduser()
+    if path.is_file() or text.endswith(".toml") or "/" in text:
+        try:
+            content = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read presets file {text}: {exc}") from exc
+        return parse_presets(content, str(path))
+    names = builtin_names()
+    out: list[Preset] = []
+    for name in (n.strip().lower() for n in text.split(",") if n.strip()):
+        if name not in names:
+            raise UsageError(f"unknown presets {name!r}: use a file path or one of "
+                             f"{', '.join(names)}")
+        out += parse_presets(_builtin_text(name), f"{name}.toml")
+    ids = [p.id for p in out]
+    if len(ids) != len(set(ids)):
+        raise PresetsError(f"presets {text!r} repeat an id")
+    return out
+
+
+# ------------------------------------------------------------------ expansion
+
+
+def expand_host(template: str, account: Account) -> str | None:
+    """Fill ``{server}`` and ``{domain}``; None when a needed value is missing.
+
+    >>> from mailhat_nb.diagnose.normalise import normalise_account
+    >>> acct = normalise_account("a@example.com", "pw", server=None)
+    >>> expand_host("mail.{domain}", acct), expand_host("{server}", acct)
+    ('mail.example.com', None)
+    """
+    values = {"server": account.server, "domain": account.domain}
+    missing = [k for k in _FIELD.findall(template) if not values.get(k)]
+    if missing:
+        return None
+    return _FIELD.sub(lambda m: str(values[m.group(1)]), template).lower()
+
+
+def expand(presets: list[Preset], account: Account) -> tuple[list[Target], list[str]]:
+    """Targets to probe: each preset on each of its host templates that applies.
+
+    Returns
+    -------
+    targets, notes:
+        Targets in preset order (a preset's own host first, then its
+        ``alt_hosts``), without duplicates (same protocol, host, port and
+        security); notes name presets that could not be expanded.
+    """
+    targets: list[Target] = []
+    notes: list[str] = []
+    seen: set[tuple[str, str, int, str]] = set()
+    for preset in presets:
+        hosts = [expand_host(t, account) for t in (preset.host, *preset.alt_hosts)]
+        usable = [h for h in hosts if h]
+        if not usable:
+            notes.append(f"skipped {preset.display}: it needs a server name (--server)")
+            continue
+        for host in usable:
+            key = (preset.protocol, host, preset.port, preset.security)
+            if key in seen:
+                continue
+            seen.add(key)
+            targets.append(Target(preset, host))
+    return targets, notes

@@ -1,0 +1,382 @@
+"""The layered probe: DNS → TCP → TLS → greeting → capabilities → auth → mailbox.
+
+:func:`probe` tests one target and always returns a
+:class:`~mailhat_nb.diagnose.results.PresetResult`; it never raises for
+anything a server or the network does. Every layer is a recorded
+:class:`~mailhat_nb.diagnose.results.Step`; the first failing layer names the
+diagnosis, the layers after it are ``skip``.
+
+Time: every wait is bounded by ``timeout`` (connect, greeting, each reply), so
+a port that swallows packets costs one timeout, never more. On a plain port
+that stays silent the last quarter second (up to one) of the greeting wait
+is spent trying a TLS handshake on the same connection, which tells
+``tls_on_plain_port`` from ``no_greeting`` without a second wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mailhat_nb.diagnose.certificate import describe, unverified_context
+from mailhat_nb.diagnose.classify import Diagnosed, classify_dns, classify_error
+from mailhat_nb.diagnose.gate import AuthGate
+from mailhat_nb.diagnose.imap import ImapSession
+from mailhat_nb.diagnose.normalise import Account
+from mailhat_nb.diagnose.pop3 import Pop3Session
+from mailhat_nb.diagnose.presets import Target
+from mailhat_nb.diagnose.results import PresetResult, Step
+from mailhat_nb.diagnose.session import Session
+from mailhat_nb.diagnose.smtp import SmtpSession
+from mailhat_nb.diagnose.transcript import Transcript, secret_forms
+from mailhat_nb.diagnose.wire import Channel, NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError
+from mailhat_nb.errors import MailhatError
+
+log = logging.getLogger("mailhat_nb.diagnose")
+
+SESSIONS: dict[str, Callable[[Channel], Session]] = {
+    "imap": ImapSession, "pop3": Pop3Session, "smtp": SmtpSession,
+}
+CERT_CODES = frozenset({"cert_hostname_mismatch", "cert_untrusted", "cert_expired"})
+
+
+class _Stop(Exception):  # control flow, never escapes this module
+    """A step failed: stop the probe (the step is already recorded)."""
+
+
+def planned_steps(protocol: str, security: str) -> list[str]:
+    """List the layers a probe of this kind runs, in order.
+
+    >>> planned_steps("imap", "starttls")
+    ['dns', 'tcp', 'greeting', 'capabilities', 'tls', 'capabilities_tls', 'auth', 'mailbox']
+    """
+    if security == "ssl":
+        steps = ["dns", "tcp", "tls", "greeting", "capabilities"]
+    elif security == "starttls":
+        steps = ["dns", "tcp", "greeting", "capabilities", "tls", "capabilities_tls"]
+    else:
+        steps = ["dns", "tcp", "tls", "greeting", "capabilities"]
+    steps.append("auth")
+    if protocol != "smtp":
+        steps.append("mailbox")
+    return steps
+
+
+@dataclass
+class ProbeConfig:
+    """What every probe of a sweep shares."""
+
+    account: Account
+    context: ssl.SSLContext
+    timeout: float
+    gate: AuthGate
+
+
+class Run:
+    """Records the steps of one probe as they happen."""
+
+    def __init__(self, target: Target, transcript: Transcript) -> None:
+        self.target = target
+        self.transcript = transcript
+        self.steps: list[Step] = []
+        self.code = ""
+        self.warning = ""
+        self.certificate: dict[str, Any] | None = None
+        self.start = time.monotonic()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time one layer; a raised error becomes its diagnosis and stops the probe."""
+        rec = Step(name)
+        start = time.monotonic()
+        try:
+            yield rec
+        except _Stop:
+            raise
+        except Exception as exc:  # the one boundary: everything becomes a code
+            code, detail = classify_error(exc, name, self.target.security)
+            rec.status = exc.status if isinstance(exc, Diagnosed) else "fail"
+            rec.detail = self.transcript.scrub(detail)
+            rec.code = code
+            self.code = code
+            self.transcript.note(f"{name}: {code}: {rec.detail}")
+            raise _Stop from exc
+        finally:
+            rec.elapsed_ms = (time.monotonic() - start) * 1000
+            self.steps.append(rec)
+        if rec.status == "warn" and rec.code and not self.warning:
+            self.warning = rec.code
+
+    def skip(self, name: str, detail: str) -> None:
+        """Record a layer that does not apply or was not reached."""
+        self.steps.append(Step(name, "skip", 0.0, detail))
+
+
+# ------------------------------------------------------------------ network layers
+
+
+def resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` with a deadline (the resolver has none of its own).
+
+    Raises
+    ------
+    Diagnosed
+        ``dns_not_found`` or ``dns_failure``.
+    """
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["addrs"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            box["error"] = exc
+        except (OSError, UnicodeError) as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True, name=f"dns-{host}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise Diagnosed("dns_failure", f"the resolver did not answer within {timeout:g} s")
+    if "error" in box:
+        exc = box["error"]
+        if isinstance(exc, socket.gaierror):
+            code, detail = classify_dns(exc)
+            raise Diagnosed(code, f"{host}: {detail}")
+        raise Diagnosed("dns_failure", f"{host}: {exc}")
+    addrs: list[tuple[Any, ...]] = box["addrs"]
+    return addrs
+
+
+def connect(addrs: list[tuple[Any, ...]], timeout: float) -> tuple[socket.socket, str]:
+    """Connect to the first address that accepts, within ``timeout`` overall.
+
+    Raises
+    ------
+    Diagnosed
+        ``connect_timeout`` when any address timed out (a filter drops the
+        packets), else ``connection_refused``.
+    """
+    deadline = time.monotonic() + timeout
+    outcomes: list[tuple[str, str]] = []
+    for family, kind, proto, _, sockaddr in addrs:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(remaining)
+        where = f"{sockaddr[0]} port {sockaddr[1]}"
+        try:
+            sock.connect(sockaddr)
+        except Exception as exc:  # classified right here
+            sock.close()
+            code, detail = classify_error(exc, "tcp")
+            outcomes.append((code, f"{where}: {detail}"))
+            continue
+        return sock, where
+    if not outcomes:
+        raise Diagnosed("connect_timeout", f"no address answered within {timeout:g} s")
+    for wanted in ("connect_timeout", "connection_refused"):
+        hits = [d for c, d in outcomes if c == wanted]
+        if hits:
+            raise Diagnosed(wanted, "; ".join(hits))
+    raise Diagnosed(outcomes[-1][0], "; ".join(d for _, d in outcomes))
+
+
+def greet(session: Session, chan: Channel, host: str, timeout: float) -> str:
+    """Read the greeting; on a silent plain port, find out whether it speaks TLS."""
+    if chan.tls is not None:
+        return session.greeting(timeout)
+    margin = min(1.0, timeout * 0.25)
+    try:
+        return session.greeting(timeout - margin)
+    except ReadTimeout as exc:
+        if exc.partial:
+            raise
+        chan.transcript.note(f"no greeting after {timeout - margin:.1f} s; trying a TLS "
+                             "handshake on the same connection")
+        try:
+            chan.start_tls(unverified_context(), host, timeout=margin)
+        except (ReadTimeout, PeerClosed, NotTLS):
+            raise Diagnosed("no_greeting", "the connection opened but the server sent nothing "
+                            f"in {timeout:g} s (and did not answer TLS either)") from None
+        except TLSHandshakeError:
+            pass  # its first bytes were TLS: that is what we wanted to know
+        raise Diagnosed("tls_on_plain_port", "the server sent no greeting but answered a TLS "
+                        "handshake: this port expects SSL/TLS from the first byte") from None
+
+
+def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, ...]],
+              rec: Step) -> None:
+    """TLS with verification; on a certificate failure, read the certificate anyway."""
+    host = run.target.host
+    try:
+        chan.start_tls(cfg.context, host)
+    except TLSHandshakeError as exc:
+        code, detail = classify_error(exc, "tls")
+        if code in CERT_CODES:
+            run.certificate = read_certificate(run.target, addrs, cfg.timeout)
+            if run.certificate:
+                cert = run.certificate
+                detail += (f"; the certificate covers {', '.join(cert['names'])} (issuer "
+                           f"{cert['issuer']}, valid until {cert['not_after'][:10]})")
+                if code == "cert_hostname_mismatch" and cert.get("recommended_host"):
+                    detail += f"; use {cert['recommended_host']}"
+        raise Diagnosed(code, detail) from exc
+    der = chan.peer_certificate()
+    if der:
+        run.certificate = describe(der, host)
+        cert = run.certificate
+        rec.detail = (f"{chan.tls.version() if chan.tls else ''}; certificate for "
+                      f"{', '.join(cert['names'][:4])}, issuer {cert['issuer']}, valid until "
+                      f"{cert['not_after'][:10]}")
+
+
+def read_certificate(target: Target, addrs: list[tuple[Any, ...]],
+                     timeout: float) -> dict[str, Any] | None:
+    """Fetch the server's certificate without verifying it; no credentials are sent.
+
+    For STARTTLS the greeting and STARTTLS are repeated on a new connection.
+    Returns None when the certificate cannot be read (the failure is already
+    diagnosed; this only adds facts).
+    """
+    notes = Transcript(label=f"cert {target.host}:{target.port}")
+    try:
+        sock, _ = connect(addrs, timeout)
+        chan = Channel(sock, notes, timeout)
+        try:
+            if target.security == "starttls":
+                session = SESSIONS[target.protocol](chan)
+                session.greeting(timeout)
+                session.capabilities()
+                session.starttls()
+            chan.start_tls(unverified_context(), target.host)
+            der = chan.peer_certificate()
+        finally:
+            chan.close()
+    except (MailhatError, OSError, ValueError):
+        return None
+    return describe(der, target.host) if der else None
+
+
+# ------------------------------------------------------------------ the probe
+
+
+def establish(run: Run, cfg: ProbeConfig,
+              after_auth: Callable[[Session], None] | None = None) -> Session | None:
+    """Run the layers up to and including auth (and mailbox); return the live session.
+
+    Raises
+    ------
+    _Stop
+        When a layer failed (it is recorded in ``run``).
+    """
+    target, timeout = run.target, cfg.timeout
+    with run.step("dns") as rec:
+        addrs = resolve(target.host, target.port, timeout)
+        shown = sorted({a[4][0] for a in addrs})
+        rec.detail = f"{target.host} → {', '.join(shown[:4])}"
+    with run.step("tcp") as rec:
+        sock, where = connect(addrs, timeout)
+        rec.detail = f"connected to {where}"
+    chan = Channel(sock, run.transcript, timeout)
+    session = SESSIONS[target.protocol](chan)
+    try:
+        if target.security == "ssl":
+            with run.step("tls") as rec:
+                handshake(run, chan, cfg, addrs, rec)
+        elif target.security == "none":
+            run.skip("tls", "not used: this preset sends everything unencrypted")
+        with run.step("greeting") as rec:
+            rec.detail = greet(session, chan, target.host, timeout)
+            session.greeted = True
+        with run.step("capabilities") as rec:
+            rec.detail = session.capabilities()
+        if target.security == "starttls":
+            with run.step("tls") as rec:
+                session.starttls()
+                handshake(run, chan, cfg, addrs, rec)
+                rec.detail = "STARTTLS: " + rec.detail
+            with run.step("capabilities_tls") as rec:
+                rec.detail = session.capabilities()
+        with run.step("auth") as rec:
+            rec.detail = authenticate(run, session, cfg)
+            if not session.encrypted:
+                rec.status, rec.code = "warn", "plaintext_password_exposed"
+                rec.detail += "; the password crossed the network unencrypted"
+                if session.caps & {"STARTTLS", "STLS"}:
+                    rec.detail += " (the server offers STARTTLS on this port: use it)"
+        if after_auth is not None:
+            after_auth(session)
+            return session
+        if target.protocol != "smtp":
+            with run.step("mailbox") as rec:
+                rec.detail = session.mailbox() or ""
+    except BaseException as exc:
+        # A polite LOGOUT/QUIT only when the server is talking to us; after a
+        # timeout it would cost another wait.
+        session.close(polite=isinstance(exc.__cause__, Diagnosed) and session.greeted)
+        raise
+    return session
+
+
+def authenticate(run: Run, session: Session, cfg: ProbeConfig) -> str:
+    """One login through the sweep's gate (see :mod:`mailhat_nb.diagnose.gate`)."""
+    target = run.target
+    who = target.preset.display
+    ticket = cfg.gate.enter(target.protocol, who, cfg.timeout)
+    if not ticket.allowed:
+        raise Diagnosed(ticket.code, ticket.detail, status="skip")
+    outcome = "error"
+    try:
+        detail = session.authenticate(cfg.account.username, cfg.account.password)
+        outcome = "ok"
+        return detail
+    except Diagnosed as exc:
+        outcome = exc.code
+        raise
+    finally:
+        cfg.gate.leave(target.protocol, who, outcome)
+
+
+def probe(target: Target, cfg: ProbeConfig) -> PresetResult:
+    """Test one target layer by layer; never raises for what the server does."""
+    account = cfg.account
+    transcript = Transcript(secret_forms(account.username, account.password.reveal()),
+                            label=f"{target.preset.id} {target.host}:{target.port}")
+    run = Run(target, transcript)
+    transcript.note(f"probing {target.setting()} as {account.username}")
+    try:
+        session = establish(run, cfg)
+        if session is not None:
+            session.close()
+    except _Stop:
+        pass
+    except Exception as exc:  # a bug must not take the sweep down
+        detail = transcript.scrub(f"{type(exc).__name__}: {exc}")
+        log.debug("probe %s crashed: %s", target.preset.id, detail)
+        run.code = "unknown"
+        run.steps.append(Step("internal", "fail", 0.0, detail, "unknown"))
+    return finish(run)
+
+
+def finish(run: Run) -> PresetResult:
+    """Turn a run into a result: skip the layers not reached, pick the code."""
+    done = {s.name for s in run.steps}
+    for name in planned_steps(run.target.protocol, run.target.security):
+        if name not in done:
+            run.skip(name, "not reached")
+    order = {n: i for i, n in enumerate(planned_steps(run.target.protocol, run.target.security))}
+    run.steps.sort(key=lambda s: order.get(s.name, len(order)))
+    code = run.code or run.warning or "ok"
+    return PresetResult(
+        target=run.target, code=code, steps=run.steps, transcript=run.transcript.lines(),
+        certificate=run.certificate, elapsed_ms=(time.monotonic() - run.start) * 1000,
+    )

@@ -1,0 +1,195 @@
+"""The Report: one object the CLI prints, the notebooks display and tickets quote.
+
+Every output is derived from the same results, so JSON, Markdown, the
+terminal table and the DataFrames can never disagree. Nothing here can hold
+the password: the account's :meth:`~mailhat_nb.diagnose.normalise.Account.to_dict`
+leaves it out, and results carry only redacted text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose.normalise import Account
+from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
+from mailhat_nb.diagnose.verdict import Verdict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Columns of the terminal table: layer -> the step names folded into it.
+TABLE_LAYERS: dict[str, tuple[str, ...]] = {
+    "DNS": ("dns",), "TCP": ("tcp",), "TLS": ("tls",), "Greet": ("greeting",),
+    "Caps": ("capabilities", "capabilities_tls"), "Auth": ("auth",), "Mailbox": ("mailbox",),
+    "Send": ("send", "arrival"),
+}
+_WORST = {"fail": 3, "warn": 2, "ok": 1, "skip": 0}
+
+
+@dataclass
+class Report:
+    """The outcome of one diagnosis.
+
+    Attributes
+    ----------
+    account:
+        The account as normalised (its ``to_dict`` has no password).
+    results:
+        One :class:`PresetResult` per target, in preset order.
+    verdict:
+        The conclusion across presets.
+    elapsed_ms:
+        Wall time of the sweep (and send test).
+    notes:
+        Input repairs and skipped presets.
+    """
+
+    account: Account
+    results: list[PresetResult]
+    verdict: Verdict
+    elapsed_ms: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def incoming_ok(self) -> bool:
+        """True when at least one incoming (IMAP) preset works: the CLI's exit 0."""
+        return self.verdict.incoming is not None
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the DESIGN.md JSON shape: ``account``, ``results``, ``verdict``."""
+        account = self.account.to_dict()
+        account["notes"] = list(account["notes"]) + [n for n in self.notes
+                                                     if n not in account["notes"]]
+        return {"account": account, "results": [r.to_dict() for r in self.results],
+                "verdict": self.verdict.to_dict()}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    # ---------------------------------------------------------------- frames
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per tested preset (and host)."""
+        import pandas as pd
+
+        rows = []
+        for r in self.results:
+            row: dict[str, Any] = {
+                "preset": r.preset.id, "label": r.preset.label, "protocol": r.protocol,
+                "host": r.host, "port": r.port, "stands_for": r.preset.std_port,
+                "security": r.security, "status": r.status, "code": r.code, "title": r.title,
+                "explanation": r.explanation, "remedy": r.remedy, "detail": r.detail,
+                "elapsed_ms": round(r.elapsed_ms, 1),
+                "failed_step": r.failed_step.name if r.failed_step else None,
+                "cert_names": ", ".join((r.certificate or {}).get("names", [])) or None,
+            }
+            for layer, names in TABLE_LAYERS.items():
+                row[layer.lower()] = _layer_status(r, names)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def steps_frame(self) -> pd.DataFrame:
+        """One row per step of every preset."""
+        import pandas as pd
+
+        rows = [{"preset": r.preset.id, "label": r.preset.label, "host": r.host, "port": r.port,
+                 "security": r.security, "step": s.name, "status": s.status,
+                 "elapsed_ms": round(s.elapsed_ms, 1), "detail": s.detail}
+                for r in self.results for s in r.steps]
+        columns = ["preset", "label", "host", "port", "security", "step", "status",
+                   "elapsed_ms", "detail"]
+        return pd.DataFrame(rows, columns=columns)
+
+    # ------------------------------------------------------------------ text
+
+    def to_text(self) -> str:
+        """Render the terminal view: a presets × layers table (✓ ⚠ ✗ ·) and the verdict."""
+        header = ["Preset", "Host:port", *TABLE_LAYERS, "Result"]
+        rows = [[r.preset.display, f"{r.host}:{r.port}",
+                 *[SYMBOLS.get(_layer_status(r, names) or "", "–")
+                   for names in TABLE_LAYERS.values()],
+                 r.code if r.code == "ok" else f"{r.code}: {r.title}"] for r in self.results]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                 for row in [header, *rows]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        out = [f"Connection doctor: {self.account.email} (username {self.account.username}"
+               + (f", server {self.account.server}" if self.account.server else "") + ")"]
+        out += [f"  note: {n}" for n in self._all_notes()]
+        out += ["", *lines, ""]
+        for r in self.results:
+            if r.status != "ok":
+                out.append(f"{SYMBOLS[r.status]} {r.preset.display} on {r.host}:{r.port}: "
+                           f"{r.title}. {r.detail}")
+        out += ["", f"Verdict [{self.verdict.code}]: {self.verdict.summary}"]
+        if self.verdict.code not in ("ok",):
+            out.append(f"Remedy: {self.verdict.remedy}")
+        return "\n".join(out)
+
+    def _all_notes(self) -> list[str]:
+        return list(self.account.notes) + [n for n in self.notes if n not in self.account.notes]
+
+    # -------------------------------------------------------------- markdown
+
+    def to_markdown(self, transcripts: bool = True) -> str:
+        """Render a ticket-ready Markdown report (no password anywhere)."""
+        v = self.verdict
+        md = [f"## Mail connection diagnosis: {self.account.email}", ""]
+        md.append(f"- **Username:** `{self.account.username}`")
+        if self.account.server:
+            md.append(f"- **Server name given:** `{self.account.server}`")
+        md += [f"- Note: {n}" for n in self._all_notes()]
+        md += ["", f"### Verdict: {codes.get(v.code).title} (`{v.code}`)", "", v.summary, ""]
+        if v.incoming:
+            md.append(f"- **Incoming (IMAP):** {v.incoming.setting()}")
+        if v.outgoing:
+            md.append(f"- **Outgoing (SMTP):** {v.outgoing.setting()}")
+        if v.code != "ok":
+            md += ["", f"**For the customer:** {v.explanation}",
+                   "", f"**Agent remedy:** {v.remedy}"]
+        md += ["", "### Presets tested", "",
+               "| Preset | Host | Port | Security | Result | Code |",
+               "|---|---|---|---|---|---|"]
+        for r in self.results:
+            md.append(f"| {r.preset.label} | `{r.host}` | {r.port} | {r.security_name} | "
+                      f"{SYMBOLS[r.status]} {_md(r.title)} | `{r.code}` |")
+        problems = [r for r in self.results if r.status != "ok"]
+        if problems:
+            md += ["", "### Details", ""]
+            for r in problems:
+                md += [f"**{r.preset.display}** on `{r.host}:{r.port}`: {_md(r.title)} "
+                       f"(`{r.code}`)", "",
+                       f"- What happened: {_md(r.detail)}",
+                       f"- For the customer: {_md(r.explanation)}",
+                       f"- Remedy: {_md(r.remedy)}"]
+                cert = r.certificate or {}
+                if cert.get("names"):
+                    md.append(f"- Certificate: covers {', '.join(cert['names'])}; issuer "
+                              f"{cert.get('issuer')}; valid {cert.get('not_before', '')[:10]} to "
+                              f"{cert.get('not_after', '')[:10]}")
+                md.append("")
+        if transcripts:
+            md += ["", "### Transcripts (passwords redacted)", ""]
+            for r in self.results:
+                md += [f"<details><summary>{r.preset.display} on {r.host}:{r.port}: "
+                       f"{r.code}</summary>", "", "```"]
+                md += [str(line) for line in r.transcript]
+                md += ["```", "", "</details>", ""]
+        return "\n".join(md).rstrip() + "\n"
+
+
+def _layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
+    found = [s.status for s in result.steps if s.name in names]
+    if not found:
+        return None
+    return max(found, key=lambda s: _WORST[s])
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

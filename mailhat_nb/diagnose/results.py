@@ -1,0 +1,162 @@
+"""What one probe found: its steps and its diagnosis, ready to display.
+
+A :class:`PresetResult` holds only redacted text (step details and the
+transcript were scrubbed where they were made); its JSON form is the
+``results[]`` entry of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose.presets import SECURITY_NAMES, Preset, Target
+from mailhat_nb.diagnose.transcript import Line
+
+STATUSES = ("ok", "warn", "fail", "skip")
+SYMBOLS = {"ok": "✓", "warn": "⚠", "fail": "✗", "skip": "·"}
+
+
+@dataclass
+class Step:
+    """One layer of a probe: ``status`` is ok, warn, fail or skip."""
+
+    name: str
+    status: str = "ok"
+    elapsed_ms: float = 0.0
+    detail: str = ""
+    code: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the DESIGN.md step object."""
+        return {"name": self.name, "status": self.status,
+                "elapsed_ms": round(self.elapsed_ms, 1), "detail": self.detail}
+
+
+@dataclass
+class PresetResult:
+    """The outcome of probing one :class:`~mailhat_nb.diagnose.presets.Target`."""
+
+    target: Target
+    code: str = "ok"
+    steps: list[Step] = field(default_factory=list)
+    transcript: list[Line] = field(default_factory=list)
+    certificate: dict[str, Any] | None = None
+    elapsed_ms: float = 0.0
+    #: Set by the verdict when the code was re-read in the light of other results.
+    context: str = ""
+
+    # ---------------------------------------------------------------- identity
+
+    @property
+    def preset(self) -> Preset:  # noqa: D102 - shorthand
+        return self.target.preset
+
+    @property
+    def protocol(self) -> str:  # noqa: D102
+        return self.target.protocol
+
+    @property
+    def host(self) -> str:  # noqa: D102
+        return self.target.host
+
+    @property
+    def port(self) -> int:  # noqa: D102
+        return self.target.port
+
+    @property
+    def security(self) -> str:  # noqa: D102
+        return self.target.security
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``warn`` or ``fail``, from the code."""
+        return codes.get(self.code).status
+
+    @property
+    def works(self) -> bool:
+        """True when the login (and mailbox) worked, warnings allowed."""
+        return self.status in ("ok", "warn")
+
+    def step(self, name: str) -> Step | None:
+        """Return the step called ``name``, if it ran."""
+        return next((s for s in self.steps if s.name == name), None)
+
+    @property
+    def failed_step(self) -> Step | None:
+        """The step that failed, if any."""
+        return next((s for s in self.steps if s.status == "fail"), None)
+
+    @property
+    def depth(self) -> int:
+        """How many steps passed: ranks failures by how far they got."""
+        return sum(s.status in ("ok", "warn") for s in self.steps)
+
+    # ---------------------------------------------------------------- wording
+
+    def _fields(self) -> dict[str, str]:
+        cert = self.certificate or {}
+        names = ", ".join(cert.get("names", [])) or "other names"
+        rec = cert.get("recommended_host")
+        return {"host": self.host, "port": str(self.port), "label": self.preset.label,
+                "protocol": self.protocol.upper(), "names": names,
+                "recommended": f", e.g. {rec}" if rec else ""}
+
+    @property
+    def title(self) -> str:
+        """A few words for the result (provider-aware)."""
+        if self.code == "auth_failed" and self.preset.auth == "oauth-only":
+            return "Password login is off (OAuth only)"
+        if self.code == "auth_failed" and self.preset.auth == "app-password":
+            return "Login rejected (app password needed)"
+        return codes.get(self.code).title
+
+    @property
+    def explanation(self) -> str:
+        """A sentence for the customer."""
+        if self.code == "auth_failed" and self.preset.auth == "oauth-only":
+            return ("This provider no longer accepts a password for this kind of connection; "
+                    "the rejection does not mean the password is wrong.")
+        text = codes.render(codes.get(self.code).explanation, **self._fields())
+        return f"{text} {self.context}".strip()
+
+    @property
+    def remedy(self) -> str:
+        """What the agent should do (provider hints included)."""
+        base = codes.render(codes.get(self.code).remedy, **self._fields())
+        hint = self.preset.hint
+        if hint and self.code == "auth_failed" and self.preset.auth != "password":
+            return hint
+        if hint and self.code != "ok":
+            return f"{base} Provider note: {hint}"
+        return base
+
+    @property
+    def detail(self) -> str:
+        """The detail of the deciding step (failure, else first warning)."""
+        for status in ("fail", "warn"):
+            step = next((s for s in self.steps if s.status == status), None)
+            if step:
+                return step.detail
+        return ""
+
+    def setting(self) -> str:
+        """Say what to enter in the CRM (see :meth:`Target.setting`)."""
+        return self.target.setting()
+
+    @property
+    def security_name(self) -> str:  # noqa: D102
+        return SECURITY_NAMES[self.security]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the DESIGN.md ``results[]`` object."""
+        return {
+            "preset": self.preset.id, "protocol": self.protocol, "host": self.host,
+            "port": self.port, "security": self.security, "status": self.status,
+            "code": self.code, "title": self.title, "remedy": self.remedy,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "steps": [s.to_dict() for s in self.steps],
+            "transcript": [ln.to_dict() for ln in self.transcript],
+            "certificate": self.certificate or {},
+        }

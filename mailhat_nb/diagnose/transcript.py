@@ -1,0 +1,200 @@
+"""The transcript of a probe: every line sent and received, redacted at the source.
+
+A transcript is pasted into tickets, so credentials must never reach it. Two
+guards, in order:
+
+1. :class:`Redactor` sees every client line before it is recorded and masks
+   the arguments of ``LOGIN``, ``AUTHENTICATE``/``AUTH`` (and every
+   continuation line of the SASL exchange that follows), ``PASS`` and
+   ``APOP``. The protocol code additionally marks the lines it knows carry a
+   secret (:meth:`Transcript.client` with ``secret=True``), so a literal or an
+   unusual command cannot slip through.
+2. :class:`Transcript` scrubs the known secret strings (the password and its
+   base64 forms, see :func:`secret_forms`) from every line, client or server,
+   as a last line of defence (a server may echo what it got).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mailhat_nb.secrets import MASK
+
+log = logging.getLogger("mailhat_nb.diagnose")
+
+_TAGGED_LOGIN = re.compile(r"^(?P<head>\S+\s+LOGIN\s+)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_TAGGED_AUTH = re.compile(
+    r"^(?P<head>\S+\s+AUTHENTICATE\s+\S+)(?P<rest>\s.*)?$", re.IGNORECASE | re.DOTALL
+)
+_BARE_AUTH = re.compile(r"^(?P<head>AUTH\s+\S+)(?P<rest>\s.*)?$", re.IGNORECASE | re.DOTALL)
+_PASS = re.compile(r"^(?P<head>PASS)(?P<rest>\s.*)?$", re.IGNORECASE | re.DOTALL)
+_APOP = re.compile(r"^(?P<head>APOP\s+\S+)(?P<rest>\s.*)?$", re.IGNORECASE | re.DOTALL)
+_USER_ARG = re.compile(r'^(?:"(?:[^"\\]|\\.)*"|[^\s"{]+)(?=\s)')
+#: Server lines that continue a SASL exchange (IMAP/POP3 ``+``, SMTP ``334``).
+_CONTINUATION = re.compile(r"^(?:\+(?:\s|$)|334[\s-])")
+
+
+def redact_login(line: str) -> str:
+    """Mask the password of an IMAP ``LOGIN``, keeping the username when parseable.
+
+    >>> redact_login('a1 LOGIN "bob@example.com" "hunter2"')
+    'a1 LOGIN "bob@example.com" ***'
+    """
+    m = _TAGGED_LOGIN.match(line)
+    if not m:
+        return line
+    user = _USER_ARG.match(m["rest"])
+    kept = user.group(0) + " " if user else ""
+    return f"{m['head']}{kept}{MASK}"
+
+
+class Redactor:
+    """Masks credentials in client lines; tracks SASL exchanges across lines.
+
+    One per connection: after an ``AUTHENTICATE``/``AUTH`` command every client
+    line is a credential payload until the server answers with something
+    other than a continuation (``+`` or ``334``).
+    """
+
+    def __init__(self) -> None:
+        self._in_sasl = False
+
+    def client(self, line: str) -> str:
+        """Return the form of client ``line`` that may be recorded."""
+        if self._in_sasl:
+            return MASK if line.strip() not in ("", "*") else line
+        for pattern, starts_sasl in ((_TAGGED_AUTH, True), (_BARE_AUTH, True),
+                                     (_PASS, False), (_APOP, False)):
+            m = pattern.match(line)
+            if m:
+                self._in_sasl = starts_sasl
+                return m["head"] + (" " + MASK if m["rest"] and m["rest"].strip() else "")
+        if _TAGGED_LOGIN.match(line):
+            return redact_login(line)
+        return line
+
+    def server(self, line: str) -> None:
+        """Note a server line: anything but a continuation ends a SASL exchange."""
+        if self._in_sasl and not _CONTINUATION.match(line):
+            self._in_sasl = False
+
+
+def secret_forms(username: str, password: str) -> list[str]:
+    r"""List every form in which ``password`` could appear on the wire.
+
+    The password itself, its UTF-8 base64 (AUTH LOGIN), and the SASL PLAIN
+    payloads ``\0user\0pass`` and ``user\0user\0pass`` in base64.
+    """
+    if not password:
+        return []
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+    forms = [password, b64(password), b64(f"\0{username}\0{password}"),
+             b64(f"{username}\0{username}\0{password}")]
+    # Base64 of a longer payload can embed a shorter run; scrub longest first.
+    return sorted(set(forms), key=len, reverse=True)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One transcript line.
+
+    Attributes
+    ----------
+    ms:
+        Milliseconds since the probe started.
+    direction:
+        ``C`` (client), ``S`` (server) or ``*`` (a note by the doctor).
+    text:
+        The line, already redacted, without CRLF.
+    """
+
+    ms: float
+    direction: str
+    text: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form of the line."""
+        return {"ms": round(self.ms, 1), "dir": self.direction, "line": self.text}
+
+    def __str__(self) -> str:
+        return f"[{self.ms:8.1f} ms] {self.direction}: {self.text}"
+
+
+class Transcript:
+    """The redacted record of one probe's conversations.
+
+    Parameters
+    ----------
+    secrets:
+        Strings that must never be recorded (see :func:`secret_forms`).
+    label:
+        Prefix for the debug log lines (which carry the same redacted text).
+    """
+
+    MAX_LINE = 500
+
+    def __init__(self, secrets: Iterable[str] = (), label: str = "") -> None:
+        self._start = time.monotonic()
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._lines: list[Line] = []
+        self._lock = threading.Lock()
+        self.label = label
+        self.redactor = Redactor()
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        if len(text) > self.MAX_LINE:
+            text = text[: self.MAX_LINE] + f"... ({len(text)} chars)"
+        return text
+
+    def _add(self, direction: str, text: str) -> None:
+        line = Line((time.monotonic() - self._start) * 1000, direction, self._scrub(text))
+        with self._lock:
+            self._lines.append(line)
+        log.debug("%s %s: %s", self.label, direction, line.text)
+
+    def client(self, text: str, secret: bool = False, shown: str | None = None) -> None:
+        """Record a line we sent.
+
+        ``secret`` lines are recorded as ``shown`` (default ``***``) whatever
+        they contain; every other line passes through the :class:`Redactor`.
+        """
+        if secret:
+            self.redactor.client(text)  # keep the SASL state in step
+            self._add("C", shown if shown is not None else MASK)
+        else:
+            self._add("C", self.redactor.client(text))
+
+    def server(self, text: str) -> None:
+        """Record a line the server sent."""
+        self.redactor.server(text)
+        self._add("S", text)
+
+    def note(self, text: str) -> None:
+        """Record what the doctor did or concluded (not on the wire)."""
+        self._add("*", text)
+
+    def lines(self) -> list[Line]:
+        """Return a copy of the lines so far."""
+        with self._lock:
+            return list(self._lines)
+
+    def extend(self, other: Transcript) -> None:
+        """Append another transcript's lines (e.g. a send test), re-timed to this one."""
+        offset = (other._start - self._start) * 1000
+        with self._lock:
+            self._lines += [Line(ln.ms + offset, ln.direction, ln.text) for ln in other.lines()]
+
+    def scrub(self, text: str) -> str:
+        """Remove this transcript's secrets from ``text`` (for error details)."""
+        return self._scrub(text)

@@ -1,0 +1,478 @@
+"""Pure functions of the connection doctor: no server needed."""
+
+from __future__ import annotations
+
+import base64
+import doctest
+import importlib
+import re
+import socket
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mailhat_nb.cli import main
+from mailhat_nb.diagnose import Account, builtin_names, codes, load_presets
+from mailhat_nb.diagnose.certificate import classify_verify, covers, recommend
+from mailhat_nb.diagnose.classify import (
+    Diagnosed,
+    classify_auth_reply,
+    classify_error,
+    classify_smtp_auth,
+    greeting_protocol,
+)
+from mailhat_nb.diagnose.gate import AuthGate
+from mailhat_nb.diagnose.normalise import normalise_server
+from mailhat_nb.diagnose.presets import expand, expand_host, parse_presets
+from mailhat_nb.diagnose.probe import planned_steps
+from mailhat_nb.diagnose.transcript import Redactor, Transcript, redact_login, secret_forms
+from mailhat_nb.diagnose.wire import NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError
+from mailhat_nb.errors import PresetsError, UsageError
+from mailhat_nb.secrets import Secret
+
+DESIGN_CODES = (
+    "ok",
+    "dns_not_found",
+    "dns_failure",
+    "connection_refused",
+    "connect_timeout",
+    "no_greeting",
+    "tls_on_plain_port",
+    "plain_on_tls_port",
+    "cert_hostname_mismatch",
+    "cert_untrusted",
+    "cert_expired",
+    "starttls_unavailable",
+    "plaintext_auth_disabled",
+    "plaintext_password_exposed",
+    "auth_failed",
+    "password_not_ascii",
+    "wrong_protocol",
+    "pop_only",
+    "mailbox_unavailable",
+    "smtp_auth_unavailable",
+    "send_rejected",
+    "server_disconnected",
+    "unknown",
+)
+
+
+# ------------------------------------------------------------------ docstrings
+
+
+@pytest.mark.parametrize("module", ["transcript", "wire", "certificate", "classify",
+                                    "normalise", "presets", "probe", "imap"])
+def test_docstring_examples_hold(module: str) -> None:
+    mod = importlib.import_module(f"mailhat_nb.diagnose.{module}")
+    failed, tried = doctest.testmod(mod)
+    assert failed == 0
+    assert tried > 0
+
+
+# ------------------------------------------------------------------ codes
+
+
+def test_code_table_covers_exactly_the_design_codes() -> None:
+    assert set(codes.CODES) == set(DESIGN_CODES)
+    for code in codes.CODES.values():
+        assert code.title
+        assert code.explanation
+        assert code.remedy
+        assert code.status in ("ok", "warn", "fail")
+    assert codes.get("plaintext_password_exposed").status == "warn"
+    assert codes.get("no-such-code").code == "unknown"
+
+
+def test_render_leaves_unknown_fields() -> None:
+    assert codes.render("{host}:{port} {other}", host="h", port="1") == "h:1 {other}"
+
+
+# ------------------------------------------------------------------ redaction
+
+
+@pytest.mark.parametrize(("line", "shown"), [
+    ('a1 LOGIN "bob@x.com" "hunter2"', 'a1 LOGIN "bob@x.com" ***'),
+    ("a1 login bob hunter2", "a1 login bob ***"),
+    ('a1 LOGIN "we\\"ird" {7+}', 'a1 LOGIN "we\\"ird" ***'),
+    ("M002 AUTHENTICATE PLAIN AGJvYgBodW50ZXIy", "M002 AUTHENTICATE PLAIN ***"),
+    ("AUTH PLAIN AGJvYgBodW50ZXIy", "AUTH PLAIN ***"),
+    ("auth login", "auth login"),
+    ("PASS hunter2", "PASS ***"),
+    ("USER bob@x.com", "USER bob@x.com"),
+    ("APOP bob 8d2c0e0a", "APOP bob ***"),
+    ("M003 LIST \"\" \"*\"", "M003 LIST \"\" \"*\""),
+])
+def test_redactor_masks_credentials_in_client_lines(line: str, shown: str) -> None:
+    assert Redactor().client(line) == shown
+
+
+def test_redactor_masks_sasl_continuations_until_the_exchange_ends() -> None:
+    r = Redactor()
+    assert r.client("AUTH LOGIN") == "AUTH LOGIN"
+    r.server("334 VXNlcm5hbWU6")
+    assert r.client("Ym9i") == "***"
+    r.server("334 UGFzc3dvcmQ6")
+    assert r.client("aHVudGVyMg==") == "***"
+    r.server("235 2.7.0 Authentication successful")
+    assert r.client("MAIL FROM:<bob@x.com>") == "MAIL FROM:<bob@x.com>"
+    r2 = Redactor()
+    r2.client("M002 AUTHENTICATE PLAIN")
+    r2.server("+ ")
+    assert r2.client("AGJvYgBodW50ZXIy") == "***"
+    r2.server("M002 OK done")
+    assert r2.client("M003 LOGOUT") == "M003 LOGOUT"
+
+
+def test_redact_login_without_parseable_user_masks_everything() -> None:
+    assert redact_login('a LOGIN {5}') == "a LOGIN ***"
+
+
+def test_secret_forms_cover_plain_and_base64_payloads() -> None:
+    forms = secret_forms("bob@x.com", "Grüße-1")
+    assert "Grüße-1" in forms
+    assert base64.b64encode("Grüße-1".encode()).decode() in forms
+    assert base64.b64encode("\0bob@x.com\0Grüße-1".encode()).decode() in forms
+    assert secret_forms("bob", "") == []
+
+
+def test_transcript_scrubs_secrets_from_every_line_and_marks_secret_lines() -> None:
+    tr = Transcript(secret_forms("bob", "hunter2"))
+    tr.server("NO unknown command hunter2 echoed")
+    tr.client("something hunter2")
+    tr.client("A1 LOGIN bob hunter2", secret=True, shown="A1 LOGIN bob ***")
+    tr.note("note with hunter2")
+    text = "\n".join(str(ln) for ln in tr.lines())
+    assert "hunter2" not in text
+    assert "A1 LOGIN bob ***" in text
+    assert [ln.direction for ln in tr.lines()] == ["S", "C", "C", "*"]
+
+
+# ------------------------------------------------------------------ classification
+
+
+def test_classify_error_maps_wire_errors_to_codes() -> None:
+    assert classify_error(NotTLS(b"* OK ready\r\n"), "tls")[0] == "plain_on_tls_port"
+    assert classify_error(TLSHandshakeError("x", 10), "tls")[0] == "cert_expired"
+    assert classify_error(TLSHandshakeError("x", 62), "tls")[0] == "cert_hostname_mismatch"
+    assert classify_error(TLSHandshakeError("x", 18), "tls")[0] == "cert_untrusted"
+    assert classify_error(TLSHandshakeError("x", None, "WRONG_VERSION_NUMBER"),
+                          "tls")[0] == "plain_on_tls_port"
+    assert classify_error(ReadTimeout("t"), "greeting")[0] == "no_greeting"
+    assert classify_error(ReadTimeout("t"), "tls")[0] == "no_greeting"
+    assert classify_error(ReadTimeout("t", b"SSH-2.0"), "greeting")[0] == "wrong_protocol"
+    assert classify_error(PeerClosed("gone"), "auth")[0] == "server_disconnected"
+    assert classify_error(ConnectionRefusedError(), "tcp")[0] == "connection_refused"
+    assert classify_error(TimeoutError(), "tcp")[0] == "connect_timeout"
+    assert classify_error(socket.gaierror(socket.EAI_NONAME, "x"), "dns")[0] == "dns_not_found"
+    assert classify_error(socket.gaierror(socket.EAI_AGAIN, "x"), "dns")[0] == "dns_failure"
+    assert classify_error(Diagnosed("auth_failed", "no"), "auth") == ("auth_failed", "no")
+    assert classify_error(ValueError("boom"), "auth") == ("unknown", "ValueError: boom")
+
+
+def test_classify_verify_codes() -> None:
+    assert classify_verify(9) == "cert_expired"
+    assert classify_verify(20) == "cert_untrusted"
+    assert classify_verify(64) == "cert_hostname_mismatch"
+    assert classify_verify(None, "SOMETHING") == "unknown"
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("NO [AUTHENTICATIONFAILED] Authentication failed.", "auth_failed"),
+    ("-ERR [AUTH] Authentication failed.", "auth_failed"),
+    ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed", "plaintext_auth_disabled"),
+    ("-ERR [IN-USE] Mailbox locked", "mailbox_unavailable"),
+    ("NO [UNAVAILABLE] Temporary authentication failure", "unknown"),
+    ("NO AUTHENTICATE failed.", "auth_failed"),
+])
+def test_classify_auth_reply(text: str, code: str) -> None:
+    assert classify_auth_reply(text) == code
+
+
+@pytest.mark.parametrize(("code", "text", "want"), [
+    (535, "5.7.8 Authentication credentials invalid", "auth_failed"),
+    (534, "5.7.9 Application-specific password required", "auth_failed"),
+    (530, "5.7.0 Must issue a STARTTLS command first", "plaintext_auth_disabled"),
+    (538, "5.7.11 Encryption required", "plaintext_auth_disabled"),
+    (504, "5.5.4 Unrecognized authentication type", "smtp_auth_unavailable"),
+    (454, "4.7.0 Temporary authentication failure", "unknown"),
+])
+def test_classify_smtp_auth(code: int, text: str, want: str) -> None:
+    assert classify_smtp_auth(code, text) == want
+
+
+def test_greeting_protocol() -> None:
+    assert greeting_protocol("* OK IMAP ready") == "IMAP"
+    assert greeting_protocol("HTTP/1.1 400 Bad Request") == "HTTP"
+    assert greeting_protocol("hello") is None
+
+
+def test_planned_steps_per_security() -> None:
+    assert planned_steps("imap", "ssl")[:3] == ["dns", "tcp", "tls"]
+    assert planned_steps("smtp", "none")[-1] == "auth"
+    assert "capabilities_tls" in planned_steps("pop3", "starttls")
+
+
+# ------------------------------------------------------------------ certificates
+
+
+def test_covers_and_recommend() -> None:
+    names = ["gator4321.hostgator.com", "*.hostgator.com"]
+    assert covers(names, "gator4321.hostgator.com")
+    assert covers(names, "GATOR1.hostgator.com.")
+    assert not covers(names, "mail.example.com")
+    assert not covers(names, "hostgator.com")
+    assert recommend(names, "mail.example.com") == "gator4321.hostgator.com"
+    assert recommend(["*.hostgator.com"], "mail.example.com") is None
+    assert covers(["127.0.0.2"], "127.0.0.2")
+    assert not covers(["localhost"], "127.0.0.1")
+
+
+# ------------------------------------------------------------------ input
+
+
+def test_account_normalises_pasted_input() -> None:
+    acct = Account.from_input("  alice@Example.com ", "pw", server=" https://mail.example.com/ ")
+    assert acct.email == "alice@Example.com"
+    assert acct.domain == "example.com"
+    assert acct.server == "mail.example.com"
+    assert acct.username == "alice@Example.com"
+    assert any("URL" in n for n in acct.notes)
+    assert normalise_server("mail.example.com:993")[0] == "mail.example.com"
+    assert normalise_server("mail.example.com/webmail")[0] == "mail.example.com"
+    assert normalise_server("  ")[0] is None
+
+
+def test_account_converts_idn_domains() -> None:
+    acct = Account.from_input("jörg@bücher.de", "pw", server="mail.bücher.de")
+    assert acct.domain == "xn--bcher-kva.de"
+    assert acct.server == "mail.xn--bcher-kva.de"
+    assert acct.username == "jörg@xn--bcher-kva.de"
+    assert any("xn--bcher-kva.de" in n for n in acct.notes)
+
+
+def test_username_without_domain_is_warned_not_refused() -> None:
+    acct = Account.from_input("alice@example.com", "pw", username="alice")
+    assert acct.username == "alice"
+    assert any("full email" in n for n in acct.notes)
+
+
+def test_non_ascii_password_is_noted_never_shown() -> None:
+    acct = Account.from_input("a@example.com", "Grüße-geheim")
+    assert any("non-ASCII" in n for n in acct.notes)
+    assert "Grüße-geheim" not in repr(acct)
+    assert "Grüße-geheim" not in str(acct.to_dict())
+
+
+@pytest.mark.parametrize(("email", "server", "password", "message"), [
+    ("", None, "pw", "empty"),
+    ("alice example.com", None, "pw", "spaces"),
+    ("alice", None, "pw", "name@domain"),
+    ("alice@", None, "pw", "name@domain"),
+    ("alice@exa_mple.com", None, "pw", "not a valid host"),
+    ("alice@example.com", "mail example.com", "pw", "spaces"),
+    ("alice@example.com", "alice@example.com", "pw", "email address"),
+    ("alice@example.com", "https:///", "pw", "URL without a host"),
+    ("alice@example.com", None, "", "password is empty"),
+])
+def test_bad_input_is_a_usage_error_with_a_message(email: str, server: str | None,
+                                                   password: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        Account.from_input(email, Secret(password), server=server)
+    if password:
+        assert password not in str(info.value)
+
+
+# ------------------------------------------------------------------ presets
+
+
+def test_builtin_presets_hostgator_first_with_the_contract_ids() -> None:
+    assert builtin_names()[0] == "hostgator"
+    ids = [p.id for p in load_presets("hostgator")]
+    assert ids == ["hostgator-imap-ssl", "hostgator-imap-none", "hostgator-smtp-ssl",
+                   "hostgator-smtp-none-25", "hostgator-smtp-none-26", "imap-starttls-143",
+                   "smtp-starttls-587", "smtp-starttls-25", "smtp-starttls-26",
+                   "pop3-ssl-995", "pop3-none-110"]
+    first = load_presets("hostgator")[0]
+    assert (first.label, first.protocol, first.host, first.port, first.security) == (
+        "IMAP option 1", "imap", "{server}", 993, "ssl")
+    assert first.display == "IMAP option 1 (993 SSL/TLS)"
+    second = load_presets("hostgator")[1]
+    assert (second.host, second.port, second.security) == ("mail.{domain}", 143, "none")
+
+
+def test_every_builtin_file_loads_and_providers_carry_hints() -> None:
+    for name in builtin_names():
+        assert load_presets(name)
+    m365 = load_presets("microsoft365")
+    assert all(p.auth == "oauth-only" and "OAuth" in p.hint for p in m365)
+    assert "basic authentication" in m365[0].hint
+    assert all(p.auth == "app-password" for p in load_presets("gmail"))
+
+
+def test_presets_chosen_by_email_domain() -> None:
+    assert load_presets(None, "gmail.com")[0].id.startswith("gmail")
+    assert load_presets(None, "hotmail.com")[0].id.startswith("outlook")
+    assert load_presets(None, "example.com")[0].id == "hostgator-imap-ssl"
+    both = load_presets("gmail, yahoo")
+    assert {p.id.split("-")[0] for p in both} == {"gmail", "yahoo"}
+
+
+def test_lab_style_presets_with_stands_for(tmp_path: Path) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text('[[preset]]\nid = "x"\nlabel = "IMAP option 1"\nprotocol = "imap"\n'
+                 'host = "{server}"\nport = 20993\nsecurity = "ssl"\nstands_for = 993\n')
+    (preset,) = load_presets(str(f))
+    assert preset.display == "IMAP option 1 (993 SSL/TLS)"
+    acct = Account.from_input("a@example.com", "pw", server="gator1.hostgator.com")
+    (target,) = expand([preset], acct)[0]
+    assert target.setting() == ("IMAP option 1: gator1.hostgator.com, port 20993 "
+                                "(standing for 993), SSL/TLS")
+
+
+_GOOD = 'id = "x"\nlabel = "L"\nprotocol = "imap"\nhost = "h"\nport = 993\nsecurity = "ssl"\n'
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[preset]\n", "not valid TOML"),
+    ("title = 'x'\n", "no \\[\\[preset\\]\\]"),
+    ("[[preset]]\n" + _GOOD.replace("port = 993", "port = 70000"), "out of range"),
+    ("[[preset]]\n" + _GOOD.replace("port = 993", "port = 0"), "out of range"),
+    ("[[preset]]\n" + _GOOD.replace('port = 993', 'port = "993"'), "must be a int"),
+    ("[[preset]]\n" + _GOOD.replace('"imap"', '"jmap"'), "protocol must be"),
+    ("[[preset]]\n" + _GOOD.replace('"ssl"', '"tls"'), "security must be"),
+    ("[[preset]]\n" + _GOOD.replace('"h"', '"{host}"'), "unknown placeholder"),
+    ("[[preset]]\n" + _GOOD + "colour = 1\n", "unknown key"),
+    ("[[preset]]\n" + _GOOD.replace('id = "x"\n', ""), "missing 'id'"),
+    ("[[preset]]\n" + _GOOD + "[[preset]]\n" + _GOOD, "duplicate id"),
+])
+def test_presets_file_errors_name_the_fault(text: str, message: str) -> None:
+    with pytest.raises(PresetsError, match=message):
+        parse_presets(text, "test.toml")
+
+
+def test_unknown_preset_name_and_missing_file_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown presets"):
+        load_presets("nosuchprovider")
+    with pytest.raises(UsageError, match="cannot read"):
+        load_presets(str(tmp_path / "missing.toml"))
+
+
+def test_expand_tests_both_host_names_when_both_apply() -> None:
+    presets = load_presets("hostgator")
+    both = Account.from_input("a@example.com", "pw", server="gator1234.hostgator.com")
+    targets, notes = expand(presets, both)
+    imap_ssl = [t.host for t in targets if t.preset.id == "hostgator-imap-ssl"]
+    assert imap_ssl == ["gator1234.hostgator.com", "mail.example.com"]
+    imap_none = [t.host for t in targets if t.preset.id == "hostgator-imap-none"]
+    assert imap_none == ["mail.example.com", "gator1234.hostgator.com"]
+    assert notes == []
+    only_domain = Account.from_input("a@example.com", "pw")
+    targets, _ = expand(presets, only_domain)
+    assert {t.host for t in targets} == {"mail.example.com"}
+    assert len(targets) == len(presets)
+
+
+def test_expand_host_and_skipped_presets() -> None:
+    acct = Account.from_input("a@example.com", "pw")
+    assert expand_host("imap.gmail.com", acct) == "imap.gmail.com"
+    assert expand_host("{server}", acct) is None
+    preset = parse_presets("[[preset]]\n" + _GOOD.replace('"h"', '"{server}"'))
+    targets, notes = expand(preset, acct)
+    assert targets == []
+    assert "needs a server name" in notes[0]
+
+
+# ------------------------------------------------------------------ the login gate
+
+
+def test_gate_serialises_first_login_then_opens() -> None:
+    gate = AuthGate()
+    assert gate.enter("imap", "a", 1.0).allowed
+    start = time.monotonic()
+    waiter: list[bool] = []
+    t = threading.Thread(target=lambda: waiter.append(gate.enter("smtp", "b", 2.0).allowed))
+    t.start()
+    time.sleep(0.2)
+    assert waiter == []  # still waiting for the first attempt
+    gate.leave("imap", "a", "ok")
+    t.join()
+    assert waiter == [True]
+    assert time.monotonic() - start >= 0.2
+    assert gate.enter("pop3", "c", 0.1).allowed  # open after a success
+
+
+def test_gate_allows_one_rejection_per_protocol() -> None:
+    gate = AuthGate()
+    assert gate.enter("imap", "IMAP option 1", 1.0).allowed
+    gate.leave("imap", "IMAP option 1", "auth_failed")
+    refused = gate.enter("imap", "IMAP option 2", 1.0)
+    assert not refused.allowed
+    assert refused.code == "auth_failed"
+    assert "IMAP option 1" in refused.detail
+    assert gate.enter("smtp", "SMTP option 1", 1.0).allowed  # another protocol: one try
+    gate.leave("smtp", "SMTP option 1", "plaintext_auth_disabled")  # not a rejection
+    assert gate.enter("smtp", "SMTP option 2", 1.0).allowed
+    assert gate.attempts == 3
+
+
+# ------------------------------------------------------------------ CLI usage
+
+
+@pytest.mark.parametrize("argv", [
+    ["diagnose"],
+    ["diagnose", "--email", "a@example.com", "--password-env", "MAILHAT_TEST_UNSET_VAR"],
+    ["diagnose", "--email", "not an address", "--password-env", "MH_PW"],
+    ["diagnose", "--email", "a@example.com", "--password-env", "MH_PW", "--timeout", "-1"],
+    ["diagnose", "--email", "a@example.com", "--password-env", "MH_PW", "--presets", "nope"],
+])
+def test_cli_bad_usage_exits_2(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MH_PW", "secret-value-1")
+    monkeypatch.delenv("MAILHAT_TEST_UNSET_VAR", raising=False)
+    with pytest.raises(SystemExit) as exc_info:
+        raise SystemExit(main(argv))
+    assert exc_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "secret-value-1" not in err
+
+
+def test_cli_help_lists_the_contract_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["diagnose", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--email", "--server", "--username", "--presets", "--password-env",
+                   "--ca-file", "--timeout", "--send-test", "--json"):
+        assert re.search(rf"{option}\b", out)
+
+
+def test_verified_context_rejects_a_bad_ca_file(tmp_path: Path) -> None:
+    from mailhat_nb.diagnose.certificate import verified_context
+
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(UsageError, match="ca-file"):
+        verified_context(bad)
+    assert isinstance(verified_context(None), ssl.SSLContext)
+
+
+def test_provider_hints_replace_a_bare_auth_failed() -> None:
+    from mailhat_nb.diagnose.presets import Target
+    from mailhat_nb.diagnose.results import PresetResult
+
+    m365 = load_presets("microsoft365")[0]
+    result = PresetResult(Target(m365, m365.host), code="auth_failed")
+    assert result.title == "Password login is off (OAuth only)"
+    assert "does not mean the password is wrong" in result.explanation
+    assert "OAuth" in result.remedy
+    gmail = load_presets("gmail")[0]
+    result = PresetResult(Target(gmail, gmail.host), code="auth_failed")
+    assert "app password" in result.title
+    assert "app password" in result.remedy
+    hostgator = load_presets("hostgator")[0]
+    plain = PresetResult(Target(hostgator, "mail.example.com"), code="auth_failed")
+    assert plain.title == "Login rejected"
+    assert "cPanel" in plain.remedy
