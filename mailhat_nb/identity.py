@@ -1,0 +1,396 @@
+"""Who is "self", which addresses are one person, and which domain is whose.
+
+Three questions every correspondence chart depends on, answered as tables a
+person can read and correct, never silently:
+
+* :func:`own_addresses`: the account's own addresses, each with the reason
+  it counts as self (login, a Sent folder's From, Delivered-To, the user).
+  A Sent folder can hold an assistant's mail (Enron's ``delainey-d`` has
+  ``kay.chapman@enron.com`` there): the table shows it, ``exclude`` drops it.
+* :func:`suggest_aliases` / :func:`apply_aliases`: addresses that look like
+  one person (the same display name; Gmail's dots and ``+tags``, on Gmail
+  only). Suggestions come back with ``accept = False``; only the rows the
+  user sets to ``True`` are merged.
+* :func:`by_domain`: contacts rolled up per domain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mailhat_nb.addresses import (
+    SelfAddrs,
+    as_address_set,
+    domain_of,
+    explode_lists,
+    factorize_addresses,
+    gmail_canonical,
+    normalise,
+    recipient_pairs,
+)
+from mailhat_nb.errors import UsageError
+
+#: Folder names (last path component, case-insensitive) that hold sent mail
+#: when the frame has no ``folder_role`` for the row: IMAP servers, Outlook,
+#: Gmail and the Enron/Lotus Notes exports.
+SENT_FOLDER_NAMES = frozenset({
+    "sent", "sent items", "sent_items", "_sent_mail", "sent mail", "sent messages",
+    "sent-mail", "sentmail", "[gmail]/sent mail",
+})
+
+ALIAS_COLUMNS = ["address", "alias_of", "reason", "name", "messages", "accept"]
+OWN_COLUMNS = ["address", "sources", "messages", "sent_folder_rows"]
+
+
+def is_sent_folder(messages: pd.DataFrame) -> pd.Series:
+    r"""Return, per row, whether its folder holds the account's sent mail.
+
+    ``folder_role == "sent"`` decides where the sync recorded a role (IMAP
+    SPECIAL-USE ``\\Sent``); otherwise the folder's last path component is
+    matched against :data:`SENT_FOLDER_NAMES`, because Maildir trees and
+    exports carry no role.
+    """
+    if "folder" not in messages.columns:
+        by_name = np.zeros(len(messages), dtype=bool)
+    else:
+        # Decide once per distinct folder name (a handful), not once per row.
+        codes, names = pd.factorize(messages["folder"])
+        folder = pd.Series(names, dtype="str").str.lower()
+        last = folder.str.replace("\\", "/", regex=False).str.rsplit("/", n=1).str[-1]
+        last_dot = last.str.rsplit(".", n=1).str[-1]  # Maildir++ "INBOX.Sent"
+        per_name = (folder.isin(SENT_FOLDER_NAMES) | last.isin(SENT_FOLDER_NAMES)
+                    | last_dot.isin(SENT_FOLDER_NAMES)).to_numpy(dtype=bool)
+        by_name = np.append(per_name, False)[codes]
+    if "folder_role" in messages.columns:
+        rcodes, roles = pd.factorize(messages["folder_role"])
+        role = pd.Series(roles, dtype="str").str.strip().str.lower()
+        known = np.append((role != "").to_numpy(dtype=bool), False)[rcodes]
+        is_sent = np.append((role == "sent").to_numpy(dtype=bool), False)[rcodes]
+        return pd.Series(np.where(known, is_sent, by_name), index=messages.index)
+    return pd.Series(by_name, index=messages.index)
+
+
+def own_addresses(
+    messages: pd.DataFrame,
+    *,
+    login: str | Iterable[str] | None = None,
+    extra: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Return the account's own addresses ("self"), each with why it is self.
+
+    Parameters
+    ----------
+    messages
+        A ``messages`` frame.
+    login
+        The login address(es). Default: the frame's ``account`` values that
+        look like an address (the sync names accounts by login).
+    extra
+        Addresses the user says are theirs (old addresses, aliases).
+    exclude
+        Addresses to drop even though a rule found them (an assistant who
+        sends from the boss's Sent folder, a shared mailbox).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``address, sources, messages, sent_folder_rows``: ``sources`` names
+        the rules that found the address (``login``, ``sent folder``,
+        ``delivered-to``, ``user``); ``messages`` counts rows From it;
+        ``sent_folder_rows`` how many of the Sent folders' rows it sent, so
+        a stranger in a Sent folder stands out. Pass the table (or its
+        ``address`` column) to the metrics as ``self_addrs``.
+    """
+    found: list[pd.DataFrame] = []
+
+    def add(addresses: Iterable[str], source: str) -> None:
+        clean = as_address_set(list(addresses))
+        if clean:
+            found.append(pd.DataFrame({"address": sorted(clean), "source": source}))
+
+    if login is None:
+        if "account" in messages.columns:
+            accounts = messages["account"].dropna().astype("str").unique()
+            add([a for a in accounts if "@" in a], "login")
+    else:
+        add([login] if isinstance(login, str) else login, "login")
+
+    # Count on integer codes: a million From values, a few thousand addresses.
+    if "from_addr" in messages.columns:
+        codes, senders = factorize_addresses(messages["from_addr"])
+    else:
+        codes, senders = np.full(len(messages), -1, dtype=np.int64), pd.Index([], dtype="str")
+    sent_rows = is_sent_folder(messages).to_numpy(dtype=bool)
+    ok = codes >= 0
+    from_counts = pd.Series(np.bincount(codes[ok], minlength=len(senders)), index=senders)
+    sent_counts = pd.Series(np.bincount(codes[ok & sent_rows], minlength=len(senders)),
+                            index=senders)
+    add(sent_counts.index[sent_counts.to_numpy() > 0], "sent folder")
+    if "delivered_to" in messages.columns:
+        _, delivered = explode_lists(messages["delivered_to"])
+        add(delivered.unique(), "delivered-to")
+    add(extra, "user")
+    if not found:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")
+                                          else "int64") for c in OWN_COLUMNS})
+    table = pd.concat(found, ignore_index=True)
+    table = table[~table["address"].isin(list(as_address_set(list(exclude))))]
+    order = {"login": 0, "sent folder": 1, "delivered-to": 2, "user": 3}
+    table = table.assign(rank=table["source"].map(order)).sort_values(["address", "rank"])
+    sources = table.groupby("address", sort=True)["source"].agg(", ".join)
+    out = pd.DataFrame({"address": sources.index.astype("str"), "sources": sources.to_numpy()})
+    out["messages"] = out["address"].map(from_counts).fillna(0).astype("int64")
+    out["sent_folder_rows"] = out["address"].map(sent_counts).fillna(0).astype("int64")
+    out = out.sort_values(["sent_folder_rows", "messages", "address"],
+                          ascending=[False, False, True], ignore_index=True)
+    return out[OWN_COLUMNS]
+
+
+# --------------------------------------------------------------------------- aliases
+
+_NAME_JUNK = re.compile(r"[\"'()<>\[\]]")
+_SPACES = re.compile(r"\s+")
+
+
+def _name_key(names: pd.Series) -> pd.Series:
+    """Normalise display names so "Dean, Clint", "clint dean" and "Clint  Dean" meet."""
+    n = names.astype("str").str.replace(_NAME_JUNK, " ", regex=True)
+    n = n.str.replace(_SPACES, " ", regex=True).str.strip().str.casefold()
+    swapped = n.str.extract(r"^([^,]+),\s*([^,]+)$")
+    n = n.where(swapped[0].isna(), swapped[1].str.strip() + " " + swapped[0].str.strip())
+    useless = n.isna() | (n.str.len() < 3) | n.str.contains("@", regex=False).fillna(True)
+    return n.where(~useless.astype(bool))
+
+
+def _address_activity(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``address, name, messages`` from a contacts or messages frame."""
+    if {"contact", "total"} <= set(frame.columns):
+        return pd.DataFrame({
+            "address": normalise(frame["contact"]).to_numpy(),
+            "name": frame["name"].astype("str").to_numpy() if "name" in frame.columns
+            else pd.Series(pd.NA, index=frame.index, dtype="str").to_numpy(),
+            "messages": frame["total"].to_numpy(dtype=np.int64),
+        }).dropna(subset=["address"])
+    if "from_addr" not in frame.columns:
+        raise UsageError("pass a messages frame (from_addr, ...) or a contacts frame")
+    f_codes, f_uniques = factorize_addresses(frame["from_addr"])
+    _, r_codes, r_uniques = recipient_pairs(frame)
+    counts = pd.concat([
+        pd.Series(f_uniques.take(f_codes[f_codes >= 0]), dtype="str"),
+        pd.Series(r_uniques.take(r_codes), dtype="str"),
+    ]).value_counts()
+    names = pd.Series(dtype="str")
+    if "from_name" in frame.columns:
+        pairs = pd.DataFrame({"address": pd.Series(f_uniques.take(np.maximum(f_codes, 0)),
+                                                   dtype="str").where(f_codes >= 0),
+                              "name": frame["from_name"].astype("str").str.strip().to_numpy()})
+        pairs = pairs.dropna()
+        pairs = pairs[pairs["name"] != ""]
+        best = pairs.value_counts().reset_index().drop_duplicates("address")
+        names = pd.Series(best["name"].to_numpy(), index=best["address"].to_numpy(), dtype="str")
+    out = pd.DataFrame({"address": counts.index.astype("str"),
+                        "messages": counts.to_numpy(dtype=np.int64)})
+    out["name"] = out["address"].map(names)
+    return out
+
+
+def suggest_aliases(frame: pd.DataFrame, self_addrs: SelfAddrs = None) -> pd.DataFrame:
+    """Suggest addresses that are probably one person, for the user to accept or reject.
+
+    Two signals, each a suggestion only (a name is not an identity: two
+    "John Smith"s exist, and a team mailbox can carry a person's name):
+
+    * **same display name** on several addresses (compared case- and
+      punctuation-insensitively, "Last, First" read as "First Last");
+    * **Gmail equivalence**: on ``gmail.com``/``googlemail.com`` only, dots
+      in the local part and a ``+tag`` do not change the mailbox.
+
+    Parameters
+    ----------
+    frame
+        A ``messages`` frame, or a :func:`~mailhat_nb.metrics.contacts` frame.
+    self_addrs
+        The account's own addresses, optional. When a group holds one, it is
+        the group's canonical address, so accepting a suggestion makes the
+        alias self (never the reverse).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``address, alias_of, reason, name, messages, accept``: one row per
+        address that would be merged into ``alias_of`` (the group's most used
+        address, or its self address). ``accept`` is ``False`` everywhere: set
+        it to ``True`` on the rows to merge, then call :func:`apply_aliases`.
+    """
+    me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
+    act = _address_activity(frame)
+    act = act.groupby("address", as_index=False).agg(
+        messages=("messages", "sum"), name=("name", "first"))
+    act["is_self"] = act["address"].isin(list(me))
+    groups = [
+        act.assign(key=_name_key(act["name"]), reason="same display name"),
+        act.assign(key=gmail_canonical(act["address"]), reason="gmail dots/+tag"),
+    ]
+    rows = []
+    for g in groups:
+        g = g.dropna(subset=["key"])
+        g = g[g.groupby("key")["address"].transform("nunique") > 1]
+        if g.empty:
+            continue
+        g = g.sort_values(["key", "is_self", "messages", "address"],
+                          ascending=[True, False, False, True])
+        canon = g.groupby("key")["address"].transform("first")
+        both_self = g["is_self"] & canon.isin(list(me))
+        g = g.assign(alias_of=canon)[(g["address"] != canon) & ~both_self]
+        rows.append(g)
+    if not rows:
+        return pd.DataFrame({
+            "address": pd.Series(dtype="str"), "alias_of": pd.Series(dtype="str"),
+            "reason": pd.Series(dtype="str"), "name": pd.Series(dtype="str"),
+            "messages": pd.Series(dtype="int64"), "accept": pd.Series(dtype="bool"),
+        })
+    out = pd.concat(rows, ignore_index=True)
+    out = out.groupby(["address", "alias_of"], as_index=False, sort=True).agg(
+        reason=("reason", " + ".join), name=("name", "first"), messages=("messages", "first"))
+    out["accept"] = False
+    return out.sort_values(["alias_of", "messages"], ascending=[True, False],
+                           ignore_index=True)[ALIAS_COLUMNS]
+
+
+def _alias_map(accepted: pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
+    """Resolve accepted aliases to ``{alias: final canonical}`` (chains followed)."""
+    if isinstance(accepted, pd.DataFrame):
+        if not {"address", "alias_of"} <= set(accepted.columns):
+            raise UsageError("the aliases table needs 'address' and 'alias_of' columns")
+        rows = accepted
+        if "accept" in accepted.columns:
+            rows = accepted[accepted["accept"].fillna(False).astype(bool)]
+        pairs = list(zip(rows["address"], rows["alias_of"], strict=True))
+    else:
+        pairs = list(accepted.items())
+    raw = {str(a).strip().lower(): str(c).strip().lower() for a, c in pairs}
+    resolved: dict[str, str] = {}
+    for alias in raw:
+        seen = {alias}
+        target = raw[alias]
+        while target in raw and raw[target] != target:
+            if target in seen:
+                raise UsageError(f"aliases form a cycle through {target}")
+            seen.add(target)
+            target = raw[target]
+        if target != alias:
+            resolved[alias] = target
+    return resolved
+
+
+def _map_values(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """Replace addresses found in ``mapping`` (a hash lookup, no Python loop)."""
+    return values.map(mapping).fillna(values).astype("str")
+
+
+def _map_list_column(column: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """Replace addresses inside a list column; the result is a pyarrow list column.
+
+    Missing lists become empty ones (the ``messages`` contract allows either
+    pyarrow or object lists, and readers treat both alike).
+    """
+    pos, vals = explode_lists(column)
+    mapped = _map_values(normalise(vals), mapping)
+    offsets = np.searchsorted(pos, np.arange(len(column) + 1)).astype(np.int32)
+    values = pa.array(mapped.to_numpy(dtype=object), type=pa.string())
+    rebuilt = pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pd.Series(pd.arrays.ArrowExtensionArray(rebuilt), index=column.index,
+                     name=column.name)
+
+
+def apply_aliases(
+    frame: pd.DataFrame,
+    accepted: pd.DataFrame | Mapping[str, str],
+    self_addrs: SelfAddrs = None,
+) -> pd.DataFrame:
+    """Merge accepted aliases into their canonical address.
+
+    Parameters
+    ----------
+    frame
+        A ``messages`` frame (``from_addr``, ``to_addrs`` and ``cc_addrs``
+        are rewritten: exact, a message to two aliases of one person still
+        counts once afterwards), or a contacts frame (rows are summed:
+        ``received`` stays exact, ``sent`` can count a message twice if it
+        was addressed to two aliases, so prefer the messages frame).
+    accepted
+        The table from :func:`suggest_aliases` (only ``accept == True`` rows
+        are used) or a mapping ``{alias: canonical}``. Chains resolve.
+    self_addrs
+        For a contacts frame: rows whose canonical address is self are
+        dropped (self is never a contact).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame; the input is not modified.
+    """
+    mapping = _alias_map(accepted)
+    if not mapping:
+        return frame.copy()
+    if "from_addr" in frame.columns:
+        out = frame.copy()
+        from_norm = normalise(out["from_addr"])
+        out["from_addr"] = _map_values(from_norm, mapping)
+        for col in ("to_addrs", "cc_addrs"):
+            if col in out.columns:
+                out[col] = _map_list_column(out[col], mapping)
+        return out
+    if {"contact", "sent", "received"} <= set(frame.columns):
+        c = frame.copy()
+        c["contact"] = _map_values(normalise(c["contact"]), mapping)
+        canon_name = c.loc[c["contact"].isin(list(mapping.values())) & c["name"].notna(),
+                           ["contact", "name"]] if "name" in c.columns else None
+        agg: dict[str, tuple[str, str]] = {
+            "sent": ("sent", "sum"), "received": ("received", "sum"),
+        }
+        if "first" in c.columns:
+            agg["first"] = ("first", "min")
+        if "last" in c.columns:
+            agg["last"] = ("last", "max")
+        if "name" in c.columns:
+            agg["name"] = ("name", "first")
+        merged = c.groupby("contact", as_index=False).agg(**agg)
+        if canon_name is not None and not canon_name.empty:
+            prefer = canon_name.drop_duplicates("contact").set_index("contact")["name"]
+            merged["name"] = merged["contact"].map(prefer).fillna(merged["name"])
+        merged["total"] = merged["sent"] + merged["received"]
+        me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
+        merged = merged[~merged["contact"].isin(list(me))]
+        cols = [col for col in frame.columns if col in merged.columns]
+        return merged.sort_values(["total", "received", "contact"],
+                                  ascending=[False, False, True], ignore_index=True)[cols]
+    raise UsageError("apply_aliases takes a messages frame or a contacts frame")
+
+
+# --------------------------------------------------------------------------- domains
+
+
+def by_domain(contacts_frame: pd.DataFrame) -> pd.DataFrame:
+    """Roll a contacts frame up per domain.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``domain, contacts, sent, received, total, first, last``, busiest
+        first. ``sent`` is the sum over the domain's contacts, i.e. one count
+        per (message, recipient): a message to three colleagues at one domain
+        counts three, which is the domain's share of your attention.
+    """
+    c = contacts_frame.assign(domain=domain_of(contacts_frame["contact"]).fillna("(none)"))
+    out = c.groupby("domain", as_index=False).agg(
+        contacts=("contact", "nunique"), sent=("sent", "sum"), received=("received", "sum"),
+        total=("total", "sum"), first=("first", "min"), last=("last", "max"),
+    )
+    return out.sort_values(["total", "domain"], ascending=[False, True], ignore_index=True)

@@ -1,0 +1,82 @@
+"""``mailhat contacts`` on a small store written with the store's own API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailhat_nb import cli
+
+ME = "me@example.com"
+T0 = dt.datetime(2022, 1, 3, 9, tzinfo=dt.UTC)
+
+
+def _row(uid: int, frm: str, to: list[str], role: str, **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "uidvalidity": 7, "uid": uid, "message_id": f"m{uid}@x", "folder_role": role,
+        "date": T0 + dt.timedelta(hours=uid), "date_source": "header", "date_offset_min": 0,
+        "internaldate": T0, "from_addr": frm, "from_name": "", "to_addrs": to,
+        "cc_addrs": [], "delivered_to": [], "subject": f"s{uid}", "subject_raw": None,
+        "in_reply_to": None, "references": [], "list_id": None, "size": 100, "flags": [],
+        "labels": [], "gm_msgid": None, "gm_thrid": None, "defects": [],
+    }
+    base.update(extra)
+    return base
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    from mailhat_nb.sync import rows as rowmod
+    from mailhat_nb.sync.store import Store
+
+    folders = {
+        "INBOX": [_row(1, "ann@x.com", [ME], "inbox", from_name="Ann Lee"),
+                  _row(2, "ann@x.com", [ME], "inbox", from_name="Ann Lee"),
+                  _row(3, "bob@y.org", [ME, "ann@x.com"], "inbox"),
+                  _row(4, "old@me.org", ["ann@x.com"], "inbox")],
+        "Sent": [_row(5, ME, ["bob@y.org"], "sent"),
+                 _row(6, ME, ["ann@x.com"], "sent", message_id="m1@x")],  # same ID as 1
+    }
+    for folder, rows in folders.items():
+        fs = Store(tmp_path).open_folder(ME, folder)
+        fs.commit_state(uidvalidity=7)
+        fs.append(rowmod.rows_to_table(rows), [r["uid"] for r in rows])
+    return tmp_path
+
+
+def test_json_csv_and_table(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["contacts", "--store", str(store), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    # Message 6 repeats message 1's Message-ID: one message (from Ann), counted once.
+    assert [(p["contact"], p["name"], p["sent"], p["received"]) for p in got] == [
+        ("ann@x.com", "Ann Lee", 0, 2), ("bob@y.org", None, 1, 1), ("old@me.org", None, 0, 1)]
+    assert got[0]["first"] == "2022-01-03T10:00:00+00:00"
+    assert cli.main(["contacts", "--store", str(store), "--self", "old@me.org", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "contact,name,sent,received,total,first,last"
+    assert lines[1].startswith("ann@x.com,Ann Lee,1,2,3,")  # old@me.org is me now
+    assert len(lines) == 3
+    assert cli.main(["contacts", "--store", str(store), "--top", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "me@example.com (login, sent folder)" in table
+    assert "ann@x.com" in table
+    assert "bob@y.org" not in table
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["contacts", "--store", str(tmp_path / "nowhere")]) == 2
+    assert "no store" in capsys.readouterr().err
+    assert cli.main(["contacts", "--store", str(tmp_path), "--top", "0"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main(["contacts", "--store", str(tmp_path), "--json", "--csv"])
+
+
+def test_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["contacts", "--store", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli.main(["contacts", "--store", str(tmp_path)]) == 0
+    assert "no contacts" in capsys.readouterr().out
