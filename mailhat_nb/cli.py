@@ -11,7 +11,10 @@ user ever sees a traceback for something they can fix:
 
 A password is never accepted on the command line (it would sit in argv and
 shell history): ``--password-env VAR`` names an environment variable, else a
-no-echo prompt asks.
+no-echo prompt asks. Someone will still type ``--password hunter2``: it is
+refused before parsing, without echoing the value, and abbreviations are off
+so argparse cannot read ``--password`` as ``--password-env`` and print the
+password back as a variable name.
 """
 
 from __future__ import annotations
@@ -19,18 +22,49 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mailhat_nb import __version__, commands
 from mailhat_nb.errors import MailhatError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+#: Options someone might use to pass a password; ``--password-env`` is not one.
+_PASSWORD_OPTION = re.compile(r"^--?(pas|pw|secret)[\w-]*(=.*)?$", re.IGNORECASE)
+_REFUSED = ("a password is never taken on the command line (it would stay in the shell "
+            "history and the process list): export it in an environment variable and pass "
+            "--password-env VAR, or leave that out to be prompted")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (``--password`` must not match ``--password-env``)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        """Report a usage error without echoing stray arguments (one may be a secret)."""
+        if message.startswith("unrecognized arguments:"):
+            names = [t.split("=", 1)[0] for t in message.split(":", 1)[1].split()
+                     if t.startswith("-")]
+            message = "unrecognized arguments" + (
+                f" {', '.join(names)} (values not shown)" if names else " (not shown)")
+        super().error(message)
+
+
+def refuses_password(argv: Sequence[str]) -> bool:
+    """True when ``argv`` tries to pass a password as an option."""
+    return any(_PASSWORD_OPTION.match(arg) and not arg.startswith("--password-env")
+               for arg in argv)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand found in :mod:`mailhat_nb.commands`."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mailhat",
         description="Diagnose mail connections, sync mailboxes, chart correspondence.",
     )
@@ -44,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mailhat``; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if refuses_password(argv):
+        parser.print_usage(sys.stderr)
+        print(f"mailhat: error: {_REFUSED}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -145,7 +145,8 @@ def parsed_frame(person_dir: Path, account: str) -> pd.DataFrame:
     Used while the Maildir reader is not in the package: the parser and the
     frame builder are the real ones, only the directory walk is the test's.
     """
-    from mailhat_nb.frames import folder_role, messages_frame
+    from mailhat_nb.folders import folder_role
+    from mailhat_nb.frames import messages_frame
     from mailhat_nb.sync.parse import parse_headers
 
     rows = []

@@ -14,14 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from mailhat_nb.errors import UsageError
+from mailhat_nb.folders import FOLDER_ROLES, folder_role
 from mailhat_nb.frames import (
-    FOLDER_ROLES,
     MESSAGE_COLUMNS,
     MESSAGE_DTYPES,
     add_direction,
     concat_frames,
     conform,
-    folder_role,
     messages_frame,
     self_addresses,
 )

@@ -238,9 +238,8 @@ def test_plaintext_disabled_refuses_login_until_starttls(scenario, lab_password:
         client.login("alice@localhost", lab_password)
     # POP3 and SMTP refuse plain-text passwords too.
     pop = poplib.POP3(INSECURE_HOST, info.ports["pop3"], timeout=5)
-    pop.user("alice@localhost")
     with pytest.raises(poplib.error_proto, match="Plaintext authentication disallowed"):
-        pop.pass_(lab_password)
+        pop.user("alice@localhost")  # refused before the password is even asked for
     pop.close()
     with smtplib.SMTP(INSECURE_HOST, info.ports["submission"], timeout=5) as smtp:
         smtp.ehlo()

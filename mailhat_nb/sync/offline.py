@@ -77,7 +77,8 @@ from typing import Any, Final
 import pandas as pd
 
 from mailhat_nb.errors import UsageError
-from mailhat_nb.frames import add_direction, concat_frames, folder_role, messages_frame
+from mailhat_nb.folders import folder_role
+from mailhat_nb.frames import add_direction, concat_frames, messages_frame
 from mailhat_nb.frames import self_addresses as _self_addresses
 from mailhat_nb.sync.dates import parse_asctime
 from mailhat_nb.sync.parse import parse_headers

@@ -1,0 +1,89 @@
+"""``mailhat import`` of a Maildir tree and an mbox file into the store, via the CLI."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from mailhat_nb import cli
+from mailhat_nb.sync.store import Store, read_messages
+
+PERSON = "cuilla-m"
+
+
+def files_of(person_dir: Path) -> list[Path]:
+    return sorted(p for p in person_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_maildir_import_via_the_cli(corpus: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    person_dir = corpus / "enron" / PERSON
+    store = tmp_path / "store"
+    assert cli.main(["import", "--maildir", str(person_dir), "--store", str(store),
+                     "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    files = files_of(person_dir)
+    assert printed["rows"] == len(files)
+    assert printed["account"] == PERSON
+    df = read_messages(store)
+    assert len(df) == len(files)
+    assert not df.duplicated(["folder", "uid"]).any()
+    by_folder = df.groupby(df["folder"].astype(str)).size().to_dict()
+    expected: dict[str, int] = {}
+    for f in files:
+        key = str(f.parent.relative_to(person_dir))
+        expected[key] = expected.get(key, 0) + 1
+    assert by_folder == expected
+    # An independent look at one message: the stdlib parser on the file itself.
+    one = person_dir / "inbox" / "1"
+    msg = email.message_from_bytes(one.read_bytes(), policy=email.policy.default)
+    row = df[(df["folder"] == "inbox") & (df["uid"] == 1)].iloc[0]
+    assert row["message_id"] == str(msg["Message-ID"]).strip("<>")
+    assert row["subject"] == str(msg["Subject"])
+    assert (df.loc[df["folder"].isin(["sent", "sent_items"]), "direction"] == "sent").all()
+    # Importing again replaces, it does not add.
+    assert cli.main(["import", "--maildir", str(person_dir), "--store", str(store)]) == 0
+    assert "imported 798 messages" in capsys.readouterr().out
+    assert len(read_messages(store)) == len(files)
+
+
+def test_mbox_import_keeps_gmail_labels(corpus: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    source = files_of(corpus / "enron" / PERSON / "inbox")[:40]
+    path = tmp_path / "All mail Including Spam and Trash.mbox"
+    box = mailbox.mbox(path)
+    for i, f in enumerate(source):
+        msg = mailbox.mboxMessage(f.read_bytes())
+        labels = "Inbox,Opened" if i % 2 else "Sent,Important"
+        msg["X-Gmail-Labels"] = labels
+        box.add(msg)
+    box.flush()
+    box.close()
+    store = tmp_path / "store"
+    assert cli.main(["import", "--mbox", str(path), "--store", str(store),
+                     "--account", "me@gmail.example"]) == 0
+    assert "imported 40 messages of me@gmail.example" in capsys.readouterr().out
+    df = read_messages(store)
+    assert len(df) == 40
+    assert set(df["account"].astype(str)) == {"me@gmail.example"}
+    assert sorted(df["uid"]) == list(range(1, 41))
+    labels = {tuple(v) for v in df["labels"]}
+    assert labels == {("Inbox", "Opened"), ("Sent", "Important")}
+    assert (df["size"] > 0).all()
+    state = Store(store).states()[0]
+    assert state.source == "mbox"
+    assert state.events[-1]["event"] == "imported"
+
+
+def test_import_needs_an_existing_source(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["import", "--mbox", str(tmp_path / "nope.mbox"),
+                     "--store", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["import", "--store", str(tmp_path)])  # one of --mbox / --maildir

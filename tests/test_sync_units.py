@@ -1,0 +1,153 @@
+"""Sync pieces without a server: settings, error translation, folder choice (Gmail),
+rows for the store, progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+import imaplib
+import socket
+import ssl
+from typing import Any
+
+import pytest
+from imapclient import exceptions as ice
+
+from mailhat_nb.errors import AuthFailed, ConnectionLost, MailServerError, UsageError
+from mailhat_nb.secrets import Secret
+from mailhat_nb.sync import engine, rows
+from mailhat_nb.sync.fetch import FetchedMessage, parse_fetch
+from mailhat_nb.sync.imap import Capabilities, FolderInfo, ImapSettings, translate_errors
+from mailhat_nb.sync.progress import Progress, Tracker
+
+
+def test_settings_defaults() -> None:
+    s = ImapSettings("Me@Example.COM", "mail.example.com")
+    assert (s.login, s.account, s.effective_port) == ("Me@Example.COM", "me@example.com", 993)
+    assert ImapSettings("a@b", "h", security="starttls").effective_port == 143
+    assert ImapSettings("a@b", "h", username="jdoe").login == "jdoe"
+    with pytest.raises(UsageError):
+        ImapSettings("a@b", "h", security="tls")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (ice.LoginError("[AUTHENTICATIONFAILED] hunter2 was wrong"), AuthFailed),
+    (imaplib.IMAP4.abort("socket error: EOF"), ConnectionLost),
+    (ConnectionResetError(104, "reset"), ConnectionLost),
+    (TimeoutError("timed out"), ConnectionLost),
+    (ssl.SSLEOFError(8, "EOF"), ConnectionLost),
+    (socket.gaierror(-2, "Name or service not known"), MailServerError),
+    (imaplib.IMAP4.error("NO [NONEXISTENT] Mailbox doesn't exist"), MailServerError),
+])
+def test_foreign_errors_are_translated_at_one_boundary(exc: Exception,
+                                                       expected: type[Exception]) -> None:
+    with pytest.raises(expected) as info, translate_errors("doing x", [Secret("hunter2")]):
+        raise exc
+    assert info.value.__cause__ is exc  # raise ... from exc: the cause stays inspectable
+    assert "hunter2" not in str(info.value)
+    assert str(info.value).startswith("doing x")
+
+
+def test_gmail_syncs_all_mail_once_and_others_everything() -> None:
+    listed = [
+        FolderInfo("INBOX", "/", ("\\HasNoChildren",), "inbox", True),
+        FolderInfo("[Gmail]", "/", ("\\Noselect", "\\HasChildren"), None, False),
+        FolderInfo("[Gmail]/All Mail", "/", ("\\All", "\\HasNoChildren"), "all", True),
+        FolderInfo("[Gmail]/Sent Mail", "/", ("\\Sent",), "sent", True),
+        FolderInfo("Work", "/", (), None, True),
+    ]
+
+    class Session:
+        capabilities = Capabilities(frozenset({"IMAP4REV1", "X-GM-EXT-1", "CONDSTORE"}))
+
+    gmail: Any = Session()
+    assert [f.name for f in engine._choose_folders(gmail, listed, None)] == ["[Gmail]/All Mail"]
+    assert [f.name for f in engine._choose_folders(gmail, listed, ["Work"])] == ["Work"]
+    gmail.capabilities = Capabilities(frozenset({"IMAP4REV1"}))
+    assert [f.name for f in engine._choose_folders(gmail, listed, None)] == [
+        "INBOX", "[Gmail]/All Mail", "[Gmail]/Sent Mail", "Work"]
+    with pytest.raises(UsageError, match="no such folder"):
+        engine._choose_folders(gmail, listed, ["Nope"])
+
+
+def test_gmail_labels_and_ids_reach_the_stored_row() -> None:
+    parts = [b'* 1 FETCH (X-GM-THRID 17 X-GM-MSGID 42 X-GM-LABELS (\\Inbox "Work stuff") '
+             b'UID 9 FLAGS (\\Seen) INTERNALDATE "01-Feb-2024 10:00:00 +0100" RFC822.SIZE 77 '
+             b"BODY[HEADER.FIELDS (FROM SUBJECT)] {34}",
+             b"From: a@b.example\r\nSubject: x\r\n\r\n", b")"]
+    msg = parse_fetch(parts)
+    assert msg is not None
+    table = rows.rows_to_table(rows.build_rows([msg], role="all", uidvalidity=3))
+    got = table.to_pylist()[0]
+    assert got["labels"] == ["\\Inbox", "Work stuff"]
+    assert (got["gm_msgid"], got["gm_thrid"], got["uid"], got["size"]) == (42, 17, 9, 77)
+    assert got["internaldate"] == dt.datetime(2024, 2, 1, 9, 0, tzinfo=dt.UTC)
+    assert got["flags"] == ["\\Seen"]
+    assert got["from_addr"] == "a@b.example"
+
+
+def test_a_message_without_a_header_block_is_a_flagged_row() -> None:
+    msg = FetchedMessage(uid=5, flags=(), internaldate=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                         size=0, header=None)
+    got = rows.rows_to_table(rows.build_rows([msg], role="", uidvalidity=1)).to_pylist()[0]
+    assert got["date_source"] == "internaldate"
+    assert got["defects"]
+
+
+def test_progress_rate_and_eta() -> None:
+    now = [100.0]
+    seen: list[Progress] = []
+    tracker = Tracker(seen.append, clock=lambda: now[0])
+    tracker.total = 1000
+    now[0] = 102.0
+    tracker.report("INBOX", "fetch", 250)
+    last = seen[-1]
+    assert (last.done, last.total, last.folder, last.phase) == (250, 1000, "INBOX", "fetch")
+    assert last.rate == pytest.approx(125.0)
+    assert last.eta == pytest.approx(6.0)
+    assert last.fraction == pytest.approx(0.25)
+    Tracker(None).report("x", "fetch", 5)  # no callback: nothing to call, no error
+
+
+def test_unchanged_needs_every_number_to_match() -> None:
+    from mailhat_nb.sync.imap import FolderStatus
+    from mailhat_nb.sync.store import FolderState
+
+    state = FolderState("a", "INBOX", uidvalidity=1, uidnext=10, highestmodseq=5, messages=9,
+                        complete=True)
+    assert engine._unchanged(state, FolderStatus(9, 10, 1, 5))
+    for other in (FolderStatus(8, 10, 1, 5), FolderStatus(9, 11, 1, 5),
+                  FolderStatus(9, 10, 2, 5), FolderStatus(9, 10, 1, 6),
+                  FolderStatus(9, 10, 1, None)):  # no CONDSTORE: flags may have changed
+        assert not engine._unchanged(state, other)
+    state.complete = False  # an interrupted sync is never "unchanged"
+    assert not engine._unchanged(state, FolderStatus(9, 10, 1, 5))
+
+
+def test_tqdm_bar_follows_the_callback() -> None:
+    import io
+
+    from mailhat_nb.sync.progress import TqdmProgress
+
+    out = io.StringIO()
+    with TqdmProgress(file=out, mininterval=0) as bar:
+        bar(Progress(0, 200, 0.0, None, "", "start", 0.1))
+        bar(Progress(150, 200, 1500.0, 0.03, "INBOX.Sent", "fetch", 0.1))
+        assert bar._bar.n == 150
+        assert bar._bar.total == 200
+    assert "INBOX.Sent" in out.getvalue()
+    assert "150/200" in out.getvalue()
+
+
+def test_cli_help_lists_sync_and_import(capsys: pytest.CaptureFixture[str]) -> None:
+    from mailhat_nb import cli
+
+    for command in ("sync", "import"):
+        with pytest.raises(SystemExit) as info:
+            cli.main([command, "--help"])
+        assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--email", "--server", "--port", "--security", "--username",
+                 "--password-env", "--ca-file", "--folders", "--store", "--json",
+                 "--mbox", "--maildir"):
+        assert flag in text
+    # Passwords on the command line are refused centrally: tests/test_cli.py.
