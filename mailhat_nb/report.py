@@ -1,100 +1,404 @@
-"""The demo report: the main job run on the lab, written as one HTML page.
+"""The demo report: the notebooks, executed against the lab, rendered to HTML with an index.
 
 ``mailhat report`` (and ``make demo``) starts the lab when it is not already
-running, runs every stage of the pipeline that exists against the demo
-mailbox, writes ``<out>/report.html`` and stops the lab again if it started it.
-Each stage is a function returning an HTML section, so a failing stage is
-reported in the page instead of aborting the others.
+running, executes every notebook of ``notebooks/`` headless with papermill
+(parameters pointing at the lab), renders each executed notebook to HTML
+with nbconvert, writes ``<out>/report.html`` linking them, and stops the lab
+again if it started it. The panels leave static HTML and PNG charts in their
+outputs, so the pages read well without any widget JavaScript.
+
+Secrets, by construction:
+
+* No password is a parameter (papermill writes parameters into the notebook).
+  Each notebook's kernel gets ``MAILHAT_LAB_DIR`` in its environment, and the
+  notebooks take the demo account's password from the lab's own file;
+  a ``MAILHAT_PASSWORD`` of the user's shell is removed from that
+  environment, so a real password can never meet the lab.
+* papermill writes nothing (``output_path`` is None): widget state, where a
+  Password widget's value would sit, is stripped from the executed notebook
+  in memory, and the notebook is checked for every lab password
+  (:func:`mailhat_nb.nbclean.problems`) before anything reaches the disk. A
+  notebook that fails the check is withheld, and the index says so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import json
+import os
+import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mailhat_nb import __version__
-from mailhat_nb.errors import MailhatError
+from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
+from mailhat_nb.nbclean import problems, strip_widget_state
+from mailhat_nb.notebook import DEFAULT_PASSWORD_ENV
+
+#: Where the notebooks live in a checkout of the project.
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: Execution order: the walkthrough switches the lab's scenarios, so it runs last;
+#: the correspondence notebook reads what the sync notebook stored.
+ORDER = ("01_connection_doctor", "02_sync_mailbox", "03_correspondence",
+         "00_training_walkthrough")
+KERNEL = "python3"
+CELL_TIMEOUT = 180
+#: Cells that need not produce output: papermill's parameter cells.
+QUIET_TAGS = frozenset({"parameters", "injected-parameters"})
 
 
 @dataclass
 class Context:
-    """What every stage receives: the running lab and the output directory."""
+    """What every report stage receives: the running lab and the output directory."""
 
     lab: Lab
     info: LabInfo
     out: Path
 
 
-Stage = Callable[[Context], str]
+@dataclass
+class Page:
+    """One executed notebook and what became of it."""
+
+    name: str
+    title: str = ""
+    intro: str = ""
+    seconds: float = 0.0
+    error: str = ""
+    silent: list[int] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
+    html: Path | None = None
+    ipynb: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the notebook ran without error, every cell spoke, and it was written."""
+        return not self.error and not self.silent and not self.withheld and self.html is not None
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def parameters(name: str, info: LabInfo, out: Path) -> dict[str, Any]:
+    """Papermill parameters for notebook ``name``: the lab's account, files and ``out``.
+
+    Never a password: see the module docstring.
+    """
+    common: dict[str, Any] = {
+        "email": info.email("alice"), "server": info.server, "presets": info.presets,
+        "password_env": DEFAULT_PASSWORD_ENV, "ca_file": info.ca_file,
+        "store": str(out / "store"),
+    }
+    extra: dict[str, dict[str, Any]] = {
+        "01_connection_doctor": {"run_now": True, "timeout": 5.0,
+                                 "export_dir": str(out / "tickets")},
+        "02_sync_mailbox": {"sync_now": True},
+        "03_correspondence": {"export_dir": str(out / "exports")},
+        "00_training_walkthrough": {"timeout": 3.0},
+    }
+    return common | extra.get(name, {})
+
+
+def kernel_env(lab_root: Path | str, password_env: str = DEFAULT_PASSWORD_ENV,
+               extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a report kernel: ours, pointed at the lab, without a real password."""
+    env = {k: v for k, v in os.environ.items() if k != password_env}
+    env["MAILHAT_LAB_DIR"] = str(lab_root)
+    env.update(extra or {})
+    return env
+
+
+# --------------------------------------------------------------------------- execution
+
+
+class KernelFailed(MailhatError):
+    """A report kernel died or timed out; the message ends with what it printed."""
+
+
+@contextmanager
+def _kernel(env: Mapping[str, str], cwd: Path) -> Iterator[Any]:
+    """A kernel we start (with ``env``) and always shut down.
+
+    It talks over Unix sockets in a private directory rather than TCP: no
+    port is opened, and nobody else on the machine can reach the kernel.
+    What the kernel prints goes to a file there (jupyter_client interrupts
+    a kernel before shutting it down, and ipykernel reports that on
+    stderr); its tail is kept only to explain a kernel that failed.
+    """
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="mhk-") as tmp:
+        log_path = Path(tmp) / "kernel.log"
+        km = KernelManager(kernel_name=KERNEL, transport="ipc",
+                           connection_file=str(Path(tmp) / "kernel.json"))
+        with open(log_path, "wb") as log:
+            km.start_kernel(env=dict(env), cwd=str(cwd), stdout=log, stderr=log)
+            try:
+                yield km
+            except Exception as exc:
+                tail = log_path.read_text(errors="replace")[-800:].strip()
+                raise KernelFailed(f"{type(exc).__name__}: {exc}"
+                                   + (f"; the kernel said: {tail}" if tail else "")) from exc
+            finally:
+                km.shutdown_kernel(now=False)
+
+
+def run_notebook(path: Path, params: Mapping[str, Any], env: Mapping[str, str],
+                 cwd: Path | None = None, timeout: int = CELL_TIMEOUT) -> Any:
+    """Execute notebook ``path`` headless with papermill ``params``; return it, unsaved.
+
+    papermill is given no output path, so nothing is written while it runs;
+    the notebook comes back with its widget state already stripped. A cell
+    that raised leaves its error output in place (papermill stops there),
+    and :func:`first_error` finds it.
+    """
+    from papermill.engines import papermill_engines
+    from papermill.execute import prepare_notebook_metadata, remove_error_markers
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(path))
+    nb = parameterize_notebook(nb, dict(params), kernel_name=KERNEL, language="python")
+    nb = remove_error_markers(prepare_notebook_metadata(nb, str(path), None))
+    workdir = cwd or path.parent
+    with _kernel(env, workdir) as km:
+        nb = papermill_engines.execute_notebook_with_engine(
+            None, nb, kernel_name=KERNEL, input_path=str(path), output_path=None,
+            progress_bar=False, log_output=False, start_timeout=60,
+            execution_timeout=timeout, km=km)
+    return strip_widget_state(nb)
+
+
+def first_error(nb: Mapping[str, Any]) -> str:
+    """``"cell N: Name: message"`` for the first error output, or ""."""
+    for index, cell in enumerate(nb.get("cells", [])):
+        for output in cell.get("outputs", []) or []:
+            if output.get("output_type") == "error":
+                return f"cell {index}: {output.get('ename')}: {output.get('evalue')}"
+    return ""
+
+
+def silent_cells(nb: Mapping[str, Any]) -> list[int]:
+    """Indexes of code cells that produced nothing (papermill can exit 0 on those).
+
+    Every code cell of these notebooks ends in something to show, so an
+    empty one means output went somewhere it should not (e.g. into an
+    Output widget's state, which is stripped).
+    """
+    out = []
+    for index, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & QUIET_TAGS:
+            continue
+        shown = [o for o in cell.get("outputs", []) or []
+                 if o.get("output_type") in ("display_data", "execute_result", "stream")]
+        if not shown:
+            out.append(index)
+    return out
+
+
+def to_html(nb: Any) -> str:
+    """Render an executed notebook as a standalone HTML page (no CDN scripts)."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    # The lab template loads require.js, MathJax and mermaid from CDNs; nothing here needs them.
+    loader = DictLoader({"mailhat_report.html.j2": (
+        "{% extends 'lab/index.html.j2' %}"
+        "{% block html_head_js_requirejs %}{% endblock %}"
+        "{% block html_head_js_mathjax %}{% endblock %}"
+        "{% block html_head_js_mermaidjs %}{% endblock %}")})
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # untyped lib
+        template_name="lab", extra_loaders=[loader], template_file="mailhat_report.html.j2")
+    body, _ = exporter.from_notebook_node(nb)
+    return str(body)
+
+
+def _heading(nb: Mapping[str, Any]) -> tuple[str, str]:
+    """The first Markdown heading and the paragraph after it."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        blocks = "".join(cell.get("source", "")).strip().split("\n\n")
+        title = blocks[0].lstrip("#").strip() if blocks[0].startswith("#") else ""
+        paragraph = blocks[1] if title and len(blocks) > 1 else blocks[0]
+        return title, " ".join(paragraph.split())
+    return "", ""
+
+
+def _inline_markdown(text: str) -> str:
+    """Escape ``text``, then render its ``**bold**`` and ```code``` (what intros use)."""
+    import re
+
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, str]) -> Page:
+    """Execute one notebook, check it, and write its ``.ipynb`` and ``.html`` (if clean)."""
+    path = NOTEBOOKS / f"{name}.ipynb"
+    page = Page(name)
+    start = time.monotonic()
+    try:
+        nb = run_notebook(path, parameters(name, ctx.info, ctx.out), env, cwd=NOTEBOOKS)
+    except Exception as exc:  # the kernel died, a timeout: the index says so
+        page.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        for secret in secrets:
+            page.error = page.error.replace(secret, "***")
+        page.seconds = time.monotonic() - start
+        return page
+    page.seconds = time.monotonic() - start
+    page.title, page.intro = _heading(nb)
+    page.error = first_error(nb)
+    page.silent = [] if page.error else silent_cells(nb)
+    page.withheld = problems(nb, secrets, committed=False)
+    if page.withheld:
+        return page
+    import nbformat
+
+    text = to_html(nb)
+    if any(s and s in text for s in secrets):
+        page.withheld = ["the HTML page would contain a password"]
+        return page
+    (ctx.out / "notebooks").mkdir(parents=True, exist_ok=True)
+    page.ipynb = ctx.out / "notebooks" / f"{name}.ipynb"
+    page.ipynb.write_text(nbformat.writes(nb), encoding="utf-8")  # type: ignore[no-untyped-call]
+    page.html = ctx.out / f"{name}.html"
+    page.html.write_text(text, encoding="utf-8")
+    return page
+
+
+# --------------------------------------------------------------------------- the index
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def lab_stage(ctx: Context) -> str:
+def lab_section(ctx: Context) -> str:
     """The lab's services and what each port did when knocked."""
     expected = ctx.lab.expected(SCENARIOS[ctx.info.scenario])
     rows = [
-        [c.service, str(c.port), str(ctx.info.stands_for.get(c.service, "")), c.behaviour,
-         "✓" if c.behaviour == expected[c.service] else "✗", c.detail[:70]]
+        [html.escape(c.service), str(c.port), str(ctx.info.stands_for.get(c.service, "")),
+         html.escape(c.behaviour), "✓" if c.behaviour == expected[c.service] else "✗",
+         html.escape(c.detail[:70])]
         for c in ctx.lab.checks(ctx.info)
     ]
-    folders = [[name, str(count)] for name, count in sorted(ctx.info.folders.items())]
+    folders = [[html.escape(name), str(count)] for name, count in sorted(ctx.info.folders.items())]
     return (
-        "<h2>Lab server</h2>"
-        f"<p>Scenario <b>{html.escape(ctx.info.scenario)}</b>, server "
-        f"<code>{html.escape(ctx.info.server)}</code>, demo account "
-        f"<code>{html.escape(ctx.info.email('alice'))}</code>.</p>"
+        "<h2>The lab server</h2>"
+        f"<p>Server <code>{html.escape(ctx.info.server)}</code>, demo account "
+        f"<code>{html.escape(ctx.info.email('alice'))}</code>, CA "
+        f"<code>{html.escape(ctx.info.ca_file)}</code>.</p>"
         + _table(["service", "port", "stands for", "behaviour", "check", "greeting"], rows)
         + "<h3>Demo mailbox</h3>" + _table(["folder", "messages"], folders)
     )
 
 
-STAGES: list[tuple[str, Stage]] = [("lab", lab_stage)]
+def _page_row(page: Page, out: Path) -> list[str]:
+    def link(path: Path | None, text: str) -> str:
+        if path is None:
+            return ""
+        return f'<a href="{html.escape(path.relative_to(out).as_posix())}">{text}</a>'
+
+    if page.withheld:
+        status = "✗ withheld: " + html.escape("; ".join(page.withheld))
+    elif page.error:
+        status = "✗ " + html.escape(page.error)
+    elif page.silent:
+        status = f"⚠ cells {page.silent} showed nothing"
+    else:
+        status = "✓ ran clean"
+    title = html.escape(page.title or page.name)
+    return [f"<b>{link(page.html, title) or title}</b><br><small>{_inline_markdown(page.intro)}"
+            "</small>", f"{status}<br><small>{page.seconds:.1f} s</small>",
+            link(page.ipynb, f"{page.name}.ipynb")]
+
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .6rem; text-align: left; font-size: .9rem; }
-th { background: #f3f3f3; } .error { color: #a00; }
+th, td { border: 1px solid #ccc; padding: .35rem .6rem; text-align: left; font-size: .92rem;
+         vertical-align: top; }
+th { background: #f3f3f3; } small { color: #555; }
 """
 
 
-def build(out: Path, lab: Lab | None = None) -> Path:
-    """Run every stage on the lab and write ``out/report.html``; return its path."""
+def index_html(pages: list[Page], lab_html: str, seconds: float, out: Path) -> str:
+    """The report's front page: one row per notebook (links relative to ``out``), then the lab."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = [_page_row(p, out) for p in sorted(pages, key=lambda p: p.name)]
+    return (
+        "<!doctype html><html><head><meta charset=utf-8><title>mailhat report</title>"
+        f"<style>{_CSS}</style></head><body><h1>mailhat report</h1>"
+        f"<p>mailhat {__version__}, {stamp}: every notebook executed against the built-in lab "
+        f"in {seconds:.0f} s. Each page is the notebook as it ran, with its results and "
+        "charts; the interactive panels appear there as static snapshots.</p>"
+        + _table(["Notebook", "Run", "Executed notebook"], rows) + lab_html
+        + "</body></html>")
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def build(out: Path, lab: Lab | None = None, names: tuple[str, ...] = ORDER) -> Path:
+    """Execute the notebooks on the lab, write the pages and ``out/report.html``; return its path.
+
+    Starts the lab when it is not running (and stops it again at the end);
+    a lab that was running is put back in the scenario it was in.
+    """
+    if not NOTEBOOKS.is_dir():
+        raise UsageError(f"no notebooks at {NOTEBOOKS}: the report runs from a checkout of "
+                         "the project")
     lab = lab or Lab()
     started_here = not lab.is_running()
     info = lab.up()
+    previous = info.scenario
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(lab=lab, info=info, out=out)
-    sections = []
+    start = time.monotonic()
+    pages: list[Page] = []
     try:
-        for name, stage in STAGES:
-            start = time.monotonic()
-            try:
-                body = stage(ctx)
-            except MailhatError as exc:
-                body = f"<h2>{html.escape(name)}</h2><p class=error>{html.escape(str(exc))}</p>"
-            sections.append(body + f"<p><small>{name}: {time.monotonic() - start:.1f}s</small></p>")
+        if info.scenario != "normal":
+            info = lab.set_scenario("normal")
+        ctx = Context(lab=lab, info=info, out=out)
+        secrets = [lab.password(u.partition("@")[0]) for u in info.users]
+        env = kernel_env(info.root)
+        for name in names:
+            _say(f"report: running {name}…")
+            page = render_page(name, ctx, secrets, env)
+            _say(f"report: {name}: {'ok' if page.ok else 'PROBLEM'} in {page.seconds:.1f} s")
+            pages.append(page)
+        try:
+            lab_html = lab_section(Context(lab=lab, info=lab.info(), out=out))
+        except MailhatError as exc:
+            lab_html = f"<h2>The lab server</h2><p>{html.escape(str(exc))}</p>"
     finally:
         if started_here:
             lab.down()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    page = (
-        "<!doctype html><html><head><meta charset=utf-8><title>mailhat report</title>"
-        f"<style>{_CSS}</style></head><body><h1>mailhat report</h1>"
-        f"<p>mailhat {__version__}, {stamp}, against the built-in lab.</p>"
-        + "".join(sections) + "</body></html>"
-    )
+        elif lab.is_running() and lab.info().scenario != previous:
+            lab.set_scenario(previous)
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path.resolve()
+    path.write_text(index_html(pages, lab_html, time.monotonic() - start, out), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(
+        [{"name": p.name, "ok": p.ok, "seconds": round(p.seconds, 1), "error": p.error,
+          "silent_cells": p.silent, "withheld": p.withheld} for p in pages], indent=2),
+        encoding="utf-8")
+    return path

@@ -1,0 +1,330 @@
+"""The connection doctor panel: a form, a grid that fills in live, the verdict in words.
+
+The agent types the customer's email address, password and server name,
+picks the provider and presses Run. Every preset is tested at once; each
+row of the grid fills in as its probe finishes (``on_result`` runs in this
+thread, so updating a widget from it is safe). Then: the verdict ("Use IMAP
+option 1: gator1234.hostgator.com, port 993, SSL/TLS"), the certificate
+helper, the redacted transcripts and a button that saves the ticket-ready
+Markdown.
+
+The Password box is emptied the moment Run reads it, so the password is
+not left in the form (nor in any widget state a tool might save). When the
+IMAP verdict is good, the settings and the password that worked are
+remembered in this kernel (:func:`mailhat_nb.notebook.remember`) for the
+sync panel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as w
+
+from mailhat_nb import notebook
+from mailhat_nb.diagnose import Account, Report, Target, builtin_names, diagnose, load_presets
+from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.presets import expand
+from mailhat_nb.diagnose.results import PresetResult
+from mailhat_nb.errors import UsageError
+from mailhat_nb.secrets import Secret
+from mailhat_nb.widgets import render
+from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, field_style
+
+#: How the built-in presets files are named in the Provider list.
+PROVIDER_NAMES = {
+    "hostgator": "HostGator", "gmail": "Gmail", "microsoft365": "Microsoft 365",
+    "outlook": "Outlook.com / Hotmail", "icloud": "iCloud", "aol": "AOL", "yahoo": "Yahoo",
+    "zoho": "Zoho", "fastmail": "Fastmail", "godaddy": "GoDaddy", "bluehost": "Bluehost",
+}
+AUTO = "auto"
+
+
+def provider_options(presets: str) -> list[tuple[str, str]]:
+    """The Provider list: the notebook's own choice first, then the built-in providers.
+
+    ``presets`` is the notebook parameter: ``"lab"``, a built-in name, a file
+    path, or ``""``/``"auto"`` (choose by the email's domain).
+    """
+    chosen = (presets or AUTO).strip()
+    options: list[tuple[str, str]] = []
+    if chosen.lower() == notebook.LAB:
+        options.append(("Training lab (HostGator presets on the lab's ports)", notebook.LAB))
+    elif chosen.lower() not in [*builtin_names(), AUTO]:
+        options.append((f"Presets file: {Path(chosen).name}", chosen))
+    options += [(PROVIDER_NAMES.get(n, n.title()), n) for n in builtin_names()]
+    options.append(("Choose by the email's domain", AUTO))
+    return options
+
+
+def ticket_filename(email: str, when: dt.datetime) -> str:
+    """A file name for the ticket Markdown: who and when, safe on every filesystem."""
+    who = re.sub(r"[^A-Za-z0-9._-]+", "_", email.replace("@", "-at-")).strip("_") or "account"
+    return f"diagnosis-{who}-{when.strftime('%Y%m%d-%H%M%S')}.md"
+
+
+def progress_text(done: int, total: int) -> str:
+    """What the status line says while probes finish."""
+    if total and done >= total:
+        return f"All {total} presets tested; concluding…"
+    return f"Testing {total} presets at once: {done} finished…"
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """The ticket Markdown as saved, shown as text ready to copy.
+
+    Shown as text, not rendered: it is what goes into the ticket, and it
+    quotes what servers said, which must never become markup here.
+    """
+
+    path: Path | None
+    markdown: str
+    note: str
+
+    def _repr_html_(self) -> str:
+        if not self.markdown:
+            return render.message(self.note, "info")
+        return (render.message(self.note, "ok")
+                + '<pre style="white-space: pre-wrap; max-height: 30em; overflow: auto; '
+                'background: #fafafa; border: 1px solid #e3e3e3; padding: 6px; font-size: 12px;">'
+                + render.esc(self.markdown) + "</pre>")
+
+    def __str__(self) -> str:
+        return self.markdown or self.note
+
+
+class DoctorPanel(Panel):
+    """The connection doctor as a form.
+
+    Parameters
+    ----------
+    email, server:
+        Pre-filled into the form (the notebook's parameters).
+    presets:
+        ``"lab"``, a built-in provider name, a presets file, or ``"auto"``.
+    password_env:
+        The NAME of an environment variable holding the password, used when
+        the Password box is left empty (then the lab's file, for lab accounts).
+    ca_file:
+        Extra CA to trust (``"lab"``: the lab's), e.g. a corporate CA.
+    timeout:
+        Seconds any one wait may take.
+    send_test:
+        Pre-tick "send a test message".
+    run_now:
+        Run at once with the parameters (headless runs, reports): the password
+        then comes from ``password_env`` or the lab, never from the form.
+    export_dir:
+        Where the ticket Markdown is saved.
+    """
+
+    title = "Connection doctor"
+
+    def __init__(self, email: str = "", server: str = "", presets: str = notebook.LAB,
+                 password_env: str = notebook.DEFAULT_PASSWORD_ENV, ca_file: str = notebook.LAB,
+                 timeout: float = DEFAULT_TIMEOUT, send_test: bool = False,
+                 run_now: bool = False, export_dir: str | Path = ".") -> None:
+        super().__init__()
+        self.password_env = password_env
+        self.ca_file = ca_file
+        self.export_dir = Path(export_dir)
+        self.report: Report | None = None
+        self.targets: list[Target] = []
+        self.results: dict[tuple[str, str, int, str], PresetResult] = {}
+        self.password_source = ""
+        self.exported: Path | None = None
+        self._secret: Secret | None = None
+
+        style, layout = field_style(), w.Layout(**FIELD_LAYOUT)
+        self.email = w.Text(value=email, description="Email address", style=style,
+                            layout=layout, placeholder="the customer's full address")
+        self.password = w.Password(value="", description="Password", style=style, layout=layout,
+                                   placeholder=f"leave empty to use ${password_env}"
+                                   if password_env else "the customer's password")
+        self.server = w.Text(value=server, description="Server name", style=style, layout=layout,
+                             placeholder="from the welcome email or cPanel, e.g. "
+                                         "gator1234.hostgator.com")
+        options = provider_options(presets)
+        self.provider = w.Dropdown(options=options, value=options[0][1], description="Provider",
+                                   style=style, layout=layout)
+        self.timeout = w.BoundedFloatText(value=float(timeout), min=1, max=120, step=1,
+                                          description="Timeout (seconds)", style=style,
+                                          layout=w.Layout(width="260px"))
+        self.send_test = w.Checkbox(value=bool(send_test), indent=False,
+                                    description="Send a test message (and check it arrives)")
+        self.run_button = w.Button(description="Run the doctor", button_style="primary",
+                                   icon="stethoscope", layout=w.Layout(width="180px"))
+        self.run_button.on_click(lambda _: self.run())
+        self.verdict = w.HTML()
+        self.grid = w.HTML()
+        self.certificates = w.HTML()
+        self.transcript_choice = w.Dropdown(description="Transcript of", style=style,
+                                            layout=w.Layout(width="760px"), options=[])
+        self.transcript_choice.observe(lambda _: self._show_transcript(), names="value")
+        self.transcript = w.HTML()
+        self.export_button = w.Button(description="Export for the ticket", icon="download",
+                                      disabled=True, layout=w.Layout(width="220px"))
+        self.export_button.on_click(lambda _: self.export())
+        self.export_note = w.HTML()
+        self.markdown = w.Textarea(layout=w.Layout(width="100%", height="12em",
+                                                   display="none"))
+        self.details = w.VBox(layout=w.Layout(display="none"))
+        self.details.children = [
+            w.HTML("<h4 style='margin: 12px 0 2px;'>Certificate helper</h4>"), self.certificates,
+            w.HTML("<h4 style='margin: 12px 0 2px;'>Transcript (passwords redacted)</h4>"),
+            self.transcript_choice, self.transcript,
+            w.HTML("<h4 style='margin: 12px 0 2px;'>For the ticket</h4>"),
+            w.HBox([self.export_button, self.export_note]), self.markdown,
+        ]
+        form = w.VBox([self.email, self.password, self.server, self.provider,
+                       w.HBox([self.timeout, self.send_test]), self.run_button])
+        # The verdict sits right under the form: it is what the agent came for.
+        self.widget = w.VBox([form, self.verdict, self.status, self.grid, self.details])
+        if run_now:
+            self.run()
+
+    # ------------------------------------------------------------------ running
+
+    def _secrets(self) -> list[Secret]:
+        return [self._secret] if self._secret is not None else []
+
+    def run(self) -> Report | None:
+        """Read the form, test every preset (the grid fills in live), show the verdict."""
+        typed = self.password.value
+        self.password.value = ""  # never left in the form, nor in saved widget state
+        self._secret = Secret(typed) if typed else None
+        self.run_button.disabled = True
+        self.export_button.disabled = True
+        self.exported = None
+        self.export_note.value = ""
+        self.markdown.layout.display = "none"
+        self.verdict.value = ""
+        try:
+            if self.guarded(lambda: self._run(typed), self._secrets):
+                return self.report
+            return None
+        finally:
+            self.run_button.disabled = False
+
+    def _run(self, typed: str) -> None:
+        self.report = None
+        self.details.layout.display = "none"
+        email = self.email.value.strip()
+        if not email:
+            raise UsageError("type the customer's email address first")
+        self.say("Checking the input…")
+        server = self.server.value.strip() or None
+        # The address and server name first: a typo there is the likelier mistake,
+        # and it should be named before anyone is asked for a password.
+        Account.from_input(email, Secret("placeholder"), server=server)
+        found = notebook.find_password(email, typed, self.password_env, notebook.running_lab())
+        self._secret = found.secret
+        self.password_source = found.source
+        account = Account.from_input(email, found.secret, server=server)
+        presets = load_presets(notebook.resolve_presets(self.provider.value), account.domain)
+        ca_file = notebook.resolve_ca_file(self.ca_file)
+        self.targets, _ = expand(presets, account)
+        self.results = {}
+        self.grid.value = render.grid_html(self.targets, self.results)
+        self.say(progress_text(0, len(self.targets)) + f" (the password came {found.source})")
+
+        def arrived(result: PresetResult) -> None:
+            self.results[render.target_key(result)] = result
+            self.grid.value = render.grid_html(self.targets, self.results)
+            self.say(progress_text(len(self.results), len(self.targets)))
+
+        report = diagnose(account, presets=presets, ca_file=ca_file,
+                          timeout=float(self.timeout.value), send_test=bool(self.send_test.value),
+                          on_result=arrived)
+        self.report = report
+        self.results = {render.target_key(r): r for r in report.results}
+        self.grid.value = render.grid_html(self.targets, self.results)
+        self.verdict.value = render.verdict_html(report)
+        self.certificates.value = render.certificate_html(report.results)
+        self.transcript_choice.options = [
+            (f"{render.symbol(r.status)} {r.preset.display} on {r.host}:{r.port}", i)
+            for i, r in enumerate(report.results)]
+        first_problem = next((i for i, r in enumerate(report.results) if r.status != "ok"), 0)
+        if report.results:
+            self.transcript_choice.value = first_problem
+        self._show_transcript()
+        self.details.layout.display = ""
+        self.export_button.disabled = False
+        connection = notebook.connection_from_report(report, ca_file)
+        seconds = report.elapsed_ms / 1000
+        done = f"Done in {seconds:.1f} s; the password came {found.source}."
+        if connection is None:
+            notebook.forget(account.email)  # an older good result no longer holds
+        if connection is not None:
+            notebook.remember(connection)
+            self.say(f"{done} The IMAP settings that worked are remembered in this kernel: "
+                     "the sync panel will use them without asking for the password again.",
+                     "ok")
+        elif report.verdict.incoming is not None:
+            self.say(f"{done} The setting that works has a catch (see the verdict), so it is "
+                     "not handed to the sync panel.", "warn")
+        else:
+            self.say(done, "info")
+
+    def _show_transcript(self) -> None:
+        if self.report is None or self.transcript_choice.value is None:
+            self.transcript.value = ""
+            return
+        result = self.report.results[int(self.transcript_choice.value)]
+        self.transcript.value = render.transcript_html(result)
+
+    # ------------------------------------------------------------------ export
+
+    def export(self) -> Path | None:
+        """Save the ticket-ready Markdown (no password in it) and show it for copying."""
+        def write() -> None:
+            if self.report is None:
+                raise UsageError("run the doctor first")
+            text = self.report.to_markdown()
+            path = self.export_dir / ticket_filename(self.report.account.email,
+                                                     dt.datetime.now())
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot save {path}: {exc.strerror or exc}") from exc
+            self.exported = path.resolve()
+            self.markdown.value = text
+            self.markdown.layout.display = ""
+            self.export_note.value = render.message(
+                f"Saved {self.exported}. Paste it into the ticket (also shown below).", "ok")
+
+        return self.exported if self.guarded(write, self._secrets) else None
+
+    def ticket(self) -> Ticket:
+        """Save the ticket Markdown (as the Export button does) and show it.
+
+        Before any run there is nothing to save: the result then says how to
+        get the text once the doctor has run.
+        """
+        if self.report is None:
+            return Ticket(None, "", "After a run, press Export for the ticket above (or run "
+                                    "this cell again) to save the ticket text and show it here.")
+        path = self.export()
+        if path is None:
+            return Ticket(None, "", self.error)
+        return Ticket(path, self.markdown.value, f"Saved to {path}; paste it into the ticket.")
+
+    # ------------------------------------------------------------------ static view
+
+    def static_html(self) -> str:
+        """The verdict, grid, certificate helper and transcripts (or the form's state)."""
+        if self.report is not None:
+            out = render.report_html(self.report, self.targets) + str(self.status.value)
+            if self.exported is not None:
+                out += render.message(f"Ticket Markdown saved to {self.exported}", "ok")
+            return out
+        hint = render.message(
+            "The connection doctor form appears here when this notebook runs in JupyterLab or "
+            "as the app (make app): type the customer's email, password and server name, then "
+            "press Run the doctor.", "info")
+        return self.error_html() + hint

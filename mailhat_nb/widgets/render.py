@@ -1,0 +1,388 @@
+"""HTML for the panels: pure functions from results to markup, no widgets involved.
+
+The same markup serves twice: inside the live panels (as the value of an
+``HTML`` widget) and as the static ``text/html`` a panel leaves in a notebook
+run headless (papermill, nbconvert, the demo report), where no widget can
+render. So everything here is plain HTML with inline styles (JupyterLab's
+sanitiser keeps those, and a copied snippet keeps its look), and everything
+that came from a server or a mailbox is escaped: a greeting or a subject
+line is data, never markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose.report import TABLE_LAYERS
+from mailhat_nb.diagnose.results import SYMBOLS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from mailhat_nb.diagnose import PresetResult, Report, Target
+
+#: Colours by status (Okabe-Ito, as the charts): readable by colour-blind agents,
+#: and the symbol always says it too.
+COLORS = {"ok": "#007a4d", "warn": "#b35900", "fail": "#c0392b", "skip": "#888888",
+          "pending": "#888888"}
+BACKGROUNDS = {"ok": "#e8f6ef", "warn": "#fff4e0", "fail": "#fdecea", "info": "#eef3fb"}
+PENDING = "…"
+# The line height is explicit because an HTML widget inherits ipywidgets' 28px one.
+FONT = ("font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 14px; "
+        "line-height: 1.4;")
+_CELL = "padding: 3px 7px; border-bottom: 1px solid #e3e3e3; text-align: left;"
+_HEAD = _CELL + " background: #f4f4f4; font-weight: 600;"
+
+
+def esc(text: object) -> str:
+    """Escape ``text`` for HTML (quotes too: it may land in an attribute)."""
+    return html.escape(str(text), quote=True)
+
+
+def box(body: str, kind: str = "info") -> str:
+    """Wrap ``body`` (markup) in a coloured box: ``ok``, ``warn``, ``fail`` or ``info``."""
+    border = COLORS.get(kind, "#6a8fc7")
+    return (f'<div style="{FONT} background: {BACKGROUNDS.get(kind, BACKGROUNDS["info"])}; '
+            f'border-left: 5px solid {border}; padding: 8px 12px; margin: 6px 0;">{body}</div>')
+
+
+def message(text: str, kind: str = "info") -> str:
+    """A one-paragraph box holding plain ``text`` (escaped)."""
+    return box(f"<p style='margin: 0;'>{esc(text)}</p>", kind)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A one-line message that displays itself as a coloured box in a notebook."""
+
+    text: str
+    kind: str = "info"
+
+    def _repr_html_(self) -> str:
+        return message(self.text, self.kind)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def section(title: str, body: str) -> str:
+    """A titled block of the static view."""
+    return (f'<div style="{FONT} margin: 10px 0;"><h3 style="margin: 10px 0 4px;">'
+            f"{esc(title)}</h3>{body}</div>")
+
+
+def table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], *,
+          raw: bool = False) -> str:
+    """A small table (no header row when ``header`` is None).
+
+    Cells are escaped unless ``raw`` (then they are markup already).
+    """
+    head = ("<thead><tr>" + "".join(f'<th style="{_HEAD}">{esc(h)}</th>' for h in header)
+            + "</tr></thead>") if header else ""
+    body = "".join(
+        "<tr>" + "".join(f'<td style="{_CELL}">{c if raw else esc(c)}</td>' for c in row)
+        + "</tr>" for row in rows)
+    return (f'<table style="{FONT} border-collapse: collapse; margin: 4px 0;">'
+            f"{head}<tbody>{body}</tbody></table>")
+
+
+# --------------------------------------------------------------------------- the doctor
+
+
+def symbol(status: str | None) -> str:
+    """The ✓ / ⚠ / ✗ / · mark of a status; ``–`` when the layer did not apply."""
+    if status is None:
+        return "–"
+    if status == "pending":
+        return PENDING
+    return SYMBOLS.get(status, "?")
+
+
+def layer_status(result: PresetResult, layer: str) -> str | None:
+    """The worst status among the steps folded into ``layer`` (None: not run)."""
+    worst = {"fail": 3, "warn": 2, "ok": 1, "skip": 0}
+    found = [s.status for s in result.steps if s.name in TABLE_LAYERS[layer]]
+    return max(found, key=lambda s: worst.get(s, 0)) if found else None
+
+
+def _mark(status: str | None) -> str:
+    color = COLORS.get(status or "skip", "#888888")
+    title = {"ok": "passed", "warn": "passed with a warning", "fail": "failed",
+             "skip": "not needed", "pending": "testing", None: "not tested"}.get(status, "")
+    return (f'<span title="{title}" style="color: {color}; font-weight: 700;">'
+            f"{symbol(status)}</span>")
+
+
+def grid_rows(targets: Sequence[Target], results: dict[tuple[str, str, int, str], PresetResult],
+              ) -> list[list[str]]:
+    """One row of markup cells per target: finished ones filled in, the others pending."""
+    rows = []
+    for t in targets:
+        r = results.get(target_key(t))
+        name = (f"<b>{esc(t.preset.label)}</b><br>"
+                f'<small style="white-space: nowrap; color: #555;">{esc(_std(t))}</small>')
+        where = f"<code>{esc(t.host)}:{t.port}</code>"
+        if r is None:
+            marks = [_mark("pending")] * len(TABLE_LAYERS)
+            outcome = f'<span style="color: {COLORS["pending"]};">testing…</span>'
+        else:
+            marks = [_mark(layer_status(r, layer)) for layer in TABLE_LAYERS]
+            outcome = (f'<span style="color: {COLORS[r.status]}; font-weight: 600;">'
+                       f"{symbol(r.status)} {esc(r.title)}</span>")
+        rows.append([name, where, *marks, outcome])
+    return rows
+
+
+def _std(target: Target) -> str:
+    """``IMAP · 993 · SSL/TLS``: what the preset is, on its standard port."""
+    from mailhat_nb.diagnose.presets import SECURITY_NAMES
+
+    p = target.preset
+    return f"{p.protocol.upper()} · {p.std_port} · {SECURITY_NAMES[p.security]}"
+
+
+def target_key(target: Target | PresetResult) -> tuple[str, str, int, str]:
+    """What identifies a probe: preset id, host, port, security."""
+    preset = target.preset
+    return (preset.id, target.host, target.port, target.security)
+
+
+def grid_html(targets: Sequence[Target],
+              results: dict[tuple[str, str, int, str], PresetResult]) -> str:
+    """The presets × layers grid: ✓ passed, ⚠ warning, ✗ failed, – not applicable."""
+    if not targets:
+        return message("No preset to test: give the server name (from the welcome email or "
+                       "cPanel) or choose another provider.", "warn")
+    header = ["Preset", "Server:port", *TABLE_LAYERS, "Result"]
+    legend = ("<small style='color:#555;'>✓ passed, ⚠ passed with a warning, ✗ failed, "
+              "· skipped (e.g. TLS when no encryption was asked for), – not part of this "
+              "preset, … still testing</small>")
+    # A narrow notebook column scrolls the grid sideways rather than cutting it off.
+    return (f'<div style="overflow-x: auto; max-width: 100%;">'
+            f"{table(header, grid_rows(targets, results), raw=True)}</div>{legend}")
+
+
+def verdict_html(report: Report) -> str:
+    """The verdict in plain words: what to enter in the CRM, or what is wrong and what to do."""
+    v = report.verdict
+    code = codes.get(v.code)
+    works_now = ""
+    if v.incoming is not None and v.code == "ok":
+        kind, head = "ok", f"✓ Use {v.incoming.setting()}"
+    elif v.incoming is not None:
+        # Something works, but with a catch (no encryption, a certificate problem):
+        # the catch is the headline, the working setting the fallback.
+        kind, head = "warn", f"⚠ {code.title}"
+        works_now = (f"<p style='margin: 2px 0;'><b>What works now:</b> "
+                     f"{esc(v.incoming.setting())}</p>")
+    else:
+        kind, head = "fail", f"✗ {code.title}: no IMAP setting works"
+    lines = [f'<p style="margin: 0 0 6px; font-size: 17px; font-weight: 700; '
+             f'color: {COLORS[kind]};">{esc(head)}</p>', works_now]
+    if v.outgoing is not None:
+        lines.append(f"<p style='margin: 2px 0;'><b>For sending (SMTP):</b> "
+                     f"{esc(v.outgoing.setting())}</p>")
+    if v.code != "ok":  # when all is well, the headline and SMTP line say it all
+        lines.append(f"<p style='margin: 6px 0;'>{esc(v.summary)}</p>")
+    if v.code != "ok":
+        lines.append(f"<p style='margin: 4px 0;'><b>For the customer:</b> "
+                     f"{esc(v.explanation)}</p>")
+        lines.append(f"<p style='margin: 4px 0;'><b>What to do:</b> {esc(v.remedy)}</p>")
+    notes = [*report.account.notes, *[n for n in report.notes if n not in report.account.notes]]
+    if notes:
+        lines.append("<p style='margin: 4px 0; color: #555;'><small>Notes: "
+                     + esc("; ".join(notes)) + "</small></p>")
+    return box("".join(lines), kind)
+
+
+def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:
+    """One entry per distinct certificate seen, with the presets that saw it.
+
+    Why a helper: "certificate error" helps nobody; the names a certificate
+    covers, who issued it and until when, tell the agent which server name
+    to use instead, or what to ask the host to fix.
+    """
+    seen: dict[str, dict[str, Any]] = {}
+    for r in results:
+        cert = r.certificate or {}
+        if not cert.get("names") and not cert.get("subject"):
+            continue
+        entry = seen.setdefault(str(cert.get("sha256", id(cert))), {"cert": cert, "where": [],
+                                                                      "codes": set()})
+        entry["where"].append(f"{r.host}:{r.port}")
+        entry["codes"].add(r.code)
+    return list(seen.values())
+
+
+def certificate_html(results: Sequence[PresetResult]) -> str:
+    """The certificate helper: what each certificate covers, who issued it, until when."""
+    entries = certificate_rows(results)
+    if not entries:
+        return message("No certificate was presented (no preset reached SSL/TLS).")
+    parts = []
+    for entry in entries:
+        cert = entry["cert"]
+        problems = sorted(c for c in entry["codes"] if c.startswith("cert_"))
+        kind = "fail" if problems or cert.get("expired") else "ok"
+        facts = [
+            ["Covers the names", ", ".join(cert.get("names", [])) or cert.get("subject", "")],
+            ["Issued by", str(cert.get("issuer", "")) + (" (itself: self-signed)"
+                                                        if cert.get("self_signed") else "")],
+            ["Valid", f"{str(cert.get('not_before', ''))[:10]} to "
+                      f"{str(cert.get('not_after', ''))[:10]}"
+                      + (" (expired or not yet valid)" if cert.get("expired") else "")],
+            ["Seen on", ", ".join(sorted(set(entry["where"])))],
+        ]
+        rec = cert.get("recommended_host")
+        if rec and not cert.get("covers_host", True):
+            facts.append(["Use this server name instead", rec])
+        if problems:
+            facts.append(["Problem", "; ".join(codes.get(c).title for c in problems)])
+        parts.append(box(table(None, facts), kind))
+    return "".join(parts)
+
+
+def transcript_text(result: PresetResult) -> str:
+    """The redacted transcript of one probe as plain text (C: client, S: server, *: note)."""
+    return "\n".join(f"{line.ms:8.1f} ms  {line.direction}: {line.text}"
+                     for line in result.transcript)
+
+
+def transcript_html(result: PresetResult) -> str:
+    """One probe's redacted transcript, escaped, in a scrollable block."""
+    return (f'<pre style="max-height: 22em; overflow: auto; background: #fafafa; '
+            f'border: 1px solid #e3e3e3; padding: 6px; font-size: 12px; line-height: 1.35; '
+            f'white-space: pre-wrap;">{esc(transcript_text(result))}</pre>')
+
+
+def transcripts_html(results: Sequence[PresetResult]) -> str:
+    """Every transcript, each folded under its preset (problems first, open)."""
+    ordered = sorted(results, key=lambda r: {"fail": 0, "warn": 1}.get(r.status, 2))
+    return "".join(
+        f'<details{" open" if i == 0 and r.status != "ok" else ""} style="{FONT} margin: 3px 0;">'
+        f"<summary>{esc(symbol(r.status))} {esc(r.preset.display)} on "
+        f"<code>{esc(r.host)}:{r.port}</code>: {esc(r.title)}</summary>"
+        f"{transcript_html(r)}</details>"
+        for i, r in enumerate(ordered))
+
+
+def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:
+    """The whole diagnosis as static HTML: verdict, grid, certificates, transcripts."""
+    done = {target_key(r): r for r in report.results}
+    shown = list(targets) if targets is not None else [r.target for r in report.results]
+    title = f"Connection doctor: {report.account.email}"
+    if report.account.server:
+        title += f" (server {report.account.server})"
+    return (f'<div style="{FONT}"><h3 style="margin: 6px 0;">{esc(title)}</h3>'
+            + verdict_html(report)
+            + section("Every preset, layer by layer", grid_html(shown, done))
+            + section("Certificate helper", certificate_html(report.results))
+            + section("Transcripts (passwords redacted)", transcripts_html(report.results))
+            + "</div>")
+
+
+# --------------------------------------------------------------------------- frames and figures
+
+
+def frame_html(frame: pd.DataFrame, max_rows: int = 15) -> str:
+    """A DataFrame as a compact, escaped HTML table (the first ``max_rows`` rows)."""
+    shown = frame.head(max_rows)
+    text: str = shown.to_html(index=False, escape=True, border=0, na_rep="",
+                              max_cols=12, classes="mh-frame")
+    more = (f"<small style='color:#555;'>showing {len(shown)} of {len(frame):,} rows</small>"
+            if len(frame) > max_rows else "")
+    style = (f"<style>.mh-frame {{ border-collapse: collapse; {FONT} }} "
+             ".mh-frame td, .mh-frame th { padding: 2px 8px; border-bottom: 1px solid #e3e3e3;"
+             " text-align: left; max-width: 28em; overflow: hidden; text-overflow: ellipsis;"
+             " white-space: nowrap; } .mh-frame th { background: #f4f4f4; }</style>")
+    return style + text + more
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """Render ``fig`` to PNG bytes (no GUI backend needed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def png_img(png: bytes, alt: str) -> str:
+    """An ``<img>`` carrying ``png`` inline, so a static page needs no side files."""
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<img alt="{esc(alt)}" style="max-width: 100%; height: auto;" '
+            f'src="data:image/png;base64,{data}">')
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def health_sentences(health: pd.DataFrame) -> list[tuple[str, str]]:
+    """The data-health table in plain words: ``(kind, sentence)`` pairs, worst first.
+
+    ``kind`` is ``ok``, ``warn`` or ``fail``. Why words: an agent needs "2
+    folders are incomplete" before they need twelve columns of counts.
+    """
+    if health.empty:
+        return [("warn", "The store holds no messages yet.")]
+
+    def total(col: str) -> int:
+        if col not in health.columns:
+            return 0
+        import pandas as pd
+
+        return int(pd.to_numeric(health[col], errors="coerce").fillna(0).clip(lower=0).sum())
+
+    def folders_where(col: str) -> list[str]:
+        import pandas as pd
+
+        if col not in health.columns:
+            return []
+        values = pd.to_numeric(health[col], errors="coerce").fillna(0)
+        return [str(f) for f in health.loc[values != 0, "folder"]]
+
+    out: list[tuple[str, str]] = []
+    rows, n_folders = total("rows"), len(health)
+    incomplete = folders_where("missing")
+    if incomplete:
+        out.append(("fail", f"{_count(len(incomplete), 'folder')} differ from the server's "
+                            f"count ({', '.join(incomplete[:5])}): run the sync again."))
+    if total("uidvalidity_events"):
+        renumbered = ", ".join(folders_where("uidvalidity_events"))
+        out.append(("warn", f"The server renumbered {renumbered} (UIDVALIDITY changed): "
+                            "those folders were fetched again."))
+    for col, words in (("no_date", "have no date at all"),
+                       ("suspect_dates", "carry a placeholder date (before 1990 or in the future)"),
+                       ("date_fallbacks", "had no usable Date header (the server's arrival time "
+                                          "is used)"),
+                       ("defects", "had header parts that could not be decoded cleanly")):
+        n = total(col)
+        if n:
+            out.append(("warn", f"{_count(n, 'message')} {words}."))
+    dups = total("duplicates")
+    if dups:
+        out.append(("ok", f"{_count(dups, 'row')} are copies of a message filed in several "
+                          "folders; every count uses each message once."))
+    complete = "" if incomplete or "server_count" not in health.columns or \
+        health["server_count"].isna().all() else ", every folder matches the server's count"
+    out.insert(0, ("ok" if not incomplete else "fail",
+                   f"{_count(rows, 'message')} in {_count(n_folders, 'folder')}{complete}."))
+    return out
+
+
+def health_html(health: pd.DataFrame) -> str:
+    """The data-health sentences as a list of ✓ / ⚠ / ✗ lines."""
+    items = "".join(
+        f'<li style="list-style: none; margin: 2px 0;"><span style="color: {COLORS[kind]}; '
+        f'font-weight: 700;">{symbol(kind)}</span> {esc(text)}</li>'
+        for kind, text in health_sentences(health))
+    return f'<ul style="{FONT} padding-left: 4px; margin: 4px 0;">{items}</ul>'

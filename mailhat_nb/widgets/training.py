@@ -1,0 +1,194 @@
+"""The training walkthrough: each lab fault switched on in turn, what the doctor shows, the fix.
+
+Static views only (objects with ``_repr_html_``): a walkthrough is read top
+to bottom, in JupyterLab, in the HTML report or on paper, and must look the
+same everywhere. Every scenario is a real server configuration of the lab
+(:mod:`mailhat_nb.lab.scenarios`); the doctor runs against it exactly as it
+would against a customer's server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailhat_nb import notebook
+from mailhat_nb.diagnose import Account, Report, codes, diagnose, load_presets
+from mailhat_nb.diagnose.presets import SECURITY_NAMES
+from mailhat_nb.errors import MailhatError, UsageError
+from mailhat_nb.lab import SCENARIOS, Lab, Scenario
+from mailhat_nb.widgets import render
+
+
+@dataclass
+class View:
+    """A piece of HTML that displays itself (and says something as plain text)."""
+
+    html: str
+    text: str = ""
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text or "(an HTML view)"
+
+
+def expected_seen(report: Report, scenario: Scenario) -> bool:
+    """Whether the doctor said what the scenario is built to show.
+
+    The scenario's ``expect`` is the code its IMAP presets carry; the verdict
+    may name something else when another preset still works (a closed port
+    993 next to a working 143 is "use 143", not a failure), so the check is
+    on the IMAP results, or on the verdict.
+    """
+    imap_codes = {r.code for r in report.results if r.protocol == "imap"}
+    return scenario.expect in imap_codes or report.verdict.code == scenario.expect
+
+
+@dataclass
+class ScenarioRun:
+    """One scenario: the story, what the doctor found, whether that is what it should find."""
+
+    scenario: Scenario
+    report: Report
+    switch_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def as_expected(self) -> bool:
+        """True when the doctor named the scenario's fault (see :func:`expected_seen`)."""
+        return expected_seen(self.report, self.scenario)
+
+    def _repr_html_(self) -> str:
+        s, report = self.scenario, self.report
+        expect = codes.get(s.expect)
+        imap = [r for r in report.results if r.protocol == "imap"]
+        check = ("ok", f"The IMAP presets show “{expect.title}” ({s.expect}), as this "
+                       "scenario is built to.") if self.as_expected else \
+            ("fail", f"Expected “{expect.title}” ({s.expect}) on the IMAP presets; the doctor "
+                     "found something else. Look at the grid and transcripts.")
+        done = {render.target_key(r): r for r in report.results}
+        grid = render.grid_html([r.target for r in imap], done)
+        bad = next((r for r in imap if r.code == s.expect), None)
+        explanation, remedy = ((bad.explanation, bad.remedy) if bad is not None
+                               else (report.verdict.explanation, report.verdict.remedy))
+        fix = (f"<p style='margin: 2px 0;'><b>For the customer:</b> "
+               f"{render.esc(explanation)}</p><p style='margin: 2px 0;'><b>The fix:</b> "
+               f"{render.esc(remedy)}</p>")
+        extra = ""
+        if bad is not None and s.expect.startswith("cert_"):
+            extra = render.section("Certificate helper", render.certificate_html([bad]))
+        if bad is not None and bad.code != "ok":
+            extra += (f"<details style='{render.FONT}'><summary>Transcript of "
+                      f"{render.esc(bad.preset.display)} (passwords redacted)</summary>"
+                      f"{render.transcript_html(bad)}</details>")
+        return (f'<div style="{render.FONT} border-top: 2px solid #ddd; margin-top: 8px;">'
+                f'<h3 style="margin: 8px 0 2px;">Scenario “{render.esc(s.title)}” '
+                f"<small><code>{render.esc(s.name)}</code></small></h3>"
+                f"<p style='margin: 2px 0;'><b>What the customer lives through:</b> "
+                f"{render.esc(s.story)}</p>"
+                f"<p style='margin: 2px 0; color: #555;'><small>Server name typed: "
+                f"<code>{render.esc(report.account.server)}</code>; lab switched in "
+                f"{self.switch_seconds:.1f} s, doctor ran in {report.elapsed_ms / 1000:.1f} s."
+                f"</small></p>"
+                + render.section("What the doctor says", render.verdict_html(report))
+                + render.section("The IMAP presets, layer by layer", grid)
+                + render.message(check[1], check[0])
+                + render.box(fix, "info") + extra + "</div>")
+
+    def __repr__(self) -> str:
+        return (f"scenario {self.scenario.name}: verdict {self.report.verdict.code}"
+                f" ({'as expected' if self.as_expected else 'NOT as expected'})")
+
+
+class Walkthrough:
+    """Drive the lab through its scenarios and run the doctor on each.
+
+    Parameters
+    ----------
+    email:
+        A lab account (``alice@localhost``).
+    presets, ca_file:
+        Notebook parameters (``"lab"`` for the lab's files).
+    password_env:
+        The NAME of the environment variable with the password; a lab
+        account falls back to the lab's password file.
+    timeout:
+        Seconds per wait: the "firewalled" and "ip-blocked" scenarios cost
+        one timeout each, so a short one keeps the walkthrough brisk.
+    """
+
+    def __init__(self, email: str, presets: str = notebook.LAB, ca_file: str = notebook.LAB,
+                 password_env: str = notebook.DEFAULT_PASSWORD_ENV, timeout: float = 3.0) -> None:
+        self.email = email
+        self.timeout = timeout
+        self.runs: dict[str, ScenarioRun] = {}
+        self.error = ""
+        try:
+            lab = notebook.running_lab()
+            if lab is None:
+                raise UsageError("the walkthrough needs the lab server: start it with "
+                                 "`make lab` (or `mailhat lab up`), then run the cells again")
+            self.lab: Lab = lab
+            self.presets = notebook.resolve_presets(presets)
+            self.ca_file = notebook.resolve_ca_file(ca_file)
+            self.password = notebook.find_password(email, "", password_env, lab)
+        except MailhatError as exc:
+            self.error = str(exc)
+
+    def _problem(self) -> View:
+        return View(render.message(self.error, "fail"), self.error)
+
+    def presets_table(self) -> View:
+        """The presets the doctor tries, with the standard port each lab port stands for."""
+        if self.error:
+            return self._problem()
+        presets = load_presets(self.presets, "localhost")
+        rows = [[p.label, p.protocol.upper(), str(p.std_port), SECURITY_NAMES[p.security],
+                 str(p.port)] for p in presets]
+        html = render.table(["Preset", "Protocol", "Standard port", "Security",
+                             "Lab port (stands in for it)"], rows)
+        return View(html, f"{len(rows)} presets")
+
+    def scenario(self, name: str) -> ScenarioRun | View:
+        """Switch the lab to scenario ``name`` and run the doctor against it.
+
+        A problem (no lab, an unknown name, a lab that will not switch) comes
+        back as a message to show, never as a traceback.
+        """
+        import time
+
+        if self.error:
+            return self._problem()
+        try:
+            if name not in SCENARIOS:
+                raise UsageError(f"unknown scenario {name!r}; the lab has: "
+                                 + ", ".join(SCENARIOS))
+            start = time.monotonic()
+            info = self.lab.set_scenario(name)
+            switched = time.monotonic() - start
+            chosen = SCENARIOS[name]
+            account = Account.from_input(self.email, self.password.secret, server=chosen.server)
+            report = diagnose(account, presets=self.presets or info.presets,
+                              ca_file=self.ca_file, timeout=self.timeout)
+        except MailhatError as exc:
+            return View(render.message(str(exc), "fail"), str(exc))
+        run = ScenarioRun(chosen, report, switched)
+        self.runs[name] = run
+        return run
+
+    def restore(self) -> View:
+        """Put the lab back to normal and summarise the walkthrough."""
+        if self.error:
+            return self._problem()
+        try:
+            self.lab.set_scenario("normal")
+        except MailhatError as exc:
+            return View(render.message(str(exc), "fail"), str(exc))
+        rows = [[run.scenario.title, run.scenario.expect, run.report.verdict.code,
+                 "✓" if run.as_expected else "✗"] for run in self.runs.values()]
+        html = (render.message("The lab is back to the normal scenario.", "ok")
+                + render.table(["Scenario", "Built to show", "Verdict code", "As expected"],
+                               rows))
+        return View(html, f"{sum(r.as_expected for r in self.runs.values())} of "
+                          f"{len(self.runs)} scenarios as expected")
