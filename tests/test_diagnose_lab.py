@@ -214,7 +214,9 @@ def test_cert_mismatch_names_what_the_certificate_covers(
     # the certificate was read over a separate connection, with no credentials
     assert not any("AUTH" in ln.text or "LOGIN" in ln.text for ln in result.transcript)
     assert report.verdict.code == "cert_hostname_mismatch"
-    assert "Try server gator4321.hostgator.com" in report.verdict.summary
+    assert report.verdict.summary.startswith(
+        "The encrypted settings fail: the server's certificate covers gator4321.hostgator.com, "
+        "*.hostgator.com, not localhost. Enter server gator4321.hostgator.com with IMAP option 1")
     starttls = next(r for r in report.results if r.preset.id == "imap-starttls-143")
     assert starttls.certificate
     assert starttls.certificate["names"] == cert["names"]
@@ -223,15 +225,21 @@ def test_cert_mismatch_names_what_the_certificate_covers(
 def test_expired_and_self_signed_certificates_are_described(
         lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
     info = scenario("expired-cert")
-    result = run(lab, info, info.presets).results[0]
+    report = run(lab, info, info.presets)
+    result = report.results[0]
     assert result.code == "cert_expired"
     assert result.certificate
     assert result.certificate["expired"] is True
+    expired_on = result.certificate["not_after"][:10]
+    assert report.verdict.summary.startswith(
+        f"The encrypted settings fail: the server's certificate expired on {expired_on}.")
     info = scenario("self-signed")
-    result = run(lab, info, info.presets).results[0]
+    report = run(lab, info, info.presets)
+    result = report.results[0]
     assert result.code == "cert_untrusted"
     assert result.certificate
     assert result.certificate["self_signed"] is True
+    assert "no trusted authority vouches for" in report.verdict.summary
 
 
 def test_pop_only_verdict(lab: Lab, scenario: Callable[[str], LabInfo]) -> None:

@@ -110,12 +110,12 @@ def _conclude(results: list[PresetResult]) -> Verdict:
             summary += f" Warning: {incoming.title.lower()}; {incoming.explanation}"
         cert_failed = [r for r in imap if r.code in CERT_CODES]
         if incoming.security == "none" and cert_failed:
-            bad = cert_failed[0]
-            code = bad.code
-            rec = (bad.certificate or {}).get("recommended_host")
-            summary += f" The encrypted presets fail: {bad.title.lower()} ({bad.detail})."
-            if bad.code == "cert_hostname_mismatch" and rec and rec != bad.host:
-                summary += f" Try server {rec} with SSL/TLS instead."
+            # Only clear text works because every encrypted preset trips over the
+            # certificate: that is the finding, the working setting a stopgap.
+            code = cert_failed[0].code
+            summary = (f"{_certificate_finding(cert_failed[0])} Until that is fixed only an "
+                       f"unencrypted setting works: {incoming.setting()}, and the password "
+                       "would cross the network in clear text.")
         return Verdict(code, f"{summary} {out_text}".strip(), incoming, outgoing)
 
     pop_greeted = [r for r in pop if _passed(r, "greeting")]
@@ -160,6 +160,27 @@ def _conclude(results: list[PresetResult]) -> Verdict:
         summary = (f"No IMAP preset works. The furthest attempt, {worst.setting()}, failed: "
                    f"{worst.title.lower()} ({worst.detail}). {worst.remedy}")
     return Verdict(worst.code, f"{summary} {out_text}".strip(), None, outgoing)
+
+
+def _certificate_finding(bad: PresetResult) -> str:
+    """One or two sentences on why the encrypted presets fail, and what to use."""
+    cert = bad.certificate or {}
+    names = ", ".join(cert.get("names", []))
+    rec = cert.get("recommended_host")
+    if bad.code == "cert_hostname_mismatch" and names:
+        text = (f"The encrypted settings fail: the server's certificate covers {names}, "
+                f"not {bad.host}.")
+        if rec and rec != bad.host:
+            text += (f" Enter server {rec} with {bad.preset.label} "
+                     f"({bad.security_name}) instead.")
+        return text
+    if bad.code == "cert_expired" and cert.get("not_after"):
+        return f"The encrypted settings fail: the server's certificate expired on " \
+               f"{str(cert['not_after'])[:10]}."
+    if bad.code == "cert_untrusted" and cert.get("issuer"):
+        return (f"The encrypted settings fail: the server's certificate is issued by "
+                f"{cert['issuer']}, which no trusted authority vouches for.")
+    return f"The encrypted settings fail: {bad.title.lower()} ({bad.detail})."
 
 
 def _passed(result: PresetResult, step: str) -> bool:
