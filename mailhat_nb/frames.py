@@ -3,8 +3,10 @@ r"""The ``messages`` DataFrame: columns, dtypes, folder roles and direction.
 One row per message per folder (DESIGN.md, "Frames"). Every source (IMAP
 sync, the Parquet store, Maildir and mbox imports) builds the frame through
 :func:`messages_frame` or re-types a frame it read through :func:`conform`,
-so analysis code can rely on one set of dtypes, chosen to be compact and to
-round-trip through Parquet unchanged:
+so analysis code can rely on one set of dtypes, chosen to be compact and
+Parquet-native (read a file back with ``dtype_backend="pyarrow"`` and
+:func:`conform`; pandas 3.1's plain ``read_parquet`` chokes on its own list
+columns, see :func:`conform`):
 
 ==================  ========================================  =====================
 column              dtype                                     notes

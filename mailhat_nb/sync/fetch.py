@@ -109,6 +109,40 @@ class ResponseReader:
             if parts is not None:
                 return parts
 
+    def next_fetch(self) -> FetchedMessage | list[bytes]:
+        """The next response, a usual FETCH answer already parsed.
+
+        A FETCH of the shape Dovecot answers a header sync with comes as a
+        :class:`FetchedMessage` straight away: one regular expression match
+        on the read buffer replaces cutting the response into pieces and
+        matching those (:meth:`next`, then :func:`parse_fetch`). Measured
+        ~0.2-0.6 µs less per message (~0.03 s of a 100k first sync). A
+        response not completely received yet is read to its end first;
+        anything else takes the general path, which gives the same result.
+        """
+        while True:
+            buf = self._buf
+            pos = self._pos
+            m = _DOVECOT_RESPONSE.match(buf, pos)
+            if m is None:
+                if buf.find(b"\r\n", pos) < 0 and buf.startswith(b"* ", pos):
+                    self._fill()  # the first line is not all here yet: read, try again
+                    continue
+                return self.next()
+            start = m.end()
+            end = start + int(m.group(7))
+            if end + 3 > len(buf):
+                self._fill(end + 3 - len(buf))  # the rest of the literal, and ")\r\n"
+                continue
+            if buf[end:end + 3] != b")\r\n":
+                return self.next()
+            self._pos = end + 3
+            seq, uid, flags, date, size, modseq, _ = m.groups()
+            return FetchedMessage(
+                uid=int(uid), flags=_flags_of(flags), internaldate=parse_internaldate(date),
+                size=int(size), header=buf[start:end],
+                modseq=int(modseq) if modseq else None, seq=int(seq))
+
     def _scan(self) -> list[bytes] | None:
         # The buffer never outgrows one read plus the unfinished response:
         # _fill drops what was consumed before appending.
@@ -272,6 +306,12 @@ _FLAG_CACHE: dict[bytes, tuple[str, ...]] = {}
 _DOVECOT_SHAPE = re.compile(
     rb'\* (\d+) FETCH \(UID (\d+) FLAGS \(([^()"{}]*)\) INTERNALDATE "([^"]*)" '
     rb"RFC822\.SIZE (\d+)(?: MODSEQ \((\d+)\))? BODY\[HEADER\.FIELDS \([^)]*\)\] \{\d+\}\Z")
+# The same on the read buffer (ResponseReader.next_fetch): the first line up to its
+# CRLF, the literal's length in group 7; no class may cross a line end.
+_DOVECOT_RESPONSE = re.compile(
+    rb'\* (\d+) FETCH \(UID (\d+) FLAGS \(([^()"{}\r\n]*)\) INTERNALDATE "([^"\r\n]*)" '
+    rb"RFC822\.SIZE (\d+)(?: MODSEQ \((\d+)\))? BODY\[HEADER\.FIELDS \([^)\r\n]*\)\] "
+    rb"\{(\d+)\}\r\n")
 
 
 def _flags_of(raw: bytes) -> tuple[str, ...]:
@@ -412,13 +452,21 @@ def sequence_set(uids: Sequence[int]) -> str:
     return ",".join(f"{a}:{b}" if a != b else str(a) for a, b in to_ranges(uids))
 
 
-def chunk_ranges(uids: Sequence[int], size: int) -> list[tuple[int, int]]:
+def chunk_ranges(uids: Sequence[int], size: int, first: int | None = None,
+                 ) -> list[tuple[int, int]]:
     """Split sorted UIDs into ``(first, last)`` ranges of at most ``size`` messages each.
 
     A range may span UIDs that no longer exist; the server skips them. That
     is what keeps every command line short whatever the mailbox holds.
+    ``first``: a smaller size for the first range only (see the engine's
+    ``FIRST_CHUNK``).
     """
-    return [(uids[i], uids[min(i + size, len(uids)) - 1]) for i in range(0, len(uids), size)]
+    head: list[tuple[int, int]] = []
+    if first is not None and 0 < first < size and len(uids) > first:
+        head = [(uids[0], uids[first - 1])]
+        uids = uids[first:]
+    return head + [(uids[i], uids[min(i + size, len(uids)) - 1])
+                   for i in range(0, len(uids), size)]
 
 
 # --------------------------------------------------------------------------- commands
@@ -474,27 +522,45 @@ class Wire:
             On ``* BYE`` or end of stream.
         """
         while True:
-            parts = self._reader.next()
-            head = parts[0]
-            if head[:2] == b"* ":
-                if head[2:5].upper() == b"BYE":
-                    raise ConnectionResetError(
-                        "the server said BYE: " + head[5:].decode("utf-8", "replace").strip())
-                return None, parts
-            if head[:1] == b"+":
-                continue  # a continuation request we did not ask for: ignore
-            tag, _, rest = head.partition(b" ")
-            command = self._in_flight.pop(tag, None)
-            if command is None:
-                continue  # not ours (cannot happen unless the server misbehaves)
-            tagged = getattr(self._imap, "tagged_commands", None)
-            if isinstance(tagged, dict):
-                tagged.pop(tag, None)  # _new_tag registered it with imaplib
-            status, _, text = rest.partition(b" ")
-            if status.upper() != b"OK":
-                raise CommandFailed(command, status.decode("ascii", "replace"),
-                                    text.decode("utf-8", "replace"))
-            return tag, parts
+            event = self._event(self._reader.next())
+            if event is not None:
+                return event
+
+    def next_fetch_or_event(self) -> FetchedMessage | tuple[bytes | None, list[bytes]]:
+        """:meth:`next_event`, but a FETCH of Dovecot's usual shape comes parsed.
+
+        See :meth:`ResponseReader.next_fetch`; raises as :meth:`next_event`.
+        """
+        while True:
+            got = self._reader.next_fetch()
+            if isinstance(got, FetchedMessage):
+                return got
+            event = self._event(got)
+            if event is not None:
+                return event
+
+    def _event(self, parts: list[bytes]) -> tuple[bytes | None, list[bytes]] | None:
+        """Classify one response; None for one to skip."""
+        head = parts[0]
+        if head[:2] == b"* ":
+            if head[2:5].upper() == b"BYE":
+                raise ConnectionResetError(
+                    "the server said BYE: " + head[5:].decode("utf-8", "replace").strip())
+            return None, parts
+        if head[:1] == b"+":
+            return None  # a continuation request we did not ask for: ignore
+        tag, _, rest = head.partition(b" ")
+        command = self._in_flight.pop(tag, None)
+        if command is None:
+            return None  # not ours (cannot happen unless the server misbehaves)
+        tagged = getattr(self._imap, "tagged_commands", None)
+        if isinstance(tagged, dict):
+            tagged.pop(tag, None)  # _new_tag registered it with imaplib
+        status, _, text = rest.partition(b" ")
+        if status.upper() != b"OK":
+            raise CommandFailed(command, status.decode("ascii", "replace"),
+                                text.decode("utf-8", "replace"))
+        return tag, parts
 
     def command(self, command: bytes) -> Completion:
         """Run one command (nothing else in flight); collect its parsed untagged responses."""
@@ -583,9 +649,14 @@ def fetch_ranges(wire: Wire, ranges: Sequence[tuple[int, int]], items: bytes,
     while next_to_yield < len(ranges):
         while next_to_send < len(ranges) and len(by_tag) < depth:
             send_next()
-        tag, parts = wire.next_event()
+        event = wire.next_fetch_or_event()
+        if isinstance(event, FetchedMessage):
+            msg: FetchedMessage | None = event
+            tag = None
+        else:
+            tag, parts = event
+            msg = parse_fetch(parts) if tag is None else None
         if tag is None:
-            msg = parse_fetch(parts)
             if msg is None:
                 continue
             idx = bisect.bisect_right(starts, msg.uid) - 1
