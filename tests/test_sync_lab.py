@@ -25,10 +25,11 @@ import pytest
 from mailhat_nb.errors import AuthFailed
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.generate import generate_into_lab
+from mailhat_nb.metrics import data_health
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings
-from mailhat_nb.sync.store import Store, read_messages
+from mailhat_nb.sync.store import Store, read_messages, uidvalidity_events
 
 pytestmark = pytest.mark.lab
 
@@ -239,6 +240,12 @@ def test_uidvalidity_change_retires_and_refetches(lab: Lab, lab_info: LabInfo, t
     retired = list((tmp_path / "_retired").rglob("*.parquet"))
     assert retired
     assert all("folder=INBOX.Lists" in str(p) for p in retired)
+    # ...and data health reports the renumbering for that folder only.
+    events = uidvalidity_events(tmp_path, BENCH)
+    assert events == {"INBOX.Lists": 1}
+    health = data_health(read_messages(tmp_path), uidvalidity_events=events).set_index("folder")
+    assert health.loc["INBOX.Lists", "uidvalidity_events"] == 1
+    assert health.drop(index="INBOX.Lists")["uidvalidity_events"].eq(0).all()
 
 
 def test_modified_utf7_folder_names(lab: Lab, lab_info: LabInfo, tmp_path: Path,

@@ -693,6 +693,21 @@ def _committed_files(store: Store, account: str | None,
             yield state, file
 
 
+def uidvalidity_events(store_dir: Path | str, account: str | None = None) -> dict[str, int]:
+    """Folder -> how often the server renumbered it (UIDVALIDITY changed).
+
+    Each change retired the folder's rows and re-fetched it: data health
+    reports it, because anything keyed on the old UIDs (a saved selection, an
+    export) no longer matches. Read from the folders' event logs.
+    """
+    counts: dict[str, int] = {}
+    for state in Store(store_dir).states(account):
+        changes = sum(1 for e in state.events if e.get("event") == "uidvalidity_changed")
+        if changes:
+            counts[state.folder] = changes
+    return counts
+
+
 def read_table(store_dir: Path | str, account: str | None = None,
                folders: Iterable[str] | None = None) -> pa.Table:
     """The stored rows as one Arrow table, with ``account`` and ``folder`` columns.

@@ -279,7 +279,7 @@ class SyncPanel(Panel):
     def _inspect(self, folders: list[str]) -> None:
         from mailhat_nb import charts
         from mailhat_nb import contacts as ca
-        from mailhat_nb.sync.store import read_messages
+        from mailhat_nb.sync.store import read_messages, uidvalidity_events
 
         assert self.connection is not None  # noqa: S101 - _sync checked it
         self.messages = read_messages(self.store, account=self.connection.email, folders=folders)
@@ -287,7 +287,9 @@ class SyncPanel(Panel):
             "<p style='margin: 2px 0;'><b>The newest messages</b> (the whole table is "
             "<code>sync.messages</code>):</p>" + render.frame_html(preview_frame(self.messages)))
         counts = {f: self.server_counts[f] for f in folders if f in self.server_counts}
-        self.health = ca.data_health(self.messages, server_counts=counts)
+        self.health = ca.data_health(
+            self.messages, server_counts=counts,
+            uidvalidity_events=uidvalidity_events(self.store, self.connection.email))
         self.health_text.value = ("<p style='margin: 8px 0 2px;'><b>Data health</b></p>"
                                   + render.health_html(self.health))
         fig = charts.data_health_chart(self.health)
