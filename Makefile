@@ -21,6 +21,7 @@ system:
 	@missing=""; for p in $(DEB_LAB) $(DEB_UI); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3 python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \

@@ -34,6 +34,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: Options someone might use to pass a password; ``--password-env`` is not one.
 _PASSWORD_OPTION = re.compile(r"^--?(pas|pw|secret)[\w-]*(=.*)?$", re.IGNORECASE)
+_INVALID_VALUE = re.compile(r"(invalid [\w ]*(?:value|choice)): (['\"]).*?\2(?= \(choose|$)",
+                            re.DOTALL)
 _REFUSED = ("a password is never taken on the command line (it would stay in the shell "
             "history and the process list): export it in an environment variable and pass "
             "--password-env VAR, or leave that out to be prompted")
@@ -53,6 +55,8 @@ class Parser(argparse.ArgumentParser):
                      if t.startswith("-")]
             message = "unrecognized arguments" + (
                 f" {', '.join(names)} (values not shown)" if names else " (not shown)")
+        # "argument --timeout: invalid float value: 'S3cr3t'" -> value not shown.
+        message = _INVALID_VALUE.sub(r"\1 (value not shown)", message)
         super().error(message)
 
 

@@ -1,23 +1,30 @@
 """Passwords: where they come from, and how they are kept out of everything else.
 
-A password enters the package in exactly two ways: from the environment
-variable the user names (``--password-env VAR``, the notebooks'
-``password_env`` parameter), or from a no-echo prompt / Password widget. It is
-held in a :class:`Secret`, whose ``repr`` and ``str`` never show the value, so
-an accidental f-string, log line, exception message, DataFrame cell or pickled
-widget state carries ``Secret('***')`` instead of the password. Only the
+A password enters the package from the environment variable the user names
+(``--password-env VAR``, the notebooks' ``password_env`` parameter), from a
+no-echo prompt or Password widget, or, for the lab's own accounts only, from
+the lab's password file. It is held in a :class:`Secret`, whose ``repr`` and
+``str`` never show the value, so an accidental f-string, log line, exception
+message or DataFrame cell carries ``***`` instead of the password, and
+pickling one (multiprocessing, caches) fails rather than copying it. Only the
 protocol boundary calls :meth:`Secret.reveal`.
+
+Users paste the password where the variable's *name* belongs
+(``--password-env "$MAILHAT_PASSWORD"``): :func:`check_env_name` refuses
+anything that is not a variable name without ever repeating it.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Iterable
 
 from mailhat_nb.errors import UsageError
 
 MASK = "***"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Secret:
@@ -61,15 +68,34 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+def check_env_name(var: str) -> str:
+    """Return ``var`` when it is an environment variable *name*.
+
+    Raises
+    ------
+    UsageError
+        Otherwise, without repeating ``var``: it may well be the password
+        itself, pasted where its variable's name belongs.
+    """
+    if not _ENV_NAME.match(var):
+        raise UsageError(
+            "--password-env / password_env takes the NAME of an environment variable "
+            "(letters, digits and _), e.g. MAILHAT_PASSWORD; what was given is not one "
+            "(not shown here, in case it is the password itself)"
+        )
+    return var
+
+
 def from_env(var: str) -> Secret:
     """Read the password from environment variable ``var``.
 
     Raises
     ------
     UsageError
-        When the variable is unset or empty; the message names the variable,
-        never a value.
+        When ``var`` is not a variable name, or the variable is unset or
+        empty; the message names the variable, never a value.
     """
+    check_env_name(var)
     value = os.environ.get(var)
     if not value:
         raise UsageError(

@@ -34,3 +34,18 @@ def test_password_env_is_not_mistaken_for_a_password_option() -> None:
     proc = _run("diagnose", "--email", "a@example.com", "--password-env", "MAILHAT_NO_SUCH_VAR")
     assert proc.returncode == 2
     assert "MAILHAT_NO_SUCH_VAR is not set" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("diagnose", "--email", "a@example.com", "--password-env", SECRET),  # value, not name
+    ("sync", "--email", "a@example.com", "--server", "x", "--store", "/tmp/s",
+     "--password-env", f"{SECRET} "),
+    ("diagnose", "--email", "a@example.com", "--timeout", SECRET),       # invalid float
+    ("diagnose", "--email", "a@example.com", "--timeout", f"it's {SECRET}"),  # repr "..."
+    ("lab", "scenario", SECRET),                                         # invalid choice
+])
+def test_values_typed_in_the_wrong_place_are_never_echoed(args: tuple[str, ...]) -> None:
+    proc = _run(*args)
+    assert proc.returncode == 2
+    assert SECRET not in proc.stdout + proc.stderr
+    assert "not shown" in proc.stderr

@@ -357,3 +357,25 @@ def test_lab_logs_never_hold_a_password(lab: Lab) -> None:
         text = public.read_text(errors="replace")
         for pw in passwords:
             assert pw not in text, public
+
+
+def test_lab_never_adopts_a_foreign_directory() -> None:
+    import shutil
+    import tempfile
+
+    from mailhat_nb.errors import LabError
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="mhf-", dir="/tmp"))  # short: socket path limit
+    foreign = tmp_path / "shared"
+    foreign.mkdir()
+    (foreign / "someone-elses-file").write_text("x")
+    foreign.chmod(0o1777)  # like /tmp: the lab must not drop the sticky bit
+    with pytest.raises(LabError, match="not a lab directory"):
+        Lab(foreign).up()
+    assert foreign.stat().st_mode & 0o7777 == 0o1777
+    assert sorted(p.name for p in foreign.iterdir()) == ["someone-elses-file"]
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(LabError, match="not a directory"):
+        Lab(a_file).up()
+    shutil.rmtree(tmp_path)

@@ -40,6 +40,11 @@ class LabPaths:
             )
 
     @property
+    def marker(self) -> Path:
+        """Marks a directory as a lab's, so the lab never adopts a foreign one."""
+        return self.root / ".mailhat-lab"
+
+    @property
     def info(self) -> Path:
         """``lab.json``: ports, pids, scenario, server name, CA path."""
         return self.root / "lab.json"

@@ -326,9 +326,28 @@ class Lab:
         return proc.stdout
 
     def _prepare(self) -> None:
+        """Create (or adopt) the lab directory and its first-time material.
+
+        An existing directory is adopted only when it is empty or already a
+        lab: ``MAILHAT_LAB_DIR=/tmp`` must not chmod /tmp (dropping its
+        sticky bit) or scatter lab files through someone else's directory.
+        """
         root = self.paths.root
-        root.mkdir(parents=True, exist_ok=True)
-        root.chmod(0o755)  # the mail user must traverse it
+        try:
+            if root.exists() and not root.is_dir():
+                raise LabError(f"lab directory {root} exists and is not a directory")
+            if root.is_dir() and any(root.iterdir()) and not self.paths.marker.exists():
+                raise LabError(
+                    f"{root} is not empty and is not a lab directory: choose another "
+                    "MAILHAT_LAB_DIR (the lab creates and owns its directory)")
+            root.mkdir(parents=True, exist_ok=True)
+            self.paths.marker.touch()
+            root.chmod(0o755)  # the mail user must traverse it
+            self._make_material()
+        except OSError as exc:
+            raise LabError(f"cannot prepare the lab directory {root}: {exc}") from exc
+
+    def _make_material(self) -> None:
         for d in (self.paths.run, self.paths.state, self.paths.log, self.paths.tls,
                   self.paths.mail):
             d.mkdir(exist_ok=True)
