@@ -16,6 +16,7 @@ mailbox repeats the same addresses millions of times.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -212,3 +213,45 @@ def as_address_set(addresses: SelfAddrs) -> frozenset[str]:
     return frozenset(
         a.strip().lower() for a in addresses if isinstance(a, str) and a.strip()
     )
+
+
+#: One address as a person types it: a local part, ``@``, a domain; no blanks,
+#: no display-name or list punctuation. Deliberately loose on the rest (RFC
+#: 5322 quoted local parts are allowed by mail, never typed as "my address"),
+#: strict enough to catch a name, a sentence or two addresses in one value.
+_ADDRESS = re.compile(r"^[^\s@<>(),;:\"\[\]]+@(?![.-])[^\s@<>(),;:\"\[\]]+(?<![.-])$")
+
+
+def is_address(text: object) -> bool:
+    """Return whether ``text`` looks like one email address (``name@domain``).
+
+    A login is not always an address (``jdoe``), and an import's account
+    name need not be one (``takeout``): callers use this to decide whether
+    such a value can be "self" at all.
+    """
+    return isinstance(text, str) and _ADDRESS.match(text.strip()) is not None
+
+
+def check_addresses(values: Iterable[object], what: str = "address") -> list[str]:
+    """Return ``values`` normalised (stripped, lower-cased), or raise on one that is not an address.
+
+    For addresses a user types (``--self``, a notebook's ``me`` list): a typo
+    there silently changes every count, so it is refused with the value and
+    what is wrong, rather than ignored. Blank values are skipped: they can
+    change nothing (an empty notebook parameter, a trailing comma).
+
+    Raises
+    ------
+    UsageError
+        Naming the first value that is not of the form ``name@domain``.
+    """
+    if isinstance(values, str):
+        raise UsageError(f"{what}: pass a list of addresses, not one string")
+    out = []
+    for value in values:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if not is_address(value):
+            raise UsageError(f"{what} {value!r} is not an email address (name@domain)")
+        out.append(str(value).strip().lower())
+    return out

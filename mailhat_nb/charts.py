@@ -31,7 +31,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from mailhat_nb.errors import UsageError
-from mailhat_nb.metrics import SUSPECT_BEFORE, WEEKDAYS
+from mailhat_nb.health import SUSPECT_BEFORE
+from mailhat_nb.metrics import WEEKDAYS
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
 SENT_COLOR = "#0072B2"

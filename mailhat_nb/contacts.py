@@ -1,8 +1,9 @@
 """Correspondence analysis: the one module notebooks import.
 
-Re-exports the identity (:mod:`mailhat_nb.identity`) and metrics
-(:mod:`mailhat_nb.metrics`) functions and adds the exports (CSV, Parquet,
-JSON records); the charts are in :mod:`mailhat_nb.charts`. Data passes in
+Re-exports the identity (:mod:`mailhat_nb.identity`), duplicate-rule
+(:mod:`mailhat_nb.dedupe`), metrics (:mod:`mailhat_nb.metrics`) and
+data-health (:mod:`mailhat_nb.health`) functions and adds the exports (CSV,
+Parquet, JSON records); the charts are in :mod:`mailhat_nb.charts`. Data passes in
 and out of functions (no hidden state), so each notebook cell is one call::
 
     from mailhat_nb import charts, contacts as ca
@@ -21,8 +22,8 @@ and out of functions (no hidden state), so each notebook cell is one call::
     charts.data_health_chart(ca.data_health(msgs, server_counts, unique=uniq))
     ca.export(people, "contacts.csv")                # or .parquet / .json
 
-The counting rules (what ``sent``/``received`` count, the duplicate rule)
-are stated in :mod:`mailhat_nb.metrics`.
+The counting rules are stated in :mod:`mailhat_nb.metrics` (what
+``sent``/``received`` count) and :mod:`mailhat_nb.dedupe` (the duplicate rule).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mailhat_nb.addresses import explode_lists
+from mailhat_nb.dedupe import duplicate_groups, unique_messages
 from mailhat_nb.errors import UsageError
+from mailhat_nb.health import data_health
 from mailhat_nb.identity import (
     apply_aliases,
     by_domain,
@@ -47,12 +50,9 @@ from mailhat_nb.identity import (
 from mailhat_nb.metrics import (
     activity,
     contacts,
-    data_health,
-    duplicate_groups,
     response_medians,
     response_times,
     top_contacts,
-    unique_messages,
     volume,
 )
 

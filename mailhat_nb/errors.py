@@ -17,7 +17,9 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   └── LabNotRunning     a command needs the lab and it is not up
     ├── MailServerError       a server refused or broke off what we asked of it
     │   ├── AuthFailed        the server rejected the credentials
+    │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
     │   └── ConnectionLost    the connection dropped; callers may retry
+    ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
     └── SyncError             a sync could not continue (after retries)
 """
@@ -63,3 +65,22 @@ class StoreError(MailhatError):
 
 class SyncError(MailhatError):
     """A sync stopped and could not resume within its retry budget."""
+
+
+class ConnectFailed(MailServerError):
+    """The first connection of a sync failed before the login completed.
+
+    Raised by the sync engine instead of retrying: a connection that never
+    worked is a setting to fix (server, port, security, CA), and retrying it
+    with backoff only hides that for minutes. The message says what happened
+    and points to the connection doctor, which tries every usual setting.
+    """
+
+
+class NothingToImport(MailhatError):
+    """The source holds no message: not an mbox, an empty file, an empty tree.
+
+    An error, not an import of zero messages: ``mailhat import --mbox
+    /etc/passwd`` "succeeding" would leave the user looking for mail that
+    was never there. Nothing is written to the store.
+    """

@@ -53,8 +53,11 @@ API
 ``conform(df) -> DataFrame``                any frame (e.g. from Parquet) to the contract
 ``concat_frames(frames) -> DataFrame``      batches into one frame, dtypes kept
 ``folder_role(name, special_use=()) -> str``
-``self_addresses(df, login, extra=()) -> set[str]``
 ``add_direction(df, self_addrs) -> DataFrame``
+
+Who "self" is (and so which rows are ``sent``) is decided in one place,
+:func:`mailhat_nb.identity.self_addresses`, which the contacts use too;
+:func:`add_direction` only applies a given set.
 """
 
 from __future__ import annotations
@@ -68,7 +71,6 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mailhat_nb.errors import UsageError
 from mailhat_nb.folders import FOLDER_ROLES
@@ -326,47 +328,12 @@ def _norm(addresses: Iterable[str | None]) -> set[str]:
     return {a.strip().lower() for a in addresses if isinstance(a, str) and a.strip()}
 
 
-def self_addresses(df: pd.DataFrame, login: str | None, extra: Iterable[str] = ()) -> set[str]:
-    """The account's own addresses (DESIGN: "self").
-
-    The login (when it is an address), the From of every message in a folder
-    whose role is ``sent`` (and of Gmail messages labelled ``Sent``, since a
-    Takeout mbox has one "All mail" folder), and any the user lists.
-    Lower-cased. Assistants sending from the boss's Sent folder count as
-    self too: that is what the rule says, and usually what the user wants.
-    """
-    found = _norm(extra)
-    if login and "@" in login:
-        found |= _norm([login])
-    if len(df) == 0 or "from_addr" not in df.columns:
-        return found
-    mask = np.zeros(len(df), dtype=bool)
-    if "folder_role" in df.columns:
-        mask |= (df["folder_role"].astype(object) == "sent").to_numpy(dtype=bool)
-    if "labels" in df.columns:
-        mask |= _labels_contain(df["labels"], "Sent")
-    found |= _norm(pd.unique(df.loc[mask, "from_addr"].dropna()))
-    return found
-
-
-def _labels_contain(labels: pd.Series, label: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    if isinstance(labels.dtype, pd.ArrowDtype):
-        arr = pa.chunked_array(labels.array.__arrow_array__()).combine_chunks()
-        flat = pc.list_flatten(arr)
-        parents = np.asarray(pc.list_parent_indices(arr), dtype=np.int64)
-        hit = np.asarray(pc.equal(flat, label).fill_null(False), dtype=bool)
-        out = np.zeros(len(labels), dtype=bool)
-        out[parents[hit]] = True
-        return out
-    return np.fromiter(
-        (isinstance(v, Sequence | np.ndarray) and label in list(v) for v in labels),
-        dtype=bool,
-        count=len(labels),
-    )
-
-
 def add_direction(df: pd.DataFrame, self_addrs: Iterable[str]) -> pd.DataFrame:
     """A copy of ``df`` with ``direction`` set: ``sent`` when From is self.
+
+    ``self_addrs`` should come from :func:`mailhat_nb.identity.self_addresses`
+    (the package's one rule for self), so that a row's ``direction`` and the
+    contacts' ``sent``/``received`` agree.
 
     Vectorised (one ``isin`` over the column); a missing From is
     ``received``. Addresses in ``self_addrs`` are normalised (stripped,

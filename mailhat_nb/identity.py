@@ -4,9 +4,11 @@ Three questions every correspondence chart depends on, answered as tables a
 person can read and correct, never silently:
 
 * :func:`own_addresses`: the account's own addresses, each with the reason
-  it counts as self (login, a Sent folder's From, Delivered-To, the user).
+  it counts as self (login, the From of sent mail, Delivered-To, the user).
   A Sent folder can hold an assistant's mail (Enron's ``delainey-d`` has
   ``kay.chapman@enron.com`` there): the table shows it, ``exclude`` drops it.
+  It is the package's only rule for self: :func:`self_addresses` (the same
+  rule as a set) is what the store's reader uses to set ``direction``.
 * :func:`suggest_aliases` / :func:`apply_aliases`: addresses that look like
   one person (the same display name; Gmail's dots and ``+tags``, on Gmail
   only). Suggestions come back with ``accept = False``; only the rows the
@@ -26,53 +28,67 @@ import pyarrow as pa
 from mailhat_nb.addresses import (
     SelfAddrs,
     as_address_set,
+    check_addresses,
     domain_of,
     explode_lists,
     factorize_addresses,
     gmail_canonical,
+    is_address,
     normalise,
     recipient_pairs,
 )
 from mailhat_nb.errors import UsageError
+from mailhat_nb.folders import folder_role
 
-#: Folder names (last path component, case-insensitive) that hold sent mail
-#: when the frame has no ``folder_role`` for the row: IMAP servers, Outlook,
-#: Gmail and the Enron/Lotus Notes exports.
-SENT_FOLDER_NAMES = frozenset({
-    "sent", "sent items", "sent_items", "_sent_mail", "sent mail", "sent messages",
-    "sent-mail", "sentmail", "[gmail]/sent mail",
-})
+#: Gmail labels that mark a message the user sent. Gmail files sent mail under
+#: a label, not a folder: a Takeout mbox says ``Sent`` in ``X-Gmail-Labels``,
+#: IMAP's ``X-GM-LABELS`` says ``\Sent`` (compared case-insensitively).
+SENT_LABELS = frozenset({"sent", "\\sent"})
 
 ALIAS_COLUMNS = ["address", "alias_of", "reason", "name", "messages", "accept"]
 OWN_COLUMNS = ["address", "sources", "messages", "sent_folder_rows"]
 
 
 def is_sent_folder(messages: pd.DataFrame) -> pd.Series:
-    r"""Return, per row, whether its folder holds the account's sent mail.
+    r"""Return, per row, whether the row is filed as the account's sent mail.
 
-    ``folder_role == "sent"`` decides where the sync recorded a role (IMAP
-    SPECIAL-USE ``\\Sent``); otherwise the folder's last path component is
-    matched against :data:`SENT_FOLDER_NAMES`, because Maildir trees and
-    exports carry no role.
+    A row is sent mail when its folder is a Sent folder, or when it carries
+    Gmail's ``Sent`` label:
+
+    * ``folder_role == "sent"`` decides where the source recorded a role (IMAP
+      SPECIAL-USE ``\Sent``, or the name rules of the sync and the imports);
+    * where ``folder_role`` is empty or missing (a frame built by hand, an
+      old store), the folder name decides, by the same rules the sync uses
+      (:func:`mailhat_nb.folders.folder_role`: ``Sent``, ``INBOX.Sent``,
+      ``[Gmail]/Sent Mail``, ``Gesendete Objekte``, Enron's ``_sent_mail``...),
+      so there is one list of Sent-folder names, not two that drift apart;
+    * a label in :data:`SENT_LABELS` counts whatever the folder: a Takeout
+      mbox, and a Gmail sync of ``\All``, have one folder for everything.
+
+    Decided once per distinct folder name, role and label (a handful), not
+    once per row.
     """
-    if "folder" not in messages.columns:
-        by_name = np.zeros(len(messages), dtype=bool)
-    else:
-        # Decide once per distinct folder name (a handful), not once per row.
+    n = len(messages)
+    by_name = np.zeros(n, dtype=bool)
+    if "folder" in messages.columns:
         codes, names = pd.factorize(messages["folder"])
-        folder = pd.Series(names, dtype="str").str.lower()
-        last = folder.str.replace("\\", "/", regex=False).str.rsplit("/", n=1).str[-1]
-        last_dot = last.str.rsplit(".", n=1).str[-1]  # Maildir++ "INBOX.Sent"
-        per_name = (folder.isin(SENT_FOLDER_NAMES) | last.isin(SENT_FOLDER_NAMES)
-                    | last_dot.isin(SENT_FOLDER_NAMES)).to_numpy(dtype=bool)
+        per_name = np.array([folder_role(str(name)) == "sent" for name in names], dtype=bool)
         by_name = np.append(per_name, False)[codes]
+    sent = by_name
     if "folder_role" in messages.columns:
         rcodes, roles = pd.factorize(messages["folder_role"])
         role = pd.Series(roles, dtype="str").str.strip().str.lower()
         known = np.append((role != "").to_numpy(dtype=bool), False)[rcodes]
         is_sent = np.append((role == "sent").to_numpy(dtype=bool), False)[rcodes]
-        return pd.Series(np.where(known, is_sent, by_name), index=messages.index)
-    return pd.Series(by_name, index=messages.index)
+        sent = np.where(known, is_sent, by_name)
+    if "labels" in messages.columns:
+        pos, labels = explode_lists(messages["labels"])
+        lcodes, names = pd.factorize(labels)
+        per_label = pd.Series(names, dtype="str").str.strip().str.lower().isin(SENT_LABELS)
+        hit = np.append(per_label.to_numpy(dtype=bool), False)[lcodes]
+        sent = sent.copy()
+        sent[pos[hit]] = True
+    return pd.Series(sent, index=messages.index)
 
 
 def own_addresses(
@@ -84,13 +100,28 @@ def own_addresses(
 ) -> pd.DataFrame:
     """Return the account's own addresses ("self"), each with why it is self.
 
+    This is the one definition of self (``DESIGN.md``: self is never a
+    contact). The store's reader sets each row's ``direction`` from it
+    (:func:`self_addresses`), and the contacts count against it, so a
+    message a frame calls ``sent`` is always one whose sender the contacts
+    treat as self. An address is self when it is:
+
+    * the **login**, when the login is an address;
+    * the **From of sent mail**: rows :func:`is_sent_folder` finds, i.e. a
+      Sent folder by role or by name, or a message with Gmail's ``Sent`` label;
+    * a **Delivered-To** address: the server stamped it on delivery into
+      this mailbox, so it is an address of the account (an alias, a
+      forwarding address);
+    * an address the **user** gives.
+
     Parameters
     ----------
     messages
         A ``messages`` frame.
     login
-        The login address(es). Default: the frame's ``account`` values that
-        look like an address (the sync names accounts by login).
+        The login address(es). Default: the frame's ``account`` values. A
+        value that is not an address (a login such as ``jdoe``, an import
+        named after its file) is not self.
     extra
         Addresses the user says are theirs (old addresses, aliases).
     exclude
@@ -103,10 +134,17 @@ def own_addresses(
         ``address, sources, messages, sent_folder_rows``: ``sources`` names
         the rules that found the address (``login``, ``sent folder``,
         ``delivered-to``, ``user``); ``messages`` counts rows From it;
-        ``sent_folder_rows`` how many of the Sent folders' rows it sent, so
+        ``sent_folder_rows`` how many of the sent-mail rows it sent, so
         a stranger in a Sent folder stands out. Pass the table (or its
         ``address`` column) to the metrics as ``self_addrs``.
+
+    Raises
+    ------
+    UsageError
+        When a value of ``extra`` is not an email address: a typo there
+        would silently change every count.
     """
+    user_given = check_addresses(extra, "self address")
     found: list[pd.DataFrame] = []
 
     def add(addresses: Iterable[str], source: str) -> None:
@@ -114,12 +152,13 @@ def own_addresses(
         if clean:
             found.append(pd.DataFrame({"address": sorted(clean), "source": source}))
 
+    logins: list[str]
     if login is None:
-        if "account" in messages.columns:
-            accounts = messages["account"].dropna().astype("str").unique()
-            add([a for a in accounts if "@" in a], "login")
+        logins = (list(messages["account"].dropna().astype("str").unique())
+                  if "account" in messages.columns else [])
     else:
-        add([login] if isinstance(login, str) else login, "login")
+        logins = [login] if isinstance(login, str) else list(login)
+    add([a for a in logins if is_address(a)], "login")
 
     # Count on integer codes: a million From values, a few thousand addresses.
     if "from_addr" in messages.columns:
@@ -135,7 +174,7 @@ def own_addresses(
     if "delivered_to" in messages.columns:
         _, delivered = explode_lists(messages["delivered_to"])
         add(delivered.unique(), "delivered-to")
-    add(extra, "user")
+    add(user_given, "user")
     if not found:
         return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")
                                           else "int64") for c in OWN_COLUMNS})
@@ -150,6 +189,23 @@ def own_addresses(
     out = out.sort_values(["sent_folder_rows", "messages", "address"],
                           ascending=[False, False, True], ignore_index=True)
     return out[OWN_COLUMNS]
+
+
+def self_addresses(
+    messages: pd.DataFrame,
+    *,
+    login: str | Iterable[str] | None = None,
+    extra: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> frozenset[str]:
+    """Return the account's own addresses as a set: :func:`own_addresses` without the why.
+
+    What :func:`mailhat_nb.frames.add_direction` takes. Same parameters and
+    rule as :func:`own_addresses` (it *is* that function), so ``direction``
+    and the contacts can never disagree about who is self.
+    """
+    table = own_addresses(messages, login=login, extra=extra, exclude=exclude)
+    return frozenset(table["address"].astype("str"))
 
 
 # --------------------------------------------------------------------------- aliases

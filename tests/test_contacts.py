@@ -209,6 +209,57 @@ def test_sent_folder_by_name_when_no_role() -> None:
     assert ca.is_sent_folder(frame).tolist() == [True, True, True, True, False, False]
 
 
+def test_gmail_sent_label_marks_sent_mail_in_any_folder(lists: str) -> None:
+    # Takeout writes "Sent" in X-Gmail-Labels, IMAP's X-GM-LABELS says \Sent;
+    # a Gmail mailbox has one folder (All Mail) for everything, role "all".
+    rows = [msg("me@gmail.com", ["a@x.com"], folder="All mail", folder_role="all", mid="1"),
+            msg("alias@gmail.com", ["a@x.com"], folder="[Gmail]/All Mail", folder_role="all",
+                mid="2"),
+            msg("a@x.com", ["me@gmail.com"], folder="All mail", folder_role="all", mid="3"),
+            msg("b@x.com", ["me@gmail.com"], folder="All mail", folder_role="all", mid="4")]
+    frame = build(rows, lists).drop(columns="account")
+    labels = [["Sent"], ["\\Important", "\\Sent"], ["Inbox", "Opened"], ["Sent Items"]]
+    frame["labels"] = (pd.Series(pa.array(labels, type=pa.list_(pa.string())),
+                                 dtype=pd.ArrowDtype(pa.list_(pa.string())))
+                       if lists == "arrow" else pd.Series(labels, dtype=object))
+    assert ca.is_sent_folder(frame).tolist() == [True, True, False, False]
+    me = ca.own_addresses(frame)
+    assert dict(zip(me["address"], me["sources"], strict=True)) == {
+        "me@gmail.com": "sent folder", "alias@gmail.com": "sent folder"}
+    assert set(ca.contacts(frame, me)["contact"]) == {"a@x.com", "b@x.com"}
+
+
+def test_self_rule_takes_only_addresses_as_login_and_refuses_bad_user_input() -> None:
+    rows = [msg("me@x.com", ["a@x.com"], folder="Sent", mid="1")]
+    frame = build(rows).assign(account="takeout")  # an import named after its file
+    assert set(ca.own_addresses(frame)["address"]) == {"me@x.com"}
+    assert set(ca.own_addresses(frame, login="jdoe")["address"]) == {"me@x.com"}
+    assert set(ca.own_addresses(frame, login=["jdoe", "J@X.com"])["address"]) == {
+        "me@x.com", "j@x.com"}
+    for bad in (["NOT AN ADDRESS"], ["me@"], ["Me <me@x.com>"], "me@x.com"):
+        with pytest.raises(UsageError, match="self address"):
+            ca.own_addresses(frame, extra=bad)
+
+
+def test_public_api_is_importable_from_contacts() -> None:
+    # Notebooks and widgets use `from mailhat_nb import contacts as ca`; the
+    # split of the metrics into dedupe / metrics / health must not change it.
+    from mailhat_nb import dedupe, health, identity, metrics
+
+    assert sorted(ca.__all__) == [
+        "activity", "apply_aliases", "by_domain", "contacts", "data_health",
+        "duplicate_groups", "export", "is_sent_folder", "own_addresses",
+        "response_medians", "response_times", "suggest_aliases", "to_csv", "to_parquet",
+        "to_records", "top_contacts", "unique_messages", "volume"]
+    homes = {"unique_messages": dedupe, "duplicate_groups": dedupe, "data_health": health,
+             "contacts": metrics, "volume": metrics, "activity": metrics,
+             "response_times": metrics, "own_addresses": identity}
+    for name, module in homes.items():
+        assert getattr(ca, name) is getattr(module, name), name
+    # The rule is stated where it is implemented.
+    assert "**same From, Date, Subject and recipients**" in (dedupe.__doc__ or "")
+
+
 def test_alias_suggestions_by_name_and_gmail() -> None:
     senders = [("ann@work.com", "Ann Lee"), ("ann@work.com", "Ann Lee"),
                ("ann.lee@home.net", "Lee, Ann"), ("j.doe+shop@gmail.com", ""),

@@ -80,3 +80,93 @@ def test_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(capsys.readouterr().out) == []
     assert cli.main(["contacts", "--store", str(tmp_path)]) == 0
     assert "no contacts" in capsys.readouterr().out
+
+
+def test_self_must_be_addresses(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("NOT AN ADDRESS", "me", "Me <me@example.com>", "a@b, c@d", "@example.com"):
+        assert cli.main(["contacts", "--store", str(store), "--self", bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert f"--self {bad!r} is not an email address" in err
+    assert cli.main(["contacts", "--store", str(store), "--self", " Old@Me.org "]) == 0
+
+
+# A Google Takeout export: one mbox for all mail; what Gmail calls folders are
+# labels in X-Gmail-Labels. Nothing in it says "this is my address" except the
+# Sent label and the Delivered-To stamps.
+TAKEOUT = b"""\
+From 1700000000000000001@xxx Mon Jan 21 10:00:00 +0000 2002
+X-GM-THRID: 1700000000000000001
+X-Gmail-Labels: Sent
+From: Me <me@gmail.com>
+To: Friend <friend@example.com>
+Subject: lunch?
+Date: Mon, 21 Jan 2002 10:00:00 +0000
+Message-ID: <a1@mail.gmail.com>
+
+Shall we?
+
+From 1700000000000000002@xxx Mon Jan 21 11:00:00 +0000 2002
+X-GM-THRID: 1700000000000000001
+X-Gmail-Labels: Inbox,Opened,Category Personal
+From: Friend <friend@example.com>
+To: me@gmail.com
+Subject: Re: lunch?
+Date: Mon, 21 Jan 2002 11:00:00 +0000
+Message-ID: <b1@example.com>
+In-Reply-To: <a1@mail.gmail.com>
+
+Yes.
+
+From 1700000000000000003@xxx Tue Jan 22 09:00:00 +0000 2002
+X-GM-THRID: 1700000000000000003
+X-Gmail-Labels: Inbox,Opened
+Delivered-To: me.old@example.net
+From: News <news@lists.example.org>
+To: members@lists.example.org
+Subject: weekly
+Date: Tue, 22 Jan 2002 09:00:00 +0000
+Message-ID: <n1@lists.example.org>
+
+News.
+
+From 1700000000000000004@xxx Tue Jan 22 12:00:00 +0000 2002
+X-GM-THRID: 1700000000000000004
+X-Gmail-Labels: Archived
+From: me.old@example.net
+To: friend@example.com
+Subject: from my old address
+Date: Tue, 22 Jan 2002 12:00:00 +0000
+Message-ID: <o1@example.net>
+
+Hi from the old address.
+"""
+
+
+def test_takeout_mbox_self_is_the_same_for_direction_and_contacts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailhat_nb.contacts import own_addresses
+    from mailhat_nb.sync.store import read_messages
+
+    mbox = tmp_path / "All mail Including Spam and Trash.mbox"
+    mbox.write_bytes(TAKEOUT)
+    store = tmp_path / "store"
+    assert cli.main(["import", "--mbox", str(mbox), "--store", str(store)]) == 0
+    capsys.readouterr()
+
+    assert cli.main(["contacts", "--store", str(store), "--json"]) == 0
+    people = {p["contact"]: (p["sent"], p["received"])
+              for p in json.loads(capsys.readouterr().out)}
+    # Self never a contact: me@gmail.com (Sent label) and me.old@example.net
+    # (Delivered-To); both count as sent to friend@example.com.
+    assert people == {"friend@example.com": (2, 1), "news@lists.example.org": (0, 1)}
+    assert cli.main(["contacts", "--store", str(store)]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0] == (
+        "self: me@gmail.com (sent folder), me.old@example.net (delivered-to)")
+
+    # The frame's direction comes from the very same rule.
+    frame = read_messages(store)
+    me = set(own_addresses(frame)["address"])
+    assert me == {"me@gmail.com", "me.old@example.net"}
+    sent = frame["direction"] == "sent"
+    assert sent.tolist() == frame["from_addr"].isin(me).tolist() == [True, False, False, True]

@@ -2,11 +2,11 @@
 
 The independent count (``oracle_*``) reads the message files with nothing but
 the standard library's ``email`` package and counts with plain dicts and a
-union-find: no pandas, no package code. The frame under test comes from the
-sync engineer's Maildir reader (``mailhat_nb.sync.offline.load_maildir``)
-when it exists; until then from ``contract_frame`` below, a stdlib-built
-frame that follows the DESIGN.md contract (so the pandas logic is still
-checked against the plain-Python logic).
+union-find: no pandas, no package code. The frame under test always comes
+from the package's Maildir reader (``mailhat_nb.sync.offline.load_maildir``),
+so the reader, the parser and the counting are all checked against the
+plain-Python count (never a frame built from the oracle itself, which would
+compare the oracle with itself).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import email
 import email.header
 import email.policy
 import email.utils
-import importlib.util
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -27,10 +26,9 @@ import pandas as pd
 import pytest
 
 from mailhat_nb.contacts import contacts, own_addresses, unique_messages
+from mailhat_nb.sync.offline import load_maildir
 
 SENT = {"sent", "sent_items", "_sent_mail"}
-HAVE_READER = importlib.util.find_spec("mailhat_nb.sync.offline") is not None
-HAVE_PARSER = importlib.util.find_spec("mailhat_nb.sync.parse") is not None
 
 
 @dataclass(frozen=True)
@@ -119,64 +117,10 @@ def oracle_counts(records: tuple[Rec, ...], me: set[str]) -> dict[str, tuple[int
     return {c: (sent[c], received[c]) for c in set(sent) | set(received)}
 
 
-def contract_frame(person_dir: Path, account: str) -> pd.DataFrame:
-    """A ``messages`` frame from the stdlib records (stand-in for the real reader)."""
-    recs = oracle_records(person_dir)
-    folder = pd.Series([r.folder for r in recs], dtype="str")
-    return pd.DataFrame({
-        "account": account,
-        "folder": folder,
-        "message_id": pd.Series([r.message_id for r in recs], dtype="str"),
-        "date": pd.to_datetime(pd.Series([r.date for r in recs], dtype=object), utc=True),
-        "date_source": "header",
-        "from_addr": pd.Series([r.from_addr for r in recs], dtype="str"),
-        "from_name": "",
-        "to_addrs": pd.Series([sorted(r.rcpts) for r in recs], dtype=object),
-        "cc_addrs": pd.Series([[] for _ in recs], dtype=object),
-        "subject": pd.Series([r.subject for r in recs], dtype="str"),
-        "folder_role": folder.where(~folder.isin(SENT), "sent").where(folder.isin(SENT), ""),
-        "defects": pd.Series([[] for _ in recs], dtype=object),
-    })
-
-
-def parsed_frame(person_dir: Path, account: str) -> pd.DataFrame:
-    """The frame from the sync's own header parser, walked by hand.
-
-    Used while the Maildir reader is not in the package: the parser and the
-    frame builder are the real ones, only the directory walk is the test's.
-    """
-    from mailhat_nb.folders import folder_role
-    from mailhat_nb.frames import messages_frame
-    from mailhat_nb.sync.parse import parse_headers
-
-    rows = []
-    for dirpath, _, files in os.walk(person_dir):
-        folder = os.path.relpath(dirpath, person_dir)
-        for name in files:
-            if name.startswith("."):
-                continue
-            raw = Path(dirpath, name).read_bytes()
-            row = parse_headers(raw)
-            row.update(account=account, folder=folder, folder_role=folder_role(folder),
-                       size=len(raw))
-            rows.append(row)
-    return messages_frame(rows)
-
-
 def load_person(person_dir: Path, account: str) -> pd.DataFrame:
-    """The frame under test: the real Maildir reader when it exists.
-
-    Else the sync's header parser over the files; else (no parser either) a
-    stdlib-built frame that follows the contract.
-    """
-    if HAVE_READER:
-        from mailhat_nb.sync.offline import load_maildir
-
-        frame: pd.DataFrame = load_maildir(person_dir, account)
-        return frame
-    if HAVE_PARSER:
-        return parsed_frame(person_dir, account)
-    return contract_frame(person_dir, account)
+    """The frame under test: the package's own Maildir reader."""
+    frame: pd.DataFrame = load_maildir(person_dir, account)
+    return frame
 
 
 PERSONS = ["cuilla-m", "dean-c", "delainey-d"]
@@ -199,6 +143,17 @@ def test_self_is_the_sent_folders_from(person: tuple[str, Path, pd.DataFrame]) -
     assert set(me["address"]) == oracle_self(oracle_records(person_dir))
     if name == "dean-c":  # two custodians merged in one mailbox (corpus README)
         assert {"clint.dean@enron.com", "craig.dean@enron.com"} <= set(me["address"])
+
+
+def test_direction_and_contacts_agree_on_self(person: tuple[str, Path, pd.DataFrame]) -> None:
+    # One rule for self: a row the reader calls "sent" is exactly a row whose
+    # sender the contacts treat as self, so no self address is ever a contact.
+    _, _, frame = person
+    me = own_addresses(frame)
+    from_self = frame["from_addr"].isin(list(me["address"])).to_numpy()
+    assert ((frame["direction"] == "sent").to_numpy() == from_self).all()
+    assert from_self.any()
+    assert not set(contacts(frame, me)["contact"]) & set(me["address"])
 
 
 def test_duplicates_collapse_like_the_independent_count(

@@ -9,7 +9,6 @@ Maildir tree, the same. ``mailhat contacts`` prints them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -24,8 +23,6 @@ from mailhat_nb import cli
 from mailhat_nb import contacts as ca
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.mailboxes import DEMO_PERSON
-
-HAVE_IMPORTER = importlib.util.find_spec("mailhat_nb.sync.importer") is not None
 
 pytestmark = pytest.mark.lab
 
@@ -83,8 +80,6 @@ def test_cli_prints_the_same_top_contacts(lab_store: Path, corpus: Path,
     assert ranked[0][0] in table
 
 
-@pytest.mark.skipif(not HAVE_IMPORTER, reason="the Maildir import (mailhat_nb.sync.importer, "
-                    "`mailhat import --maildir`) is not in the package yet")
 def test_maildir_import_gives_the_same_contacts_as_the_lab(lab_store: Path, corpus: Path,
                                                            tmp_path: Path) -> None:
     from mailhat_nb.sync.store import read_messages

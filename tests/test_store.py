@@ -194,6 +194,17 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
         pass
 
 
+def test_a_store_path_that_is_a_file_is_bad_usage(tmp_path: Path) -> None:
+    # Like any other wrong argument (exit 2), not a store failure (exit 1).
+    path = tmp_path / "store"
+    path.write_text("x")
+    with pytest.raises(UsageError, match="is a file"), Store(path).lock():
+        pass
+    with pytest.raises(UsageError):
+        read_messages(path)
+    assert path.read_text() == "x"
+
+
 @pytest.mark.parametrize("name", ["INBOX", "a/b", "100%", "x" * 400, "Réunions", "tab\there"])
 def test_escaped_names_are_single_safe_components(name: str) -> None:
     out = escape_component(name)

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import mailbox
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,43 @@ def test_import_needs_an_existing_source(tmp_path: Path,
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["import", "--store", str(tmp_path)])  # one of --mbox / --maildir
+
+
+@pytest.mark.parametrize(("kind", "make", "words"), [
+    ("mbox", lambda p: p.write_text("root:x:0:0:root:/root:/bin/bash\n"),
+     "it is not an mbox file"),
+    ("mbox", lambda p: p.write_bytes(b""), "the file is empty"),
+    ("maildir", lambda p: p.mkdir(), "it holds no Maildir folder"),
+    ("maildir", lambda p: [(p / d).mkdir(parents=True) for d in ("cur", "new", "tmp")],
+     "its folders are empty"),
+])
+def test_a_source_without_messages_fails_and_leaves_no_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str,
+        make: Callable[[Path], object], words: str) -> None:
+    source = tmp_path / "source"
+    make(source)
+    store = tmp_path / "store"
+    assert cli.main(["import", f"--{kind}", str(source), "--store", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert f"no messages found in {source}: {words}" in err
+    assert not store.exists()  # nothing was written, not even an empty folder
+
+
+def test_a_missing_maildir_is_a_usage_error(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["import", "--maildir", str(tmp_path / "nope"),
+                     "--store", str(tmp_path / "store")]) == 2
+    assert "--maildir" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
+
+
+def test_an_empty_folder_beside_full_ones_is_imported(tmp_path: Path) -> None:
+    # Only a source with no message at all is refused: an empty Drafts is normal.
+    root = tmp_path / "md"
+    for folder in (root, root / ".Drafts"):
+        for d in ("cur", "new", "tmp"):
+            (folder / d).mkdir(parents=True)
+    (root / "new" / "1.host").write_bytes(b"From: a@b.c\r\nSubject: x\r\n\r\nhi\r\n")
+    assert cli.main(["import", "--maildir", str(root), "--store", str(tmp_path / "s")]) == 0
+    states = {s.folder: s.messages for s in Store(tmp_path / "s").states()}
+    assert states == {"INBOX": 1, "INBOX.Drafts": 0}

@@ -23,9 +23,9 @@ import imapclient
 import pytest
 
 from mailhat_nb.errors import AuthFailed
+from mailhat_nb.health import data_health
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.generate import generate_into_lab
-from mailhat_nb.metrics import data_health
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings
@@ -287,6 +287,7 @@ def test_a_folder_the_server_refuses_does_not_stop_the_others(
     results = {f.folder: f for f in summary.folders}
     assert results["INBOX.Broken"].action == "failed"
     assert results["INBOX.Broken"].error
+    assert "b'" not in results["INBOX.Broken"].error  # the server's words, decoded
     assert [f.folder for f in summary.failed] == ["INBOX.Broken"]
     assert sum(f.rows for f in summary.folders) == BENCH_COUNT  # the others all synced
     again = sync_account(settings(lab_info, "bench"), Secret(lab.password("bench")), tmp_path)
@@ -492,7 +493,9 @@ def test_cli_sync_json_and_the_password_stays_out(lab: Lab, lab_info: LabInfo, t
     bad = subprocess.run(cmd, env={**os.environ, "MH_PW": password + "x"}, capture_output=True,
                          text=True, timeout=60, check=False)
     assert bad.returncode == 1
-    assert "rejected the login" in bad.stderr
+    assert "rejected the login ([AUTHENTICATIONFAILED]" in bad.stderr
+    assert "b'" not in bad.stderr
+    assert "Traceback" not in bad.stderr
     assert password not in bad.stdout + bad.stderr
     missing = subprocess.run(cmd, env={k: v for k, v in os.environ.items() if k != "MH_PW"},
                              capture_output=True, text=True, timeout=60, check=False)

@@ -3,6 +3,7 @@ rows for the store, progress."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import imaplib
 import socket
@@ -15,8 +16,16 @@ from imapclient import exceptions as ice
 from mailhat_nb.errors import AuthFailed, ConnectionLost, MailServerError, UsageError
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync import engine, rows
+from mailhat_nb.sync import imap as imap_module
 from mailhat_nb.sync.fetch import FetchedMessage, parse_fetch
-from mailhat_nb.sync.imap import Capabilities, FolderInfo, ImapSettings, translate_errors
+from mailhat_nb.sync.imap import (
+    CONNECT_TIMEOUT,
+    Capabilities,
+    FolderInfo,
+    ImapSettings,
+    server_text,
+    translate_errors,
+)
 from mailhat_nb.sync.progress import Progress, Tracker
 
 
@@ -27,6 +36,10 @@ def test_settings_defaults() -> None:
     assert ImapSettings("a@b", "h", username="jdoe").login == "jdoe"
     with pytest.raises(UsageError):
         ImapSettings("a@b", "h", security="tls")  # type: ignore[arg-type]
+    # Connecting waits seconds, not the read timeout: a wrong port must be told fast.
+    assert s.connect_timeout == CONNECT_TIMEOUT <= 10.0 < s.timeout
+    with pytest.raises(UsageError):
+        ImapSettings("a@b", "h", connect_timeout=0)
 
 
 @pytest.mark.parametrize(("exc", "expected"), [
@@ -47,13 +60,44 @@ def test_foreign_errors_are_translated_at_one_boundary(exc: Exception,
     assert str(info.value).startswith("doing x")
 
 
+@pytest.mark.parametrize(("exc", "expected"), [
+    # imapclient.login: LoginError(str(imaplib_error)) of the server's bytes
+    (ice.LoginError("b'[AUTHENTICATIONFAILED] Authentication failed.'"),
+     "[AUTHENTICATIONFAILED] Authentication failed."),
+    (imaplib.IMAP4.error("EXAMINE command error: BAD [b'Error in IMAP command: x']"),
+     "EXAMINE command error: BAD Error in IMAP command: x"),
+    (imaplib.IMAP4.abort("unexpected response: b'220 mail ready'"),
+     "unexpected response: 220 mail ready"),
+    (imaplib.IMAP4.error(b"NO [UNAVAILABLE] caf\xc3\xa9 closed"), "NO [UNAVAILABLE] café closed"),
+    (ice.IMAPClientError("b\"it's broken\""), "it's broken"),
+    (ConnectionResetError(104, "Connection reset by peer"),
+     "[Errno 104] Connection reset by peer"),
+    (TimeoutError(), "TimeoutError"),
+])
+def test_server_text_is_for_humans(exc: Exception, expected: str) -> None:
+    assert server_text(exc) == expected
+
+
+def test_translated_login_error_has_no_bytes_repr() -> None:
+    with pytest.raises(AuthFailed) as info, translate_errors("logging in"):
+        raise ice.LoginError("b'[AUTHENTICATIONFAILED] Authentication failed.'")
+    assert str(info.value) == ("logging in: the server rejected the login "
+                               "([AUTHENTICATIONFAILED] Authentication failed.)")
+
+
+def test_folder_info_carries_no_role_of_its_own() -> None:
+    # The role is folders.folder_role's alone (flags first, then the name).
+    assert "role" not in {f.name for f in dataclasses.fields(FolderInfo)}
+    assert not hasattr(imap_module, "ROLES")
+
+
 def test_gmail_syncs_all_mail_once_and_others_everything() -> None:
     listed = [
-        FolderInfo("INBOX", "/", ("\\HasNoChildren",), "inbox", True),
-        FolderInfo("[Gmail]", "/", ("\\Noselect", "\\HasChildren"), None, False),
-        FolderInfo("[Gmail]/All Mail", "/", ("\\All", "\\HasNoChildren"), "all", True),
-        FolderInfo("[Gmail]/Sent Mail", "/", ("\\Sent",), "sent", True),
-        FolderInfo("Work", "/", (), None, True),
+        FolderInfo("INBOX", "/", ("\\HasNoChildren",), True),
+        FolderInfo("[Gmail]", "/", ("\\Noselect", "\\HasChildren"), False),
+        FolderInfo("[Gmail]/All Mail", "/", ("\\All", "\\HasNoChildren"), True),
+        FolderInfo("[Gmail]/Sent Mail", "/", ("\\Sent",), True),
+        FolderInfo("Work", "/", (), True),
     ]
 
     class Session:

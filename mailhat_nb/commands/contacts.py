@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mailhat_nb.errors import StoreError, UsageError
+from mailhat_nb.addresses import check_addresses
+from mailhat_nb.errors import UsageError
 
 TABLE_TOP = 20
 
@@ -41,14 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _read(store: Path, account: str | None) -> pd.DataFrame:
+    from mailhat_nb.sync.store import read_messages
+
+    if store.exists() and not store.is_dir():
+        raise UsageError(f"--store {store} is a file, not a store directory")
     if not store.is_dir():
         raise UsageError(f"no store at {store} (run `mailhat sync` or `mailhat import` first)")
-    try:
-        from mailhat_nb.sync.store import read_messages
-    except ImportError as exc:
-        raise StoreError(
-            "this installation has no store reader (mailhat_nb.sync.store is missing)"
-        ) from exc
     frame: pd.DataFrame = read_messages(store, account=account)
     return frame
 
@@ -80,8 +79,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
+    # Checked before reading the store: a typo in --self would change every count.
+    mine = check_addresses(args.self_addrs, "--self")
     frame = _read(Path(args.store), args.account)
-    me = own_addresses(frame, extra=args.self_addrs)
+    me = own_addresses(frame, extra=mine)
     people = contacts(frame, me)
     top = args.top if args.top is not None else (None if args.json or args.csv else TABLE_TOP)
     if top is not None:

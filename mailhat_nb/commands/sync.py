@@ -14,9 +14,11 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mailhat_nb import secrets
 from mailhat_nb.errors import UsageError
+from mailhat_nb.sync.imap import CONNECT_TIMEOUT
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "run) and resumable (an interrupted sync continues where it stopped).",
     )
     sync.add_argument("--email", required=True, metavar="ADDR", help="the account's address")
-    sync.add_argument("--server", required=True, metavar="HOST", help="IMAP server name")
+    sync.add_argument("--server", required=True, metavar="HOST",
+                      help="IMAP server name (a pasted URL or host:port is understood)")
     sync.add_argument("--port", type=int, metavar="N",
                       help="port (default 993 for ssl, 143 otherwise)")
     sync.add_argument("--security", choices=["ssl", "starttls", "none"], default="ssl",
@@ -41,6 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sync.add_argument("--folders", nargs="+", metavar="NAME",
                       help="only these folders (as the server names them); default: all")
     sync.add_argument("--store", required=True, metavar="DIR", help="the store directory")
+    sync.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="S",
+                      help="seconds to wait for each step of connecting: TCP, TLS, greeting "
+                      f"(default {CONNECT_TIMEOUT:g})")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=_sync)
 
@@ -61,17 +67,85 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.set_defaults(func=_import)
 
 
+def _check_store(store: str) -> None:
+    """Refuse a ``--store`` that cannot be a store, before any work (or password prompt)."""
+    path = Path(store)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--store {store} is a file, not a store directory")
+
+
+def _server(raw: str, port: int | None) -> tuple[str, int | None, list[str]]:
+    """``--server`` cleaned the way the doctor cleans it, and the port to use.
+
+    The host rules (a pasted URL, a path, spaces, an address instead of a
+    server, IDN) are :func:`mailhat_nb.diagnose.normalise.normalise_server`'s,
+    so ``sync`` accepts exactly what ``diagnose`` accepts. A port typed into
+    the server (``mail.example.com:993``, ``imaps://host:993``) is used when
+    ``--port`` is not given: the doctor ignores it because each preset brings
+    its own port, but a sync has only the one the user typed.
+
+    Returns
+    -------
+    host, port, notes
+        The notes say what was repaired (shown on stderr).
+    """
+    from mailhat_nb.diagnose.normalise import normalise_server
+
+    host, notes = normalise_server(raw)
+    if host is None:
+        raise UsageError("--server is empty: give the IMAP server's name")
+    typed = _typed_port(raw)
+    if typed is not None:
+        notes = [n for n in notes if "port" not in n]
+        if port is not None and port != typed:
+            raise UsageError(f"--server {raw.strip()} names port {typed} but --port says "
+                             f"{port}: give one")
+        if port is None:
+            notes.append(f"server: using the port {typed} given with the server name")
+        port = typed
+    return host, port, notes
+
+
+def _typed_port(raw: str) -> int | None:
+    """The port in ``host:port``, ``[v6]:port`` or a URL, if the user typed one.
+
+    A bare IPv6 address (``::1``) has colons but no port. A port that is not
+    a number is refused here, where ``diagnose`` would ignore it (its presets
+    bring their own ports): a sync would otherwise silently use the default.
+    """
+    text = raw.strip()
+    netloc = urlsplit(text if "://" in text else f"//{text}").netloc
+    if netloc.startswith("["):
+        rest = netloc.partition("]")[2]
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif netloc.count(":") == 1:
+        port_text = netloc.partition(":")[2]
+    else:
+        return None
+    if not port_text:
+        return None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(f"--server {text}: {port_text!r} after ':' is not a port number")
+    return int(port_text)
+
+
 def _sync(args: argparse.Namespace) -> int:
     from mailhat_nb.sync.engine import sync_account
     from mailhat_nb.sync.imap import ImapSettings
 
+    _check_store(args.store)
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
+    if not 0 < args.timeout <= 300:
+        raise UsageError(f"--timeout must be between 0 and 300 seconds, not {args.timeout:g}")
     if args.ca_file and not Path(args.ca_file).is_file():
         raise UsageError(f"--ca-file {args.ca_file}: no such file")
-    settings = ImapSettings(email=args.email, host=args.server, port=args.port,
+    host, port, notes = _server(args.server, args.port)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    settings = ImapSettings(email=args.email, host=host, port=port,
                             security=args.security, username=args.username,
-                            ca_file=args.ca_file)
+                            ca_file=args.ca_file, connect_timeout=args.timeout)
     password = secrets.obtain(args.password_env, f"Password for {settings.login}: ")
     if args.security == "none":
         print(f"warning: --security none sends the password for {settings.login} "
@@ -114,6 +188,7 @@ def _import(args: argparse.Namespace) -> int:
 
     kind: Kind = "mbox" if args.mbox else "maildir"
     path = Path(args.mbox or args.maildir)
+    _check_store(args.store)
     if not path.exists():
         raise UsageError(f"--{kind} {path}: no such file or directory")
     summary = import_source(kind, path, args.store, account=args.account)

@@ -25,7 +25,9 @@ Why this order: the HIGHESTMODSEQ taken at EXAMINE is the point as of which
 the stored flags are current once step 3 is done, and new rows fetched
 after it are at least as fresh; recording it with the first commit of the
 run keeps that true however the run ends. A dropped connection (server
-restart, network) is retried with exponential backoff from the last commit.
+restart, network) is retried with exponential backoff from the last commit;
+a first connection that fails is not (:class:`~mailhat_nb.errors.ConnectFailed`): that
+is a wrong setting, and minutes of retries would only hide it.
 """
 
 from __future__ import annotations
@@ -40,14 +42,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailhat_nb.errors import AuthFailed, ConnectionLost, MailServerError, SyncError, UsageError
+from mailhat_nb.errors import (
+    AuthFailed,
+    ConnectFailed,
+    ConnectionLost,
+    MailServerError,
+    SyncError,
+    UsageError,
+)
 from mailhat_nb.folders import folder_role
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync import rows
 from mailhat_nb.sync.fetch import chunk_ranges
 from mailhat_nb.sync.imap import FolderInfo, FolderStatus, ImapSession, ImapSettings
 from mailhat_nb.sync.progress import ProgressCallback, Tracker
-from mailhat_nb.sync.store import FolderState, FolderStore, Store
+from mailhat_nb.sync.store import FolderState, FolderStore, Store, utc_now
 from mailhat_nb.sync.worker import Worker, WorkerPool
 
 #: Messages per FETCH command (and per Parquet part on a first sync).
@@ -290,7 +299,7 @@ class _FolderSync:
             assert sel is not None  # noqa: S101 - run() completed
             fstore.commit_state(
                 complete=True, uidnext=sel.uidnext, highestmodseq=sel.highestmodseq,
-                messages=len(fstore.state.uid_list()), last_sync=_now(),
+                messages=len(fstore.state.uid_list()), last_sync=utc_now(),
             )
             fstore.compact()
         self.result.rows = fstore.state.messages
@@ -455,10 +464,10 @@ def _no_cycle_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def _doctor_hint(settings: ImapSettings) -> str:
+    """Where to turn when the first connection fails: the doctor tries every usual setting."""
+    return (f"To find settings that work, run `mailhat diagnose --email {settings.email} "
+            f"--server {settings.host}` (or the connection doctor notebook)")
 
 
 def _choose_folders(session: ImapSession, listed: list[FolderInfo],
@@ -509,6 +518,9 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     retries, backoff:
         A dropped connection is retried ``retries`` times, waiting
         ``backoff * 2**n`` seconds (at most 30 s) before the n-th retry.
+        Only a connection that worked (logged in) and then dropped is
+        retried: a first connection that fails is a setting to fix, and is
+        reported at once (:class:`~mailhat_nb.errors.ConnectFailed`).
     workers:
         Parse worker processes; None decides from the work and the CPUs
         (none on one CPU, one below 4 CPUs or for a small run, else half the
@@ -516,6 +528,10 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
 
     Raises
     ------
+    ConnectFailed
+        The first connection failed before the login (wrong server, port or
+        security, a firewall, an untrusted certificate): not retried, the
+        message says what happened and suggests the connection doctor.
     AuthFailed
         The server refused the login (never retried).
     SyncError
@@ -531,12 +547,20 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     finished: dict[str, FolderResult] = {}
     run = _Run(root, folders, tracker, finished, chunk_size, workers)
     attempt = 0
+    logged_in = False  # has any connection of this run worked?
     with root.lock():
         try:
             while True:
+                session = ImapSession(settings, password)
                 try:
-                    with ImapSession(settings, password) as session:
-                        run.sync(session)
+                    try:
+                        session.open()
+                    except MailServerError as exc:
+                        if logged_in or isinstance(exc, AuthFailed):
+                            raise
+                        raise ConnectFailed(f"{exc}. {_doctor_hint(settings)}") from exc
+                    logged_in = True
+                    run.sync(session)
                     break
                 except ConnectionLost as exc:
                     attempt += 1
@@ -547,6 +571,8 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
                     summary.reconnects += 1
                     tracker.report("", "retry")
                     time.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF))
+                finally:
+                    session.close()
         finally:
             run.close()
     summary.folders = list(finished.values())

@@ -14,7 +14,14 @@ Every call into imapclient, imaplib, ``ssl`` or ``socket`` goes through
 :class:`~mailhat_nb.errors.ConnectionLost` for what a retry may cure,
 :class:`~mailhat_nb.errors.AuthFailed` for a refused login, and
 :class:`~mailhat_nb.errors.MailServerError` for the rest. Messages pass
-through :func:`mailhat_nb.secrets.redact`: a password never leaves here.
+through :func:`mailhat_nb.secrets.redact`: a password never leaves here, and
+through :func:`server_text`: the server's words, never Python's bytes reprs.
+
+Connecting is told apart from a dropped session: :meth:`ImapSession.open`
+says which step failed (TCP, TLS handshake, greeting) and what that usually
+means (a closed or filtered port, TLS against a plain port or the reverse,
+another protocol on the port), within :data:`CONNECT_TIMEOUT` seconds, and
+the engine retries only a connection that had worked (:class:`ConnectFailed`).
 
 Two imapclient habits are worked around here: ``fetch("1:*")`` raises
 ``ValueError: invalid literal for int()`` in imapclient 4.0.1 and 4.1.0 (it
@@ -26,15 +33,22 @@ which it is set to.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import imaplib
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from mailhat_nb.errors import AuthFailed, ConnectionLost, MailServerError, UsageError
+from mailhat_nb.errors import (
+    AuthFailed,
+    ConnectionLost,
+    MailServerError,
+    UsageError,
+)
 from mailhat_nb.secrets import Secret, redact
 from mailhat_nb.sync import fetch
 
@@ -43,13 +57,11 @@ if TYPE_CHECKING:
 
 Security = Literal["ssl", "starttls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
-
-#: Special-use flags (RFC 6154, plus Gmail's \Important/\Starred) -> folder_role.
-ROLES: dict[str, str] = {
-    "\\sent": "sent", "\\drafts": "drafts", "\\trash": "trash", "\\junk": "junk",
-    "\\all": "all", "\\archive": "archive", "\\flagged": "flagged",
-    "\\important": "important", "\\allmail": "all", "\\spam": "junk", "\\starred": "flagged",
-}  # fmt: skip
+#: Seconds to wait for the TCP connection, the TLS handshake and the greeting
+#: (each). The doctor's default too: a server that has not answered in 10 s
+#: on a working connection is not going to, and a user waiting on a wrong
+#: port or a firewall should hear so in seconds, not minutes.
+CONNECT_TIMEOUT = 10.0
 _NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
 
 
@@ -59,6 +71,9 @@ class ImapSettings:
 
     ``username`` defaults to ``email``; ``port`` to 993 for ``ssl`` and 143
     otherwise; ``ca_file`` adds a private CA to the system's trust store.
+    ``connect_timeout`` bounds each step of connecting (TCP, TLS, greeting:
+    see :data:`CONNECT_TIMEOUT`); ``timeout`` each read once connected,
+    longer because a big FETCH may take the server a while to start.
     """
 
     email: str
@@ -68,12 +83,15 @@ class ImapSettings:
     username: str | None = None
     ca_file: str | None = None
     timeout: float = 30.0
+    connect_timeout: float = CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.security not in DEFAULT_PORTS:
             raise UsageError(f"security must be ssl, starttls or none, not {self.security!r}")
         if not self.email or not self.host:
             raise UsageError("an email address and a server name are needed")
+        if not (self.timeout > 0 and self.connect_timeout > 0):
+            raise UsageError("timeouts must be positive numbers of seconds")
 
     @property
     def login(self) -> str:
@@ -93,12 +111,15 @@ class ImapSettings:
 
 @dataclass(frozen=True)
 class FolderInfo:
-    """One LIST entry: decoded name, raw flags, role and whether it can be examined."""
+    """One LIST entry: decoded name, raw flags and whether it can be examined.
+
+    The folder's role is not decided here: :func:`mailhat_nb.folders.folder_role`
+    is the one rule (flags first, then the name), applied by the engine.
+    """
 
     name: str
     delimiter: str | None
     flags: tuple[str, ...]
-    role: str | None
     selectable: bool
 
 
@@ -149,7 +170,7 @@ def translate_errors(what: str, secrets: Sequence[Secret] = ()) -> Iterator[None
     from imapclient import exceptions as ice
 
     def text(exc: BaseException) -> str:
-        return redact(str(exc) or type(exc).__name__, secrets)
+        return redact(server_text(exc), secrets)
 
     try:
         yield
@@ -179,14 +200,127 @@ def translate_errors(what: str, secrets: Sequence[Secret] = ()) -> Iterator[None
             from exc
 
 
-def _role(flags: Sequence[str], name: str) -> str | None:
-    for flag in flags:
-        role = ROLES.get(flag.lower())
-        if role:
-            return role
-    if name.upper() == "INBOX":
-        return "inbox"
-    return None
+#: A Python bytes literal inside an error text (``b'...'`` or ``b"..."``), with
+#: the brackets of a one-element list around it (imaplib's ``[b'...']``).
+_BYTES_REPR = re.compile(r"""\[?\bb(['"])((?:\\.|(?!\1).)*)\1\]?""")
+
+
+def server_text(exc: BaseException) -> str:
+    """Return an error's text for a person: the server's words, not Python's bytes reprs.
+
+    imaplib and imapclient put what the server said into their exceptions
+    as bytes, so ``str(exc)`` reads ``b'[AUTHENTICATIONFAILED] Authentication
+    failed.'`` or ``BAD [b'Error in IMAP command']``: the ``b'...'`` is an
+    artefact of Python, and a support agent pasting it into a ticket should
+    not have to explain it. Each bytes literal is decoded (UTF-8, bad bytes
+    replaced); anything else is kept as it is.
+    """
+    if exc.args and len(exc.args) == 1 and isinstance(exc.args[0], bytes):
+        return exc.args[0].decode("utf-8", "replace").strip() or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+
+    def decode(match: re.Match[str]) -> str:
+        try:
+            value: bytes = ast.literal_eval(f"b{match.group(1)}{match.group(2)}{match.group(1)}")
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        return value.decode("utf-8", "replace")
+
+    return _BYTES_REPR.sub(decode, text).strip()
+
+
+def _failed_step(exc: BaseException) -> str:
+    """Which step of connecting raised ``exc``: ``tcp``, ``tls`` or ``greeting``.
+
+    A timeout looks the same whichever step it ends (``TimeoutError: timed
+    out``), but the remedy differs: a TCP connect that never completes is a
+    firewall or a wrong address, while a connection accepted and then silent
+    is a port that waits for something else (TLS, or nothing at all). The
+    step is read from where the exception was raised, i.e. the frames of its
+    traceback: :func:`socket.create_connection` for TCP,
+    ``SSLSocket.do_handshake`` for TLS, anything else (imaplib reading the
+    greeting) for the greeting. Those stdlib names have not changed since
+    Python 3.0; if one ever did, the answer would degrade to "greeting",
+    whose message still names the port and the security used.
+    """
+    names = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        names.add(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    if "create_connection" in names:
+        return "tcp"
+    if "do_handshake" in names:
+        return "tls"
+    return "greeting"
+
+
+def connect_error(exc: BaseException, settings: ImapSettings,
+                  secrets: Sequence[Secret] = ()) -> MailServerError:
+    """Translate a failure to connect (before LOGIN) into a message that says what to change.
+
+    Retryable failures (refused, timed out, closed) stay
+    :class:`~mailhat_nb.errors.ConnectionLost`, because during a sync they
+    are what a server restart looks like; the engine decides whether to
+    retry (only when a connection worked before). Failures no retry can
+    cure (DNS, TLS against a plain port, another protocol, an untrusted
+    certificate) are :class:`~mailhat_nb.errors.MailServerError`.
+    """
+    from imapclient import exceptions as ice
+
+    s = settings
+    where = f"connecting to {s.host}:{s.effective_port} ({s.security})"
+    wait = f"{s.connect_timeout:g} s"
+    raw = redact(server_text(exc), secrets)
+    plain_hint = ("; if this port expects TLS from the first byte (993 usually does), "
+                  "use --security ssl") if s.security != "ssl" else ""
+    if isinstance(exc, socket.gaierror):
+        return MailServerError(f"{where}: the server name {s.host} does not resolve ({raw}); "
+                               "check its spelling")
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionLost(
+            f"{where}: connection refused: nothing accepts connections on port "
+            f"{s.effective_port} of {s.host} (a wrong port, or the server is down)")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return MailServerError(
+            f"{where}: the server's certificate is not trusted ({exc.verify_message}); "
+            "pass the CA with --ca-file if it is a private one")
+    step = _failed_step(exc)
+    if isinstance(exc, TimeoutError):
+        if step == "tcp":
+            return ConnectionLost(
+                f"{where}: no answer within {wait}: the connection was never accepted (a "
+                "firewall dropping the packets, or a wrong server name or port)")
+        if step == "tls":
+            return ConnectionLost(
+                f"{where}: the server accepted the connection but did not answer the TLS "
+                f"handshake within {wait} (a stuck server, or something other than a mail "
+                "server holds the port)")
+        return ConnectionLost(
+            f"{where}: the server accepted the connection but sent no IMAP greeting within "
+            f"{wait}{plain_hint or ' (a stuck server, or something else holds the port)'}")
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError,
+                                                             ssl.SSLZeroReturnError)):
+        if exc.reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
+                          "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return MailServerError(
+                f"{where}: TLS failed: the port answered in plain text, so it does not use "
+                "TLS from the first byte; use --security starttls (or none) on this port, "
+                "or the TLS port (usually 993)")
+        return MailServerError(f"{where}: TLS failed ({raw})")
+    if step == "greeting" and isinstance(exc, (imaplib.IMAP4.error, ice.IMAPClientError)) \
+            and not isinstance(exc, ice.LoginError):
+        said = f" ({raw})" if raw not in ("", "None") else ""  # imaplib's error(None)
+        return MailServerError(
+            f"{where}: the server's greeting is not IMAP{said}: this port speaks another "
+            "protocol (POP3 on 110/995, SMTP on 25/465/587?); use the IMAP port")
+    if isinstance(exc, (ConnectionError, EOFError, ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                        imaplib.IMAP4.abort)):
+        return ConnectionLost(f"{where}: the server closed the connection before the login "
+                              f"({raw}){plain_hint}")
+    if isinstance(exc, OSError):
+        return ConnectionLost(f"{where}: network error ({raw})")
+    return MailServerError(f"{where}: {raw}")
 
 
 def _text(value: Any) -> str:
@@ -234,19 +368,41 @@ class ImapSession:
         return ctx
 
     def open(self) -> ImapSession:
-        """Connect, secure, log in, read capabilities, enable CONDSTORE."""
+        """Connect, secure, log in, read capabilities, enable CONDSTORE.
+
+        Raises
+        ------
+        ConnectionLost
+            Connecting failed in a way a later retry may cure (refused, timed
+            out, closed); the message names the step and the likely cause.
+        AuthFailed
+            The server refused the login.
+        MailServerError
+            Anything else (DNS, TLS against a plain port, another protocol,
+            an untrusted certificate). Whatever fails, the socket is closed.
+        """
+        try:
+            return self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> ImapSession:
         from imapclient import IMAPClient, SocketTimeout
 
         s = self.settings
-        timeout = SocketTimeout(connect=min(s.timeout, 15.0), read=s.timeout)
-        with translate_errors(f"connecting to {self._where()}", [self._password]):
-            ctx = self._ssl_context()
+        timeout = SocketTimeout(connect=s.connect_timeout, read=s.timeout)
+        ctx = self._ssl_context()
+        try:
             client = IMAPClient(s.host, port=s.effective_port, ssl=s.security == "ssl",
                                 ssl_context=ctx if s.security == "ssl" else None,
                                 timeout=timeout)
-            self._client = client
-            client.normalise_times = False  # tz-aware INTERNALDATEs, never naive local
-            if s.security == "starttls":
+        except Exception as exc:
+            raise connect_error(exc, s, [self._password]) from exc
+        self._client = client
+        client.normalise_times = False  # tz-aware INTERNALDATEs, never naive local
+        if s.security == "starttls":
+            with translate_errors(f"starting TLS with {self._where()}", [self._password]):
                 client.starttls(ctx)
         with translate_errors(f"logging in to {self._where()} as {s.login}", [self._password]):
             self._login(client)
@@ -322,7 +478,7 @@ class ImapSession:
             lower = {f.lower() for f in flags}
             out.append(FolderInfo(
                 name=_text(name), delimiter=_text(delim) if delim else None, flags=flags,
-                role=_role(flags, _text(name)), selectable=not (lower & _NOT_SELECTABLE),
+                selectable=not (lower & _NOT_SELECTABLE),
             ))
         return out
 

@@ -11,14 +11,14 @@ stored for the account, and the source no longer has, are retired.
 
 from __future__ import annotations
 
-import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from mailhat_nb.errors import UsageError
+from mailhat_nb.errors import NothingToImport, UsageError
 from mailhat_nb.sync import rows as rowmod
-from mailhat_nb.sync.store import FolderStore, Store
+from mailhat_nb.sync.store import FolderStore, Store, utc_now
 
 Kind = Literal["mbox", "maildir"]
 
@@ -36,6 +36,14 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     -------
     dict
         ``{"account", "source", "rows", "folders": {folder: rows}}``.
+
+    Raises
+    ------
+    NothingToImport
+        The source holds no message at all (checked before the store is
+        touched). Empty folders beside full ones are imported as such.
+    UsageError
+        The source cannot be read, or ``store`` is not a directory.
     """
     from mailhat_nb.sync import offline
 
@@ -45,8 +53,9 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     batches: Iterator[offline.FolderBatch] = (
         offline.read_mbox(path, account) if kind == "mbox"
         else offline.read_maildir(path, account))
+    batches = _first_message_or_raise(batches, kind, path)
     root = Store(store)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    now = utc_now()
     folders: dict[str, int] = {}
     with root.lock():
         current: FolderStore | None = None
@@ -77,3 +86,26 @@ def import_source(kind: Kind, path: Path, store: Path | str,
                 root.open_folder(account, state.folder).retire("gone_from_import_source")
     return {"account": account, "source": str(path), "rows": sum(folders.values()),
             "folders": folders}
+
+
+def _first_message_or_raise(batches: Iterator[Any], kind: Kind,
+                            path: Path) -> Iterator[Any]:
+    """``batches`` unchanged, once one holds a message; else :class:`NothingToImport`.
+
+    Reads ahead only empty batches (a folder with no message is one empty
+    final batch), so memory stays that of one batch.
+    """
+    held = []
+    for batch in batches:
+        held.append(batch)
+        if batch.rows:
+            return itertools.chain(held, batches)
+    if kind == "mbox":
+        why = ("the file is empty" if path.is_file() and path.stat().st_size == 0
+               else "it is not an mbox file: no line starts with 'From ' to separate messages")
+    elif held:
+        why = "its folders are empty"
+    else:
+        why = ("it holds no Maildir folder (cur/, new/) and no message files; is it the "
+               "right directory?")
+    raise NothingToImport(f"no messages found in {path}: {why}")

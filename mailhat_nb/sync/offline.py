@@ -15,8 +15,8 @@ API
 ``load_maildir(path, account, self_addrs=()) -> DataFrame``
 ``load_mbox(path, account, self_addrs=()) -> DataFrame``
     Everything as one typed ``messages`` frame with ``direction`` set
-    (self = ``account`` when it is an address + the From of Sent folders +
-    ``self_addrs``; see :func:`mailhat_nb.frames.self_addresses`).
+    (self = ``account`` when it is an address + the From of sent mail +
+    Delivered-To + ``self_addrs``; see :func:`mailhat_nb.identity.self_addresses`).
 
 ``FolderBatch(folder, folder_role, uidvalidity, rows, source, final)``: rows
 of one folder, at most ``batch_size`` of them, in uid order; ``final`` is True
@@ -79,7 +79,7 @@ import pandas as pd
 from mailhat_nb.errors import UsageError
 from mailhat_nb.folders import folder_role
 from mailhat_nb.frames import add_direction, concat_frames, messages_frame
-from mailhat_nb.frames import self_addresses as _self_addresses
+from mailhat_nb.identity import self_addresses
 from mailhat_nb.sync.dates import parse_asctime
 from mailhat_nb.sync.parse import parse_headers
 
@@ -537,7 +537,7 @@ def read_mbox(
 def _load(batches: Iterable[FolderBatch], account: str, self_addrs: Iterable[str]) -> pd.DataFrame:
     frames = [messages_frame(b.rows) for b in batches if b.rows]
     df = concat_frames(frames)
-    own = _self_addresses(df, account, extra=self_addrs)
+    own = self_addresses(df, login=account, extra=self_addrs)
     return add_direction(df, own)
 
 

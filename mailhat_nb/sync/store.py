@@ -102,7 +102,12 @@ def escape_component(name: str) -> str:
     return out
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now, as the store records times: ISO-8601 UTC to the second.
+
+    The one clock of the state records (``last_sync``, event times), shared
+    by the sync and the imports so their records compare as strings.
+    """
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -196,7 +201,7 @@ class FolderState:
 
     def log(self, event: str, **details: Any) -> None:
         """Append to the event log (bounded)."""
-        self.events.append({"at": _now(), "event": event, **details})
+        self.events.append({"at": utc_now(), "event": event, **details})
         del self.events[:-MAX_EVENTS]
 
 
@@ -652,10 +657,13 @@ class Store:
         Raises
         ------
         UsageError
-            When another process holds it.
+            When another process holds it, or the store path is a file (a
+            wrong ``--store``, bad usage like any other wrong argument).
         """
         import fcntl
 
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"the store {self.root} is a file, not a directory")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.root / "_lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -742,10 +750,11 @@ def read_messages(store_dir: Path | str, account: str | None = None,
                   folders: Iterable[str] | None = None) -> pd.DataFrame:
     """The ``messages`` frame (DESIGN.md) of a store: all accounts, or one, or some folders.
 
-    ``direction`` is computed here, per account, from who "self" is (the
-    login, and the From of the account's Sent folder:
-    :func:`mailhat_nb.frames.self_addresses`), because it depends on the
-    whole account, not on one synced chunk.
+    ``direction`` is computed here, per account, from who "self" is
+    (:func:`mailhat_nb.identity.self_addresses`: the login, the From of sent
+    mail, Delivered-To), because it depends on the whole account, not on one
+    synced chunk. It is the same rule ``mailhat contacts`` counts with, so a
+    ``sent`` row is always from an address the contacts treat as self.
 
     Parameters
     ----------
@@ -759,7 +768,8 @@ def read_messages(store_dir: Path | str, account: str | None = None,
     import pandas as pd
     import pyarrow as pa
 
-    from mailhat_nb.frames import add_direction, conform, messages_frame, self_addresses
+    from mailhat_nb.frames import add_direction, conform, messages_frame
+    from mailhat_nb.identity import self_addresses
 
     if not Path(store_dir).is_dir():
         raise UsageError(f"no store at {store_dir}: run `mailhat sync` or `mailhat import` first")
@@ -775,7 +785,6 @@ def read_messages(store_dir: Path | str, account: str | None = None,
     df = conform(table.to_pandas(types_mapper=arrow_lists))
     parts = []
     for acct, rows in df.groupby("account", observed=True, sort=False):
-        login = str(acct) if "@" in str(acct) else None
-        parts.append(add_direction(rows, self_addresses(rows, login)))
+        parts.append(add_direction(rows, self_addresses(rows, login=str(acct))))
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return out.reset_index(drop=True)
