@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailhat_nb.errors import LabError, LabNotRunning, UsageError
-from mailhat_nb.secrets import Secret, from_env
+from mailhat_nb.secrets import Secret, check_env_name, from_env
 from mailhat_nb.sync.imap import ImapSettings, Security
 
 if TYPE_CHECKING:
@@ -156,7 +156,10 @@ def find_password(email: str, typed: str = "", password_env: str | None = DEFAUL
     """
     if typed:
         return Password(Secret(typed), "from the form")
+    # A password pasted where its variable's name belongs is refused unseen.
     name = (password_env or "").strip()
+    if name:
+        check_env_name(name)
     if name and os.environ.get(name):
         return Password(from_env(name), f"from the environment variable {name}")
     user = lab_user(email, lab)

@@ -207,7 +207,8 @@ def test_voila_doctor_app(browser: Any, lab_info: LabInfo, lab_password: str,
         page.get_by_text("from the lab's password file").wait_for()
         verdict = page.get_by_text("⚠ Certificate for another name")
         verdict.wait_for()
-        assert page.get_by_text("What works now: IMAP option 2").count() == 1
+        assert page.get_by_text(
+            "Usable now (login not tried, unencrypted): IMAP option 2").count() == 1
         page.get_by_text("Use this server name instead").wait_for()
         helper = page.get_by_role("cell", name="Problem", exact=True)
         _tall_shot(page, _screenshots(tmp_path) / "doctor-voila-certificate.png", verdict,

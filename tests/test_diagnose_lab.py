@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mailhat_nb.diagnose import Account, Report, diagnose
+from mailhat_nb.cli import main
+from mailhat_nb.diagnose import Account, PresetResult, Report, diagnose, load_presets
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
 
 pytestmark = pytest.mark.lab
@@ -19,15 +21,64 @@ FAST = 1.5  # seconds: the per-probe timeout for silent/filtered ports in tests
 
 
 def presets_file(tmp_path: Path, entries: list[tuple[str, str, int, str]],
-                 host: str = "{server}") -> Path:
+                 host: str = "{server}", alt_hosts: tuple[str, ...] = ()) -> Path:
     """Write a presets file: (id, protocol, port, security) per preset."""
     out = []
     for pid, protocol, port, security in entries:
         out += ["[[preset]]", f'id = "{pid}"', f'label = "{pid}"', f'protocol = "{protocol}"',
-                f'host = "{host}"', f"port = {port}", f'security = "{security}"', ""]
+                f'host = "{host}"', f"port = {port}", f'security = "{security}"']
+        if alt_hosts:
+            out.append("alt_hosts = [" + ", ".join(f'"{h}"' for h in alt_hosts) + "]")
+        out.append("")
     path = tmp_path / "presets.toml"
     path.write_text("\n".join(out))
     return path
+
+
+#: The lab presets without encryption (the HostGator "none" options and POP3 110).
+NONE_PRESETS = ("hostgator-imap-none", "hostgator-smtp-none-25", "hostgator-smtp-none-26",
+                "pop3-none-110")
+#: Client commands that carry (or start carrying) credentials.
+CREDENTIAL_WORDS = ("AUTHENTICATE", "AUTH", "LOGIN", "PASS", "APOP")
+
+
+def credential_lines(result: PresetResult) -> list[str]:
+    """Client lines of a transcript that carried (or began to carry) credentials."""
+    return [ln.text for ln in result.transcript if ln.direction == "C"
+            and any(w in CREDENTIAL_WORDS for w in ln.text.upper().split()[:2])]
+
+
+def log_size(lab: Lab) -> int:
+    return lab.paths.dovecot_log.stat().st_size
+
+
+def log_since(lab: Lab, offset: int, ready: Callable[[list[str]], bool],
+              wait: float = 3.0) -> list[str]:
+    """Dovecot's log lines written after ``offset``, once ``ready`` holds (or ``wait`` passed).
+
+    Dovecot writes a connection's line when it ends, a moment after the client
+    closed it: poll rather than read once.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        with lab.paths.dovecot_log.open("rb") as f:
+            f.seek(offset)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        if ready(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def plaintext_auth(lines: list[str]) -> list[str]:
+    """Logins (or failed attempts) Dovecot saw on connections without TLS."""
+    return [ln for ln in lines if "-login: " in ln and "TLS" not in ln
+            and (": Login: " in ln or re.search(r"\b\d+ attempts", ln))]
+
+
+def plaintext_quiet(lines: list[str]) -> list[str]:
+    """Connections without TLS that ended with no authentication attempted."""
+    return [ln for ln in lines if "-login: " in ln and "TLS" not in ln
+            and "no auth attempts" in ln]
 
 
 def run(lab: Lab, info: LabInfo, presets: str | Path, user: str = "alice",
@@ -47,17 +98,26 @@ def by_id(report: Report) -> dict[str, str]:
 
 def test_normal_lab_everything_works_and_verdict_names_option_1(lab: Lab,
                                                                 lab_info: LabInfo) -> None:
+    offset = log_size(lab)
     report = run(lab, lab_info, lab_info.presets)
     codes = by_id(report)
     assert codes["hostgator-imap-ssl"] == "ok"
     assert codes["imap-starttls-143"] == "ok"
     assert codes["pop3-ssl-995"] == "ok"
     assert codes["hostgator-smtp-ssl"] == "ok"
-    # "none" presets work, with the warning that the password went in clear text
-    for pid in ("hostgator-imap-none", "hostgator-smtp-none-25", "hostgator-smtp-none-26",
-                "pop3-none-110"):
-        assert codes[pid] == "plaintext_password_exposed"
-        assert next(r for r in report.results if r.preset.id == pid).status == "warn"
+    # "none" presets: the server would take the password in clear (a warning), and
+    # the doctor did not send it
+    for pid in NONE_PRESETS:
+        result = next(r for r in report.results if r.preset.id == pid)
+        assert result.code == "plaintext_password_exposed"
+        assert result.status == "warn"
+        assert not result.login_tried
+        assert credential_lines(result) == [], pid
+    # ... and Dovecot agrees: four unencrypted connections, not one login among them
+    lines = log_since(lab, offset, lambda got: len(plaintext_quiet(got)) >= len(NONE_PRESETS))
+    assert len(plaintext_quiet(lines)) >= len(NONE_PRESETS), lines
+    assert plaintext_auth(lines) == []
+    assert any(": Login: " in ln and "TLS" in ln for ln in lines)  # the encrypted ones did
     v = report.verdict
     assert v.code == "ok"
     assert v.incoming is not None
@@ -67,6 +127,25 @@ def test_normal_lab_everything_works_and_verdict_names_option_1(lab: Lab,
     assert (f"IMAP option 1: {lab_info.server}, port {lab_info.ports['imaps']} "
             "(standing for 993), SSL/TLS") in v.summary
     assert report.incoming_ok
+
+
+def test_allow_plaintext_login_really_logs_in_unencrypted(lab: Lab, lab_info: LabInfo) -> None:
+    offset = log_size(lab)
+    report = run(lab, lab_info, lab_info.presets, allow_plaintext_login=True)
+    for pid in NONE_PRESETS:
+        result = next(r for r in report.results if r.preset.id == pid)
+        assert result.code == "plaintext_password_exposed"
+        assert result.login_tried
+        assert result.works
+        assert result.title == "Works, but unencrypted"
+        auth = result.step("auth")
+        assert auth is not None
+        assert "the password crossed the network unencrypted" in auth.detail
+        assert credential_lines(result), pid  # sent, and recorded masked
+        assert all(line.endswith("***") for line in credential_lines(result))
+    lines = log_since(lab, offset, lambda got: len(plaintext_auth(got)) >= len(NONE_PRESETS))
+    assert len(plaintext_auth(lines)) == len(NONE_PRESETS), lines
+    assert report.verdict.code == "ok"  # SSL/TLS still preferred
 
 
 def test_mailbox_step_lists_folders_and_counts_inbox(lab: Lab, lab_info: LabInfo,
@@ -113,7 +192,12 @@ def test_steps_are_recorded_with_status_and_time(lab: Lab, lab_info: LabInfo) ->
     auth = none.step("auth")
     assert auth is not None
     assert auth.status == "warn"
-    assert "unencrypted" in auth.detail
+    assert "the server accepts passwords without encryption on this port" in auth.detail
+    assert "the doctor did not send the password" in auth.detail
+    assert "the server offers STARTTLS on this port: use it" in auth.detail
+    mailbox = none.step("mailbox")
+    assert mailbox is not None
+    assert mailbox.status == "skip"
 
 
 def test_report_outputs_have_the_design_shape(lab: Lab, lab_info: LabInfo) -> None:
@@ -171,17 +255,47 @@ SCENARIO_PRESETS = {
 }
 
 
+#: Scenario -> `mailhat diagnose` exit status. 0 means an IMAP login worked; where
+#: only an unencrypted preset is left (the certificate scenarios) the doctor did not
+#: log in over it, so 1 (see mailhat_nb/commands/diagnose.py).
+SCENARIO_EXIT = {
+    "normal": 0, "wrong-host-cert": 1, "expired-cert": 1, "self-signed": 1, "pop-only": 1,
+    "plaintext-disabled": 0, "plaintext-allowed": 0, "no-greeting": 1, "firewalled": 1,
+    "ip-blocked": 1, "closed-port": 0,
+}
+
+
 def test_every_scenario_is_covered() -> None:
     assert set(SCENARIO_PRESETS) == set(SCENARIOS) - {"normal"}
+    assert set(SCENARIO_EXIT) == set(SCENARIOS)
+
+
+def cli(info: LabInfo, password: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, object]]:
+    """Run `mailhat diagnose --json` in this process; return the exit status and the JSON."""
+    monkeypatch.setenv("MAILHAT_TEST_DIAG_PW", password)
+    capsys.readouterr()
+    status = main(["diagnose", "--email", info.email("alice"), "--server", info.server,
+                   "--presets", info.presets, "--ca-file", info.ca_file, "--timeout", str(FAST),
+                   "--password-env", "MAILHAT_TEST_DIAG_PW", "--json", *extra])
+    data = json.loads(capsys.readouterr().out)
+    assert isinstance(data, dict)
+    return status, data
 
 
 @pytest.mark.parametrize("name", list(SCENARIO_PRESETS))
-def test_scenario_gives_its_expected_code(name: str, lab: Lab,
-                                          scenario: Callable[[str], LabInfo]) -> None:
+def test_scenario_gives_its_expected_code(name: str, lab: Lab, lab_password: str,
+                                          scenario: Callable[[str], LabInfo],
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     info = scenario(name)
+    status, data = cli(info, lab_password, monkeypatch, capsys)
+    assert status == SCENARIO_EXIT[name], data["verdict"]
     start = time.monotonic()
     report = run(lab, info, info.presets)
     elapsed = time.monotonic() - start
+    assert data["verdict"] == report.verdict.to_dict()  # the CLI says what the API found
+    assert status == (0 if report.incoming_ok else 1)
     expect = SCENARIOS[name].expect
     codes = by_id(report)
     for pid in SCENARIO_PRESETS[name]:
@@ -217,6 +331,16 @@ def test_cert_mismatch_names_what_the_certificate_covers(
     assert report.verdict.summary.startswith(
         "The encrypted settings fail: the server's certificate covers gator4321.hostgator.com, "
         "*.hostgator.com, not localhost. Enter server gator4321.hostgator.com with IMAP option 1")
+    # only clear text is left: named, with the warning, never as a login that worked
+    assert report.verdict.incoming is not None
+    assert report.verdict.incoming.preset.id == "hostgator-imap-none"
+    assert ("only an unencrypted setting is usable: IMAP option 2: localhost, port "
+            f"{info.ports['imap']} (standing for 143), no encryption; the server accepts the "
+            "password without encryption here; the doctor did not send it"
+            ) in report.verdict.summary
+    assert "works" not in report.verdict.summary.split("Outgoing")[0]
+    assert not report.incoming_ok
+    assert not any(credential_lines(r) for r in report.results if r.security == "none")
     starttls = next(r for r in report.results if r.preset.id == "imap-starttls-143")
     assert starttls.certificate
     assert starttls.certificate["names"] == cert["names"]
@@ -242,7 +366,25 @@ def test_expired_and_self_signed_certificates_are_described(
     assert "no trusted authority vouches for" in report.verdict.summary
 
 
-def test_pop_only_verdict(lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
+def with_unresolvable_alternates(info: LabInfo, tmp_path: Path) -> Path:
+    """The lab presets, each also on an alternate host that does not resolve.
+
+    Like HostGator's built-in presets, which test ``{server}`` and ``mail.{domain}``:
+    ``mail.<domain>`` often does not exist, and its ``dns_not_found`` must not hide
+    what the real host's ports say.
+    """
+    out = []
+    for p in load_presets(info.presets):
+        out += ["[[preset]]", f'id = "{p.id}"', f'label = "{p.label}"',
+                f'protocol = "{p.protocol}"', f'host = "{p.host}"',
+                'alt_hosts = ["mail.{domain}.invalid"]', f"port = {p.port}",
+                f'security = "{p.security}"', f"stands_for = {p.std_port}", ""]
+    path = tmp_path / "alternates.toml"
+    path.write_text("\n".join(out))
+    return path
+
+
+def test_pop_only_verdict(lab: Lab, scenario: Callable[[str], LabInfo], tmp_path: Path) -> None:
     info = scenario("pop-only")
     report = run(lab, info, info.presets)
     assert report.verdict.code == "pop_only"
@@ -255,9 +397,19 @@ def test_pop_only_verdict(lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
     assert tcp is not None
     assert "refused" in tcp.detail
     assert not report.incoming_ok
+    # the same with every preset also tried on a mail.<domain> that does not exist
+    report = run(lab, info, with_unresolvable_alternates(info, tmp_path))
+    missing = [r for r in report.results if r.host == "mail.localhost.invalid"]
+    assert len(missing) == len(report.results) // 2
+    assert {r.code for r in missing} == {"dns_not_found"}
+    assert report.verdict.code == "pop_only"
+    assert "POP-only" in report.verdict.summary
+    assert {r.code for r in report.results if r.protocol == "imap" and r.host == "localhost"} \
+        == {"pop_only"}
 
 
-def test_ip_blocked_verdict(lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
+def test_ip_blocked_verdict(lab: Lab, scenario: Callable[[str], LabInfo],
+                            tmp_path: Path) -> None:
     info = scenario("ip-blocked")
     start = time.monotonic()
     report = run(lab, info, info.presets)
@@ -265,19 +417,74 @@ def test_ip_blocked_verdict(lab: Lab, scenario: Callable[[str], LabInfo]) -> Non
     assert all(r.code == "connect_timeout" for r in report.results)
     assert report.verdict.code == "connect_timeout"
     assert report.verdict.summary.startswith("Every port timed out: the IP may be blocked")
+    report = run(lab, info, with_unresolvable_alternates(info, tmp_path))
+    assert {r.code for r in report.results if r.host == "mail.localhost.invalid"} == {
+        "dns_not_found"}
+    assert {r.code for r in report.results if r.host == "localhost"} == {"connect_timeout"}
+    assert report.verdict.code == "connect_timeout"
+    assert report.verdict.summary.startswith("Every port timed out: the IP may be blocked")
 
 
 def test_plaintext_disabled_sends_no_password(lab: Lab,
                                               scenario: Callable[[str], LabInfo]) -> None:
     info = scenario("plaintext-disabled")
+    offset = log_size(lab)
     report = run(lab, info, info.presets)
-    for pid in ("hostgator-imap-none", "hostgator-smtp-none-25", "pop3-none-110"):
+    for pid in NONE_PRESETS:
         result = next(r for r in report.results if r.preset.id == pid)
-        assert result.code == "plaintext_auth_disabled"
-        assert not any(ln.direction == "C" and ("AUTH" in ln.text or "LOGIN" in ln.text
-                                                or "PASS" in ln.text)
-                       for ln in result.transcript)
+        assert result.code == "plaintext_auth_disabled", pid
+        assert credential_lines(result) == []
+        assert "no password was sent" in result.detail
+    # Dovecot hides USER from CAPA here, so not even a USER went out (Dovecot
+    # would log an answered USER as a failed attempt)
+    pop = next(r for r in report.results if r.preset.id == "pop3-none-110")
+    assert not any(ln.text.startswith("USER") for ln in pop.transcript)
+    lines = log_since(lab, offset, lambda got: len(plaintext_quiet(got)) >= len(NONE_PRESETS))
+    assert plaintext_auth(lines) == []
     assert report.verdict.code == "ok"  # SSL/TLS still works
+
+
+def test_plaintext_allowed_is_a_warning_and_the_opt_in_shows_the_login_working(
+        lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
+    info = scenario("plaintext-allowed")
+    offset = log_size(lab)
+    report = run(lab, info, info.presets)
+    imap = next(r for r in report.results if r.preset.id == "hostgator-imap-none")
+    assert (imap.code, imap.status, imap.login_tried) == ("plaintext_password_exposed", "warn",
+                                                          False)
+    assert credential_lines(imap) == []
+    assert "the doctor did not send the password" in imap.detail
+    lines = log_since(lab, offset, lambda got: len(plaintext_quiet(got)) >= len(NONE_PRESETS))
+    assert plaintext_auth(lines) == []
+    assert report.verdict.code == "ok"
+    # Asked for, the clear-text login happens, works, and Dovecot saw it unencrypted.
+    offset = log_size(lab)
+    report = run(lab, info, info.presets, allow_plaintext_login=True)
+    imap = next(r for r in report.results if r.preset.id == "hostgator-imap-none")
+    assert (imap.code, imap.login_tried, imap.works) == ("plaintext_password_exposed", True,
+                                                         True)
+    assert "the password crossed the network unencrypted" in imap.detail
+    mailbox = imap.step("mailbox")
+    assert mailbox is not None
+    assert mailbox.status == "ok"
+    lines = log_since(lab, offset, lambda got: len(plaintext_auth(got)) >= len(NONE_PRESETS))
+    logins = plaintext_auth(lines)
+    assert len(logins) == len(NONE_PRESETS), lines
+    assert all("lip=127.0.0.2" in ln and "secured" not in ln for ln in logins)
+
+
+def test_cli_exit_codes_for_the_normal_lab_and_the_plaintext_opt_in(
+        lab_info: LabInfo, lab_password: str, scenario: Callable[[str], LabInfo],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    status, data = cli(lab_info, lab_password, monkeypatch, capsys)
+    assert status == SCENARIO_EXIT["normal"]
+    info = scenario("wrong-host-cert")
+    status, data = cli(info, lab_password, monkeypatch, capsys)
+    assert status == SCENARIO_EXIT["wrong-host-cert"] == 1
+    assert data["verdict"]["incoming"] == "hostgator-imap-none"  # named, with its warning
+    status, data = cli(info, lab_password, monkeypatch, capsys, "--allow-plaintext-login")
+    assert status == 0  # the clear-text login was asked for, and it worked
+    assert data["verdict"]["incoming"] == "hostgator-imap-none"
 
 
 # ------------------------------------------------------------------ credentials
@@ -296,12 +503,19 @@ def test_wrong_password_one_attempt_per_protocol_and_verdict(lab: Lab,
     report = run(lab, lab_info, lab_info.presets, password="definitely-wrong-1", timeout=8)
     attempts = _auth_lines(report)
     assert sorted(p for p, _ in attempts) == ["imap", "pop3", "smtp"]
-    assert all(r.code == "auth_failed" for r in report.results)
+    encrypted = [r for r in report.results if r.security != "none"]
+    unencrypted = [r for r in report.results if r.security == "none"]
+    assert all(r.code == "auth_failed" for r in encrypted)
+    # judged from the offer, never tried: neither a rejection nor a recommendation
+    assert {r.code for r in unencrypted} == {"plaintext_password_exposed"}
+    assert not any(r.login_tried for r in unencrypted)
     skipped = [r for r in report.results if (s := r.step("auth")) and s.status == "skip"]
-    assert len(skipped) == len(report.results) - 3
+    assert len(skipped) == len(encrypted) - 3
     assert all("not tried" in (r.step("auth") or r.steps[0]).detail for r in skipped)
     assert report.verdict.code == "auth_failed"
-    assert "rejected on every protocol (IMAP, POP3, SMTP)" in report.verdict.summary
+    assert "rejected on every protocol tried (IMAP, POP3, SMTP)" in report.verdict.summary
+    assert report.verdict.incoming is None
+    assert report.verdict.outgoing is None
     assert not report.incoming_ok
 
 

@@ -40,20 +40,25 @@ def everything(report: Report) -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize(("user", "wrong"), [("alice", False), ("chloe", False),
-                                             ("alice", True)])
-def test_no_password_in_any_output_or_log(user: str, wrong: bool, lab: Lab, lab_info: LabInfo,
+@pytest.mark.parametrize(("user", "wrong", "plain"), [
+    ("alice", False, False), ("chloe", False, False), ("alice", True, False),
+    ("alice", False, True),  # with the clear-text logins too
+])
+def test_no_password_in_any_output_or_log(user: str, wrong: bool, plain: bool, lab: Lab,
+                                          lab_info: LabInfo,
                                           caplog: pytest.LogCaptureFixture) -> None:
     email = f"{user}@{lab_info.domain}"
     password = lab.password(user) + ("-wrong" if wrong else "")
     caplog.set_level(logging.DEBUG, logger="mailhat_nb")
     account = Account.from_input(email, password, server=lab_info.server)
-    report = diagnose(account, presets=lab_info.presets, ca_file=lab_info.ca_file, timeout=3)
+    report = diagnose(account, presets=lab_info.presets, ca_file=lab_info.ca_file, timeout=3,
+                      allow_plaintext_login=plain)
     assert report.verdict.code == ("auth_failed" if wrong else "ok")
     # the probes really logged in (or tried): the transcripts show masked credentials
     shown = [ln.text for r in report.results for ln in r.transcript if ln.direction == "C"]
     assert any(t.endswith("AUTHENTICATE PLAIN ***") for t in shown)
     assert any(t == "AUTH PLAIN ***" for t in shown)
+    assert all(r.login_tried == plain for r in report.results if r.security == "none")
     assert caplog.records  # the transcript is logged at DEBUG
     texts = [*everything(report), caplog.text, repr(account), str(account.to_dict())]
     for secret in forms(email, password):

@@ -7,6 +7,8 @@ a few lines of socket server each: real TCP, real bytes, loopback only.
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -15,9 +17,14 @@ from pathlib import Path
 import pytest
 
 from mailhat_nb.diagnose import Account, Report, diagnose
+from mailhat_nb.diagnose import imap as imap_module
+from mailhat_nb.diagnose.transcript import WITHHELD
+from mailhat_nb.secrets import Secret
 
 #: Given a client line, the reply bytes; None hangs up.
 Responder = Callable[[str], bytes | None]
+#: A reply ending in this is sent without it, then the server hangs up mid-line.
+HANG_UP = b"<hang up>"
 
 
 class ScriptedServer:
@@ -47,6 +54,9 @@ class ScriptedServer:
                 self.received.append(line)
                 reply = self.respond(line)
                 if reply is None:
+                    return
+                if reply.endswith(HANG_UP):
+                    conn.sendall(reply.removesuffix(HANG_UP))
                     return
                 conn.sendall(reply)
 
@@ -90,11 +100,12 @@ def imap_responder(caps: str, login: Callable[[str], bytes],
 
 def probe_one(port: int, protocol: str, security: str, tmp_path: Path,
               password: str = "pässwörd-1",  # noqa: S107 - test data
+              host: str = "127.0.0.1", label: str = "x", email: str = "user@example.com",
               **kwargs: object) -> Report:
     path = tmp_path / "p.toml"
-    path.write_text(f'[[preset]]\nid = "x"\nlabel = "x"\nprotocol = "{protocol}"\n'
-                    f'host = "127.0.0.1"\nport = {port}\nsecurity = "{security}"\n')
-    account = Account.from_input("user@example.com", password)
+    path.write_text(f'[[preset]]\nid = "x"\nlabel = "{label}"\nprotocol = "{protocol}"\n'
+                    f'host = "{host}"\nport = {port}\nsecurity = "{security}"\n')
+    account = Account.from_input(email, password)
     return diagnose(account, presets=str(path), timeout=2, **kwargs)  # type: ignore[arg-type]
 
 
@@ -115,7 +126,7 @@ def test_login_only_server_and_non_ascii_password(serve: Callable[..., ScriptedS
         return imap_responder("IMAP4rev1", login)(line)
 
     server = serve(b"* OK ready\r\n", respond)
-    report = probe_one(server.port, "imap", "none", tmp_path)
+    report = probe_one(server.port, "imap", "none", tmp_path, allow_plaintext_login=True)
     (result,) = report.results
     assert result.code == "password_not_ascii"
     assert "only LOGIN" in result.detail
@@ -131,9 +142,13 @@ def test_login_with_ascii_password_works_and_is_masked(serve: Callable[..., Scri
                                                        tmp_path: Path) -> None:
     server = serve(b"* OK ready\r\n",
                    imap_responder("IMAP4rev1", lambda line: b"TAG OK logged in\r\n"))
-    report = probe_one(server.port, "imap", "none", tmp_path, password="plain-pw-7")
+    report = probe_one(server.port, "imap", "none", tmp_path, password="plain-pw-7",
+                       allow_plaintext_login=True)
     (result,) = report.results
     assert result.code == "plaintext_password_exposed"
+    assert result.login_tried
+    assert result.works
+    assert report.incoming_ok  # a clear-text login asked for, and it worked
     assert any(t.text == 'M002 LOGIN "user@example.com" ***' for t in result.transcript)
     assert "INBOX: 3 messages" in (result.step("mailbox") or result.steps[0]).detail
 
@@ -149,7 +164,8 @@ def test_starttls_unavailable(serve: Callable[..., ScriptedServer], tmp_path: Pa
 def test_mailbox_unavailable(serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
     server = serve(b"* OK ready\r\n", imap_responder(
         "IMAP4rev1", lambda line: b"TAG OK in\r\n", examine=b"NO [SERVERBUG] broken"))
-    (result,) = probe_one(server.port, "imap", "none", tmp_path, password="pw-ascii").results
+    (result,) = probe_one(server.port, "imap", "none", tmp_path, password="pw-ascii",
+                          allow_plaintext_login=True).results
     assert result.code == "mailbox_unavailable"
     assert "SERVERBUG" in result.detail
 
@@ -199,7 +215,7 @@ def test_auth_login_continuations_masked_and_send_rejected(serve: Callable[..., 
     server = serve(b"220 fake ESMTP\r\n",
                    smtp_responder(mail_from=b"550 5.7.1 sender not allowed\r\n"))
     report = probe_one(server.port, "smtp", "none", tmp_path, password="Ascii-pw-9",
-                       send_test=True)
+                       send_test=True, allow_plaintext_login=True)
     (result,) = report.results
     assert result.code == "send_rejected"
     send = result.step("send")
@@ -210,3 +226,282 @@ def test_auth_login_continuations_masked_and_send_rejected(serve: Callable[..., 
     assert client[:4] == ["EHLO [127.0.0.1]", "AUTH LOGIN", "***", "***"]
     assert "QXNjaWktcHctOQ==" in server.received  # base64 of the password went over the wire
     assert not any("QXNjaWktcHctOQ==" in text or "Ascii-pw-9" in text for text in client)
+
+
+# ------------------------------------------------------------------ no password in clear text
+
+#: Client commands that carry (or start carrying) credentials.
+CREDENTIAL_COMMANDS = ("LOGIN", "AUTHENTICATE", "AUTH", "PASS", "APOP")
+
+
+def sent_credentials(server: ScriptedServer) -> list[str]:
+    """Lines the server received that carried, or began to carry, credentials."""
+    out = []
+    for line in server.received:
+        words = line.upper().split()
+        if any(w in CREDENTIAL_COMMANDS for w in words[:2]):
+            out.append(line)
+    return out
+
+
+def test_unencrypted_imap_preset_is_judged_without_sending_the_password(
+        serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    server = serve(b"* OK ready\r\n", imap_responder("IMAP4rev1 STARTTLS AUTH=PLAIN",
+                                                     lambda line: b"TAG OK in\r\n"))
+    report = probe_one(server.port, "imap", "none", tmp_path, password="never-sent-1")
+    (result,) = report.results
+    assert server.received == ["M001 CAPABILITY", "M002 LOGOUT"]
+    assert sent_credentials(server) == []
+    assert (result.code, result.status, result.login_tried) == (
+        "plaintext_password_exposed", "warn", False)
+    auth, mailbox = result.step("auth"), result.step("mailbox")
+    assert auth is not None
+    assert mailbox is not None
+    assert auth.status == "warn"
+    assert "the server accepts passwords without encryption on this port" in auth.detail
+    assert "it offers LOGIN, AUTHENTICATE PLAIN" in auth.detail
+    assert "the doctor did not send the password" in auth.detail
+    assert "the server offers STARTTLS on this port: use it" in auth.detail
+    assert mailbox.status == "skip"
+    assert "no login" in mailbox.detail
+    assert not result.works
+    assert result.title == "Unencrypted login offered (not tried)"
+    v = report.verdict
+    assert v.code == "plaintext_password_exposed"
+    assert "the doctor did not send it" in v.summary
+    assert "worked" not in v.summary
+    assert not report.incoming_ok
+
+
+@pytest.mark.parametrize(("caps", "code", "says"), [
+    ("IMAP4rev1 STARTTLS LOGINDISABLED", "plaintext_auth_disabled", "LOGINDISABLED"),
+    ("IMAP4rev1 LOGINDISABLED AUTH=GSSAPI", "plaintext_auth_disabled", "LOGINDISABLED"),
+    # LOGIN is off, but AUTHENTICATE PLAIN would still carry the password in clear
+    ("IMAP4rev1 LOGINDISABLED AUTH=PLAIN", "plaintext_password_exposed",
+     "it offers AUTHENTICATE PLAIN"),
+    ("IMAP4rev1", "plaintext_password_exposed", "it offers LOGIN"),
+])
+def test_imap_capabilities_decide_the_unencrypted_preset(
+        caps: str, code: str, says: str, serve: Callable[..., ScriptedServer],
+        tmp_path: Path) -> None:
+    server = serve(b"* OK ready\r\n", imap_responder(caps, lambda line: b"TAG OK in\r\n"))
+    (result,) = probe_one(server.port, "imap", "none", tmp_path).results
+    assert result.code == code
+    assert says in result.detail
+    assert sent_credentials(server) == []
+
+
+def pop3_responder(capa: bytes | None, user_reply: bytes = b"+OK\r\n") -> Responder:
+    """CAPA answers ``capa`` (None: -ERR, an RFC 1939-only server)."""
+    def respond(line: str) -> bytes | None:
+        cmd = line.split(" ")[0].upper()
+        if cmd == "CAPA":
+            return b"-ERR unknown command\r\n" if capa is None else b"+OK\r\n" + capa + b".\r\n"
+        if cmd == "USER":
+            return user_reply
+        if cmd == "QUIT":
+            return b"+OK bye\r\n"
+        return b"-ERR no\r\n"
+    return respond
+
+
+DISALLOWED = (b"-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) "
+              b"connections.\r\n")
+
+
+@pytest.mark.parametrize(("capa", "user_reply", "code", "user_sent"), [
+    (b"TOP\r\nUSER\r\nSTLS\r\nSASL PLAIN LOGIN\r\n", b"+OK\r\n", "plaintext_password_exposed",
+     True),
+    (b"TOP\r\nSTLS\r\nSASL\r\n", b"+OK\r\n", "plaintext_auth_disabled", False),  # Dovecot
+    (b"TOP\r\nSASL PLAIN\r\n", b"+OK\r\n", "plaintext_password_exposed", False),
+    (None, b"+OK\r\n", "plaintext_password_exposed", True),
+    (None, DISALLOWED, "plaintext_auth_disabled", True),
+    (b"USER\r\n", DISALLOWED, "plaintext_auth_disabled", True),
+])
+def test_pop3_unencrypted_preset_never_sends_pass(
+        capa: bytes | None, user_reply: bytes, code: str, user_sent: bool,
+        serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    server = serve(b"+OK ready\r\n", pop3_responder(capa, user_reply))
+    (result,) = probe_one(server.port, "pop3", "none", tmp_path).results
+    assert result.code == code, result.detail
+    assert sent_credentials(server) == []
+    assert ("USER user@example.com" in server.received) == user_sent
+    assert not result.login_tried
+
+
+@pytest.mark.parametrize(("ehlo", "code", "says"), [
+    (b"250-fake\r\n250-AUTH\r\n250 STARTTLS\r\n", "plaintext_auth_disabled",
+     "AUTH with no mechanisms before STARTTLS"),
+    (b"250-fake\r\n250 STARTTLS\r\n", "plaintext_auth_disabled", "no AUTH before STARTTLS"),
+    (b"250 fake\r\n", "smtp_auth_unavailable", "no AUTH mechanism"),
+    (b"250-fake\r\n250 AUTH CRAM-MD5\r\n", "smtp_auth_unavailable", "only CRAM-MD5"),
+    (b"250-fake\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n", "plaintext_password_exposed",
+     "EHLO lists AUTH PLAIN LOGIN"),
+])
+def test_smtp_unencrypted_preset_decides_from_ehlo(
+        ehlo: bytes, code: str, says: str, serve: Callable[..., ScriptedServer],
+        tmp_path: Path) -> None:
+    def respond(line: str) -> bytes | None:
+        if line.upper().startswith("EHLO"):
+            return ehlo
+        return b"221 bye\r\n" if line.upper() == "QUIT" else b"500 no\r\n"
+
+    server = serve(b"220 fake ESMTP\r\n", respond)
+    (result,) = probe_one(server.port, "smtp", "none", tmp_path).results
+    assert result.code == code
+    assert says in result.detail
+    assert sent_credentials(server) == []
+
+
+def test_send_test_is_skipped_rather_than_log_in_unencrypted(
+        serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    server = serve(b"220 fake ESMTP\r\n", smtp_responder())
+    report = probe_one(server.port, "smtp", "none", tmp_path, password="Ascii-pw-9",
+                       send_test=True)
+    (result,) = report.results
+    assert result.code == "plaintext_password_exposed"
+    assert result.step("send") is None
+    assert any("send test skipped" in n and "clear text" in n for n in report.notes)
+    assert sent_credentials(server) == []
+    assert not any(line.upper().startswith("MAIL FROM") for line in server.received)
+
+
+# ------------------------------------------------------------------ short passwords, whole lines
+
+GREETING = "* OK [CAPABILITY IMAP4rev1] localhost ready"
+
+
+def echoing_imap() -> Responder:
+    """An IMAP server that, after LOGIN, repeats the password back in an untagged line."""
+    def login(line: str) -> bytes:
+        said = line.rsplit(" ", 1)[1].strip('"')
+        return (f"* OK [ALERT] you said {said}\r\nTAG OK [CAPABILITY IMAP4rev1] Logged in\r\n"
+                .encode())
+    return imap_responder("IMAP4rev1", login)
+
+
+def outputs(report: Report) -> list[str]:
+    """Every text a report shows: JSON, Markdown, the table, frames, transcripts, details."""
+    texts = [report.to_json(), report.to_markdown(), report.to_text()]
+    for frame in (report.to_frame(), report.steps_frame()):
+        texts += [str(cell) for cell in frame.to_numpy().ravel()]
+    texts += [str(line) for r in report.results for line in r.transcript]
+    texts += [r.detail + r.remedy + r.explanation for r in report.results]
+    return texts
+
+
+@pytest.mark.parametrize("password", ["OK", "localhost", "a"])
+def test_short_passwords_leave_every_text_intact(
+        password: str, serve: Callable[..., ScriptedServer], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="mailhat_nb")
+    server = serve(f"{GREETING}\r\n".encode(), echoing_imap())
+    report = probe_one(server.port, "imap", "none", tmp_path, password=password,
+                       host="localhost", label="IMAP option 1", email="user@localhost")
+    (result,) = report.results
+    # Nothing was sent, so nothing is checked, masked or withheld: every line as it was.
+    texts = [ln.text for ln in result.transcript]
+    assert f"probing IMAP option 1: localhost, port {server.port}, no encryption as " \
+           "user@localhost" in texts
+    assert GREETING in texts
+    assert "* CAPABILITY IMAP4rev1" in texts
+    assert WITHHELD not in texts
+    dns, greeting = result.step("dns"), result.step("greeting")
+    assert dns is not None
+    assert greeting is not None
+    assert dns.detail.startswith("localhost → ")
+    assert greeting.detail == GREETING
+    assert f"S: {GREETING}" in report.to_markdown()
+    for text in [*outputs(report), caplog.text]:
+        assert "***" not in text  # no mask anywhere: it would point at the password
+
+
+@pytest.mark.parametrize("password", ["OK", "localhost", "a"])
+def test_short_passwords_echoed_after_login_are_withheld_whole(
+        password: str, serve: Callable[..., ScriptedServer], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="mailhat_nb")
+    server = serve(f"{GREETING}\r\n".encode(), echoing_imap())
+    report = probe_one(server.port, "imap", "none", tmp_path, password=password,
+                       host="localhost", label="IMAP option 1", email="user@localhost",
+                       allow_plaintext_login=True)
+    (result,) = report.results
+    assert f'LOGIN "user@localhost" "{password}"' in server.received[1]  # it was sent ...
+    lines = result.transcript
+    login = next(i for i, ln in enumerate(lines) if ln.direction == "C" and "LOGIN" in ln.text)
+    assert lines[login].text == 'M002 LOGIN "user@localhost" ***'
+    before = [ln.text for ln in lines[:login]]
+    assert GREETING in before  # ... and what came before it is untouched
+    assert f"probing IMAP option 1: localhost, port {server.port}, no encryption as " \
+           "user@localhost" in before
+    after = [ln for ln in lines[login + 1:] if ln.direction == "S"]
+    assert after[0].text == WITHHELD  # the echo, whole
+    for ln in after:  # a server line after the login holds the password only if withheld
+        assert ln.text == WITHHELD or password not in ln.text
+    for text in [*outputs(report), caplog.text]:
+        assert "you said" not in text
+        # the one mask: the LOGIN line, redacted at the source (JSON escapes its quotes)
+        assert "***" not in re.sub(r'LOGIN \\?"user@localhost\\?" \*\*\*', "", text)
+    auth = result.step("auth")
+    assert auth is not None
+    assert auth.detail.startswith("logged in as user@localhost with LOGIN")  # own words kept
+
+
+def test_a_dns_failure_reads_whole_with_a_one_letter_password(tmp_path: Path) -> None:
+    report = probe_one(993, "imap", "ssl", tmp_path, password="x", host="nonexistent.invalid")
+    (result,) = report.results
+    assert result.code == "dns_not_found"
+    assert "nonexistent.invalid: the name does not exist" in result.detail
+    assert "***" not in report.to_markdown()
+
+
+def test_server_text_in_a_foreign_error_after_login_is_withheld(
+        serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    # After LOGIN the server sends half a line quoting the password and hangs up: the
+    # wire's PeerClosed carries those bytes, and its text would become the detail.
+    def login(line: str) -> bytes:
+        return b"TAG NO bad password hunter-22" + HANG_UP
+
+    server = serve(b"* OK ready\r\n", imap_responder("IMAP4rev1", login))
+    report = probe_one(server.port, "imap", "none", tmp_path, password="hunter-22",
+                       allow_plaintext_login=True)
+    (result,) = report.results
+    assert result.code == "server_disconnected"
+    auth = result.step("auth")
+    assert auth is not None
+    assert auth.detail == WITHHELD
+    assert all("hunter-22" not in text for text in outputs(report))
+
+
+def test_server_text_before_any_login_is_never_checked(
+        serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    # A server cannot echo a password it was never sent: a match is chance (a short or
+    # common word), and withholding or masking it would damage the text for nothing.
+    def respond(line: str) -> bytes | None:
+        return b"M001 NO hunter-22 half a line" + HANG_UP
+
+    server = serve(b"* OK ready\r\n", respond)
+    (result,) = probe_one(server.port, "imap", "none", tmp_path, password="hunter-22").results
+    assert result.code == "server_disconnected"
+    assert "M001 NO hunter-22 half a line" in result.detail  # nothing was sent: no echo
+
+
+def test_a_bug_quoting_the_password_while_encoding_it_is_withheld(
+        serve: Callable[..., ScriptedServer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing was sent yet when this fails: the check starts when the password is
+    # taken out for the login, not when a line carrying it is recorded.
+    def broken(username: str, password: Secret) -> str:
+        raise ValueError(f"cannot encode {password.reveal()!r}")
+
+    monkeypatch.setattr(imap_module, "sasl_plain", broken)
+    server = serve(b"* OK ready\r\n", imap_responder("IMAP4rev1 AUTH=PLAIN",
+                                                     lambda line: b"TAG OK in\r\n"))
+    report = probe_one(server.port, "imap", "none", tmp_path, password="hunter-44",
+                       allow_plaintext_login=True)
+    (result,) = report.results
+    auth = result.step("auth")
+    assert auth is not None
+    assert (auth.status, auth.code, auth.detail) == ("fail", "unknown", WITHHELD)
+    assert not result.login_tried
+    assert all("hunter-44" not in text for text in outputs(report))

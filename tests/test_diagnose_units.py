@@ -28,7 +28,13 @@ from mailhat_nb.diagnose.gate import AuthGate
 from mailhat_nb.diagnose.normalise import normalise_server
 from mailhat_nb.diagnose.presets import expand, expand_host, parse_presets
 from mailhat_nb.diagnose.probe import planned_steps
-from mailhat_nb.diagnose.transcript import Redactor, Transcript, redact_login, secret_forms
+from mailhat_nb.diagnose.transcript import (
+    WITHHELD,
+    Redactor,
+    Transcript,
+    redact_login,
+    secret_forms,
+)
 from mailhat_nb.diagnose.wire import NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError
 from mailhat_nb.errors import PresetsError, UsageError
 from mailhat_nb.secrets import Secret
@@ -64,7 +70,7 @@ DESIGN_CODES = (
 
 
 @pytest.mark.parametrize("module", ["transcript", "wire", "certificate", "classify",
-                                    "normalise", "presets", "probe", "imap"])
+                                    "normalise", "presets", "probe", "imap", "report"])
 def test_docstring_examples_hold(module: str) -> None:
     mod = importlib.import_module(f"mailhat_nb.diagnose.{module}")
     failed, tried = doctest.testmod(mod)
@@ -138,16 +144,52 @@ def test_secret_forms_cover_plain_and_base64_payloads() -> None:
     assert secret_forms("bob", "") == []
 
 
-def test_transcript_scrubs_secrets_from_every_line_and_marks_secret_lines() -> None:
+def test_transcript_withholds_echoed_secrets_only_after_they_were_sent() -> None:
     tr = Transcript(secret_forms("bob", "hunter2"))
-    tr.server("NO unknown command hunter2 echoed")
-    tr.client("something hunter2")
+    # Before any credentials went out a server cannot echo them: a match is chance.
+    tr.server("* OK hunter2 ready")
+    assert not tr.credentials_sent
+    assert tr.guard("detail with hunter2") == "detail with hunter2"
     tr.client("A1 LOGIN bob hunter2", secret=True, shown="A1 LOGIN bob ***")
-    tr.note("note with hunter2")
-    text = "\n".join(str(ln) for ln in tr.lines())
-    assert "hunter2" not in text
-    assert "A1 LOGIN bob ***" in text
-    assert [ln.direction for ln in tr.lines()] == ["S", "C", "C", "*"]
+    assert tr.credentials_sent
+    tr.server("A1 NO unknown user bob, password hunter2")
+    tr.server("A1 NO base64 " + base64.b64encode(b"hunter2").decode())
+    tr.server("A2 OK fine")
+    tr.note("the doctor's own note")
+    assert [ln.text for ln in tr.lines()] == [
+        "* OK hunter2 ready", "A1 LOGIN bob ***", WITHHELD, WITHHELD, "A2 OK fine",
+        "the doctor's own note"]
+    assert [ln.direction for ln in tr.lines()] == ["S", "C", "S", "S", "S", "*"]
+    assert tr.guard("NO hunter2 rejected") == WITHHELD  # whole, never masked in place
+    assert tr.guard("NO rejected") == "NO rejected"
+
+
+def test_a_redacted_client_line_counts_as_credentials_sent() -> None:
+    tr = Transcript(secret_forms("bob", "pw-1"))
+    tr.client("USER bob")
+    assert not tr.credentials_sent  # a username is no secret
+    tr.client("PASS pw-1")
+    assert tr.credentials_sent
+    assert tr.lines()[-1].text == "PASS ***"
+
+
+def test_arming_starts_the_check_before_anything_is_sent() -> None:
+    tr = Transcript(secret_forms("bob", "pw-2"))
+    assert tr.guard("error pw-2") == "error pw-2"
+    tr.arm()  # the password is being taken out for a login
+    assert tr.checking
+    assert not tr.credentials_sent  # ... but no login was attempted yet
+    assert tr.guard("error pw-2") == WITHHELD
+
+
+def test_withhold_never_masks_in_place_and_checks_before_shortening() -> None:
+    tr = Transcript(secret_forms("bob", "OK"))
+    assert tr.withhold("* OK [CAPABILITY IMAP4rev1]") == WITHHELD
+    assert tr.withhold("* ok lower case") == "* ok lower case"
+    long = Transcript(secret_forms("bob", "needle-42"))
+    long.client("PASS needle-42")
+    long.server("x" * (Transcript.MAX_LINE - 4) + "needle-42")  # cut would split it
+    assert long.lines()[-1].text == WITHHELD
 
 
 # ------------------------------------------------------------------ classification
@@ -340,7 +382,20 @@ _GOOD = 'id = "x"\nlabel = "L"\nprotocol = "imap"\nhost = "h"\nport = 993\nsecur
     ("title = 'x'\n", "no \\[\\[preset\\]\\]"),
     ("[[preset]]\n" + _GOOD.replace("port = 993", "port = 70000"), "out of range"),
     ("[[preset]]\n" + _GOOD.replace("port = 993", "port = 0"), "out of range"),
-    ("[[preset]]\n" + _GOOD.replace('port = 993', 'port = "993"'), "must be a int"),
+    ("[[preset]]\n" + _GOOD.replace('port = 993', 'port = "993"'),
+     "preset 'x': 'port' must be an integer"),
+    ("[[preset]]\n" + _GOOD.replace('"ssl"', '1'), "preset 'x': 'security' must be a string"),
+    ("[[preset]]\n" + _GOOD + "alt_hosts = 'mail.{domain}'\n",
+     "preset 'x': 'alt_hosts' must be a list"),
+    ("[[preset]]\n" + _GOOD.replace('"h"', '"mail. {domain}"'), "preset 'x': host .* space"),
+    ("[[preset]]\n" + _GOOD + 'alt_hosts = ["mail.example.com imap.example.com"]\n',
+     "preset 'x': host .* space"),
+    ("[[preset]]\n" + _GOOD.replace('"h"', '"mail.{domain"'), "preset .x.: .*stray"),
+    ("[[preset]]\n" + _GOOD.replace('"h"', '"mail.domain}"'), "preset .x.: .*stray"),
+    ("[[preset]]\n" + _GOOD.replace('"h"', '"{{server}}"'), "preset .x.: .*stray"),
+    ('domains = "gmail.com"\n[[preset]]\n' + _GOOD, "'domains' must be a list"),
+    ('domains = [""]\n[[preset]]\n' + _GOOD, "'domains' must be a list"),
+    ("title = 3\n[[preset]]\n" + _GOOD, "'title' must be a string"),
     ("[[preset]]\n" + _GOOD.replace('"imap"', '"jmap"'), "protocol must be"),
     ("[[preset]]\n" + _GOOD.replace('"ssl"', '"tls"'), "security must be"),
     ("[[preset]]\n" + _GOOD.replace('"h"', '"{host}"'), "unknown placeholder"),
@@ -445,8 +500,11 @@ def test_cli_help_lists_the_contract_options(capsys: pytest.CaptureFixture[str])
         main(["diagnose", "--help"])
     out = capsys.readouterr().out
     for option in ("--email", "--server", "--username", "--presets", "--password-env",
-                   "--ca-file", "--timeout", "--send-test", "--json"):
+                   "--ca-file", "--timeout", "--send-test", "--json", "--allow-plaintext-login"):
         assert re.search(rf"{option}\b", out)
+    flat = " ".join(out.split())
+    assert "without sending the password" in flat  # the default, said where it is chosen
+    assert "sending the password in clear text" in flat
 
 
 def test_verified_context_rejects_a_bad_ca_file(tmp_path: Path) -> None:
@@ -476,3 +534,36 @@ def test_provider_hints_replace_a_bare_auth_failed() -> None:
     plain = PresetResult(Target(hostgator, "mail.example.com"), code="auth_failed")
     assert plain.title == "Login rejected"
     assert "cPanel" in plain.remedy
+
+
+# ------------------------------------------------------------------ IPv6 literals
+
+
+@pytest.mark.parametrize(("raw", "host", "port_note"), [
+    ("[::1]", "::1", False),
+    ("[::1]:993", "::1", True),
+    ("::1", "::1", False),
+    ("https://[2001:db8::7]:993/", "2001:db8::7", False),
+])
+def test_ipv6_literals_lose_their_brackets(raw: str, host: str, port_note: bool) -> None:
+    got, notes = normalise_server(raw)
+    assert got == host
+    assert any("ignored the port 993" in n for n in notes) == port_note
+    acct = Account.from_input("a@example.com", "pw", server=raw)
+    assert acct.server == host
+    assert expand_host("{server}", acct) == host  # what the resolver gets
+
+
+@pytest.mark.parametrize("raw", ["[::1]x", "[not-an-ip]", "[127.0.0.1]"])
+def test_bad_bracketed_servers_are_usage_errors(raw: str) -> None:
+    with pytest.raises(UsageError, match="IPv6"):
+        normalise_server(raw)
+
+
+def test_bracketed_ipv6_server_resolves() -> None:
+    from mailhat_nb.diagnose.probe import resolve
+
+    host, _ = normalise_server("[::1]")
+    assert host is not None
+    addrs = resolve(host, 993, 2.0)  # "[::1]" itself would be dns_not_found
+    assert {a[4][0] for a in addrs} == {"::1"}

@@ -456,8 +456,18 @@ def test_a_setting_with_a_catch_is_not_handed_to_the_sync(
     panel = DoctorPanel(email=on_lab.email("alice"), server=on_lab.server, timeout=3,
                         run_now=True)
     assert panel.report is not None
-    assert panel.report.verdict.incoming is not None  # IMAP option 2 works, unencrypted
+    # IMAP option 2 is usable, unencrypted: judged from the server's offer, no login sent
+    assert panel.report.verdict.incoming is not None
     assert "not handed to the sync panel" in panel.status.value
     assert notebook.recall(on_lab.email("alice")) is None
     assert "⚠ Certificate for another name" in panel.verdict.value
-    assert "What works now:" in panel.verdict.value
+    assert "Usable now (login not tried, unencrypted):" in panel.verdict.value
+
+
+def test_a_password_pasted_as_password_env_is_refused_unseen() -> None:
+    from mailhat_nb.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        notebook.find_password("alice@localhost", "", "Hunter2 s3cret!", None)
+    assert "Hunter2" not in str(caught.value)
+    assert "NAME of an environment variable" in str(caught.value)

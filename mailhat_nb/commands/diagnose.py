@@ -1,8 +1,17 @@
 """``mailhat diagnose``: test every preset for an account and say what to enter.
 
 Exit codes (DESIGN.md): 0 when at least one incoming (IMAP) preset works, 1
-otherwise, 2 on bad usage. The password comes from ``--password-env VAR`` or
-a no-echo prompt, never from argv.
+otherwise, 2 on bad usage. "Works" means the doctor logged in over it: an
+unencrypted preset the doctor only judged from the server's offer (it does
+not send the password in clear text unless ``--allow-plaintext-login`` is
+given) is not proof of a working login. So when only such a preset is left
+(an encrypted setting failing on its certificate, say), the verdict names it
+with its warning and the exit status is 1; with ``--allow-plaintext-login``
+and a login that worked over it, 0. A script that acts on exit 0 thus never
+acts on a login nobody tried.
+
+The password comes from ``--password-env VAR`` or a no-echo prompt, never
+from argv.
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailhat_nb.diagnose import Account, builtin_names, diagnose
+from mailhat_nb.diagnose import Account, Report, builtin_names, diagnose
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
 from mailhat_nb.errors import UsageError
@@ -23,8 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "diagnose", help="test every mail preset for an account, layer by layer",
         description="Probe IMAP, POP3 and SMTP presets (DNS, TCP, TLS, greeting, "
         "capabilities, one login each, mailbox) at once and give a verdict: which settings "
-        "to enter in the CRM, or why none work. Exit 0 when an incoming preset works, 1 "
-        "when none does, 2 on bad usage.",
+        "to enter in the CRM, or why none work. Presets without encryption are judged from "
+        "what the server advertises, without sending the password (see "
+        "--allow-plaintext-login). Exit 0 when an incoming preset works (a login over it "
+        "succeeded), 1 when none does (including when only an unencrypted preset the doctor "
+        "did not log in over is left), 2 on bad usage.",
     )
     parser.add_argument("--email", required=True, help="the customer's email address")
     parser.add_argument("--server", help="server name from the welcome email / cPanel "
@@ -42,6 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help=f"seconds any one wait may take (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--send-test", action="store_true",
                         help="also send a message to the account and confirm it arrives")
+    parser.add_argument("--allow-plaintext-login", action="store_true",
+                        help="really log in on presets without encryption, sending the "
+                        "password in clear text (one attempt each); by default the doctor "
+                        "never does, and judges those presets from the server's capabilities. "
+                        "Only for a CRM that supports nothing but 'none'")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--markdown", action="store_true",
                         help="print the ticket-ready Markdown report")
@@ -65,11 +82,17 @@ def run(args: argparse.Namespace) -> int:
 
     report = diagnose(account, presets=args.presets, ca_file=args.ca_file,
                       timeout=args.timeout, send_test=args.send_test,
-                      on_result=progress if live else None)
+                      on_result=progress if live else None,
+                      allow_plaintext_login=args.allow_plaintext_login)
     if args.json:
         print(report.to_json())
     elif args.markdown:
         print(report.to_markdown())
     else:
         print(report.to_text())
+    return exit_code(report)
+
+
+def exit_code(report: Report) -> int:
+    """0 when an incoming preset works (see :attr:`Report.incoming_ok`), else 1."""
     return 0 if report.incoming_ok else 1

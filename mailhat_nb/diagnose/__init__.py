@@ -5,9 +5,14 @@ The notebooks and the CLI use this API::
     from mailhat_nb.diagnose import Account, diagnose
     account = Account.from_input(email, password, server=server)   # UsageError on bad input
     report = diagnose(account, presets=None, ca_file=None, timeout=10, send_test=False,
-                      on_result=None)
+                      on_result=None, allow_plaintext_login=False)
     report.verdict.summary; report.to_frame(); report.steps_frame()
     report.to_markdown(); report.to_json(); report.to_text()
+
+The doctor never sends the password over an unencrypted connection unless
+``allow_plaintext_login=True`` (CLI ``--allow-plaintext-login``): presets with
+``security = "none"`` are judged from the capabilities the server advertises,
+and a report never says such a login worked when it was not tried.
 
 Modules, by what they hold: :mod:`.normalise` (input), :mod:`.presets` (TOML
 data), :mod:`.probe` (the layers) over :mod:`.wire` (socket + TLS) and the

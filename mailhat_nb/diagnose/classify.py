@@ -21,7 +21,10 @@ class Diagnosed(MailServerError):
 
     Raised inside a step by protocol code that knows what went wrong; the
     step recorder stores ``code``, ``detail`` and ``status`` and stops the
-    probe. ``detail`` never holds a secret (it is built from redacted text).
+    probe. ``detail`` is the doctor's own words; any server text quoted in it
+    after the credentials went out has passed
+    :meth:`~mailhat_nb.diagnose.session.Session.said` (withheld whole if it
+    echoes the password), so the probe shows a detail as it is.
     """
 
     def __init__(self, code: str, detail: str, status: str = "fail") -> None:

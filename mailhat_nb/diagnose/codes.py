@@ -94,8 +94,9 @@ _TABLE: tuple[Code, ...] = (
     Code("plaintext_auth_disabled", "fail", "Login without encryption refused",
          "The server refuses passwords over an unencrypted connection.",
          "Use SSL/TLS (993/465) or STARTTLS; the server is right to refuse."),
-    Code("plaintext_password_exposed", "warn", "Works, but unencrypted",
-         "These settings work, but the password crosses the network unencrypted.",
+    Code("plaintext_password_exposed", "warn", "Unencrypted login allowed",
+         "The server on {host}:{port} accepts the password without encryption: with these "
+         "settings it would cross the network in clear text, readable along the way.",
          "Prefer the SSL/TLS or STARTTLS preset that works; use this one only if the CRM "
          "cannot do encryption."),
     Code("auth_failed", "fail", "Login rejected",

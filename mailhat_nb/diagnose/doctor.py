@@ -5,6 +5,10 @@ a sweep takes about as long as its slowest probe: one timeout when ports
 swallow packets, never the sum. ``on_result`` is called in the caller's
 thread as each probe finishes, so a notebook panel can fill in row by row
 without worrying about threads.
+
+The password never crosses the network unencrypted on the doctor's account
+unless the caller asks for it (``allow_plaintext_login``): unencrypted presets
+are judged from what the server advertises (see :mod:`.probe`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def diagnose(
     send_test: bool = False,
     on_result: Callable[[PresetResult], None] | None = None,
     concurrent: bool = True,
+    allow_plaintext_login: bool = False,
 ) -> Report:
     """Test every preset for ``account`` and conclude.
 
@@ -58,6 +63,15 @@ def diagnose(
         Called with each result as its probe finishes (in this thread).
     concurrent:
         False probes one after another (for the benchmark's comparison).
+    allow_plaintext_login:
+        Really log in on unencrypted (``security = "none"``) presets, sending
+        the password in clear text: one attempt per preset, through the login
+        gate. Off by default, because the doctor would otherwise cause the
+        exposure it warns about on every sweep; such presets are then judged
+        from the server's capabilities (``plaintext_auth_disabled``, or
+        ``plaintext_password_exposed`` as a warning with "not sent"). Turn it
+        on only for a CRM that can do nothing but "none" and only when the
+        customer accepts the risk.
 
     Raises
     ------
@@ -70,7 +84,7 @@ def diagnose(
     chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)
     targets, notes = expand(chosen, account)
     cfg = ProbeConfig(account=account, context=verified_context(ca_file), timeout=timeout,
-                      gate=AuthGate())
+                      gate=AuthGate(), allow_plaintext_login=allow_plaintext_login)
     results: list[PresetResult | None] = [None] * len(targets)
     if concurrent and targets:
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="probe") as pool:
@@ -90,6 +104,9 @@ def diagnose(
     if send_test:
         if verdict.outgoing is None:
             notes.append("send test skipped: no outgoing (SMTP) preset works")
+        elif not verdict.outgoing.works:
+            notes.append("send test skipped: the only usable outgoing preset is unencrypted "
+                         "and the doctor does not send the password in clear text")
         else:
             outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
             notes.append(f"send test: {outcome.detail}")

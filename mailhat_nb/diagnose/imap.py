@@ -148,8 +148,22 @@ class ImapSession(Session):
         if not resp.ok:
             raise Diagnosed("starttls_unavailable", f"STARTTLS refused: {resp.status} {resp.text}")
 
+    def _password_mechanisms(self) -> list[str]:
+        """SASL mechanisms listed that carry a password as it is (PLAIN, LOGIN)."""
+        return [m for m in ("PLAIN", "LOGIN") if f"AUTH={m}" in self.caps]
+
+    def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
+        mechanisms = self._password_mechanisms()
+        if "LOGINDISABLED" in self.caps and not mechanisms:
+            raise Diagnosed("plaintext_auth_disabled",
+                            "the server lists LOGINDISABLED (and no AUTHENTICATE PLAIN) on this "
+                            "unencrypted connection; no password was sent")
+        offers = [] if "LOGINDISABLED" in self.caps else ["LOGIN"]
+        offers += [f"AUTHENTICATE {m}" for m in mechanisms]
+        return f"it offers {', '.join(offers)}"
+
     def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
-        if "LOGINDISABLED" in self.caps and not self.encrypted:
+        if "LOGINDISABLED" in self.caps and "AUTH=PLAIN" not in self.caps and not self.encrypted:
             raise Diagnosed("plaintext_auth_disabled",
                             "the server lists LOGINDISABLED on this unencrypted connection; "
                             "no password was sent")
@@ -175,8 +189,9 @@ class ImapSession(Session):
         if non_ascii and how == "LOGIN" and code == "auth_failed":
             raise Diagnosed("password_not_ascii",
                             "the server offers only LOGIN, which cannot reliably carry a "
-                            f"non-ASCII password; it answered {resp.status} {resp.text[:120]}")
-        raise Diagnosed(code, f"{how} rejected: {resp.status} {resp.text[:160]}")
+                            f"non-ASCII password; it answered "
+                            f"{self.said(f'{resp.status} {resp.text[:120]}')}")
+        raise Diagnosed(code, f"{how} rejected: {self.said(f'{resp.status} {resp.text[:160]}')}")
 
     def _login(self, username: str, password: Secret) -> Response:
         tag = self._next_tag()
@@ -202,7 +217,8 @@ class ImapSession(Session):
     def mailbox(self) -> str:  # noqa: D102
         resp = self.command('LIST "" "*"')
         if not resp.ok:
-            raise Diagnosed("mailbox_unavailable", f"LIST failed: {resp.status} {resp.text}")
+            raise Diagnosed("mailbox_unavailable",
+                            f"LIST failed: {self.said(f'{resp.status} {resp.text}')}")
         folders = [m for m in (_LIST.match(line) for line in resp.untagged) if m]
         delimiters = {m.group(2).strip('"') for m in folders if m.group(2).upper() != "NIL"}
         prefix = ""
@@ -213,17 +229,18 @@ class ImapSession(Session):
                 if m:
                     prefix = m.group(1)
         exists = self.examine_inbox()
-        where = f"delimiter {'/'.join(sorted(delimiters)) or '?'!r}"
+        where = "delimiter " + self.said(repr("/".join(sorted(delimiters)) or "?"))
         if prefix:
-            where += f", namespace prefix {prefix!r}"
-        return f"{len(folders)} folders ({where}); INBOX: {exists} messages (opened read-only)"
+            where += ", namespace prefix " + self.said(repr(prefix))
+        return (f"{len(folders)} folders ({where}); INBOX: {self.said(str(exists))} messages "
+                "(opened read-only)")
 
     def examine_inbox(self, select: bool = False) -> int:
         """EXAMINE (or SELECT) INBOX; return its message count."""
         resp = self.command(("SELECT" if select else "EXAMINE") + " INBOX")
         if not resp.ok:
-            raise Diagnosed("mailbox_unavailable",
-                            f"INBOX could not be opened: {resp.status} {resp.text}")
+            raise Diagnosed("mailbox_unavailable", "INBOX could not be opened: "
+                            + self.said(f"{resp.status} {resp.text}"))
         for line in resp.untagged:
             parts = line.split()
             if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit():

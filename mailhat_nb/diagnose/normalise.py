@@ -92,7 +92,7 @@ def idna_host(name: str, what: str) -> tuple[str, bool]:
 
 def _is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.strip("[]"))
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -103,6 +103,8 @@ def normalise_server(raw: str | None) -> tuple[str | None, list[str]]:
 
     >>> normalise_server("https://Mail.Example.com/")
     ('mail.example.com', ['server: took the host name mail.example.com from the URL'])
+    >>> normalise_server("[::1]")
+    ('::1', [])
     """
     notes: list[str] = []
     if raw is None or not raw.strip():
@@ -125,7 +127,21 @@ def normalise_server(raw: str | None) -> tuple[str | None, list[str]]:
         )
     if any(c.isspace() for c in text):
         raise UsageError(f"the server {raw.strip()!r} contains spaces: give one host name")
-    if text.count(":") == 1:
+    if text.startswith("[") and "]" in text:
+        # An IPv6 literal as URLs and mail clients write it: "[::1]" or "[::1]:993".
+        # The brackets are notation, not part of the address: resolving "[::1]"
+        # fails (dns_not_found), so they go.
+        inner, _, rest = text[1:].partition("]")
+        if not _is_ip(inner) or ":" not in inner:
+            raise UsageError(f"the server {raw.strip()!r} is not a valid IPv6 address in "
+                             "brackets")
+        if rest.startswith(":") and rest[1:]:
+            notes.append(f"server: ignored the port {rest[1:]}; every preset brings its own "
+                         "port")
+        elif rest:
+            raise UsageError(f"the server {raw.strip()!r} has {rest!r} after the IPv6 address")
+        text = inner
+    elif text.count(":") == 1:
         text, _, port = text.partition(":")
         notes.append(f"server: ignored the port {port}; every preset brings its own port")
     host, converted = idna_host(text, "server")

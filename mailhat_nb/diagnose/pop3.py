@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mailhat_nb.diagnose.classify import Diagnosed, classify_auth_reply, wrong_protocol
 from mailhat_nb.diagnose.session import Session, sasl_plain
+from mailhat_nb.diagnose.wire import Channel
 from mailhat_nb.secrets import Secret
 
 
@@ -16,6 +17,11 @@ class Pop3Session(Session):
     """A POP3 conversation for the doctor."""
 
     protocol = "pop3"
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__(channel)
+        #: False when the server answered CAPA with -ERR (an RFC 1939-only server).
+        self.capa = False
 
     def _command(self, text: str, masked_as: str | None = None) -> str:
         if masked_as is not None:
@@ -43,8 +49,9 @@ class Pop3Session(Session):
     def capabilities(self) -> str:  # noqa: D102
         reply = self._command("CAPA")
         if not reply.startswith("+OK"):
-            self.caps = set()
+            self.caps, self.capa = set(), False
             return "CAPA not supported (an old server)"
+        self.capa = True
         caps: set[str] = set()
         for line in self._multiline():
             words = line.upper().split()
@@ -62,6 +69,31 @@ class Pop3Session(Session):
         reply = self._command("STLS")
         if not reply.startswith("+OK"):
             raise Diagnosed("starttls_unavailable", f"STLS refused: {reply[:160]}")
+
+    def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
+        sasl = sorted(c[5:] for c in self.caps if c.startswith("SASL=") and
+                      c[5:] in ("PLAIN", "LOGIN"))
+        if self.capa and "USER" not in self.caps:
+            if sasl:
+                return f"CAPA lists SASL {' '.join(sasl)}"
+            # Dovecot and others drop USER and the plain SASL mechanisms from CAPA
+            # where they refuse passwords in clear text.
+            raise Diagnosed("plaintext_auth_disabled",
+                            "CAPA lists neither USER nor SASL PLAIN/LOGIN on this unencrypted "
+                            "connection" + (" (only STLS)" if "STLS" in self.caps else "")
+                            + "; no password was sent")
+        # USER listed, or no CAPA to go by: USER (never PASS) shows whether the
+        # server would go on to take the password here. The username is no secret.
+        reply = self._command(f"USER {username}")
+        if reply.startswith("+OK"):
+            listed = "CAPA lists USER" if self.capa else "no CAPA to go by"
+            return f"{listed}, and USER was accepted: the server waits for the password"
+        if sasl:
+            return f"USER refused, but CAPA lists SASL {' '.join(sasl)}"
+        code = classify_auth_reply(reply)
+        if code != "plaintext_auth_disabled":
+            code = "unknown"
+        raise Diagnosed(code, f"USER answered {self.said(reply[:160])}; no password was sent")
 
     def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
         if (not self.encrypted and "STLS" in self.caps and "USER" not in self.caps
@@ -83,16 +115,16 @@ class Pop3Session(Session):
         code = classify_auth_reply(reply)
         if code == "auth_failed" and how == "USER/PASS" and not password.reveal().isascii():
             code = "password_not_ascii"
-        raise Diagnosed(code, f"{how} rejected: {reply[:160]}")
+        raise Diagnosed(code, f"{how} rejected: {self.said(reply[:160])}")
 
     def mailbox(self) -> str:  # noqa: D102
         reply = self._command("STAT")
         if not reply.startswith("+OK"):
-            raise Diagnosed("mailbox_unavailable", f"STAT failed: {reply[:160]}")
+            raise Diagnosed("mailbox_unavailable", f"STAT failed: {self.said(reply[:160])}")
         parts = reply.split()
         count = parts[1] if len(parts) > 1 else "?"
         size = parts[2] if len(parts) > 2 else "?"
-        return f"STAT: {count} messages, {size} bytes"
+        return f"STAT: {self.said(count)} messages, {self.said(size)} bytes"
 
     def _goodbye(self) -> None:
         self._command("QUIT")

@@ -47,6 +47,8 @@ _REQUIRED = {"id": str, "label": str, "protocol": str, "host": str, "port": int,
 _OPTIONAL = {"stands_for": int, "alt_hosts": list, "hint": str, "auth": str}
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _PLACEHOLDERS = {"server", "domain"}
+#: How a type is named in a validation message ("'port' must be an integer").
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list"}
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,36 @@ def _parse(text: str, source: str) -> dict[str, Any]:
 
 
 def _check_template(template: str, where: str) -> None:
+    """Refuse a host template that cannot expand to one host name.
+
+    A space or a stray brace would otherwise reach the resolver as part of
+    the name and come back as a puzzling ``dns_not_found`` on every sweep.
+    """
+    if any(c.isspace() for c in template.strip()):
+        raise PresetsError(f"{where}: host {template!r} contains a space; give one host name "
+                           "(or list more in alt_hosts)")
+    if "{" in _FIELD.sub("", template) or "}" in _FIELD.sub("", template):
+        raise PresetsError(f"{where}: host {template!r} has a stray or unbalanced brace; "
+                           "placeholders are written {server} or {domain}")
     unknown = set(_FIELD.findall(template)) - _PLACEHOLDERS
     if unknown:
         raise PresetsError(f"{where}: unknown placeholder(s) "
                            f"{', '.join('{' + u + '}' for u in sorted(unknown))} in {template!r}; "
                            "use {server} or {domain}")
+
+
+def _check_top_level(data: dict[str, Any], source: str) -> None:
+    extra = set(data) - {"preset", "title", "domains"}
+    if extra:
+        raise PresetsError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
+    if "title" in data and not isinstance(data["title"], str):
+        raise PresetsError(f"{source}: 'title' must be a string")
+    domains = data.get("domains", [])
+    # A string here would be read letter by letter as domains ("gmail.com" -> g, m, ...).
+    if not isinstance(domains, list) or not all(isinstance(d, str) and d.strip()
+                                                for d in domains):
+        raise PresetsError(f"{source}: 'domains' must be a list of email domains, e.g. "
+                           'domains = ["gmail.com", "googlemail.com"]')
 
 
 def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
@@ -151,9 +178,7 @@ def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
         With the file, the preset and the field at fault.
     """
     data = _parse(text, source)
-    extra = set(data) - {"preset", "title", "domains"}
-    if extra:
-        raise PresetsError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
+    _check_top_level(data, source)
     entries = data.get("preset")
     if not isinstance(entries, list) or not entries:
         raise PresetsError(f"{source}: no [[preset]] tables")
@@ -169,13 +194,13 @@ def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
             if key not in entry:
                 raise PresetsError(f"{where}: missing {key!r}")
             if not isinstance(entry[key], kind) or isinstance(entry[key], bool):
-                raise PresetsError(f"{where}: {key!r} must be a {kind.__name__}")
+                raise PresetsError(f"{where}: {key!r} must be {_KIND_NAMES[kind]}")
         unknown = set(entry) - set(_REQUIRED) - set(_OPTIONAL)
         if unknown:
             raise PresetsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         for key, kind in _OPTIONAL.items():
             if key in entry and (not isinstance(entry[key], kind) or isinstance(entry[key], bool)):
-                raise PresetsError(f"{where}: {key!r} must be a {kind.__name__}")
+                raise PresetsError(f"{where}: {key!r} must be {_KIND_NAMES[kind]}")
         if entry["protocol"] not in PROTOCOLS:
             raise PresetsError(f"{where}: protocol must be one of {', '.join(PROTOCOLS)}")
         if entry["security"] not in SECURITIES:
@@ -213,6 +238,7 @@ def builtin_domains() -> dict[str, str]:
     found: dict[str, str] = {}
     for name in builtin_names():
         data = _parse(_builtin_text(name), f"{name}.toml")
+        _check_top_level(data, f"{name}.toml")
         for domain in data.get("domains", []):
             found[str(domain).lower()] = name
     return found

@@ -6,6 +6,15 @@ anything a server or the network does. Every layer is a recorded
 :class:`~mailhat_nb.diagnose.results.Step`; the first failing layer names the
 diagnosis, the layers after it are ``skip``.
 
+No password in clear text: on an unencrypted connection (``security =
+"none"``) the probe stops after the capabilities and judges from what the
+server advertises whether it would take the password unencrypted
+(:meth:`~mailhat_nb.diagnose.session.Session.plaintext_offer`); the auth
+step then says so (``plaintext_password_exposed``, a warning) without the
+password ever being sent. A real clear-text login is made only when the
+caller opts in (``ProbeConfig.allow_plaintext_login``), for the rare CRM
+that can do nothing else.
+
 Time: every wait is bounded by ``timeout`` (connect, greeting, each reply), so
 a port that swallows packets costs one timeout, never more. On a plain port
 that stays silent the last quarter second (up to one) of the greeting wait
@@ -71,12 +80,21 @@ def planned_steps(protocol: str, security: str) -> list[str]:
 
 @dataclass
 class ProbeConfig:
-    """What every probe of a sweep shares."""
+    """What every probe of a sweep shares.
+
+    Attributes
+    ----------
+    allow_plaintext_login:
+        Really log in on unencrypted presets (one attempt, through the
+        gate). Off by default: the doctor must not itself cause the
+        exposure it warns about.
+    """
 
     account: Account
     context: ssl.SSLContext
     timeout: float
     gate: AuthGate
+    allow_plaintext_login: bool = False
 
 
 class Run:
@@ -103,7 +121,9 @@ class Run:
         except Exception as exc:  # the one boundary: everything becomes a code
             code, detail = classify_error(exc, name, self.target.security)
             rec.status = exc.status if isinstance(exc, Diagnosed) else "fail"
-            rec.detail = self.transcript.scrub(detail)
+            # A Diagnosed detail is the doctor's own words with any server text
+            # already checked (Session.said); a foreign error's text is checked here.
+            rec.detail = detail if isinstance(exc, Diagnosed) else self.transcript.guard(detail)
             rec.code = code
             self.code = code
             self.transcript.note(f"{name}: {code}: {rec.detail}")
@@ -273,6 +293,11 @@ def establish(run: Run, cfg: ProbeConfig,
               after_auth: Callable[[Session], None] | None = None) -> Session | None:
     """Run the layers up to and including auth (and mailbox); return the live session.
 
+    On an unencrypted preset without ``cfg.allow_plaintext_login`` the auth
+    step only judges the server's offer and no login happens, so neither the
+    mailbox step nor ``after_auth`` runs (callers that need a login, like the
+    send test, check :attr:`PresetResult.login_tried` first).
+
     Raises
     ------
     _Stop
@@ -293,7 +318,7 @@ def establish(run: Run, cfg: ProbeConfig,
             with run.step("tls") as rec:
                 handshake(run, chan, cfg, addrs, rec)
         elif target.security == "none":
-            run.skip("tls", "not used: this preset sends everything unencrypted")
+            run.skip("tls", "not used: this preset is unencrypted")
         with run.step("greeting") as rec:
             rec.detail = greet(session, chan, target.host, timeout)
             session.greeted = True
@@ -306,13 +331,22 @@ def establish(run: Run, cfg: ProbeConfig,
                 rec.detail = "STARTTLS: " + rec.detail
             with run.step("capabilities_tls") as rec:
                 rec.detail = session.capabilities()
+        if target.security == "none" and not cfg.allow_plaintext_login:
+            with run.step("auth") as rec:
+                rec.detail = plaintext_verdict(session, cfg)
+                rec.status, rec.code = "warn", "plaintext_password_exposed"
+            if target.protocol != "smtp":
+                run.skip("mailbox", "not tried: there was no login (the doctor does not send "
+                         "a password unencrypted)")
+            return session
         with run.step("auth") as rec:
             rec.detail = authenticate(run, session, cfg)
             if not session.encrypted:
                 rec.status, rec.code = "warn", "plaintext_password_exposed"
-                rec.detail += "; the password crossed the network unencrypted"
+                rec.detail += ("; the password crossed the network unencrypted (the clear-text "
+                               "login was asked for)")
                 if session.caps & {"STARTTLS", "STLS"}:
-                    rec.detail += " (the server offers STARTTLS on this port: use it)"
+                    rec.detail += "; the server offers STARTTLS on this port: use it"
         if after_auth is not None:
             after_auth(session)
             return session
@@ -327,6 +361,23 @@ def establish(run: Run, cfg: ProbeConfig,
     return session
 
 
+def plaintext_verdict(session: Session, cfg: ProbeConfig) -> str:
+    """The auth step of an unencrypted preset when no clear-text login is allowed.
+
+    Raises
+    ------
+    Diagnosed
+        From :meth:`Session.plaintext_offer` when the server would not take
+        the password here.
+    """
+    offer = session.plaintext_offer(cfg.account.username)
+    detail = (f"not sent: the server accepts passwords without encryption on this port "
+              f"({offer}); the doctor did not send the password")
+    if session.caps & {"STARTTLS", "STLS"}:
+        detail += "; the server offers STARTTLS on this port: use it"
+    return detail + " (a clear-text login is tested only on request: --allow-plaintext-login)"
+
+
 def authenticate(run: Run, session: Session, cfg: ProbeConfig) -> str:
     """One login through the sweep's gate (see :mod:`mailhat_nb.diagnose.gate`)."""
     target = run.target
@@ -335,6 +386,7 @@ def authenticate(run: Run, session: Session, cfg: ProbeConfig) -> str:
     if not ticket.allowed:
         raise Diagnosed(ticket.code, ticket.detail, status="skip")
     outcome = "error"
+    run.transcript.arm()
     try:
         detail = session.authenticate(cfg.account.username, cfg.account.password)
         outcome = "ok"
@@ -360,7 +412,7 @@ def probe(target: Target, cfg: ProbeConfig) -> PresetResult:
     except _Stop:
         pass
     except Exception as exc:  # a bug must not take the sweep down
-        detail = transcript.scrub(f"{type(exc).__name__}: {exc}")
+        detail = transcript.guard(f"{type(exc).__name__}: {exc}")
         log.debug("probe %s crashed: %s", target.preset.id, detail)
         run.code = "unknown"
         run.steps.append(Step("internal", "fail", 0.0, detail, "unknown"))
@@ -379,4 +431,5 @@ def finish(run: Run) -> PresetResult:
     return PresetResult(
         target=run.target, code=code, steps=run.steps, transcript=run.transcript.lines(),
         certificate=run.certificate, elapsed_ms=(time.monotonic() - run.start) * 1000,
+        login_tried=run.transcript.credentials_sent,
     )

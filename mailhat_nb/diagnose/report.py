@@ -8,7 +8,9 @@ leaves it out, and results carry only redacted text.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +57,17 @@ class Report:
 
     @property
     def incoming_ok(self) -> bool:
-        """True when at least one incoming (IMAP) preset works: the CLI's exit 0."""
-        return self.verdict.incoming is not None
+        """True when an incoming (IMAP) preset works: the CLI's exit 0.
+
+        "Works" means the doctor logged in over it. An unencrypted preset
+        recommended on the server's offer alone (the doctor does not send a
+        password in clear text unless asked to) does not count: exit 0 must
+        never promise a login nobody tried. So the certificate scenarios,
+        where only clear text is left, exit 1 by default and 0 with
+        ``allow_plaintext_login`` once that login worked.
+        """
+        incoming = self.verdict.incoming
+        return incoming is not None and incoming.works
 
     # ------------------------------------------------------------------ JSON
 
@@ -138,49 +149,60 @@ class Report:
     # -------------------------------------------------------------- markdown
 
     def to_markdown(self, transcripts: bool = True) -> str:
-        """Render a ticket-ready Markdown report (no password anywhere)."""
+        """Render a ticket-ready Markdown report (no password anywhere).
+
+        Much of the text comes from servers (replies, certificate names) or
+        from presets files, and a ticket system renders it: all of it is
+        escaped (:func:`_md`) or put in code spans and fenced blocks that it
+        cannot close (:func:`_code`, :func:`_fence`), so a hostile server
+        cannot put a link, an image or HTML into the agent's ticket.
+        """
         v = self.verdict
-        md = [f"## Mail connection diagnosis: {self.account.email}", ""]
-        md.append(f"- **Username:** `{self.account.username}`")
+        md = [f"## Mail connection diagnosis: {_md(self.account.email)}", ""]
+        md.append(f"- **Username:** {_code(self.account.username)}")
         if self.account.server:
-            md.append(f"- **Server name given:** `{self.account.server}`")
-        md += [f"- Note: {n}" for n in self._all_notes()]
-        md += ["", f"### Verdict: {codes.get(v.code).title} (`{v.code}`)", "", v.summary, ""]
+            md.append(f"- **Server name given:** {_code(self.account.server)}")
+        md += [f"- Note: {_md(n)}" for n in self._all_notes()]
+        md += ["", f"### Verdict: {_md(codes.get(v.code).title)} ({_code(v.code)})", "",
+               _md(v.summary), ""]
         if v.incoming:
-            md.append(f"- **Incoming (IMAP):** {v.incoming.setting()}")
+            md.append(f"- **Incoming (IMAP):** {_md(v.incoming.setting())}")
         if v.outgoing:
-            md.append(f"- **Outgoing (SMTP):** {v.outgoing.setting()}")
+            md.append(f"- **Outgoing (SMTP):** {_md(v.outgoing.setting())}")
         if v.code != "ok":
-            md += ["", f"**For the customer:** {v.explanation}",
-                   "", f"**Agent remedy:** {v.remedy}"]
+            md += ["", f"**For the customer:** {_md(v.explanation)}",
+                   "", f"**Agent remedy:** {_md(v.remedy)}"]
         md += ["", "### Presets tested", "",
                "| Preset | Host | Port | Security | Result | Code |",
                "|---|---|---|---|---|---|"]
         for r in self.results:
-            md.append(f"| {r.preset.label} | `{r.host}` | {r.port} | {r.security_name} | "
-                      f"{SYMBOLS[r.status]} {_md(r.title)} | `{r.code}` |")
+            md.append(f"| {_md(r.preset.label)} | {_cell(_code(r.host))} | {r.port} | "
+                      f"{r.security_name} | {SYMBOLS[r.status]} {_md(r.title)} | "
+                      f"{_cell(_code(r.code))} |")
         problems = [r for r in self.results if r.status != "ok"]
         if problems:
             md += ["", "### Details", ""]
             for r in problems:
-                md += [f"**{r.preset.display}** on `{r.host}:{r.port}`: {_md(r.title)} "
-                       f"(`{r.code}`)", "",
+                md += [f"**{_md(r.preset.display)}** on {_code(f'{r.host}:{r.port}')}: "
+                       f"{_md(r.title)} ({_code(r.code)})", "",
                        f"- What happened: {_md(r.detail)}",
                        f"- For the customer: {_md(r.explanation)}",
                        f"- Remedy: {_md(r.remedy)}"]
                 cert = r.certificate or {}
                 if cert.get("names"):
-                    md.append(f"- Certificate: covers {', '.join(cert['names'])}; issuer "
-                              f"{cert.get('issuer')}; valid {cert.get('not_before', '')[:10]} to "
-                              f"{cert.get('not_after', '')[:10]}")
+                    md.append(f"- Certificate: covers {_code(', '.join(cert['names']))}; issuer "
+                              f"{_code(cert.get('issuer') or '?')}; valid "
+                              f"{_md(str(cert.get('not_before', ''))[:10])} to "
+                              f"{_md(str(cert.get('not_after', ''))[:10])}")
                 md.append("")
         if transcripts:
             md += ["", "### Transcripts (passwords redacted)", ""]
             for r in self.results:
-                md += [f"<details><summary>{r.preset.display} on {r.host}:{r.port}: "
-                       f"{r.code}</summary>", "", "```"]
-                md += [str(line) for line in r.transcript]
-                md += ["```", "", "</details>", ""]
+                lines = [str(line) for line in r.transcript]
+                fence = _fence(lines)
+                md += [f"<details><summary>{html.escape(r.preset.display)} on "
+                       f"{html.escape(r.host)}:{r.port}: {html.escape(r.code)}</summary>", "",
+                       fence, *lines, fence, "", "</details>", ""]
         return "\n".join(md).rstrip() + "\n"
 
 
@@ -191,5 +213,46 @@ def _layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
     return max(found, key=lambda s: _WORST[s])
 
 
+#: Characters that start Markdown (CommonMark/GFM) constructs inline: emphasis,
+#: code, links and images (no "[" means no link), HTML and autolinks, entities,
+#: headings, table cells, strikethrough.
+_MD_ACTIVE = re.compile(r"([\\`*_\[\]<>#|~&])")
+#: GFM turns bare "www." and "scheme:" text into links; an escape breaks the match.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|xmpp|file|javascript|data|www)([:.])")
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    r"""Escape ``text`` for Markdown prose: it renders as the same words, never as markup.
+
+    Newlines become spaces (a new line could start a heading, list or table
+    row); every character that opens an inline construct is backslash-escaped;
+    ``www.`` and ``scheme:`` are broken so GFM does not autolink them.
+
+    >>> print(_md("see [here](http://evil.example) ![x](y) <b>hi</b>"))
+    see \[here\](http\://evil.example) !\[x\](y) \<b\>hi\</b\>
+    """
+    text = " ".join(str(text).split())
+    return _AUTOLINK.sub(r"\1\\\2", _MD_ACTIVE.sub(r"\\\1", text))
+
+
+def _code(text: str) -> str:
+    """Put ``text`` in a code span no backtick inside it can close.
+
+    >>> _code("a`b")
+    '``a`b``'
+    """
+    text = " ".join(str(text).split())
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _cell(text: str) -> str:
+    """A table cell: GFM splits cells on ``|`` even inside a code span."""
+    return text.replace("|", "\\|")
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any backtick run in ``lines``, so none can end the block."""
+    longest = max((len(run) for line in lines for run in re.findall(r"`{3,}", line)), default=0)
+    return "`" * max(3, longest + 1)

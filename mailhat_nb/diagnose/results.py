@@ -46,6 +46,10 @@ class PresetResult:
     elapsed_ms: float = 0.0
     #: Set by the verdict when the code was re-read in the light of other results.
     context: str = ""
+    #: True when credentials were sent on this probe's connection (a login was
+    #: attempted, whatever its outcome). False for unencrypted presets judged
+    #: from the server's offer alone, and for logins the gate did not allow.
+    login_tried: bool = False
 
     # ---------------------------------------------------------------- identity
 
@@ -76,8 +80,26 @@ class PresetResult:
 
     @property
     def works(self) -> bool:
-        """True when the login (and mailbox) worked, warnings allowed."""
-        return self.status in ("ok", "warn")
+        """True when a login was made and it (and the mailbox) worked, warnings allowed."""
+        return self.status in ("ok", "warn") and self.login_tried
+
+    @property
+    def untested_plaintext(self) -> bool:
+        """True for an unencrypted preset judged from the server's offer alone.
+
+        The server would take the password in clear text; the doctor did not
+        send it, so whether the login itself works is unknown.
+        """
+        return self.code == "plaintext_password_exposed" and not self.login_tried
+
+    @property
+    def usable(self) -> bool:
+        """True when the preset can be recommended, if only with its warning.
+
+        It :attr:`works`, or it is :attr:`untested_plaintext`: the verdict
+        may then name it as the only setting left, never as one that worked.
+        """
+        return self.works or self.untested_plaintext
 
     def step(self, name: str) -> Step | None:
         """Return the step called ``name``, if it ran."""
@@ -110,6 +132,9 @@ class PresetResult:
             return "Password login is off (OAuth only)"
         if self.code == "auth_failed" and self.preset.auth == "app-password":
             return "Login rejected (app password needed)"
+        if self.code == "plaintext_password_exposed":
+            return ("Unencrypted login offered (not tried)" if not self.login_tried
+                    else "Works, but unencrypted")
         return codes.get(self.code).title
 
     @property
@@ -119,6 +144,11 @@ class PresetResult:
             return ("This provider no longer accepts a password for this kind of connection; "
                     "the rejection does not mean the password is wrong.")
         text = codes.render(codes.get(self.code).explanation, **self._fields())
+        if self.code == "plaintext_password_exposed":
+            text += (" The doctor's test login worked, and its password crossed the network "
+                     "unencrypted too." if self.login_tried else
+                     " The doctor did not send the password here, so whether the login "
+                     "itself works was not tested.")
         return f"{text} {self.context}".strip()
 
     @property

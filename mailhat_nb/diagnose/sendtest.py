@@ -39,7 +39,11 @@ def _transcript(cfg: ProbeConfig, label: str) -> Transcript:
 
 def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeConfig,
               wait: float | None = None) -> SendTestOutcome:
-    """Send, confirm arrival, record both; ``wait`` bounds the arrival wait (default 3x timeout)."""
+    """Send, confirm arrival, record both; ``wait`` bounds the arrival wait (default 3x timeout).
+
+    ``outgoing`` (and ``incoming``, for the arrival check) must be presets the
+    sweep logged in with (:attr:`PresetResult.works`); the caller checks.
+    """
     account = cfg.account
     token = secrets.token_hex(8)
     subject = f"mailhat connection test {token}"
@@ -79,7 +83,9 @@ def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeC
 
     arrival = Step("arrival", "skip", 0.0, "no working IMAP preset to check arrival with")
     steps = [send_step, arrival]
-    if incoming is None or incoming.protocol != "imap":
+    # Only over a preset the sweep logged in with: an unencrypted one judged from
+    # the server's offer would need the password sent in clear text.
+    if incoming is None or incoming.protocol != "imap" or not incoming.works:
         _record(outgoing, steps, send_tr)
         return SendTestOutcome(True, False, None, arrival.detail)
 

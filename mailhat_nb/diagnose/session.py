@@ -63,6 +63,30 @@ class Session(ABC):
         """Ask the server to begin TLS (the caller runs the handshake)."""
 
     @abstractmethod
+    def plaintext_offer(self, username: str) -> str:
+        """Judge, without sending the password, whether it would be taken unencrypted.
+
+        Called instead of :meth:`authenticate` on an unencrypted connection
+        (a ``security = "none"`` preset) unless the caller opted in to a real
+        clear-text login: testing the login there would put the customer's
+        password on the network in clear text, the very exposure the doctor
+        warns about. Decides from the capabilities already read (and, for
+        POP3, at most a ``USER`` command: the username is not a secret).
+
+        Returns
+        -------
+        str
+            How the server would take the password (for the step's detail).
+
+        Raises
+        ------
+        Diagnosed
+            ``plaintext_auth_disabled`` when the server refuses passwords on
+            this connection, ``smtp_auth_unavailable`` when it offers no
+            password login at all.
+        """
+
+    @abstractmethod
     def authenticate(self, username: str, password: Secret) -> str:
         """Log in once; return a detail line (how it was done)."""
 
@@ -81,6 +105,15 @@ class Session(ABC):
                 self.chan.timeout = min(self.chan.timeout, 1.0)
                 self._goodbye()
         self.chan.close()
+
+    def said(self, text: str) -> str:
+        """Server words quoted in a step detail, checked like a transcript line.
+
+        See :meth:`~mailhat_nb.diagnose.transcript.Transcript.guard`: once
+        the credentials are in use on this connection, a reply that echoes
+        the password is withheld whole rather than quoted.
+        """
+        return self.chan.transcript.guard(text)
 
     def caps_detail(self) -> str:
         """Format the capabilities for a step's detail, sorted, shortened."""

@@ -94,6 +94,23 @@ class SmtpSession(Session):
         if code != 220:
             raise Diagnosed("starttls_unavailable", f"STARTTLS refused: {code} {text[:120]}")
 
+    def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
+        usable = [m for m in ("PLAIN", "LOGIN") if m in self.mechanisms]
+        if usable:
+            return f"EHLO lists AUTH {' '.join(self.mechanisms)}"
+        if self.mechanisms:
+            raise Diagnosed("smtp_auth_unavailable",
+                            f"the server offers only {' '.join(self.mechanisms)} (no PLAIN or "
+                            "LOGIN); a password cannot be used")
+        if "STARTTLS" in self.caps:
+            # Dovecot's submission service lists a bare "AUTH" before STARTTLS when it
+            # refuses passwords in clear text.
+            listed = "AUTH with no mechanisms" if "AUTH" in self.caps else "no AUTH"
+            raise Diagnosed("plaintext_auth_disabled",
+                            f"EHLO lists {listed} before STARTTLS: the server takes passwords "
+                            "only after STARTTLS; no password was sent")
+        raise Diagnosed("smtp_auth_unavailable", "EHLO lists no AUTH mechanism")
+
     def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
         if not self.mechanisms:
             if not self.encrypted and "STARTTLS" in self.caps:
@@ -117,7 +134,8 @@ class SmtpSession(Session):
                             "LOGIN); a password cannot be used")
         if code == 235:
             return f"logged in as {username} with {how}"
-        raise Diagnosed(classify_smtp_auth(code, text), f"{how} rejected: {code} {text[:160]}")
+        raise Diagnosed(classify_smtp_auth(code, text),
+                        f"{how} rejected: {self.said(f'{code} {text[:160]}')}")
 
     def send(self, sender: str, recipient: str, subject: str, token: str) -> str:
         """Send one test message; return the server's acceptance line.
@@ -132,8 +150,8 @@ class SmtpSession(Session):
         for command, wanted in steps:
             code, text = self._command(command)
             if code not in wanted:
-                raise Diagnosed("send_rejected", f"{command.split(':')[0]} refused: {code} "
-                                f"{text[:160]}")
+                raise Diagnosed("send_rejected", f"{command.split(':')[0]} refused: "
+                                + self.said(f"{code} {text[:160]}"))
         domain = sender.rpartition("@")[2] or "mailhat.invalid"
         body = [
             f"From: <{sender}>", f"To: <{recipient}>", f"Subject: {subject}",
@@ -148,8 +166,9 @@ class SmtpSession(Session):
             self.chan.send_line("." + line if line.startswith(".") else line)
         code, text = self._command(".")
         if code != 250:
-            raise Diagnosed("send_rejected", f"message refused: {code} {text[:160]}")
-        return f"{code} {text[:120]}"
+            raise Diagnosed("send_rejected",
+                            "message refused: " + self.said(f"{code} {text[:160]}"))
+        return self.said(f"{code} {text[:120]}")
 
     def _goodbye(self) -> None:
         self._command("QUIT")

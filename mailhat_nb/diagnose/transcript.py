@@ -8,10 +8,20 @@ guards, in order:
    continuation line of the SASL exchange that follows), ``PASS`` and
    ``APOP``. The protocol code additionally marks the lines it knows carry a
    secret (:meth:`Transcript.client` with ``secret=True``), so a literal or an
-   unusual command cannot slip through.
-2. :class:`Transcript` scrubs the known secret strings (the password and its
-   base64 forms, see :func:`secret_forms`) from every line, client or server,
-   as a last line of defence (a server may echo what it got).
+   unusual command cannot slip through. This is the only masking in place.
+2. A catch-all for what a server may echo back: once this connection has
+   taken out the credentials to send them, any server line (and any server
+   text or foreign error quoted in a step detail, see
+   :meth:`Transcript.guard`) that contains a known secret string (the
+   password and its base64 forms, see :func:`secret_forms`) is withheld
+   whole, as :data:`WITHHELD`.
+
+Why the catch-all waits for the credentials and withholds whole lines: a
+short or common-word password (``OK``, ``localhost``, ``a``) occurs by chance
+in greetings, capabilities and the doctor's own notes. Masking every
+occurrence in place ("``* *** [CAPABILITY``") both damaged those lines and
+pointed at the password; a server cannot echo what it has not been sent, and
+the doctor's own words (notes, details it builds) never contain it.
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ from dataclasses import dataclass
 from mailhat_nb.secrets import MASK
 
 log = logging.getLogger("mailhat_nb.diagnose")
+
+#: What replaces a server line or text that contained the password.
+WITHHELD = "<withheld: it contained the password>"
 
 _TAGGED_LOGIN = re.compile(r"^(?P<head>\S+\s+LOGIN\s+)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 _TAGGED_AUTH = re.compile(
@@ -130,7 +143,7 @@ class Line:
 
 
 class Transcript:
-    """The redacted record of one probe's conversations.
+    """The redacted record of one probe's conversation (one connection).
 
     Parameters
     ----------
@@ -138,6 +151,16 @@ class Transcript:
         Strings that must never be recorded (see :func:`secret_forms`).
     label:
         Prefix for the debug log lines (which carry the same redacted text).
+
+    Attributes
+    ----------
+    credentials_sent:
+        True once a line carrying credentials was sent on this connection
+        (recorded masked): a login was attempted.
+    checking:
+        True from the moment the password is taken out to be sent
+        (:meth:`arm`) or a credential line is recorded: from then on server
+        text and foreign error text are checked for secrets.
     """
 
     MAX_LINE = 500
@@ -149,16 +172,46 @@ class Transcript:
         self._lock = threading.Lock()
         self.label = label
         self.redactor = Redactor()
+        self.credentials_sent = False
+        self._armed = False
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        if len(text) > self.MAX_LINE:
-            text = text[: self.MAX_LINE] + f"... ({len(text)} chars)"
+    @property
+    def checking(self) -> bool:  # noqa: D102 - documented with the class
+        return self._armed or self.credentials_sent
+
+    def arm(self) -> None:
+        """Say the password is about to be used on this connection.
+
+        Called before a login, so that an error raised while the password is
+        being encoded or sent (its message may quote it) is checked too.
+        """
+        self._armed = True
+
+    def withhold(self, text: str) -> str:
+        """Return ``text``, or :data:`WITHHELD` when it contains a secret.
+
+        Never masks in place: a mask inside a line shows where the password
+        matched, which for a short password reveals it.
+        """
+        if any(secret in text for secret in self._secrets):
+            return WITHHELD
         return text
 
+    def guard(self, text: str) -> str:
+        """Check server-supplied or foreign text (for a step detail) before it is shown.
+
+        Before this connection used the credentials, neither the server nor an
+        error can quote them, so ``text`` is returned as it is; from then on
+        (:attr:`checking`) :meth:`withhold` applies.
+        """
+        return self.withhold(text) if self.checking else text
+
     def _add(self, direction: str, text: str) -> None:
-        line = Line((time.monotonic() - self._start) * 1000, direction, self._scrub(text))
+        if direction == "S":
+            text = self.guard(text)  # before shortening: a cut could split a secret
+        if len(text) > self.MAX_LINE:
+            text = text[: self.MAX_LINE] + f"... ({len(text)} chars)"
+        line = Line((time.monotonic() - self._start) * 1000, direction, text)
         with self._lock:
             self._lines.append(line)
         log.debug("%s %s: %s", self.label, direction, line.text)
@@ -168,20 +221,27 @@ class Transcript:
 
         ``secret`` lines are recorded as ``shown`` (default ``***``) whatever
         they contain; every other line passes through the :class:`Redactor`.
+        Either way a line that carried credentials sets
+        :attr:`credentials_sent`.
         """
         if secret:
             self.redactor.client(text)  # keep the SASL state in step
+            if text:
+                self.credentials_sent = True
             self._add("C", shown if shown is not None else MASK)
-        else:
-            self._add("C", self.redactor.client(text))
+            return
+        recorded = self.redactor.client(text)
+        if recorded != text:
+            self.credentials_sent = True
+        self._add("C", recorded)
 
     def server(self, text: str) -> None:
-        """Record a line the server sent."""
+        """Record a line the server sent (withheld whole if it echoes a secret)."""
         self.redactor.server(text)
         self._add("S", text)
 
     def note(self, text: str) -> None:
-        """Record what the doctor did or concluded (not on the wire)."""
+        """Record what the doctor did or concluded (its own words: never altered)."""
         self._add("*", text)
 
     def lines(self) -> list[Line]:
@@ -194,7 +254,3 @@ class Transcript:
         offset = (other._start - self._start) * 1000
         with self._lock:
             self._lines += [Line(ln.ms + offset, ln.direction, ln.text) for ln in other.lines()]
-
-    def scrub(self, text: str) -> str:
-        """Remove this transcript's secrets from ``text`` (for error details)."""
-        return self._scrub(text)

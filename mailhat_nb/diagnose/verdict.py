@@ -4,6 +4,18 @@ One preset's failure is a symptom; the pattern across all of them is the
 diagnosis. A closed IMAP port next to a working POP3 is a POP-only account,
 not a firewall; every port timing out is a blocked IP, not a dozen broken
 services; the same rejection over IMAP, POP3 and SMTP is a wrong password.
+
+Two rules keep the patterns honest:
+
+* Host names that do not resolve are left out of the port patterns. The
+  built-in presets test both the server name and ``mail.<domain>``, and
+  ``mail.<domain>`` often does not exist; its ``dns_not_found`` says nothing
+  about the ports of the server that does.
+* An unencrypted preset the doctor did not log in over (it does not send a
+  password in clear text unless asked to) is never said to have worked. It
+  may be recommended as the only usable setting, with its warning, but not
+  once the credentials were rejected elsewhere, and it neither proves nor
+  disproves the credentials.
 """
 
 from __future__ import annotations
@@ -28,7 +40,8 @@ class Verdict:
     ----------
     code:
         ``ok`` when an incoming preset works with encryption; otherwise the
-        root cause (a DESIGN.md code).
+        root cause (a DESIGN.md code), or ``plaintext_password_exposed``
+        when the only usable incoming preset is unencrypted.
     summary:
         What to tell the agent, in a sentence or three.
     incoming, outgoing:
@@ -42,7 +55,13 @@ class Verdict:
     results: list[PresetResult] = field(default_factory=list, repr=False)
 
     def _cause(self) -> PresetResult | None:
-        """The first result carrying the verdict's code (it fills the code's texts)."""
+        """The result carrying the verdict's code (it fills the code's texts).
+
+        The recommended incoming preset when it carries it (the warning is
+        about that one), else the first.
+        """
+        if self.incoming is not None and self.incoming.code == self.code:
+            return self.incoming
         return next((r for r in self.results if r.code == self.code), None)
 
     @property
@@ -66,13 +85,19 @@ class Verdict:
                 "outgoing": self.outgoing.preset.id if self.outgoing else None}
 
 
-def best(results: list[PresetResult], protocol: str) -> PresetResult | None:
-    """Pick the working result of ``protocol`` to recommend: clean, most secure, first."""
-    working = [(i, r) for i, r in enumerate(results) if r.protocol == protocol and r.works]
+def best(results: list[PresetResult], protocol: str,
+         untested_ok: bool = True) -> PresetResult | None:
+    """Pick the result of ``protocol`` to recommend: clean, logged in, most secure, first.
+
+    ``untested_ok=False`` leaves out unencrypted presets the doctor did not
+    log in over (after a rejection they would most likely fail as well).
+    """
+    working = [(i, r) for i, r in enumerate(results) if r.protocol == protocol
+               and (r.works or (untested_ok and r.untested_plaintext))]
     if not working:
         return None
-    return min(working, key=lambda ir: (ir[1].status != "ok", _SECURITY_RANK[ir[1].security],
-                                        ir[0]))[1]
+    return min(working, key=lambda ir: (ir[1].status != "ok", not ir[1].works,
+                                        _SECURITY_RANK[ir[1].security], ir[0]))[1]
 
 
 def deepest(results: list[PresetResult]) -> PresetResult | None:
@@ -100,27 +125,21 @@ def _conclude(results: list[PresetResult]) -> Verdict:
     imap = [r for r in results if r.protocol == "imap"]
     pop = [r for r in results if r.protocol == "pop3"]
     smtp = [r for r in results if r.protocol == "smtp"]
-    incoming, outgoing = best(results, "imap"), best(results, "smtp")
+    rejected = [r for r in results if r.code in REJECTIONS]
+    incoming = best(results, "imap", untested_ok=not rejected)
+    outgoing = best(results, "smtp", untested_ok=not rejected)
     out_text = _outgoing_text(outgoing, smtp)
+    # Port patterns are judged on the host names that exist (see the module doc).
+    resolved = [r for r in results if _passed(r, "dns")]
+    imap_resolved = [r for r in imap if _passed(r, "dns")]
 
     if incoming is not None:
-        code = "ok" if incoming.status == "ok" else incoming.code
-        summary = f"Incoming: enter {incoming.setting()}."
-        if incoming.status != "ok":
-            summary += f" Warning: {incoming.title.lower()}; {incoming.explanation}"
-        cert_failed = [r for r in imap if r.code in CERT_CODES]
-        if incoming.security == "none" and cert_failed:
-            # Only clear text works because every encrypted preset trips over the
-            # certificate: that is the finding, the working setting a stopgap.
-            code = cert_failed[0].code
-            summary = (f"{_certificate_finding(cert_failed[0])} Until that is fixed only an "
-                       f"unencrypted setting works: {incoming.setting()}, and the password "
-                       "would cross the network in clear text.")
-        return Verdict(code, f"{summary} {out_text}".strip(), incoming, outgoing)
+        return _recommend(incoming, imap, out_text, outgoing)
 
     pop_greeted = [r for r in pop if _passed(r, "greeting")]
-    if imap and pop_greeted and all(r.code == "connection_refused" for r in imap):
-        for r in imap:
+    if imap_resolved and pop_greeted and all(r.code == "connection_refused"
+                                             for r in imap_resolved):
+        for r in imap_resolved:
             r.code = "pop_only"
             r.context = f"(Port {r.port} refused the connection while POP3 answers.)"
         pop_works = [r for r in pop if r.works]
@@ -131,28 +150,29 @@ def _conclude(results: list[PresetResult]) -> Verdict:
                    "host to enable IMAP for this account.")
         return Verdict("pop_only", f"{summary} {out_text}".strip(), None, outgoing)
 
-    if all(r.code == "connect_timeout" for r in results):
+    if resolved and all(r.code == "connect_timeout" for r in resolved):
         return Verdict("connect_timeout",
                        "Every port timed out: the IP may be blocked (cPHulk/CSF block an IP "
                        "after failed logins). Ask HostGator support to check the firewall for "
                        "the customer's IP, and stop login attempts until it is lifted.",
                        None, None)
 
-    rejected = [r for r in results if r.code in REJECTIONS]
     if rejected and not any(r.works for r in results):
-        reached = {r.protocol for r in results if _passed(r, "greeting")}
+        # Only logins actually attempted count: an unencrypted preset judged from
+        # the server's offer neither confirms nor refutes the credentials.
+        tried = {r.protocol for r in results if r.login_tried or r.code in REJECTIONS}
         refused = {r.protocol for r in rejected}
-        if refused == reached:
+        if refused == tried:
             protocols = ", ".join(p.upper() for p in sorted(refused))
             return Verdict(rejected[0].code,
-                           f"The credentials were rejected on every protocol ({protocols}): the "
-                           "password or username is wrong. Have the customer reset the password "
-                           "in cPanel and use the full email address as the username.",
+                           f"The credentials were rejected on every protocol tried ({protocols}): "
+                           "the password or username is wrong. Have the customer reset the "
+                           "password in cPanel and use the full email address as the username.",
                            None, None)
 
     worst = deepest(imap) if imap else deepest(results)
     assert worst is not None  # results is not empty  # noqa: S101
-    if imap and all(r.code in _UNREACHABLE for r in imap) and any(
+    if imap_resolved and all(r.code in _UNREACHABLE for r in imap_resolved) and any(
             _passed(r, "greeting") for r in pop + smtp):
         summary = (f"No IMAP preset answers ({worst.title.lower()}) while other mail ports do: "
                    f"a firewall filters the IMAP ports, or the IMAP service hangs. {worst.remedy}")
@@ -160,6 +180,38 @@ def _conclude(results: list[PresetResult]) -> Verdict:
         summary = (f"No IMAP preset works. The furthest attempt, {worst.setting()}, failed: "
                    f"{worst.title.lower()} ({worst.detail}). {worst.remedy}")
     return Verdict(worst.code, f"{summary} {out_text}".strip(), None, outgoing)
+
+
+def _recommend(incoming: PresetResult, imap: list[PresetResult], out_text: str,
+               outgoing: PresetResult | None) -> Verdict:
+    """The verdict when an IMAP preset can be entered in the CRM."""
+    code = "ok" if incoming.status == "ok" else incoming.code
+    if incoming.untested_plaintext:
+        summary = (f"Incoming: the only usable setting is {incoming.setting()}, with a warning: "
+                   f"{_UNTESTED}.")
+    else:
+        summary = f"Incoming: enter {incoming.setting()}."
+        if incoming.status != "ok":
+            summary += f" Warning: {incoming.title.lower()}; {incoming.explanation}"
+    cert_failed = [r for r in imap if r.code in CERT_CODES]
+    if incoming.security == "none" and cert_failed:
+        # Only clear text is left because every encrypted preset trips over the
+        # certificate: that is the finding, the unencrypted setting a stopgap.
+        code = cert_failed[0].code
+        if incoming.untested_plaintext:
+            left = (f"Until that is fixed only an unencrypted setting is usable: "
+                    f"{incoming.setting()}; {_UNTESTED}.")
+        else:
+            left = (f"Until that is fixed only an unencrypted setting works: "
+                    f"{incoming.setting()}, and the password crosses the network in clear "
+                    "text (the doctor's own test login did).")
+        summary = f"{_certificate_finding(cert_failed[0])} {left}"
+    return Verdict(code, f"{summary} {out_text}".strip(), incoming, outgoing)
+
+
+#: What the verdict says of an unencrypted preset it did not log in over.
+_UNTESTED = ("the server accepts the password without encryption here; the doctor did not "
+             "send it, so the login itself is untested")
 
 
 def _certificate_finding(bad: PresetResult) -> str:
@@ -190,6 +242,9 @@ def _passed(result: PresetResult, step: str) -> bool:
 
 def _outgoing_text(outgoing: PresetResult | None, smtp: list[PresetResult]) -> str:
     if outgoing is not None:
+        if outgoing.untested_plaintext:
+            return (f"Outgoing: the only usable setting is {outgoing.setting()}, with a "
+                    f"warning: {_UNTESTED}.")
         text = f"Outgoing: enter {outgoing.setting()}."
         if outgoing.status != "ok":
             text += f" (Warning: {outgoing.title.lower()}.)"

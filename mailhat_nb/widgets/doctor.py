@@ -265,7 +265,7 @@ class DoctorPanel(Panel):
                      "the sync panel will use them without asking for the password again.",
                      "ok")
         elif report.verdict.incoming is not None:
-            self.say(f"{done} The setting that works has a catch (see the verdict), so it is "
+            self.say(f"{done} The usable setting has a catch (see the verdict), so it is "
                      "not handed to the sync panel.", "warn")
         else:
             self.say(done, "info")

@@ -180,7 +180,11 @@ def verdict_html(report: Report) -> str:
         # Something works, but with a catch (no encryption, a certificate problem):
         # the catch is the headline, the working setting the fallback.
         kind, head = "warn", f"⚠ {code.title}"
-        works_now = (f"<p style='margin: 2px 0;'><b>What works now:</b> "
+        # The doctor does not log in unencrypted unless asked: such a setting is
+        # usable on the server's word, not one that was seen to work.
+        what = ("What works now:" if v.incoming.works
+                else "Usable now (login not tried, unencrypted):")
+        works_now = (f"<p style='margin: 2px 0;'><b>{what}</b> "
                      f"{esc(v.incoming.setting())}</p>")
     else:
         kind, head = "fail", f"✗ {code.title}: no IMAP setting works"
