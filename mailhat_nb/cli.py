@@ -5,9 +5,11 @@ exposes ``register(subparsers)``; this module finds them, parses argv and maps
 the package's one exception tree to exit codes and one-line messages, so no
 user ever sees a traceback for something they can fix:
 
-* 0 success (``diagnose``: at least one incoming preset works);
-* 1 the job ran and failed (``diagnose``: nothing incoming works);
-* 2 bad usage (argparse errors, :class:`~mailhat_nb.errors.UsageError`).
+* 0 success (``diagnose``: an IMAP login worked);
+* 1 the job ran and failed (``diagnose``: no IMAP login worked);
+* 2 bad usage (argparse errors, :class:`~mailhat_nb.errors.UsageError`);
+* 130 interrupted (Ctrl-C), 141 the reader of the output went away
+  (``mailhat diagnose | head -1``), as a shell reports SIGPIPE.
 
 A password is never accepted on the command line (it would sit in argv and
 shell history): ``--password-env VAR`` names an environment variable, else a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -80,25 +83,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _console_streams() -> None:
+    """Let a terminal that cannot show ✓ or an accented name print a stand-in instead.
+
+    ``PYTHONIOENCODING=ascii`` or a C locale would otherwise turn the first
+    ✓ of a report into a ``UnicodeEncodeError`` traceback.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (``| head``): stop without a traceback.
+
+    Python's documented recipe: point stdout at /dev/null so the interpreter's
+    final flush cannot raise again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mailhat``; returns the exit code (see the module docstring)."""
+    if argv is None:
+        _console_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    if refuses_password(argv):
-        parser.print_usage(sys.stderr)
-        print(f"mailhat: error: {_REFUSED}", file=sys.stderr)
-        return EXIT_USAGE
-    args = parser.parse_args(argv)
+    command = "mailhat"
     try:
+        parser = build_parser()  # imports every command: Ctrl-C may come in here too
+        if refuses_password(argv):
+            parser.print_usage(sys.stderr)
+            print(f"mailhat: error: {_REFUSED}", file=sys.stderr)
+            return EXIT_USAGE
+        args = parser.parse_args(argv)
+        command = f"mailhat {args.command}"
         code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except UsageError as exc:
-        print(f"mailhat {args.command}: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except MailhatError as exc:
-        print(f"mailhat {args.command}: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"mailhat {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
     return code
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailhat_nb import cli
+from mailhat_nb.sync.store import Store
 
 ME = "me@example.com"
 T0 = dt.datetime(2022, 1, 3, 9, tzinfo=dt.UTC)
@@ -75,11 +79,31 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         cli.main(["contacts", "--store", str(tmp_path), "--json", "--csv"])
 
 
-def test_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_account_without_mail_has_no_contacts(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    Store(tmp_path).open_folder("me@example.com", "INBOX").commit_state(uidvalidity=1)
     assert cli.main(["contacts", "--store", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert cli.main(["contacts", "--store", str(tmp_path)]) == 0
     assert "no contacts" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--store", ""], "--store is empty"),
+    (["--store", "{empty}"], "holds no synced or imported account"),
+    (["--store", "{store}", "--account", "nobody@example.com"],
+     "holds no account 'nobody@example.com'; it holds: "),
+])
+def test_not_a_store_or_not_its_account_is_usage_not_no_contacts(
+        store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        args: list[str], words: str) -> None:
+    # "no contacts" is an answer about the mail, never about a mistyped command.
+    argv = [a.format(empty=tmp_path / "empty", store=store) for a in args]
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["contacts", *argv]) == 2
+    captured = capsys.readouterr()
+    assert words in captured.err
+    assert captured.out == ""
 
 
 def test_self_must_be_addresses(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,3 +194,33 @@ def test_takeout_mbox_self_is_the_same_for_direction_and_contacts(
     assert me == {"me@gmail.com", "me.old@example.net"}
     sent = frame["direction"] == "sent"
     assert sent.tolist() == frame["from_addr"].isin(me).tolist() == [True, False, False, True]
+
+
+def _run(store: Path, stdout: int, **env: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "mailhat_nb.cli", "contacts", "--store",
+                           str(store)], stdout=stdout, stderr=subprocess.PIPE, check=False,
+                          env={**os.environ, **env}, timeout=60)
+
+
+def test_a_reader_that_went_away_is_not_a_traceback(store: Path) -> None:
+    # `mailhat contacts | head -1`: the pipe's reader is gone before we write.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = _run(store, write_end)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == b""
+
+
+def test_a_terminal_that_cannot_show_unicode_gets_stand_ins(tmp_path: Path) -> None:
+    from mailhat_nb.sync import rows as rowmod
+
+    fs = Store(tmp_path).open_folder(ME, "INBOX")
+    fs.commit_state(uidvalidity=7)
+    fs.append(rowmod.rows_to_table([_row(1, "zoe@x.com", [ME], "inbox", from_name="Zoë Ünï")]),
+              [1])
+    proc = _run(tmp_path, subprocess.PIPE, PYTHONIOENCODING="ascii")
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert b"Zo\\xeb \\xdcn\\xef" in proc.stdout

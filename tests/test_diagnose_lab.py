@@ -204,12 +204,21 @@ def test_report_outputs_have_the_design_shape(lab: Lab, lab_info: LabInfo) -> No
     report = run(lab, lab_info, lab_info.presets)
     data = report.to_dict()
     assert set(data) == {"account", "results", "verdict"}
-    assert set(data["verdict"]) == {"code", "summary", "incoming", "outgoing"}
+    # DESIGN.md's fields, plus the additive "usable_untested"
+    assert set(data["verdict"]) == {"code", "summary", "incoming", "outgoing", "usable_untested"}
     assert data["verdict"]["incoming"] == "hostgator-imap-ssl"
+    assert data["verdict"]["usable_untested"] == {"incoming": None, "outgoing": None}
     for result in data["results"]:
+        # DESIGN.md's fields, plus the additive "login_tried"
         assert set(result) == {"preset", "protocol", "host", "port", "security", "status",
                                "code", "title", "remedy", "elapsed_ms", "steps", "transcript",
-                               "certificate"}
+                               "certificate", "login_tried"}
+        # "offered, not tried" and "worked unencrypted" share a code: login_tried tells them
+        # apart, and the auth step says the password was not sent
+        assert result["login_tried"] is (result["security"] != "none"), result["preset"]
+        if result["code"] == "plaintext_password_exposed":
+            auth = next(s for s in result["steps"] if s["name"] == "auth")
+            assert "the doctor did not send the password" in auth["detail"]
         assert result["status"] in ("ok", "warn", "fail")
         for step in result["steps"]:
             assert set(step) == {"name", "status", "elapsed_ms", "detail"}
@@ -478,13 +487,39 @@ def test_cli_exit_codes_for_the_normal_lab_and_the_plaintext_opt_in(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     status, data = cli(lab_info, lab_password, monkeypatch, capsys)
     assert status == SCENARIO_EXIT["normal"]
+    assert data["verdict"]["incoming"] == "hostgator-imap-ssl"
     info = scenario("wrong-host-cert")
     status, data = cli(info, lab_password, monkeypatch, capsys)
     assert status == SCENARIO_EXIT["wrong-host-cert"] == 1
-    assert data["verdict"]["incoming"] == "hostgator-imap-none"  # named, with its warning
+    # "incoming" names only a preset whose login worked; the unencrypted one left is
+    # usable, untested, and named as such (and in the summary, with its warning)
+    assert data["verdict"]["incoming"] is None
+    assert data["verdict"]["usable_untested"]["incoming"] == "hostgator-imap-none"
+    assert "IMAP option 2" in data["verdict"]["summary"]
+    none = next(r for r in data["results"] if r["preset"] == "hostgator-imap-none")
+    assert none["login_tried"] is False
     status, data = cli(info, lab_password, monkeypatch, capsys, "--allow-plaintext-login")
     assert status == 0  # the clear-text login was asked for, and it worked
     assert data["verdict"]["incoming"] == "hostgator-imap-none"
+    assert data["verdict"]["usable_untested"]["incoming"] is None
+
+
+@pytest.mark.parametrize("name", ["wrong-host-cert", "expired-cert", "self-signed"])
+def test_json_incoming_is_never_an_untried_preset(
+        name: str, lab_password: str, scenario: Callable[[str], LabInfo],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    info = scenario(name)
+    status, data = cli(info, lab_password, monkeypatch, capsys)
+    assert status == 1
+    verdict = data["verdict"]
+    assert isinstance(verdict, dict)
+    results = {r["preset"]: r for r in data["results"]}  # type: ignore[attr-defined]
+    for direction in ("incoming", "outgoing"):
+        named = verdict[direction]
+        assert named is None or (results[named]["login_tried"]
+                                 and results[named]["status"] != "fail"), (direction, named)
+    assert verdict["incoming"] is None
+    assert verdict["usable_untested"]["incoming"] == "hostgator-imap-none"
 
 
 # ------------------------------------------------------------------ credentials
@@ -517,6 +552,56 @@ def test_wrong_password_one_attempt_per_protocol_and_verdict(lab: Lab,
     assert report.verdict.incoming is None
     assert report.verdict.outgoing is None
     assert not report.incoming_ok
+
+
+def test_wrong_password_with_plaintext_login_allowed_is_tried_encrypted_first(
+        lab: Lab, lab_info: LabInfo) -> None:
+    # The unencrypted presets reach the login gate first (no TLS handshake). The one
+    # attempt per protocol must still go to an encrypted preset: a wrong password is
+    # then rejected over TLS and never sent in clear.
+    offset = log_size(lab)
+    report = run(lab, lab_info, lab_info.presets, password="definitely-wrong-3", timeout=8,
+                 allow_plaintext_login=True)
+    attempts = [(r.protocol, r.security) for r in report.results if credential_lines(r)]
+    assert sorted(p for p, _ in attempts) == ["imap", "pop3", "smtp"], attempts
+    assert all(security != "none" for _, security in attempts), attempts
+    for r in report.results:
+        if r.security == "none":
+            assert not r.login_tried, r.preset.id
+            assert r.code == "auth_failed"
+            assert r.rejection_reused
+            assert "the password was not sent here" in r.detail
+    lines = log_since(lab, offset, lambda got: len(plaintext_quiet(got)) >= len(NONE_PRESETS))
+    assert plaintext_auth(lines) == [], lines  # Dovecot saw no login without TLS
+    assert report.verdict.code == "auth_failed"
+    assert "rejected on every protocol tried (IMAP, POP3, SMTP)" in report.verdict.summary
+    text = report.to_text()
+    assert "Not tried (login rejected on another preset). not tried: " in text
+
+
+def test_plaintext_login_waits_for_encrypted_presets_within_one_timeout(
+        lab: Lab, lab_info: LabInfo, tmp_path: Path) -> None:
+    # An encrypted IMAP preset on a port that never answers holds the unencrypted
+    # login back until it has failed (one timeout), no longer; then the clear-text
+    # login (asked for) goes ahead and works.
+    ports = lab_info.ports
+    presets = presets_file(tmp_path, [("silent-ssl", "imap", ports["silent"], "ssl"),
+                                      ("blackhole-ssl", "imap", ports["blackhole"], "ssl"),
+                                      ("plain", "imap", ports["imap"], "none")],
+                           host="127.0.0.1")
+    start = time.monotonic()
+    report = run(lab, lab_info, presets, allow_plaintext_login=True)
+    elapsed = time.monotonic() - start
+    assert by_id(report) == {"silent-ssl": "no_greeting", "blackhole-ssl": "connect_timeout",
+                             "plain": "plaintext_password_exposed"}
+    plain = report.results[2]
+    assert plain.login_tried
+    assert plain.works
+    auth = plain.step("auth")
+    assert auth is not None
+    assert auth.elapsed_ms > (FAST - 0.3) * 1000  # it waited for the encrypted ones ...
+    assert elapsed < FAST + 1.0  # ... and the sweep still took about one timeout
+    assert report.incoming_ok
 
 
 def test_wrong_password_single_preset_exactly_one_login(lab: Lab, lab_info: LabInfo,

@@ -23,8 +23,9 @@ from mailhat_nb.diagnose.classify import (
     classify_error,
     classify_smtp_auth,
     greeting_protocol,
+    wrong_protocol,
 )
-from mailhat_nb.diagnose.gate import AuthGate
+from mailhat_nb.diagnose.gate import AuthGate, Pass
 from mailhat_nb.diagnose.normalise import normalise_server
 from mailhat_nb.diagnose.presets import expand, expand_host, parse_presets
 from mailhat_nb.diagnose.probe import planned_steps
@@ -144,6 +145,19 @@ def test_secret_forms_cover_plain_and_base64_payloads() -> None:
     assert secret_forms("bob", "") == []
 
 
+def test_secret_forms_never_crash_on_text_that_is_not_utf8() -> None:
+    # argv/environment bytes that are not UTF-8 reach Python as lone surrogates
+    forms = secret_forms("al\udcffice@localhost", "pw\udcff-1")
+    assert "pw\udcff-1" in forms
+    # the bytes as they were given (b"pw\xff-1") are covered in base64 too
+    assert base64.b64encode(b"pw\xff-1").decode() in forms
+    assert base64.b64encode(b"\0al\xffice@localhost\0pw\xff-1").decode() in forms
+    assert secret_forms("bob", "p\ud800")  # not even surrogateescape can encode this one
+    tr = Transcript(forms)
+    tr.client("PASS x", secret=True)
+    assert tr.guard("echo " + base64.b64encode(b"pw\xff-1").decode()) == WITHHELD
+
+
 def test_transcript_withholds_echoed_secrets_only_after_they_were_sent() -> None:
     tr = Transcript(secret_forms("bob", "hunter2"))
     # Before any credentials went out a server cannot echo them: a match is chance.
@@ -251,6 +265,16 @@ def test_greeting_protocol() -> None:
     assert greeting_protocol("hello") is None
 
 
+def test_wrong_protocol_detail_uses_the_right_article() -> None:
+    imap = wrong_protocol("+OK Dovecot ready.", "IMAP")
+    assert "expected an IMAP greeting, got a POP3 server" in imap.detail
+    smtp = wrong_protocol("* OK [CAPABILITY IMAP4rev1] ready", "SMTP")
+    assert "expected an SMTP greeting, got an IMAP server" in smtp.detail
+    pop = wrong_protocol("HTTP/1.1 400 Bad Request", "POP3")
+    assert "expected a POP3 greeting, got an HTTP server" in pop.detail
+    assert not re.search(r"\ba (IMAP|SMTP|HTTP|SSH)\b", imap.detail + smtp.detail + pop.detail)
+
+
 def test_planned_steps_per_security() -> None:
     assert planned_steps("imap", "ssl")[:3] == ["dns", "tcp", "tls"]
     assert planned_steps("smtp", "none")[-1] == "auth"
@@ -325,6 +349,45 @@ def test_bad_input_is_a_usage_error_with_a_message(email: str, server: str | Non
         Account.from_input(email, Secret(password), server=server)
     if password:
         assert password not in str(info.value)
+
+
+@pytest.mark.parametrize(("email", "server", "username", "message"), [
+    ("a@b@c", None, None, "more than one @"),
+    ("al\udcffice@localhost", None, None, "email address contains bytes that are not valid "
+     "UTF-8"),
+    ("alice@localhost", "local\udcffhost", None, "server contains bytes that are not valid "
+     "UTF-8"),
+    ("alice@localhost", None, "al\udcffice", "username contains bytes that are not valid UTF-8"),
+    ("alice@localhost", None, "alice\r\nA2 DELETE INBOX", "contains a line break"),
+    ("alice@localhost", None, "alice@localhost\r\n", "contains a line break"),
+    ("alice@localhost\n", None, None, "contains a line break"),
+    ("alice@localhost", "mail.example.com\r\n", None, "contains a line break"),
+    ("alice@localhost", "a" * 64 + ".example.com", None,
+     "a label .the part between dots. is 64 characters long, and the most a label may have "
+     "is 63"),
+    ("alice@" + "b" * 70 + ".com", None, None, "70 characters long"),
+    ("alice@localhost", "mail..example.com", None, "empty part between dots"),
+    ("alice@localhost", ".".join(["a" * 60] * 5), None, "a host name may have at most 253"),
+])
+def test_bad_text_is_a_usage_error_that_says_what_is_wrong(
+        email: str, server: str | None, username: str | None, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        Account.from_input(email, "pw-9", server=server, username=username)
+    str(info.value).encode("utf-8")  # printable: no lone surrogate in the message
+
+
+def test_a_password_that_is_not_utf8_is_refused_unseen() -> None:
+    # (secrets.Secret may refuse it first; either way: a usage error, the password unseen)
+    with pytest.raises(UsageError, match=r"password .*UTF-8") as info:
+        Account.from_input("alice@localhost", "se\udcffcret-77")
+    assert "cret-77" not in str(info.value)
+    assert "\udcff" not in str(info.value)
+    # control characters are the protocol code's business (literals), not refused
+    assert Account.from_input("alice@localhost", "tab\there").password.reveal() == "tab\there"
+
+
+def test_sixty_three_character_labels_are_fine() -> None:
+    assert Account.from_input("a@localhost", "pw", server="a" * 63 + ".example.com").server
 
 
 # ------------------------------------------------------------------ presets
@@ -415,6 +478,19 @@ def test_unknown_preset_name_and_missing_file_are_usage_errors(tmp_path: Path) -
         load_presets(str(tmp_path / "missing.toml"))
 
 
+def test_presets_naming_nothing_or_a_directory_are_usage_errors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for spec in (",,", " , "):
+        with pytest.raises(UsageError, match="names no presets"):
+            load_presets(spec)
+    (tmp_path / "somedir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    for spec in ("somedir", "somedir/", str(tmp_path / "somedir")):
+        with pytest.raises(UsageError, match="is a directory, not a presets file"):
+            load_presets(spec)
+    assert load_presets(None)  # no spec: by domain, HostGator otherwise
+
+
 def test_expand_tests_both_host_names_when_both_apply() -> None:
     presets = load_presets("hostgator")
     both = Account.from_input("a@example.com", "pw", server="gator1234.hostgator.com")
@@ -473,6 +549,80 @@ def test_gate_allows_one_rejection_per_protocol() -> None:
     assert gate.attempts == 3
 
 
+def test_gate_gives_encrypted_presets_the_first_attempt() -> None:
+    gate = AuthGate(patience=5.0)
+    gate.expect("imap", "imap-ssl")
+    gate.expect("imap", "imap-starttls")
+    gate.expect("smtp", "smtp-ssl")
+    got: list[object] = []
+    plain = threading.Thread(target=lambda: got.append(
+        gate.enter("imap", "IMAP option 2", 5.0, encrypted=False, key="imap-none")))
+    plain.start()  # it arrives first (no TLS handshake) ...
+    time.sleep(0.2)
+    assert got == []  # ... and waits: encrypted IMAP presets are still on their way
+    assert gate.pending("imap") == 2
+    gate.done("imap", "imap-starttls")  # this one failed before auth (e.g. its certificate)
+    assert gate.enter("imap", "IMAP option 1", 1.0, key="imap-ssl").allowed  # its turn
+    assert gate.pending("imap") == 0
+    time.sleep(0.1)
+    assert got == []  # the encrypted attempt is still running
+    gate.leave("imap", "IMAP option 1", "auth_failed")
+    plain.join(2.0)
+    (ticket,) = got
+    assert isinstance(ticket, Pass)
+    assert not ticket.allowed  # rejected over IMAP already: the password stays at home
+    assert ticket.code == "auth_failed"
+    assert "IMAP option 1" in ticket.detail
+    assert "password was not sent" in ticket.detail
+    assert gate.attempts == 1
+    # other protocols' pending probes do not hold up an unencrypted login
+    assert gate.enter("pop3", "POP3 110", 1.0, encrypted=False).allowed
+
+
+def test_gate_lets_an_unencrypted_login_go_once_the_encrypted_ones_are_done() -> None:
+    gate = AuthGate(patience=5.0)
+    gate.expect("imap", "imap-ssl")
+    got: list[Pass] = []
+    plain = threading.Thread(target=lambda: got.append(
+        gate.enter("imap", "IMAP option 2", 5.0, encrypted=False)))
+    plain.start()
+    time.sleep(0.1)
+    assert got == []
+    gate.done("imap", "imap-ssl")  # the encrypted preset ended before auth (port closed)
+    plain.join(2.0)
+    assert got[0].allowed
+    gate.done("imap", "imap-ssl")  # idempotent
+    gate.done("imap", "never-announced")  # harmless
+
+
+def test_gate_waits_for_encrypted_presets_no_longer_than_its_patience() -> None:
+    gate = AuthGate(patience=0.3)
+    gate.expect("imap", "imap-ssl-on-a-hung-server")
+    start = time.monotonic()
+    ticket = gate.enter("imap", "IMAP option 2", 0.1, encrypted=False)
+    waited = time.monotonic() - start
+    assert 0.25 < waited < 1.0  # the sweep's patience, longer than its own 0.1 s
+    assert not ticket.allowed
+    assert ticket.waited
+    assert ticket.code == ""
+    assert "not tried" in ticket.detail
+    assert "in clear text" in ticket.detail
+    assert gate.attempts == 0
+    # encrypted logins never wait for anyone's pending probes
+    assert gate.enter("imap", "IMAP option 1", 0.1).allowed
+
+
+def test_sweep_gate_announces_only_the_encrypted_targets() -> None:
+    from mailhat_nb.diagnose.doctor import sweep_gate
+
+    acct = Account.from_input("a@example.com", "pw", server="gator1.example.net")
+    targets, _ = expand(load_presets("hostgator"), acct)
+    gate = sweep_gate(targets, 1.0)
+    for protocol in ("imap", "pop3", "smtp"):
+        encrypted = [t for t in targets if t.protocol == protocol and t.security != "none"]
+        assert gate.pending(protocol) == len(encrypted)
+
+
 # ------------------------------------------------------------------ CLI usage
 
 
@@ -493,6 +643,48 @@ def test_cli_bad_usage_exits_2(argv: list[str], monkeypatch: pytest.MonkeyPatch,
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "secret-value-1" not in err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--server", ""], "--server is empty"),
+    (["--server", "  "], "--server is empty"),
+    (["--username", ""], "--username is empty"),
+    (["--presets", ""], "--presets is empty"),
+    (["--presets", ",,"], "names no presets"),
+    (["--presets", "{dir}"], "is a directory, not a presets file"),
+    (["--ca-file", ""], "--ca-file is empty"),
+    (["--ca-file", "{dir}"], "it is a directory; give a PEM file"),
+    (["--email", "a@b@c"], "more than one @"),
+    (["--email", "al\udcffice@localhost"], "not valid UTF-8"),
+    (["--username", "al\udcffice"], "not valid UTF-8"),
+    (["--server", "local\udcffhost"], "not valid UTF-8"),
+    (["--username", "alice\r\nM9 DELETE INBOX"], "line break"),
+    (["--server", "x" * 64 + ".example.com"], "64 characters long"),
+    (["--timeout", "0"], "--timeout must be more than 0 and at most 300 seconds, not 0"),
+    (["--timeout", "301"], "more than 0 and at most 300 seconds, not 301"),
+    (["--timeout", "nan"], "more than 0 and at most 300"),
+])
+def test_cli_bad_input_exits_2_with_one_sentence(
+        extra: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "somedir").mkdir()
+    monkeypatch.setenv("MH_PW", "secret-value-2")
+    args = {"--email": "alice@localhost", "--server": "127.0.0.1", "--presets": "hostgator",
+            "--timeout": "0.5"}
+    extra = [x.replace("{dir}", str(tmp_path / "somedir")) for x in extra]
+    args.update(dict(zip(extra[::2], extra[1::2], strict=True)))
+    argv = ["diagnose", "--password-env", "MH_PW", "--json"]
+    for option, value in args.items():
+        argv += [option, value]
+    capsys.readouterr()
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 2, out[:500]
+    assert out == ""  # nothing was probed
+    assert message in err
+    assert "Traceback" not in err
+    assert "secret-value-2" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
 
 
 def test_cli_help_lists_the_contract_options(capsys: pytest.CaptureFixture[str]) -> None:
@@ -567,3 +759,17 @@ def test_bracketed_ipv6_server_resolves() -> None:
     assert host is not None
     addrs = resolve(host, 993, 2.0)  # "[::1]" itself would be dns_not_found
     assert {a[4][0] for a in addrs} == {"::1"}
+
+
+# ------------------------------------------------------------------ README
+
+
+def test_readme_says_what_the_doctor_says_for_closed_port() -> None:
+    # In the closed-port scenario only 993 is refused; IMAP 143 with STARTTLS still
+    # works, so the overall verdict is ok (exit 0), not connection_refused.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (row,) = [line for line in readme.splitlines() if line.startswith("| closed-port |")]
+    said = row.strip("|").split("|")[-1]
+    assert "connection_refused" in said
+    assert "STARTTLS still works" in said
+    assert "verdict is ok" in said

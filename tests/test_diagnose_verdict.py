@@ -108,7 +108,17 @@ def test_an_untested_unencrypted_preset_is_recommended_with_its_warning_not_as_w
     report = report_of(results)
     v = report.verdict
     assert v.code == "cert_hostname_mismatch"
-    assert v.incoming is results[1]
+    assert v.incoming is results[1]  # shown to the agent (summary, panel) ...
+    assert v.incoming_untested is results[1]
+    assert v.incoming_working is None
+    # ... but the JSON's "incoming" names only a preset whose login worked
+    data = v.to_dict()
+    assert data["incoming"] is None
+    assert data["outgoing"] == "smtp-465-ssl"
+    assert data["usable_untested"] == {"incoming": "imap-143-none", "outgoing": None}
+    md = report.to_markdown()
+    assert "**Incoming (IMAP):**" not in md
+    assert "usable now but untested (unencrypted, login not tried):** IMAP 143" in md
     assert ("the server accepts the password without encryption here; the doctor did not "
             "send it") in v.summary
     assert "works" not in v.summary.split("Outgoing")[0]
@@ -125,6 +135,8 @@ def test_the_same_preset_with_a_login_that_worked_counts() -> None:
                result("imap", 143, "none", "plaintext_password_exposed", login_tried=True)]
     report = report_of(results)
     assert report.verdict.incoming is results[1]
+    assert report.verdict.to_dict()["incoming"] == "imap-143-none"  # it worked: named
+    assert report.verdict.to_dict()["usable_untested"] == {"incoming": None, "outgoing": None}
     assert "only an unencrypted setting works" in report.verdict.summary
     assert results[1].title == "Works, but unencrypted"
     assert report.incoming_ok
@@ -133,9 +145,14 @@ def test_the_same_preset_with_a_login_that_worked_counts() -> None:
 
 def test_only_untested_clear_text_left_gives_the_exposure_warning() -> None:
     results = [result("imap", 993, "ssl", "connection_refused"),
-               result("imap", 143, "none", "plaintext_password_exposed")]
+               result("imap", 143, "none", "plaintext_password_exposed"),
+               result("smtp", 25, "none", "plaintext_password_exposed")]
     v = decide(results)
     assert v.code == "plaintext_password_exposed"
+    assert v.to_dict()["incoming"] is None
+    assert v.to_dict()["outgoing"] is None
+    assert v.to_dict()["usable_untested"] == {"incoming": "imap-143-none",
+                                              "outgoing": "smtp-25-none"}
     assert v.summary.startswith("Incoming: the only usable setting is IMAP 143")
     assert "the doctor did not send it" in v.summary
 
@@ -164,6 +181,63 @@ def test_rejection_on_one_protocol_with_another_protocol_untried_is_still_named(
     v = decide(results)
     assert v.code == "auth_failed"
     assert "(IMAP)" in v.summary
+
+
+def test_json_results_say_whether_the_password_was_sent() -> None:
+    offered = result("imap", 143, "none", "plaintext_password_exposed", detail="not sent: x")
+    tried = result("imap", 143, "none", "plaintext_password_exposed", login_tried=True)
+    ok = result("imap", 993, "ssl", "ok")
+    data = [r.to_dict() for r in (offered, tried, ok)]
+    assert [d["login_tried"] for d in data] == [False, True, True]
+    assert data[0]["code"] == data[1]["code"] == "plaintext_password_exposed"
+    assert data[0]["title"] == "Unencrypted login offered (not tried)"
+
+
+def test_no_greeting_is_not_blamed_on_a_firewall() -> None:
+    results = [result("imap", 993, "ssl", "no_greeting"),
+               result("imap", 143, "none", "no_greeting"),
+               result("smtp", 465, "ssl", "ok")]
+    v = decide(results)
+    assert v.code == "no_greeting"
+    assert "accepted the connection but never greeted" in v.summary
+    assert "firewall filters" not in v.summary
+    mixed = decide([result("imap", 993, "ssl", "no_greeting"),
+                    result("imap", 143, "none", "connect_timeout"),
+                    result("smtp", 465, "ssl", "ok")])
+    assert "never greeted" in mixed.summary
+    assert "drops the packets" in mixed.summary
+
+
+def _not_tried(protocol: str, port: int, security: str, by: str) -> PresetResult:
+    """A preset the gate did not let log in: its auth step skipped with the rejection."""
+    r = result(protocol, port, security, "auth_failed", login_tried=False)
+    for step in r.steps:
+        if step.name == "auth":
+            step.status, step.code = "skip", "auth_failed"
+            step.detail = (f"not tried: {by} already rejected these credentials over "
+                           f"{protocol.upper()}, so the password was not sent here")
+        elif step.status == "fail":
+            step.status = "ok"
+    return r
+
+
+def test_a_preset_not_tried_after_a_rejection_says_so() -> None:
+    skipped = _not_tried("imap", 143, "none", "IMAP 993")
+    results = [result("imap", 993, "ssl", "auth_failed"), skipped]
+    report = report_of(results)
+    assert skipped.rejection_reused
+    assert not results[0].rejection_reused
+    assert skipped.title == "Not tried (login rejected on another preset)"
+    assert skipped.detail.startswith("not tried: IMAP 993 already rejected")
+    assert "did not try it on this preset" in skipped.explanation
+    text = report.to_text()
+    assert "Not tried (login rejected on another preset). not tried: IMAP 993" in text
+    # every problem line carries its detail: none ends bare after the title
+    problems = [ln for ln in text.splitlines() if ln.startswith(("✗", "⚠"))]
+    assert len(problems) == 2
+    assert all(ln.partition(". ")[2].strip() for ln in problems), problems
+    md = report.to_markdown()
+    assert "What happened: not tried: IMAP 993 already rejected" in md
 
 
 # ------------------------------------------------------------------ Markdown from a hostile server

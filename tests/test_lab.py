@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import imaplib
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -379,3 +380,230 @@ def test_lab_never_adopts_a_foreign_directory() -> None:
     with pytest.raises(LabError, match="not a directory"):
         Lab(a_file).up()
     shutil.rmtree(tmp_path)
+
+
+# ----------------------------------------------------------------------------- ownership
+
+
+def _short_tmp(prefix: str) -> Path:
+    """A short directory under /tmp (socket path limit), removed by the caller."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def _state_json(root: Path, pids: dict[str, int]) -> str:
+    """A well-formed lab.json for ``root`` listing ``pids``."""
+    from mailhat_nb.lab.server import EXTRA_OFFSETS
+
+    names = [*STANDS_FOR, *EXTRA_OFFSETS]
+    return LabInfo(root=str(root), scenario="normal", server="localhost", domain="localhost",
+                   ports={n: 40000 + i for i, n in enumerate(names)},
+                   stands_for=dict(STANDS_FOR), ca_file=str(root / "tls/ca.pem"),
+                   presets=str(root / "presets.toml"), users=[], pids=pids).to_json()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_down_with_a_copied_lab_json_leaves_the_other_lab_running(lab: Lab) -> None:
+    import shutil
+
+    from mailhat_nb.errors import LabError
+
+    before = lab.info().pids
+    other = _short_tmp("mhx-")
+    try:
+        shutil.copy(lab.paths.info, other / "lab.json")
+        # Not a lab directory (no marker): nothing is read, nothing stopped.
+        with pytest.raises(LabError, match=r"not a lab directory.*stopped nothing"):
+            Lab(other).down()
+        with pytest.raises(LabError, match="not a lab directory"):
+            Lab(other).info()
+        with pytest.raises(LabError, match="not a lab directory"):
+            Lab(other).purge()
+        assert (other / "lab.json").exists()
+        # A lab directory of its own: the copied pids point into another root.
+        Lab(other).paths.marker.touch()
+        notes: list[str] = []
+        assert Lab(other).down(say=notes.append) == []
+        assert len(notes) == 3
+        assert all("left alone" in n for n in notes), notes
+        assert not Lab(other).is_running()
+        assert all(_alive(pid) for pid in before.values())
+        assert lab.info().pids == before
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+        if not lab.is_running():  # the bug this pins: bring the session's lab back
+            lab.up()
+
+
+def test_down_never_signals_an_unknown_or_foreign_process() -> None:
+    import shutil
+
+    from mailhat_nb.errors import LabError
+
+    root, elsewhere = _short_tmp("mhy-"), _short_tmp("mhz-")
+    (elsewhere / "run").mkdir()
+    Lab(root).paths.marker.touch()
+    Lab(elsewhere).paths.marker.touch()
+    sleeper = subprocess.Popen(["sleep", "300"])
+    # A real sidecar, but another lab's: its --pid-file points into `elsewhere`.
+    pid_file = elsewhere / "run" / "sidecar.pid"
+    sidecar = subprocess.Popen([sys.executable, "-m", "mailhat_nb.lab.sidecar",
+                                "--pid-file", str(pid_file)])
+    try:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The review's repro: not even a lab state file -> nothing is signalled.
+        (root / "lab.json").write_text(f'{{"pids": {{"sleep": {sleeper.pid}}}}}')
+        with pytest.raises(LabError, match=r"is not a lab state file.*stopped nothing"):
+            Lab(root).down()
+        # Well-formed, but the names and pids are not this lab's.
+        (root / "lab.json").write_text(_state_json(root, {
+            "sleep": sleeper.pid, "dovecot": sleeper.pid, "postfix": sidecar.pid,
+            "sidecar": sidecar.pid}))
+        notes: list[str] = []
+        assert Lab(root).down(say=notes.append) == []
+        assert any("unknown process 'sleep'" in n and "not signalled" in n for n in notes)
+        assert sum("left alone" in n for n in notes) == 3, notes
+        assert _alive(sleeper.pid)
+        assert _alive(sidecar.pid)
+        # The owner's lab.json stops it, and only it.
+        (elsewhere / "lab.json").write_text(_state_json(elsewhere, {"sidecar": sidecar.pid}))
+        assert Lab(elsewhere).down() == ["sidecar"]
+        assert sidecar.wait(timeout=5) == 0
+        assert _alive(sleeper.pid)
+    finally:
+        for proc in (sleeper, sidecar):
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_process_is_the_labs_only_when_its_command_line_points_into_its_root() -> None:
+    import os
+    import shutil
+
+    from mailhat_nb.lab.procs import owns
+
+    base = _short_tmp("mho-")
+    try:
+        root, other, link = base / "lab", base / "other", base / "link"
+        root.mkdir()
+        other.mkdir()
+        link.symlink_to(root)
+        (other / "dovecot.conf").symlink_to(root / "dovecot.conf")
+        paths = Lab(root).paths
+        conf = ["/usr/sbin/dovecot", "-c"]
+        assert owns(paths, "dovecot", [*conf, f"{root}/dovecot.conf"])
+        assert owns(paths, "dovecot", [*conf, f"{link}/dovecot.conf"])  # same lab
+        assert owns(Lab(link).paths, "dovecot", [*conf, f"{root}/dovecot.conf"])
+        assert owns(paths, "postfix", ["/usr/lib/postfix/sbin/master", "-c", f"{root}/postfix",
+                                       "-w"])
+        assert owns(paths, "sidecar", ["/usr/bin/python3", "-m", "mailhat_nb.lab.sidecar",
+                                       "--pid-file", f"{root}/run/sidecar.pid", "--silent", "1"])
+        assert not owns(paths, "dovecot", [*conf, f"{other}/dovecot.conf"])  # file symlinked
+        assert not owns(paths, "dovecot", [*conf, "lab/dovecot.conf"])  # relative: unprovable
+        assert not owns(paths, "dovecot", ["/usr/sbin/dovecot"])  # the system's Dovecot
+        assert not owns(paths, "dovecot", ["/bin/sleep", "-c", f"{root}/dovecot.conf"])
+        assert not owns(paths, "postfix", ["/usr/lib/postfix/sbin/master", "-w"])
+        assert not owns(paths, "sidecar", ["/usr/bin/python3", "-m", "mailhat_nb.lab.sidecar",
+                                           "--pid-file", f"{other}/run/sidecar.pid"])
+        assert not owns(paths, "sleep", ["sleep", f"{root}/dovecot.conf"])
+        # A relative root is made absolute, so what the lab starts names it in full.
+        cwd = Path.cwd()
+        try:
+            os.chdir(base)
+            assert Lab("lab").paths.root == root
+            assert owns(Lab("link/").paths, "dovecot", [*conf, f"{root}/dovecot.conf"])
+        finally:
+            os.chdir(cwd)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_lab_is_found_through_a_symlink_or_a_relative_path(lab: Lab) -> None:
+    import os
+
+    link = _short_tmp("mhk-") / "l"
+    try:
+        link.symlink_to(lab.paths.root)
+        assert Lab(link).info().pids == lab.info().pids
+        cwd = Path.cwd()
+        try:
+            os.chdir(lab.paths.root.parent)
+            assert Lab(lab.paths.root.name).is_running()
+        finally:
+            os.chdir(cwd)
+    finally:
+        link.unlink()
+        link.parent.rmdir()
+
+
+# ----------------------------------------------------------------------------- lab.json
+
+
+_MALFORMED = {
+    "object of garbage": '{"garbage": 1}',
+    "array": "[1, 2]",
+    "not JSON": "lab up",
+    "not UTF-8": "\udcff",
+    "pid not a number": '{"pids": {"dovecot": "1"}}',
+    "pid zero": '{"pids": {"dovecot": 0}}',
+    "unknown scenario": '{"scenario": "sunny"}',
+    "port missing": '{"ports": {"imap": 143}}',
+}
+
+
+@pytest.mark.parametrize("text", list(_MALFORMED.values()), ids=list(_MALFORMED))
+def test_a_malformed_lab_json_is_a_lab_error_and_down_stops_nothing(text: str) -> None:
+    import json
+    import shutil
+
+    from mailhat_nb.errors import LabError
+
+    root = _short_tmp("mhm-")
+    try:
+        lab = Lab(root)
+        lab.paths.marker.touch()
+        if text.startswith("{") and '"garbage"' not in text:  # one bad field in a good file
+            good = json.loads(_state_json(root, {"dovecot": 1}))
+            text = json.dumps(good | json.loads(text))
+        lab.paths.info.write_bytes(text.encode(errors="surrogateescape"))
+        bad = re.escape(f"{lab.paths.info} is not a lab state file: ")
+        for call in (lab.info, lab.is_running, lambda: lab.set_scenario("normal")):
+            with pytest.raises(LabError, match=bad):
+                call()
+        with pytest.raises(LabError, match=bad + ".*; stopped nothing$"):
+            lab.down()
+        assert lab.paths.info.exists()  # kept: it may be all that names running processes
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("text", ['{"garbage":1}', "[1,2]"])
+def test_lab_commands_on_a_malformed_lab_json_say_so_without_a_traceback(text: str) -> None:
+    import os
+    import shutil
+
+    root = _short_tmp("mhc-")
+    try:
+        Lab(root).paths.marker.touch()
+        (root / "lab.json").write_text(text + "\n")
+        env = dict(os.environ, MAILHAT_LAB_DIR=str(root))
+        for args in (["status"], ["status", "--json"], ["down"], ["scenario", "normal"]):
+            proc = _mailhat("lab", *args, env=env)
+            assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+            assert "Traceback" not in proc.stderr, (args, proc.stderr)
+            assert f"{root}/lab.json is not a lab state file: " in proc.stderr, args
+            if args == ["down"]:
+                assert "stopped nothing" in proc.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -186,6 +186,35 @@ def test_state_file_is_plain_json(tmp_path: Path) -> None:
     assert data["uidnext"] == 2
 
 
+@pytest.mark.parametrize("content", ["[]", '{"garbage": 1}', '{"account": "a", "folder": 3}',
+                                     '{"account": "a", "folder": "b", "parts": [1]}'])
+def test_a_state_file_of_the_wrong_shape_is_a_store_error(tmp_path: Path, content: str) -> None:
+    fs = open_folder(tmp_path)
+    fs.append(table([1, 2]), [1, 2])
+    (fs.path / STATE_FILE).write_text(content)
+    with pytest.raises(StoreError, match=r"cannot read .*_state\.json"):
+        read_messages(tmp_path)
+    with pytest.raises(StoreError, match=r"cannot read .*_state\.json"):
+        Store(tmp_path).open_folder(ACCOUNT, "INBOX")
+
+
+def test_repair_sets_aside_only_what_the_damaged_part_held(tmp_path: Path) -> None:
+    fs = open_folder(tmp_path)
+    fs.append(table([1, 2, 3]), [1, 2, 3])
+    fs.append(table([5, 8]), [5, 8])
+    fs.append(table([9]), [9])
+    damaged = fs.files()[1]
+    damaged.write_bytes(b"PAR1 and then garbage")
+    assert Store(tmp_path).intact(fs.state) is False
+    again = Store(tmp_path).open_folder(ACCOUNT, "INBOX")  # repairs
+    assert again.repaired == [damaged.name]
+    assert again.state.uid_list() == [1, 2, 3, 9]
+    assert (again.state.messages, again.state.complete) == (4, False)
+    assert uids_on_disk(again) == [1, 2, 3, 9]
+    assert Store(tmp_path).intact(again.state)
+    assert Store(tmp_path).open_folder(ACCOUNT, "INBOX").repaired == []
+
+
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
     store = Store(tmp_path)
     with store.lock(), pytest.raises(UsageError, match="another sync"), store.lock():

@@ -156,7 +156,8 @@ def test_a_name_that_does_not_resolve_is_reported_at_once(tmp_path: Path) -> Non
     ("mail example com", [], "contains spaces"),
     ("mail.example.com:993", ["--port", "143"], "names port 993 but --port says 143"),
     ("mail.example.com:imaps", [], "'imaps' after ':' is not a port number"),
-    ("mail.example.com", ["--timeout", "0"], "--timeout must be between"),
+    ("mail.example.com", ["--timeout", "0"], "--timeout must be more than 0 and at most 300"),
+    ("mail.example.com", ["--username", "a@example.com\r\nQUIT"], "control characters"),
 ])
 def test_bad_server_input_is_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch, server: str,
@@ -186,3 +187,17 @@ def test_store_that_is_a_file_is_usage_for_every_command(
         assert cli.main(argv) == 2, argv
         assert "is a file, not a store directory" in capsys.readouterr().err, argv
     assert store.read_text() == "not a store"
+
+
+@pytest.mark.parametrize("store", ["", "bad\udcffstore"])
+def test_an_empty_or_undecodable_store_is_usage(tmp_path: Path, store: str,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # "" would make the current directory the store.
+    monkeypatch.setenv("MH_PW", "pw")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["sync", "--email", "a@example.com", "--server", "mail.example.com",
+                     "--password-env", "MH_PW", "--store", store])
+    assert code == 2
+    assert "--store" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

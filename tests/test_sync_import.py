@@ -128,3 +128,45 @@ def test_an_empty_folder_beside_full_ones_is_imported(tmp_path: Path) -> None:
     assert cli.main(["import", "--maildir", str(root), "--store", str(tmp_path / "s")]) == 0
     states = {s.folder: s.messages for s in Store(tmp_path / "s").states()}
     assert states == {"INBOX": 1, "INBOX.Drafts": 0}
+
+
+@pytest.mark.parametrize("kind", ["mbox", "maildir"])
+def test_an_empty_source_argument_is_usage_not_the_current_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
+    assert cli.main(["import", f"--{kind}", "", "--store", str(tmp_path / "s")]) == 2
+    assert f"--{kind} is empty" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_store_is_not_a_source_and_never_reads_itself(
+        corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    assert cli.main(["import", "--maildir", str(corpus / "enron" / "cuilla-m"),
+                     "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert cli.main(["import", "--maildir", str(store), "--store", str(tmp_path / "s2")]) == 2
+    assert "is a mailhat store, not a mail source" in capsys.readouterr().err
+    assert cli.main(["import", "--maildir", str(tmp_path), "--store", str(store)]) == 2
+    assert "would read its own output" in capsys.readouterr().err
+
+
+def test_a_directory_where_nothing_looks_like_mail_is_skipped_and_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Per directory, not per file: a malformed message among mail still loads.
+    root = tmp_path / "src"
+    (root / "inbox").mkdir(parents=True)
+    (root / "inbox" / "1").write_bytes(b"From: a@b.c\r\nSubject: x\r\n\r\nhi\r\n")
+    (root / "inbox" / "2").write_bytes(b"no header at all, just a digest\n\nbody\n")
+    (root / "bin").mkdir()
+    (root / "bin" / "data.bin").write_bytes(bytes(range(256)) * 4)
+    (root / "bin" / "notes.txt").write_text("shopping list\n- milk\n")
+    assert cli.main(["import", "--maildir", str(root), "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped {root / 'bin'}: no file there starts like an email" in out
+    assert {s.folder: s.messages for s in Store(tmp_path / "s").states()} == {"inbox": 2}
+    only_junk = tmp_path / "junk"
+    (only_junk / "x").mkdir(parents=True)
+    (only_junk / "x" / "a.bin").write_bytes(b"\x00\x01\x02")
+    assert cli.main(["import", "--maildir", str(only_junk), "--store", str(tmp_path / "s3")]) == 1
+    assert "none of its files starts like an email" in capsys.readouterr().err
+    assert not (tmp_path / "s3").exists()

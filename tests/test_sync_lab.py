@@ -22,7 +22,7 @@ from pathlib import Path
 import imapclient
 import pytest
 
-from mailhat_nb.errors import AuthFailed
+from mailhat_nb.errors import AuthFailed, StoreError
 from mailhat_nb.health import data_health
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.generate import generate_into_lab
@@ -148,6 +148,35 @@ def test_unchanged_resync_touches_nothing(lab: Lab, lab_info: LabInfo, tmp_path:
     assert again.new == again.flags_changed == again.expunged == 0
     assert {p: p.stat().st_mtime_ns for p in files} == files
     assert elapsed < 2.0
+
+
+def test_a_damaged_or_missing_part_is_set_aside_and_fetched_again(
+        lab: Lab, lab_info: LabInfo, tmp_path: Path) -> None:
+    # A part deleted or truncated behind the store's back: the sync must not
+    # call its folder unchanged; readers must fail loudly until it is repaired.
+    s, pw = settings(lab_info, "alice"), Secret(lab.password("alice"))
+    sync_account(s, pw, tmp_path)
+    before = frame_keys(tmp_path)
+    (sent_part,) = Store(tmp_path).open_folder("alice@localhost", "INBOX.Sent").files()
+    (inbox_part,) = Store(tmp_path).open_folder("alice@localhost", "INBOX").files()
+    sent_part.unlink()
+    inbox_part.write_bytes(inbox_part.read_bytes()[:500])
+    with pytest.raises(StoreError, match=r"sync .*again"):
+        read_messages(tmp_path)
+
+    again = sync_account(s, pw, tmp_path)
+    by_name = {f.folder: f for f in again.folders}
+    assert (by_name["INBOX"].repaired, by_name["INBOX"].new) == (1, 71)
+    assert (by_name["INBOX.Sent"].repaired, by_name["INBOX.Sent"].new) == (1, 156)
+    assert {f.action for f in again.folders if f.folder not in ("INBOX", "INBOX.Sent")} \
+        == {"unchanged"}
+    assert frame_keys(tmp_path) == before
+    assert [p.name for p in inbox_part.parent.glob("_damaged-*.bad")] \
+        == [f"_damaged-{inbox_part.name}.bad"]
+    events = Store(tmp_path).open_folder("alice@localhost", "INBOX").state.events
+    assert (events[-1]["event"], events[-1]["refetch"]) == ("parts_damaged", 71)
+    third = sync_account(s, pw, tmp_path)
+    assert {f.action for f in third.folders} == {"unchanged"}
 
 
 def test_wrong_password_is_auth_failed_and_never_echoed(lab_info: LabInfo, tmp_path: Path) -> None:
@@ -311,6 +340,78 @@ def test_dropped_connection_is_retried(lab: Lab, lab_info: LabInfo, tmp_path: Pa
     assert {f.folder: f.rows for f in summary.folders} == server_counts(lab, BENCH)
     keys = frame_keys(tmp_path)
     assert len(keys) == len(set(keys)) == BENCH_COUNT
+    # What the dropped attempt committed still counts as new in the summary.
+    assert summary.new == BENCH_COUNT
+    assert {f.folder: f.new for f in summary.folders} == server_counts(lab, BENCH)
+
+
+def test_a_part_damaged_inside_fails_its_folder_only_and_verify_repairs_it(
+        lab: Lab, lab_info: LabInfo, tmp_path: Path, bench: dict[str, int],
+        imap_client: imapclient.IMAPClient) -> None:
+    s, pw = settings(lab_info, "bench"), Secret(lab.password("bench"))
+    sync_account(s, pw, tmp_path, workers=0)
+    part = Store(tmp_path).open_folder(BENCH, "INBOX").files()[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 2048] = os.urandom(2048)  # both PAR1 ends intact
+    part.write_bytes(bytes(data))
+    imap_client.select_folder("INBOX")
+    first = min(imap_client.search("ALL"))
+    imap_client.add_flags([first], [b"\\Answered"])  # touches the damaged part
+    imap_client.append("INBOX.Sent", b"From: bench@localhost\r\nSubject: late\r\n\r\nx\r\n")
+
+    plain = sync_account(s, pw, tmp_path, workers=0)
+    by_name = {f.folder: f for f in plain.folders}
+    assert by_name["INBOX"].action == "failed"
+    assert "sync --verify" in (by_name["INBOX"].error or "")
+    assert by_name["INBOX.Sent"].new == 1  # the other folders went on
+
+    verified = sync_account(s, pw, tmp_path, workers=0, verify=True)
+    inbox = {f.folder: f for f in verified.folders}["INBOX"]
+    assert inbox.repaired == 1
+    assert inbox.new > 0
+    keys = frame_keys(tmp_path)
+    assert len(keys) == len(set(keys)) == sum(server_counts(lab, BENCH).values())
+    assert server_flags(lab, BENCH, "INBOX")[first] >= {"\\Answered"}
+
+
+def test_a_store_that_cannot_write_one_folder_fails_that_folder_only(
+        lab: Lab, lab_info: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailhat_nb.sync import rows as rowmod
+
+    real = rowmod.write_parquet
+
+    def full_disk_for_sent(table: object, path: object) -> None:
+        if "folder=INBOX.Sent" in str(path):
+            raise OSError(28, "No space left on device")
+        real(table, path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rowmod, "write_parquet", full_disk_for_sent)
+    s, pw = settings(lab_info, "alice"), Secret(lab.password("alice"))
+    summary = sync_account(s, pw, tmp_path, workers=0)
+    by_name = {f.folder: f for f in summary.folders}
+    assert by_name["INBOX.Sent"].action == "failed"
+    assert "No space left" in (by_name["INBOX.Sent"].error or "")
+    assert {f.action for f in summary.folders if f.folder != "INBOX.Sent"} == {"synced"}
+    monkeypatch.setattr(rowmod, "write_parquet", real)
+    again = sync_account(s, pw, tmp_path, workers=0)
+    assert {f.folder: f.new for f in again.folders if f.new} == {"INBOX.Sent": 156}
+    assert len(frame_keys(tmp_path)) == sum(server_counts(lab, "alice@localhost").values())
+
+
+def test_an_unreadable_state_record_sets_its_folder_aside(lab: Lab, lab_info: LabInfo,
+                                                          tmp_path: Path) -> None:
+    s, pw = settings(lab_info, "alice"), Secret(lab.password("alice"))
+    sync_account(s, pw, tmp_path)
+    before = frame_keys(tmp_path)
+    state = Store(tmp_path).folder_path("alice@localhost", "INBOX.Sent") / "_state.json"
+    state.write_bytes(state.read_bytes()[:300])
+    with pytest.raises(StoreError, match="sets that folder aside"):
+        read_messages(tmp_path)
+    summary = sync_account(s, pw, tmp_path)
+    assert len(summary.set_aside) == 1
+    assert summary.set_aside[0].startswith("_retired/account=alice@localhost/folder=INBOX.Sent-")
+    assert {f.folder: f.new for f in summary.folders if f.new} == {"INBOX.Sent": 156}
+    assert frame_keys(tmp_path) == before
 
 
 def _tcp_table() -> list[tuple[int, int, int]]:

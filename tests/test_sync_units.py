@@ -195,3 +195,22 @@ def test_cli_help_lists_sync_and_import(capsys: pytest.CaptureFixture[str]) -> N
                  "--mbox", "--maildir"):
         assert flag in text
     # Passwords on the command line are refused centrally: tests/test_cli.py.
+
+
+def test_a_chunk_still_held_when_the_sync_is_interrupted_is_dropped_not_a_crash() -> None:
+    # Ctrl-C while a chunk waited for a busy worker: on the way out the
+    # pipeline drains quietly; the held chunk is lost (its folder stays
+    # incomplete, the next run fetches it) instead of an UnboundLocalError.
+    class Folder:
+        lost_chunks = False
+
+    pipeline = engine._Pipeline(None, {}, Tracker(None))
+    job = rows.ChunkJob(role="inbox", uidvalidity=1, tmp_path="/nonexistent", uids=[1],
+                        headers=[b"Subject: x\r\n\r\n"], internaldates=[None], sizes=[1],
+                        flags=[()])
+    folder = Folder()
+    pipeline.queue.append(engine._Pending(folder, "part", [1], job))  # type: ignore[arg-type]
+    pipeline.waiting = 1
+    pipeline.drain(quiet=True)
+    assert folder.lost_chunks
+    assert (len(pipeline.queue), pipeline.waiting) == (0, 0)

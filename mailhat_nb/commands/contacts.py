@@ -41,13 +41,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=_run)
 
 
-def _read(store: Path, account: str | None) -> pd.DataFrame:
-    from mailhat_nb.sync.store import read_messages
+def _read(given: str, account: str | None) -> pd.DataFrame:
+    """The store's messages, or a usage error that says why there are none.
 
+    "no contacts" is an answer about the mail; a directory that is not a
+    store, or an account it does not hold, is a mistake in the command and
+    must not look like an empty mailbox.
+    """
+    from mailhat_nb.sync.store import Store, read_messages
+
+    if not given.strip():
+        raise UsageError("--store is empty: give the store directory")
+    store = Path(given)
     if store.exists() and not store.is_dir():
         raise UsageError(f"--store {store} is a file, not a store directory")
     if not store.is_dir():
         raise UsageError(f"no store at {store} (run `mailhat sync` or `mailhat import` first)")
+    held = Store(store).accounts()
+    if not held:
+        raise UsageError(f"{store} holds no synced or imported account (is it the directory "
+                         "given to `mailhat sync --store`?)")
+    if account is not None and account.casefold() not in {a.casefold() for a in held}:
+        raise UsageError(f"{store} holds no account {account!r}; it holds: {', '.join(held)}")
     frame: pd.DataFrame = read_messages(store, account=account)
     return frame
 
@@ -81,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     # Checked before reading the store: a typo in --self would change every count.
     mine = check_addresses(args.self_addrs, "--self")
-    frame = _read(Path(args.store), args.account)
+    frame = _read(args.store, args.account)
     me = own_addresses(frame, extra=mine)
     people = contacts(frame, me)
     top = args.top if args.top is not None else (None if args.json or args.csv else TABLE_TOP)

@@ -5,10 +5,17 @@ otherwise, 2 on bad usage. "Works" means the doctor logged in over it: an
 unencrypted preset the doctor only judged from the server's offer (it does
 not send the password in clear text unless ``--allow-plaintext-login`` is
 given) is not proof of a working login. So when only such a preset is left
-(an encrypted setting failing on its certificate, say), the verdict names it
-with its warning and the exit status is 1; with ``--allow-plaintext-login``
-and a login that worked over it, 0. A script that acts on exit 0 thus never
-acts on a login nobody tried.
+(an encrypted setting failing on its certificate, say), the verdict's summary
+names it with its warning and the exit status is 1; with
+``--allow-plaintext-login`` and a login that worked over it, 0. A script that
+acts on exit 0 thus never acts on a login nobody tried. In the JSON, the
+verdict's ``incoming``/``outgoing`` likewise name only presets whose login
+worked; such an untried preset is named in ``usable_untested`` instead, and
+each result's ``login_tried`` says whether the password was sent on it.
+
+Bad input (an empty option value, an address with two @, text that is not
+UTF-8 or holds a line break, a directory for a file) is exit 2 with one
+sentence saying what to change, before any password is asked for.
 
 The password comes from ``--password-env VAR`` or a no-echo prompt, never
 from argv.
@@ -20,7 +27,7 @@ import argparse
 import sys
 
 from mailhat_nb.diagnose import Account, Report, builtin_names, diagnose
-from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
 from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import obtain
@@ -56,19 +63,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="also send a message to the account and confirm it arrives")
     parser.add_argument("--allow-plaintext-login", action="store_true",
                         help="really log in on presets without encryption, sending the "
-                        "password in clear text (one attempt each); by default the doctor "
-                        "never does, and judges those presets from the server's capabilities. "
-                        "Only for a CRM that supports nothing but 'none'")
+                        "password in clear text (one attempt each, and only after the "
+                        "encrypted presets of the same protocol have had theirs); by default "
+                        "the doctor never does, and judges those presets from the server's "
+                        "capabilities. Only for a CRM that supports nothing but 'none'")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--markdown", action="store_true",
                         help="print the ticket-ready Markdown report")
     parser.set_defaults(func=run)
 
 
+#: Options that, when given, must say something (an empty value is a slip, not a choice).
+_NOT_EMPTY = {
+    "server": "--server is empty: give the server name from the welcome email or cPanel "
+              "(e.g. gator1234.hostgator.com), or leave --server out",
+    "username": "--username is empty: give the login name, or leave --username out to use "
+                "the full email address",
+    "presets": "--presets is empty: give a built-in name (" + ", ".join(builtin_names())
+               + ") or a presets file, or leave --presets out to choose by email domain",
+    "ca_file": "--ca-file is empty: give a PEM file of CA certificates, or leave --ca-file out",
+}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse option values that cannot be meant (before asking for the password).
+
+    Raises
+    ------
+    UsageError
+        One sentence saying what to change.
+    """
+    for name, message in _NOT_EMPTY.items():
+        value = getattr(args, name)
+        if value is not None and not value.strip():
+            raise UsageError(message)
+    if not 0 < args.timeout <= MAX_TIMEOUT:
+        raise UsageError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
+                         f"not {args.timeout:g}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the diagnosis; print a table (or JSON/Markdown) and return the exit code."""
-    if not 0 < args.timeout <= 300:
-        raise UsageError(f"--timeout must be between 0 and 300 seconds, not {args.timeout:g}")
+    check_args(args)
     account = Account.from_input(args.email, "placeholder", server=args.server,
                                  username=args.username)
     password = obtain(args.password_env, prompt=f"Password for {account.username}: ")

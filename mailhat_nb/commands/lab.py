@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from mailhat_nb.lab import SCENARIOS, Lab
@@ -52,8 +53,15 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = Lab().down()
-    print("lab down: stopped " + (", ".join(stopped) if stopped else "nothing (was not running)"))
+    notes: list[str] = []
+
+    def say(note: str) -> None:
+        notes.append(note)
+        print(f"lab down: {note}", file=sys.stderr)
+
+    stopped = Lab().down(say=say)
+    nothing = "nothing" + ("" if notes else " (was not running)")
+    print("lab down: stopped " + (", ".join(stopped) if stopped else nothing))
     return 0
 
 

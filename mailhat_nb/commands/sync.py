@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sync.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="S",
                       help="seconds to wait for each step of connecting: TCP, TLS, greeting "
                       f"(default {CONNECT_TIMEOUT:g})")
+    sync.add_argument("--verify", action="store_true",
+                      help="read every stored part whole; set aside damaged ones and fetch "
+                      "their messages again (slower: reads the whole store)")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=_sync)
 
@@ -68,7 +71,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _check_store(store: str) -> None:
-    """Refuse a ``--store`` that cannot be a store, before any work (or password prompt)."""
+    """Refuse a ``--store`` that cannot be a store, before any work (or password prompt).
+
+    An empty value would make the current directory the store; a name that is
+    not UTF-8 could not be written into the store's state records.
+    """
+    if not store.strip():
+        raise UsageError("--store is empty: give the store directory")
+    try:
+        store.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("--store: the directory name is not valid UTF-8 text") from None
     path = Path(store)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--store {store} is a file, not a store directory")
@@ -137,7 +150,8 @@ def _sync(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     if not 0 < args.timeout <= 300:
-        raise UsageError(f"--timeout must be between 0 and 300 seconds, not {args.timeout:g}")
+        raise UsageError(f"--timeout must be more than 0 and at most 300 seconds, "
+                         f"not {args.timeout:g}")
     if args.ca_file and not Path(args.ca_file).is_file():
         raise UsageError(f"--ca-file {args.ca_file}: no such file")
     host, port, notes = _server(args.server, args.port)
@@ -153,7 +167,7 @@ def _sync(args: argparse.Namespace) -> int:
     bar = _progress_bar()
     try:
         summary = sync_account(settings, password, args.store, folders=args.folders,
-                               progress=bar)
+                               progress=bar, verify=args.verify)
     finally:
         if bar is not None:
             bar.close()
@@ -165,8 +179,12 @@ def _sync(args: argparse.Namespace) -> int:
           f"{summary.expunged} expunged; {summary.rows} messages in {len(summary.folders)} "
           f"folders; {summary.seconds:.1f}s"
           + (f" ({summary.reconnects} reconnects)" if summary.reconnects else ""))
+    for where in summary.set_aside:
+        print(f"  set aside {where}: its state record was unreadable; fetched again")
     for f in summary.folders:
         extra = f" (retired {f.retired} rows)" if f.retired else ""
+        if f.repaired:
+            extra += f" ({f.repaired} damaged or missing part file(s) set aside, fetched again)"
         if f.error:
             extra += f": {f.error}"
         print(f"  {f.folder:<40} {f.action:<9} {f.rows:>8} rows  +{f.new} "
@@ -186,8 +204,12 @@ def _progress_bar() -> Any:
 def _import(args: argparse.Namespace) -> int:
     from mailhat_nb.sync.importer import Kind, import_source
 
-    kind: Kind = "mbox" if args.mbox else "maildir"
-    path = Path(args.mbox or args.maildir)
+    kind: Kind = "mbox" if args.mbox is not None else "maildir"
+    given: str = args.mbox if args.mbox is not None else args.maildir
+    if not given.strip():
+        raise UsageError(f"--{kind} is empty: give the {'file' if kind == 'mbox' else 'directory'}"
+                         " to import")
+    path = Path(given)
     _check_store(args.store)
     if not path.exists():
         raise UsageError(f"--{kind} {path}: no such file or directory")
@@ -199,5 +221,7 @@ def _import(args: argparse.Namespace) -> int:
           f"into {len(summary['folders'])} folders")
     for folder, rows in summary["folders"].items():
         print(f"  {folder:<40} {rows:>8} rows")
+    for where in summary["skipped"]:
+        print(f"  skipped {where}: no file there starts like an email")
     print(f"store: {Path(args.store).resolve()}")
     return 0

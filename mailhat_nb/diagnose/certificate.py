@@ -37,6 +37,9 @@ def verified_context(ca_file: str | Path | None) -> ssl.SSLContext:
     """
     ctx = ssl.create_default_context()
     if ca_file:
+        if Path(ca_file).is_dir():
+            raise UsageError(f"cannot use --ca-file {ca_file}: it is a directory; give a PEM "
+                             "file of CA certificates")
         try:
             ctx.load_verify_locations(cafile=str(ca_file))
         except (OSError, ssl.SSLError) as exc:

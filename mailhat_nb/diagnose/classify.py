@@ -53,11 +53,26 @@ def greeting_protocol(line: str) -> str | None:
     return None
 
 
+#: Protocol names said letter by letter take "an" when the first letter sounds
+#: like a vowel ("an IMAP", "an SMTP", "an HTTP"); POP3 is said "pop": "a POP3".
+_SAID_AS_A = frozenset({"POP3"})
+
+
+def article(name: str) -> str:
+    """``name`` with its indefinite article, as it is said aloud.
+
+    >>> article("IMAP"), article("SMTP"), article("POP3"), article("HTTP")
+    ('an IMAP', 'an SMTP', 'a POP3', 'an HTTP')
+    """
+    vowel_sound = name[:1].upper() in "AEFHILMNORSX" and name not in _SAID_AS_A
+    return f"{'an' if vowel_sound else 'a'} {name}"
+
+
 def wrong_protocol(line: str, expected: str) -> Diagnosed:
     """Build the ``wrong_protocol`` diagnosis for greeting ``line``."""
     seen = greeting_protocol(line)
-    what = f"a {seen} server" if seen else "something else"
-    return Diagnosed("wrong_protocol", f"expected a {expected} greeting, got {what}: "
+    what = f"{article(seen)} server" if seen else "something else"
+    return Diagnosed("wrong_protocol", f"expected {article(expected)} greeting, got {what}: "
                      f"{line[:120]!r}")
 
 

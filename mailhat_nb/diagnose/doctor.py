@@ -21,7 +21,7 @@ from pathlib import Path
 from mailhat_nb.diagnose.certificate import verified_context
 from mailhat_nb.diagnose.gate import AuthGate
 from mailhat_nb.diagnose.normalise import Account
-from mailhat_nb.diagnose.presets import Preset, expand, load_presets
+from mailhat_nb.diagnose.presets import Preset, Target, expand, load_presets
 from mailhat_nb.diagnose.probe import ProbeConfig, probe
 from mailhat_nb.diagnose.report import Report
 from mailhat_nb.diagnose.results import PresetResult
@@ -31,6 +31,34 @@ from mailhat_nb.errors import UsageError
 
 DEFAULT_TIMEOUT = 10.0
 MAX_TIMEOUT = 300.0
+
+
+def check_timeout(timeout: float) -> None:
+    """Refuse a timeout outside (0, MAX_TIMEOUT] seconds (NaN included).
+
+    Raises
+    ------
+    UsageError
+        Saying what is allowed.
+    """
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise UsageError(f"the timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
+                         f"not {timeout:g}")
+
+
+def sweep_gate(targets: list[Target], timeout: float) -> AuthGate:
+    """The login gate of one sweep, with its encrypted probes announced.
+
+    An unencrypted login waits for them (see :mod:`mailhat_nb.diagnose.gate`)
+    at most until one timeout, plus a margin for a probe that failed right at
+    its deadline to report it, has passed since the sweep began: the sweep
+    stays within one timeout, however the encrypted probes fare.
+    """
+    gate = AuthGate(patience=timeout + min(1.0, timeout * 0.25))
+    for target in targets:
+        if target.security != "none":
+            gate.expect(target.protocol, target)
+    return gate
 
 
 def diagnose(
@@ -66,25 +94,27 @@ def diagnose(
     allow_plaintext_login:
         Really log in on unencrypted (``security = "none"``) presets, sending
         the password in clear text: one attempt per preset, through the login
-        gate. Off by default, because the doctor would otherwise cause the
-        exposure it warns about on every sweep; such presets are then judged
-        from the server's capabilities (``plaintext_auth_disabled``, or
-        ``plaintext_password_exposed`` as a warning with "not sent"). Turn it
-        on only for a CRM that can do nothing but "none" and only when the
-        customer accepts the risk.
+        gate, which gives the encrypted presets of each protocol their
+        attempt first (a wrong password is then rejected over TLS, and the
+        clear-text attempt is not made). Off by default, because the doctor
+        would otherwise cause the exposure it warns about on every sweep;
+        such presets are then judged from the server's capabilities
+        (``plaintext_auth_disabled``, or ``plaintext_password_exposed`` as a
+        warning with "not sent"). Turn it on only for a CRM that can do
+        nothing but "none" and only when the customer accepts the risk.
 
     Raises
     ------
     UsageError, PresetsError
         For unusable presets, CA file or timeout; never for anything a server does.
     """
-    if not 0 < timeout <= MAX_TIMEOUT:
-        raise UsageError(f"timeout must be between 0 and {MAX_TIMEOUT:g} seconds, not {timeout}")
+    check_timeout(timeout)
     start = time.monotonic()
     chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)
     targets, notes = expand(chosen, account)
     cfg = ProbeConfig(account=account, context=verified_context(ca_file), timeout=timeout,
-                      gate=AuthGate(), allow_plaintext_login=allow_plaintext_login)
+                      gate=sweep_gate(targets, timeout),
+                      allow_plaintext_login=allow_plaintext_login)
     results: list[PresetResult | None] = [None] * len(targets)
     if concurrent and targets:
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="probe") as pool:
@@ -95,18 +125,21 @@ def diagnose(
                 if on_result is not None:
                     on_result(result)
     else:
-        for i, target in enumerate(targets):
-            results[i] = probe(target, cfg)
+        # One after another, the encrypted presets go first (as the gate would
+        # have it), so an unencrypted one never waits for a probe not yet started.
+        order = sorted(range(len(targets)), key=lambda i: targets[i].security == "none")
+        for i in order:
+            results[i] = probe(targets[i], cfg)
             if on_result is not None:
                 on_result(results[i])  # type: ignore[arg-type]
     done = [r for r in results if r is not None]
     verdict = decide(done)
     if send_test:
-        if verdict.outgoing is None:
-            notes.append("send test skipped: no outgoing (SMTP) preset works")
-        elif not verdict.outgoing.works:
+        if verdict.outgoing_untested is not None:
             notes.append("send test skipped: the only usable outgoing preset is unencrypted "
                          "and the doctor does not send the password in clear text")
+        elif verdict.outgoing is None:
+            notes.append("send test skipped: no outgoing (SMTP) preset works")
         else:
             outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
             notes.append(f"send test: {outcome.detail}")

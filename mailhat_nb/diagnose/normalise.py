@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,38 @@ from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import Secret
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL_CHARS = re.compile(r"^[a-z0-9-]+$")
+MAX_LABEL = 63
+MAX_HOST = 253
+
+
+def check_text(value: str, what: str, controls: bool = True) -> None:
+    """Refuse text no protocol line can carry: undecodable bytes, line breaks, controls.
+
+    A command-line argument (or environment variable) with bytes that are not
+    UTF-8 arrives in Python with lone surrogates; it cannot be encoded for
+    the wire, nor shown. A CR or LF inside a username or host name would end
+    a protocol line early (a command injection). The value itself is never
+    quoted in the message for bad bytes; ``controls=False`` checks only the
+    bytes (for the password, which the protocol code sends as a literal
+    where needed, and which no message may quote).
+
+    Raises
+    ------
+    UsageError
+        Saying what is wrong with the value.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"the {what} contains bytes that are not valid UTF-8 text: retype "
+                         "it (or fix the terminal's encoding)") from None
+    if not controls:
+        return
+    bad = next((c for c in value if unicodedata.category(c) == "Cc" and c not in " \t"), None)
+    if bad is not None:
+        kind = "a line break" if bad in "\r\n" else f"a control character ({bad!r})"
+        raise UsageError(f"the {what} {value!r} contains {kind}: give it on one line, as typed")
 
 
 @dataclass(frozen=True)
@@ -82,11 +115,23 @@ def idna_host(name: str, what: str) -> tuple[str, bool]:
                              "domain name") from exc
         converted = True
     labels = name.split(".")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+    if any(not label for label in labels):
+        raise UsageError(f"the {what} {name!r} has an empty part between dots: check for a "
+                         "doubled or leading dot (e.g. gator1234.hostgator.com)")
+    long = next((label for label in labels if len(label) > MAX_LABEL
+                 and _LABEL_CHARS.match(label)), None)
+    if long is not None:
+        raise UsageError(f"the {what} {name!r} is not a valid host name: a label (the part "
+                         f"between dots) is {len(long)} characters long, and the most a label "
+                         f"may have is {MAX_LABEL}")
+    if not all(_LABEL.match(label) for label in labels):
         raise UsageError(
             f"the {what} {name!r} is not a valid host name: use letters, digits, hyphens "
             "and dots only (e.g. gator1234.hostgator.com)"
         )
+    if len(name) > MAX_HOST:
+        raise UsageError(f"the {what} is not a valid host name: it is {len(name)} characters "
+                         f"long, and a host name may have at most {MAX_HOST}")
     return name, converted
 
 
@@ -109,6 +154,7 @@ def normalise_server(raw: str | None) -> tuple[str | None, list[str]]:
     notes: list[str] = []
     if raw is None or not raw.strip():
         return None, notes
+    check_text(raw, "server")
     text = raw.strip()
     if "://" in text:
         parts = urlsplit(text)
@@ -163,6 +209,9 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     """
     secret = password if isinstance(password, Secret) else Secret(password or "")
     notes: list[str] = []
+    check_text(email or "", "email address")
+    if username:
+        check_text(username, "username")
     email = (email or "").strip()
     if not email:
         raise UsageError("the email address is empty")
@@ -171,6 +220,9 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     local, at, domain_in = email.rpartition("@")
     if not at or not local or not domain_in:
         raise UsageError(f"the email address {email!r} is not of the form name@domain")
+    if "@" in local:
+        raise UsageError(f"the email address {email!r} has more than one @: give one address "
+                         "of the form name@domain")
     domain, converted = idna_host(domain_in, "email domain")
     if converted:
         notes.append(f"email: the domain is {domain} in DNS (converted from {domain_in})")
@@ -189,6 +241,7 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     if not secret:
         raise UsageError("the password is empty")
     value = secret.reveal()
+    check_text(value, "password", controls=False)
     if value != value.strip():
         notes.append("password: starts or ends with a space (kept as typed; check for a "
                      "pasted trailing space)")

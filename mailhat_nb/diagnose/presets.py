@@ -268,6 +268,9 @@ def load_presets(spec: str | Path | None = None, email_domain: str | None = None
         return parse_presets(_builtin_text(name), f"{name}.toml")
     text = str(spec).strip()
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise UsageError(f"presets {text!r} is a directory, not a presets file: give a TOML "
+                         "file or a built-in name")
     if path.is_file() or text.endswith(".toml") or "/" in text:
         try:
             content = path.read_text(encoding="utf-8")
@@ -275,8 +278,12 @@ def load_presets(spec: str | Path | None = None, email_domain: str | None = None
             raise UsageError(f"cannot read presets file {text}: {exc}") from exc
         return parse_presets(content, str(path))
     names = builtin_names()
+    wanted = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not wanted:
+        raise UsageError(f"presets {text!r} names no presets: use a file path or one of "
+                         f"{', '.join(names)}")
     out: list[Preset] = []
-    for name in (n.strip().lower() for n in text.split(",") if n.strip()):
+    for name in wanted:
         if name not in names:
             raise UsageError(f"unknown presets {name!r}: use a file path or one of "
                              f"{', '.join(names)}")

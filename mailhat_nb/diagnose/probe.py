@@ -13,7 +13,9 @@ server advertises whether it would take the password unencrypted
 step then says so (``plaintext_password_exposed``, a warning) without the
 password ever being sent. A real clear-text login is made only when the
 caller opts in (``ProbeConfig.allow_plaintext_login``), for the rare CRM
-that can do nothing else.
+that can do nothing else, and even then only after the encrypted presets of
+the same protocol have had their login (:mod:`.gate`): a wrong password is
+rejected over TLS, and not sent in clear.
 
 Time: every wait is bounded by ``timeout`` (connect, greeting, each reply), so
 a port that swallows packets costs one timeout, never more. On a plain port
@@ -36,7 +38,7 @@ from typing import Any
 
 from mailhat_nb.diagnose.certificate import describe, unverified_context
 from mailhat_nb.diagnose.classify import Diagnosed, classify_dns, classify_error
-from mailhat_nb.diagnose.gate import AuthGate
+from mailhat_nb.diagnose.gate import AuthGate, Pass
 from mailhat_nb.diagnose.imap import ImapSession
 from mailhat_nb.diagnose.normalise import Account
 from mailhat_nb.diagnose.pop3 import Pop3Session
@@ -331,22 +333,32 @@ def establish(run: Run, cfg: ProbeConfig,
                 rec.detail = "STARTTLS: " + rec.detail
             with run.step("capabilities_tls") as rec:
                 rec.detail = session.capabilities()
-        if target.security == "none" and not cfg.allow_plaintext_login:
-            with run.step("auth") as rec:
-                rec.detail = plaintext_verdict(session, cfg)
-                rec.status, rec.code = "warn", "plaintext_password_exposed"
-            if target.protocol != "smtp":
-                run.skip("mailbox", "not tried: there was no login (the doctor does not send "
-                         "a password unencrypted)")
-            return session
+        logged_in = False
         with run.step("auth") as rec:
-            rec.detail = authenticate(run, session, cfg)
-            if not session.encrypted:
+            if target.security == "none" and not cfg.allow_plaintext_login:
+                rec.detail = plaintext_verdict(session, cfg)
+            else:
+                ticket = enter_gate(run, cfg)
+                if ticket.waited:
+                    # Allowed, but the encrypted presets come first and had not had
+                    # their turn in time: judged from the offer, as by default.
+                    rec.detail = plaintext_verdict(session, cfg, held_back=ticket.detail)
+                else:
+                    rec.detail = authenticate(run, session, cfg)
+                    logged_in = True
+            if not logged_in:
+                rec.status, rec.code = "warn", "plaintext_password_exposed"
+            elif not session.encrypted:
                 rec.status, rec.code = "warn", "plaintext_password_exposed"
                 rec.detail += ("; the password crossed the network unencrypted (the clear-text "
                                "login was asked for)")
                 if session.caps & {"STARTTLS", "STLS"}:
                     rec.detail += "; the server offers STARTTLS on this port: use it"
+        if not logged_in:
+            if target.protocol != "smtp":
+                run.skip("mailbox", "not tried: there was no login (the doctor did not send "
+                         "the password unencrypted)")
+            return session
         if after_auth is not None:
             after_auth(session)
             return session
@@ -361,8 +373,11 @@ def establish(run: Run, cfg: ProbeConfig,
     return session
 
 
-def plaintext_verdict(session: Session, cfg: ProbeConfig) -> str:
-    """The auth step of an unencrypted preset when no clear-text login is allowed.
+def plaintext_verdict(session: Session, cfg: ProbeConfig, held_back: str = "") -> str:
+    """The auth step of an unencrypted preset when no clear-text login is made.
+
+    Either none is allowed (the default), or the gate held it back
+    (``held_back`` is then the gate's reason, see :class:`~.gate.Pass`).
 
     Raises
     ------
@@ -375,16 +390,36 @@ def plaintext_verdict(session: Session, cfg: ProbeConfig) -> str:
               f"({offer}); the doctor did not send the password")
     if session.caps & {"STARTTLS", "STLS"}:
         detail += "; the server offers STARTTLS on this port: use it"
+    if held_back:
+        return f"{detail} ({held_back})"
     return detail + " (a clear-text login is tested only on request: --allow-plaintext-login)"
 
 
+def enter_gate(run: Run, cfg: ProbeConfig) -> Pass:
+    """Wait for this probe's turn to log in (see :mod:`mailhat_nb.diagnose.gate`).
+
+    Returns the gate's pass when the login may go ahead, or when an
+    unencrypted login was held back (``waited``: the caller judges the
+    preset from the server's offer instead).
+
+    Raises
+    ------
+    Diagnosed
+        With status ``skip`` when the gate refuses: the credentials were
+        already rejected over this protocol, or the queue did not move in time.
+    """
+    target = run.target
+    ticket = cfg.gate.enter(target.protocol, target.preset.display, cfg.timeout,
+                            encrypted=target.security != "none", key=target)
+    if not ticket.allowed and not ticket.waited:
+        raise Diagnosed(ticket.code, ticket.detail, status="skip")
+    return ticket
+
+
 def authenticate(run: Run, session: Session, cfg: ProbeConfig) -> str:
-    """One login through the sweep's gate (see :mod:`mailhat_nb.diagnose.gate`)."""
+    """One login, after :func:`enter_gate` let it through; reports the outcome to the gate."""
     target = run.target
     who = target.preset.display
-    ticket = cfg.gate.enter(target.protocol, who, cfg.timeout)
-    if not ticket.allowed:
-        raise Diagnosed(ticket.code, ticket.detail, status="skip")
     outcome = "error"
     run.transcript.arm()
     try:
@@ -416,6 +451,9 @@ def probe(target: Target, cfg: ProbeConfig) -> PresetResult:
         log.debug("probe %s crashed: %s", target.preset.id, detail)
         run.code = "unknown"
         run.steps.append(Step("internal", "fail", 0.0, detail, "unknown"))
+    finally:
+        # Ended (or had its turn): no unencrypted login waits for this probe any more.
+        cfg.gate.done(target.protocol, target)
     return finish(run)
 
 

@@ -165,10 +165,16 @@ class Report:
         md += [f"- Note: {_md(n)}" for n in self._all_notes()]
         md += ["", f"### Verdict: {_md(codes.get(v.code).title)} ({_code(v.code)})", "",
                _md(v.summary), ""]
-        if v.incoming:
-            md.append(f"- **Incoming (IMAP):** {_md(v.incoming.setting())}")
-        if v.outgoing:
-            md.append(f"- **Outgoing (SMTP):** {_md(v.outgoing.setting())}")
+        if v.incoming_working:
+            md.append(f"- **Incoming (IMAP):** {_md(v.incoming_working.setting())}")
+        elif v.incoming_untested:
+            md.append(f"- **Incoming (IMAP), usable now but untested (unencrypted, login not "
+                      f"tried):** {_md(v.incoming_untested.setting())}")
+        if v.outgoing_working:
+            md.append(f"- **Outgoing (SMTP):** {_md(v.outgoing_working.setting())}")
+        elif v.outgoing_untested:
+            md.append(f"- **Outgoing (SMTP), usable now but untested (unencrypted, login not "
+                      f"tried):** {_md(v.outgoing_untested.setting())}")
         if v.code != "ok":
             md += ["", f"**For the customer:** {_md(v.explanation)}",
                    "", f"**Agent remedy:** {_md(v.remedy)}"]

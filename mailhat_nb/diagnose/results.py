@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose.gate import REJECTIONS
 from mailhat_nb.diagnose.presets import SECURITY_NAMES, Preset, Target
 from mailhat_nb.diagnose.transcript import Line
 
@@ -101,6 +102,17 @@ class PresetResult:
         """
         return self.works or self.untested_plaintext
 
+    @property
+    def rejection_reused(self) -> bool:
+        """True when the login was not tried here because another preset's was rejected.
+
+        The gate (:mod:`mailhat_nb.diagnose.gate`) allows one failed login
+        per protocol; the other presets of that protocol carry the same code
+        with their auth step skipped, and no password was sent on them.
+        """
+        auth = self.step("auth")
+        return auth is not None and auth.status == "skip" and auth.code in REJECTIONS
+
     def step(self, name: str) -> Step | None:
         """Return the step called ``name``, if it ran."""
         return next((s for s in self.steps if s.name == name), None)
@@ -128,6 +140,8 @@ class PresetResult:
     @property
     def title(self) -> str:
         """A few words for the result (provider-aware)."""
+        if self.rejection_reused:
+            return "Not tried (login rejected on another preset)"
         if self.code == "auth_failed" and self.preset.auth == "oauth-only":
             return "Password login is off (OAuth only)"
         if self.code == "auth_failed" and self.preset.auth == "app-password":
@@ -149,6 +163,10 @@ class PresetResult:
                      "unencrypted too." if self.login_tried else
                      " The doctor did not send the password here, so whether the login "
                      "itself works was not tested.")
+        if self.rejection_reused:
+            text += (" The doctor did not try it on this preset: these credentials were "
+                     f"already rejected on another {self.protocol.upper()} preset, and one "
+                     "failed login per protocol keeps the account from being locked.")
         return f"{text} {self.context}".strip()
 
     @property
@@ -164,12 +182,18 @@ class PresetResult:
 
     @property
     def detail(self) -> str:
-        """The detail of the deciding step (failure, else first warning)."""
+        """The detail of the deciding step (failure, else first warning).
+
+        A step skipped with a diagnosis (a login the gate did not allow: "not
+        tried: ... already rejected these credentials") counts as deciding
+        when nothing failed or warned.
+        """
         for status in ("fail", "warn"):
             step = next((s for s in self.steps if s.status == status), None)
             if step:
                 return step.detail
-        return ""
+        step = next((s for s in self.steps if s.status == "skip" and s.code), None)
+        return step.detail if step else ""
 
     def setting(self) -> str:
         """Say what to enter in the CRM (see :meth:`Target.setting`)."""
@@ -189,4 +213,9 @@ class PresetResult:
             "steps": [s.to_dict() for s in self.steps],
             "transcript": [ln.to_dict() for ln in self.transcript],
             "certificate": self.certificate or {},
+            # Additive to DESIGN.md: whether the password was sent on this preset
+            # (a login attempted, whatever its outcome). False where the code was
+            # judged from the server's offer or reused from another preset's
+            # rejection: "plaintext_password_exposed" then means "offered, not tried".
+            "login_tried": self.login_tried,
         }

@@ -103,17 +103,39 @@ def secret_forms(username: str, password: str) -> list[str]:
 
     The password itself, its UTF-8 base64 (AUTH LOGIN), and the SASL PLAIN
     payloads ``\0user\0pass`` and ``user\0user\0pass`` in base64.
+
+    Never raises: text that is not valid Unicode (lone surrogates, as Python
+    decodes argv or environment bytes that are not UTF-8) cannot be encoded
+    strictly, so its base64 forms are taken from the bytes it stood for
+    (``surrogateescape``) and from a lenient encoding as well.
     """
     if not password:
         return []
 
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode("utf-8")).decode("ascii")
+    def b64(text: str) -> list[str]:
+        return [base64.b64encode(raw).decode("ascii") for raw in _encodings(text)]
 
-    forms = [password, b64(password), b64(f"\0{username}\0{password}"),
-             b64(f"{username}\0{username}\0{password}")]
+    forms = [password, *b64(password), *b64(f"\0{username}\0{password}"),
+             *b64(f"{username}\0{username}\0{password}")]
     # Base64 of a longer payload can embed a shorter run; scrub longest first.
     return sorted(set(forms), key=len, reverse=True)
+
+
+def _encodings(text: str) -> list[bytes]:
+    """The UTF-8 bytes ``text`` could go out as; one form for valid text, never an error."""
+    try:
+        return [text.encode("utf-8")]
+    except UnicodeEncodeError:
+        pass
+    found: list[bytes] = []
+    for errors in ("surrogateescape", "surrogatepass", "replace"):
+        try:
+            raw = text.encode("utf-8", errors)
+        except UnicodeEncodeError:
+            continue
+        if raw not in found:
+            found.append(raw)
+    return found
 
 
 @dataclass(frozen=True)

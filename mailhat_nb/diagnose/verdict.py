@@ -15,7 +15,9 @@ Two rules keep the patterns honest:
   password in clear text unless asked to) is never said to have worked. It
   may be recommended as the only usable setting, with its warning, but not
   once the credentials were rejected elsewhere, and it neither proves nor
-  disproves the credentials.
+  disproves the credentials. The JSON keeps it apart from the working
+  presets: ``incoming``/``outgoing`` name only presets whose login worked,
+  ``usable_untested`` names such a preset.
 """
 
 from __future__ import annotations
@@ -45,7 +47,13 @@ class Verdict:
     summary:
         What to tell the agent, in a sentence or three.
     incoming, outgoing:
-        The results to enter in the CRM, or None.
+        The presets to show the agent, or None: one the doctor logged in
+        over (:attr:`PresetResult.works`), else, where nothing worked, the
+        unencrypted preset the server would take the password on, which the
+        doctor did not log in over (it does not send a password in clear
+        text unless asked to): usable now, with its warning, but untested.
+        :attr:`incoming_working` and :attr:`incoming_untested` tell them
+        apart; the JSON (:meth:`to_dict`) names only a working one.
     """
 
     code: str
@@ -53,6 +61,26 @@ class Verdict:
     incoming: PresetResult | None = None
     outgoing: PresetResult | None = None
     results: list[PresetResult] = field(default_factory=list, repr=False)
+
+    @property
+    def incoming_working(self) -> PresetResult | None:
+        """The incoming preset, when the doctor's login over it worked."""
+        return _working(self.incoming)
+
+    @property
+    def outgoing_working(self) -> PresetResult | None:
+        """The outgoing preset, when the doctor's login over it worked."""
+        return _working(self.outgoing)
+
+    @property
+    def incoming_untested(self) -> PresetResult | None:
+        """The incoming preset, when it is usable on the server's word only (no login)."""
+        return _untested(self.incoming)
+
+    @property
+    def outgoing_untested(self) -> PresetResult | None:
+        """The outgoing preset, when it is usable on the server's word only (no login)."""
+        return _untested(self.outgoing)
 
     def _cause(self) -> PresetResult | None:
         """The result carrying the verdict's code (it fills the code's texts).
@@ -79,10 +107,29 @@ class Verdict:
         return codes.render(codes.get(self.code).remedy, recommended="")
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the DESIGN.md ``verdict`` object (presets by id)."""
+        """Return the DESIGN.md ``verdict`` object (presets by id).
+
+        ``incoming``/``outgoing`` name only presets whose login worked (else
+        null), as DESIGN.md has them: "the working preset". The additive
+        ``usable_untested`` names, per direction, the unencrypted preset the
+        verdict recommends without a login having been tried over it (else
+        null); the summary says the same in words.
+        """
+        def pid(result: PresetResult | None) -> str | None:
+            return result.preset.id if result is not None else None
+
         return {"code": self.code, "summary": self.summary,
-                "incoming": self.incoming.preset.id if self.incoming else None,
-                "outgoing": self.outgoing.preset.id if self.outgoing else None}
+                "incoming": pid(self.incoming_working), "outgoing": pid(self.outgoing_working),
+                "usable_untested": {"incoming": pid(self.incoming_untested),
+                                    "outgoing": pid(self.outgoing_untested)}}
+
+
+def _working(result: PresetResult | None) -> PresetResult | None:
+    return result if result is not None and result.works else None
+
+
+def _untested(result: PresetResult | None) -> PresetResult | None:
+    return result if result is not None and not result.works else None
 
 
 def best(results: list[PresetResult], protocol: str,
@@ -121,7 +168,9 @@ def decide(results: list[PresetResult]) -> Verdict:
 
 def _conclude(results: list[PresetResult]) -> Verdict:
     if not results:
-        return Verdict("unknown", "No preset could be tested (no server name and no domain?).")
+        return Verdict("unknown", "No preset could be tested: every preset chosen needs a "
+                       "server name (give the one from the welcome email or cPanel), or there "
+                       "were none.")
     imap = [r for r in results if r.protocol == "imap"]
     pop = [r for r in results if r.protocol == "pop3"]
     smtp = [r for r in results if r.protocol == "smtp"]
@@ -175,11 +224,29 @@ def _conclude(results: list[PresetResult]) -> Verdict:
     if imap_resolved and all(r.code in _UNREACHABLE for r in imap_resolved) and any(
             _passed(r, "greeting") for r in pop + smtp):
         summary = (f"No IMAP preset answers ({worst.title.lower()}) while other mail ports do: "
-                   f"a firewall filters the IMAP ports, or the IMAP service hangs. {worst.remedy}")
+                   f"{_why_silent({r.code for r in imap_resolved})}. {worst.remedy}")
     else:
         summary = (f"No IMAP preset works. The furthest attempt, {worst.setting()}, failed: "
                    f"{worst.title.lower()} ({worst.detail}). {worst.remedy}")
     return Verdict(worst.code, f"{summary} {out_text}".strip(), None, outgoing)
+
+
+def _why_silent(found: set[str]) -> str:
+    """Why no IMAP port answers, from what the connections did (see ``_UNREACHABLE``).
+
+    A timed-out connection never opened (a firewall drops the packets); a
+    ``no_greeting`` one opened, so nothing filtered it: something accepted it
+    and then held it without a word.
+    """
+    greetless = ("the server accepted the connection but never greeted: something holds it "
+                 "open without speaking (a proxy or firewall in between, or an overloaded or "
+                 "stuck IMAP service)")
+    if found == {"no_greeting"}:
+        return f"on the IMAP ports {greetless}"
+    if found == {"connect_timeout"}:
+        return "a firewall drops the packets to the IMAP ports (the connections get no answer)"
+    return ("some IMAP ports get no answer at all (a firewall drops the packets); on others "
+            + greetless)
 
 
 def _recommend(incoming: PresetResult, imap: list[PresetResult], out_text: str,

@@ -486,6 +486,7 @@ def generate_into_lab(lab: Lab, user: str, count: int, seed: int) -> dict[str, i
         raise UsageError(f"unknown lab user {user!r}; lab users are {', '.join(USERS)}")
     if not 0 <= count <= MAX_COUNT:
         raise UsageError(f"count must be between 0 and {MAX_COUNT}, not {count}")
+    lab.require_lab_dir(f"delete and rewrite {user}'s mailbox in it")
     maildir = lab.paths.maildir(user)
     root = lab.paths.mail.resolve()
     if root not in maildir.resolve().parents:

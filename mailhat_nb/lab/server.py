@@ -10,9 +10,13 @@ ports that stands in for a customer's HostGator server:
   Dovecot's LMTP into the recipient's INBOX;
 * the sidecar holds the ports that misbehave at the TCP level.
 
-Everything lives under one directory (:mod:`mailhat_nb.lab.layout`); the
-process ids ``up`` started are recorded in ``lab.json`` and ``down`` stops
-exactly those, checking each pid still runs the program it started.
+Everything lives under one directory (:mod:`mailhat_nb.lab.layout`), marked
+as a lab's by its ``.mailhat-lab`` file; the lab never acts on a directory
+without it. The process ids ``up`` started are recorded in ``lab.json``, and
+``down`` stops exactly those that are provably this lab's: their command line
+must point into this lab's root (:mod:`mailhat_nb.lab.procs`). A ``lab.json``
+of the wrong shape is a :class:`~mailhat_nb.errors.LabError`, never a
+traceback, and ``down`` then stops nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,12 +33,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mailhat_nb.errors import LabError, LabNotRunning
-from mailhat_nb.lab import certs, dovecot, mailboxes, packages, postfix
+from mailhat_nb.lab import certs, dovecot, mailboxes, packages, postfix, procs
 from mailhat_nb.lab.check import PortCheck, knock
 from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.scenarios import (
@@ -113,19 +115,6 @@ def allocate_ports(rng: random.Random | None = None) -> dict[str, int]:
     raise LabError("no free block of ports between 20000 and 60000 on 127.0.0.1/127.0.0.2")
 
 
-def _pid_alive(pid: int, needle: str) -> bool:
-    """True when ``pid`` runs and its command line contains ``needle``."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return needle.encode() in cmdline
-
-
-def _pid_gone(pid: int, needle: str) -> bool:
-    return not _pid_alive(pid, needle)
-
-
 def _read_pid(path: Path) -> int | None:
     """The pid in ``path``, or None while the file is missing or half written."""
     try:
@@ -152,15 +141,78 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-# Which process each pid belongs to, and what its command line must contain.
-_NEEDLES = {"dovecot": "dovecot", "postfix": "master", "sidecar": "mailhat_nb.lab.sidecar"}
+def _say_stderr(message: str) -> None:
+    print(f"mailhat lab: {message}", file=sys.stderr)
+
+
+_TEXT_FIELDS = ("root", "scenario", "server", "domain", "ca_file", "presets", "started")
+_COUNT_FIELDS = ("ports", "stands_for", "pids", "folders")
+_OPTIONAL = {"pids", "folders", "started"}
+
+
+def _shape_problem(data: object) -> str | None:
+    """What is wrong with ``data`` as the content of ``lab.json``; None when it fits."""
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        return f"it holds {kind.get(type(data), 'a number')}, not an object"
+    fields = set(LabInfo.__dataclass_fields__)
+    missing = sorted(fields - _OPTIONAL - data.keys())
+    if missing:
+        return "it lacks " + ", ".join(missing)
+    for key in _TEXT_FIELDS:
+        if key in data and not isinstance(data[key], str):
+            return f"{key} is not a string"
+    for key in _COUNT_FIELDS:
+        value = data.get(key, {})
+        if not isinstance(value, dict) or not all(
+                isinstance(k, str) and type(v) is int for k, v in value.items()):
+            return f"{key} is not an object of whole numbers"
+    if not isinstance(data["users"], list) or not all(isinstance(u, str) for u in data["users"]):
+        return "users is not a list of strings"
+    if data["scenario"] not in SCENARIOS:
+        return f"scenario {data['scenario']!r} is not a lab scenario"
+    lacking = sorted((set(STANDS_FOR) | set(EXTRA_OFFSETS)) - data["ports"].keys())
+    if lacking:
+        return "ports lacks " + ", ".join(lacking)
+    if not all(0 < port < 65536 for port in data["ports"].values()):
+        return "ports holds a number that is not a TCP port"
+    if not all(pid > 0 for pid in data.get("pids", {}).values()):
+        return "pids holds a number that is not a process id"
+    return None
+
+
+def load_info(path: Path) -> LabInfo | None:
+    """Read and validate the lab state file ``path``; None when there is none.
+
+    Raises
+    ------
+    LabError
+        When it cannot be read or does not have the shape ``up`` writes.
+    """
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise LabError(f"cannot read the lab state file {path}: {exc.strerror or exc}") \
+            from exc
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise LabError(f"{path} is not a lab state file: it is not JSON ({exc})") from None
+    problem = _shape_problem(data)
+    if problem:
+        raise LabError(f"{path} is not a lab state file: {problem}")
+    return LabInfo(**{k: v for k, v in data.items() if k in LabInfo.__dataclass_fields__})
 
 
 class Lab:
     """One lab instance, identified by its root directory."""
 
     def __init__(self, root: Path | str | None = None) -> None:
-        self.paths = LabPaths(Path(root) if root else default_root())
+        # Absolute, so every command line the lab starts names its root in full
+        # (procs.owns needs that); symlinks are kept: the path stays short.
+        self.paths = LabPaths(Path(os.path.abspath(root or default_root())))
 
     # ------------------------------------------------------------------ queries
 
@@ -170,23 +222,27 @@ class Lab:
         Raises
         ------
         LabNotRunning
-            When the lab is not up (no ``lab.json``, or its Dovecot is gone).
+            When the lab is not up (no ``lab.json``, or its Dovecot is gone or
+            is not this lab's).
+        LabError
+            When the directory is not a lab's or ``lab.json`` is malformed.
         """
-        try:
-            data = json.loads(self.paths.info.read_text())
-        except (OSError, ValueError):
+        info = self._state()
+        if info is None:
             raise LabNotRunning(
-                f"no lab is running in {self.paths.root}: start it with `mailhat lab up`"
-            ) from None
-        info = LabInfo(**data)
-        if not _pid_alive(info.pids.get("dovecot", -1), _NEEDLES["dovecot"]):
+                f"no lab is running in {self.paths.root}: start it with `mailhat lab up`")
+        if not procs.is_running(self.paths, "dovecot", info.pids.get("dovecot", -1)):
             raise LabNotRunning(
                 f"the lab in {self.paths.root} is not running: start it with `mailhat lab up`"
             )
         return info
 
     def is_running(self) -> bool:
-        """True when this lab's Dovecot is up."""
+        """True when this lab's Dovecot is up.
+
+        A malformed ``lab.json`` or a directory that is not a lab's raises
+        :class:`LabError`: whether a lab runs there cannot be told.
+        """
         try:
             self.info()
         except LabNotRunning:
@@ -265,13 +321,26 @@ class Lab:
             raise
         return info
 
-    def down(self) -> list[str]:
-        """Stop exactly the processes ``up`` started; return what was stopped."""
+    def down(self, say: Callable[[str], None] | None = None) -> list[str]:
+        """Stop exactly the processes ``up`` started; return what was stopped.
+
+        A pid in ``lab.json`` is stopped only when its command line points
+        into this lab's root; any other, and any name ``up`` does not write,
+        is left alone and reported through ``say`` (default: stderr).
+
+        Raises
+        ------
+        LabError
+            When ``lab.json`` is malformed or the directory is not a lab's;
+            nothing is stopped then.
+        """
         try:
-            data = json.loads(self.paths.info.read_text())
-        except (OSError, ValueError):
+            info = self._state()
+        except LabError as exc:
+            raise LabError(f"{exc}; stopped nothing") from exc
+        if info is None:
             return []
-        stopped = self._stop_pids(data.get("pids", {}))
+        stopped = self._stop_pids(info.pids, say)
         self.paths.info.unlink(missing_ok=True)
         return stopped
 
@@ -305,9 +374,24 @@ class Lab:
         return info
 
     def purge(self) -> None:
-        """Stop the lab and delete its directory (mail, keys, state)."""
+        """Stop the lab and delete its directory (mail, keys, state).
+
+        Refused (:class:`LabError`) for a directory that is not a lab's.
+        """
+        if self.paths.root.exists():
+            self.require_lab_dir("delete it")
         self.down()
         shutil.rmtree(self.paths.root, ignore_errors=True)
+
+    def require_lab_dir(self, action: str) -> None:
+        """Raise :class:`LabError` unless the root holds the lab marker.
+
+        ``action`` completes "refusing to ...", for the message.
+        """
+        if not self.paths.marker.is_file():
+            raise LabError(
+                f"{self.paths.root} is not a lab directory (it has no "
+                f"{self.paths.marker.name} marker): refusing to {action}")
 
     # ------------------------------------------------------------------ helpers
 
@@ -456,19 +540,21 @@ class Lab:
             raise LabError(f"{exc}: " + "; ".join(wrong or ["certificate not switched yet"])) \
                 from None
 
-    def _stop_pids(self, pids: dict[str, int]) -> list[str]:
-        stopped = []
-        for name, pid in pids.items():
-            if pid > 0 and _pid_alive(pid, _NEEDLES.get(name, name)):
-                os.kill(pid, signal.SIGTERM)
-                stopped.append(name)
-        for name in stopped:
-            pid, needle = pids[name], _NEEDLES[name]
-            try:
-                _wait(partial(_pid_gone, pid, needle), 10, f"{name} (pid {pid}) to exit")
-            except LabError:
-                os.kill(pid, signal.SIGKILL)
-        return stopped
+    def _state(self) -> LabInfo | None:
+        """``lab.json``, validated; None when there is none.
+
+        A ``lab.json`` in a directory without the lab marker is refused: it
+        may have been copied there, and its pids are someone else's.
+        """
+        info_file = self.paths.info
+        if not (info_file.exists() or info_file.is_symlink()):
+            return None
+        self.require_lab_dir(f"use its {info_file.name}")
+        return load_info(info_file)
+
+    def _stop_pids(self, pids: dict[str, int],
+                   say: Callable[[str], None] | None = None) -> list[str]:
+        return procs.stop(self.paths, pids, say or _say_stderr)
 
 
 def _holders(ports: list[int]) -> str:

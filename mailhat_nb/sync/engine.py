@@ -47,6 +47,7 @@ from mailhat_nb.errors import (
     ConnectFailed,
     ConnectionLost,
     MailServerError,
+    StoreError,
     SyncError,
     UsageError,
 )
@@ -89,6 +90,8 @@ class FolderResult:
     flags_changed: int = 0
     expunged: int = 0
     retired: int = 0
+    #: damaged or missing part files set aside (their messages fetched again)
+    repaired: int = 0
     rows: int = 0
     server_messages: int = 0
     uidvalidity: int | None = None
@@ -104,6 +107,9 @@ class SyncSummary:
     store: str
     folders: list[FolderResult] = field(default_factory=list)
     reconnects: int = 0
+    #: folders whose state record was unreadable: moved under ``_retired/``
+    #: (relative to the store) and fetched again
+    set_aside: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -206,6 +212,9 @@ class _FolderSync:
         self.sel: FolderStatus | None = None
         self.started = time.monotonic()
         self.lost_chunks = False  # a chunk was dropped on the way out of an error
+        #: the store failed for this folder (a part it could not write): its
+        #: later chunks are dropped, the other folders go on
+        self.store_error: StoreError | None = None
 
     def run(self) -> None:
         """Steps 1-4; the folder's last commit is queued (see :meth:`finish`)."""
@@ -213,13 +222,14 @@ class _FolderSync:
         state = fstore.state
         role = _role(info, state)
         self.result.role = role
+        self.result.repaired += len(fstore.repaired)
         sel = self.sel = session.examine(info.name)
         self.result.server_messages = sel.messages
         self.result.uidvalidity = sel.uidvalidity
         meta = {"role": role, "delimiter": info.delimiter, "flags": list(info.flags)}
         if state.uidvalidity is not None and state.uidvalidity != sel.uidvalidity:
             old = state.uidvalidity
-            self.result.retired = fstore.retire("uidvalidity_changed", **meta)
+            self.result.retired += fstore.retire("uidvalidity_changed", **meta)
             fstore.state.events[-1]["new_uidvalidity"] = sel.uidvalidity
             fstore.state.events[-1]["old_uidvalidity"] = old
             self.result.action = "reset"
@@ -233,7 +243,7 @@ class _FolderSync:
         # 2. expunges
         gone = stored.difference(server)
         if gone:
-            self.result.expunged = fstore.expunge(gone)
+            self.result.expunged += fstore.expunge(gone)
             stored -= gone
         # 3. flag changes, then the modseq snapshot as of which stored flags are current
         modseq_known = fstore.state.highestmodseq
@@ -244,7 +254,7 @@ class _FolderSync:
             labels = {m.uid: m.gm_labels for m in changes
                       if m.uid in stored and m.gm_labels is not None}
             if flags or labels or fstore.state.highestmodseq != sel.highestmodseq:
-                self.result.flags_changed = fstore.update_flags(
+                self.result.flags_changed += fstore.update_flags(
                     flags, labels or None, highestmodseq=sel.highestmodseq)
         # 4. new messages
         missing = sorted(set(server).difference(stored))
@@ -287,12 +297,13 @@ class _FolderSync:
         self.result.new += done.rows
         self.tracker.report(self.info.name, "fetch", done.rows)
 
-    def finish(self, error: MailServerError | None = None) -> FolderResult:
+    def finish(self, error: MailServerError | StoreError | None = None) -> FolderResult:
         """The folder's last commit, once all its chunks are in (or its failure)."""
         fstore = self.fstore
         if error is not None:
-            # The server refused this folder (EXAMINE or FETCH answered NO):
-            # what it gave is committed; the other folders still sync.
+            # The server refused this folder (EXAMINE or FETCH answered NO),
+            # or the store could not take it: what was committed stays; the
+            # other folders still sync.
             self.result.action, self.result.error = "failed", str(error)
         else:
             sel = self.sel
@@ -314,15 +325,20 @@ class _Pending:
     folder: _FolderSync
     name: str
     uids: list[int]
-    item: Worker | rows.ChunkJob | rows.ChunkDone | None  # see _Pipeline
+    item: Worker | rows.ChunkJob | rows.ChunkDone | StoreError | None  # see _Pipeline
 
 
 @dataclass
 class _Finish:
-    """A folder's last commit, queued behind its chunks."""
+    """A folder's last commit, queued behind its chunks.
+
+    ``error``: the server refused the folder, or the store could not take
+    its changes; either way that folder is reported ``failed`` (and stays
+    incomplete, so the next run resumes it) while the others go on.
+    """
 
     folder: _FolderSync
-    error: MailServerError | None = None
+    error: MailServerError | StoreError | None = None
 
 
 class _Pipeline:
@@ -358,10 +374,18 @@ class _Pipeline:
         self.keep = MAX_IN_FLIGHT * max(1, len(workers.workers) if workers else 1)
         self.chunks = 0  # chunks queued so far
 
-    def start(self, job: rows.ChunkJob) -> rows.ChunkJob | rows.ChunkDone:
-        """Parse ``job`` here and now without workers, else hold it for :meth:`_feed`."""
+    def start(self, job: rows.ChunkJob) -> rows.ChunkJob | rows.ChunkDone | StoreError:
+        """Parse ``job`` here and now without workers, else hold it for :meth:`_feed`.
+
+        A part that cannot be written is returned, not raised: the FETCH
+        answer is still arriving on the socket, and the folder's failure is
+        decided when its chunks are committed.
+        """
         if self.workers is None:
-            return rows.process_chunk(job)
+            try:
+                return rows.process_chunk(job)
+            except StoreError as exc:
+                return exc
         return job
 
     def add(self, entry: _Pending | _Finish) -> None:
@@ -414,11 +438,12 @@ class _Pipeline:
             if isinstance(entry, _Finish):
                 queue.popleft()
                 if not entry.folder.lost_chunks:
-                    result = entry.folder.finish(entry.error)
+                    result = entry.folder.finish(entry.error or entry.folder.store_error)
                     self.finished[result.folder] = result
                     self.tracker.report(result.folder, "folder done")
                 continue
             item = entry.item
+            done: rows.ChunkDone | StoreError | None
             if isinstance(item, Worker):
                 if not item.ready():
                     if self.waiting <= keep:
@@ -428,19 +453,36 @@ class _Pipeline:
                 self.waiting -= 1
                 try:
                     done = item.receive()
+                except StoreError as exc:  # this folder's part could not be written
+                    done = exc
                 except Exception:
                     if not quiet:
                         raise
-                    item = None
+                    done = None
             elif isinstance(item, rows.ChunkDone):
+                done = item
+            elif isinstance(item, StoreError):  # parsed here, and the write failed
+                self.waiting -= 1
                 done = item
             else:  # held when the error came and no worker took it (see _feed)
                 self.waiting -= 1
+                done = None
             queue.popleft()
-            if item is None:
-                entry.folder.lost_chunks = True
-            else:
-                entry.folder.commit_chunk(entry, done)
+            self._commit(entry, done)
+
+    @staticmethod
+    def _commit(entry: _Pending, done: rows.ChunkDone | StoreError | None) -> None:
+        """Commit one chunk; a store failure fails its folder only (see :class:`_Finish`)."""
+        folder = entry.folder
+        if done is None:
+            folder.lost_chunks = True
+        elif isinstance(done, StoreError):
+            folder.store_error = folder.store_error or done
+        elif folder.store_error is None:
+            try:
+                folder.commit_chunk(entry, done)
+            except StoreError as exc:
+                folder.store_error = exc
 
     def drain(self, quiet: bool = False) -> None:
         """Commit everything queued (waiting for the workers)."""
@@ -496,7 +538,8 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
                  folders: Sequence[str] | None = None,
                  progress: ProgressCallback | None = None, *,
                  chunk_size: int = CHUNK_SIZE, retries: int = RETRIES,
-                 backoff: float = BACKOFF, workers: int | None = None) -> SyncSummary:
+                 backoff: float = BACKOFF, workers: int | None = None,
+                 verify: bool = False) -> SyncSummary:
     r"""Sync an IMAP account's headers into ``store``; safe to interrupt and run again.
 
     Parameters
@@ -525,6 +568,10 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
         Parse worker processes; None decides from the work and the CPUs
         (none on one CPU, one below 4 CPUs or for a small run, else half the
         CPUs, at most :data:`MAX_WORKERS`), 0 parses in this process.
+    verify:
+        Read every stored part whole, set aside any that is damaged inside
+        and fetch its messages again (a plain run only checks that each part
+        is there, and whole at both ends).
 
     Raises
     ------
@@ -545,7 +592,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     summary = SyncSummary(account=account, store=str(root.root))
     tracker = Tracker(progress)
     finished: dict[str, FolderResult] = {}
-    run = _Run(root, folders, tracker, finished, chunk_size, workers)
+    run = _Run(root, folders, tracker, finished, chunk_size, workers, verify)
     attempt = 0
     logged_in = False  # has any connection of this run worked?
     with root.lock():
@@ -576,6 +623,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
         finally:
             run.close()
     summary.folders = list(finished.values())
+    summary.set_aside = run.set_aside
     summary.seconds = time.monotonic() - start
     tracker.report("", "done")
     return summary
@@ -586,14 +634,19 @@ class _Run:
 
     def __init__(self, root: Store, folders: Sequence[str] | None, tracker: Tracker,
                  finished: dict[str, FolderResult], chunk_size: int,
-                 workers: int | None) -> None:
+                 workers: int | None, verify: bool = False) -> None:
         self.root = root
         self.folders = folders
         self.tracker = tracker
         self.finished = finished
         self.chunk_size = chunk_size
         self.want_workers = workers
+        self.verify = verify
         self.workers: WorkerPool | None = None
+        #: per folder, the counts of attempts that a dropped connection cut short
+        self.partial: dict[str, FolderResult] = {}
+        #: folders with an unreadable state record, moved to ``_retired/``
+        self.set_aside: list[str] = []
 
     def close(self) -> None:
         if self.workers is not None:
@@ -605,6 +658,7 @@ class _Run:
         account = session.settings.account
         listed = session.folders()
         chosen = _choose_folders(session, listed, self.folders)
+        self.set_aside += root.set_aside_damaged(account)
         if self.folders is None:
             _retire_vanished(root, account, {f.name for f in listed if f.selectable}, finished)
         states = {s.folder: s for s in root.states(account)}
@@ -624,7 +678,8 @@ class _Run:
                     folder=info.name, role=state.role if state else "", action="failed",
                     rows=state.messages if state else 0, error=str(exc))
                 continue
-            if state is not None and _unchanged(state, status):
+            if state is not None and _unchanged(state, status) \
+                    and root.intact(state, deep=self.verify):
                 finished[info.name] = FolderResult(
                     folder=info.name, role=state.role, rows=state.messages,
                     server_messages=status.messages, uidvalidity=status.uidvalidity,
@@ -642,14 +697,24 @@ class _Run:
         pipeline = _Pipeline(self.workers, finished, tracker)
         try:
             for info in todo:
-                fstore = root.open_folder(account, info.name)
+                try:
+                    fstore = root.open_folder(account, info.name, verify=self.verify)
+                except StoreError as exc:  # e.g. a part it cannot move into place
+                    finished[info.name] = FolderResult(folder=info.name, action="failed",
+                                                       error=str(exc))
+                    continue
                 folder_sync = _FolderSync(session, fstore, info, tracker, self.chunk_size,
                                           pipeline)
+                # A retry after a dropped connection goes on counting where the
+                # dropped attempt stopped (what it committed is in the store).
+                folder_sync.result = self.partial.setdefault(info.name, folder_sync.result)
                 try:
                     folder_sync.run()
                 except (ConnectionLost, AuthFailed):
                     raise
-                except MailServerError as exc:
+                except (MailServerError, StoreError) as exc:
+                    # The server refused this folder, or the store could not
+                    # take its changes: it fails, the other folders go on.
                     pipeline.add(_Finish(folder_sync, exc))
         except BaseException:
             pipeline.drain(quiet=True)

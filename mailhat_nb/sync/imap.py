@@ -65,6 +65,28 @@ CONNECT_TIMEOUT = 10.0
 _NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
 
 
+def _check_login_text(what: str, value: str) -> None:
+    """Refuse an address or login the wire cannot carry as one token.
+
+    A space or line break (a paste that took the next line along) would end
+    the LOGIN command early and send the rest as a command of its own; bytes
+    that are not UTF-8 (surrogates from a terminal in another encoding)
+    cannot be encoded at all.
+
+    Raises
+    ------
+    UsageError
+        Saying which field, with the value escaped onto one line.
+    """
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise UsageError(f"the {what} {value!r} contains spaces or control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"the {what} {value.encode('utf-8', 'backslashreplace').decode()} "
+                         "is not valid UTF-8 text") from None
+
+
 @dataclass(frozen=True)
 class ImapSettings:
     """Where and as whom to log in (never the password: that is a :class:`Secret`).
@@ -92,6 +114,8 @@ class ImapSettings:
             raise UsageError("an email address and a server name are needed")
         if not (self.timeout > 0 and self.connect_timeout > 0):
             raise UsageError("timeouts must be positive numbers of seconds")
+        for what, value in (("email address", self.email), ("username", self.username or "")):
+            _check_login_text(what, value)
 
     @property
     def login(self) -> str:

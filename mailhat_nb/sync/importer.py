@@ -49,6 +49,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
 
     if kind not in ("mbox", "maildir"):
         raise UsageError(f"unknown source kind {kind!r}")
+    _refuse_store_as_source(path, Path(store))
     account = account or default_account(kind, path)
     batches: Iterator[offline.FolderBatch] = (
         offline.read_mbox(path, account) if kind == "mbox"
@@ -57,10 +58,14 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     root = Store(store)
     now = utc_now()
     folders: dict[str, int] = {}
+    skipped: list[str] = []
     with root.lock():
         current: FolderStore | None = None
         written: list[tuple[str, list[int]]] = []
         for batch in batches:
+            if batch.not_mail:
+                skipped.append(batch.source)
+                continue
             if current is None or current.state.folder != batch.folder:
                 current = root.open_folder(account, batch.folder)
                 current.commit_state(uidvalidity=batch.uidvalidity)
@@ -85,7 +90,28 @@ def import_source(kind: Kind, path: Path, store: Path | str,
             if state.source == kind and state.folder not in folders and state.parts:
                 root.open_folder(account, state.folder).retire("gone_from_import_source")
     return {"account": account, "source": str(path), "rows": sum(folders.values()),
-            "folders": folders}
+            "folders": folders, "skipped": skipped}
+
+
+def _refuse_store_as_source(path: Path, store: Path) -> None:
+    """A store is not a mail source, and an import must not read what it writes.
+
+    Importing a store would turn its Parquet and state files into "messages";
+    importing a tree that contains the store would read its own output.
+
+    Raises
+    ------
+    UsageError
+        Naming the store.
+    """
+    source, target = path.resolve(), store.resolve()
+    if source.is_dir() and ((source / "_lock").exists() or any(source.glob("account=*"))
+                            or source.name.startswith(("account=", "folder="))):
+        raise UsageError(f"{path} is a mailhat store, not a mail source: read it with "
+                         "`mailhat contacts --store` or `read_messages()`")
+    if source.is_dir() and target.is_relative_to(source):
+        raise UsageError(f"the store {store} is inside {path}: the import would read its "
+                         "own output; put the store elsewhere")
 
 
 def _first_message_or_raise(batches: Iterator[Any], kind: Kind,
@@ -100,7 +126,10 @@ def _first_message_or_raise(batches: Iterator[Any], kind: Kind,
         held.append(batch)
         if batch.rows:
             return itertools.chain(held, batches)
-    if kind == "mbox":
+    if held and all(b.not_mail for b in held):
+        why = ("none of its files starts like an email (header lines such as From: or "
+               "Subject:); is it the right directory?")
+    elif kind == "mbox":
         why = ("the file is empty" if path.is_file() and path.stat().st_size == 0
                else "it is not an mbox file: no line starts with 'From ' to separate messages")
     elif held:

@@ -114,6 +114,9 @@ class FolderBatch:
     rows: list[Row] = field(default_factory=list)
     source: str = ""
     final: bool = True
+    #: a directory of files none of which starts like a message (see
+    #: :func:`_looks_like_mail`): reported, never stored as a folder
+    not_mail: bool = False
 
 
 def uidvalidity_for(folder: str) -> int:
@@ -147,6 +150,25 @@ def _read_head(path: str) -> bytes:
         if len(data) == _HEAD_CHUNK and b"\n\n" not in data and b"\n\r\n" not in data:
             data += fh.read()
     return data
+
+
+def _looks_like_mail(path: str) -> bool:
+    """Whether a file starts like a message: a header field before the first blank line.
+
+    Used per *directory*, never per file: one malformed message among mail is
+    still a message (a flagged row; the quirks corpus has a digest with no
+    header at all), but a directory where no file starts like mail (a
+    program's data, a wrong ``--maildir``) is not a mail folder.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return False
+    if head.startswith(b"From "):
+        return True
+    block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
+    return any(_FIELD_RE.match(line) for line in block.splitlines())
 
 
 def _crlf_size(data: bytes, file_size: int) -> int:
@@ -392,8 +414,11 @@ def _walk(
         rel = here.relative_to(root).as_posix()
         name = root.name if rel == "." else rel
         role = folder_role(name)
-        validity, rows = _plain_rows(files, account=account, folder=name, role=role)
-        yield from _batches(name, role, validity, rows, str(here), batch_size)
+        if not any(_looks_like_mail(e.path) for e in files):
+            yield FolderBatch(name, role, 0, [], str(here), final=True, not_mail=True)
+        else:
+            validity, rows = _plain_rows(files, account=account, folder=name, role=role)
+            yield from _batches(name, role, validity, rows, str(here), batch_size)
     for e in entries:
         if not e.is_dir(follow_symlinks=False) or e.name in ("cur", "new", "tmp"):
             continue

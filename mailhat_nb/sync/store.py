@@ -75,6 +75,8 @@ _MAX_COMPONENT = 200
 #: Merge parts when a folder has more than this many (many small incremental syncs).
 COMPACT_AFTER = 24
 COMPACT_TARGET_ROWS = 50_000
+#: Reads of a store whose parts a running sync replaced under the reader.
+READ_ATTEMPTS = 3
 
 
 # --------------------------------------------------------------------------- names
@@ -175,8 +177,20 @@ class FolderState:
     version: int = STATE_VERSION
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FolderState:
-        """Read a state record (unknown keys from newer versions are ignored)."""
+    def from_json(cls, data: Any) -> FolderState:
+        """Read a state record (unknown keys from newer versions are ignored).
+
+        Raises
+        ------
+        ValueError
+            When ``data`` is valid JSON of the wrong shape (a file overwritten
+            by hand or by another program); callers report the file.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("account"), str) \
+                or not isinstance(data.get("folder"), str) \
+                or not isinstance(data.get("parts", []), list) \
+                or not isinstance(data.get("uids", ""), str):
+            raise ValueError("not a folder state record")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["parts"] = [PartInfo(**p) for p in data.get("parts", [])]
         return cls(**known)
@@ -216,6 +230,8 @@ class FolderStore:
         self.path = path
         self.state = state
         self._reserved: set[str] = set()
+        #: parts :meth:`repair` set aside when this folder was opened
+        self.repaired: list[str] = []
 
     # ------------------------------------------------------------------ commit
 
@@ -279,6 +295,43 @@ class FolderStore:
                 continue
             if entry.name.endswith(".parquet") or entry.name.startswith("_tmp-"):
                 entry.unlink()
+
+    def repair(self, *, deep: bool = False) -> list[str]:
+        """Set aside parts whose file is missing or damaged; returns their names.
+
+        A part deleted or truncated behind the store's back (a disk fault, a
+        hand-made "clean-up") would otherwise stay in the state: the sync
+        would call the folder unchanged and every reader would fail or, worse,
+        count without those rows. Its UIDs leave the state and the folder is
+        marked incomplete, so the sync that opened it fetches them again (an
+        import rewrites every part anyway). ``deep``: read every part whole
+        (see :func:`part_intact`). The damaged file is kept as
+        ``_damaged-<name>.bad`` (ignored by Parquet readers) and the event is
+        logged; one commit.
+        """
+        from mailhat_nb.sync.fetch import sequence_set
+
+        bad = [p for p in self.state.parts
+               if not part_intact(self.path / p.file, p.rows, deep=deep)]
+        if not bad:
+            return []
+        good = [p for p in self.state.parts if p not in bad]
+        stored = self.state.uid_list()
+        lost = {u for u in stored if any(p.first <= u <= p.last for p in bad)}
+        for part in good:  # an intact part whose UID range meets a damaged one
+            if lost and any(b.first <= part.last and part.first <= b.last for b in bad):
+                lost.difference_update(_part_uids(self.path / part.file))
+        renames = [(self.path / p.file, self.path / f"_damaged-{p.file}.bad")
+                   for p in bad if (self.path / p.file).exists()]
+        self.state.log("parts_damaged", files=[p.file for p in bad], refetch=len(lost))
+        self.state.parts = good
+        remaining = [u for u in stored if u not in lost]
+        self.state.uids = sequence_set(remaining)
+        self.state.messages = len(remaining)
+        self.state.complete = False
+        self._commit(renames)
+        self.repaired = [p.file for p in bad]
+        return self.repaired
 
     def commit_state(self, **updates: Any) -> None:
         """Change state fields only (e.g. UIDNEXT and ``complete`` at the end)."""
@@ -353,7 +406,7 @@ class FolderStore:
             try:
                 table = pq.read_table(self.path / part.file)
             except (OSError, ValueError) as exc:
-                raise StoreError(f"cannot read {self.path / part.file}: {exc}") from exc
+                raise damaged_part(self.path / part.file, exc) from exc
             new = change(table)
             self.state.parts.remove(part)
             deletes.append(self.path / part.file)
@@ -525,7 +578,7 @@ class FolderStore:
             try:
                 table = pa.concat_tables([pq.read_table(self.path / p.file) for p in group])
             except (OSError, ValueError) as exc:
-                raise StoreError(f"cannot read parts of {self.state.folder!r}: {exc}") from exc
+                raise damaged_part(self.path, exc) from exc
             first, last = group[0].first, group[-1].last
             name = self._part_name(group[0].uidvalidity, first, last)
             renames.append((self._write_part(table, name), self.path / name))
@@ -541,6 +594,49 @@ class FolderStore:
     def files(self) -> list[Path]:
         """The committed Parquet files, in UID order."""
         return [self.path / p.file for p in sorted(self.state.parts, key=lambda p: p.first)]
+
+
+def damaged_part(path: Path, exc: Exception) -> StoreError:
+    """The error for a part that exists but cannot be read, with the way out."""
+    return StoreError(f"cannot read {path}: {exc}; the file is damaged: `mailhat sync "
+                      "--verify` sets it aside and fetches its messages again (for an "
+                      "import: import the source again)")
+
+
+def part_intact(path: Path, rows: int | None = None, *, deep: bool = False) -> bool:
+    """Whether a part file is there and whole.
+
+    By default two 4-byte reads (Parquet starts and ends with ``PAR1``),
+    cheap enough to run on every part before a folder is called unchanged;
+    catches a deleted, truncated or replaced file. ``deep`` reads the whole
+    part and checks its row count (``rows``): it also catches damage inside
+    the file, at the price of reading the store (``mailhat sync --verify``).
+    """
+    if deep:
+        import pyarrow.parquet as pq
+
+        try:
+            found = pq.read_table(path).num_rows
+        except (OSError, ValueError):
+            return False
+        return rows is None or found == rows
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(-4, os.SEEK_END)  # OSError on a file shorter than 4 bytes
+            tail = f.read(4)
+    except OSError:
+        return False
+    return head == tail == b"PAR1"
+
+
+def _part_uids(path: Path) -> list[int]:
+    import pyarrow.parquet as pq
+
+    try:
+        return [int(u) for u in pq.read_table(path, columns=["uid"]).column("uid").to_pylist()]
+    except (OSError, ValueError) as exc:
+        raise damaged_part(path, exc) from exc
 
 
 def _overlaps(existing: str, new: Sequence[int]) -> bool:
@@ -598,8 +694,11 @@ class Store:
         return (self.root / f"account={escape_component(account)}"
                 / f"folder={escape_component(folder)}")
 
-    def open_folder(self, account: str, folder: str, *, create: bool = True) -> FolderStore:
-        """The folder's store, recovered from any interrupted commit.
+    def open_folder(self, account: str, folder: str, *, create: bool = True,
+                    verify: bool = False) -> FolderStore:
+        """The folder's store, recovered from any interrupted commit, damaged parts set aside.
+
+        ``verify`` reads every part whole to find damage (see :meth:`FolderStore.repair`).
 
         Raises
         ------
@@ -624,23 +723,68 @@ class Store:
         store = FolderStore(self.root, path, state)
         try:
             store.recover()
+            store.repair(deep=verify)
         except OSError as exc:
             raise StoreError(f"cannot recover {path}: {exc}") from exc
         return store
+
+    def intact(self, state: FolderState, *, deep: bool = False) -> bool:
+        """Whether every part ``state`` names is on disk and whole (see :meth:`FolderStore.repair`).
+
+        A state with moves still pending (a crash mid-commit) is not
+        trusted either: opening the folder finishes them first.
+        """
+        if any(state.pending.values()):
+            return False
+        path = self.folder_path(state.account, state.folder)
+        return all(part_intact(path / p.file, p.rows, deep=deep) for p in state.parts)
 
     def states(self, account: str | None = None) -> list[FolderState]:
         """Every folder's state (of one account, or all), read-only."""
         out: list[FolderState] = []
         if not self.root.is_dir():
             return out
+        mine = None if account is None \
+            else f"account={escape_component(account)}".casefold()
         for state_file in sorted(self.root.glob(f"account=*/folder=*/{STATE_FILE}")):
             try:
                 state = FolderState.from_json(json.loads(state_file.read_text("utf-8")))
             except (OSError, ValueError, TypeError) as exc:
-                raise StoreError(f"cannot read {state_file}: {exc}") from exc
+                if mine is not None and state_file.parent.parent.name.casefold() != mine:
+                    continue  # another account's trouble is not this one's
+                raise StoreError(f"cannot read {state_file}: {exc}; the next `mailhat sync` "
+                                 "sets that folder aside and fetches it again") from exc
             if account is None or state.account.casefold() == account.casefold():
                 out.append(state)
         return out
+
+    def set_aside_damaged(self, account: str) -> list[str]:
+        """Move folders of ``account`` whose state record is unreadable out of the store.
+
+        One damaged ``_state.json`` (a disk fault, an edit by hand) must not
+        stop the account's other folders nor every reader: the writer that
+        holds the lock moves that folder's directory to ``_retired/`` (kept,
+        not read) and the sync then fetches the folder again as new. Returns
+        where each went, relative to the store.
+        """
+        moved: list[str] = []
+        home = self.root / f"account={escape_component(account)}"
+        for state_file in sorted(home.glob(f"folder=*/{STATE_FILE}")):
+            try:
+                FolderState.from_json(json.loads(state_file.read_text("utf-8")))
+                continue
+            except (OSError, ValueError, TypeError):
+                pass
+            folder_dir = state_file.parent
+            dest = (self.root / RETIRED_DIR / home.name
+                    / f"{folder_dir.name}-damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(folder_dir, dest)
+            except OSError as exc:
+                raise StoreError(f"cannot set aside {folder_dir}: {exc}") from exc
+            moved.append(str(dest.relative_to(self.root)))
+        return moved
 
     def accounts(self) -> list[str]:
         """The accounts the store holds."""
@@ -724,26 +868,45 @@ def read_table(store_dir: Path | str, account: str | None = None,
     writing), so it is safe while a sync runs.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    tables = []
-    for state, path in _committed_files(Store(store_dir), account, folders):
+    for _ in range(READ_ATTEMPTS):
         try:
-            table = pq.read_table(path)
-        except FileNotFoundError:
-            continue  # compacted or expunged by a sync running right now
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from exc
-        n = table.num_rows
-        table = table.append_column("account", pa.array([state.account] * n, pa.string()))
-        table = table.append_column("folder", pa.array([state.folder] * n, pa.string()))
-        tables.append(table)
+            tables = _read_parts(Store(store_dir), account, folders)
+            break
+        except FileNotFoundError as exc:
+            # Compacted or expunged by a sync running right now: its new state
+            # names the new parts, so read the states again.
+            missing = exc.filename or str(exc)
+            time.sleep(0.05)
+    else:
+        raise StoreError(f"{missing} is missing from the store (removed by hand?): run the "
+                         "sync (or the import) again, which fetches its messages again")
     if not tables:
         return pa.table({})
     try:
         return pa.concat_tables(tables, promote_options="default")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise StoreError(f"parts of {store_dir} do not share a schema: {exc}") from exc
+
+
+def _read_parts(store: Store, account: str | None,
+                folders: Iterable[str] | None) -> list[pa.Table]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for state, path in _committed_files(store, account, folders):
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise damaged_part(path, exc) from exc
+        n = table.num_rows
+        table = table.append_column("account", pa.array([state.account] * n, pa.string()))
+        table = table.append_column("folder", pa.array([state.folder] * n, pa.string()))
+        tables.append(table)
+    return tables
 
 
 def read_messages(store_dir: Path | str, account: str | None = None,

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
-from mailhat_nb.errors import SyncError
+from mailhat_nb.errors import StoreError, SyncError
 from mailhat_nb.sync.rows import ChunkDone, ChunkJob, process_chunk
 
 _LEN = struct.Struct("!Q")
@@ -71,6 +71,11 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailhat_nb.sync.worker", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=_worker_env(),
+            # Its own process group: Ctrl-C in a terminal goes to the terminal's
+            # group, and the parent decides what an interrupt means (the end of
+            # input, or its death, ends the worker); a KeyboardInterrupt
+            # traceback from a worker would only confuse the user.
+            process_group=0,
         )
         self.pending = 0
         self._jobs: queue.SimpleQueue[ChunkJob | None] = queue.SimpleQueue()
@@ -115,6 +120,8 @@ class Worker:
         except (EOFError, OSError) as exc:
             raise SyncError(f"a parse worker died (exit code {self.proc.poll()})") from exc
         self.pending -= 1
+        if isinstance(answer, StoreError):
+            raise answer
         if isinstance(answer, str):
             raise SyncError(f"a parse worker failed: {answer}")
         if not isinstance(answer, ChunkDone):
@@ -235,6 +242,8 @@ def main() -> int:
             os._exit(0)
         try:
             answer: Any = process_chunk(job)
+        except StoreError as exc:  # the part could not be written: its folder fails
+            answer = exc
         except Exception as exc:
             answer = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
             with contextlib.suppress(OSError):
