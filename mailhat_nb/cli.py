@@ -1,7 +1,8 @@
 """The ``mailhat`` command: diagnose, sync, import, contacts, lab, report.
 
-Each subcommand lives in its own module under :mod:`mailhat_nb.commands` and
-exposes ``register(subparsers)``; this module finds them, parses argv and maps
+The subcommands live in the modules of :mod:`mailhat_nb.commands` (``sync``
+and ``import`` share one), each exposing ``register(subparsers)``; this module
+finds them, parses argv and maps
 the package's one exception tree to exit codes and one-line messages, so no
 user ever sees a traceback for something they can fix:
 
@@ -26,6 +27,7 @@ import importlib
 import os
 import pkgutil
 import re
+import select
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -34,6 +36,7 @@ from mailhat_nb import __version__, commands
 from mailhat_nb.errors import MailhatError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # as a shell reports SIGINT, SIGPIPE
 
 #: Options someone might use to pass a password; ``--password-env`` is not one.
 _PASSWORD_OPTION = re.compile(r"^--?(pas|pw|secret)[\w-]*(=.*)?$", re.IGNORECASE)
@@ -95,15 +98,26 @@ def _console_streams() -> None:
             reconfigure(errors="backslashreplace")
 
 
-def _quiet_broken_pipe() -> int:
-    """The reader went away (``| head``): stop without a traceback.
+def _stdout_gone() -> bool:
+    """Whether our own output's reader went away (``| head``).
 
-    Python's documented recipe: point stdout at /dev/null so the interpreter's
+    Only then is a ``BrokenPipeError`` business as usual; one from anywhere
+    else (a child process's pipe) is a fault to report. A pipe whose reader
+    is gone polls as an error for its writer. When it is gone, stdout is
+    pointed at /dev/null (Python's documented recipe), so the interpreter's
     final flush cannot raise again.
     """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # captured, or closed
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poller.poll(0)):
+        return False
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141
+    os.dup2(devnull, fd)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,8 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = f"mailhat {args.command}"
         code: int = args.func(args)
         sys.stdout.flush()
-    except BrokenPipeError:
-        return _quiet_broken_pipe()
+    except BrokenPipeError as exc:
+        if _stdout_gone():
+            return EXIT_BROKEN_PIPE
+        print(f"{command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except UsageError as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -132,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import sys
 from collections.abc import Iterable
 
+from mailhat_nb.checks import check_text
 from mailhat_nb.errors import UsageError
 
 MASK = "***"
@@ -43,7 +43,9 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
-        _check_sendable(value)
+        # A password no protocol can carry (not UTF-8, a line break, NUL) is
+        # refused where it enters, unseen: it was not copied as meant.
+        check_text(value, "password", secret=True)
         self._value = value
 
     def reveal(self) -> str:
@@ -68,34 +70,6 @@ class Secret:
     def __reduce__(self) -> tuple[object, ...]:
         # Pickling (multiprocessing, widget state, caches) must not carry it.
         raise TypeError("a Secret cannot be pickled")
-
-
-def _check_sendable(value: str) -> None:
-    """Refuse a password no mail protocol can carry, without showing it.
-
-    Bytes that are not UTF-8 (an environment variable set from a terminal in
-    another encoding reaches Python as surrogates) cannot be encoded for the
-    wire, and a line break or NUL would end the command mid-password and
-    turn the rest into a command of its own. Both mean the password was not
-    copied as meant: saying so beats a server's "BAD" or a traceback.
-
-    Raises
-    ------
-    UsageError
-        Naming the fault, never the value.
-    """
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(
-            "the password is not valid UTF-8 text (was it set from a terminal in another "
-            "encoding?); type it again"
-        ) from None
-    if any(c in value for c in "\r\n\0"):
-        raise UsageError(
-            "the password contains a line break or NUL character, which no mail server "
-            "accepts: check that it was copied without the end of the line"
-        )
 
 
 def check_env_name(var: str) -> str:
@@ -140,19 +114,29 @@ def obtain(env_var: str | None, prompt: str = "Password: ") -> Secret:
     """The password from ``env_var`` when given, else from a no-echo prompt.
 
     ``env_var=""`` (an empty ``--password-env``) is an error, not a prompt:
-    the user meant a variable. Without a terminal there is no prompt either
-    (getpass would fall back to reading with echo): the error says to use
-    ``--password-env``.
+    the user meant a variable. Without a terminal to prompt on (a cron job,
+    a CI step), :func:`getpass.getpass` would fall back to reading stdin with
+    echo and a warning: the error says to use ``--password-env`` instead.
     """
     if env_var is not None:
         return from_env(env_var)
-    if not sys.stdin.isatty():
+    if not _have_terminal():
         raise UsageError("no terminal to ask for the password on: export it in an environment "
                          "variable and name it with --password-env")
     try:
         return Secret(getpass.getpass(prompt))
     except (EOFError, KeyboardInterrupt) as exc:
         raise UsageError("no password given") from exc
+
+
+def _have_terminal() -> bool:
+    """Whether getpass can prompt without echo: it uses the controlling terminal."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def redact(text: str, secrets: Iterable[Secret | str], mask: str = MASK) -> str:

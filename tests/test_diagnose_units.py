@@ -773,3 +773,19 @@ def test_readme_says_what_the_doctor_says_for_closed_port() -> None:
     assert "connection_refused" in said
     assert "STARTTLS still works" in said
     assert "verdict is ok" in said
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--presets", "nosuch"], "nosuch"),
+    (["--ca-file", "/nonexistent/ca.pem"], "ca.pem"),
+])
+def test_presets_and_ca_file_are_checked_before_the_password_is_asked(
+        capsys: pytest.CaptureFixture[str], args: list[str], words: str) -> None:
+    # No --password-env: were the password asked first, the error would be
+    # about the missing terminal, not about the option that is wrong.
+    from mailhat_nb import cli
+
+    assert cli.main(["diagnose", "--email", "a@example.com", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err
+    assert "terminal" not in err

@@ -187,7 +187,9 @@ def test_state_file_is_plain_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", ["[]", '{"garbage": 1}', '{"account": "a", "folder": 3}',
-                                     '{"account": "a", "folder": "b", "parts": [1]}'])
+                                     '{"account": "a", "folder": "b", "parts": [1]}',
+                                     '{"account": "a", "folder": "b", "parts": [{"file": "p", '
+                                     '"uidvalidity": 7, "first": "1", "last": 2, "rows": 2}]}'])
 def test_a_state_file_of_the_wrong_shape_is_a_store_error(tmp_path: Path, content: str) -> None:
     fs = open_folder(tmp_path)
     fs.append(table([1, 2]), [1, 2])
@@ -196,6 +198,17 @@ def test_a_state_file_of_the_wrong_shape_is_a_store_error(tmp_path: Path, conten
         read_messages(tmp_path)
     with pytest.raises(StoreError, match=r"cannot read .*_state\.json"):
         Store(tmp_path).open_folder(ACCOUNT, "INBOX")
+
+
+def test_another_accounts_broken_record_does_not_stop_this_one(tmp_path: Path) -> None:
+    fs = open_folder(tmp_path)
+    fs.append(table([1, 2]), [1, 2])
+    other = Store(tmp_path).open_folder("other@example.com", "INBOX")
+    (other.path / STATE_FILE).write_text("[]")
+    assert len(read_messages(tmp_path, account=ACCOUNT)) == 2
+    assert Store(tmp_path).accounts() == [ACCOUNT]
+    with pytest.raises(StoreError):
+        read_messages(tmp_path)
 
 
 def test_repair_sets_aside_only_what_the_damaged_part_held(tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ def test_a_name_that_does_not_resolve_is_reported_at_once(tmp_path: Path) -> Non
     ("mail.example.com:993", ["--port", "143"], "names port 993 but --port says 143"),
     ("mail.example.com:imaps", [], "'imaps' after ':' is not a port number"),
     ("mail.example.com", ["--timeout", "0"], "--timeout must be more than 0 and at most 300"),
-    ("mail.example.com", ["--username", "a@example.com\r\nQUIT"], "control characters"),
+    ("mail.example.com", ["--username", "a@example.com\r\nQUIT"], "contains a line break"),
 ])
 def test_bad_server_input_is_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch, server: str,

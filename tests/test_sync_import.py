@@ -170,3 +170,33 @@ def test_a_directory_where_nothing_looks_like_mail_is_skipped_and_said(
     assert cli.main(["import", "--maildir", str(only_junk), "--store", str(tmp_path / "s3")]) == 1
     assert "none of its files starts like an email" in capsys.readouterr().err
     assert not (tmp_path / "s3").exists()
+
+
+def test_an_unreadable_state_record_is_imported_anew(
+        corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source, store = corpus / "enron" / "cuilla-m", tmp_path / "store"
+    assert cli.main(["import", "--maildir", str(source), "--store", str(store)]) == 0
+    before = len(read_messages(store))
+    state = Store(store).folder_path("cuilla-m", "inbox") / "_state.json"
+    state.write_text('{"x": 1}')
+    capsys.readouterr()
+    assert cli.main(["contacts", "--store", str(store)]) == 1
+    assert "sets the folder aside" in capsys.readouterr().err
+    assert cli.main(["import", "--maildir", str(source), "--store", str(store)]) == 0
+    assert "set aside _retired/account=cuilla-m/folder=inbox-damaged-" in capsys.readouterr().out
+    assert len(read_messages(store)) == before
+
+
+def test_undecodable_names_never_reach_the_store(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # A directory named in another encoding: imported, its name shown with "\ufffd".
+    root = tmp_path / "src"
+    odd = root / "caf\udce9"  # the byte 0xE9 (Latin-1 "é"), as Python hands it over
+    odd.mkdir(parents=True)
+    (odd / "1").write_bytes(b"From: a@b.c\r\nSubject: x\r\n\r\nhi\r\n")
+    assert cli.main(["import", "--maildir", str(root), "--store", str(tmp_path / "s")]) == 0
+    assert [s.folder for s in Store(tmp_path / "s").states()] == ["caf\ufffd"]
+    # ...while one typed as the account name is refused.
+    assert cli.main(["import", "--maildir", str(root), "--store", str(tmp_path / "s2"),
+                     "--account", "a\udcffb"]) == 2
+    assert "not valid UTF-8" in capsys.readouterr().err

@@ -250,6 +250,16 @@ def test_doctor_shows_bad_input_as_a_sentence_and_clears_the_password() -> None:
     assert not panel.run_button.disabled
 
 
+def test_a_pasted_line_break_in_the_password_is_a_sentence_not_a_traceback() -> None:
+    panel = DoctorPanel(email="x@example.com", server="mail.example.com", presets="hostgator",
+                        ca_file="", password_env="")
+    panel.password.value = SECRET + "\n"
+    assert panel.run() is None
+    assert "contains a line break" in panel.error
+    assert "Traceback" not in panel.error
+    assert SECRET not in panel.status.value + panel.static_html()
+
+
 def _frame() -> pd.DataFrame:
     def row(uid: int, sender: str, name: str, to: list[str], folder: str = "INBOX",
             day: int = 1, mid: str | None = None) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from mailhat_nb.addresses import check_addresses
+from mailhat_nb.checks import check_store_arg
 from mailhat_nb.errors import UsageError
 
 TABLE_TOP = 20
@@ -50,11 +50,7 @@ def _read(given: str, account: str | None) -> pd.DataFrame:
     """
     from mailhat_nb.sync.store import Store, read_messages
 
-    if not given.strip():
-        raise UsageError("--store is empty: give the store directory")
-    store = Path(given)
-    if store.exists() and not store.is_dir():
-        raise UsageError(f"--store {store} is a file, not a store directory")
+    store = check_store_arg(given)
     if not store.is_dir():
         raise UsageError(f"no store at {store} (run `mailhat sync` or `mailhat import` first)")
     held = Store(store).accounts()

@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mailhat_nb.checks import check_given, check_timeout
 from mailhat_nb.diagnose import Account, Report, builtin_names, diagnose
-from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, MAX_TIMEOUT
+from mailhat_nb.diagnose.certificate import verified_context
+from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.presets import load_presets
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
-from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import obtain
 
 
@@ -73,15 +75,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-#: Options that, when given, must say something (an empty value is a slip, not a choice).
+#: What to say for an option given empty (see :func:`~mailhat_nb.checks.check_given`).
 _NOT_EMPTY = {
-    "server": "--server is empty: give the server name from the welcome email or cPanel "
-              "(e.g. gator1234.hostgator.com), or leave --server out",
-    "username": "--username is empty: give the login name, or leave --username out to use "
-                "the full email address",
-    "presets": "--presets is empty: give a built-in name (" + ", ".join(builtin_names())
-               + ") or a presets file, or leave --presets out to choose by email domain",
-    "ca_file": "--ca-file is empty: give a PEM file of CA certificates, or leave --ca-file out",
+    "server": "give the server name from the welcome email or cPanel (e.g. "
+              "gator1234.hostgator.com), or leave --server out",
+    "username": "give the login name, or leave --username out to use the full email address",
+    "presets": "give a built-in name (" + ", ".join(builtin_names()) + ") or a presets file, "
+               "or leave --presets out to choose by email domain",
+    "ca_file": "give a PEM file of CA certificates, or leave --ca-file out",
 }
 
 
@@ -93,13 +94,9 @@ def check_args(args: argparse.Namespace) -> None:
     UsageError
         One sentence saying what to change.
     """
-    for name, message in _NOT_EMPTY.items():
-        value = getattr(args, name)
-        if value is not None and not value.strip():
-            raise UsageError(message)
-    if not 0 < args.timeout <= MAX_TIMEOUT:
-        raise UsageError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
-                         f"not {args.timeout:g}")
+    for name, hint in _NOT_EMPTY.items():
+        check_given(getattr(args, name), "--" + name.replace("_", "-"), hint)
+    check_timeout(args.timeout, "--timeout")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
     check_args(args)
     account = Account.from_input(args.email, "placeholder", server=args.server,
                                  username=args.username)
+    # A wrong presets name or file, or an unusable CA file, is said before
+    # anyone types a password for nothing.
+    presets = load_presets(args.presets, account.domain)
+    verified_context(args.ca_file)
     password = obtain(args.password_env, prompt=f"Password for {account.username}: ")
     account = Account.from_input(args.email, password, server=args.server,
                                  username=args.username)
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {SYMBOLS[result.status]} {result.preset.display} on {result.host}:"
               f"{result.port}: {result.code}", file=sys.stderr)
 
-    report = diagnose(account, presets=args.presets, ca_file=args.ca_file,
+    report = diagnose(account, presets=presets, ca_file=args.ca_file,
                       timeout=args.timeout, send_test=args.send_test,
                       on_result=progress if live else None,
                       allow_plaintext_login=args.allow_plaintext_login)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailhat_nb import secrets
+from mailhat_nb.checks import check_given, check_store_arg, check_timeout
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.imap import CONNECT_TIMEOUT
 
@@ -68,23 +69,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="account name in the store (default: from the source)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=_import)
-
-
-def _check_store(store: str) -> None:
-    """Refuse a ``--store`` that cannot be a store, before any work (or password prompt).
-
-    An empty value would make the current directory the store; a name that is
-    not UTF-8 could not be written into the store's state records.
-    """
-    if not store.strip():
-        raise UsageError("--store is empty: give the store directory")
-    try:
-        store.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("--store: the directory name is not valid UTF-8 text") from None
-    path = Path(store)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--store {store} is a file, not a store directory")
 
 
 def _server(raw: str, port: int | None) -> tuple[str, int | None, list[str]]:
@@ -146,12 +130,14 @@ def _sync(args: argparse.Namespace) -> int:
     from mailhat_nb.sync.engine import sync_account
     from mailhat_nb.sync.imap import ImapSettings
 
-    _check_store(args.store)
+    check_store_arg(args.store)
+    check_given(args.username, "--username", "give the login name, or leave --username out "
+                "to use the email address")
+    check_given(args.ca_file, "--ca-file", "give a PEM file of CA certificates, or leave "
+                "--ca-file out")
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
-    if not 0 < args.timeout <= 300:
-        raise UsageError(f"--timeout must be more than 0 and at most 300 seconds, "
-                         f"not {args.timeout:g}")
+    check_timeout(args.timeout, "--timeout")
     if args.ca_file and not Path(args.ca_file).is_file():
         raise UsageError(f"--ca-file {args.ca_file}: no such file")
     host, port, notes = _server(args.server, args.port)
@@ -210,7 +196,7 @@ def _import(args: argparse.Namespace) -> int:
         raise UsageError(f"--{kind} is empty: give the {'file' if kind == 'mbox' else 'directory'}"
                          " to import")
     path = Path(given)
-    _check_store(args.store)
+    check_store_arg(args.store)
     if not path.exists():
         raise UsageError(f"--{kind} {path}: no such file or directory")
     summary = import_source(kind, path, args.store, account=args.account)
@@ -223,5 +209,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"  {folder:<40} {rows:>8} rows")
     for where in summary["skipped"]:
         print(f"  skipped {where}: no file there starts like an email")
+    for where in summary["set_aside"]:
+        print(f"  set aside {where}: its state record was unreadable; imported again")
     print(f"store: {Path(args.store).resolve()}")
     return 0

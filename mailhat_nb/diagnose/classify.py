@@ -53,19 +53,16 @@ def greeting_protocol(line: str) -> str | None:
     return None
 
 
-#: Protocol names said letter by letter take "an" when the first letter sounds
-#: like a vowel ("an IMAP", "an SMTP", "an HTTP"); POP3 is said "pop": "a POP3".
-_SAID_AS_A = frozenset({"POP3"})
-
-
 def article(name: str) -> str:
     """``name`` with its indefinite article, as it is said aloud.
+
+    Only protocol names reach it; all but POP3 (said "pop") are spelt out
+    and start with a vowel sound.
 
     >>> article("IMAP"), article("SMTP"), article("POP3"), article("HTTP")
     ('an IMAP', 'an SMTP', 'a POP3', 'an HTTP')
     """
-    vowel_sound = name[:1].upper() in "AEFHILMNORSX" and name not in _SAID_AS_A
-    return f"{'an' if vowel_sound else 'a'} {name}"
+    return f"{'a' if name == 'POP3' else 'an'} {name}"
 
 
 def wrong_protocol(line: str, expected: str) -> Diagnosed:

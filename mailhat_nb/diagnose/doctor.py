@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from mailhat_nb.checks import check_timeout
 from mailhat_nb.diagnose.certificate import verified_context
 from mailhat_nb.diagnose.gate import AuthGate
 from mailhat_nb.diagnose.normalise import Account
@@ -27,32 +28,18 @@ from mailhat_nb.diagnose.report import Report
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.diagnose.sendtest import send_test as run_send_test
 from mailhat_nb.diagnose.verdict import decide
-from mailhat_nb.errors import UsageError
 
 DEFAULT_TIMEOUT = 10.0
-MAX_TIMEOUT = 300.0
-
-
-def check_timeout(timeout: float) -> None:
-    """Refuse a timeout outside (0, MAX_TIMEOUT] seconds (NaN included).
-
-    Raises
-    ------
-    UsageError
-        Saying what is allowed.
-    """
-    if not 0 < timeout <= MAX_TIMEOUT:
-        raise UsageError(f"the timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
-                         f"not {timeout:g}")
 
 
 def sweep_gate(targets: list[Target], timeout: float) -> AuthGate:
     """The login gate of one sweep, with its encrypted probes announced.
 
     An unencrypted login waits for them (see :mod:`mailhat_nb.diagnose.gate`)
-    at most until one timeout, plus a margin for a probe that failed right at
-    its deadline to report it, has passed since the sweep began: the sweep
-    stays within one timeout, however the encrypted probes fare.
+    at most until one timeout, plus a margin (a quarter of it, at most 1 s)
+    for a probe that failed right at its deadline to report it, has passed
+    since the sweep began, however the encrypted probes fare; the clear-text
+    login that follows is bounded by its own timeout.
     """
     gate = AuthGate(patience=timeout + min(1.0, timeout * 0.25))
     for target in targets:

@@ -24,9 +24,10 @@ and that rejection would then stop the encrypted one. So the sweep announces
 its encrypted probes (:meth:`AuthGate.expect`), and an unencrypted login
 waits until every encrypted probe of its protocol has taken its turn at the
 gate or ended before reaching it (:meth:`AuthGate.done`). The wait is
-bounded by the sweep's own deadline (``patience``): past it the unencrypted
-preset is not tried (:attr:`Pass.waited`), so a sweep still ends within one
-timeout and the password is not sent in clear meanwhile.
+bounded by the sweep's own deadline (``patience``, one timeout and a small
+margin from the sweep's start): past it the unencrypted preset is not tried
+(:attr:`Pass.waited`), so the wait never adds more than that to a sweep, and
+the password is not sent in clear meanwhile.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from mailhat_nb.checks import check_text, check_username, split_email
 from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import Secret
 
@@ -23,35 +23,6 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LABEL_CHARS = re.compile(r"^[a-z0-9-]+$")
 MAX_LABEL = 63
 MAX_HOST = 253
-
-
-def check_text(value: str, what: str, controls: bool = True) -> None:
-    """Refuse text no protocol line can carry: undecodable bytes, line breaks, controls.
-
-    A command-line argument (or environment variable) with bytes that are not
-    UTF-8 arrives in Python with lone surrogates; it cannot be encoded for
-    the wire, nor shown. A CR or LF inside a username or host name would end
-    a protocol line early (a command injection). The value itself is never
-    quoted in the message for bad bytes; ``controls=False`` checks only the
-    bytes (for the password, which the protocol code sends as a literal
-    where needed, and which no message may quote).
-
-    Raises
-    ------
-    UsageError
-        Saying what is wrong with the value.
-    """
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(f"the {what} contains bytes that are not valid UTF-8 text: retype "
-                         "it (or fix the terminal's encoding)") from None
-    if not controls:
-        return
-    bad = next((c for c in value if unicodedata.category(c) == "Cc" and c not in " \t"), None)
-    if bad is not None:
-        kind = "a line break" if bad in "\r\n" else f"a control character ({bad!r})"
-        raise UsageError(f"the {what} {value!r} contains {kind}: give it on one line, as typed")
 
 
 @dataclass(frozen=True)
@@ -209,30 +180,15 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     """
     secret = password if isinstance(password, Secret) else Secret(password or "")
     notes: list[str] = []
-    check_text(email or "", "email address")
-    if username:
-        check_text(username, "username")
-    email = (email or "").strip()
-    if not email:
-        raise UsageError("the email address is empty")
-    if any(c.isspace() for c in email):
-        raise UsageError(f"the email address {email!r} contains spaces")
-    local, at, domain_in = email.rpartition("@")
-    if not at or not local or not domain_in:
-        raise UsageError(f"the email address {email!r} is not of the form name@domain")
-    if "@" in local:
-        raise UsageError(f"the email address {email!r} has more than one @: give one address "
-                         "of the form name@domain")
+    email, local, domain_in = split_email(email or "")
+    user = check_username(username or "")
     domain, converted = idna_host(domain_in, "email domain")
     if converted:
         notes.append(f"email: the domain is {domain} in DNS (converted from {domain_in})")
     server_host, server_notes = normalise_server(server)
     notes += server_notes
-    user = (username or "").strip()
     if not user:
         user = f"{local}@{domain}" if converted else email
-    elif any(c.isspace() for c in user):
-        raise UsageError(f"the username {user!r} contains spaces")
     elif "@" not in user:
         notes.append(
             f"username {user!r} has no domain: cPanel (HostGator) expects the full email "
@@ -241,7 +197,6 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     if not secret:
         raise UsageError("the password is empty")
     value = secret.reveal()
-    check_text(value, "password", controls=False)
     if value != value.strip():
         notes.append("password: starts or ends with a space (kept as typed; check for a "
                      "pasted trailing space)")

@@ -66,8 +66,7 @@ class Report:
         where only clear text is left, exit 1 by default and 0 with
         ``allow_plaintext_login`` once that login worked.
         """
-        incoming = self.verdict.incoming
-        return incoming is not None and incoming.works
+        return self.verdict.incoming_working is not None
 
     # ------------------------------------------------------------------ JSON
 
@@ -165,16 +164,8 @@ class Report:
         md += [f"- Note: {_md(n)}" for n in self._all_notes()]
         md += ["", f"### Verdict: {_md(codes.get(v.code).title)} ({_code(v.code)})", "",
                _md(v.summary), ""]
-        if v.incoming_working:
-            md.append(f"- **Incoming (IMAP):** {_md(v.incoming_working.setting())}")
-        elif v.incoming_untested:
-            md.append(f"- **Incoming (IMAP), usable now but untested (unencrypted, login not "
-                      f"tried):** {_md(v.incoming_untested.setting())}")
-        if v.outgoing_working:
-            md.append(f"- **Outgoing (SMTP):** {_md(v.outgoing_working.setting())}")
-        elif v.outgoing_untested:
-            md.append(f"- **Outgoing (SMTP), usable now but untested (unencrypted, login not "
-                      f"tried):** {_md(v.outgoing_untested.setting())}")
+        md += _setting_line("Incoming (IMAP)", v.incoming_working, v.incoming_untested)
+        md += _setting_line("Outgoing (SMTP)", v.outgoing_working, v.outgoing_untested)
         if v.code != "ok":
             md += ["", f"**For the customer:** {_md(v.explanation)}",
                    "", f"**Agent remedy:** {_md(v.remedy)}"]
@@ -225,6 +216,17 @@ def _layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
 _MD_ACTIVE = re.compile(r"([\\`*_\[\]<>#|~&])")
 #: GFM turns bare "www." and "scheme:" text into links; an escape breaks the match.
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|xmpp|file|javascript|data|www)([:.])")
+
+
+def _setting_line(label: str, working: PresetResult | None,
+                  untested: PresetResult | None) -> list[str]:
+    """The Markdown line for the setting to enter, saying when it is untested."""
+    if working is not None:
+        return [f"- **{label}:** {_md(working.setting())}"]
+    if untested is not None:
+        return [f"- **{label}, usable now but untested (unencrypted, login not tried):** "
+                f"{_md(untested.setting())}"]
+    return []
 
 
 def _md(text: str) -> str:

@@ -104,10 +104,8 @@ def secret_forms(username: str, password: str) -> list[str]:
     The password itself, its UTF-8 base64 (AUTH LOGIN), and the SASL PLAIN
     payloads ``\0user\0pass`` and ``user\0user\0pass`` in base64.
 
-    Never raises: text that is not valid Unicode (lone surrogates, as Python
-    decodes argv or environment bytes that are not UTF-8) cannot be encoded
-    strictly, so its base64 forms are taken from the bytes it stood for
-    (``surrogateescape``) and from a lenient encoding as well.
+    Never raises, even for text that is not valid Unicode (see
+    :func:`_encodings`).
     """
     if not password:
         return []
@@ -122,20 +120,16 @@ def secret_forms(username: str, password: str) -> list[str]:
 
 
 def _encodings(text: str) -> list[bytes]:
-    """The UTF-8 bytes ``text`` could go out as; one form for valid text, never an error."""
+    """The UTF-8 bytes ``text`` goes out as, never an error.
+
+    Passwords and logins are refused unless they are UTF-8 where they enter
+    (:mod:`mailhat_nb.checks`); the ``surrogateescape`` fallback is a last
+    line of defence, so a scrubber can never be what crashes.
+    """
     try:
-        return [text.encode("utf-8")]
-    except UnicodeEncodeError:
-        pass
-    found: list[bytes] = []
-    for errors in ("surrogateescape", "surrogatepass", "replace"):
-        try:
-            raw = text.encode("utf-8", errors)
-        except UnicodeEncodeError:
-            continue
-        if raw not in found:
-            found.append(raw)
-    return found
+        return [text.encode("utf-8", "surrogateescape")]  # the bytes it stood for
+    except UnicodeEncodeError:  # a surrogate no byte decodes to
+        return [text.encode("utf-8", "surrogatepass")]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ signal goes nowhere instead of to the newcomer.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
@@ -34,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailhat_nb.errors import LabError
 from mailhat_nb.lab.layout import LabPaths
 
 SIDECAR_MODULE = "mailhat_nb.lab.sidecar"
@@ -117,11 +117,25 @@ class _Claimed:
     paths: LabPaths
 
     def send(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        """Signal the process (gone already: nothing to do).
+
+        Raises
+        ------
+        LabError
+            Not allowed: the lab was started by another user (root, as the
+            Dovecot master must be).
+        """
+        try:
             if self.fd is not None:
                 signal.pidfd_send_signal(self.fd, sig)
             else:
                 os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError as exc:
+            raise LabError(f"cannot stop {self.name} (pid {self.pid}): it runs as another "
+                           "user; run `mailhat lab down` as the user who started the lab "
+                           "(root)") from exc
 
     def wait(self, timeout: float) -> bool:
         """True when the process exited within ``timeout`` seconds."""

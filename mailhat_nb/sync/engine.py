@@ -201,14 +201,15 @@ class _FolderSync:
     """
 
     def __init__(self, session: ImapSession, fstore: FolderStore, info: FolderInfo,
-                 tracker: Tracker, chunk_size: int, pipeline: _Pipeline) -> None:
+                 tracker: Tracker, chunk_size: int, pipeline: _Pipeline,
+                 result: FolderResult) -> None:
         self.session = session
         self.fstore = fstore
         self.info = info
         self.tracker = tracker
         self.chunk_size = chunk_size
         self.pipeline = pipeline
-        self.result = FolderResult(folder=info.name)
+        self.result = result
         self.sel: FolderStatus | None = None
         self.started = time.monotonic()
         self.lost_chunks = False  # a chunk was dropped on the way out of an error
@@ -279,8 +280,8 @@ class _FolderSync:
         for _, got in self.session.fetch_headers(
                 chunk_ranges(missing, self.chunk_size, first), _header_fields()):
             msgs = [m for m in got if m.uid in wanted]
-            if not msgs:
-                continue
+            if not msgs or self.store_error is not None:
+                continue  # nothing new, or the folder failed: read the answer to its end
             wanted.difference_update(m.uid for m in msgs)
             name, tmp = fstore.reserve_part(msgs[0].uid, msgs[-1].uid)
             job = rows.ChunkJob.from_messages(msgs, self.result.role, sel.uidvalidity,
@@ -678,8 +679,9 @@ class _Run:
                     folder=info.name, role=state.role if state else "", action="failed",
                     rows=state.messages if state else 0, error=str(exc))
                 continue
-            if state is not None and _unchanged(state, status) \
-                    and root.intact(state, deep=self.verify):
+            # --verify opens every folder: opening it reads the parts whole once.
+            if state is not None and _unchanged(state, status) and not self.verify \
+                    and root.intact(state):
                 finished[info.name] = FolderResult(
                     folder=info.name, role=state.role, rows=state.messages,
                     server_messages=status.messages, uidvalidity=status.uidvalidity,
@@ -703,11 +705,11 @@ class _Run:
                     finished[info.name] = FolderResult(folder=info.name, action="failed",
                                                        error=str(exc))
                     continue
-                folder_sync = _FolderSync(session, fstore, info, tracker, self.chunk_size,
-                                          pipeline)
                 # A retry after a dropped connection goes on counting where the
                 # dropped attempt stopped (what it committed is in the store).
-                folder_sync.result = self.partial.setdefault(info.name, folder_sync.result)
+                result = self.partial.setdefault(info.name, FolderResult(folder=info.name))
+                folder_sync = _FolderSync(session, fstore, info, tracker, self.chunk_size,
+                                          pipeline, result)
                 try:
                     folder_sync.run()
                 except (ConnectionLost, AuthFailed):

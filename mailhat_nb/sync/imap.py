@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from mailhat_nb.checks import check_username, split_email
 from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
@@ -63,28 +64,6 @@ DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
 #: port or a firewall should hear so in seconds, not minutes.
 CONNECT_TIMEOUT = 10.0
 _NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
-
-
-def _check_login_text(what: str, value: str) -> None:
-    """Refuse an address or login the wire cannot carry as one token.
-
-    A space or line break (a paste that took the next line along) would end
-    the LOGIN command early and send the rest as a command of its own; bytes
-    that are not UTF-8 (surrogates from a terminal in another encoding)
-    cannot be encoded at all.
-
-    Raises
-    ------
-    UsageError
-        Saying which field, with the value escaped onto one line.
-    """
-    if any(c.isspace() or not c.isprintable() for c in value):
-        raise UsageError(f"the {what} {value!r} contains spaces or control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(f"the {what} {value.encode('utf-8', 'backslashreplace').decode()} "
-                         "is not valid UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -114,8 +93,10 @@ class ImapSettings:
             raise UsageError("an email address and a server name are needed")
         if not (self.timeout > 0 and self.connect_timeout > 0):
             raise UsageError("timeouts must be positive numbers of seconds")
-        for what, value in (("email address", self.email), ("username", self.username or "")):
-            _check_login_text(what, value)
+        # The doctor's rules for the same fields (a pasted space dropped, two @,
+        # a line break refused): what one command accepts, the other does too.
+        object.__setattr__(self, "email", split_email(self.email)[0])
+        object.__setattr__(self, "username", check_username(self.username or "") or None)
 
     @property
     def login(self) -> str:
@@ -125,7 +106,7 @@ class ImapSettings:
     @property
     def account(self) -> str:
         """The store's name for this account: the email address, lower-cased."""
-        return self.email.strip().lower()
+        return self.email.lower()
 
     @property
     def effective_port(self) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from mailhat_nb.checks import as_text
 from mailhat_nb.errors import NothingToImport, UsageError
 from mailhat_nb.sync import rows as rowmod
 from mailhat_nb.sync.store import FolderStore, Store, utc_now
@@ -25,7 +26,7 @@ Kind = Literal["mbox", "maildir"]
 
 def default_account(kind: Kind, path: Path) -> str:
     """The account name an import uses when none is given: the source's name."""
-    return path.stem if kind == "mbox" else path.resolve().name
+    return as_text(path.stem if kind == "mbox" else path.resolve().name)
 
 
 def import_source(kind: Kind, path: Path, store: Path | str,
@@ -35,7 +36,9 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     Returns
     -------
     dict
-        ``{"account", "source", "rows", "folders": {folder: rows}}``.
+        ``{"account", "source", "rows", "folders": {folder: rows}, "skipped":
+        [directories with no mail], "set_aside": [folders whose state record was
+        unreadable, moved under _retired/]}``.
 
     Raises
     ------
@@ -60,6 +63,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     folders: dict[str, int] = {}
     skipped: list[str] = []
     with root.lock():
+        set_aside = root.set_aside_damaged(account)  # unreadable records: imported anew
         current: FolderStore | None = None
         written: list[tuple[str, list[int]]] = []
         for batch in batches:
@@ -90,7 +94,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
             if state.source == kind and state.folder not in folders and state.parts:
                 root.open_folder(account, state.folder).retire("gone_from_import_source")
     return {"account": account, "source": str(path), "rows": sum(folders.values()),
-            "folders": folders, "skipped": skipped}
+            "folders": folders, "skipped": skipped, "set_aside": set_aside}
 
 
 def _refuse_store_as_source(path: Path, store: Path) -> None:

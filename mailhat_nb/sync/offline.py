@@ -76,6 +76,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from mailhat_nb.checks import as_text
 from mailhat_nb.errors import UsageError
 from mailhat_nb.folders import folder_role
 from mailhat_nb.frames import add_direction, concat_frames, messages_frame
@@ -398,6 +399,7 @@ def _walk(
             name = "INBOX." + decode_mutf7(here.name[1:])
         else:
             name = decode_mutf7(here.relative_to(root).as_posix())
+        name = as_text(name)
         role = folder_role(name)
         validity, rows = _maildir_rows(here, account=account, folder=name, role=role)
         yield from _batches(name, role, validity, rows, str(here), batch_size)
@@ -412,7 +414,7 @@ def _walk(
     ]  # fmt: skip
     if files and not _is_maildir(here):
         rel = here.relative_to(root).as_posix()
-        name = root.name if rel == "." else rel
+        name = as_text(root.name if rel == "." else rel)
         role = folder_role(name)
         if not any(_looks_like_mail(e.path) for e in files):
             yield FolderBatch(name, role, 0, [], str(here), final=True, not_mail=True)
@@ -514,7 +516,7 @@ def read_mbox(
         The file cannot be opened.
     """
     p = Path(path)
-    name = folder or (p.name[:-5] if p.name.lower().endswith(".mbox") else p.name)
+    name = as_text(folder or (p.name[:-5] if p.name.lower().endswith(".mbox") else p.name))
     role = folder_role(name) or ("all" if name.casefold().startswith("all mail") else "")
     validity = uidvalidity_for(name)
     try:

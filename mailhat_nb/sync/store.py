@@ -7,8 +7,11 @@ Layout (readable by pandas, DuckDB, Spark or Dask without this package)::
         folder=<folder>/                      hive partition: the decoded folder name
           part-v<uidvalidity>-<first>-<last>-g<n>.parquet    the rows
           _state.json                         this folder's sync state (below)
+          _damaged-<part>.bad                 a part found damaged, set aside
       _retired/account=.../folder=.../v<uidvalidity>-<time>/part-*.parquet
                                               rows retired by a UIDVALIDITY change
+      _retired/account=.../folder=...-damaged-<time>/
+                                              a folder whose state was unreadable
 
 ``account`` and ``folder`` live only in the directory names (percent-encoded
 where a character is unsafe in a path: ``/ \ % = : * ? " < > | # { } [ ] ^ '``
@@ -41,6 +44,17 @@ written file nor a row twice, even while a sync runs; a plain Parquet reader
 of the directory can, after a crash in the middle of a flag/expunge rewrite,
 see the old and the new copy of a part until the next sync or import opens
 that folder.
+
+Damage from outside (a disk fault, a "clean-up" by hand) is healed, never
+read around. Before a folder is called unchanged, and whenever one is
+opened for writing, each part it names is checked (there, and ``PAR1`` at
+both ends; ``mailhat sync --verify`` reads each whole): a damaged part is
+set aside and its UIDs leave the state, so the sync fetches those messages
+again (:meth:`FolderStore.repair`). A folder whose ``_state.json`` cannot be
+read is moved to ``_retired/`` whole and fetched again
+(:meth:`Store.set_aside_damaged`). Readers fail with the file's name and
+that way out; a part that vanishes under a reader (a sync compacting right
+then) is read again from the new state.
 """
 
 from __future__ import annotations
@@ -56,6 +70,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mailhat_nb.checks import check_text
 from mailhat_nb.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
@@ -75,6 +90,7 @@ _MAX_COMPONENT = 200
 #: Merge parts when a folder has more than this many (many small incremental syncs).
 COMPACT_AFTER = 24
 COMPACT_TARGET_ROWS = 50_000
+_PART_INTS = ("uidvalidity", "first", "last", "rows")
 #: Reads of a store whose parts a running sync replaced under the reader.
 READ_ATTEMPTS = 3
 
@@ -87,7 +103,14 @@ def escape_component(name: str) -> str:
 
     Names too long for a file name are cut and given a hash suffix; the real
     name is always in ``_state.json``.
+
+    Raises
+    ------
+    UsageError
+        For a name that is not text (bytes that are not UTF-8, e.g. an
+        ``--account`` typed in a terminal of another encoding).
     """
+    check_text(name, "account or folder name")
     out = "".join(
         "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
         if ch in _UNSAFE or ord(ch) < 0x20 or ord(ch) == 0x7F else ch
@@ -102,6 +125,22 @@ def escape_component(name: str) -> str:
             cut = cut[: cut.rfind("%")]
         out = f"{cut}~{digest}"
     return out
+
+
+def load_state(state_file: Path) -> FolderState:
+    """Read one ``_state.json``.
+
+    Raises
+    ------
+    StoreError
+        Unreadable, not JSON, or of the wrong shape; the message names the
+        file and the way out.
+    """
+    try:
+        return FolderState.from_json(json.loads(state_file.read_text("utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise StoreError(f"cannot read {state_file}: {exc}; the next sync or import of that "
+                         "account sets the folder aside and fetches it again") from exc
 
 
 def utc_now() -> str:
@@ -182,15 +221,19 @@ class FolderState:
 
         Raises
         ------
-        ValueError
+        ValueError, TypeError
             When ``data`` is valid JSON of the wrong shape (a file overwritten
-            by hand or by another program); callers report the file.
+            by hand or by another program); :func:`load_state` reports the file.
         """
         if not isinstance(data, Mapping) or not isinstance(data.get("account"), str) \
                 or not isinstance(data.get("folder"), str) \
                 or not isinstance(data.get("parts", []), list) \
                 or not isinstance(data.get("uids", ""), str):
             raise ValueError("not a folder state record")
+        for part in data.get("parts", []):
+            if not isinstance(part, Mapping) or not isinstance(part.get("file"), str) \
+                    or not all(type(part.get(k)) is int for k in _PART_INTS):
+                raise ValueError("not a folder state record (a part entry is malformed)")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["parts"] = [PartInfo(**p) for p in data.get("parts", [])]
         return cls(**known)
@@ -296,8 +339,8 @@ class FolderStore:
             if entry.name.endswith(".parquet") or entry.name.startswith("_tmp-"):
                 entry.unlink()
 
-    def repair(self, *, deep: bool = False) -> list[str]:
-        """Set aside parts whose file is missing or damaged; returns their names.
+    def repair(self, *, deep: bool = False) -> None:
+        """Set aside parts whose file is missing or damaged (named in :attr:`repaired`).
 
         A part deleted or truncated behind the store's back (a disk fault, a
         hand-made "clean-up") would otherwise stay in the state: the sync
@@ -314,7 +357,7 @@ class FolderStore:
         bad = [p for p in self.state.parts
                if not part_intact(self.path / p.file, p.rows, deep=deep)]
         if not bad:
-            return []
+            return
         good = [p for p in self.state.parts if p not in bad]
         stored = self.state.uid_list()
         lost = {u for u in stored if any(p.first <= u <= p.last for p in bad)}
@@ -331,7 +374,6 @@ class FolderStore:
         self.state.complete = False
         self._commit(renames)
         self.repaired = [p.file for p in bad]
-        return self.repaired
 
     def commit_state(self, **updates: Any) -> None:
         """Change state fields only (e.g. UIDNEXT and ``complete`` at the end)."""
@@ -687,12 +729,12 @@ class Store:
     """A store directory: accounts, their folders, and their state records."""
 
     def __init__(self, root: Path | str) -> None:
+        check_text(str(root), "store directory name")
         self.root = Path(root)
 
     def folder_path(self, account: str, folder: str) -> Path:
         """Directory of one folder's parts and state."""
-        return (self.root / f"account={escape_component(account)}"
-                / f"folder={escape_component(folder)}")
+        return self.account_dir(account) / f"folder={escape_component(folder)}"
 
     def open_folder(self, account: str, folder: str, *, create: bool = True,
                     verify: bool = False) -> FolderStore:
@@ -707,16 +749,16 @@ class Store:
         """
         path = self.folder_path(account, folder)
         state_file = path / STATE_FILE
-        try:
-            if state_file.exists():
-                state = FolderState.from_json(json.loads(state_file.read_text("utf-8")))
-            elif create:
+        if state_file.exists():
+            state = load_state(state_file)
+        elif not create:
+            raise StoreError(f"no folder {folder!r} of {account!r} in {self.root}")
+        else:
+            try:
                 path.mkdir(parents=True, exist_ok=True)
-                state = FolderState(account=account, folder=folder)
-            else:
-                raise StoreError(f"no folder {folder!r} of {account!r} in {self.root}")
-        except (OSError, ValueError, TypeError) as exc:
-            raise StoreError(f"cannot read {state_file}: {exc}") from exc
+            except OSError as exc:
+                raise StoreError(f"cannot create {path}: {exc}") from exc
+            state = FolderState(account=account, folder=folder)
         if (state.account, state.folder) != (account, folder):
             raise StoreError(f"{state_file} belongs to {state.account!r} / {state.folder!r}, "
                              f"not {account!r} / {folder!r} (a name collision after escaping)")
@@ -728,7 +770,7 @@ class Store:
             raise StoreError(f"cannot recover {path}: {exc}") from exc
         return store
 
-    def intact(self, state: FolderState, *, deep: bool = False) -> bool:
+    def intact(self, state: FolderState) -> bool:
         """Whether every part ``state`` names is on disk and whole (see :meth:`FolderStore.repair`).
 
         A state with moves still pending (a crash mid-commit) is not
@@ -737,26 +779,25 @@ class Store:
         if any(state.pending.values()):
             return False
         path = self.folder_path(state.account, state.folder)
-        return all(part_intact(path / p.file, p.rows, deep=deep) for p in state.parts)
+        return all(part_intact(path / p.file) for p in state.parts)
 
     def states(self, account: str | None = None) -> list[FolderState]:
         """Every folder's state (of one account, or all), read-only."""
         out: list[FolderState] = []
         if not self.root.is_dir():
             return out
-        mine = None if account is None \
-            else f"account={escape_component(account)}".casefold()
+        mine = None if account is None else self.account_dir(account).name.casefold()
         for state_file in sorted(self.root.glob(f"account=*/folder=*/{STATE_FILE}")):
-            try:
-                state = FolderState.from_json(json.loads(state_file.read_text("utf-8")))
-            except (OSError, ValueError, TypeError) as exc:
-                if mine is not None and state_file.parent.parent.name.casefold() != mine:
-                    continue  # another account's trouble is not this one's
-                raise StoreError(f"cannot read {state_file}: {exc}; the next `mailhat sync` "
-                                 "sets that folder aside and fetches it again") from exc
+            if mine is not None and state_file.parent.parent.name.casefold() != mine:
+                continue  # another account (and its troubles) is not this one's
+            state = load_state(state_file)
             if account is None or state.account.casefold() == account.casefold():
                 out.append(state)
         return out
+
+    def account_dir(self, account: str) -> Path:
+        """The directory of ``account``'s folders."""
+        return self.root / f"account={escape_component(account)}"
 
     def set_aside_damaged(self, account: str) -> list[str]:
         """Move folders of ``account`` whose state record is unreadable out of the store.
@@ -768,12 +809,12 @@ class Store:
         where each went, relative to the store.
         """
         moved: list[str] = []
-        home = self.root / f"account={escape_component(account)}"
+        home = self.account_dir(account)
         for state_file in sorted(home.glob(f"folder=*/{STATE_FILE}")):
             try:
-                FolderState.from_json(json.loads(state_file.read_text("utf-8")))
+                load_state(state_file)
                 continue
-            except (OSError, ValueError, TypeError):
+            except StoreError:
                 pass
             folder_dir = state_file.parent
             dest = (self.root / RETIRED_DIR / home.name
@@ -787,8 +828,12 @@ class Store:
         return moved
 
     def accounts(self) -> list[str]:
-        """The accounts the store holds."""
-        return sorted({s.account for s in self.states()})
+        """The accounts the store holds (those with a readable folder record)."""
+        found = set()
+        for state_file in self.root.glob(f"account=*/folder=*/{STATE_FILE}"):
+            with contextlib.suppress(StoreError):
+                found.add(load_state(state_file).account)
+        return sorted(found)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

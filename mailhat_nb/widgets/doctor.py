@@ -196,7 +196,7 @@ class DoctorPanel(Panel):
         """Read the form, test every preset (the grid fills in live), show the verdict."""
         typed = self.password.value
         self.password.value = ""  # never left in the form, nor in saved widget state
-        self._secret = Secret(typed) if typed else None
+        self._secret = None
         self.run_button.disabled = True
         self.export_button.disabled = True
         self.exported = None
@@ -211,6 +211,9 @@ class DoctorPanel(Panel):
             self.run_button.disabled = False
 
     def _run(self, typed: str) -> None:
+        # Inside the guard: a password no protocol can carry (a pasted line
+        # break) is a sentence in the panel, like any other bad input.
+        self._secret = Secret(typed) if typed else None
         self.report = None
         self.details.layout.display = "none"
         email = self.email.value.strip()

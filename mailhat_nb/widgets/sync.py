@@ -190,8 +190,6 @@ class SyncPanel(Panel):
         """Find the settings (if needed), log in, and list the folders with their counts."""
         typed = self.password.value
         self.password.value = ""
-        if typed:
-            self._typed = Secret(typed)
         self.connect_button.disabled = True
         try:
             return self.guarded(lambda: self._connect(typed), self._secrets)
@@ -199,6 +197,8 @@ class SyncPanel(Panel):
             self.connect_button.disabled = False
 
     def _connect(self, typed: str) -> None:
+        if typed:  # inside the guard: a password no protocol can carry is a sentence
+            self._typed = Secret(typed)
         if self.connection is None:
             self.connection = self._find_settings(typed)
             self._describe_connection()
