@@ -55,10 +55,13 @@ lab: setup
 	  --ServerApp.root_dir=notebooks
 
 ## The connection doctor as an app (Voilà), sources stripped, tracebacks hidden.
+## Each page load gets a kernel that remembers the working password in memory:
+## kernels idle for 15 minutes are shut down.
 app: setup
 	$(PY) -m mailhat_nb.cli lab up
 	.venv/bin/voila notebooks/01_connection_doctor.ipynb --Voila.ip=127.0.0.1 --no-browser \
-	  --strip_sources=True --show_tracebacks=False
+	  --strip_sources=True --show_tracebacks=False \
+	  --MappingKernelManager.cull_idle_timeout=900 --MappingKernelManager.cull_interval=60
 
 clean:
 	-$(PY) -m mailhat_nb.cli lab down

@@ -14,6 +14,7 @@ early and send the rest as a command of its own.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def as_text(name: str) -> str:
 def split_email(email: str) -> tuple[str, str, str]:
     """Check an email address; return it stripped, with its local part and domain.
 
-    Surrounding spaces (a paste) are dropped; anything else that is not one
+    What a paste brings along is dropped (surrounding spaces, a display name
+    around ``<address>``, a ``mailto:``); anything else that is not one
     ``name@domain`` is refused. The domain is returned as typed: converting an
     international name is the caller's business (DNS needs it, a login not).
 
@@ -84,6 +86,12 @@ def split_email(email: str) -> tuple[str, str, str]:
     """
     check_text(email, "email address")
     email = email.strip()
+    # What a copy from a mail client or a web page brings along.
+    named = re.fullmatch(r"[^<>]*<([^<>]+)>", email)
+    if named:  # "Alice <alice@example.com>"
+        email = named.group(1).strip()
+    if email.lower().startswith("mailto:"):
+        email = email[len("mailto:"):]
     if not email:
         raise UsageError("the email address is empty")
     if any(c.isspace() for c in email):
@@ -155,7 +163,7 @@ def check_store_arg(given: str, what: str = "--store") -> Path:
     """
     if not given.strip():
         raise UsageError(f"{what} is empty: give the store directory")
-    check_text(given, f"{what} directory name")
+    check_text(given, f"directory name given as {what}")
     path = Path(given)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {given} is a file, not a store directory")

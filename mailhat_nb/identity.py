@@ -141,10 +141,11 @@ def own_addresses(
     Raises
     ------
     UsageError
-        When a value of ``extra`` is not an email address: a typo there
-        would silently change every count.
+        When a value of ``extra`` or ``exclude`` is not an email address: a
+        typo there would silently change every count.
     """
     user_given = check_addresses(extra, "self address")
+    excluded = check_addresses(exclude, "excluded address")
     found: list[pd.DataFrame] = []
 
     def add(addresses: Iterable[str], source: str) -> None:
@@ -179,7 +180,7 @@ def own_addresses(
         return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")
                                           else "int64") for c in OWN_COLUMNS})
     table = pd.concat(found, ignore_index=True)
-    table = table[~table["address"].isin(list(as_address_set(list(exclude))))]
+    table = table[~table["address"].isin(excluded)]
     order = {"login": 0, "sent folder": 1, "delivered-to": 2, "user": 3}
     table = table.assign(rank=table["source"].map(order)).sort_values(["address", "rank"])
     sources = table.groupby("address", sort=True)["source"].agg(", ".join)

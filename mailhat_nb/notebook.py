@@ -132,6 +132,20 @@ class Password:
     source: str
 
 
+def shown_env_name(password_env: str | None) -> str:
+    """``password_env`` when it may be shown on a page (a variable *name*), else "".
+
+    The parameter is sometimes the password itself, pasted where its
+    variable's name belongs: it must never become a placeholder or a hint
+    on the page (:func:`find_password` says what is wrong, unseen).
+    """
+    name = (password_env or "").strip()
+    try:
+        return check_env_name(name) if name else ""
+    except UsageError:
+        return ""
+
+
 def find_password(email: str, typed: str = "", password_env: str | None = DEFAULT_PASSWORD_ENV,
                   lab: Lab | None = None) -> Password:
     """Find the password for ``email``: typed, else the environment, else the lab's file.

@@ -107,7 +107,10 @@ def from_env(var: str) -> Secret:
             f"there (e.g. `read -s {var}; export {var}`), or leave --password-env out "
             "to be prompted"
         )
-    return Secret(value)
+    try:
+        return Secret(value)
+    except UsageError as exc:  # the agent sees an empty Password box: say where it came from
+        raise UsageError(f"{exc} (it came from the environment variable {var})") from None
 
 
 def obtain(env_var: str | None, prompt: str = "Password: ") -> Secret:

@@ -549,9 +549,21 @@ def test_wrong_password_one_attempt_per_protocol_and_verdict(lab: Lab,
     assert all("not tried" in (r.step("auth") or r.steps[0]).detail for r in skipped)
     assert report.verdict.code == "auth_failed"
     assert "rejected on every protocol tried (IMAP, POP3, SMTP)" in report.verdict.summary
+    # The customer's sentence comes from a real rejection, not from a preset
+    # that only inherited one (that would explain the gate, not the problem).
+    assert "did not try it on this preset" not in report.verdict.explanation
     assert report.verdict.incoming is None
     assert report.verdict.outgoing is None
     assert not report.incoming_ok
+
+
+def test_a_rejected_password_with_a_trailing_space_says_so_first(lab: Lab,
+                                                                  lab_info: LabInfo) -> None:
+    # Invisible in a Password box, and the likeliest cause: the verdict leads with it.
+    report = run(lab, lab_info, lab_info.presets, password=lab.password("alice") + " ",
+                 timeout=8)
+    assert report.verdict.code == "auth_failed"
+    assert report.verdict.summary.startswith("The password starts or ends with a space")
 
 
 def test_wrong_password_with_plaintext_login_allowed_is_tried_encrypted_first(

@@ -310,6 +310,46 @@ def test_correspondence_charts_and_exports(tmp_path: Path) -> None:
         panel.export("../escape.csv")
 
 
+def test_correspondence_parameter_slips_are_sentences_not_tracebacks(tmp_path: Path) -> None:
+    # One string where a list belongs is that one address, not its letters.
+    one = CorrespondencePanel(store=tmp_path, messages=_frame(), me="old@example.com",
+                              contacts="bob@acme.example")
+    assert one.error == ""
+    assert "old@example.com" in set(one.self_table["address"])
+    assert one.chosen() == ["bob@acme.example"]
+    # A typo in `me` is named once; every other part says "nothing to show".
+    typo = CorrespondencePanel(store=tmp_path, messages=_frame(), me=["old address@example.com"])
+    assert "'old address@example.com' is not an email address" in typo.error
+    for part in (typo.charts, typo.aliases, typo.exports):
+        assert "Nothing to show" in part.static_html()
+    # An export folder that cannot be made is a notice.
+    panel = CorrespondencePanel(store=tmp_path, messages=_frame(),
+                                export_dir=tmp_path / "file.txt" / "exports")
+    (tmp_path / "file.txt").write_text("x")
+    notice = panel.save("contacts.csv")
+    assert isinstance(notice, render.Notice)
+    assert "cannot save contacts.csv" in str(notice.text)
+
+
+def test_a_password_pasted_as_password_env_never_reaches_the_page(tmp_path: Path) -> None:
+    doctor = DoctorPanel(email="x@example.com", presets="hostgator", ca_file="",
+                         password_env=SECRET)
+    sync = SyncPanel(email="x@example.com", store=tmp_path / "s", password_env=SECRET)
+    for text in (doctor.password.placeholder, sync.password.placeholder, sync.how.value,
+                 doctor.static_html(), sync.static_html()):
+        assert SECRET not in text
+    assert "MAILHAT" in DoctorPanel(email="x@example.com").password.placeholder
+
+
+def test_an_input_error_clears_the_previous_runs_grid() -> None:
+    panel = DoctorPanel(email="alice@@localhost", presets="hostgator", ca_file="",
+                        password_env="")
+    panel.grid.value = "<table>an earlier run's ✓ Works rows</table>"
+    assert panel.run() is None
+    assert "more than one @" in panel.error
+    assert panel.grid.value == ""
+
+
 def test_correspondence_without_a_store_says_what_to_do(tmp_path: Path) -> None:
     panel = CorrespondencePanel(store=tmp_path / "nothing")
     assert "sync the mailbox first" in panel.error

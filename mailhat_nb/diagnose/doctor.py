@@ -32,6 +32,11 @@ from mailhat_nb.diagnose.verdict import decide
 DEFAULT_TIMEOUT = 10.0
 
 
+def _padded(account: Account) -> bool:
+    password = account.password.reveal()
+    return password != password.strip()
+
+
 def sweep_gate(targets: list[Target], timeout: float) -> AuthGate:
     """The login gate of one sweep, with its encrypted probes announced.
 
@@ -131,6 +136,11 @@ def diagnose(
             outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
             notes.append(f"send test: {outcome.detail}")
             verdict = decide(done)
+    if verdict.code == "auth_failed" and _padded(account):
+        # The likeliest cause, and invisible in a Password box: say it first.
+        verdict.summary = ("The password starts or ends with a space: most likely pasted "
+                           "with it. Retype it without the space and run again. "
+                           + verdict.summary)
     return Report(account=account, results=done, verdict=verdict,
                   elapsed_ms=(time.monotonic() - start) * 1000, notes=notes)
 

@@ -86,11 +86,15 @@ class Verdict:
         """The result carrying the verdict's code (it fills the code's texts).
 
         The recommended incoming preset when it carries it (the warning is
-        about that one), else the first.
+        about that one), else the first where the failure really happened: a
+        preset that only inherited another's rejection (its login not tried)
+        would explain the gate instead of the problem.
         """
         if self.incoming is not None and self.incoming.code == self.code:
             return self.incoming
-        return next((r for r in self.results if r.code == self.code), None)
+        carrying = [r for r in self.results if r.code == self.code]
+        return next((r for r in carrying if not r.rejection_reused),
+                    carrying[0] if carrying else None)
 
     @property
     def explanation(self) -> str:

@@ -17,7 +17,7 @@ local variables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ipywidgets as w
@@ -35,6 +35,15 @@ FIELD_LAYOUT = {"width": "560px"}
 def field_style() -> dict[str, str]:
     """Style for a labelled form field (labels one width, never cut off)."""
     return {"description_width": LABEL_WIDTH}
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str]:
+    """A notebook parameter as a list: one string is one item, not its letters."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return list(value)
 
 
 def describe_error(exc: BaseException, secrets: Iterable[Secret | str] = ()) -> str:

@@ -26,7 +26,7 @@ import ipywidgets as w
 
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.widgets import render
-from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, field_style
+from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, as_list, field_style
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,7 +138,10 @@ class CorrespondencePanel(Panel):
         self._given = messages
         self.store = Path(store)
         self.account = account.strip().lower() if account else None
-        self.extra_me, self.exclude = list(me), list(exclude)
+        # A notebook parameter given as one string instead of a list means that
+        # one address, not its letters.
+        self.extra_me, self.exclude = as_list(me), as_list(exclude)
+        contacts = as_list(contacts)
         self.top = top
         self.export_dir = Path(export_dir)
         self.saved: list[Saved] = []
@@ -168,12 +171,12 @@ class CorrespondencePanel(Panel):
             who = f" for {self.account}" if self.account else ""
             raise UsageError(f"the store {self.store} holds no messages{who}: sync first "
                              "(notebook 02_sync_mailbox)")
-        self.raw = raw
         login = self.account or None
         self.self_table = ca.own_addresses(raw, login=login, extra=self.extra_me,
                                            exclude=self.exclude)
         self.suggestions = ca.suggest_aliases(ca.unique_messages(raw), self.self_table)
         self.decisions = {str(a): False for a in self.suggestions["address"]}
+        self.raw = raw  # last: every part reads "loaded" from it
         self._compute()
         self._fill_aliases()
 
@@ -316,7 +319,9 @@ class CorrespondencePanel(Panel):
             fig: Figure = getattr(self, name)()
             self._pngs[name] = render.figure_png(fig)
             self.images[name].value = self._pngs[name]
-        self.charts.say(f"Charts for {plural(len(self.chosen()), 'chosen contact')}, per "
+        who = (plural(len(self.chosen()), "chosen contact") if self.chosen()
+               else f"the {self.top} busiest contacts (none ticked)")
+        self.charts.say(f"Charts for {who}, per "
                         f"{dict((v, k) for k, v in PERIODS)[str(self.period.value)].lower()}.",
                         "ok")
 
@@ -398,8 +403,12 @@ class CorrespondencePanel(Panel):
         if not name or name != filename.strip():
             raise UsageError(f"give a file name without folders, not {filename!r}")
         frame = self.table(which)
-        self.export_dir.mkdir(parents=True, exist_ok=True)
-        path = ca.export(frame, self.export_dir / name).resolve()
+        try:
+            self.export_dir.mkdir(parents=True, exist_ok=True)
+            path = ca.export(frame, self.export_dir / name).resolve()
+        except OSError as exc:
+            raise UsageError(f"cannot save {name} in {self.export_dir}: "
+                             f"{exc.strerror or exc}; choose another export_dir") from exc
         saved = Saved(path=path, rows=len(frame), what=which)
         self.saved.append(saved)
         return saved

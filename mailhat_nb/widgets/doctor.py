@@ -143,8 +143,9 @@ class DoctorPanel(Panel):
         self.email = w.Text(value=email, description="Email address", style=style,
                             layout=layout, placeholder="the customer's full address")
         self.password = w.Password(value="", description="Password", style=style, layout=layout,
-                                   placeholder=f"leave empty to use ${password_env}"
-                                   if password_env else "the customer's password")
+                                   placeholder=f"leave empty to use ${shown}"
+                                   if (shown := notebook.shown_env_name(password_env))
+                                   else "the customer's password")
         self.server = w.Text(value=server, description="Server name", style=style, layout=layout,
                              placeholder="from the welcome email or cPanel, e.g. "
                                          "gator1234.hostgator.com")
@@ -216,6 +217,7 @@ class DoctorPanel(Panel):
         self._secret = Secret(typed) if typed else None
         self.report = None
         self.details.layout.display = "none"
+        self.grid.value = ""  # an earlier run's ✓ rows must not stand under this run's error
         email = self.email.value.strip()
         if not email:
             raise UsageError("type the customer's email address first")
@@ -223,7 +225,7 @@ class DoctorPanel(Panel):
         server = self.server.value.strip() or None
         # The address and server name first: a typo there is the likelier mistake,
         # and it should be named before anyone is asked for a password.
-        Account.from_input(email, Secret("placeholder"), server=server)
+        email = Account.from_input(email, Secret("placeholder"), server=server).email
         found = notebook.find_password(email, typed, self.password_env, notebook.running_lab())
         self._secret = found.secret
         self.password_source = found.source

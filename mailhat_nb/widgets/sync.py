@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from mailhat_nb import notebook
+from mailhat_nb.checks import check_store_arg
 from mailhat_nb.diagnose import Account, diagnose
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
 from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.progress import Progress
 from mailhat_nb.widgets import render
-from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, field_style
+from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, as_list, field_style
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,8 +114,10 @@ class SyncPanel(Panel):
         self.password_env = password_env
         self.ca_file = ca_file
         self.timeout = timeout
-        self.store = Path(store)
-        self.wanted = list(folders) if folders else None
+        self.store_given = str(store)
+        # Shown as an absolute path: "../.store" means nothing to a reader.
+        self.store = Path(store).absolute()
+        self.wanted = as_list(folders) or None  # "INBOX" is one folder, not five
         self.connection: notebook.Connection | None = None
         self.server_counts: dict[str, int] = {}
         self.summary: SyncSummary | None = None
@@ -134,8 +137,9 @@ class SyncPanel(Panel):
         style, layout = field_style(), w.Layout(**FIELD_LAYOUT)
         self.how = w.HTML()
         self.password = w.Password(description="Password", style=style, layout=layout,
-                                   placeholder=f"leave empty to use ${password_env}"
-                                   if password_env else "the account's password")
+                                   placeholder=f"leave empty to use ${shown}"
+                                   if (shown := notebook.shown_env_name(password_env))
+                                   else "the account's password")
         self.connect_button = w.Button(description="Connect", button_style="primary",
                                        icon="plug", layout=w.Layout(width="180px"))
         self.connect_button.on_click(lambda _: self.connect())
@@ -180,11 +184,14 @@ class SyncPanel(Panel):
                 "kernel: the password that worked there is reused, not asked again.", "ok")
             self.password.layout.display = "none"
         else:
+            shown = notebook.shown_env_name(self.password_env)
+            empty = f"leave it empty to use ${shown} (or, for a lab account, the lab's " \
+                "password file)" if shown else "for a lab account leave it empty to use the " \
+                "lab's password file"
             self.how.value = render.message(
                 f"No working settings from the connection doctor in this kernel yet: Connect "
                 f"runs the doctor for {self.email_param or 'the account'} first. Type the "
-                f"password, or leave it empty to use ${self.password_env} (or, for a lab "
-                "account, the lab's password file).", "info")
+                f"password, or {empty}.", "info")
 
     def connect(self) -> bool:
         """Find the settings (if needed), log in, and list the folders with their counts."""
@@ -266,9 +273,12 @@ class SyncPanel(Panel):
         chosen = list(self.folder_list.value)
         if not chosen:
             raise UsageError("tick at least one folder")
+        # An empty store parameter would put the store beside the notebook.
+        check_store_arg(self.store_given, "the store parameter")
         self.say(f"Syncing {len(chosen)} folders into {self.store}…")
         self.summary = sync_account(self.connection.settings, self.connection.password,
                                     self.store, folders=chosen, progress=self._progress)
+        self.bar.max = self.bar.value = max(self.bar.max, 1)  # done, even with nothing new
         self.result.value = render.table(
             ["Folder", "What happened", "New", "In the store", "On the server"],
             summary_rows(self.summary))
