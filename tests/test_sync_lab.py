@@ -405,7 +405,7 @@ def test_an_unreadable_state_record_sets_its_folder_aside(lab: Lab, lab_info: La
     before = frame_keys(tmp_path)
     state = Store(tmp_path).folder_path("alice@localhost", "INBOX.Sent") / "_state.json"
     state.write_bytes(state.read_bytes()[:300])
-    with pytest.raises(StoreError, match="sets that folder aside"):
+    with pytest.raises(StoreError, match="sets the folder aside"):
         read_messages(tmp_path)
     summary = sync_account(s, pw, tmp_path)
     assert len(summary.set_aside) == 1
