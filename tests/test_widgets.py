@@ -329,6 +329,15 @@ def test_correspondence_parameter_slips_are_sentences_not_tracebacks(tmp_path: P
     notice = panel.save("contacts.csv")
     assert isinstance(notice, render.Notice)
     assert "cannot save contacts.csv" in str(notice.text)
+    # A period that is not one is said, not silently made monthly.
+    weekly = CorrespondencePanel(store=tmp_path, messages=_frame(), period="Q")
+    assert "period 'Q' is not one of 'D' (day)" in weekly.error
+
+
+def test_an_export_says_when_it_replaced_a_file(tmp_path: Path) -> None:
+    panel = CorrespondencePanel(store=tmp_path, messages=_frame(), export_dir=tmp_path / "x")
+    assert "replacing" not in str(panel.export("contacts.csv"))
+    assert "replacing the earlier file of that name" in str(panel.export("contacts.csv"))
 
 
 def test_a_password_pasted_as_password_env_never_reaches_the_page(tmp_path: Path) -> None:

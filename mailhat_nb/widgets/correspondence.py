@@ -75,12 +75,14 @@ class Saved:
     path: Path
     rows: int
     what: str
+    replaced: bool = False  # a file of that name was there and is now this one
 
     def _repr_html_(self) -> str:
-        return render.message(f"Saved {self.rows:,} rows ({self.what}) to {self.path}", "ok")
+        return render.message(str(self), "ok")
 
     def __str__(self) -> str:
-        return f"Saved {self.rows:,} rows ({self.what}) to {self.path}"
+        again = " (replacing the earlier file of that name)" if self.replaced else ""
+        return f"Saved {self.rows:,} rows ({self.what}) to {self.path}{again}"
 
 
 class _Part(Panel):
@@ -143,6 +145,7 @@ class CorrespondencePanel(Panel):
         self.extra_me, self.exclude = as_list(me), as_list(exclude)
         contacts = as_list(contacts)
         self.top = top
+        self._period_given = period
         self.export_dir = Path(export_dir)
         self.saved: list[Saved] = []
         self._pngs: dict[str, bytes] = {}
@@ -160,6 +163,9 @@ class CorrespondencePanel(Panel):
         from mailhat_nb import contacts as ca
         from mailhat_nb.sync.store import read_messages
 
+        if self._period_given not in dict(PERIODS).values():
+            raise UsageError(f"period {self._period_given!r} is not one of "
+                             + ", ".join(f"{code!r} ({name.lower()})" for name, code in PERIODS))
         if self._given is not None:
             raw = self._given
         elif not self.store.is_dir():
@@ -403,13 +409,14 @@ class CorrespondencePanel(Panel):
         if not name or name != filename.strip():
             raise UsageError(f"give a file name without folders, not {filename!r}")
         frame = self.table(which)
+        replaced = (self.export_dir / name).exists()
         try:
             self.export_dir.mkdir(parents=True, exist_ok=True)
             path = ca.export(frame, self.export_dir / name).resolve()
         except OSError as exc:
             raise UsageError(f"cannot save {name} in {self.export_dir}: "
                              f"{exc.strerror or exc}; choose another export_dir") from exc
-        saved = Saved(path=path, rows=len(frame), what=which)
+        saved = Saved(path=path, rows=len(frame), what=which, replaced=replaced)
         self.saved.append(saved)
         return saved
 

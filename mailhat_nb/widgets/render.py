@@ -306,7 +306,8 @@ def frame_html(frame: pd.DataFrame, max_rows: int = 15) -> str:
              ".mh-frame td, .mh-frame th { padding: 2px 8px; border-bottom: 1px solid #e3e3e3;"
              " text-align: left; max-width: 28em; overflow: hidden; text-overflow: ellipsis;"
              " white-space: nowrap; } .mh-frame th { background: #f4f4f4; }</style>")
-    return style + text + more
+    # Wider than the page (long subjects): scroll sideways rather than be cut off.
+    return style + f'<div style="overflow-x: auto; max-width: 100%;">{text}</div>' + more
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
