@@ -84,3 +84,14 @@ class NothingToImport(MailhatError):
     /etc/passwd`` "succeeding" would leave the user looking for mail that
     was never there. Nothing is written to the store.
     """
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, in words: an OS error's text without ``[Errno N]`` and the path.
+
+    The message around it already names the file; "[Errno 20] Not a
+    directory: '/etc/passwd/store'" repeats it in a programmer's notation.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

@@ -25,7 +25,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailhat_nb.errors import StoreError
+from mailhat_nb.errors import StoreError, reason
 from mailhat_nb.sync.fetch import FetchedMessage
 
 if TYPE_CHECKING:
@@ -259,8 +259,8 @@ def process_chunk(job: ChunkJob) -> ChunkDone:
     try:
         write_parquet(chunk_to_table(job), job.tmp_path)
     except (OSError, pa.ArrowException) as exc:
-        raise StoreError(f"cannot write a chunk of {len(job)} rows to {job.tmp_path}: {exc}") \
-            from exc
+        raise StoreError(f"cannot write a chunk of {len(job)} rows to {job.tmp_path}: "
+                         f"{reason(exc)}") from exc
     return ChunkDone(job.tmp_path, len(job))
 
 

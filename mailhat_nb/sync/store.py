@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.checks import check_text
-from mailhat_nb.errors import StoreError, UsageError
+from mailhat_nb.errors import StoreError, UsageError, reason
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,8 +139,8 @@ def load_state(state_file: Path) -> FolderState:
     try:
         return FolderState.from_json(json.loads(state_file.read_text("utf-8")))
     except (OSError, ValueError, TypeError) as exc:
-        raise StoreError(f"cannot read {state_file}: {exc}; the next sync or import of that "
-                         "account sets the folder aside and fetches it again") from exc
+        raise StoreError(f"cannot read {state_file}: {reason(exc)}; the next sync or import of "
+                         "that account sets the folder aside and fetches it again") from exc
 
 
 def utc_now() -> str:
@@ -285,7 +285,7 @@ class FolderStore:
         try:
             write_parquet(table, tmp)
         except OSError as exc:
-            raise StoreError(f"cannot write {tmp}: {exc}") from exc
+            raise StoreError(f"cannot write {tmp}: {reason(exc)}") from exc
         return tmp
 
     def tmp_path(self, name: str) -> Path:
@@ -307,7 +307,8 @@ class FolderStore:
         try:
             write_atomic(self.path / STATE_FILE, self.state.to_json())
         except OSError as exc:
-            raise StoreError(f"cannot write the state of {self.state.folder!r}: {exc}") from exc
+            raise StoreError(f"cannot write the state of {self.state.folder!r}: "
+                             f"{reason(exc)}") from exc
         self._apply_pending()
 
     def _apply_pending(self) -> None:
@@ -326,7 +327,7 @@ class FolderStore:
             # moves (a crash replays them), and the next commit's fsync of this
             # directory makes them durable before its state can forget them.
         except OSError as exc:
-            raise StoreError(f"cannot finish a commit in {self.path}: {exc}") from exc
+            raise StoreError(f"cannot finish a commit in {self.path}: {reason(exc)}") from exc
         self.state.pending = {}
 
     def recover(self) -> None:
@@ -640,7 +641,7 @@ class FolderStore:
 
 def damaged_part(path: Path, exc: Exception) -> StoreError:
     """The error for a part that exists but cannot be read, with the way out."""
-    return StoreError(f"cannot read {path}: {exc}; the file is damaged: `mailhat sync "
+    return StoreError(f"cannot read {path}: {reason(exc)}; the file is damaged: `mailhat sync "
                       "--verify` sets it aside and fetches its messages again (for an "
                       "import: import the source again)")
 
@@ -757,7 +758,7 @@ class Store:
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create {path}: {exc}") from exc
+                raise StoreError(f"cannot create {path}: {reason(exc)}") from exc
             state = FolderState(account=account, folder=folder)
         if (state.account, state.folder) != (account, folder):
             raise StoreError(f"{state_file} belongs to {state.account!r} / {state.folder!r}, "
@@ -767,7 +768,7 @@ class Store:
             store.recover()
             store.repair(deep=verify)
         except OSError as exc:
-            raise StoreError(f"cannot recover {path}: {exc}") from exc
+            raise StoreError(f"cannot recover {path}: {reason(exc)}") from exc
         return store
 
     def intact(self, state: FolderState) -> bool:
@@ -823,7 +824,7 @@ class Store:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(folder_dir, dest)
             except OSError as exc:
-                raise StoreError(f"cannot set aside {folder_dir}: {exc}") from exc
+                raise StoreError(f"cannot set aside {folder_dir}: {reason(exc)}") from exc
             moved.append(str(dest.relative_to(self.root)))
         return moved
 
@@ -857,7 +858,7 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.root / "_lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreError(f"cannot create the store at {self.root}: {exc}") from exc
+            raise StoreError(f"cannot create the store at {self.root}: {reason(exc)}") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
