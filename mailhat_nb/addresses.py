@@ -188,6 +188,8 @@ def gmail_canonical(addresses: pd.Series) -> pd.Series:
     plus sign can tell two different people apart.
     """
     addr = addresses.astype("str").str.strip().str.lower()
+    if addr.empty:  # rpartition of nothing has no columns to index
+        return addr
     parts = addr.str.rpartition("@")
     local, dom = parts[0], parts[2]
     is_gmail = dom.isin(GMAIL_DOMAINS).to_numpy(dtype=bool)

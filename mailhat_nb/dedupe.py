@@ -69,6 +69,19 @@ def date_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     return date.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
+#: Dates before this are placeholders (Enron's 1979-1980 epochs, a client's
+#: unset clock), not when anyone wrote: reported by data health, left out of
+#: charts and of a contact's first/last.
+SUSPECT_BEFORE = pd.Timestamp("1990-01-01", tz="UTC")
+
+
+def plausible(ns: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Which dates (ns since the epoch) could be real: present, after 1990, not ahead of now."""
+    future = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)).value
+    ok: npt.NDArray[np.bool_] = (ns != NAT) & (ns >= SUSPECT_BEFORE.value) & (ns <= future)
+    return ok
+
+
 def to_utc(ns: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
     """The inverse of :func:`date_ns`: int64 nanoseconds (:data:`NAT` = missing) to UTC."""
     return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")

@@ -23,6 +23,7 @@ from mailhat_nb.dedupe import (
     NAT,
     date_ns,
     duplicate_groups,
+    plausible,
     require_columns,
 )
 from mailhat_nb.errors import UsageError
@@ -32,7 +33,6 @@ HEALTH_COLUMNS = ["account", "folder", "rows", "server_count", "missing", "dupli
                   "uidvalidity_values", "uidvalidity_events"]
 #: Dates before this are placeholders, not mail (Enron's Notes export wrote
 #: 1979-12-31 for unknown dates; broken clients write 1970 or year 0).
-SUSPECT_BEFORE = pd.Timestamp("1990-01-01", tz="UTC")
 
 
 #: Messages per folder by the server's count (IMAP ``STATUS MESSAGES``), keyed by
@@ -167,8 +167,7 @@ def data_health(
         fallback = np.zeros(n, dtype=bool)
     ns = date_ns(messages) if "date" in messages.columns else np.full(n, NAT)
     no_date = ns == NAT
-    future = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)).value
-    suspect = ~no_date & ((ns < SUSPECT_BEFORE.value) | (ns > future))
+    suspect = ~no_date & ~plausible(ns)
     has_defect = np.zeros(n, dtype=bool)
     top_defect: list[object] = [pd.NA] * k
     if "defects" in messages.columns:

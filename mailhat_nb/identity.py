@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
@@ -111,7 +112,10 @@ def own_addresses(
       Sent folder by role or by name, or a message with Gmail's ``Sent`` label;
     * a **Delivered-To** address: the server stamped it on delivery into
       this mailbox, so it is an address of the account (an alias, a
-      forwarding address);
+      forwarding address) — unless it also wrote to the account from outside
+      its sent mail: then it is a correspondent whose own mailbox forwarded
+      the message (an auto-forward stamps both); Gmail's "mailing list x@y"
+      lines are not read as addresses at all;
     * an address the **user** gives.
 
     Parameters
@@ -173,8 +177,15 @@ def own_addresses(
                             index=senders)
     add(sent_counts.index[sent_counts.to_numpy() > 0], "sent folder")
     if "delivered_to" in messages.columns:
+        # A Delivered-To that also wrote *to* the account (from outside its sent
+        # mail) is a correspondent whose mailbox forwarded the message: an
+        # auto-forward leaves both addresses. An old address of the owner's
+        # writes to others, and stays self.
+        core = as_address_set([a for f in found for a in f["address"]] + user_given)
+        wrote_to_us = _senders_to(messages, codes, ok & ~sent_rows, core)
         _, delivered = explode_lists(messages["delivered_to"])
-        add(delivered.unique(), "delivered-to")
+        add([a for a in normalise(delivered).unique()
+             if a in core or a not in set(senders[wrote_to_us])], "delivered-to")
     add(user_given, "user")
     if not found:
         return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")
@@ -190,6 +201,17 @@ def own_addresses(
     out = out.sort_values(["sent_folder_rows", "messages", "address"],
                           ascending=[False, False, True], ignore_index=True)
     return out[OWN_COLUMNS]
+
+
+def _senders_to(messages: pd.DataFrame, codes: npt.NDArray[np.int64],
+                rows: npt.NDArray[np.bool_], addresses: frozenset[str]) -> npt.NDArray[np.int64]:
+    """Sender codes of the ``rows`` whose To or Cc holds one of ``addresses``."""
+    hit = np.zeros(len(messages), dtype=bool)
+    for col in ("to_addrs", "cc_addrs"):
+        if col in messages.columns:
+            pos, vals = explode_lists(messages[col])
+            hit[pos[normalise(vals).isin(list(addresses)).to_numpy(dtype=bool)]] = True
+    return np.unique(codes[rows & hit])
 
 
 def self_addresses(
@@ -320,8 +342,14 @@ def suggest_aliases(frame: pd.DataFrame, self_addrs: SelfAddrs = None) -> pd.Dat
                            ignore_index=True)[ALIAS_COLUMNS]
 
 
-def _alias_map(accepted: pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
-    """Resolve accepted aliases to ``{alias: final canonical}`` (chains followed)."""
+def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
+               prefer: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Resolve accepted aliases to ``{address: its group's canonical}``.
+
+    Chains are followed and every accepted pair joins its two addresses, so
+    a group can be larger than one row. Its canonical is where its chains
+    end, one of ``prefer`` (self) when one is there: self stays self.
+    """
     if isinstance(accepted, pd.DataFrame):
         if not {"address", "alias_of"} <= set(accepted.columns):
             raise UsageError("the aliases table needs 'address' and 'alias_of' columns")
@@ -331,19 +359,41 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str]) -> dict[str, str]:
         pairs = list(zip(rows["address"], rows["alias_of"], strict=True))
     else:
         pairs = list(accepted.items())
-    raw = {str(a).strip().lower(): str(c).strip().lower() for a, c in pairs}
-    resolved: dict[str, str] = {}
-    for alias in raw:
-        seen = {alias}
-        target = raw[alias]
-        while target in raw and raw[target] != target:
+    edges = [(str(a).strip().lower(), str(c).strip().lower()) for a, c in pairs]
+    targets: dict[str, str] = {}
+    for alias, canon in edges:
+        targets.setdefault(alias, canon)
+    for alias in targets:  # a cycle is a contradiction the user must resolve
+        seen, target = {alias}, targets[alias]
+        while target in targets and targets[target] != target:
             if target in seen:
                 raise UsageError(f"aliases form a cycle through {target}")
             seen.add(target)
-            target = raw[target]
-        if target != alias:
-            resolved[alias] = target
-    return resolved
+            target = targets[target]
+    # Every accepted pair joins two addresses into one person, so an address
+    # accepted under two canonicals (Gmail's dots *and* the same name
+    # elsewhere) joins all three rather than being split by the last row.
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for alias, canon in edges:
+        ra, rc = root(alias), root(canon)
+        if ra != rc:
+            parent[ra] = rc
+    ends: dict[str, str] = {}
+    for alias, canon in edges:
+        final = canon
+        while final in targets and targets[final] != final:
+            final = targets[final]
+        group = root(alias)
+        if group not in ends or (final in prefer and ends[group] not in prefer):
+            ends[group] = final
+    members = {x for pair in edges for x in pair}
+    return {x: ends[root(x)] for x in members if ends[root(x)] != x}
 
 
 def _map_values(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
@@ -385,15 +435,24 @@ def apply_aliases(
         The table from :func:`suggest_aliases` (only ``accept == True`` rows
         are used) or a mapping ``{alias: canonical}``. Chains resolve.
     self_addrs
-        For a contacts frame: rows whose canonical address is self are
-        dropped (self is never a contact).
+        Self's addresses: a group of aliases that includes one is merged into
+        it (self stays self). For a contacts frame, merging into self is
+        refused (the alias's sent mail is not in it; merge on the messages
+        frame), and rows whose address is self are dropped.
+
+    Raises
+    ------
+    UsageError
+        Accepted aliases that form a cycle, a self alias on a contacts frame,
+        or a frame of neither kind.
 
     Returns
     -------
     pandas.DataFrame
         A new frame; the input is not modified.
     """
-    mapping = _alias_map(accepted)
+    me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
+    mapping = _alias_map(accepted, frozenset(me))
     if not mapping:
         return frame.copy()
     if "from_addr" in frame.columns:
@@ -405,6 +464,11 @@ def apply_aliases(
                 out[col] = _map_list_column(out[col], mapping)
         return out
     if {"contact", "sent", "received"} <= set(frame.columns):
+        if any(canon in me for canon in mapping.values()):
+            # The alias's rows say what it received from others, not whom it
+            # wrote to: its sent mail would be lost. The messages frame knows.
+            raise UsageError("an alias of your own address can only be merged on the messages "
+                             "frame: apply_aliases(messages, ...) and count contacts again")
         c = frame.copy()
         c["contact"] = _map_values(normalise(c["contact"]), mapping)
         canon_name = c.loc[c["contact"].isin(list(mapping.values())) & c["name"].notna(),
@@ -423,7 +487,6 @@ def apply_aliases(
             prefer = canon_name.drop_duplicates("contact").set_index("contact")["name"]
             merged["name"] = merged["contact"].map(prefer).fillna(merged["name"])
         merged["total"] = merged["sent"] + merged["received"]
-        me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
         merged = merged[~merged["contact"].isin(list(me))]
         cols = [col for col in frame.columns if col in merged.columns]
         return merged.sort_values(["total", "received", "contact"],

@@ -58,6 +58,7 @@ from mailhat_nb.dedupe import (
     date_ns,
     dedupe_positions,
     message_ids,
+    plausible,
     require_columns,
     take_rows,
     to_utc,
@@ -190,7 +191,8 @@ def contacts(messages: pd.DataFrame, self_addrs: SelfAddrs) -> pd.DataFrame:
         One row per contact address (lower-cased), most active first
         (``total``, then ``received``, then address). ``name`` is the contact's
         most used display name, missing when they never wrote; ``first`` and
-        ``last`` are tz-aware UTC.
+        ``last`` are tz-aware UTC, placeholder dates (before 1990, or ahead of
+        now) left out as the charts leave them out.
     """
     prep = _prepare(messages, self_addrs)
     u = len(prep.uniques)
@@ -200,7 +202,7 @@ def contacts(messages: pd.DataFrame, self_addrs: SelfAddrs) -> pd.DataFrame:
     received = np.bincount(r_codes, minlength=u)
     codes = np.concatenate([s_codes, r_codes])
     dates = prep.dates[np.concatenate([s_rows, r_rows])]
-    valid = dates != NAT
+    valid = plausible(dates)  # a 1980 placeholder is not when they first wrote
     first = np.full(u, np.iinfo(np.int64).max, dtype=np.int64)
     last = np.full(u, NAT, dtype=np.int64)
     np.minimum.at(first, codes[valid], dates[valid])

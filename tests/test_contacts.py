@@ -513,3 +513,78 @@ def test_random_mailboxes_match_a_plain_python_count(seed: int) -> None:
         to_addrs=[list(v)[::-1][:1] for v in frame["to_addrs"]],
         cc_addrs=[list(v)[::-1][1:] for v in frame["to_addrs"]])
     assert counts(ca.contacts(split, sorted(me))) == expected
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_forwarders_delivered_to_is_not_self() -> None:
+    # An auto-forward leaves the colleague's address in Delivered-To; the
+    # colleague also writes to us: a correspondent, not one of our addresses.
+    rows = [msg("colleague@work.com", [ME], mid="1", delivered_to=[ME, "colleague@work.com"]),
+            msg("colleague@work.com", [ME], mid="2", delivered_to=[ME],
+                at=T0 + timedelta(hours=1)),
+            msg(ME, ["colleague@work.com"], folder="Sent", mid="3", at=T0 + timedelta(hours=2)),
+            msg("poster@x.org", ["list@groups.example"], mid="4", at=T0 + timedelta(days=1),
+                delivered_to=["alias@me.example"])]
+    frame = build(rows)
+    me = ca.own_addresses(frame, login=ME)
+    assert set(me["address"]) == {ME, "alias@me.example"}
+    assert counts(ca.contacts(frame, me)) == {"colleague@work.com": (1, 2),
+                                              "poster@x.org": (0, 1)}
+
+
+def test_gmail_list_delivered_to_lines_are_not_addresses() -> None:
+    from mailhat_nb.sync.parse import parse_headers
+
+    parsed = parse_headers(b"From: a@b.c\r\nDelivered-To: me@gmail.com\r\n"
+                           b"Delivered-To: mailing list golang-nuts@googlegroups.com\r\n"
+                           b"Delivered-To: moderator for list@example.org\r\n\r\n")
+    assert list(parsed["delivered_to"]) == ["me@gmail.com"]
+
+
+def test_alias_suggestions_on_an_empty_frame() -> None:
+    assert ca.suggest_aliases(build([msg("a@x.com", [ME])]).iloc[0:0]).empty
+
+
+def test_an_address_accepted_under_two_canonicals_joins_them_all() -> None:
+    rows = [msg(frm, [ME], mid=str(i), name=name, at=T0 + timedelta(hours=i))
+            for i, (frm, name) in enumerate([
+                ("j.doe@gmail.com", "Jo Doe"), ("jdoe@gmail.com", ""), ("jdoe@gmail.com", ""),
+                ("jo@work.com", "Jo Doe"), ("jo@work.com", "Jo Doe")])]
+    frame = build(rows)
+    accepted = {"j.doe@gmail.com": "jdoe@gmail.com"}
+    both = pd.DataFrame({"address": ["j.doe@gmail.com", "j.doe@gmail.com"],
+                         "alias_of": ["jdoe@gmail.com", "jo@work.com"], "accept": [True, True]})
+    assert counts(ca.contacts(ca.apply_aliases(frame, accepted), [ME])) == {
+        "jdoe@gmail.com": (0, 3), "jo@work.com": (0, 2)}
+    assert counts(ca.contacts(ca.apply_aliases(frame, both), [ME])) == {
+        "jdoe@gmail.com": (0, 5)}
+
+
+def test_a_group_with_self_in_it_stays_self() -> None:
+    rows = [msg(ME, ["a@x.com"], folder="Sent", mid="1"),
+            msg("old@home.example", ["a@x.com"], mid="2", at=T0 + timedelta(days=1))]
+    frame = build(rows)
+    table = pd.DataFrame({"address": ["old@home.example", "old@home.example"],
+                          "alias_of": ["other@home.example", ME], "accept": [True, True]})
+    merged = ca.apply_aliases(frame, table, [ME])
+    assert set(merged["from_addr"]) == {ME}
+    assert counts(ca.contacts(merged, [ME])) == {"a@x.com": (2, 0)}
+
+
+def test_a_self_alias_cannot_be_merged_on_a_contacts_table() -> None:
+    rows = [msg(ME, ["a@x.com"], folder="Sent", mid="1"),
+            msg("old@home.example", ["a@x.com"], mid="2"),
+            msg("a@x.com", ["old@home.example"], mid="3")]
+    people = ca.contacts(build(rows), [ME])
+    with pytest.raises(UsageError, match="only be merged on the messages frame"):
+        ca.apply_aliases(people, {"old@home.example": ME}, [ME])
+
+
+def test_placeholder_dates_are_not_a_contacts_first_or_last() -> None:
+    rows = [msg("a@x.com", [ME], mid="1", at=datetime(1980, 1, 1, tzinfo=UTC)),
+            msg("a@x.com", [ME], mid="2")]
+    people = ca.contacts(build(rows), [ME])
+    assert people["first"].iloc[0] == pd.Timestamp(T0)
+    assert int(people["received"].iloc[0]) == 2  # still counted

@@ -224,3 +224,14 @@ def test_a_terminal_that_cannot_show_unicode_gets_stand_ins(tmp_path: Path) -> N
     proc = _run(tmp_path, subprocess.PIPE, PYTHONIOENCODING="ascii")
     assert (proc.returncode, proc.stderr) == (0, b"")
     assert b"Zo\\xeb \\xdcn\\xef" in proc.stdout
+
+
+def test_exclude_takes_an_address_out_of_self(store: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["contacts", "--store", str(store), "--self", "old@me.org", "--json"]) == 0
+    assert "old@me.org" not in {r["contact"] for r in json.loads(capsys.readouterr().out)}
+    assert cli.main(["contacts", "--store", str(store), "--self", "old@me.org",
+                     "--exclude", "old@me.org", "--json"]) == 0
+    assert "old@me.org" in {r["contact"] for r in json.loads(capsys.readouterr().out)}
+    assert cli.main(["contacts", "--store", str(store), "--exclude", "not an address"]) == 2
+    assert "--exclude 'not an address' is not an email address" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``mailhat contacts --store DIR [--self ADDR ...] [--top N] [--json | --csv]``."""
+"""``mailhat contacts``: volume per contact from the store (``--self``, ``--exclude``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--store", required=True, metavar="DIR", help="the store directory")
     parser.add_argument("--self", dest="self_addrs", nargs="+", default=[], metavar="ADDR",
                         help="more addresses of yours (old addresses, aliases)")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="ADDR",
+                        help="addresses found as yours that are not (an assistant who sends "
+                        "from your Sent folder, a shared mailbox): counted as contacts")
     parser.add_argument("--account", default=None,
                         help="only this account of the store (default: all of them)")
     parser.add_argument("--top", type=int, default=None, metavar="N",
@@ -92,8 +95,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     # Checked before reading the store: a typo in --self would change every count.
     mine = check_addresses(args.self_addrs, "--self")
+    not_mine = check_addresses(args.exclude, "--exclude")
     frame = _read(args.store, args.account)
-    me = own_addresses(frame, extra=mine)
+    me = own_addresses(frame, extra=mine, exclude=not_mine)
     people = contacts(frame, me)
     top = args.top if args.top is not None else (None if args.json or args.csv else TABLE_TOP)
     if top is not None:

@@ -119,6 +119,7 @@ _FIELDS_RE: Final = re.compile(
 )
 _WS: Final = " \t\r\n"
 _MSGID_RE: Final = re.compile(r"<\s*+([^<>\s]++)\s*+>")
+_BARE_ADDR_RE: Final = re.compile(r"\s*<?[^\s<>@,;:]+@[^\s<>@,;:]+>?\s*$")
 _LOOSE_ID_RE: Final = re.compile(r"<([^<>]*)>")
 _COMMENT_RE: Final = re.compile(r"\([^()]*\)")
 _FROM_HEADER_RE: Final = re.compile(rb"From[ \t]*:")
@@ -389,7 +390,10 @@ def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
             if mid_v is None:
                 mid_v = value
         elif key == "delivered-to":
-            dt_vs.append(value)
+            # Only a bare address is a mailbox the message was delivered to;
+            # Gmail also writes "mailing list x@y" and "moderator for x@y".
+            if _BARE_ADDR_RE.match(value):
+                dt_vs.append(value)
         elif key == "in-reply-to":
             if irt_v is None:
                 irt_v = value
