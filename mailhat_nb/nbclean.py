@@ -14,7 +14,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-#: Assignments that look like a literal credential: ``password = "hunter22"``.
+#: Assignments that look like a literal credential: a name such as password,
+#: secret, token or api_key, then ``=`` or ``:``, then a quoted value of six or
+#: more characters (not a placeholder like ``{x}`` or ``$VAR``).
 _SECRET_ASSIGNMENT = re.compile(
     r"""(?ix)(pass(word|wd)?|secret|token|api[_-]?key)\s*[:=]\s*["'][^"'\s{}$]{6,}["']"""
 )
