@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +114,28 @@ def doveadm_fetch(lab: Lab) -> float:
     return time.perf_counter() - start
 
 
-def raw_bytes(lab: Lab, folders: list[str]) -> tuple[float, int]:
-    """The FETCH answers read off the socket and thrown away: a client's floor."""
+def _over_folders(lab: Lab, folders: list[str],
+                  per_folder: Callable[[imaplib.IMAP4_SSL], int]) -> tuple[float, int]:
+    """Time ``per_folder`` on each folder, selected read-only; returns (seconds, its sum)."""
     conn = imap_connect(lab)
-    total = 0
+    count = 0
     start = time.perf_counter()
     for folder in folders:
         conn.select(folder, readonly=True)
+        count += per_folder(conn)
+    elapsed = time.perf_counter() - start
+    conn.logout()
+    return elapsed, count
+
+
+def raw_bytes(lab: Lab, folders: list[str]) -> tuple[float, int]:
+    """The FETCH answers read off the socket and thrown away: a client's floor."""
+
+    def drain(conn: imaplib.IMAP4_SSL) -> int:
         tag = conn._new_tag()
         conn.send(tag + b" UID FETCH 1:* " + ITEMS.encode() + b"\r\n")
         end = tag + b" OK"
-        tail = b""
+        total, tail = 0, b""
         while True:
             data = conn.file.read1(1 << 20)
             total += len(data)
@@ -131,9 +143,9 @@ def raw_bytes(lab: Lab, folders: list[str]) -> tuple[float, int]:
             if end in tail and tail.endswith(b"\r\n"):
                 break
         conn.tagged_commands.pop(tag, None)
-    elapsed = time.perf_counter() - start
-    conn.logout()
-    return elapsed, total
+        return total
+
+    return _over_folders(lab, folders, drain)
 
 
 def _email_fields(header: bytes) -> dict[str, Any]:
@@ -155,38 +167,26 @@ def _email_fields(header: bytes) -> dict[str, Any]:
     return out
 
 
-def imaplib_bulk(lab: Lab, folders: list[str]) -> tuple[float, int]:
-    conn = imap_connect(lab)
+def _parse_answers(data: list[Any]) -> int:
     parsed = 0
-    start = time.perf_counter()
-    for folder in folders:
-        conn.select(folder, readonly=True)
-        _typ, data = conn.uid("FETCH", "1:*", ITEMS)
-        for item in data:
-            if isinstance(item, tuple):
-                _email_fields(item[1])
-                parsed += 1
-    elapsed = time.perf_counter() - start
-    conn.logout()
-    return elapsed, parsed
+    for item in data:
+        if isinstance(item, tuple):
+            _email_fields(item[1])
+            parsed += 1
+    return parsed
+
+
+def imaplib_bulk(lab: Lab, folders: list[str]) -> tuple[float, int]:
+    return _over_folders(lab, folders,
+                         lambda conn: _parse_answers(conn.uid("FETCH", "1:*", ITEMS)[1]))
 
 
 def imaplib_one_by_one(lab: Lab, folders: list[str]) -> tuple[float, int]:
-    conn = imap_connect(lab)
-    parsed = 0
-    start = time.perf_counter()
-    for folder in folders:
-        conn.select(folder, readonly=True)
+    def each(conn: imaplib.IMAP4_SSL) -> int:
         _typ, data = conn.uid("SEARCH", "ALL")
-        for uid in data[0].split():
-            _typ, got = conn.uid("FETCH", uid, ITEMS)
-            for item in got:
-                if isinstance(item, tuple):
-                    _email_fields(item[1])
-                    parsed += 1
-    elapsed = time.perf_counter() - start
-    conn.logout()
-    return elapsed, parsed
+        return sum(_parse_answers(conn.uid("FETCH", uid, ITEMS)[1]) for uid in data[0].split())
+
+    return _over_folders(lab, folders, each)
 
 
 def imapclient_fetch(lab: Lab, folders: list[str], items: list[str]) -> tuple[float, int]:

@@ -31,8 +31,6 @@ from mailhat_nb.errors import UsageError
 HEALTH_COLUMNS = ["account", "folder", "rows", "server_count", "missing", "duplicates",
                   "date_fallbacks", "no_date", "suspect_dates", "defects", "top_defect",
                   "uidvalidity_values", "uidvalidity_events"]
-#: Dates before this are placeholders, not mail (Enron's Notes export wrote
-#: 1979-12-31 for unknown dates; broken clients write 1970 or year 0).
 
 
 #: Messages per folder by the server's count (IMAP ``STATUS MESSAGES``), keyed by
@@ -223,5 +221,4 @@ def data_health(
         out["uidvalidity_events"] = _per_folder(out, uidvalidity_events).fillna(0)
     else:
         out["uidvalidity_events"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
-    cols = HEALTH_COLUMNS
-    return out[cols]
+    return out[HEALTH_COLUMNS]

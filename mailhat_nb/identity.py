@@ -182,10 +182,10 @@ def own_addresses(
         # auto-forward leaves both addresses. An old address of the owner's
         # writes to others, and stays self.
         core = as_address_set([a for f in found for a in f["address"]] + user_given)
-        wrote_to_us = _senders_to(messages, codes, ok & ~sent_rows, core)
+        wrote_to_us = set(senders[_senders_to(messages, codes, ok & ~sent_rows, core)])
         _, delivered = explode_lists(messages["delivered_to"])
-        add([a for a in normalise(delivered).unique()
-             if a in core or a not in set(senders[wrote_to_us])], "delivered-to")
+        add([a for a in normalise(delivered).unique() if a in core or a not in wrote_to_us],
+            "delivered-to")
     add(user_given, "user")
     if not found:
         return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")

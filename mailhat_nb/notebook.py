@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailhat_nb.errors import LabError, LabNotRunning, UsageError
+
+# DEFAULT_PASSWORD_ENV (the variable the notebooks read by default) lives with
+# the other password rules, so the report can name it without this module.
+from mailhat_nb.secrets import DEFAULT_PASSWORD_ENV as DEFAULT_PASSWORD_ENV
 from mailhat_nb.secrets import Secret, check_env_name, from_env
 from mailhat_nb.sync.imap import ImapSettings, Security
 
@@ -35,8 +39,6 @@ if TYPE_CHECKING:
 
 #: The parameter value that means "the running lab's file".
 LAB = "lab"
-#: The environment variable the notebooks read the password from by default.
-DEFAULT_PASSWORD_ENV = "MAILHAT_PASSWORD"  # noqa: S105 - a variable NAME, not a password
 
 
 # --------------------------------------------------------------------------- the lab

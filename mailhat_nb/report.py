@@ -39,7 +39,7 @@ from mailhat_nb import __version__
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
 from mailhat_nb.nbclean import problems, strip_widget_state
-from mailhat_nb.notebook import DEFAULT_PASSWORD_ENV
+from mailhat_nb.secrets import DEFAULT_PASSWORD_ENV, redact
 
 #: Where the notebooks live in a checkout of the project.
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -253,9 +253,7 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
     try:
         nb = run_notebook(path, parameters(name, ctx.info, ctx.out), env, cwd=NOTEBOOKS)
     except Exception as exc:  # the kernel died, a timeout: the index says so
-        page.error = f"{type(exc).__name__}: {str(exc)[:300]}"
-        for secret in secrets:
-            page.error = page.error.replace(secret, "***")
+        page.error = redact(f"{type(exc).__name__}: {str(exc)[:300]}", secrets)
         page.seconds = time.monotonic() - start
         return page
     page.seconds = time.monotonic() - start

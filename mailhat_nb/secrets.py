@@ -25,6 +25,8 @@ from mailhat_nb.checks import check_text
 from mailhat_nb.errors import UsageError
 
 MASK = "***"
+#: Where the notebooks and the report look for a password by default.
+DEFAULT_PASSWORD_ENV = "MAILHAT_PASSWORD"  # noqa: S105 - a variable NAME, not a password
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -60,6 +62,11 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+    @property
+    def padded(self) -> bool:
+        """Whether it starts or ends with whitespace: most often a paste that took it along."""
+        return self._value != self._value.strip()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value

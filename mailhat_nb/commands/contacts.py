@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from mailhat_nb.addresses import check_addresses
 from mailhat_nb.checks import check_store_arg
 from mailhat_nb.errors import UsageError
+
+if TYPE_CHECKING:  # every `mailhat` command registers this one: pandas only when it runs
+    import pandas as pd
 
 TABLE_TOP = 20
 
@@ -89,6 +90,7 @@ def _table(people: pd.DataFrame, me: pd.DataFrame) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mailhat_nb.addresses import check_addresses
     from mailhat_nb.contacts import contacts, own_addresses, to_csv, to_records
 
     if args.top is not None and args.top < 1:

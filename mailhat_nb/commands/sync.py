@@ -56,7 +56,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     imp = sub.add_parser(
         "import", help="import an mbox file or a Maildir tree into a local store",
-        allow_abbrev=False,
         description="Read messages offline (a Google Takeout mbox, a Maildir tree such as an "
         "Enron custodian's) into the same store and frames as `mailhat sync`. Importing the "
         "same source again replaces what it imported before.",
@@ -192,9 +191,8 @@ def _import(args: argparse.Namespace) -> int:
 
     kind: Kind = "mbox" if args.mbox is not None else "maildir"
     given: str = args.mbox if args.mbox is not None else args.maildir
-    if not given.strip():
-        raise UsageError(f"--{kind} is empty: give the {'file' if kind == 'mbox' else 'directory'}"
-                         " to import")
+    check_given(given, f"--{kind}",
+                f"give the {'file' if kind == 'mbox' else 'directory'} to import")
     path = Path(given)
     check_store_arg(args.store)
     if not path.exists():

@@ -32,11 +32,6 @@ from mailhat_nb.diagnose.verdict import decide
 DEFAULT_TIMEOUT = 10.0
 
 
-def _padded(account: Account) -> bool:
-    password = account.password.reveal()
-    return password != password.strip()
-
-
 def sweep_gate(targets: list[Target], timeout: float) -> AuthGate:
     """The login gate of one sweep, with its encrypted probes announced.
 
@@ -136,7 +131,7 @@ def diagnose(
             outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
             notes.append(f"send test: {outcome.detail}")
             verdict = decide(done)
-    if verdict.code == "auth_failed" and _padded(account):
+    if verdict.code == "auth_failed" and account.password.padded:
         # The likeliest cause, and invisible in a Password box: say it first.
         verdict.summary = ("The password starts or ends with a space: most likely pasted "
                            "with it. Retype it without the space and run again. "

@@ -197,7 +197,7 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     if not secret:
         raise UsageError("the password is empty")
     value = secret.reveal()
-    if value != value.strip():
+    if secret.padded:
         notes.append("password: starts or ends with a space (kept as typed; check for a "
                      "pasted trailing space)")
     if not value.isascii():

@@ -100,7 +100,7 @@ class Report:
                 "cert_names": ", ".join((r.certificate or {}).get("names", [])) or None,
             }
             for layer, names in TABLE_LAYERS.items():
-                row[layer.lower()] = _layer_status(r, names)
+                row[layer.lower()] = layer_status(r, names)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -122,7 +122,7 @@ class Report:
         """Render the terminal view: a presets × layers table (✓ ⚠ ✗ ·) and the verdict."""
         header = ["Preset", "Host:port", *TABLE_LAYERS, "Result"]
         rows = [[r.preset.display, f"{r.host}:{r.port}",
-                 *[SYMBOLS.get(_layer_status(r, names) or "", "–")
+                 *[SYMBOLS.get(layer_status(r, names) or "", "–")
                    for names in TABLE_LAYERS.values()],
                  r.code if r.code == "ok" else f"{r.code}: {r.title}"] for r in self.results]
         widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
@@ -203,11 +203,12 @@ class Report:
         return "\n".join(md).rstrip() + "\n"
 
 
-def _layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
+def layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
+    """The worst status among ``result``'s steps named ``names`` (None: none ran)."""
     found = [s.status for s in result.steps if s.name in names]
     if not found:
         return None
-    return max(found, key=lambda s: _WORST[s])
+    return max(found, key=lambda s: _WORST.get(s, 0))
 
 
 #: Characters that start Markdown (CommonMark/GFM) constructs inline: emphasis,

@@ -144,7 +144,7 @@ def best(results: list[PresetResult], protocol: str,
     log in over (after a rejection they would most likely fail as well).
     """
     working = [(i, r) for i, r in enumerate(results) if r.protocol == protocol
-               and (r.works or (untested_ok and r.untested_plaintext))]
+               and (r.usable if untested_ok else r.works)]
     if not working:
         return None
     return min(working, key=lambda ir: (ir[1].status != "ok", not ir[1].works,

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailhat_nb.errors import LabError, LabNotRunning
+from mailhat_nb.errors import LabError, LabNotRunning, reason
 from mailhat_nb.lab import certs, dovecot, mailboxes, packages, postfix, procs
 from mailhat_nb.lab.check import PortCheck, knock
 from mailhat_nb.lab.layout import LabPaths, default_root
@@ -194,7 +194,7 @@ def load_info(path: Path) -> LabInfo | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise LabError(f"cannot read the lab state file {path}: {exc.strerror or exc}") \
+        raise LabError(f"cannot read the lab state file {path}: {reason(exc)}") \
             from exc
     try:
         data = json.loads(raw)

@@ -39,7 +39,7 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,6 +64,17 @@ DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
 #: port or a firewall should hear so in seconds, not minutes.
 CONNECT_TIMEOUT = 10.0
 _NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
+
+
+def _folder_status(answer: Mapping[Any, Any], count_key: str) -> FolderStatus:
+    """A STATUS or SELECT answer as a :class:`FolderStatus`; ``count_key`` holds the count."""
+    got = {_text(k).upper(): v for k, v in answer.items()}
+    modseq = got.get("HIGHESTMODSEQ")
+    return FolderStatus(
+        messages=int(got.get(count_key, 0)), uidnext=int(got.get("UIDNEXT", 0)),
+        uidvalidity=int(got.get("UIDVALIDITY", 0)),
+        highestmodseq=int(modseq) if modseq is not None else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -493,25 +504,14 @@ class ImapSession:
         if self.capabilities.condstore:
             what.append("HIGHESTMODSEQ")
         with translate_errors(f"STATUS of {folder!r}"):
-            got = {_text(k).upper(): v for k, v in self.client.folder_status(folder, what).items()}
-        return FolderStatus(
-            messages=int(got.get("MESSAGES", 0)), uidnext=int(got.get("UIDNEXT", 0)),
-            uidvalidity=int(got.get("UIDVALIDITY", 0)),
-            highestmodseq=int(got["HIGHESTMODSEQ"]) if "HIGHESTMODSEQ" in got else None,
-        )
+            return _folder_status(self.client.folder_status(folder, what), "MESSAGES")
 
     def examine(self, folder: str) -> FolderStatus:
         """EXAMINE (read-only SELECT): nothing we do can change a flag."""
         with translate_errors(f"examining {folder!r}"):
-            got = {_text(k).upper(): v
-                   for k, v in self.client.select_folder(folder, readonly=True).items()}
+            answer = self.client.select_folder(folder, readonly=True)
         self.selected = folder
-        modseq = got.get("HIGHESTMODSEQ")
-        return FolderStatus(
-            messages=int(got.get("EXISTS", 0)), uidnext=int(got.get("UIDNEXT", 0)),
-            uidvalidity=int(got.get("UIDVALIDITY", 0)),
-            highestmodseq=int(modseq) if modseq is not None else None,
-        )
+        return _folder_status(answer, "EXISTS")
 
     # ------------------------------------------------------------------ messages
 

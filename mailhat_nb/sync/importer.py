@@ -80,7 +80,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
                 order = sorted(range(len(uids)), key=uids.__getitem__)
                 rowmod.write_parquet(
                     rowmod.rows_to_table([batch.rows[i] for i in order]), tmp)
-                written.append((name, sorted(uids)))
+                written.append((name, [uids[i] for i in order]))
             if batch.final:
                 count = sum(len(u) for _, u in written)
                 current.state.log("imported", source=str(path), rows=count)

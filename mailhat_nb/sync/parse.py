@@ -67,13 +67,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gc
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
+from mailhat_nb.memory import gc_paused
 from mailhat_nb.sync import rfc2047
 from mailhat_nb.sync.addrparse import parse_addresses, parse_mailboxes
 from mailhat_nb.sync.dates import DATE_DEFECTS, parse_date
@@ -517,16 +517,11 @@ def parse_many(
     repeated scans of the growing result cost ~25 % of the time (measured with
     ``benchmarks/bench_parse.py``). It is restored on exit, also on error.
     """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         if internaldates is None:
             return [parse_headers(b) for b in blocks]
         dates: Iterator[datetime | None] = iter(internaldates)
         return [parse_headers(b, internaldate=next(dates, None)) for b in blocks]
-    finally:
-        if paused:
-            gc.enable()
 
 
 def parse_columns(
@@ -541,9 +536,7 @@ def parse_columns(
     transpose of its dicts. The garbage collector is paused as in
     :func:`parse_many`.
     """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         if internaldates is None:
             values = [_values(b, None) for b in blocks]
         else:
@@ -551,6 +544,3 @@ def parse_columns(
         if not values:
             return {key: [] for key in PARSE_KEYS}
         return dict(zip(PARSE_KEYS, zip(*values, strict=True), strict=True))
-    finally:
-        if paused:
-            gc.enable()

@@ -81,10 +81,6 @@ STATE_FILE = "_state.json"
 STATE_VERSION = 1
 RETIRED_DIR = "_retired"
 MAX_EVENTS = 200
-#: Columns the store does not keep in the Parquet files: ``account`` and
-#: ``folder`` are the directory names, ``direction`` depends on the whole
-#: account (who is "self") and is computed when reading.
-DERIVED_COLUMNS = ("account", "folder", "direction")
 _UNSAFE = frozenset('/\\%=:*?"<>|#{}[]^\'')
 _MAX_COMPONENT = 200
 #: Merge parts when a folder has more than this many (many small incremental syncs).
@@ -298,8 +294,10 @@ class FolderStore:
         return self.path / f"_tmp-{os.getpid()}-{name}.tmp"
 
     def _commit(self, renames: Sequence[tuple[Path, Path]] = (),
-                deletes: Sequence[Path] = ()) -> None:
-        """Write the state naming the new parts, then move files into place."""
+                deletes: Sequence[Path] = (), **updates: Any) -> None:
+        """Set state fields (``updates``), write the state naming the new parts, move files."""
+        for key, value in updates.items():
+            setattr(self.state, key, value)
         self.state.pending = {
             "renames": [[str(a), str(b)] for a, b in renames],
             "deletes": [[str(p)] for p in deletes],
@@ -378,9 +376,7 @@ class FolderStore:
 
     def commit_state(self, **updates: Any) -> None:
         """Change state fields only (e.g. UIDNEXT and ``complete`` at the end)."""
-        for key, value in updates.items():
-            setattr(self.state, key, value)
-        self._commit()
+        self._commit(**updates)
 
     # ------------------------------------------------------------------ changes
 
@@ -423,16 +419,12 @@ class FolderStore:
             with contextlib.suppress(FileNotFoundError):
                 self.tmp_path(name).unlink()
         self._reserved.discard(name)
-        for key, value in updates.items():
-            setattr(self.state, key, value)
-        self._commit(renames)
+        self._commit(renames, **updates)
 
     def append(self, table: pa.Table, uids: Sequence[int], **updates: Any) -> None:
         """Add the rows of one chunk (sorted ``uids``) as a new part; one commit."""
         if not uids:
-            for key, value in updates.items():
-                setattr(self.state, key, value)
-            self._commit()
+            self.commit_state(**updates)
             return
         name, _ = self.reserve_part(uids[0], uids[-1])
         self._write_part(table, name)
@@ -440,7 +432,11 @@ class FolderStore:
 
     def _rewrite(self, parts: Iterable[PartInfo],
                  change: Any) -> tuple[list[tuple[Path, Path]], list[Path]]:
-        """Rewrite ``parts`` through ``change(table) -> table``; returns the file moves."""
+        """Rewrite ``parts`` through ``change(table) -> table``; returns the file moves.
+
+        A part ``change`` returns as it was (the very same table) stays as it
+        is: a flag check that found nothing new writes nothing.
+        """
         import pyarrow.parquet as pq
 
         renames: list[tuple[Path, Path]] = []
@@ -451,6 +447,8 @@ class FolderStore:
             except (OSError, ValueError) as exc:
                 raise damaged_part(self.path / part.file, exc) from exc
             new = change(table)
+            if new is table:
+                continue
             self.state.parts.remove(part)
             deletes.append(self.path / part.file)
             if new.num_rows:
@@ -484,9 +482,7 @@ class FolderStore:
         targets = set(flags) | set(labels or {})
         holding = self._parts_holding(targets)
         if not holding:  # only the state moves (e.g. HIGHESTMODSEQ): no pyarrow needed
-            for key, value in updates.items():
-                setattr(self.state, key, value)
-            self._commit()
+            self.commit_state(**updates)
             return 0
 
         import pyarrow as pa
@@ -499,22 +495,23 @@ class FolderStore:
                 cols["labels"] = labels
             for col, new_values in cols.items():
                 old = table.column(col).to_pylist()
-                values = []
+                values, hits = [], 0
                 for uid, value in zip(uids, old, strict=True):
                     new = new_values.get(uid)
                     if new is not None and list(new) != list(value or []):
-                        changed += 1
+                        hits += 1
                         value = list(new)
                     values.append(value)
+                if not hits:
+                    continue
+                changed += hits
                 idx = table.schema.get_field_index(col)
                 table = table.set_column(idx, table.schema.field(idx),
                                          pa.array(values, table.schema.field(idx).type))
             return table
 
         renames, deletes = self._rewrite(holding, change)
-        for key, value in updates.items():
-            setattr(self.state, key, value)
-        self._commit(renames, deletes)
+        self._commit(renames, deletes, **updates)
         return changed
 
     def expunge(self, uids: Iterable[int], **updates: Any) -> int:
@@ -538,9 +535,7 @@ class FolderStore:
             from mailhat_nb.sync.fetch import sequence_set
 
             self.state.uids = sequence_set(remaining)
-        for key, value in updates.items():
-            setattr(self.state, key, value)
-        self._commit(renames, deletes)
+        self._commit(renames, deletes, **updates)
         return removed
 
     def retire(self, reason: str, **updates: Any) -> int:
@@ -562,9 +557,7 @@ class FolderStore:
         self.state.highestmodseq = None
         self.state.uidnext = None
         self.state.complete = False
-        for key, value in updates.items():
-            setattr(self.state, key, value)
-        self._commit(renames)
+        self._commit(renames, **updates)
         return rows
 
     def replace_parts(self, written: Sequence[tuple[str, Sequence[int]]], **updates: Any,
@@ -595,9 +588,7 @@ class FolderStore:
         if len(set(every)) != len(every):
             raise StoreError(f"duplicate UIDs in the new rows of {self.state.folder!r}")
         self.state.uids = sequence_set(sorted(every))
-        for key, value in updates.items():
-            setattr(self.state, key, value)
-        self._commit(renames, deletes)
+        self._commit(renames, deletes, **updates)
 
     def compact(self) -> bool:
         """Merge small parts when there are many (one commit); True if it did."""

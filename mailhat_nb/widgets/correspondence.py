@@ -27,12 +27,14 @@ import ipywidgets as w
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.widgets import render
 from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, as_list, field_style
+from mailhat_nb.widgets.render import plural
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
 PERIODS = [("Day", "D"), ("Week", "W"), ("Month", "M"), ("Year", "Y")]
+PERIOD_NAMES = {code: name for name, code in PERIODS}
 #: Chart tabs: title -> method name of :class:`CorrespondencePanel` drawing it.
 CHARTS = [("Top contacts", "top_chart"), ("Over time", "volume_chart"),
           ("Weekday × hour", "activity_chart"), ("Reply times", "response_chart")]
@@ -54,11 +56,6 @@ def contact_options(people: pd.DataFrame, limit: int = CHOOSER_SIZE) -> list[tup
         who = f"{name} <{contact}>" if not _missing(name) else str(contact)
         out.append((f"{who} · {int(total):,}", str(contact)))
     return out
-
-
-def plural(n: int, word: str) -> str:
-    """``1 contact``, ``2 contacts``."""
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def default_choice(people: pd.DataFrame, wanted: Sequence[str], top: int) -> list[str]:
@@ -180,21 +177,30 @@ class CorrespondencePanel(Panel):
         login = self.account or None
         self.self_table = ca.own_addresses(raw, login=login, extra=self.extra_me,
                                            exclude=self.exclude)
-        self.suggestions = ca.suggest_aliases(ca.unique_messages(raw), self.self_table)
+        unique = ca.unique_messages(raw)
+        self.suggestions = ca.suggest_aliases(unique, self.self_table)
         self.decisions = {str(a): False for a in self.suggestions["address"]}
         self.raw = raw  # last: every part reads "loaded" from it
-        self._compute()
+        self._compute(unique)
         self._fill_aliases()
 
-    def _compute(self) -> None:
-        """(Re)compute every table from the raw rows and the accepted aliases."""
+    def _compute(self, unique: pd.DataFrame | None = None) -> None:
+        """(Re)compute every table from the raw rows and the accepted aliases.
+
+        ``unique``: the raw rows already de-duplicated (valid while no alias
+        is accepted), so opening the panel de-duplicates once.
+        """
         from mailhat_nb import contacts as ca
 
         assert self.raw is not None  # noqa: S101 - only called after _load
+        merging = any(self.decisions.values())
         merged = (ca.apply_aliases(self.raw, self.accepted_aliases(), self.self_table)
-                  if any(self.decisions.values()) else self.raw)
+                  if merging else self.raw)
         self.messages = merged
-        self.unique = ca.unique_messages(merged)
+        self.unique = ca.unique_messages(merged) if merging or unique is None else unique
+        # Replies are joined on the raw rows (a reply may cite any copy's id);
+        # computed once here, not on every redraw.
+        self.replies = ca.response_times(merged, self.self_table)
         self.people = ca.contacts(self.unique, self.self_table)
         self.chooser.options = contact_options(self.people)
         self.summary.value = self._summary_html()
@@ -295,7 +301,7 @@ class CorrespondencePanel(Panel):
         """Messages per period for the chosen contacts, one small panel each."""
         from mailhat_nb import charts
 
-        word = dict((v, k) for k, v in PERIODS)[str(self.period.value)].lower()
+        word = PERIOD_NAMES[str(self.period.value)].lower()
         return charts.volume_chart(self.volume(), self.chosen() or None, names=self.people,
                                    title=f"Messages per {word}, chosen contacts")
 
@@ -309,9 +315,8 @@ class CorrespondencePanel(Panel):
     def response_chart(self) -> Figure:
         """How fast replies come, you vs the chosen contacts (all contacts if none chosen)."""
         from mailhat_nb import charts
-        from mailhat_nb import contacts as ca
 
-        replies = ca.response_times(self.messages, self.self_table)
+        replies = self.replies
         if self.chosen():
             replies = replies[replies["contact"].isin(self.chosen())]
         return charts.response_time_chart(replies)
@@ -328,7 +333,7 @@ class CorrespondencePanel(Panel):
         who = (plural(len(self.chosen()), "chosen contact") if self.chosen()
                else f"the {self.top} busiest contacts (none ticked)")
         self.charts.say(f"Charts for {who}, per "
-                        f"{dict((v, k) for k, v in PERIODS)[str(self.period.value)].lower()}.",
+                        f"{PERIOD_NAMES[str(self.period.value)].lower()}.",
                         "ok")
 
     def _charts_static(self) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.diagnose import codes
 from mailhat_nb.diagnose.report import TABLE_LAYERS
+from mailhat_nb.diagnose.report import layer_status as report_layer_status
 from mailhat_nb.diagnose.results import SYMBOLS
 
 if TYPE_CHECKING:
@@ -107,9 +108,7 @@ def symbol(status: str | None) -> str:
 
 def layer_status(result: PresetResult, layer: str) -> str | None:
     """The worst status among the steps folded into ``layer`` (None: not run)."""
-    worst = {"fail": 3, "warn": 2, "ok": 1, "skip": 0}
-    found = [s.status for s in result.steps if s.name in TABLE_LAYERS[layer]]
-    return max(found, key=lambda s: worst.get(s, 0)) if found else None
+    return report_layer_status(result, TABLE_LAYERS[layer])
 
 
 def _mark(status: str | None) -> str:
@@ -327,7 +326,8 @@ def png_img(png: bytes, alt: str) -> str:
 # --------------------------------------------------------------------------- sync
 
 
-def _count(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """``1 contact``, ``2 contacts``."""
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
@@ -359,7 +359,7 @@ def health_sentences(health: pd.DataFrame) -> list[tuple[str, str]]:
     rows, n_folders = total("rows"), len(health)
     incomplete = folders_where("missing")
     if incomplete:
-        out.append(("fail", f"{_count(len(incomplete), 'folder')} differ from the server's "
+        out.append(("fail", f"{plural(len(incomplete), 'folder')} differ from the server's "
                             f"count ({', '.join(incomplete[:5])}): run the sync again."))
     if total("uidvalidity_events"):
         renumbered = ", ".join(folders_where("uidvalidity_events"))
@@ -372,15 +372,15 @@ def health_sentences(health: pd.DataFrame) -> list[tuple[str, str]]:
                        ("defects", "had header parts that could not be decoded cleanly")):
         n = total(col)
         if n:
-            out.append(("warn", f"{_count(n, 'message')} {words}."))
+            out.append(("warn", f"{plural(n, 'message')} {words}."))
     dups = total("duplicates")
     if dups:
-        out.append(("ok", f"{_count(dups, 'row')} are copies of a message filed in several "
+        out.append(("ok", f"{plural(dups, 'row')} are copies of a message filed in several "
                           "folders; every count uses each message once."))
     complete = "" if incomplete or "server_count" not in health.columns or \
         health["server_count"].isna().all() else ", every folder matches the server's count"
     out.insert(0, ("ok" if not incomplete else "fail",
-                   f"{_count(rows, 'message')} in {_count(n_folders, 'folder')}{complete}."))
+                   f"{plural(rows, 'message')} in {plural(n_folders, 'folder')}{complete}."))
     return out
 
 
