@@ -23,7 +23,6 @@ PACKAGES: dict[str, str] = {
     "dovecot-pop3d": "/usr/lib/dovecot/pop3",
     "dovecot-submissiond": "/usr/lib/dovecot/submission",
     "dovecot-lmtpd": "/usr/lib/dovecot/lmtp",
-    "postfix": "/usr/lib/postfix/sbin/master",
 }
 
 
