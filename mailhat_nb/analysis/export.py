@@ -1,29 +1,8 @@
-"""Correspondence analysis: the one module notebooks import.
+"""Result tables out of the notebook: CSV, Parquet, JSON records.
 
-Re-exports the identity (:mod:`mailhat_nb.identity`), duplicate-rule
-(:mod:`mailhat_nb.dedupe`), metrics (:mod:`mailhat_nb.metrics`) and
-data-health (:mod:`mailhat_nb.health`) functions and adds the exports (CSV,
-Parquet, JSON records); the charts are in :mod:`mailhat_nb.charts`. Data passes in
-and out of functions (no hidden state), so each notebook cell is one call::
-
-    from mailhat_nb import charts, contacts as ca
-    from mailhat_nb.sync.store import read_messages
-
-    msgs = read_messages(store)                      # the sync's Parquet store
-    me = ca.own_addresses(msgs, extra=["me@old.example"])   # who is "self", and why
-    aliases = ca.suggest_aliases(msgs, me)           # the user ticks `accept`
-    msgs = ca.apply_aliases(msgs, aliases)           # only accepted rows merge
-    uniq = ca.unique_messages(msgs)                  # duplicate copies counted once
-    people = ca.contacts(uniq, me)                   # contact, name, sent, received, ...
-    charts.top_contacts_chart(people, 15)
-    charts.volume_chart(ca.volume(uniq, me, "M"), names=people)
-    charts.activity_heatmap(ca.activity(uniq, me, direction="sent"))
-    charts.response_time_chart(ca.response_times(uniq, me))
-    charts.data_health_chart(ca.data_health(msgs, server_counts, unique=uniq))
-    ca.export(people, "contacts.csv")                # or .parquet / .json
-
-The counting rules are stated in :mod:`mailhat_nb.metrics` (what
-``sent``/``received`` count) and :mod:`mailhat_nb.dedupe` (the duplicate rule).
+The formats a support agent or an analyst hands on: CSV for a spreadsheet
+(lists joined, dates ISO-8601 with their offset), Parquet for pandas, DuckDB
+or Spark (types kept), JSON records for ``mailhat contacts --json``.
 """
 
 from __future__ import annotations
@@ -36,49 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mailhat_nb.addresses import explode_lists
-from mailhat_nb.dedupe import duplicate_groups, unique_messages
+from mailhat_nb.analysis.addresses import explode_lists
 from mailhat_nb.errors import UsageError
-from mailhat_nb.health import data_health
-from mailhat_nb.identity import (
-    apply_aliases,
-    by_domain,
-    is_sent_folder,
-    own_addresses,
-    suggest_aliases,
-)
-from mailhat_nb.metrics import (
-    activity,
-    contacts,
-    response_medians,
-    response_times,
-    top_contacts,
-    volume,
-)
-
-__all__ = [
-    "activity",
-    "apply_aliases",
-    "by_domain",
-    "contacts",
-    "data_health",
-    "duplicate_groups",
-    "export",
-    "is_sent_folder",
-    "own_addresses",
-    "response_medians",
-    "response_times",
-    "suggest_aliases",
-    "to_csv",
-    "to_parquet",
-    "to_records",
-    "top_contacts",
-    "unique_messages",
-    "volume",
-]
-
-
-# --------------------------------------------------------------------------- exports
 
 
 def _jsonable(value: object) -> object:
@@ -162,7 +100,7 @@ def to_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
     timestamp stays one), so pandas, DuckDB or Spark read back the same data.
     The file carries no pandas metadata, like the store's parts: pandas
     cannot read back its own metadata for pyarrow list columns.
-    ``mailhat_nb.frames.conform`` re-types a messages frame read back.
+    ``mailhat_nb.analysis.frames.conform`` re-types a messages frame read back.
     """
     target = Path(path)
     try:
