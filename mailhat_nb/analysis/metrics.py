@@ -236,7 +236,8 @@ def top_contacts(contacts_frame: pd.DataFrame, n: int = 10) -> list[str]:
 # --------------------------------------------------------------------------- over time
 
 
-def _freq(freq: str) -> Freq:
+def normalise_freq(freq: str) -> Freq:
+    """The period code (``D``, ``W``, ``M``, ``Y``) of any alias (``"month"``, ``"MS"``...)."""
     try:
         return _FREQ_ALIASES[freq.lower()]
     except KeyError:
@@ -251,7 +252,7 @@ def period_start(dates_ns: npt.NDArray[np.int64], freq: str) -> npt.NDArray[np.i
     Done with numpy's calendar units rather than ``Period`` objects: a
     million dates in milliseconds.
     """
-    f = _freq(freq)
+    f = normalise_freq(freq)
     missing = dates_ns == NAT
     dt = dates_ns.view("datetime64[ns]")
     if f == "D":
@@ -326,7 +327,7 @@ def volume(
     out["contact"] = pd.Series(prep.uniques.take(out["code"].to_numpy()), dtype="str")
     out["period"] = to_utc(out["period"].to_numpy(dtype=np.int64))
     out = out[VOLUME_COLUMNS].astype({"sent": "int64", "received": "int64", "total": "int64"})
-    out.attrs["freq"] = _freq(freq)  # lets a chart fill empty periods with 0
+    out.attrs["freq"] = normalise_freq(freq)  # lets a chart fill empty periods with 0
     return out
 
 

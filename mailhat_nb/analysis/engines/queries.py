@@ -1,0 +1,359 @@
+"""Every query of the out-of-core analysis, written once for DuckDB and Spark.
+
+The queries restate, in SQL, the pandas definitions of :mod:`..identity`,
+:mod:`..dedupe`, :mod:`..metrics` and :mod:`..health` (those are the
+reference; ``tests/test_engines.py`` compares the two row by row). What the
+engines spell differently goes through :class:`~.dialect.Dialect`.
+
+The tables, in the order :class:`~.run.Analysis` builds them:
+
+``folders``  (registered from Python) one row per stored folder: the
+             partition values the engine reads (``akey``, ``fkey``), the real
+             names, the folder's rank in the store's order and whether its name
+             says Sent.
+``src``      the Parquet rows joined to ``folders``, addresses normalised:
+             a view, read again by each query that needs it (projection and
+             predicate pushdown keep each read to the columns it uses).
+``me``       (registered) the self addresses.
+``m``        one row per stored row, compact: position, keys of the duplicate
+             rule as 64-bit hashes, what the metrics read.
+``lab``      each row's message label (connected components of the two keys).
+``kept``     per message: the row that stands for it and how many rows it had.
+``u``        the unique messages (``m`` joined to ``kept``).
+
+Positions: a row's position is ``folder rank * 2**32 + uid``, which orders
+rows exactly as :func:`mailhat_nb.sync.store.read_table` concatenates them
+(folders in the store's order, parts by first UID, rows by UID): wherever the
+pandas code says "the first row in frame order", the SQL says "the smallest
+position".
+
+Hashes: the duplicate rule's keys and Message-IDs are compared through 64-bit
+hashes (DuckDB ``hash``, Spark ``xxhash64``): two different keys share a hash
+with odds about n**2 / 2**65 (3 in a million at ten million rows), the
+price of never holding the strings of ten million Message-IDs in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailhat_nb.analysis.dedupe import HEADER_DATE_SOURCES, SUSPECT_BEFORE
+from mailhat_nb.analysis.engines.dialect import Dialect
+from mailhat_nb.analysis.identity import SENT_LABELS
+
+#: Positions are ``folder rank * 2**32 + uid``; a copy's preference goes above them.
+RANK_SHIFT = 2**32
+PREF_SHIFT = 2**60
+US_PER_DAY = 86_400_000_000
+US_PER_HOUR = 3_600_000_000
+WS = " \t\n\r\f\v"                              # whitespace, without a backslash
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in_list(values: frozenset[str] | set[str]) -> str:
+    return "(" + ", ".join(_quote(v) for v in sorted(values)) + ")"
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The SQL of every step, for one dialect and one store read."""
+
+    d: Dialect
+    source: str          # the raw Parquet rows: a table function or a view name
+    now_us: int          # "now" for the plausible-date rule, fixed once per run
+
+    # ------------------------------------------------------------------ expressions
+
+    @staticmethod
+    def strip(expr: str, chars: str = WS) -> str:
+        """``expr`` without leading and trailing ``chars`` (SQL's ``trim``, no regex)."""
+        return f"trim(BOTH {_quote(chars)} FROM {expr})"
+
+    def addr(self, expr: str) -> str:
+        """An address as the analysis compares it: stripped, lower-cased, blank = NULL."""
+        return f"nullif(lower({self.strip(expr)}), '')"
+
+    def clean_id(self, expr: str) -> str:
+        """A Message-ID without blanks and angle brackets; blank = NULL (``clean_ids``).
+
+        The parser stores IDs bare, so only a value whose first or last
+        character is a blank or a bracket is trimmed (cheap test first).
+        """
+        edge = "(" + ", ".join(_quote(c) for c in WS + "<>") + ")"
+        slow = self.strip(self.strip(self.strip(expr), "<>"))
+        return (f"nullif(CASE WHEN left({expr}, 1) IN {edge} OR right({expr}, 1) IN {edge} "
+                f"THEN {slow} ELSE {expr} END, '')")
+
+    def rcpts(self) -> str:
+        """The recipient set of a row: To + Cc, distinct, sorted.
+
+        Taken as stored: the parser lower-cases and strips every address it
+        writes (DESIGN.md, "Frames"), so normalising each element again, as
+        the pandas path does for frames built by hand, would cost a lambda
+        per address and change nothing.
+        """
+        d = self.d
+        both = (f"concat(coalesce(r.to_addrs, {d.empty_list}), "
+                f"coalesce(r.cc_addrs, {d.empty_list}))")
+        return f"array_sort(array_distinct({both}))"
+
+    def sent_row(self) -> str:
+        """Whether a row is filed as sent mail (``identity.is_sent_folder``)."""
+        d = self.d
+        role = f"nullif(lower({self.strip('CAST(r.folder_role AS STRING)')}), '')"
+        labels = ", ".join("concat(chr(92), " + _quote(x.lstrip(chr(92))) + ")"
+                           if x.startswith(chr(92)) else _quote(x) for x in sorted(SENT_LABELS))
+        hit = d.filter("r.labels", "x", f"lower({self.strip('x')}) IN ({labels})")
+        return (f"(CASE WHEN {role} IS NOT NULL THEN {role} = 'sent' ELSE r.name_sent END "
+                f"OR coalesce({d.size(hit)} > 0, false))")
+
+    def plausible(self, us: str) -> str:
+        """A date that could be real: after 1990, not ahead of now (``dedupe.plausible``)."""
+        low = SUSPECT_BEFORE.value // 1000
+        high = self.now_us + US_PER_DAY
+        return f"({us} >= {low} AND {us} <= {high})"
+
+    # ------------------------------------------------------------------ the rows
+
+    def src(self, accounts: list[str] | None) -> str:
+        """The stored rows of the chosen accounts, with the folder's facts."""
+        where = f"WHERE r.account IN {_in_list(set(accounts))}" if accounts else ""
+        return (f"SELECT r.*, f.aid, f.fid, f.fid AS frank, f.name_sent, "
+                f"{self.addr('r.from_addr')} AS sender "
+                f"FROM {self.source} r JOIN folders f "
+                f"ON r.account = f.akey AND r.folder = f.fkey {where}")
+
+    def senders(self) -> str:
+        """Per sender: rows from it, and how many of those are sent mail."""
+        return (f"SELECT sender, count(*) AS messages, "
+                f"sum(CASE WHEN {self.sent_row()} THEN 1 ELSE 0 END) AS sent_rows "
+                f"FROM src r WHERE sender IS NOT NULL GROUP BY sender")
+
+    def delivered_to(self) -> str:
+        """Every Delivered-To address."""
+        return (f"SELECT DISTINCT {self.addr('x')} AS a FROM (SELECT DISTINCT "
+                f"{self.d.explode('delivered_to')} AS x FROM src) t "
+                f"WHERE {self.addr('x')} IS NOT NULL")
+
+    def wrote_to(self, senders: set[str]) -> str:
+        """Which of ``senders`` wrote, outside sent mail, to an address of ``core``."""
+        return (f"SELECT DISTINCT t.sender FROM (SELECT r.sender, "
+                f"{self.d.explode(self.rcpts())} AS rc FROM src r "
+                f"WHERE r.sender IN {_in_list(senders)} "
+                f"AND NOT {self.sent_row()}) t JOIN core ON t.rc = core.address")
+
+    def messages(self) -> str:
+        """``m``: one compact row per stored row."""
+        d = self.d
+        refs = d.filter("r.references", "x", "x IS NOT NULL")
+        parent = f"coalesce({self.clean_id('r.in_reply_to')}, {self.clean_id(d.last(refs))})"
+        mid = self.clean_id("r.message_id")
+        date_us = d.epoch_us("r.date")
+        no_date = "(r.date IS NULL)"
+        header = _in_list(HEADER_DATE_SOURCES)
+        pref = f"CASE WHEN lower(CAST(r.date_source AS STRING)) IN {header} THEN 0 ELSE 1 END"
+        pos = f"(r.frank * {RANK_SHIFT} + r.uid)"
+        rc = self.rcpts()
+        content = d.hash("r.aid", "coalesce(r.sender, '')", "r.sender IS NULL",
+                         "coalesce(r.subject, '')", "r.subject IS NULL",
+                         d.hash(rc), f"{d.size(rc)}", no_date,
+                         f"CASE WHEN {no_date} THEN {pos} ELSE {date_us} END")
+        defects = d.filter("r.defects", "x", "x IS NOT NULL")
+        return f"""
+            SELECT {pos} AS pos, r.aid, r.fid, r.sender, r.from_name, r.date AS ts,
+                   CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
+                   CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash('r.aid', mid)} END AS idk,
+                   {content} AS ck,
+                   CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash(mid)} END AS mid_h,
+                   CASE WHEN {parent} IS NULL THEN NULL ELSE {d.hash(parent)} END AS par_h,
+                   CASE WHEN r.sender IN (SELECT address FROM me) THEN {rc} END AS rcpts,
+                   r.uidvalidity, {defects} AS defects
+            FROM src r"""
+
+    # ------------------------------------------------------------------ the duplicate rule
+
+    @staticmethod
+    def first_labels() -> str:
+        """Each row's label: its own position, to start from."""
+        return "SELECT pos, idk, ck, pref, pos AS l FROM m"
+
+    @staticmethod
+    def propagate(table: str) -> str:
+        """One pass of label propagation: smallest label per content key, then per ID.
+
+        Group-bys and joins rather than window functions: hash aggregates
+        stream and spill, where a window sorts each partition.
+        """
+        return f"""
+            WITH c AS (SELECT t.pos, t.idk, t.ck, t.pref, g.l AS lc
+                       FROM {table} t JOIN (SELECT ck, min(l) AS l FROM {table} GROUP BY ck) g
+                       ON t.ck = g.ck)
+            SELECT c.pos, c.idk, c.ck, c.pref, coalesce(g.l, c.lc) AS l
+            FROM c LEFT JOIN (SELECT idk, min(lc) AS l FROM c WHERE idk IS NOT NULL
+                              GROUP BY idk) g ON c.idk = g.idk"""
+
+    @staticmethod
+    def unsettled(table: str) -> str:
+        """Content keys whose rows still carry different labels (0: the labels are final).
+
+        After :meth:`propagate` every Message-ID group agrees on its label;
+        when every content group does too, no pass can change anything.
+        """
+        return (f"SELECT count(*) AS n FROM (SELECT ck FROM {table} GROUP BY ck "
+                f"HAVING min(l) <> max(l)) t")
+
+    @staticmethod
+    def kept() -> str:
+        """Per message: the kept row (a header-dated copy first, then the first) and copies."""
+        return (f"SELECT l, min(pref * {PREF_SHIFT} + pos) % {PREF_SHIFT} AS kpos, "
+                f"count(*) AS copies FROM lab GROUP BY l")
+
+    @staticmethod
+    def unique() -> str:
+        return "SELECT m.*, k.copies FROM m JOIN kept k ON m.pos = k.kpos"
+
+    # ------------------------------------------------------------------ contacts
+
+    def contacts(self) -> str:
+        """``contact, name, sent, received, first_us, last_us`` (unsorted)."""
+        d = self.d
+        us = d.epoch_us("ts")
+        ok = self.plausible(us)
+        first = f"min(CASE WHEN {ok} THEN {us} END)"
+        last = f"max(CASE WHEN {ok} THEN {us} END)"
+        return f"""
+            WITH recv AS (
+                SELECT sender AS contact, count(*) AS received, {first} AS f, {last} AS l
+                FROM u WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
+                GROUP BY sender),
+            sent AS (
+                SELECT rc AS contact, count(*) AS sent, {first} AS f, {last} AS l
+                FROM (SELECT {d.explode('rcpts')} AS rc, ts FROM u WHERE rcpts IS NOT NULL) t
+                WHERE rc NOT IN (SELECT address FROM me) GROUP BY rc),
+            both_ AS (
+                SELECT coalesce(s.contact, r.contact) AS contact,
+                       coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received,
+                       least(s.f, r.f) AS first_us, greatest(s.l, r.l) AS last_us
+                FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact)
+            SELECT b.*, n.name FROM both_ b LEFT JOIN ({self.names()}) n ON b.contact = n.sender
+        """
+
+    def names(self) -> str:
+        """Per sender, the most used display name (``metrics._names``).
+
+        Ties go to the raw name that appears first among the unique messages.
+        """
+        clean = self.strip(self.strip("from_name"), "'\"")
+        clean = self.strip(clean)
+        return f"""
+            SELECT sender, name FROM (
+                SELECT c.sender, c.name, row_number() OVER (
+                    PARTITION BY c.sender ORDER BY c.n DESC, fp.p ASC) AS k
+                FROM (SELECT sender, from_name, {clean} AS name, count(*) AS n
+                      FROM u WHERE sender IS NOT NULL AND from_name IS NOT NULL
+                      GROUP BY sender, from_name) c
+                JOIN (SELECT from_name, min(pos) AS p FROM u
+                      WHERE from_name IS NOT NULL GROUP BY from_name) fp
+                  ON c.from_name = fp.from_name
+                WHERE c.name <> '' AND lower(c.name) <> lower(c.sender)) t
+            WHERE k = 1"""
+
+    # ------------------------------------------------------------------ over time
+
+    def volume(self, contacts: list[str], unit: str) -> str:
+        """Per period (``date_trunc`` unit, UTC) and chosen contact: sent and received."""
+        d = self.d
+        chosen = _in_list(set(contacts)) if contacts else "(NULL)"
+        period = d.epoch_us(f"date_trunc('{unit}', ts)")
+        return f"""
+            SELECT {period} AS period_us, contact, sum(s) AS sent, sum(1 - s) AS received
+            FROM (SELECT ts, sender AS contact, 0 AS s FROM u
+                  WHERE sender IN {chosen} AND sender NOT IN (SELECT address FROM me)
+                  UNION ALL
+                  SELECT ts, rc AS contact, 1 AS s
+                  FROM (SELECT {d.explode('rcpts')} AS rc, ts FROM u
+                        WHERE rcpts IS NOT NULL) t
+                  WHERE rc IN {chosen} AND rc NOT IN (SELECT address FROM me)) v
+            WHERE ts IS NOT NULL
+            GROUP BY {period}, contact"""
+
+    def activity(self, direction: str | None) -> str:
+        """Weekday x hour counts on the writer's clock (``metrics.activity``)."""
+        local = f"({self.d.epoch_us('ts')} + CAST(coalesce(offset_min, 0) AS BIGINT) * 60000000)"
+        day = f"CAST(floor({local} / {US_PER_DAY}) AS BIGINT)"
+        hour = f"CAST(floor({local} / {US_PER_HOUR}) AS BIGINT)"
+        where = "ts IS NOT NULL"
+        self_sender = "(sender IS NOT NULL AND sender IN (SELECT address FROM me))"
+        if direction == "sent":
+            where += f" AND {self_sender}"
+        elif direction == "received":
+            where += f" AND NOT {self_sender}"
+        return f"""
+            SELECT ((({day} + 3) % 7) + 7) % 7 AS weekday, (({hour} % 24) + 24) % 24 AS hour,
+                   count(*) AS n, max(CASE WHEN offset_min IS NOT NULL THEN 1 ELSE 0 END) AS tz
+            FROM u WHERE {where} GROUP BY 1, 2"""
+
+    # ------------------------------------------------------------------ response times
+
+    def responses(self) -> str:
+        """Replies between self and a contact (``metrics.response_times``)."""
+        us = self.d.epoch_us
+        me = "(SELECT address FROM me)"
+        return f"""
+            WITH carriers AS (
+                SELECT mid_h, max(pos) AS carrier FROM m WHERE mid_h IS NOT NULL GROUP BY mid_h),
+            pairs AS (
+                SELECT r.pos AS reply, r.sender AS rs, r.ts AS rts,
+                       o.pos AS orig, o.sender AS os, o.ts AS ots
+                FROM u r JOIN carriers c ON r.par_h = c.mid_h
+                JOIN lab ON lab.pos = c.carrier
+                JOIN kept k ON k.l = lab.l
+                JOIN u o ON o.pos = k.kpos
+                WHERE r.par_h IS NOT NULL AND o.pos <> r.pos),
+            typed AS (
+                SELECT *,
+                  (rs IS NOT NULL AND rs IN {me}) AND NOT (os IS NOT NULL AND os IN {me})
+                    AND os IS NOT NULL AS by_self,
+                  NOT (rs IS NOT NULL AND rs IN {me}) AND (os IS NOT NULL AND os IN {me})
+                    AND rs IS NOT NULL AS by_contact
+                FROM pairs)
+            SELECT CASE WHEN by_self THEN os ELSE rs END AS contact,
+                   CASE WHEN by_self THEN 'self' ELSE 'contact' END AS replier,
+                   {us('ots')} AS asked_us, {us('rts')} AS answered_us, reply
+            FROM typed
+            WHERE (by_self OR by_contact) AND ots IS NOT NULL AND rts IS NOT NULL
+              AND rts >= ots"""
+
+    # ------------------------------------------------------------------ data health
+
+    def health(self) -> str:
+        """Per folder: rows, duplicates, date fallbacks, missing and placeholder dates..."""
+        us = self.d.epoch_us("ts")
+        return f"""
+            SELECT m.fid, count(*) AS rows,
+                   sum(CASE WHEN k.copies > 1 THEN 1 ELSE 0 END) AS duplicates,
+                   sum(m.pref) AS date_fallbacks,
+                   sum(CASE WHEN m.ts IS NULL THEN 1 ELSE 0 END) AS no_date,
+                   sum(CASE WHEN m.ts IS NOT NULL AND NOT {self.plausible(us)}
+                       THEN 1 ELSE 0 END) AS suspect_dates,
+                   sum(CASE WHEN {self.d.size('m.defects')} > 0 THEN 1 ELSE 0 END) AS defects,
+                   count(DISTINCT m.uidvalidity) AS uidvalidity_values
+            FROM m JOIN lab ON m.pos = lab.pos JOIN kept k ON k.l = lab.l
+            GROUP BY m.fid"""
+
+    def top_defects(self) -> str:
+        """Per folder, the most common defect; ties go to the one seen first in the store."""
+        explode = self.d.explode("defects")
+        return f"""
+            SELECT fid, defect FROM (
+                SELECT c.fid, c.defect, row_number() OVER (
+                    PARTITION BY c.fid ORDER BY c.n DESC, fp.p ASC, c.defect ASC) AS k
+                FROM (SELECT fid, defect, count(*) AS n
+                      FROM (SELECT fid, {explode} AS defect FROM m) t GROUP BY fid, defect) c
+                JOIN (SELECT defect, min(pos) AS p
+                      FROM (SELECT pos, {explode} AS defect FROM m) t GROUP BY defect) fp
+                  ON c.defect = fp.defect) t
+            WHERE k = 1"""
