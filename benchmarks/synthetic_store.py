@@ -204,8 +204,8 @@ def make_messages(team: Team, n: int, chunk: int, seed: int,
         offset[idx] = offset[parent[idx]]
 
     ids = pc.binary_join_element_wise(
-        pa.array(np.arange(n)).cast(pa.large_string()), _large(f"c{chunk}"), _large(f"s{seed}@mail.synthetic.test"),
-        _large("."))
+        pa.array(np.arange(n)).cast(pa.large_string()), _large(f"c{chunk}"),
+        _large(f"s{seed}@mail.synthetic.test"), _large("."))
     has_parent = parent >= 0
     irt = ids.take(pa.array(np.maximum(parent, 0), mask=~has_parent))
     grand = np.where(has_parent, parent[np.maximum(parent, 0)], -1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailhat_nb.checks import check_store_arg
@@ -37,6 +38,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--top", type=int, default=None, metavar="N",
                         help=f"only the N busiest contacts (default: all for --json/--csv, "
                         f"{TABLE_TOP} for the table)")
+    parser.add_argument("--engine", choices=["auto", "pandas", "duckdb", "spark"],
+                        default="auto",
+                        help="pandas (in memory), duckdb (out of core, bounded memory) or spark "
+                        "(a cluster); auto: duckdb from half a million stored rows, else pandas")
+    parser.add_argument("--spark-master", default=None, metavar="URL",
+                        help="with --engine spark: the cluster's master (spark://host:7077); "
+                        "default local[*]. The store must be on storage every executor reads")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help="print a JSON list of {contact, name, sent, received, total, "
@@ -45,14 +53,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=_run)
 
 
-def _read(given: str, account: str | None) -> pd.DataFrame:
-    """The store's messages, or a usage error that says why there are none.
+def _check_store(given: str, account: str | None) -> Path:
+    """The store's path, or a usage error that says why there is nothing to read.
 
     "no contacts" is an answer about the mail; a directory that is not a
     store, or an account it does not hold, is a mistake in the command and
     must not look like an empty mailbox.
     """
-    from mailhat_nb.analysis.load import read_messages
     from mailhat_nb.sync.store import Store
 
     store = check_store_arg(given)
@@ -64,6 +71,13 @@ def _read(given: str, account: str | None) -> pd.DataFrame:
                          "given to `mailhat sync --store`?)")
     if account is not None and account.casefold() not in {a.casefold() for a in held}:
         raise UsageError(f"{store} holds no account {account!r}; it holds: {', '.join(held)}")
+    return store
+
+
+def _read(store: Path, account: str | None) -> pd.DataFrame:
+    """The store's messages as the pandas frame."""
+    from mailhat_nb.analysis.load import read_messages
+
     frame: pd.DataFrame = read_messages(store, account=account)
     return frame
 
@@ -92,6 +106,7 @@ def _table(people: pd.DataFrame, me: pd.DataFrame) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from mailhat_nb.analysis.addresses import check_addresses
+    from mailhat_nb.analysis.engines import choose_engine, open_analysis
     from mailhat_nb.contacts import contacts, own_addresses, to_csv, to_records
 
     if args.top is not None and args.top < 1:
@@ -99,9 +114,20 @@ def _run(args: argparse.Namespace) -> int:
     # Checked before reading the store: a typo in --self would change every count.
     mine = check_addresses(args.self_addrs, "--self")
     not_mine = check_addresses(args.exclude, "--exclude")
-    frame = _read(args.store, args.account)
-    me = own_addresses(frame, extra=mine, exclude=not_mine)
-    people = contacts(frame, me)
+    if args.spark_master and args.engine != "spark":
+        raise UsageError("--spark-master goes with --engine spark")
+    store = _check_store(args.store, args.account)
+    accounts = None if args.account is None else [args.account]
+    engine = choose_engine(store, args.engine, accounts)
+    if engine == "pandas":
+        frame = _read(store, args.account)
+        me = own_addresses(frame, extra=mine, exclude=not_mine)
+        people = contacts(frame, me)
+    else:
+        with open_analysis(store, engine, spark_master=args.spark_master, accounts=accounts,
+                           extra=mine, exclude=not_mine) as analysis:
+            me = analysis.own_addresses()
+            people = analysis.contacts()
     top = args.top if args.top is not None else (None if args.json or args.csv else TABLE_TOP)
     if top is not None:
         people = people.head(top)

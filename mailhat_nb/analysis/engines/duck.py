@@ -64,6 +64,7 @@ class DuckBackend:
         self._error = duckdb.Error
 
     def source(self, store: Path) -> str:
+        """See :class:`~.run.Backend`."""
         glob = str(store / "account=*" / "folder=*" / "*.parquet").replace("'", "''")
         return (f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
                 f"hive_types = {{'account': VARCHAR, 'folder': VARCHAR}})")
@@ -75,21 +76,26 @@ class DuckBackend:
             raise MailhatError(f"DuckDB failed: {exc}") from exc
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
+        """See :class:`~.run.Backend`."""
         self.con.register(f"{name}_frame", frame)
         self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
         self.con.unregister(f"{name}_frame")
 
     def view(self, name: str, sql: str) -> None:
+        """See :class:`~.run.Backend`."""
         self._run(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def table(self, name: str, sql: str) -> None:
+        """See :class:`~.run.Backend`."""
         self._run(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
 
     def frame(self, sql: str) -> pd.DataFrame:
+        """See :class:`~.run.Backend`."""
         result: pd.DataFrame = self._run(sql).df()
         return result
 
     def close(self) -> None:
+        """See :class:`~.run.Backend`."""
         self.con.close()
         if self._own_tmp is not None:
             self._own_tmp.cleanup()

@@ -68,13 +68,13 @@ class Queries:
     # ------------------------------------------------------------------ expressions
 
     @staticmethod
-    def strip(expr: str, chars: str = WS) -> str:
+    def trim(expr: str, chars: str = WS) -> str:
         """``expr`` without leading and trailing ``chars`` (SQL's ``trim``, no regex)."""
         return f"trim(BOTH {_quote(chars)} FROM {expr})"
 
     def addr(self, expr: str) -> str:
         """An address as the analysis compares it: stripped, lower-cased, blank = NULL."""
-        return f"nullif(lower({self.strip(expr)}), '')"
+        return f"nullif(lower({self.trim(expr)}), '')"
 
     def clean_id(self, expr: str) -> str:
         """A Message-ID without blanks and angle brackets; blank = NULL (``clean_ids``).
@@ -83,12 +83,12 @@ class Queries:
         character is a blank or a bracket is trimmed (cheap test first).
         """
         edge = "(" + ", ".join(_quote(c) for c in WS + "<>") + ")"
-        slow = self.strip(self.strip(self.strip(expr), "<>"))
+        slow = self.trim(self.trim(self.trim(expr), "<>"))
         return (f"nullif(CASE WHEN left({expr}, 1) IN {edge} OR right({expr}, 1) IN {edge} "
                 f"THEN {slow} ELSE {expr} END, '')")
 
-    def rcpts(self) -> str:
-        """The recipient set of a row: To + Cc, distinct, sorted.
+    def rcpts(self, *, ordered: bool = True) -> str:
+        """The recipients of a row: To + Cc, distinct (and sorted, for a set key).
 
         Taken as stored: the parser lower-cases and strips every address it
         writes (DESIGN.md, "Frames"), so normalising each element again, as
@@ -98,15 +98,15 @@ class Queries:
         d = self.d
         both = (f"concat(coalesce(r.to_addrs, {d.empty_list}), "
                 f"coalesce(r.cc_addrs, {d.empty_list}))")
-        return f"array_sort(array_distinct({both}))"
+        return f"array_sort(array_distinct({both}))" if ordered else f"array_distinct({both})"
 
     def sent_row(self) -> str:
         """Whether a row is filed as sent mail (``identity.is_sent_folder``)."""
         d = self.d
-        role = f"nullif(lower({self.strip('CAST(r.folder_role AS STRING)')}), '')"
-        labels = ", ".join("concat(chr(92), " + _quote(x.lstrip(chr(92))) + ")"
+        role = f"nullif(lower({self.trim('CAST(r.folder_role AS STRING)')}), '')"
+        labels = ", ".join("concat(chr(92), " + _quote(x[1:]) + ")"  # no backslash in SQL
                            if x.startswith(chr(92)) else _quote(x) for x in sorted(SENT_LABELS))
-        hit = d.filter("r.labels", "x", f"lower({self.strip('x')}) IN ({labels})")
+        hit = d.filter("r.labels", "x", f"lower({self.trim('x')}) IN ({labels})")
         return (f"(CASE WHEN {role} IS NOT NULL THEN {role} = 'sent' ELSE r.name_sent END "
                 f"OR coalesce({d.size(hit)} > 0, false))")
 
@@ -145,40 +145,53 @@ class Queries:
                 f"WHERE r.sender IN {_in_list(senders)} "
                 f"AND NOT {self.sent_row()}) t JOIN core ON t.rc = core.address")
 
+    def pos(self) -> str:
+        """A row's position (see the module docstring)."""
+        return f"(r.frank * {RANK_SHIFT} + r.uid)"
+
     def messages(self) -> str:
-        """``m``: one compact row per stored row."""
+        """``m``: one compact row per stored row.
+
+        ``ck`` is the content key without the recipients: rows alone under
+        it can match no other row, so the recipient set, the costly part, is
+        added by :meth:`recipient_keys` only for the few rows that share one.
+        """
         d = self.d
-        refs = d.filter("r.references", "x", "x IS NOT NULL")
-        parent = f"coalesce({self.clean_id('r.in_reply_to')}, {self.clean_id(d.last(refs))})"
+        parent = (f"coalesce({self.clean_id('r.in_reply_to')}, "
+                  f"{self.clean_id(d.last('r.references'))})")
         mid = self.clean_id("r.message_id")
-        date_us = d.epoch_us("r.date")
         no_date = "(r.date IS NULL)"
         header = _in_list(HEADER_DATE_SOURCES)
         pref = f"CASE WHEN lower(CAST(r.date_source AS STRING)) IN {header} THEN 0 ELSE 1 END"
-        pos = f"(r.frank * {RANK_SHIFT} + r.uid)"
-        rc = self.rcpts()
         content = d.hash("r.aid", "coalesce(r.sender, '')", "r.sender IS NULL",
-                         "coalesce(r.subject, '')", "r.subject IS NULL",
-                         d.hash(rc), f"{d.size(rc)}", no_date,
-                         f"CASE WHEN {no_date} THEN {pos} ELSE {date_us} END")
-        defects = d.filter("r.defects", "x", "x IS NOT NULL")
+                         "coalesce(r.subject, '')", "r.subject IS NULL", no_date,
+                         f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
         return f"""
-            SELECT {pos} AS pos, r.aid, r.fid, r.sender, r.from_name, r.date AS ts,
+            SELECT {self.pos()} AS pos, r.aid, r.fid, r.sender, r.from_name, r.date AS ts,
                    CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
                    CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash('r.aid', mid)} END AS idk,
                    {content} AS ck,
                    CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash(mid)} END AS mid_h,
                    CASE WHEN {parent} IS NULL THEN NULL ELSE {d.hash(parent)} END AS par_h,
-                   CASE WHEN r.sender IN (SELECT address FROM me) THEN {rc} END AS rcpts,
-                   r.uidvalidity, {defects} AS defects
+                   CASE WHEN r.sender IN (SELECT address FROM me)
+                        THEN {self.rcpts(ordered=False)} END AS rcpts,
+                   r.uidvalidity, r.defects
             FROM src r"""
+
+    def recipient_keys(self) -> str:
+        """A hash of the recipient set, for rows that share a content key with another."""
+        return f"""
+            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM src r
+            WHERE {self.pos()} IN (SELECT pos FROM m WHERE ck IN (
+                SELECT ck FROM m GROUP BY ck HAVING count(*) > 1))"""
 
     # ------------------------------------------------------------------ the duplicate rule
 
-    @staticmethod
-    def first_labels() -> str:
-        """Each row's label: its own position, to start from."""
-        return "SELECT pos, idk, ck, pref, pos AS l FROM m"
+    def first_labels(self) -> str:
+        """Each row's full content key, and its own position as its label to start from."""
+        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {self.d.hash('m.ck', 'rk.rh')} END"
+        return (f"SELECT m.pos, m.idk, {ck} AS ck, m.pref, m.pos AS l "
+                f"FROM m LEFT JOIN rk ON m.pos = rk.pos")
 
     @staticmethod
     def propagate(table: str) -> str:
@@ -213,6 +226,7 @@ class Queries:
 
     @staticmethod
     def unique() -> str:
+        """The unique messages: each message's kept row, with its number of copies."""
         return "SELECT m.*, k.copies FROM m JOIN kept k ON m.pos = k.kpos"
 
     # ------------------------------------------------------------------ contacts
@@ -246,8 +260,8 @@ class Queries:
 
         Ties go to the raw name that appears first among the unique messages.
         """
-        clean = self.strip(self.strip("from_name"), "'\"")
-        clean = self.strip(clean)
+        clean = self.trim(self.trim("from_name"), "'\"")
+        clean = self.trim(clean)
         return f"""
             SELECT sender, name FROM (
                 SELECT c.sender, c.name, row_number() OVER (

@@ -91,7 +91,7 @@ def folders_table(store: Path, accounts: Iterable[str] | None = None) -> pd.Data
 
 def _utc(us: pd.Series) -> pd.DatetimeIndex:
     """Microseconds since the epoch (NULL = missing) as the pandas path's UTC dates."""
-    values = pd.array(us, dtype="Int64").to_numpy(dtype="int64", na_value=NAT)
+    values = pd.to_numeric(us).astype("Int64").to_numpy(dtype="int64", na_value=NAT)
     return to_utc(np.where(values == NAT, NAT, values * 1000))
 
 
@@ -132,6 +132,16 @@ class Analysis:
         self._me: pd.DataFrame | None = None
         self._deduped = False
 
+    def close(self) -> None:
+        """Release the engine's tables (and DuckDB's connection and spill directory)."""
+        self.backend.close()
+
+    def __enter__(self) -> Analysis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ identity
 
     def own_addresses(self) -> pd.DataFrame:
@@ -170,13 +180,14 @@ class Analysis:
     # ------------------------------------------------------------------ duplicate rule
 
     def _dedupe(self) -> None:
-        """Build ``m``, ``lab``, ``kept`` and ``u`` once (see :mod:`.queries`)."""
+        """Build ``m``, ``rk``, ``lab``, ``kept`` and ``u`` once (see :mod:`.queries`)."""
         if self._deduped:
             return
         me = self.own_addresses()
         b, q = self.backend, self.q
         b.register("me", pd.DataFrame({"address": me["address"].astype(object)}))
         b.table("m", q.messages())
+        b.table("rk", q.recipient_keys())
         b.table("lab", q.first_labels())
         for _ in range(MAX_PASSES):
             b.table("lab", q.propagate("lab"))
