@@ -44,11 +44,16 @@ def spark_session(master: str = LOCAL_MASTER, app_name: str = "mailhat") -> Any:
                .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
                .config("spark.sql.shuffle.partitions", "8")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.memory", "1g"))
     try:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
     except Exception as exc:  # py4j/Java start-up failures come in several kinds
         raise UsageError(f"cannot start Spark at {master}: {exc} (is Java installed?)") from exc
+    # Hadoop logs a stack trace at WARN for every glob it tries as a streaming
+    # sink's metadata directory first: noise, not a problem.
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 class SparkBackend:
