@@ -699,8 +699,9 @@ def main() -> int:
         for row in rows:
             print(row_line(row))
         for kind, lines in growth(rows).items():
-            print(f"\ngrowth with {'the RTT' if kind == 'rtt' else 'the folders'}:")
-            print("\n".join(f"  {line}" for line in lines))
+            if lines:
+                print(f"\ngrowth with {'the RTT' if kind == 'rtt' else 'the folders'}:")
+                print("\n".join(f"  {line}" for line in lines))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if started and not args.keep_lab:
