@@ -602,17 +602,17 @@ def readme_block(rows: list[Row], breakdown: dict[str, Any],
                          f"{r.seconds:.2f} s, {r.round_trips} RT; floor {r.floor:.2f} s: "
                          f"{r.ratio:.1f}x")
         lines.append(f"| {rtt:.0f} ms, {rate:.0f} Mbit/s | " + " | ".join(cells) + " |")
-    if breakdown:
-        lines += ["", "Where the round trips go (the same client over plain IMAP, which lacks "
-                  "only the TLS handshake's; `×n` is n waits, `n CMD` n commands in one wait):",
-                  ""]
-        lines += [f"- {titles.get(c, c)}: {b['round_trips']} — {b['summary']}"
-                  for c, b in breakdown.items()]
+    notes = [f"{titles.get(c, c)}: {b['round_trips']} — {b['summary']}"
+             for c, b in breakdown.items()]
     if diagnose:
         worst = max(diagnose, key=lambda d: d["round_trips"])
-        lines.append(f"- diagnose: the connection that waited most, to the {worst['listener']} "
+        notes.append(f"diagnose: the connection that waited most, to the {worst['listener']} "
                      f"port, {worst['round_trips']}: {collapse(worst['waits'])}")
-    lines += [f"- {line}" for line in growth(rows)["folders"]]
+    notes += growth(rows)["folders"]
+    if notes:
+        lines += ["", "Where the round trips go (the sync cases: the same client over plain "
+                  "IMAP, which lacks only the TLS handshake's; `×n` is n waits, `n CMD` n "
+                  "commands in one wait):", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 
