@@ -587,9 +587,12 @@ def readme_block(rows: list[Row], breakdown: dict[str, Any],
     titles = {r.case: r.title for r in rows}
     lines = [
         "Through a proxy that adds the round-trip time and caps the rate each way "
-        "(`benchmarks/bench_latency.py --readme`): time, the proxy's count of round trips, and "
-        "the floor (bytes / rate + a careful client's round trips × RTT; "
-        + ", ".join(f"{CASES[c].careful} for {c}" for c in cases) + ").",
+        "(`benchmarks/bench_latency.py --readme`): time, the round trips the proxy counted, "
+        "and the ratio to the floor, bytes / rate + the round trips a careful client needs × "
+        f"RTT ({CASES['first'].careful} for a first sync, {CASES['resync60'].careful} for an "
+        f"unchanged re-sync, {CASES['new10'].careful} with new messages, "
+        f"{CASES['diagnose'].careful} for diagnose: argued in the script). A floor under "
+        "0.1 s (no delay) gets no ratio.",
         "",
         "| RTT, rate | " + " | ".join(titles[c] for c in cases) + " |",
         "|---|" + "---|" * len(cases),
@@ -598,9 +601,9 @@ def readme_block(rows: list[Row], breakdown: dict[str, Any],
         cells = []
         for c in cases:
             r = by.get((c, rtt, rate))
+            ratio = f": {r.ratio:.1f}x" if r is not None and r.floor >= 0.1 else ""
             cells.append("" if r is None else
-                         f"{r.seconds:.2f} s, {r.round_trips} RT; floor {r.floor:.2f} s: "
-                         f"{r.ratio:.1f}x")
+                         f"{r.seconds:.2f} s, {r.round_trips} RT (floor {r.floor:.2f} s{ratio})")
         lines.append(f"| {rtt:.0f} ms, {rate:.0f} Mbit/s | " + " | ".join(cells) + " |")
     notes = [f"{titles.get(c, c)}: {b['round_trips']} — {b['summary']}"
              for c, b in breakdown.items()]
@@ -608,11 +611,13 @@ def readme_block(rows: list[Row], breakdown: dict[str, Any],
         worst = max(diagnose, key=lambda d: d["round_trips"])
         notes.append(f"diagnose: the connection that waited most, to the {worst['listener']} "
                      f"port, {worst['round_trips']}: {collapse(worst['waits'])}")
-    notes += growth(rows)["folders"]
+    farthest = f"at {max(r.rtt_ms for r in rows):g} ms"
+    notes += [line for line in growth(rows)["folders"] if farthest in line]
     if notes:
-        lines += ["", "Where the round trips go (the sync cases: the same client over plain "
-                  "IMAP, which lacks only the TLS handshake's; `×n` is n waits, `n CMD` n "
-                  "commands in one wait):", ""] + [f"- {note}" for note in notes]
+        lines += ["", f"Where the round trips go, {farthest} (the syncs run once more over "
+                  "plain IMAP, where the proxy reads command names; TLS adds its handshake): "
+                  "`X ×n` is n waits, `n X` n commands pipelined in one wait.", ""]
+        lines += [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 
