@@ -10,10 +10,11 @@ Uses the lab in ``$MAILHAT_LAB_DIR`` (started there if it is not running),
 else starts a private one in a temporary directory and stops it at the end.
 It prepares three mailboxes, kept between runs in a reused lab:
 
-* ``bench@localhost``: ``--count`` generated messages in 5 folders
-  (``mailhat lab generate``);
-* ``bob@localhost``: 60 folders (INBOX and 59 more), three messages each,
-  made with IMAP CREATE and APPEND;
+* ``bench@localhost``: ``--count`` generated messages in the generator's 5
+  folders (``mailhat lab generate``);
+* ``bob@localhost``: 60 folders as a client lists them (the lab's INBOX,
+  Sent, Drafts, Trash and spam, and 55 more), three messages each, made
+  with IMAP CREATE and APPEND;
 * ``alice@localhost``: the lab's demo mailbox as it is, 14 folders.
 
 It first-syncs bob's and alice's stores on loopback, then measures, through
