@@ -71,6 +71,7 @@ def pandas_results(store: Path, account: str | None) -> dict[str, Any]:
         "activity": ca.activity(frame),
         "activity_sent": ca.activity(frame, me, direction="sent"),
         "responses": ca.response_times(frame, me),
+        "response_histogram": ca.response_histogram(ca.response_times(frame, me)),
         "health": ca.data_health(frame, uidvalidity_events=uidvalidity_events(store)),
     }
 
@@ -87,6 +88,7 @@ def engine_results(backend: Backend, store: Path, account: str | None) -> dict[s
             "activity": an.activity(),
             "activity_sent": an.activity("sent"),
             "responses": an.response_times(),
+            "response_histogram": an.response_histogram(),
             "health": an.data_health(uidvalidity_events=uidvalidity_events(store)),
         }
 

@@ -336,10 +336,32 @@ class Queries:
                 FROM pairs)
             SELECT CASE WHEN by_self THEN os ELSE rs END AS contact,
                    CASE WHEN by_self THEN 'self' ELSE 'contact' END AS replier,
-                   {us('ots')} AS asked_us, {us('rts')} AS answered_us, reply
+                   {us('ots')} AS asked_us, {us('rts')} AS answered_us, reply,
+                   CAST(({us('rts')} - {us('ots')}) * 1000 AS DOUBLE) / 3.6e12 AS hours
             FROM typed
             WHERE (by_self OR by_contact) AND ots IS NOT NULL AND rts IS NOT NULL
               AND rts >= ots"""
+
+    @staticmethod
+    def response_histogram(edges: list[float], floor: float) -> str:
+        """Replies per replier and bin, and the medians (``metrics.response_histogram``).
+
+        Bins are found by comparing with the very edges numpy uses (written
+        as exact double literals), so every reply lands where ``np.histogram``
+        puts it: bin i holds ``edges[i] <= h < edges[i + 1]``, the last bin
+        its right edge too.
+        """
+        def lit(x: float) -> str:
+            text = repr(float(x))
+            return text if "e" in text else text + "e0"
+
+        cases = " ".join(f"WHEN h < {lit(e)} THEN {i}" for i, e in enumerate(edges[1:-1]))
+        return f"""
+            SELECT replier, b, count(*) AS replies, min(med) AS median_hours
+            FROM (SELECT replier, CASE {cases} ELSE {len(edges) - 2} END AS b,
+                         median(h) OVER (PARTITION BY replier) AS med
+                  FROM (SELECT replier, greatest(hours, {lit(floor)}) AS h FROM rt) t) t2
+            GROUP BY replier, b"""
 
     # ------------------------------------------------------------------ data health
 

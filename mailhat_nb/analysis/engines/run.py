@@ -27,10 +27,14 @@ from mailhat_nb.analysis.health import HEALTH_COLUMNS, FolderCounts, finish_heal
 from mailhat_nb.analysis.identity import OWN_COLUMNS
 from mailhat_nb.analysis.metrics import (
     CONTACT_COLUMNS,
+    HISTOGRAM_COLUMNS,
     RESPONSE_COLUMNS,
+    RESPONSE_FLOOR_HOURS,
     VOLUME_COLUMNS,
     WEEKDAYS,
     normalise_freq,
+    response_bin_edges,
+    response_histogram,
 )
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.folders import folder_role
@@ -131,6 +135,7 @@ class Analysis:
         backend.view("src", self.q.src(keys))
         self._me: pd.DataFrame | None = None
         self._deduped = False
+        self._timed = False
 
     def close(self) -> None:
         """Release the engine's tables (and DuckDB's connection and spill directory)."""
@@ -245,19 +250,49 @@ class Analysis:
         out.attrs["direction"] = direction
         return out
 
-    def response_times(self) -> pd.DataFrame:
-        """Every reply between self and a contact: :func:`mailhat_nb.contacts.response_times`."""
+    def _responses(self) -> None:
         self._dedupe()
-        raw = self.backend.frame(self.q.responses()).sort_values("reply", kind="stable")
+        if not self._timed:
+            self.backend.table("rt", self.q.responses())
+            self._timed = True
+
+    def response_times(self) -> pd.DataFrame:
+        """Every reply between self and a contact: :func:`mailhat_nb.contacts.response_times`.
+
+        One row per reply: for a big store, :meth:`response_histogram` is what
+        the chart needs.
+        """
+        self._responses()
+        raw = self.backend.frame("SELECT * FROM rt").sort_values("reply", kind="stable")
         out = pd.DataFrame({
             "contact": pd.Series(raw["contact"].to_numpy(), dtype="str"),
             "replier": pd.Series(raw["replier"].to_numpy(), dtype="str"),
             "asked": _utc(raw["asked_us"]),
             "answered": _utc(raw["answered_us"]),
+            "hours": raw["hours"].to_numpy(dtype=np.float64),
         })
-        out["hours"] = ((raw["answered_us"].to_numpy(dtype=np.int64)
-                         - raw["asked_us"].to_numpy(dtype=np.int64)) * 1000 / 3.6e12)
         return out[RESPONSE_COLUMNS]
+
+    def response_histogram(self) -> pd.DataFrame:
+        """Reply delays per replier, binned: :func:`mailhat_nb.contacts.response_histogram`."""
+        self._responses()
+        slowest = self.backend.frame("SELECT max(hours) AS h FROM rt")["h"].iloc[0]
+        if pd.isna(slowest):
+            return response_histogram(pd.DataFrame({"replier": [], "hours": []}))
+        edges = response_bin_edges(float(slowest))
+        raw = self.backend.frame(self.q.response_histogram(edges, RESPONSE_FLOOR_HOURS))
+        raw = raw.assign(order=raw["replier"].map({"self": 0, "contact": 1}))
+        raw = raw.sort_values(["order", "b"], ignore_index=True)
+        bins = raw["b"].to_numpy(dtype=np.int64)
+        out = pd.DataFrame({
+            "replier": pd.Series(raw["replier"], dtype="str"),
+            "left": np.asarray(edges)[bins], "right": np.asarray(edges)[bins + 1],
+            "replies": raw["replies"].astype("int64"),
+        })
+        out.attrs["median_hours"] = {
+            str(r): float(m) for r, m in raw.groupby("replier", sort=False)["median_hours"].first()
+            .items()}
+        return out[HISTOGRAM_COLUMNS]
 
     def data_health(self, server_counts: FolderCounts | None = None,
                     uidvalidity_events: pd.DataFrame | Mapping[str, int] | None = None,
