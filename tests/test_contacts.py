@@ -249,7 +249,8 @@ def test_public_api_is_importable_from_contacts() -> None:
     assert sorted(ca.__all__) == [
         "activity", "apply_aliases", "by_domain", "contacts", "data_health",
         "duplicate_groups", "export", "is_sent_folder", "own_addresses",
-        "response_medians", "response_times", "suggest_aliases", "to_csv", "to_parquet",
+        "response_histogram", "response_medians", "response_times", "suggest_aliases", "to_csv",
+        "to_parquet",
         "to_records", "top_contacts", "unique_messages", "volume"]
     homes = {"unique_messages": dedupe, "duplicate_groups": dedupe, "data_health": health,
              "contacts": metrics, "volume": metrics, "activity": metrics,
