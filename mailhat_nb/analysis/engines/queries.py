@@ -72,9 +72,15 @@ class Queries:
         """``expr`` without leading and trailing ``chars`` (SQL's ``trim``, no regex)."""
         return f"trim(BOTH {_quote(chars)} FROM {expr})"
 
-    def addr(self, expr: str) -> str:
-        """An address as the analysis compares it: stripped, lower-cased, blank = NULL."""
-        return f"nullif(lower({self.trim(expr)}), '')"
+    @staticmethod
+    def addr(expr: str) -> str:
+        """An address as the analysis compares it (blank = NULL).
+
+        The store holds addresses as the parser wrote them, stripped and
+        lower-cased (DESIGN.md, "Frames"); the pandas path normalises again
+        for frames built by hand, which a store never holds.
+        """
+        return f"nullif({expr}, '')"
 
     def clean_id(self, expr: str) -> str:
         """A Message-ID without blanks and angle brackets; blank = NULL (``clean_ids``).
@@ -107,8 +113,10 @@ class Queries:
         labels = ", ".join("concat(chr(92), " + _quote(x[1:]) + ")"  # no backslash in SQL
                            if x.startswith(chr(92)) else _quote(x) for x in sorted(SENT_LABELS))
         hit = d.filter("r.labels", "x", f"lower({self.trim('x')}) IN ({labels})")
+        # The lambda runs only where there are labels (Gmail): most rows have none.
+        by_label = f"CASE WHEN {d.size('r.labels')} > 0 THEN {d.size(hit)} > 0 ELSE false END"
         return (f"(CASE WHEN {role} IS NOT NULL THEN {role} = 'sent' ELSE r.name_sent END "
-                f"OR coalesce({d.size(hit)} > 0, false))")
+                f"OR coalesce({by_label}, false))")
 
     def plausible(self, us: str) -> str:
         """A date that could be real: after 1990, not ahead of now (``dedupe.plausible``)."""
@@ -167,7 +175,8 @@ class Queries:
                          "coalesce(r.subject, '')", "r.subject IS NULL", no_date,
                          f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
         return f"""
-            SELECT {self.pos()} AS pos, r.aid, r.fid, r.sender, r.from_name, r.date AS ts,
+            SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid, CAST(r.fid AS INT) AS fid,
+                   r.sender, r.from_name, r.date AS ts,
                    CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
                    CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash('r.aid', mid)} END AS idk,
                    {content} AS ck,
