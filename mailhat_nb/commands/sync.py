@@ -57,8 +57,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp = sub.add_parser(
         "import", help="import an mbox file or a Maildir tree into a local store",
         description="Read messages offline (a Google Takeout mbox, a Maildir tree such as an "
-        "Enron custodian's) into the same store and frames as `mailhat sync`. Importing the "
-        "same source again replaces what it imported before.",
+        "Enron custodian's) into the same store and frames as `mailhat sync`. A second source "
+        "adds its folders to the account; importing the same source again replaces what it "
+        "imported before.",
     )
     source = imp.add_mutually_exclusive_group(required=True)
     source.add_argument("--mbox", metavar="FILE", help="an mbox file")
@@ -66,6 +67,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("--store", required=True, metavar="DIR", help="the store directory")
     imp.add_argument("--account", metavar="NAME",
                      help="account name in the store (default: from the source)")
+    imp.add_argument("--replace", action="store_true",
+                     help="replace folders of the same name that another file or tree "
+                     "imported (the same mailbox exported again elsewhere)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=_import)
 
@@ -197,7 +201,8 @@ def _import(args: argparse.Namespace) -> int:
     check_store_arg(args.store)
     if not path.exists():
         raise UsageError(f"--{kind} {path}: no such file or directory")
-    summary = import_source(kind, path, args.store, account=args.account)
+    summary = import_source(kind, path, args.store, account=args.account,
+                            replace=args.replace)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
