@@ -79,7 +79,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     folders: dict[str, int] = {}
     skipped: list[str] = []
     origin = str(path.resolve())
-    with root.lock():
+    with root.lock(account):
         set_aside = root.set_aside_damaged(account)  # unreadable records: imported anew
         held = {state.folder: state for state in root.states(account)}
         current: FolderStore | None = None
