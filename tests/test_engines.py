@@ -58,12 +58,22 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pandas_results(store: Path, account: str | None) -> dict[str, Any]:
-    """Every metric the reference way: the store as one frame, then the pandas functions."""
+    """Every metric the reference way: the store as one frame, then the pandas functions.
+
+    On a store of several accounts (no ``account``) that is the team view.
+    """
     frame = read_messages(store, account=account)
     me = ca.own_addresses(frame)
     people = ca.contacts(frame, me)
     chosen = list(people["contact"].head(6))
+    team: dict[str, Any] = {}
+    if "account" in me.columns:
+        msgs = ca.team_messages(frame)
+        per = ca.contacts_by_account(msgs, me)
+        team = {"team_contacts": ca.team_contacts(msgs, me, by_account=per),
+                "by_account": per, "internal": ca.internal_mail(msgs, me)}
     return {
+        **team,
         "me": me,
         "contacts": people,
         "volume": ca.volume(frame, me, "M", contacts=chosen),
@@ -80,7 +90,12 @@ def engine_results(backend: Backend, store: Path, account: str | None) -> dict[s
     with Analysis(backend, store, accounts=None if account is None else [account]) as an:
         people = an.contacts()
         chosen = list(people["contact"].head(6))
+        team: dict[str, Any] = {}
+        if an.team:
+            team = {"team_contacts": an.team_contacts(), "by_account": an.contacts_by_account(),
+                    "internal": an.internal_mail()}
         return {
+            **team,
             "me": an.own_addresses(),
             "contacts": people,
             "volume": an.volume(chosen, "M"),

@@ -135,27 +135,40 @@ class Queries:
                 f"ON r.account = f.akey AND r.folder = f.fkey {where}")
 
     def senders(self) -> str:
-        """Per sender: rows from it, and how many of those are sent mail."""
-        return (f"SELECT sender, count(*) AS messages, "
+        """Per account and sender: rows from it, and how many of those are sent mail."""
+        return (f"SELECT aid, sender, count(*) AS messages, "
                 f"sum(CASE WHEN {self.sent_row()} THEN 1 ELSE 0 END) AS sent_rows "
-                f"FROM src r WHERE sender IS NOT NULL GROUP BY sender")
+                f"FROM src r WHERE sender IS NOT NULL GROUP BY aid, sender")
 
     def delivered_to(self) -> str:
-        """Every Delivered-To address."""
-        return (f"SELECT DISTINCT {self.addr('x')} AS a FROM (SELECT DISTINCT "
+        """Every Delivered-To address, per account."""
+        return (f"SELECT DISTINCT aid, {self.addr('x')} AS a FROM (SELECT DISTINCT aid, "
                 f"{self.d.explode('delivered_to')} AS x FROM src) t "
                 f"WHERE {self.addr('x')} IS NOT NULL")
 
-    def wrote_to(self, senders: set[str]) -> str:
-        """Which of ``senders`` wrote, outside sent mail, to an address of ``core``."""
-        return (f"SELECT DISTINCT t.sender FROM (SELECT r.sender, "
-                f"{self.d.explode(self.rcpts())} AS rc FROM src r "
-                f"WHERE r.sender IN {_in_list(senders)} "
-                f"AND NOT {self.sent_row()}) t JOIN core ON t.rc = core.address")
+    def wrote_to(self) -> str:
+        """Which ``cand`` senders wrote to their account's ``core``, outside its sent mail."""
+        return (f"SELECT DISTINCT t.aid, t.sender FROM (SELECT r.aid, r.sender, "
+                f"{self.d.explode(self.rcpts())} AS rc FROM src r JOIN cand c "
+                f"ON r.aid = c.aid AND r.sender = c.address "
+                f"WHERE NOT {self.sent_row()}) t "
+                f"JOIN core ON t.aid = core.aid AND t.rc = core.address")
 
-    def pos(self) -> str:
+    @staticmethod
+    def versions() -> str:
+        """The (folder, UIDVALIDITY) pairs, which order the rows after the folder."""
+        return "SELECT DISTINCT fid, uidvalidity FROM src"
+
+    @staticmethod
+    def pos() -> str:
         """A row's position (see the module docstring)."""
-        return f"(r.frank * {RANK_SHIFT} + r.uid)"
+        return f"(r.vrank * {RANK_SHIFT} + r.uid)"
+
+    @staticmethod
+    def ranked() -> str:
+        """``src`` with each row's (folder, UIDVALIDITY) rank, for positions."""
+        return ("SELECT s.*, v.vrank FROM src s JOIN fv v "
+                "ON s.fid = v.fid AND s.uidvalidity = v.uidvalidity")
 
     def messages(self) -> str:
         """``m``: one compact row per stored row.
@@ -171,35 +184,43 @@ class Queries:
         no_date = "(r.date IS NULL)"
         header = _in_list(HEADER_DATE_SOURCES)
         pref = f"CASE WHEN lower(CAST(r.date_source AS STRING)) IN {header} THEN 0 ELSE 1 END"
-        content = d.hash("r.aid", "coalesce(r.sender, '')", "r.sender IS NULL",
+        content = d.hash("coalesce(r.sender, '')", "r.sender IS NULL",
                          "coalesce(r.subject, '')", "r.subject IS NULL", no_date,
                          f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
         return f"""
             SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid, CAST(r.fid AS INT) AS fid,
                    r.sender, r.from_name, r.date AS ts,
                    CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
-                   CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash('r.aid', mid)} END AS idk,
+                   CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash(mid)} END AS idk,
                    {content} AS ck,
-                   CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash(mid)} END AS mid_h,
                    CASE WHEN {parent} IS NULL THEN NULL ELSE {d.hash(parent)} END AS par_h,
                    CASE WHEN r.sender IN (SELECT address FROM me)
                         THEN {self.rcpts(ordered=False)} END AS rcpts,
                    r.uidvalidity, r.defects
-            FROM src r"""
+            FROM srcv r"""
 
     def recipient_keys(self) -> str:
         """A hash of the recipient set, for rows that share a content key with another."""
         return f"""
-            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM src r
+            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM srcv r
             WHERE {self.pos()} IN (SELECT pos FROM m WHERE ck IN (
                 SELECT ck FROM m GROUP BY ck HAVING count(*) > 1))"""
 
     # ------------------------------------------------------------------ the duplicate rule
 
-    def first_labels(self) -> str:
-        """Each row's full content key, and its own position as its label to start from."""
-        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {self.d.hash('m.ck', 'rk.rh')} END"
-        return (f"SELECT m.pos, m.idk, {ck} AS ck, m.pref, m.pos AS l "
+    def first_labels(self, *, per_account: bool = False) -> str:
+        """Each row's full keys, and its own position as its label to start from.
+
+        ``per_account``: the keys carry the account, so copies match within
+        one mailbox only (data health's question); else across the team.
+        """
+        d = self.d
+        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {d.hash('m.ck', 'rk.rh')} END"
+        idk = "m.idk"
+        if per_account:
+            ck, idk = d.hash("m.aid", ck), f"CASE WHEN m.idk IS NULL THEN NULL ELSE " \
+                f"{d.hash('m.aid', 'm.idk')} END"
+        return (f"SELECT m.pos, m.aid, {idk} AS idk, {ck} AS ck, m.pref, m.pos AS l "
                 f"FROM m LEFT JOIN rk ON m.pos = rk.pos")
 
     @staticmethod
@@ -210,10 +231,10 @@ class Queries:
         stream and spill, where a window sorts each partition.
         """
         return f"""
-            WITH c AS (SELECT t.pos, t.idk, t.ck, t.pref, g.l AS lc
+            WITH c AS (SELECT t.pos, t.aid, t.idk, t.ck, t.pref, g.l AS lc
                        FROM {table} t JOIN (SELECT ck, min(l) AS l FROM {table} GROUP BY ck) g
                        ON t.ck = g.ck)
-            SELECT c.pos, c.idk, c.ck, c.pref, coalesce(g.l, c.lc) AS l
+            SELECT c.pos, c.aid, c.idk, c.ck, c.pref, coalesce(g.l, c.lc) AS l
             FROM c LEFT JOIN (SELECT idk, min(lc) AS l FROM c WHERE idk IS NOT NULL
                               GROUP BY idk) g ON c.idk = g.idk"""
 
@@ -235,8 +256,28 @@ class Queries:
 
     @staticmethod
     def unique() -> str:
-        """The unique messages: each message's kept row, with its number of copies."""
-        return "SELECT m.*, k.copies FROM m JOIN kept k ON m.pos = k.kpos"
+        """The unique messages: each message's kept row, its label and number of copies."""
+        return "SELECT m.*, k.l, k.copies FROM m JOIN kept k ON m.pos = k.kpos"
+
+    @staticmethod
+    def held() -> str:
+        """(message label, account): the account's mailbox holds a copy."""
+        return "SELECT DISTINCT l, aid FROM lab"
+
+    @staticmethod
+    def senders_of() -> str:
+        """(message label, account) for the team's messages: who sent it (docs/team.md).
+
+        The owners of its From address that hold a copy; when none does,
+        every owner of the address.
+        """
+        return """
+            WITH cand AS (SELECT u.l, o.aid FROM u JOIN owners o ON u.sender = o.address),
+            hold AS (SELECT c.l, c.aid, CASE WHEN h.l IS NULL THEN 0 ELSE 1 END AS holds
+                     FROM cand c LEFT JOIN held h ON c.l = h.l AND c.aid = h.aid),
+            anyh AS (SELECT l, max(holds) AS any_holds FROM hold GROUP BY l)
+            SELECT hold.l, hold.aid FROM hold JOIN anyh ON hold.l = anyh.l
+            WHERE hold.holds = 1 OR anyh.any_holds = 0"""
 
     # ------------------------------------------------------------------ contacts
 
@@ -265,23 +306,20 @@ class Queries:
         """
 
     def names(self) -> str:
-        """Per sender, the most used display name (``metrics._names``).
+        """Per sender, the most used display name, cleaned (``metrics._names``).
 
-        Ties go to the raw name that appears first among the unique messages.
+        Blanks, then quotes around it, then blanks stripped; empty names and
+        the address itself dropped; a tie goes to the smallest name.
         """
-        clean = self.trim(self.trim("from_name"), "'\"")
-        clean = self.trim(clean)
+        clean = self.trim(self.trim(self.trim("from_name"), "'\""))
         return f"""
             SELECT sender, name FROM (
-                SELECT c.sender, c.name, row_number() OVER (
-                    PARTITION BY c.sender ORDER BY c.n DESC, fp.p ASC) AS k
-                FROM (SELECT sender, from_name, {clean} AS name, count(*) AS n
+                SELECT sender, name, row_number() OVER (
+                    PARTITION BY sender ORDER BY n DESC, name ASC) AS k
+                FROM (SELECT sender, {clean} AS name, count(*) AS n
                       FROM u WHERE sender IS NOT NULL AND from_name IS NOT NULL
-                      GROUP BY sender, from_name) c
-                JOIN (SELECT from_name, min(pos) AS p FROM u
-                      WHERE from_name IS NOT NULL GROUP BY from_name) fp
-                  ON c.from_name = fp.from_name
-                WHERE c.name <> '' AND lower(c.name) <> lower(c.sender)) t
+                      GROUP BY sender, {clean}) c
+                WHERE name <> '' AND lower(name) <> lower(sender)) t
             WHERE k = 1"""
 
     # ------------------------------------------------------------------ over time
@@ -327,11 +365,11 @@ class Queries:
         me = "(SELECT address FROM me)"
         return f"""
             WITH carriers AS (
-                SELECT mid_h, max(pos) AS carrier FROM m WHERE mid_h IS NOT NULL GROUP BY mid_h),
+                SELECT idk, max(pos) AS carrier FROM m WHERE idk IS NOT NULL GROUP BY idk),
             pairs AS (
                 SELECT r.pos AS reply, r.sender AS rs, r.ts AS rts,
                        o.pos AS orig, o.sender AS os, o.ts AS ots
-                FROM u r JOIN carriers c ON r.par_h = c.mid_h
+                FROM u r JOIN carriers c ON r.par_h = c.idk
                 JOIN lab ON lab.pos = c.carrier
                 JOIN kept k ON k.l = lab.l
                 JOIN u o ON o.pos = k.kpos
@@ -372,6 +410,44 @@ class Queries:
                   FROM (SELECT replier, greatest(hours, {lit(floor)}) AS h FROM rt) t) t2
             GROUP BY replier, b"""
 
+    # ------------------------------------------------------------------ the team
+
+    def by_account(self) -> str:
+        """Per contact and account: messages sent by the account, and received in its mailbox."""
+        explode = self.d.explode("rcpts")
+        return f"""
+            WITH sent AS (
+                SELECT t.rc AS contact, s.aid, count(*) AS sent
+                FROM (SELECT l, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
+                JOIN sends s ON t.l = s.l
+                WHERE t.rc NOT IN (SELECT address FROM me) GROUP BY t.rc, s.aid),
+            recv AS (
+                SELECT u.sender AS contact, h.aid, count(*) AS received
+                FROM u JOIN held h ON u.l = h.l
+                WHERE u.sender IS NOT NULL AND u.sender NOT IN (SELECT address FROM me)
+                GROUP BY u.sender, h.aid)
+            SELECT coalesce(s.contact, r.contact) AS contact, coalesce(s.aid, r.aid) AS aid,
+                   coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received
+            FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact AND s.aid = r.aid"""
+
+    def internal(self) -> str:
+        """Per (sending account, recipient account): the team's messages between them."""
+        us = self.d.epoch_us("u.ts")
+        ok = self.plausible(us)
+        return f"""
+            WITH ins AS (
+                SELECT t.l, o.aid AS to_aid
+                FROM (SELECT l, {self.d.explode('rcpts')} AS rc FROM u
+                      WHERE rcpts IS NOT NULL) t
+                JOIN owners o ON t.rc = o.address),
+            pairs AS (
+                SELECT DISTINCT s.l, s.aid AS from_aid, i.to_aid
+                FROM sends s JOIN ins i ON s.l = i.l WHERE s.aid <> i.to_aid)
+            SELECT p.from_aid, p.to_aid, count(*) AS messages,
+                   min(CASE WHEN {ok} THEN {us} END) AS first_us,
+                   max(CASE WHEN {ok} THEN {us} END) AS last_us
+            FROM pairs p JOIN u ON p.l = u.l GROUP BY p.from_aid, p.to_aid"""
+
     # ------------------------------------------------------------------ data health
 
     def health(self) -> str:
@@ -386,7 +462,8 @@ class Queries:
                        THEN 1 ELSE 0 END) AS suspect_dates,
                    sum(CASE WHEN {self.d.size('m.defects')} > 0 THEN 1 ELSE 0 END) AS defects,
                    count(DISTINCT m.uidvalidity) AS uidvalidity_values
-            FROM m JOIN lab ON m.pos = lab.pos JOIN kept k ON k.l = lab.l
+            FROM m JOIN hlab ON m.pos = hlab.pos
+            JOIN (SELECT l, count(*) AS copies FROM hlab GROUP BY l) k ON k.l = hlab.l
             GROUP BY m.fid"""
 
     def top_defects(self) -> str:

@@ -24,7 +24,7 @@ from mailhat_nb.analysis.addresses import as_address_set, check_addresses, is_ad
 from mailhat_nb.analysis.dedupe import NAT, to_utc
 from mailhat_nb.analysis.engines.queries import Queries
 from mailhat_nb.analysis.health import HEALTH_COLUMNS, FolderCounts, finish_health
-from mailhat_nb.analysis.identity import OWN_COLUMNS
+from mailhat_nb.analysis.identity import OWN_COLUMNS, TEAM_OWN_COLUMNS
 from mailhat_nb.analysis.metrics import (
     CONTACT_COLUMNS,
     HISTOGRAM_COLUMNS,
@@ -36,7 +36,8 @@ from mailhat_nb.analysis.metrics import (
     response_bin_edges,
     response_histogram,
 )
-from mailhat_nb.errors import UsageError
+from mailhat_nb.analysis.team import ACCOUNT_COLUMNS, INTERNAL_COLUMNS, TEAM_COLUMNS, owners
+from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.sync.folders import folder_role
 from mailhat_nb.sync.store import Store
 
@@ -71,7 +72,7 @@ class Backend(Protocol):
 
 
 def folders_table(store: Path, accounts: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per stored folder, in the store's read order (see :mod:`.queries`).
+    """One row per stored folder, in store order: account, then folder (see :mod:`.queries`).
 
     ``akey`` and ``fkey`` are the directory names as a hive reader decodes
     them; ``account`` and ``folder`` the real names from ``_state.json``
@@ -87,6 +88,8 @@ def folders_table(store: Path, accounts: Iterable[str] | None = None) -> pd.Data
                      unquote(path.name.split("=", 1)[1]), state.account, state.folder,
                      folder_role(state.folder) == "sent"))
     frame = pd.DataFrame(rows, columns=["akey", "fkey", "account", "folder", "name_sent"])
+    # Store order (docs/team.md): account, then folder, by code point.
+    frame = frame.sort_values(["account", "folder"], ignore_index=True)
     frame.insert(0, "fid", np.arange(len(frame), dtype=np.int64))
     codes, _ = pd.factorize(frame["account"])
     frame.insert(1, "aid", np.asarray(codes, dtype=np.int64))
@@ -110,21 +113,30 @@ class Analysis:
         The store directory.
     accounts
         Only these accounts (default: all).
-    extra, exclude
-        Addresses to add to self, or to drop from it (``--self``, ``--exclude``).
+    extra
+        Addresses to add to self: per account (``{account: [addresses]}``,
+        the key ``""`` meaning the only account), or a list when there is one
+        account (``--self``).
+    exclude
+        Addresses to drop from every account's own (``--exclude``).
+
+    With one account this is that account's view (:func:`mailhat_nb.contacts.contacts`);
+    with several, the team view of ``docs/team.md`` (self is the union of
+    each account's own addresses, one message across the team).
     """
 
     def __init__(self, backend: Backend, store: Path | str, *,
-                 accounts: Iterable[str] | None = None, extra: Iterable[str] = (),
+                 accounts: Iterable[str] | None = None,
+                 extra: Mapping[str, Iterable[str]] | Iterable[str] = (),
                  exclude: Iterable[str] = ()) -> None:
         self.backend = backend
         self.store = Path(store)
-        self.extra = check_addresses(extra, "self address")
         self.exclude = check_addresses(exclude, "excluded address")
         self.folders = folders_table(self.store, accounts)
         if self.folders.empty:
             raise UsageError(f"{self.store} holds no folder of the chosen account(s)")
         self.accounts = list(dict.fromkeys(self.folders["account"]))
+        self.extra = _extra_by_account(extra, self.accounts)
         from mailhat_nb.analysis.engines.dialect import DUCKDB, SPARK
 
         dialect = {"duckdb": DUCKDB, "spark": SPARK}[backend.dialect_name]
@@ -136,6 +148,7 @@ class Analysis:
         self._me: pd.DataFrame | None = None
         self._deduped = False
         self._timed = False
+        self._sends_built = False
 
     def close(self) -> None:
         """Release the engine's tables (and DuckDB's connection and spill directory)."""
@@ -149,58 +162,89 @@ class Analysis:
 
     # ------------------------------------------------------------------ identity
 
+    @property
+    def team(self) -> bool:
+        """Whether this is a team view (several accounts)."""
+        return len(self.accounts) > 1
+
     def own_addresses(self) -> pd.DataFrame:
-        """The self table of :func:`mailhat_nb.analysis.identity.own_addresses`, same rule."""
-        if self._me is not None:
-            return self._me
-        senders = self.backend.frame(self.q.senders())
-        sent = set(senders.loc[senders["sent_rows"] > 0, "sender"])
-        logins = {a.strip().lower() for a in self.accounts if is_address(a)}
-        core = logins | sent | set(self.extra)
-        delivered = set(self.backend.frame(self.q.delivered_to())["a"])
-        candidates = delivered - core
-        wrote: set[str] = set()
-        if candidates:
-            self.backend.register("core", pd.DataFrame({"address": sorted(core)}))
-            wrote = set(self.backend.frame(self.q.wrote_to(candidates))["sender"])
-        found = {"login": logins, "sent folder": sent,
-                 "delivered-to": {a for a in delivered if a in core or a not in wrote},
-                 "user": set(self.extra)}
-        excluded = set(self.exclude)
-        addresses = sorted(set().union(*found.values()) - excluded)
-        counts = senders.set_index("sender")
-        table = pd.DataFrame({
-            "address": pd.Series(addresses, dtype="str"),
-            "sources": [", ".join(s for s, got in found.items() if a in got) for a in addresses],
-        })
-        table["sources"] = table["sources"].astype("str")
-        table["messages"] = table["address"].map(counts["messages"]).fillna(0).astype("int64")
-        table["sent_folder_rows"] = (table["address"].map(counts["sent_rows"])
-                                     .fillna(0).astype("int64"))
-        table = table.sort_values(["sent_folder_rows", "messages", "address"],
-                                  ascending=[False, False, True], ignore_index=True)
-        self._me = table[OWN_COLUMNS]
+        """The self table: ``own_addresses`` for one account, ``team_identity`` for several."""
+        if self._me is None:
+            tables = self._identity()
+            if self.team:
+                self._me = pd.concat(
+                    [t.assign(account=a) for a, t in sorted(tables.items())],
+                    ignore_index=True).astype({"account": "str"})[TEAM_OWN_COLUMNS]
+            else:
+                self._me = tables[self.accounts[0]]
         return self._me
+
+    def _identity(self) -> dict[str, pd.DataFrame]:
+        """Each account's own addresses, by the rule of ``own_addresses``, on its own rows."""
+        b, q = self.backend, self.q
+        senders = b.frame(q.senders())
+        delivered = b.frame(q.delivered_to())
+        name = dict(zip(self.folders["aid"], self.folders["account"], strict=False))
+        core: dict[int, set[str]] = {}
+        cand: list[tuple[int, str]] = []
+        for aid, account in name.items():
+            mine = senders[senders["aid"] == aid]
+            core[aid] = ({account.strip().lower()} if is_address(account) else set()) | set(
+                mine.loc[mine["sent_rows"] > 0, "sender"]) | set(self.extra.get(account, ()))
+            cand += [(aid, a) for a in delivered.loc[delivered["aid"] == aid, "a"]
+                     if a not in core[aid]]
+        wrote = pd.DataFrame({"aid": pd.Series(dtype="int64"), "sender": pd.Series(dtype=object)})
+        if cand:
+            b.register("cand", pd.DataFrame(cand, columns=["aid", "address"]))
+            b.register("core", pd.DataFrame([(a, x) for a, xs in core.items() for x in xs],
+                                            columns=["aid", "address"]))
+            wrote = b.frame(q.wrote_to())
+        out = {}
+        for aid, account in name.items():
+            mine = senders[senders["aid"] == aid]
+            out[account] = own_table(
+                login=account, senders=mine,
+                delivered=set(delivered.loc[delivered["aid"] == aid, "a"]),
+                wrote=set(wrote.loc[wrote["aid"] == aid, "sender"]),
+                extra=self.extra.get(account, []), exclude=self.exclude)
+        return out
 
     # ------------------------------------------------------------------ duplicate rule
 
     def _dedupe(self) -> None:
-        """Build ``m``, ``rk``, ``lab``, ``kept`` and ``u`` once (see :mod:`.queries`)."""
+        """Build ``m``, ``rk``, ``lab``, ``kept``, ``u`` and ``held`` once (see :mod:`.queries`)."""
         if self._deduped:
             return
         me = self.own_addresses()
         b, q = self.backend, self.q
-        b.register("me", pd.DataFrame({"address": me["address"].astype(object)}))
+        b.register("me", pd.DataFrame({"address": sorted(set(me["address"].astype(str)))}))
+        aid = dict(zip(self.folders["account"], self.folders["aid"], strict=False))
+        owners = (me[["account", "address"]] if self.team
+                  else me[["address"]].assign(account=self.accounts[0]))
+        b.register("owners", pd.DataFrame({
+            "address": owners["address"].astype(str).to_numpy(dtype=object),
+            "aid": owners["account"].map(aid).to_numpy(dtype=np.int64)}))
+        versions = b.frame(q.versions()).sort_values(["fid", "uidvalidity"], ignore_index=True)
+        versions["vrank"] = np.arange(len(versions), dtype=np.int64)
+        b.register("fv", versions.astype("int64"))
+        b.view("srcv", q.ranked())
         b.table("m", q.messages())
         b.table("rk", q.recipient_keys())
-        b.table("lab", q.first_labels())
-        for _ in range(MAX_PASSES):
-            b.table("lab", q.propagate("lab"))
-            if int(b.frame(q.unsettled("lab"))["n"].iloc[0]) == 0:
-                break
+        self._labels("lab", per_account=False)
         b.table("kept", q.kept())
         b.table("u", q.unique())
+        b.table("held", q.held())
         self._deduped = True
+
+    def _labels(self, name: str, *, per_account: bool) -> None:
+        """Label propagation into table ``name`` until every content key agrees."""
+        b, q = self.backend, self.q
+        b.table(name, q.first_labels(per_account=per_account))
+        for _ in range(MAX_PASSES):
+            b.table(name, q.propagate(name))
+            if int(b.frame(q.unsettled(name))["n"].iloc[0]) == 0:
+                return
+        raise MailhatError(f"the duplicate rule did not settle in {MAX_PASSES} passes")
 
     # ------------------------------------------------------------------ metrics
 
@@ -299,6 +343,10 @@ class Analysis:
                     ) -> pd.DataFrame:
         """Per folder, how complete and clean: :func:`mailhat_nb.contacts.data_health`."""
         self._dedupe()
+        if self.team:   # copies across teammates are no flaw of a folder
+            self._labels("hlab", per_account=True)
+        else:
+            self.backend.view("hlab", "SELECT * FROM lab")
         raw = self.backend.frame(self.q.health())
         top = self.backend.frame(self.q.top_defects())
         names = self.folders.set_index("fid")
@@ -313,3 +361,97 @@ class Analysis:
             raw["fid"].map(top.set_index("fid")["defect"]).to_numpy(), dtype="str")
         out = out.sort_values(["account", "folder"], kind="stable", ignore_index=True)
         return finish_health(out, server_counts, uidvalidity_events)[HEALTH_COLUMNS]
+
+    # ------------------------------------------------------------------ the team
+
+    def _sends(self) -> None:
+        self._dedupe()
+        if not self._sends_built:
+            self.backend.table("sends", self.q.senders_of())
+            self._sends_built = True
+
+    def _account_names(self, aids: pd.Series) -> pd.Series:
+        names = dict(zip(self.folders["aid"], self.folders["account"], strict=False))
+        return pd.Series(aids.map(names).to_numpy(), index=aids.index, dtype="str")
+
+    def contacts_by_account(self) -> pd.DataFrame:
+        """Per contact and account: :func:`mailhat_nb.contacts.contacts_by_account`."""
+        self._sends()
+        raw = self.backend.frame(self.q.by_account())
+        out = pd.DataFrame({
+            "contact": pd.Series(raw["contact"], dtype="str"),
+            "account": self._account_names(raw["aid"]),
+            "sent": raw["sent"].astype("int64"),
+            "received": raw["received"].astype("int64"),
+        })
+        out["total"] = out["sent"] + out["received"]
+        return out.sort_values(["contact", "account"], ignore_index=True)[ACCOUNT_COLUMNS]
+
+    def team_contacts(self) -> pd.DataFrame:
+        """The team's contacts with ``owner``: :func:`mailhat_nb.contacts.team_contacts`."""
+        people = self.contacts()
+        people["owner"] = people["contact"].map(owners(self.contacts_by_account())).astype("str")
+        return people[TEAM_COLUMNS]
+
+    def internal_mail(self) -> pd.DataFrame:
+        """Who writes to whom inside the team: :func:`mailhat_nb.contacts.internal_mail`."""
+        self._sends()
+        raw = self.backend.frame(self.q.internal())
+        out = pd.DataFrame({
+            "from_account": self._account_names(raw["from_aid"]),
+            "to_account": self._account_names(raw["to_aid"]),
+            "messages": raw["messages"].astype("int64"),
+            "first": _utc(raw["first_us"]),
+            "last": _utc(raw["last_us"]),
+        })
+        return out.sort_values(["messages", "from_account", "to_account"],
+                               ascending=[False, True, True],
+                               ignore_index=True)[INTERNAL_COLUMNS]
+
+
+def _extra_by_account(extra: Mapping[str, Iterable[str]] | Iterable[str],
+                      accounts: list[str]) -> dict[str, list[str]]:
+    """``extra`` as {account: checked addresses}; a list, or the key "", is the one account's."""
+    given = extra if isinstance(extra, Mapping) else {"": extra}
+    known = {a.casefold(): a for a in accounts}
+    out: dict[str, list[str]] = {}
+    for key, values in given.items():
+        if key == "" and len(accounts) == 1:
+            account = accounts[0]
+        elif str(key).casefold() in known:
+            account = known[str(key).casefold()]
+        else:
+            raise UsageError(f"no account {key!r} to add self addresses to; the store holds: "
+                             + ", ".join(accounts))
+        out.setdefault(account, []).extend(check_addresses(values, "self address"))
+    return out
+
+
+def own_table(*, login: str, senders: pd.DataFrame, delivered: set[str], wrote: set[str],
+              extra: Iterable[str], exclude: Iterable[str]) -> pd.DataFrame:
+    """One account's self table from the engine's answers, by ``own_addresses``' rule.
+
+    ``senders``: per sender of the account, its rows and sent-mail rows;
+    ``delivered``: its Delivered-To addresses; ``wrote``: those of them that
+    wrote to the account's core addresses from outside its sent mail.
+    """
+    logins = {login.strip().lower()} if is_address(login) else set()
+    sent = set(senders.loc[senders["sent_rows"] > 0, "sender"])
+    user = set(extra)
+    core = logins | sent | user
+    found = {"login": logins, "sent folder": sent,
+             "delivered-to": {a for a in delivered if a in core or a not in wrote},
+             "user": user}
+    addresses = sorted(set().union(*found.values()) - set(exclude))
+    counts = senders.set_index("sender")
+    table = pd.DataFrame({
+        "address": pd.Series(addresses, dtype="str"),
+        "sources": pd.Series([", ".join(s for s, got in found.items() if a in got)
+                              for a in addresses], dtype="str"),
+    })
+    table["messages"] = table["address"].map(counts["messages"]).fillna(0).astype("int64")
+    table["sent_folder_rows"] = (table["address"].map(counts["sent_rows"])
+                                 .fillna(0).astype("int64"))
+    table = table.sort_values(["sent_folder_rows", "messages", "address"],
+                              ascending=[False, False, True], ignore_index=True)
+    return table[OWN_COLUMNS]
