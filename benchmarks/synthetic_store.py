@@ -34,6 +34,7 @@ Run: ``.venv/bin/python benchmarks/synthetic_store.py --rows 10000000 --accounts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,23 @@ def _other_mate(rng: np.random.Generator, mate: IntArray, accounts: int) -> IntA
     return np.asarray((mate + shift) % accounts, dtype=np.int64)
 
 
+def office_hours(rng: np.random.Generator, n: int) -> tuple[IntArray, IntArray]:
+    """``n`` dates (µs since the epoch, whole seconds) in 2019-2023 office hours, and offsets.
+
+    Weekdays mostly, around 13:30 on the writer's clock, which is UTC plus
+    the returned offset (minutes), as a Date header gives it.
+    """
+    day = rng.integers(0, 5 * 365, n)
+    weekday = (day + 1) % 7                             # 2019-01-01 was a Tuesday
+    day = np.where((weekday >= 5) & (rng.random(n) < 0.7), day - (weekday - 4), day)
+    hour = np.clip(rng.normal(13.5, 3.2, n), 0, 23.99)
+    offset = rng.choice(np.array([-480, -300, 0, 60, 330, 540]), n,
+                        p=[0.25, 0.3, 0.15, 0.15, 0.1, 0.05])
+    date = (START_US + day * DAY_US + (hour * 3600).astype(np.int64) * 10**6
+            - offset * 60 * 10**6)
+    return date, offset
+
+
 def _large(text: str) -> pa.Scalar:
     return pa.scalar(text, pa.large_string())
 
@@ -190,14 +208,7 @@ def make_messages(team: Team, n: int, chunk: int, seed: int,
     cc_vals[np.r_[0, np.cumsum(cc_len)[:-1]][has_cc_mate]] = cc_mate[has_cc_mate]
 
     # Dates: office hours on weekdays, the writer's offset; replies after a delay.
-    day = rng.integers(0, 5 * 365, n)
-    weekday = (day + 1) % 7                             # 2019-01-01 was a Tuesday
-    day = np.where((weekday >= 5) & (rng.random(n) < 0.7), day - (weekday - 4), day)
-    hour = np.clip(rng.normal(13.5, 3.2, n), 0, 23.99)
-    offset = rng.choice(np.array([-480, -300, 0, 60, 330, 540]), n,
-                        p=[0.25, 0.3, 0.15, 0.15, 0.1, 0.05])
-    date = (START_US + day * DAY_US + (hour * 3600).astype(np.int64) * 10**6
-            - offset * 60 * 10**6)
+    date, offset = office_hours(rng, n)
     for idx in (lvl1, lvl2):
         delay_s = np.exp(rng.normal(np.log(3 * 3600), 1.6, len(idx))).astype(np.int64) + 60
         date[idx] = date[parent[idx]] + delay_s * 10**6
@@ -376,7 +387,9 @@ def generate(store: Path | str, rows: int, accounts: int = 20, seed: int = 7,
     written = 0
     chunk = 0
     per_message = 1.4                   # rows per message, refined by each chunk
-    with writer.root.lock():
+    with contextlib.ExitStack() as locks:
+        for i in range(accounts):       # one writer per account, as a sync takes it
+            locks.enter_context(writer.root.lock(str(team.addresses[i])))
         while written < rows:
             crng = np.random.default_rng([seed, chunk])
             want = min(chunk_rows, rows - written)

@@ -7,25 +7,32 @@ engines spell differently goes through :class:`~.dialect.Dialect`.
 
 The tables, in the order :class:`~.run.Analysis` builds them:
 
-``folders``  (registered from Python) one row per stored folder: the
-             partition values the engine reads (``akey``, ``fkey``), the real
-             names, the folder's rank in the store's order and whether its name
-             says Sent.
-``src``      the Parquet rows joined to ``folders``, addresses normalised:
-             a view, read again by each query that needs it (projection and
-             predicate pushdown keep each read to the columns it uses).
-``me``       (registered) the self addresses.
-``m``        one row per stored row, compact: position, keys of the duplicate
+``folders``  (registered from Python) one row per stored folder, in store
+             order (account, then folder, by code point): the partition
+             values the engine reads (``akey``, ``fkey``), the real names,
+             whether the folder's name says Sent.
+``src``      the Parquet rows joined to ``folders``: a view, read again by
+             each query that needs it (projection and predicate pushdown keep
+             each read to the columns and accounts it uses).
+``cand``, ``core``  (registered) per account, the Delivered-To addresses to
+             check and the addresses they must not have written to.
+``me``, ``owners``  (registered) the team's addresses, and whose each one is.
+``fv``       (registered) each folder's UIDVALIDITY values, ranked.
+``m``        one compact row per stored row: position, keys of the duplicate
              rule as 64-bit hashes, what the metrics read.
-``lab``      each row's message label (connected components of the two keys).
+``rk``       the recipient-set hash of the rows whose content key is shared.
+``lab``      each row's message label (connected components of the two
+             keys, across the team); ``hlab`` the same within each account.
 ``kept``     per message: the row that stands for it and how many rows it had.
 ``u``        the unique messages (``m`` joined to ``kept``).
+``held``     (message, account): whose mailboxes hold a copy.
+``sends``    (message, account): who sent a message of the team.
+``rt``       the timed replies.
 
-Positions: a row's position is ``folder rank * 2**32 + uid``, which orders
-rows exactly as :func:`mailhat_nb.sync.store.read_table` concatenates them
-(folders in the store's order, parts by first UID, rows by UID): wherever the
-pandas code says "the first row in frame order", the SQL says "the smallest
-position".
+Positions: a row's position is ``rank * 2**32 + uid``, where the rank orders
+(account, folder, UIDVALIDITY) as docs/team.md's store order does: wherever
+the pandas code says "the first row in store order", the SQL says "the
+smallest position".
 
 Hashes: the duplicate rule's keys and Message-IDs are compared through 64-bit
 hashes (DuckDB ``hash``, Spark ``xxhash64``): two different keys share a hash

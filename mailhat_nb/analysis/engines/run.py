@@ -415,7 +415,10 @@ def _extra_by_account(extra: Mapping[str, Iterable[str]] | Iterable[str],
     given = extra if isinstance(extra, Mapping) else {"": extra}
     known = {a.casefold(): a for a in accounts}
     out: dict[str, list[str]] = {}
-    for key, values in given.items():
+    for key, listed in given.items():
+        values = list(listed)
+        if not values:
+            continue
         if key == "" and len(accounts) == 1:
             account = accounts[0]
         elif str(key).casefold() in known:
