@@ -88,8 +88,22 @@ class SparkBackend:
         return "store_rows"
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
-        """See :class:`~.run.Backend`."""
-        self.spark.createDataFrame(frame).createOrReplaceTempView(name)
+        """See :class:`~.run.Backend`.
+
+        Rows and an explicit schema rather than the pandas frame: pyspark's
+        pandas conversion warns about pandas 3, and cannot type an empty frame.
+        """
+        from pyspark.sql import types as spark_types
+
+        kinds = {"i": spark_types.LongType(), "u": spark_types.LongType(),
+                 "b": spark_types.BooleanType(), "f": spark_types.DoubleType()}
+        schema = spark_types.StructType([
+            spark_types.StructField(str(c), kinds.get(frame[c].dtype.kind,
+                                                      spark_types.StringType()))
+            for c in frame.columns])
+        rows = [tuple(v.item() if hasattr(v, "item") else v for v in r)
+                for r in frame.itertuples(index=False, name=None)]
+        self.spark.createDataFrame(rows, schema).createOrReplaceTempView(name)
         self._views.append(name)
 
     def view(self, name: str, sql: str) -> None:
