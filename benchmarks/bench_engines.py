@@ -3,8 +3,8 @@
 For each store size (default 1M, 3M and 10M rows in 20 accounts, made by
 ``synthetic_store.py`` and kept in ``--stores DIR`` for the next run), one
 fresh process per engine does the whole job of ``mailhat contacts`` plus every
-chart of the correspondence notebook: the self table, contacts (the team's,
-over every account), the top-contacts chart, monthly volume of the five
+chart of the correspondence notebook: the team's self table, the team's
+contacts with their owners (so the per-account counts too), the top-contacts chart, monthly volume of the five
 busiest and its chart, the weekday x hour heatmap, the response-time
 histogram and chart, data health and its chart. Charts are rendered to PNG.
 
@@ -102,16 +102,16 @@ def run_engine(engine: str, store: Path, spark_master: str) -> dict[str, Any]:
 
         frame = read_messages(store)
         steps["read"] = time.perf_counter() - t0
-        me = ca.own_addresses(frame)
-        uniq = ca.unique_messages(frame)
-        people = ca.contacts(uniq, me)
+        me = ca.own_addresses(frame)          # team_identity on a store of several accounts
+        uniq = ca.team_messages(frame)
+        people = ca.team_contacts(uniq, me, by_account=ca.contacts_by_account(uniq, me))
         chosen = list(people["contact"].head(5))
         vol = ca.volume(uniq, me, "M", contacts=chosen)
         act = ca.activity(uniq)
         # On the raw frame, as the engines do: it also finds a reply that cites
         # the re-issued Message-ID of a copy the duplicate rule set aside.
         hist = ca.response_histogram(ca.response_times(frame, me))
-        health = ca.data_health(frame, unique=uniq)
+        health = ca.data_health(frame)
     else:
         from mailhat_nb.analysis.engines.run import Analysis, Backend
 
@@ -127,7 +127,7 @@ def run_engine(engine: str, store: Path, spark_master: str) -> dict[str, Any]:
         steps["start"] = time.perf_counter() - t0
         with Analysis(backend, store) as analysis:
             me = analysis.own_addresses()
-            people = analysis.contacts()
+            people = analysis.team_contacts()
             chosen = list(people["contact"].head(5))
             vol = analysis.volume(chosen, "M")
             act = analysis.activity()

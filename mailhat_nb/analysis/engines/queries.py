@@ -185,26 +185,28 @@ class Queries:
         added by :meth:`recipient_keys` only for the few rows that share one.
         """
         d = self.d
-        parent = (f"coalesce({self.clean_id('r.in_reply_to')}, "
-                  f"{self.clean_id(d.last('r.references'))})")
-        mid = self.clean_id("r.message_id")
         no_date = "(r.date IS NULL)"
         header = _in_list(HEADER_DATE_SOURCES)
         pref = f"CASE WHEN lower(CAST(r.date_source AS STRING)) IN {header} THEN 0 ELSE 1 END"
         content = d.hash("coalesce(r.sender, '')", "r.sender IS NULL",
                          "coalesce(r.subject, '')", "r.subject IS NULL", no_date,
                          f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
+        # The IDs are cleaned once, in the inner query, then hashed.
         return f"""
-            SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid, CAST(r.fid AS INT) AS fid,
-                   r.sender, r.from_name, r.date AS ts,
-                   CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
-                   CASE WHEN {mid} IS NULL THEN NULL ELSE {d.hash(mid)} END AS idk,
-                   {content} AS ck,
-                   CASE WHEN {parent} IS NULL THEN NULL ELSE {d.hash(parent)} END AS par_h,
-                   CASE WHEN r.sender IN (SELECT address FROM me)
-                        THEN {self.rcpts(ordered=False)} END AS rcpts,
-                   r.uidvalidity, r.defects
-            FROM srcv r"""
+            SELECT pos, aid, fid, sender, from_name, ts, offset_min, pref,
+                   CASE WHEN mid IS NULL THEN NULL ELSE {d.hash('mid')} END AS idk, ck,
+                   CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
+                   rcpts, uidvalidity, defects
+            FROM (SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid,
+                         CAST(r.fid AS INT) AS fid, r.sender, r.from_name, r.date AS ts,
+                         CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
+                         {self.clean_id('r.message_id')} AS mid, {content} AS ck,
+                         coalesce({self.clean_id('r.in_reply_to')},
+                                  {self.clean_id(d.last('r.references'))}) AS parent,
+                         CASE WHEN r.sender IN (SELECT address FROM me)
+                              THEN {self.rcpts(ordered=False)} END AS rcpts,
+                         r.uidvalidity, r.defects
+                  FROM srcv r) t"""
 
     def recipient_keys(self) -> str:
         """A hash of the recipient set, for rows that share a content key with another."""
