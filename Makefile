@@ -6,8 +6,8 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed-stamp
 OUT     ?= out
-# Debian packages: the lab's mail server, and the browser for the UI tests.
-DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd
+# Debian packages: the lab's mail and DNS servers, and the browser for the UI tests.
+DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd unbound
 DEB_UI  := chromium
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 

@@ -330,17 +330,22 @@ def test_up_is_fast_and_down_leaves_nothing_running() -> None:
         took = time.monotonic() - start
         assert took < 5, f"lab up took {took:.1f}s"
         pids = dict(info.pids)
-        assert set(pids) == {"dovecot", "postfix", "sidecar"}
+        assert {"dovecot", "sidecar", "unbound", "web"} <= set(pids) <= {
+            "dovecot", "postfix", "sidecar", "unbound", "web"}
         children = subprocess.run(["pgrep", "-P", str(pids["dovecot"])], capture_output=True,
                                   text=True, check=False).stdout.split()
         assert children, "Dovecot's master should have started its services"
-        assert sorted(lab.down()) == ["dovecot", "postfix", "sidecar"]
+        assert sorted(lab.down()) == sorted(pids)
         for pid in [*pids.values(), *map(int, children)]:
             assert not Path(f"/proc/{pid}").exists() or \
                 Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
         for port in info.ports.values():
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0
+        for port in (53, 993):  # the world's resolver and shared server are gone too
+            with socket.socket() as sock:
+                host = info.world["resolver" if port == 53 else "shared_address"]
+                assert sock.connect_ex((host, port)) != 0
         assert not lab.is_running()
         assert lab.down() == []
     finally:

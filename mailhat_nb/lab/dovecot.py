@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.scenarios import Scenario, bound_services
+from mailhat_nb.lab.world import World
 
 LISTEN = "127.0.0.1, 127.0.0.2"
 
@@ -111,12 +113,14 @@ submission_relay_trusted = yes
 
 
 def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Path,
-           key: Path) -> str:
+           key: Path, world: World | None = None) -> str:
     """Return the dovecot.conf text for ``scenario``.
 
     Listeners of services that the scenario takes away (closed, silent,
     blackholed, or IMAP on a POP-only account) get ``port = 0``, which frees the
-    port for the lab's sidecar to hold.
+    port for the lab's sidecar to hold. With ``world``, the shared server of
+    :mod:`mailhat_nb.lab.world` also listens on its address, on the standard
+    ports, serving the certificate of its own name whatever the scenario.
     """
     bound = set(bound_services(scenario))
     blocks = []
@@ -128,8 +132,18 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Pat
             if ssl:
                 lines.append("    ssl = yes")
             lines.append("  }")
+            if world is not None:
+                lines += [f"  inet_listener world_{name} {{",
+                          f"    address = {world.ip(world_mod.SHARED)}",
+                          f"    port = {world_mod.MAIL_PORTS[name]}"]
+                lines += ["    ssl = yes", "  }"] if ssl else ["  }"]
         lines.append("}")
         blocks.append("\n".join(lines))
+    if world is not None:
+        shared_cert = paths.tls / "wrong-host"
+        blocks.append(f"local {world.ip(world_mod.SHARED)} {{\n"
+                      f"  ssl_cert = <{shared_cert}.pem\n  ssl_key = <{shared_cert}.key\n"
+                      f"  hostname = {world_mod.SHARED_NAME}\n}}")
     protocols = ["pop3", "submission", "lmtp"]
     if scenario.imap:
         protocols.insert(0, "imap")

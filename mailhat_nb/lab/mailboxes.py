@@ -27,6 +27,7 @@ from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab.layout import LabPaths
+from mailhat_nb.lab.world import USERS as WORLD_USERS
 
 DOMAIN = "localhost"
 MAIL_UID = 8  # Debian's `mail` user; Dovecot will not serve root-owned mail
@@ -72,7 +73,7 @@ def new_passwords() -> dict[str, str]:
     Random per lab, so nothing committed or printed can log in; ``chloe``'s
     contains non-ASCII letters to exercise ``password_not_ascii``.
     """
-    base = {user: "lab-" + secrets.token_urlsafe(12) for user in USERS}
+    base = {user: "lab-" + secrets.token_urlsafe(12) for user in [*USERS, *WORLD_USERS]}
     base["chloe"] = "Grüße-" + secrets.token_urlsafe(9)
     return base
 
@@ -85,7 +86,7 @@ def write_users(paths: LabPaths, passwords: dict[str, str]) -> None:
     """
     import grp
 
-    lines = [f"{user}@{DOMAIN}:{_ssha512(pw)}::::::" for user, pw in passwords.items()]
+    lines = [f"{address(user)}:{_ssha512(pw)}::::::" for user, pw in passwords.items()]
     paths.users.write_text("\n".join(lines) + "\n")
     os.chown(paths.users, 0, grp.getgrnam("dovecot").gr_gid)
     paths.users.chmod(0o640)
@@ -93,6 +94,11 @@ def write_users(paths: LabPaths, passwords: dict[str, str]) -> None:
     fd = os.open(paths.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(passwords, fh)
+
+
+def address(user: str) -> str:
+    """The full address of lab user ``user`` (world users live at customer domains)."""
+    return f"{user}@{WORLD_USERS.get(user, DOMAIN)}"
 
 
 def read_passwords(paths: LabPaths) -> dict[str, str]:

@@ -23,6 +23,8 @@ PACKAGES: dict[str, str] = {
     "dovecot-pop3d": "/usr/lib/dovecot/pop3",
     "dovecot-submissiond": "/usr/lib/dovecot/submission",
     "dovecot-lmtpd": "/usr/lib/dovecot/lmtp",
+    # The world's resolver (mailhat_nb.lab.dns).
+    "unbound": "/usr/sbin/unbound",
 }
 
 

@@ -10,6 +10,8 @@ starts it:
 dovecot    ``dovecot -c <root>/dovecot.conf``
 postfix    ``master -c <root>/postfix -w``
 sidecar    ``python -m mailhat_nb.lab.sidecar --pid-file <root>/run/sidecar.pid ...``
+unbound    ``unbound -d -c <root>/dns/unbound.conf``
+web        ``python -m mailhat_nb.lab.web --config ... --pid-file <root>/run/web.pid``
 =========  ======================================================
 
 The path on the command line must be absolute, and the directory it names
@@ -38,7 +40,8 @@ from mailhat_nb.lab.layout import LabPaths
 
 SIDECAR_MODULE = "mailhat_nb.lab.sidecar"
 #: The processes a lab starts; ``lab.json`` names nothing else.
-KNOWN = ("dovecot", "postfix", "sidecar")
+KNOWN = ("dovecot", "postfix", "sidecar", "unbound", "web")
+WEB_MODULE = "mailhat_nb.lab.web"
 STOP_TIMEOUT = 10.0
 
 
@@ -92,6 +95,13 @@ def owns(paths: LabPaths, name: str, argv: list[str] | None) -> bool:
         runs_module = any(argv[i:i + 2] == ["-m", SIDECAR_MODULE] for i in range(1, len(argv)))
         return runs_module and _points_into(_option(argv, "--pid-file"), paths,
                                             paths.sidecar_pid)
+    if name == "unbound":
+        return program == "unbound" and _points_into(_option(argv, "-c"), paths,
+                                                      paths.root / "dns" / "unbound.conf")
+    if name == "web":
+        runs_module = any(argv[i:i + 2] == ["-m", WEB_MODULE] for i in range(1, len(argv)))
+        return runs_module and _points_into(_option(argv, "--pid-file"), paths,
+                                            paths.run / "web.pid")
     return False
 
 

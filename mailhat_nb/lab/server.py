@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from mailhat_nb.errors import LabError, LabNotRunning, reason
-from mailhat_nb.lab import certs, dovecot, mailboxes, packages, postfix, procs
+from mailhat_nb.lab import certs, dns, dovecot, mailboxes, packages, postfix, procs
+from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.check import PortCheck, knock
 from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.scenarios import (
@@ -49,6 +50,7 @@ from mailhat_nb.lab.scenarios import (
     bound_services,
 )
 from mailhat_nb.lab.scenarios import get as get_scenario
+from mailhat_nb.lab.world import World
 
 #: Internal and extra ports, as offsets from the lab's port base.
 EXTRA_OFFSETS = {"lmtp": 24, "relay": 525, "silent": 1, "blackhole": 2, "closed": 3}
@@ -72,6 +74,13 @@ class LabInfo:
     pids: dict[str, int] = field(default_factory=dict)
     folders: dict[str, int] = field(default_factory=dict)
     started: str = ""
+    #: The world's addresses (:meth:`World.to_dict`): ``resolver`` is the lab's DNS.
+    world: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dns_server(self) -> str:
+        """The lab's resolver, for ``--dns-server``."""
+        return self.world["resolver"]
 
     def email(self, user: str = "alice") -> str:
         """The full address of lab user ``user``."""
@@ -147,7 +156,7 @@ def _say_stderr(message: str) -> None:
 
 _TEXT_FIELDS = ("root", "scenario", "server", "domain", "ca_file", "presets", "started")
 _COUNT_FIELDS = ("ports", "stands_for", "pids", "folders")
-_OPTIONAL = {"pids", "folders", "started"}
+_OPTIONAL = {"pids", "folders", "started", "world"}
 
 
 def _shape_problem(data: object) -> str | None:
@@ -167,6 +176,11 @@ def _shape_problem(data: object) -> str | None:
         if not isinstance(value, dict) or not all(
                 isinstance(k, str) and type(v) is int for k, v in value.items()):
             return f"{key} is not an object of whole numbers"
+    world = data.get("world", {})
+    if not isinstance(world, dict) or not all(isinstance(v, str) for v in world.values()):
+        return "world is not an object of strings"
+    if world and World.from_dict(world) is None:
+        return "world names no resolver address of the lab's loopback blocks"
     if not isinstance(data["users"], list) or not all(isinstance(u, str) for u in data["users"]):
         return "users is not a list of strings"
     if data["scenario"] not in SCENARIOS:
@@ -298,13 +312,15 @@ class Lab:
         chosen = get_scenario(scenario)
         self._prepare()
         ports = allocate_ports()
+        world = world_mod.allocate()
         folders = self._mailboxes()
         info = LabInfo(
             root=str(self.paths.root), scenario=chosen.name, server=chosen.server,
             domain=mailboxes.DOMAIN, ports=ports, stands_for=dict(STANDS_FOR),
             ca_file=str(self.paths.ca_file), presets=str(self.paths.presets),
-            users=[f"{u}@{mailboxes.DOMAIN}" for u in mailboxes.USERS],
+            users=[mailboxes.address(u) for u in [*mailboxes.USERS, *world_mod.USERS]],
             folders=folders, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            world=world.to_dict(),
         )
         self._write_dovecot_conf(info, chosen)
         # Transitional: the lab's SMTP moves to Exim; Postfix runs only where
@@ -318,6 +334,9 @@ class Lab:
             if relay:
                 info.pids["postfix"] = self._start_postfix()
             info.pids["sidecar"] = self._start_sidecar(info, chosen)
+            info.pids["unbound"] = dns.start(self.paths, world)
+            info.pids["web"] = world_mod.start_web(self.paths.root, self.paths.run,
+                                                   self.paths.log, world, self.paths.tls)
             self._write_info(info)
             self._await(info, chosen)
         except BaseException:
@@ -443,8 +462,10 @@ class Lab:
             d.chmod(0o755)
         if not (self.paths.tls / "server.pem").exists():
             certs.make_tls_material(self.paths.tls)
-        if not self.paths.password_file.exists():
-            mailboxes.write_users(self.paths, mailboxes.new_passwords())
+        fresh = mailboxes.new_passwords()
+        known = mailboxes.read_passwords(self.paths) if self.paths.password_file.exists() else {}
+        if set(fresh) - set(known):  # a new lab, or one from before some users existed
+            mailboxes.write_users(self.paths, fresh | known)
 
     def _mailboxes(self) -> dict[str, int]:
         marker = self.paths.mail / "demo.json"
@@ -452,7 +473,7 @@ class Lab:
             counts: dict[str, int] = json.loads(marker.read_text())
             return counts
         counts = mailboxes.import_enron(self.paths, "alice")
-        for user in ("bob", "chloe", "bench"):
+        for user in ("bob", "chloe", "bench", *world_mod.USERS):
             mailboxes.empty_mailbox(self.paths, user)
         marker.write_text(json.dumps(counts, indent=1, sort_keys=True))
         return counts
@@ -462,7 +483,8 @@ class Lab:
                  "self-signed": "self-signed"}
         stem = files[scenario.cert]
         text = dovecot.render(self.paths, info.ports, scenario,
-                              self.paths.tls / f"{stem}.pem", self.paths.tls / f"{stem}.key")
+                              self.paths.tls / f"{stem}.pem", self.paths.tls / f"{stem}.key",
+                              World.from_dict(info.world))
         tmp = self.paths.dovecot_conf.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, self.paths.dovecot_conf)
