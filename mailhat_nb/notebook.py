@@ -89,6 +89,22 @@ def resolve_presets(presets: str | None) -> str | None:
     return text
 
 
+def resolve_dns_server(dns_server: str | None) -> str | None:
+    """Turn the ``dns_server`` parameter into ``IP[:PORT]`` or None (the system's).
+
+    ``"lab"`` is the running lab's resolver (its world of customer domains).
+
+    Raises
+    ------
+    UsageError
+        ``"lab"`` while no lab runs.
+    """
+    text = (dns_server or "").strip()
+    if text.lower() == LAB:
+        return _lab_or_explain("dns_server").info().dns_server
+    return text or None
+
+
 def resolve_ca_file(ca_file: str | None) -> str | None:
     """Turn the ``ca_file`` parameter into a path or None (``"lab"``: the lab's CA).
 

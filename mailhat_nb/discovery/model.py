@@ -79,10 +79,14 @@ class Setting:
 
 @dataclass(frozen=True)
 class Problem:
-    """Something wrong found on the way, as a diagnosis code and a sentence."""
+    """Something wrong found on the way, as a diagnosis code and a sentence.
+
+    ``subject`` is the name concerned (the domain itself, or ``mail.<domain>``).
+    """
 
     code: str
     detail: str
+    subject: str = ""
 
     def to_dict(self) -> dict[str, str]:  # noqa: D102 - the JSON object
         return {"code": self.code, "detail": self.detail}

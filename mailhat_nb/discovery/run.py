@@ -96,7 +96,7 @@ class _Run:
         if isinstance(result, DnsError):
             cand.resolves = False
             if host == f"mail.{self.found.domain}":
-                self.found.problems.append(Problem(result.code, f"{host}: {result}"))
+                self.found.problems.append(Problem(result.code, str(result), host))
             return
         cand.resolves = True
         cand.addresses = result
@@ -166,7 +166,7 @@ class _Run:
         web = [p for p in (443, 80) if state[p] == "open"]
         if state[993] in ("timeout", "refused") and web and not self.certs.get(address):
             self.found.problems.append(Problem(
-                "mail_host_elsewhere",
+                "mail_host_elsewhere", subject=host, detail=
                 f"{host} resolves to {address}, where the web ports "
                 f"({', '.join(map(str, web))}) answer but the mail port 993 "
                 f"{'times out' if state[993] == 'timeout' else 'is closed'}: "
@@ -258,7 +258,7 @@ def _mx(run: _Run, result: list[tuple[int, str]] | DnsError) -> None:
             found.notes.append(f"{found.domain} has no MX record: mail for it goes to the "
                                "domain's own address")
         else:
-            found.problems.insert(0, Problem(result.code, f"{found.domain}: {result}"))
+            found.problems.insert(0, Problem(result.code, str(result), found.domain))
         return
     found.dns.mx = [host for _, host in result if host]
     for preference, host in result:
@@ -324,9 +324,9 @@ def _conclude(run: _Run) -> None:
                 cand.resolves = False
         found.settings.append(Setting("imap", imap, 993, "ssl", "provider"))
     # The domain's own failure says it all: its mail.<domain> failing the same way is noise.
-    domain_codes = {p.code for p in found.problems if p.detail.startswith(f"{found.domain}:")}
+    domain_codes = {p.code for p in found.problems if p.subject == found.domain}
     found.problems = [p for p in found.problems if not (
-        p.code in domain_codes and p.detail.startswith(f"mail.{found.domain}:"))]
+        p.code in domain_codes and p.subject == f"mail.{found.domain}")]
     found.candidates = rank(list(run.hosts.values()))
     best = found.recommended
     if best is not None and not any(s.host == best.host for s in found.settings):

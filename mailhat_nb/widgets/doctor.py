@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ipywidgets as w
 
 from mailhat_nb import notebook
 from mailhat_nb.diagnose import Account, Report, Target, builtin_names, diagnose, load_presets
-from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, DISCOVERY_SHARE, auto_presets
 from mailhat_nb.diagnose.presets import expand
 from mailhat_nb.diagnose.results import PresetResult
+from mailhat_nb.discovery import discover
 from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import Secret
 from mailhat_nb.widgets import render
@@ -127,10 +128,12 @@ class DoctorPanel(Panel):
     def __init__(self, email: str = "", server: str = "", presets: str = notebook.LAB,
                  password_env: str = notebook.DEFAULT_PASSWORD_ENV, ca_file: str = notebook.LAB,
                  timeout: float = DEFAULT_TIMEOUT, send_test: bool = False,
-                 run_now: bool = False, export_dir: str | Path = ".") -> None:
+                 run_now: bool = False, export_dir: str | Path = ".",
+                 dns_server: str = "") -> None:
         super().__init__()
         self.password_env = password_env
         self.ca_file = ca_file
+        self.dns_server = dns_server
         self.export_dir = Path(export_dir)
         self.report: Report | None = None
         self.targets: list[Target] = []
@@ -147,8 +150,8 @@ class DoctorPanel(Panel):
                                    if (shown := notebook.shown_env_name(password_env))
                                    else "the customer's password")
         self.server = w.Text(value=server, description="Server name", style=style, layout=layout,
-                             placeholder="from the welcome email or cPanel, e.g. "
-                                         "gator1234.hostgator.com")
+                             placeholder="leave empty to find it (or from the welcome email "
+                                         "or cPanel, e.g. gator1234.hostgator.com)")
         options = provider_options(presets)
         self.provider = w.Dropdown(options=options, value=options[0][1], description="Provider",
                                    style=style, layout=layout)
@@ -230,9 +233,19 @@ class DoctorPanel(Panel):
         self._secret = found.secret
         self.password_source = found.source
         account = Account.from_input(email, found.secret, server=server)
-        presets = load_presets(notebook.resolve_presets(self.provider.value), account.domain)
         ca_file = notebook.resolve_ca_file(self.ca_file)
-        self.targets, _ = expand(presets, account)
+        dns_server = notebook.resolve_dns_server(self.dns_server)
+        discovery = None
+        if server is None:
+            self.say("Finding the server from the address (no password is sent)…")
+            discovery = discover(email, dns_server, ca_file,
+                                 float(self.timeout.value) * DISCOVERY_SHARE)
+        spec = auto_presets(notebook.resolve_presets(self.provider.value), discovery)
+        presets = load_presets(spec, account.domain)
+        shown = account
+        if discovery is not None and discovery.recommended is not None:
+            shown = replace(account, server=discovery.recommended.host)
+        self.targets, _ = expand(presets, shown)
         self.results = {}
         self.grid.value = render.grid_html(self.targets, self.results)
         self.say(progress_text(0, len(self.targets)) + f" (the password came {found.source})")
@@ -242,13 +255,13 @@ class DoctorPanel(Panel):
             self.grid.value = render.grid_html(self.targets, self.results)
             self.say(progress_text(len(self.results), len(self.targets)))
 
-        report = diagnose(account, presets=presets, ca_file=ca_file,
+        report = diagnose(account, presets=spec, ca_file=ca_file,
                           timeout=float(self.timeout.value), send_test=bool(self.send_test.value),
-                          on_result=arrived)
+                          on_result=arrived, dns_server=dns_server, discovery=discovery)
         self.report = report
         self.results = {render.target_key(r): r for r in report.results}
         self.grid.value = render.grid_html(self.targets, self.results)
-        self.verdict.value = render.verdict_html(report)
+        self.verdict.value = render.verdict_html(report) + render.discovery_html(report)
         self.certificates.value = render.certificate_html(report.results)
         self.transcript_choice.options = [
             (f"{render.symbol(r.status)} {r.preset.display} on {r.host}:{r.port}", i)

@@ -276,6 +276,27 @@ def transcripts_html(results: Sequence[PresetResult]) -> str:
         for i, r in enumerate(ordered))
 
 
+def discovery_html(report: Report) -> str:
+    """How the server was found: the candidates as a small table, then the problems.
+
+    With the outgoing-mail advice; "" when the doctor was given a server name.
+    """
+    found = report.discovery
+    if found is None:
+        return ""
+    rows = [["✓" if c.recommended else "·", f"<code>{esc(c.host)}</code>", esc(c.why),
+             esc(", ".join(dict.fromkeys(s.kind for s in c.sources)))]
+            for c in found.candidates[:6]]
+    html = table(["", "Host", "Why", "Evidence"], rows, raw=True)
+    if found.provider is not None:
+        html += message(f"Provider: {found.provider.name} ({found.provider.evidence})", "info")
+    html += "".join(message(f"{p.code}: {p.detail}", "fail") for p in found.problems)
+    if report.health:
+        html += ("<p style='margin: 4px 0;'><b>Outgoing mail (advice):</b></p><ul>"
+                 + "".join(f"<li>{esc(h)}</li>" for h in report.health) + "</ul>")
+    return section("How the server was found (no password sent)", html)
+
+
 def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:
     """The whole diagnosis as static HTML: verdict, grid, certificates, transcripts."""
     done = {target_key(r): r for r in report.results}
@@ -284,7 +305,7 @@ def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:
     if report.account.server:
         title += f" (server {report.account.server})"
     return (f'<div style="{FONT}"><h3 style="margin: 6px 0;">{esc(title)}</h3>'
-            + verdict_html(report)
+            + verdict_html(report) + discovery_html(report)
             + section("Every preset, layer by layer", grid_html(shown, done))
             + section("Certificate helper", certificate_html(report.results))
             + section("Transcripts (passwords redacted)", transcripts_html(report.results))
