@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailhat_nb import notebook
+from mailhat_nb.app import params
 from mailhat_nb.diagnose import Account, Report, codes, diagnose, load_presets
 from mailhat_nb.diagnose.presets import SECURITY_NAMES
 from mailhat_nb.errors import MailhatError, UsageError
@@ -202,21 +202,21 @@ class Walkthrough:
         one timeout each, so a short one keeps the walkthrough brisk.
     """
 
-    def __init__(self, email: str, presets: str = notebook.LAB, ca_file: str = notebook.LAB,
-                 password_env: str = notebook.DEFAULT_PASSWORD_ENV, timeout: float = 3.0) -> None:
+    def __init__(self, email: str, presets: str = params.LAB, ca_file: str = params.LAB,
+                 password_env: str = params.DEFAULT_PASSWORD_ENV, timeout: float = 3.0) -> None:
         self.email = email
         self.timeout = timeout
         self.runs: dict[str, ScenarioRun] = {}
         self.error = ""
         try:
-            lab = notebook.running_lab()
+            lab = params.running_lab()
             if lab is None:
                 raise UsageError("the walkthrough needs the lab server: start it with "
                                  "`make lab` (or `mailhat lab up`), then run the cells again")
             self.lab: Lab = lab
-            self.presets = notebook.resolve_presets(presets)
-            self.ca_file = notebook.resolve_ca_file(ca_file)
-            self.password = notebook.find_password(email, "", password_env, lab)
+            self.presets = params.resolve_presets(presets)
+            self.ca_file = params.resolve_ca_file(ca_file)
+            self.password = params.find_password(email, "", password_env, lab)
         except MailhatError as exc:
             self.error = str(exc)
 
@@ -261,7 +261,7 @@ class Walkthrough:
         self.runs[name] = run
         return run
 
-    def world(self, name: str, dns_server: str = notebook.LAB) -> WorldRun | View:
+    def world(self, name: str, dns_server: str = params.LAB) -> WorldRun | View:
         """Tell one story of the lab's world (see :data:`WORLD_STORIES`) with the doctor.
 
         The doctor uses the lab's DNS (``dns_server``): the names resolve to
@@ -274,15 +274,15 @@ class Walkthrough:
                 raise UsageError(f"unknown story {name!r}; the lab's world has: "
                                  + ", ".join(WORLD_STORIES))
             story = WORLD_STORIES[name]
-            lab_user = notebook.lab_user(story.email, self.lab)
+            lab_user = params.lab_user(story.email, self.lab)
             # The world's other customers have no mailbox: the doctor never gets as
             # far as a login there, so any password does.
-            secret = (notebook.find_password(story.email, "", None, self.lab).secret
+            secret = (params.find_password(story.email, "", None, self.lab).secret
                       if lab_user else Secret("no-mailbox-in-the-lab"))
             account = Account.from_input(story.email, secret, server=story.server)
             report = diagnose(account, presets=story.presets, ca_file=self.ca_file,
                               timeout=self.timeout,
-                              dns_server=notebook.resolve_dns_server(dns_server))
+                              dns_server=params.resolve_dns_server(dns_server))
         except MailhatError as exc:
             return View(render.message(str(exc), "fail"), str(exc))
         return WorldRun(story, report)
