@@ -27,7 +27,7 @@ import argparse
 import sys
 
 from mailhat_nb.checks import check_given, check_timeout
-from mailhat_nb.commands.discover import add_dns_server
+from mailhat_nb.commands import add_dns_server
 from mailhat_nb.diagnose import Account, Report, builtin_names, diagnose
 from mailhat_nb.diagnose.certificate import verified_context
 from mailhat_nb.diagnose.dns import Resolver, parse_dns_server

@@ -10,16 +10,10 @@ import argparse
 import json
 
 from mailhat_nb.checks import check_given, check_timeout
+from mailhat_nb.commands import add_dns_server
 from mailhat_nb.diagnose.certificate import verified_context
 from mailhat_nb.diagnose.dns import Resolver, parse_dns_server
 from mailhat_nb.discovery import DEFAULT_TIMEOUT, Discovery, discover
-
-
-def add_dns_server(parser: argparse.ArgumentParser) -> None:
-    """The ``--dns-server IP[:PORT]`` option (diagnose, discover, sync share it)."""
-    parser.add_argument("--dns-server", metavar="IP[:PORT]",
-                        help="send every DNS query to this nameserver instead of the "
-                        "system's (e.g. the lab's: see `mailhat lab status`)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

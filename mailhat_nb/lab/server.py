@@ -79,8 +79,8 @@ class LabInfo:
 
     @property
     def dns_server(self) -> str:
-        """The lab's resolver, for ``--dns-server``."""
-        return self.world["resolver"]
+        """The lab's resolver, for ``--dns-server`` ("" for a lab started before it had one)."""
+        return self.world.get("resolver", "")
 
     def email(self, user: str = "alice") -> str:
         """The full address of lab user ``user``."""

@@ -272,7 +272,7 @@ class DoctorPanel(Panel):
         self._show_transcript()
         self.details.layout.display = ""
         self.export_button.disabled = False
-        connection = params.connection_from_report(report, ca_file)
+        connection = params.connection_from_report(report, ca_file, dns_server=dns_server)
         seconds = report.elapsed_ms / 1000
         done = f"Done in {seconds:.1f} s; the password came {found.source}."
         if connection is None:
