@@ -30,8 +30,8 @@ from mailhat_nb.diagnose.report import Report
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.diagnose.sendtest import send_test as run_send_test
 from mailhat_nb.diagnose.verdict import decide
-from mailhat_nb.discovery import Discovery, Problem, discover
 from mailhat_nb.discovery.health import notes as health_notes
+from mailhat_nb.discovery.model import Discovery, Problem
 
 DEFAULT_TIMEOUT = 10.0
 #: Discovery before a sweep gets four fifths of one timeout: a source that hangs
@@ -122,6 +122,9 @@ def diagnose(
         dns_server, lifetime=timeout)
     discovered: frozenset[str] = frozenset()
     if discovery is None and not account.server:
+        # Imported here: discovery builds on this package (dns, certificate).
+        from mailhat_nb.discovery.run import discover
+
         discovery = discover(account.email, resolver, ca_file, timeout * DISCOVERY_SHARE)
     mismatch = mx_elsewhere(discovery, presets) if discovery is not None else None
     if mismatch is not None and discovery is not None:
