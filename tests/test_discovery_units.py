@@ -129,3 +129,14 @@ def test_banner_names() -> None:
     assert banner_name("220-gator9.hostgator.com ESMTP Exim 4.96 #2") == "gator9.hostgator.com"
     assert banner_name("220 mx ESMTP") is None
     assert banner_name("554 go away") is None
+
+
+@pytest.mark.parametrize("module", ["mailhat_nb.diagnose.dns", "mailhat_nb.discovery.providers",
+                                    "mailhat_nb.discovery.probes", "mailhat_nb.discovery.health"])
+def test_docstring_examples_hold(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0
+    assert result.failed == 0

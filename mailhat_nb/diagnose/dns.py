@@ -198,7 +198,8 @@ class Resolver:
         except ValueError:
             pass
         if self.system:
-            return Addresses(name, _getaddrinfo(name, self.lifetime))
+            entries = system_lookup(name, None, self.lifetime)
+            return Addresses(name, list(dict.fromkeys(e[4][0] for e in entries)))
         found = Addresses(name)
         errors: list[DnsError] = []
         for rdtype in ("A", "AAAA"):
@@ -222,6 +223,8 @@ class Resolver:
 
     def sockaddrs(self, host: str, port: int) -> list[tuple[Any, ...]]:
         """``getaddrinfo``-shaped entries for ``host``:``port`` from this resolver."""
+        if self.system:
+            return system_lookup(host, port, self.lifetime)
         out: list[tuple[Any, ...]] = []
         for address in self.addresses(host).addresses:
             if ":" in address:
@@ -251,13 +254,22 @@ class Resolver:
         return [b"".join(r.strings).decode("utf-8", "replace") for r in self.query(name, "TXT")]
 
 
-def _getaddrinfo(name: str, timeout: float) -> list[str]:
-    """The system resolver's addresses, within ``timeout`` (it has no deadline of its own)."""
+def system_lookup(name: str, port: int | None, timeout: float) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` (``/etc/hosts``, ``localhost``...) within ``timeout``.
+
+    The system's resolver has no deadline of its own, so it runs in a thread
+    that is given up on.
+
+    Raises
+    ------
+    DnsError
+        ``dns_not_found``, ``dns_timeout`` or ``dns_failure``.
+    """
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["addrs"] = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            box["addrs"] = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             box["error"] = exc
 
@@ -265,18 +277,19 @@ def _getaddrinfo(name: str, timeout: float) -> list[str]:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise DnsError("dns_timeout", f"the system's resolver did not answer for {name} within "
+        raise DnsError("dns_timeout", f"{name}: the system's resolver did not answer within "
                        f"{timeout:g} s")
     exc = box.get("error")
     if isinstance(exc, socket.gaierror):
         if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
-            raise DnsError("dns_not_found", f"{name} does not exist ({exc.strerror})") from exc
-        if exc.errno == socket.EAI_AGAIN:
-            raise DnsError("dns_servfail", f"the name servers failed to answer for {name} "
+            raise DnsError("dns_not_found", f"{name}: the name does not exist "
                            f"({exc.strerror})") from exc
+        raise DnsError("dns_failure", f"{name}: the lookup failed ({exc.strerror or exc})") \
+            from exc
     if exc is not None:
         raise DnsError("dns_failure", f"{name}: {exc}") from exc
-    return list(dict.fromkeys(a[4][0] for a in box["addrs"]))
+    addrs: list[tuple[Any, ...]] = box["addrs"]
+    return addrs
 
 
 def is_name(host: str) -> bool:

@@ -121,7 +121,7 @@ def diagnose(
     resolver = dns_server if isinstance(dns_server, Resolver) else Resolver(
         dns_server, lifetime=timeout)
     discovered: frozenset[str] = frozenset()
-    if discovery is None and not account.server:
+    if discovery is None and not account.server and _wants_discovery(presets, account):
         # Imported here: discovery builds on this package (dns, certificate).
         from mailhat_nb.discovery.run import discover
 
@@ -178,6 +178,14 @@ def diagnose(
     return Report(account=account, results=done, verdict=verdict,
                   elapsed_ms=(time.monotonic() - start) * 1000, notes=notes,
                   discovery=discovery, health=health)
+
+
+def _wants_discovery(presets: str | Path | list[Preset] | None, account: Account) -> bool:
+    """True when the presets need the server name (``{server}``) or a provider (``auto``)."""
+    if presets is None or str(presets).strip().lower() == "auto":
+        return True
+    chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)
+    return any("{server}" in t for p in chosen for t in (p.host, *p.alt_hosts))
 
 
 def auto_presets(presets: str | Path | None, discovery: Discovery | None) -> str | Path | None:

@@ -30,14 +30,13 @@ import contextlib
 import logging
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from mailhat_nb.diagnose.certificate import describe, unverified_context
-from mailhat_nb.diagnose.classify import Diagnosed, classify_dns, classify_error
+from mailhat_nb.diagnose.classify import Diagnosed, classify_error
 from mailhat_nb.diagnose.dns import Resolver
 from mailhat_nb.diagnose.gate import AuthGate, Pass
 from mailhat_nb.diagnose.imap import ImapSession
@@ -151,50 +150,26 @@ class Run:
 
 
 def resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
-    """``getaddrinfo`` with a deadline (the resolver has none of its own).
+    """The system resolver's addresses for ``host``:``port``, within ``timeout``.
 
     Raises
     ------
     Diagnosed
-        ``dns_not_found`` or ``dns_failure``.
+        With the ``dns_*`` code.
     """
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["addrs"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            box["error"] = exc
-        except (OSError, UnicodeError) as exc:
-            box["error"] = exc
-
-    worker = threading.Thread(target=work, daemon=True, name=f"dns-{host}")
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise Diagnosed("dns_failure", f"the resolver did not answer within {timeout:g} s")
-    if "error" in box:
-        exc = box["error"]
-        if isinstance(exc, socket.gaierror):
-            code, detail = classify_dns(exc)
-            raise Diagnosed(code, f"{host}: {detail}")
-        raise Diagnosed("dns_failure", f"{host}: {exc}")
-    addrs: list[tuple[Any, ...]] = box["addrs"]
-    return addrs
+    return lookup(Resolver(None, timeout), host, port)
 
 
-def lookup(cfg: ProbeConfig, host: str, port: int) -> list[tuple[Any, ...]]:
-    """The addresses to connect to: from the run's resolver (``--dns-server``) if any.
+def lookup(resolver: Resolver, host: str, port: int) -> list[tuple[Any, ...]]:
+    """The addresses to connect to, from the run's resolver (``--dns-server``, else the system).
 
     Raises
     ------
     Diagnosed
         With the resolver's ``dns_*`` code.
     """
-    if cfg.resolver is None or cfg.resolver.system:
-        return resolve(host, port, cfg.timeout)
     try:
-        return cfg.resolver.sockaddrs(host, port)
+        return resolver.sockaddrs(host, port)
     except DnsError as exc:
         raise Diagnosed(exc.code, str(exc)) from exc
 
@@ -329,7 +304,7 @@ def establish(run: Run, cfg: ProbeConfig,
     """
     target, timeout = run.target, cfg.timeout
     with run.step("dns") as rec:
-        addrs = lookup(cfg, target.host, target.port)
+        addrs = lookup(cfg.resolver or Resolver(None, timeout), target.host, target.port)
         shown = sorted({a[4][0] for a in addrs})
         rec.detail = f"{target.host} → {', '.join(shown[:4])}"
     with run.step("tcp") as rec:

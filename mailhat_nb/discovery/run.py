@@ -210,7 +210,7 @@ def discover(email: str, resolver: Resolver | str | None = None,
     start = time.monotonic()
     local, at, domain = email.strip().rpartition("@")
     domain = domain.lower().rstrip(".")
-    if not at or not local or "." not in domain or any(c.isspace() for c in domain):
+    if not at or not local or not domain or any(c.isspace() for c in domain):
         raise UsageError(f"{email!r} is not an email address (name@domain)")
     if not isinstance(resolver, Resolver):
         resolver = Resolver(resolver, lifetime=timeout)
