@@ -140,3 +140,17 @@ def test_docstring_examples_hold(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_discovery_runs_only_when_a_server_name_or_provider_is_needed() -> None:
+    from mailhat_nb.diagnose import Account, load_presets
+    from mailhat_nb.diagnose.doctor import wants_discovery
+
+    customer = Account.from_input("a@shop.example", "pw")
+    assert wants_discovery(None, customer)
+    assert wants_discovery("auto", customer)
+    assert wants_discovery("hostgator", customer)
+    assert not wants_discovery("gmail", customer)  # literal host names only
+    assert not wants_discovery(load_presets("gmail"), customer)
+    assert not wants_discovery(None, Account.from_input("a@shop.example", "pw", server="x.example"))
+    assert not wants_discovery(None, Account.from_input("alice@localhost", "pw"))

@@ -121,7 +121,7 @@ def diagnose(
     resolver = dns_server if isinstance(dns_server, Resolver) else Resolver(
         dns_server, lifetime=timeout)
     discovered: frozenset[str] = frozenset()
-    if discovery is None and not account.server and _wants_discovery(presets, account):
+    if discovery is None and not account.server and wants_discovery(presets, account):
         # Imported here: discovery builds on this package (dns, certificate).
         from mailhat_nb.discovery.run import discover
 
@@ -180,8 +180,13 @@ def diagnose(
                   discovery=discovery, health=health)
 
 
-def _wants_discovery(presets: str | Path | list[Preset] | None, account: Account) -> bool:
-    """True when the presets need the server name (``{server}``) or a provider (``auto``)."""
+def wants_discovery(presets: str | Path | list[Preset] | None, account: Account) -> bool:
+    """True when the presets need the server name (``{server}``) or a provider (``auto``).
+
+    Never for a single-label domain (``localhost``): no public DNS knows it.
+    """
+    if account.server or "." not in account.domain:
+        return False
     if presets is None or str(presets).strip().lower() == "auto":
         return True
     chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)

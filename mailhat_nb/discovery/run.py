@@ -100,6 +100,10 @@ class _Run:
             return
         cand.resolves = True
         cand.addresses = result
+        if host == f"mail.{self.found.domain}":
+            # Does the customer's usual name still lead to a mail server?
+            self.submit(f"web ports of {result[0]}", self._web_ports,
+                        lambda state: self.web_checked(host, result[0], state), result[0])
         for address in result:
             self.by_address.setdefault(address, []).append(host)
             if address in self.certs:
@@ -120,9 +124,6 @@ class _Run:
                     lambda line: self.bannered(address, line), address, 25, self.remaining())
         self.submit(f"certificate of {address}", self._certificate,
                     lambda cert: self.certified(address, cert), address, host)
-        if host == f"mail.{self.found.domain}":
-            self.submit(f"web ports of {address}", self._web_ports,
-                        lambda state: self.web_checked(host, address, state), address)
 
     def _ptr(self, address: str) -> list[str]:
         try:
@@ -164,7 +165,7 @@ class _Run:
 
     def web_checked(self, host: str, address: str, state: dict[int, str]) -> None:
         web = [p for p in (443, 80) if state[p] == "open"]
-        if state[993] in ("timeout", "refused") and web and not self.certs.get(address):
+        if state[993] in ("timeout", "refused") and web:
             self.found.problems.append(Problem(
                 "mail_host_elsewhere", subject=host, detail=
                 f"{host} resolves to {address}, where the web ports "

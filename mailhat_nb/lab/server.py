@@ -97,14 +97,7 @@ def _port_free(port: int) -> bool:
     SO_REUSEADDR as every server sets it: connections in TIME-WAIT from a
     previous scenario do not make a port busy.
     """
-    for address in ADDRESSES:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
+    return all(world_mod.bindable(socket.SOCK_STREAM, address, port) for address in ADDRESSES)
 
 
 def allocate_ports(rng: random.Random | None = None) -> dict[str, int]:

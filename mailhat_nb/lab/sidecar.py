@@ -29,7 +29,8 @@ from pathlib import Path
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
 
 
-def _listen(address: str, port: int, backlog: int) -> socket.socket:
+def listen(address: str, port: int, backlog: int = 128) -> socket.socket:
+    """A listening socket; never accepted from, it is a silent port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((address, port))
@@ -37,16 +38,20 @@ def _listen(address: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def hold(silent: list[int], blackhole: list[int]) -> list[socket.socket]:
+def blackhole(address: str, port: int) -> list[socket.socket]:
+    """A port whose handshakes never complete: the sockets that must stay open."""
+    server = listen(address, port, 0)
+    return [server, socket.create_connection((address, port), timeout=2)]
+
+
+def hold(silent: list[int], blackholed: list[int]) -> list[socket.socket]:
     """Bind the ports and return every socket that must stay open."""
     held: list[socket.socket] = []
     for port in silent:
-        held += [_listen(address, port, 128) for address in ADDRESSES]
-    for port in blackhole:
+        held += [listen(address, port) for address in ADDRESSES]
+    for port in blackholed:
         for address in ADDRESSES:
-            server = _listen(address, port, 0)
-            filler = socket.create_connection((address, port), timeout=2)
-            held += [server, filler]
+            held += blackhole(address, port)
     return held
 
 

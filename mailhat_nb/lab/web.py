@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mailhat_nb.lab.sidecar import blackhole, listen
+
 
 class _Handler(BaseHTTPRequestHandler):
     """GET a file of ``<www>/<host>/<path>``; anything else is 404."""
@@ -77,14 +79,6 @@ class _TLSServer(ThreadingHTTPServer):
         super().finish_request(wrapped, client_address)
 
 
-def _listen(address: str, port: int, backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((address, port))
-    sock.listen(backlog)
-    return sock
-
-
 def serve(config: dict[str, Any]) -> list[Any]:
     """Bind everything in ``config``; return what must stay open (servers and sockets)."""
     _Handler.www = Path(config["www"])
@@ -99,11 +93,9 @@ def serve(config: dict[str, Any]) -> list[Any]:
             threading.Thread(target=server.serve_forever, daemon=True).start()
             held.append(server)
     for address, port in config["silent"]:
-        held.append(_listen(address, port, 128))
+        held.append(listen(address, port))
     for address, port in config["blackhole"]:
-        # A backlog of zero, filled by a connection of our own: further SYNs are dropped.
-        listener = _listen(address, port, 0)
-        held += [listener, socket.create_connection((address, port), timeout=2)]
+        held += blackhole(address, port)
     for address, port in config["silent_udp"]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((address, port))

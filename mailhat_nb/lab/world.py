@@ -132,8 +132,13 @@ class World:
                 "shared_server": SHARED_NAME, "shared_address": self.ip(SHARED)}
 
 
-def _free(family: int, address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, family) as sock:
+def bindable(kind: int, address: str, port: int) -> bool:
+    """True when a server could bind ``address:port`` now (``kind``: TCP or UDP).
+
+    SO_REUSEADDR as every server sets it: connections in TIME-WAIT from an
+    earlier run do not make a port busy.
+    """
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
@@ -157,8 +162,8 @@ def allocate(rng: random.Random | None = None) -> World:
     rng.shuffle(blocks)
     for block in blocks[:40]:
         world = World(block)
-        if all(_free(socket.SOCK_STREAM, a, p) for a, p in world.tcp_ports()) and all(
-                _free(socket.SOCK_DGRAM, a, p) for a, p in world.udp_ports()):
+        if all(bindable(socket.SOCK_STREAM, a, p) for a, p in world.tcp_ports()) and all(
+                bindable(socket.SOCK_DGRAM, a, p) for a, p in world.udp_ports()):
             return world
     raise LabError("no loopback block 127.0.N.0/24 has the standard mail, web and DNS ports "
                    "free: is a system mail or DNS server listening on all addresses?")

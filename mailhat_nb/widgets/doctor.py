@@ -26,7 +26,12 @@ import ipywidgets as w
 
 from mailhat_nb.app import params
 from mailhat_nb.diagnose import Account, Report, Target, builtin_names, diagnose, load_presets
-from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, DISCOVERY_SHARE, auto_presets
+from mailhat_nb.diagnose.doctor import (
+    DEFAULT_TIMEOUT,
+    DISCOVERY_SHARE,
+    auto_presets,
+    wants_discovery,
+)
 from mailhat_nb.diagnose.presets import expand
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.discovery import discover
@@ -236,7 +241,7 @@ class DoctorPanel(Panel):
         ca_file = params.resolve_ca_file(self.ca_file)
         dns_server = params.resolve_dns_server(self.dns_server)
         discovery = None
-        if server is None:
+        if wants_discovery(params.resolve_presets(self.provider.value), account):
             self.say("Finding the server from the address (no password is sent)…")
             discovery = discover(email, dns_server, ca_file,
                                  float(self.timeout.value) * DISCOVERY_SHARE)
