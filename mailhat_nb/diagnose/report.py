@@ -23,6 +23,9 @@ from mailhat_nb.discovery.model import Discovery
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mailhat_nb.diagnose.crm import CrmError
+    from mailhat_nb.diagnose.history import History
+
 #: Columns of the terminal table: layer -> the step names folded into it.
 TABLE_LAYERS: dict[str, tuple[str, ...]] = {
     "DNS": ("dns",), "TCP": ("tcp",), "TLS": ("tls",), "Greet": ("greeting",),
@@ -48,6 +51,10 @@ class Report:
         Wall time of the sweep (and send test).
     notes:
         Input repairs and skipped presets.
+    crm_error:
+        What the CRM said, understood (:func:`mailhat_nb.diagnose.crm.attach`).
+    history:
+        What changed since the last saved run (:func:`mailhat_nb.diagnose.history.keep`).
     """
 
     account: Account
@@ -59,6 +66,8 @@ class Report:
     discovery: Discovery | None = None
     #: Outgoing-mail advice (SPF, DMARC, DKIM): notes beside the SMTP verdict.
     health: list[str] = field(default_factory=list)
+    crm_error: CrmError | None = None
+    history: History | None = None
 
     @property
     def incoming_ok(self) -> bool:
@@ -76,14 +85,22 @@ class Report:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the DESIGN.md JSON shape: ``account``, ``results``, ``verdict``."""
+        """Return the DESIGN.md JSON shape: ``account``, ``results``, ``verdict``.
+
+        Plus ``crm_error`` and ``history`` when the run has them.
+        """
         account = self.account.to_dict()
         account["notes"] = list(account["notes"]) + [n for n in self.notes
                                                      if n not in account["notes"]]
-        return {"account": account,
-                "discovery": self.discovery.to_dict() if self.discovery else None,
-                "results": [r.to_dict() for r in self.results],
-                "verdict": self.verdict.to_dict(), "outgoing_health": self.health}
+        out = {"account": account,
+               "discovery": self.discovery.to_dict() if self.discovery else None,
+               "results": [r.to_dict() for r in self.results],
+               "verdict": self.verdict.to_dict(), "outgoing_health": self.health}
+        if self.crm_error is not None:
+            out["crm_error"] = self.crm_error.to_dict()
+        if self.history is not None:
+            out["history"] = self.history.to_dict()
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text."""
@@ -150,10 +167,17 @@ class Report:
             if r.status != "ok":
                 out.append(f"{SYMBOLS[r.status]} {r.preset.display} on {r.host}:{r.port}: "
                            f"{r.title}. {r.detail}")
+        if self.crm_error is not None:
+            crm = self.crm_error
+            out += ["", "The CRM said: " + crm.text.replace("\n", "\n  "),
+                    f"  which means [{crm.code}]: {crm.summary}"]
         out += ["", f"Verdict [{self.verdict.code}]: {self.verdict.summary}"]
         if self.verdict.code not in ("ok",):
             out.append(f"Remedy: {self.verdict.remedy}")
         out += [f"Outgoing mail: {h}" for h in self.health]
+        if self.history is not None:
+            out += ["", "Since the last run:" if self.history.previous_at else "History:"]
+            out += [f"  {line}" for line in self.history.sentences()]
         return "\n".join(out)
 
     def _all_notes(self) -> list[str]:
@@ -191,6 +215,16 @@ class Report:
         if self.health:
             md += ["", "### Outgoing mail health (advice)", ""]
             md += [f"- {_md(h)}" for h in self.health]
+        if self.crm_error is not None:
+            lines = self.crm_error.text.splitlines()
+            fence = _fence(lines)
+            md += ["", "### What the CRM said", "", fence, *lines, fence, "",
+                   f"{_md(self.crm_error.title)} ({_code(self.crm_error.code)}): "
+                   f"{_md(self.crm_error.summary)}"]
+        if self.history is not None:
+            md += ["", "### Since the last run" if self.history.previous_at else "### History",
+                   ""]
+            md += [f"- {_md(line)}" for line in self.history.sentences()]
         md += ["", "### Presets tested", "",
                "| Preset | Host | Port | Security | Result | Code |",
                "|---|---|---|---|---|---|"]
