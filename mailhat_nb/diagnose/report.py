@@ -92,10 +92,12 @@ class Report:
         account = self.account.to_dict()
         account["notes"] = list(account["notes"]) + [n for n in self.notes
                                                      if n not in account["notes"]]
-        out = {"account": account,
-               "discovery": self.discovery.to_dict() if self.discovery else None,
-               "results": [r.to_dict() for r in self.results],
-               "verdict": self.verdict.to_dict(), "outgoing_health": self.health}
+        out: dict[str, Any] = {
+            "account": account,
+            "discovery": self.discovery.to_dict() if self.discovery else None,
+            "results": [r.to_dict() for r in self.results], "verdict": self.verdict.to_dict()}
+        if self.health:
+            out["outgoing_health"] = list(self.health)
         if self.crm_error is not None:
             out["crm_error"] = self.crm_error.to_dict()
         if self.history is not None:
