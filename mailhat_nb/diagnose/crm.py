@@ -62,8 +62,8 @@ CRM_CODES: Mapping[str, str] = {
     "ip_blocked": "Address blocked",
     "relay_denied": "Sending without login refused",
 }
-#: Doctor codes the table may use before the doctor itself reports them.
-_DESIGN_CODES = frozenset({"tls_handshake_failed", "dns_failure", "dns_not_found"})
+#: DESIGN.md codes the table may use before the doctor itself reports them, with their titles.
+_DESIGN_CODES: Mapping[str, str] = {"tls_handshake_failed": "TLS handshake failed"}
 #: Characters of the pasted text read (a whole stack trace fits) and kept.
 MAX_READ, MAX_KEPT = 20_000, 2_000
 _TABLE = "crm_errors.toml"
@@ -123,7 +123,11 @@ class CrmError:
         """A few words for the code."""
         if self.matched is None:
             return "Not understood"
-        return CRM_CODES.get(self.code) or codes.get(self.code).title
+        if self.code == "unknown":  # a known message that names no one cause: an ALERT
+            return "The server's own words"
+        if self.code in codes.CODES:
+            return codes.CODES[self.code].title
+        return CRM_CODES.get(self.code) or _DESIGN_CODES.get(self.code, self.code)
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``crm_error`` object (plus ``matched``, the table row)."""
@@ -167,7 +171,7 @@ def load_table(path: str | Path | None = None) -> tuple[KnownMessage, ...]:
 def _row(row: dict[str, Any], where: str) -> KnownMessage:
     if set(row) != _KEYS:
         raise UsageError(f"{where}: needs exactly the keys {', '.join(sorted(_KEYS))}")
-    known = set(codes.CODES) | set(CRM_CODES) | _DESIGN_CODES
+    known = set(codes.CODES) | set(CRM_CODES) | set(_DESIGN_CODES)
     if row["code"] not in known:
         raise UsageError(f"{where}: unknown code {row['code']!r}")
     try:
