@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
 
@@ -62,16 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blackhole", type=int, nargs="*", default=[])
     parser.add_argument("--pid-file", type=Path, required=True)
     args = parser.parse_args(argv)
-    held = hold(args.silent, args.blackhole)
-    args.pid_file.write_text(f"{os.getpid()}\n")
+    return run_until_stopped(hold(args.silent, args.blackhole), args.pid_file)
+
+
+def run_until_stopped(held: list[Any], pid_file: Path) -> int:
+    """Write ``pid_file``, sleep until SIGTERM, then close everything ``held``.
+
+    The lab's processes write their pid file only once every port is bound:
+    ``lab up`` waits for it.
+    """
+    pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             signal.pause()
     finally:
-        for sock in held:
-            sock.close()
-        args.pid_file.unlink(missing_ok=True)
+        for item in held:
+            getattr(item, "server_close", item.close)()
+        pid_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

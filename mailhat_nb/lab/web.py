@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import socket
 import ssl
 import sys
@@ -30,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mailhat_nb.lab.sidecar import blackhole, listen
+from mailhat_nb.lab.sidecar import blackhole, listen, run_until_stopped
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -109,16 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--pid-file", type=Path, required=True)
     args = parser.parse_args(argv)
-    held = serve(json.loads(args.config.read_text()))
-    args.pid_file.write_text(f"{os.getpid()}\n")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            signal.pause()
-    finally:
-        for item in held:
-            (item.server_close if hasattr(item, "server_close") else item.close)()
-        args.pid_file.unlink(missing_ok=True)
+    return run_until_stopped(serve(json.loads(args.config.read_text())), args.pid_file)
 
 
 if __name__ == "__main__":
