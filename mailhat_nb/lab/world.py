@@ -50,12 +50,14 @@ from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import certs
+from mailhat_nb.lab.ports import bindable
 
 #: Host part of each role in the world's /24.
 SHARED, GOOGLE, WEB, PROXY, HANG, RESOLVER, LAME, SILENT_DNS = 10, 20, 30, 40, 41, 53, 54, 55
 SHARED_NAME = "gator4321.hostgator.com"
-#: Names the shared server's certificate covers (the lab's ``wrong-host`` certificate).
-SHARED_CERT_NAMES = ("gator4321.hostgator.com", "*.hostgator.com")
+#: The shared server's certificate: the lab's ``wrong-host`` one, which covers
+#: gator4321.hostgator.com and *.hostgator.com, not the customers' mail.<domain>.
+SHARED_CERT = "wrong-host"
 #: Standard mail ports the shared server listens on, by the lab's service name.
 MAIL_PORTS: dict[str, int] = {
     "imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995,
@@ -130,21 +132,6 @@ class World:
         """What ``lab.json`` records of the world."""
         return {"resolver": self.resolver, "silent_resolver": self.silent_resolver,
                 "shared_server": SHARED_NAME, "shared_address": self.ip(SHARED)}
-
-
-def bindable(kind: int, address: str, port: int) -> bool:
-    """True when a server could bind ``address:port`` now (``kind``: TCP or UDP).
-
-    SO_REUSEADDR as every server sets it: connections in TIME-WAIT from an
-    earlier run do not make a port busy.
-    """
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError:
-            return False
-    return True
 
 
 def allocate(rng: random.Random | None = None) -> World:
