@@ -52,7 +52,9 @@ DESIGN_CODES = (
     "cert_hostname_mismatch",
     "cert_untrusted",
     "cert_expired",
+    "tls_handshake_failed",
     "starttls_unavailable",
+    "starttls_failed",
     "plaintext_auth_disabled",
     "plaintext_password_exposed",
     "auth_failed",
@@ -63,6 +65,7 @@ DESIGN_CODES = (
     "smtp_auth_unavailable",
     "send_rejected",
     "server_disconnected",
+    "server_misbehaved",
     "unknown",
 )
 

@@ -21,7 +21,8 @@ class PortCheck:
     """What one port did when we knocked.
 
     ``behaviour`` is one of ``greets``, ``silent`` (TCP open, no bytes),
-    ``blackhole`` (handshake never completed), ``closed`` (refused), or
+    ``blackhole`` (handshake never completed), ``closed`` (refused),
+    ``tls_fails`` (a TLS port whose handshake the server breaks off), or
     ``broken`` (something else; ``detail`` says what).
     """
 
@@ -61,6 +62,8 @@ def knock(service: str, protocol: str, host: str, port: int, tls: bool,
                 sock = ctx.wrap_socket(raw, server_hostname=host)
             except TimeoutError:
                 return PortCheck(service, host, port, "silent")
+            except (ssl.SSLError, ConnectionError) as exc:
+                return PortCheck(service, host, port, "tls_fails", str(exc))
             der = sock.getpeercert(binary_form=True) or b""
             fingerprint = hashlib.sha256(der).hexdigest()
         try:
@@ -75,3 +78,42 @@ def knock(service: str, protocol: str, host: str, port: int, tls: bool,
         return PortCheck(service, host, port, "broken", str(exc), fingerprint)
     finally:
         raw.close()
+
+
+#: How each protocol asks for STARTTLS: (command, the reply's start that agrees).
+_STARTTLS = {"imap": (b"S1 STARTTLS\r\n", b"S1 OK"), "pop3": (b"STLS\r\n", b"+OK"),
+             "smtp": (b"STARTTLS\r\n", b"220")}
+
+
+def starttls(protocol: str, host: str, port: int, timeout: float = 1.0) -> str:
+    """Ask a plain port for STARTTLS and try the handshake.
+
+    Returns ``ok`` (TLS came up), ``fails`` (agreed, then the handshake
+    failed on the server's side), ``refused`` (the server said no), or
+    ``broken: ...`` when the conversation went otherwise.
+    """
+    command, agreed = _STARTTLS[protocol]
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            reader = raw.makefile("rb")
+            reader.readline()  # the greeting
+            if protocol == "smtp":
+                raw.sendall(b"EHLO lab-check\r\n")
+                while reader.readline()[3:4] == b"-":
+                    pass
+            raw.sendall(command)
+            reply = reader.readline()
+            while protocol == "imap" and reply.startswith(b"*"):
+                reply = reader.readline()
+            if not reply.startswith(agreed):
+                return "refused"
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            try:
+                ctx.wrap_socket(raw, server_hostname=host).close()
+            except (ssl.SSLError, ConnectionError):
+                return "fails"
+            return "ok"
+    except OSError as exc:
+        return f"broken: {exc}"

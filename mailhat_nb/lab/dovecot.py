@@ -110,13 +110,26 @@ submission_relay_trusted = yes
 """
 
 
+#: IMAP and POP3 serve ``{key}`` instead of the certificate's own key.
+_WRONG_KEY = """
+protocol imap {{
+  ssl_key = <{key}
+}}
+protocol pop3 {{
+  ssl_key = <{key}
+}}
+"""
+
+
 def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Path,
-           key: Path) -> str:
+           key: Path, wrong_key: Path | None = None) -> str:
     """Return the dovecot.conf text for ``scenario``.
 
     Listeners of services that the scenario takes away (closed, silent,
     blackholed, or IMAP on a POP-only account) get ``port = 0``, which frees the
-    port for the lab's sidecar to hold.
+    port for the lab's sidecar to hold. ``wrong_key`` (a key that does not
+    belong to ``cert``) breaks TLS for IMAP and POP3 only (``broken_key``):
+    Dovecot reads it at start and fails each handshake at connection time.
     """
     bound = set(bound_services(scenario))
     blocks = []
@@ -134,7 +147,7 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Pat
     if scenario.imap:
         protocols.insert(0, "imap")
     dh = Path("/usr/share/dovecot/dh.pem")
-    return _TEMPLATE.format(
+    text = _TEMPLATE.format(
         scenario=scenario.name,
         instance=f"mailhat-lab-{ports['imaps']}",
         run=paths.run, state=paths.state, log=paths.dovecot_log,
@@ -146,3 +159,4 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Pat
         listeners="\n".join(blocks),
         lmtp=ports["lmtp"], relay=ports["relay"],
     )
+    return text + (_WRONG_KEY.format(key=wrong_key) if wrong_key is not None else "")

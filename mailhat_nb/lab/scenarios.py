@@ -52,6 +52,12 @@ class Scenario:
         The diagnosis code the doctor should give for the IMAP presets.
     cert:
         Which certificate Dovecot serves (see :mod:`mailhat_nb.lab.certs`).
+    broken_key:
+        Dovecot's IMAP and POP3 serve a private key that does not belong to
+        their certificate (a botched renewal): every TLS handshake fails on
+        the server's side. Implicit TLS (993, 995) is reset mid-handshake;
+        STARTTLS is offered, accepted, then answered in plain text
+        (``* BYE [UNAVAILABLE] TLS initialization failed.``) and dropped.
     plaintext_auth:
         ``disable_plaintext_auth = no`` when true.
     imap:
@@ -68,6 +74,7 @@ class Scenario:
     story: str
     expect: str
     cert: str = "server"
+    broken_key: bool = False
     plaintext_auth: bool = True
     imap: bool = True
     silent: tuple[str, ...] = ()
@@ -141,6 +148,32 @@ SCENARIOS: dict[str, Scenario] = {
             "closed-port", "Port 993 closed",
             "Nothing listens on the IMAP SSL/TLS port; port 143 still works.",
             expect="connection_refused", closed=("imaps",),
+        ),
+        # -- Faults on the server's side (Dovecot), where the verdict must weigh
+        # -- every preset's evidence rather than take the one that got furthest.
+        Scenario(
+            "tls-broken", "The server's TLS is broken",
+            "The host renewed the mail server's certificate but not its key: every "
+            "encrypted connection fails on the server's side (993 hangs up in the middle "
+            "of the handshake; 143 offers STARTTLS, then says 'TLS initialization "
+            "failed'). Only the unencrypted setting is left, and it should not be used.",
+            expect="tls_handshake_failed", broken_key=True,
+        ),
+        Scenario(
+            "starttls-broken", "STARTTLS fails on the server",
+            "The host opened only port 143, and its TLS is broken: STARTTLS is offered, "
+            "then fails on the server's side. Passwords without encryption are refused "
+            "(rightly), so nothing the customer types can work until the host fixes TLS.",
+            expect="starttls_failed", broken_key=True, closed=("imaps",),
+            plaintext_auth=False, server=INSECURE_HOST,
+        ),
+        Scenario(
+            "self-signed-no-plaintext", "Self-signed certificate, clear text refused",
+            "The server presents a certificate it issued itself and refuses passwords "
+            "without encryption: every encrypted setting fails on the certificate, the "
+            "unencrypted one is refused. The certificate is the problem, not the refusal.",
+            expect="cert_untrusted", cert="self-signed", plaintext_auth=False,
+            server=INSECURE_HOST,
         ),
     )
 }

@@ -39,8 +39,10 @@ from typing import Any
 from mailhat_nb.errors import LabError, LabNotRunning, reason
 from mailhat_nb.lab import certs, dovecot, mailboxes, packages, postfix, procs
 from mailhat_nb.lab.check import PortCheck, knock
+from mailhat_nb.lab.check import starttls as starttls_check
 from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.scenarios import (
+    INSECURE_HOST,
     PROTOCOL_OF,
     SCENARIOS,
     STANDS_FOR,
@@ -269,6 +271,7 @@ class Lab:
         """Service -> the behaviour :func:`check.knock` should see in ``scenario``."""
         expect = {name: "closed" for name in STANDS_FOR}
         expect |= {name: "greets" for name in bound_services(scenario)}
+        expect |= {name: "tls_fails" for name in _broken_tls(scenario) & TLS_SERVICES}
         expect |= {name: "silent" for name in scenario.silent}
         expect |= {name: "blackhole" for name in scenario.blackhole}
         expect |= {"silent": "silent", "blackhole": "blackhole", "closed": "closed"}
@@ -461,8 +464,12 @@ class Lab:
         files = {"server": "server", "wrong-host": "wrong-host", "expired": "expired",
                  "self-signed": "self-signed"}
         stem = files[scenario.cert]
+        # Any other certificate's key does not belong to this one.
+        other = next(f for f in files.values() if f != stem)
+        wrong_key = self.paths.tls / f"{other}.key" if scenario.broken_key else None
         text = dovecot.render(self.paths, info.ports, scenario,
-                              self.paths.tls / f"{stem}.pem", self.paths.tls / f"{stem}.key")
+                              self.paths.tls / f"{stem}.pem", self.paths.tls / f"{stem}.key",
+                              wrong_key)
         tmp = self.paths.dovecot_conf.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, self.paths.dovecot_conf)
@@ -527,21 +534,35 @@ class Lab:
         """
         expected = self.expected(scenario)
         want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
+        # Beyond the greeting: whether STARTTLS comes up, and whether the plain
+        # IMAP port refuses passwords (LOGINDISABLED) as the scenario says.
+        starttls = {s: "fails" if s in _broken_tls(scenario) else "ok"
+                    for s in ("imap", "pop3") if s in bound_services(scenario)}
+        refuses = not scenario.plaintext_auth and scenario.server == INSECURE_HOST
         last: list[PortCheck] = []
+        deeper: list[str] = []
 
         def holds() -> bool:
-            nonlocal last
+            nonlocal last, deeper
             last = self.checks(info, timeout=0.5)
             ok = all(c.behaviour == expected[c.service] for c in last)
             certs_ok = all(c.cert_sha256 == want_cert for c in last
                            if c.service in TLS_SERVICES and c.behaviour == "greets")
-            return ok and certs_ok
+            deeper = [f"{c.service}:{c.port} LOGINDISABLED {'missing' if refuses else 'shown'}"
+                      for c in last if c.service == "imap" and c.behaviour == "greets"
+                      and ("LOGINDISABLED" in c.detail) != refuses]
+            if ok and certs_ok and not deeper:
+                deeper = [f"{s}:{info.ports[s]} STARTTLS {got} (want {want})"
+                          for s, want in starttls.items()
+                          if (got := starttls_check(PROTOCOL_OF[s], info.server, info.ports[s],
+                                                    0.5)) != want]
+            return ok and certs_ok and not deeper
 
         try:
             _wait(holds, START_TIMEOUT, f"scenario {scenario.name!r} to hold")
         except LabError as exc:
             wrong = [f"{c.service}:{c.port} {c.behaviour} (want {expected[c.service]}) {c.detail}"
-                     for c in last if c.behaviour != expected[c.service]]
+                     for c in last if c.behaviour != expected[c.service]] + deeper
             raise LabError(f"{exc}: " + "; ".join(wrong or ["certificate not switched yet"])) \
                 from None
 
@@ -560,6 +581,13 @@ class Lab:
     def _stop_pids(self, pids: dict[str, int],
                    say: Callable[[str], None] | None = None) -> list[str]:
         return procs.stop(self.paths, pids, say or _say_stderr)
+
+
+def _broken_tls(scenario: Scenario) -> set[str]:
+    """Dovecot's IMAP and POP3 services whose TLS the scenario breaks (``broken_key``)."""
+    if not scenario.broken_key:
+        return set()
+    return {s for s in bound_services(scenario) if PROTOCOL_OF[s] in ("imap", "pop3")}
 
 
 def _holders(ports: list[int]) -> str:

@@ -70,8 +70,11 @@ class ScenarioRun:
         done = {render.target_key(r): r for r in report.results}
         grid = render.grid_html([r.target for r in imap], done)
         bad = next((r for r in imap if r.code == s.expect), None)
-        explanation, remedy = ((bad.explanation, bad.remedy) if bad is not None
-                               else (report.verdict.explanation, report.verdict.remedy))
+        # The verdict's words when it names the fault (its remedy weighs every
+        # preset and never recommends one that failed); else the row's.
+        explanation, remedy = ((report.verdict.explanation, report.verdict.remedy)
+                               if report.verdict.code == s.expect or bad is None
+                               else (bad.explanation, bad.remedy))
         fix = (f"<p style='margin: 2px 0;'><b>For the customer:</b> "
                f"{render.esc(explanation)}</p><p style='margin: 2px 0;'><b>The fix:</b> "
                f"{render.esc(remedy)}</p>")
