@@ -41,9 +41,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mailhat_nb import charts
 from mailhat_nb import contacts as ca
-from mailhat_nb.frames import conform
+from mailhat_nb.analysis import charts
+from mailhat_nb.analysis.frames import conform
 
 SELF = ["me@example.com", "me.old@example.org"]
 DAY_NS = 86_400 * 10**9
@@ -245,7 +245,7 @@ def _arrow_lists(arrow_type: pa.DataType) -> Any:
 
 
 def read_frame(path: str, lists: str) -> pd.DataFrame:
-    """Read the Parquet file the way ``mailhat_nb.sync.store.read_messages`` reads a
+    """Read the Parquet file the way ``mailhat_nb.analysis.load.read_messages`` reads a
     store: arrow lists kept, then ``frames.conform`` to the contract's dtypes
     (categories for account/folder/role/date_source/direction, ``str``, UTC
     microseconds)."""

@@ -46,7 +46,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
-from mailhat_nb.frames import add_direction, messages_frame
+from mailhat_nb.analysis.frames import add_direction, messages_frame
 from mailhat_nb.lab.mailboxes import corpus_root
 from mailhat_nb.sync.parse import clear_field_memo, parse_columns, parse_many
 

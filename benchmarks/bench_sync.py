@@ -236,7 +236,7 @@ print(json.dumps({"seconds": t1 - t0, "new": summary.new, "rows": summary.rows,
 _FRAME = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from mailhat_nb.sync.store import read_messages
+from mailhat_nb.analysis.load import read_messages
 df = read_messages(sys.argv[1])
 t1 = time.perf_counter()
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 
 matplotlib.use("Agg")  # headless, whatever the environment says
 
-from mailhat_nb import charts
 from mailhat_nb import contacts as ca
+from mailhat_nb.analysis import charts
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_contacts import ME, T0, build, msg

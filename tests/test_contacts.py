@@ -244,7 +244,7 @@ def test_self_rule_takes_only_addresses_as_login_and_refuses_bad_user_input() ->
 def test_public_api_is_importable_from_contacts() -> None:
     # Notebooks and widgets use `from mailhat_nb import contacts as ca`; the
     # split of the metrics into dedupe / metrics / health must not change it.
-    from mailhat_nb import dedupe, health, identity, metrics
+    from mailhat_nb.analysis import dedupe, health, identity, metrics
 
     assert sorted(ca.__all__) == [
         "activity", "apply_aliases", "by_domain", "contacts", "data_health",

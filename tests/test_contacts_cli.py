@@ -168,8 +168,8 @@ Hi from the old address.
 
 def test_takeout_mbox_self_is_the_same_for_direction_and_contacts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailhat_nb.analysis.load import read_messages
     from mailhat_nb.contacts import own_addresses
-    from mailhat_nb.sync.store import read_messages
 
     mbox = tmp_path / "All mail Including Spam and Trash.mbox"
     mbox.write_bytes(TAKEOUT)

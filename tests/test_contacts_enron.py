@@ -3,7 +3,7 @@
 The independent count (``oracle_*``) reads the message files with nothing but
 the standard library's ``email`` package and counts with plain dicts and a
 union-find: no pandas, no package code. The frame under test always comes
-from the package's Maildir reader (``mailhat_nb.sync.offline.load_maildir``),
+from the package's Maildir reader (``mailhat_nb.analysis.load.load_maildir``),
 so the reader, the parser and the counting are all checked against the
 plain-Python count (never a frame built from the oracle itself, which would
 compare the oracle with itself).
@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mailhat_nb.analysis.load import load_maildir
 from mailhat_nb.contacts import contacts, own_addresses, unique_messages
-from mailhat_nb.sync.offline import load_maildir
 
 SENT = {"sent", "sent_items", "_sent_mail"}
 

@@ -48,7 +48,7 @@ def lab_store(lab: Lab, lab_info: LabInfo, lab_password: str,
 
 
 def test_lab_sync_matches_the_independent_count(lab_store: Path, corpus: Path) -> None:
-    from mailhat_nb.sync.store import read_messages
+    from mailhat_nb.analysis.load import read_messages
 
     frame = read_messages(lab_store)
     recs = oracle_records(corpus / "enron" / DEMO_PERSON)
@@ -82,7 +82,7 @@ def test_cli_prints_the_same_top_contacts(lab_store: Path, corpus: Path,
 
 def test_maildir_import_gives_the_same_contacts_as_the_lab(lab_store: Path, corpus: Path,
                                                            tmp_path: Path) -> None:
-    from mailhat_nb.sync.store import read_messages
+    from mailhat_nb.analysis.load import read_messages
 
     assert cli.main(["import", "--maildir", str(corpus / "enron" / DEMO_PERSON),
                      "--store", str(tmp_path)]) == 0

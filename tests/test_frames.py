@@ -13,9 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mailhat_nb.errors import UsageError
-from mailhat_nb.folders import FOLDER_ROLES, folder_role
-from mailhat_nb.frames import (
+from mailhat_nb.analysis.frames import (
     MESSAGE_COLUMNS,
     MESSAGE_DTYPES,
     add_direction,
@@ -23,7 +21,9 @@ from mailhat_nb.frames import (
     conform,
     messages_frame,
 )
-from mailhat_nb.identity import self_addresses
+from mailhat_nb.analysis.identity import self_addresses
+from mailhat_nb.errors import UsageError
+from mailhat_nb.sync.folders import FOLDER_ROLES, folder_role
 from mailhat_nb.sync.parse import parse_headers
 
 DESIGN_COLUMNS = [

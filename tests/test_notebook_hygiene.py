@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailhat_nb.nbclean import problems, strip_outputs
+from mailhat_nb.app.nbclean import problems, strip_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from mailhat_nb import report
+from mailhat_nb.app import demo as report
+from mailhat_nb.app.nbclean import problems
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
-from mailhat_nb.nbclean import problems
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from mailhat_nb.analysis.frames import MESSAGE_DTYPES
+from mailhat_nb.analysis.load import load_maildir, load_mbox
 from mailhat_nb.errors import UsageError
-from mailhat_nb.frames import MESSAGE_DTYPES
 from mailhat_nb.sync.offline import (
     FolderBatch,
     decode_mutf7,
-    load_maildir,
-    load_mbox,
     read_maildir,
     read_mbox,
     uidvalidity_for,

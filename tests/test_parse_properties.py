@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailhat_nb.sync import rfc2047
-from mailhat_nb.sync.addrparse import parse_addresses, parse_mailboxes
-from mailhat_nb.sync.dates import parse_date
-from mailhat_nb.sync.parse import PARSE_DEFECTS, parse_headers
+from mailhat_nb.sync.parse import PARSE_DEFECTS, parse_headers, rfc2047
+from mailhat_nb.sync.parse.addrparse import parse_addresses, parse_mailboxes
+from mailhat_nb.sync.parse.dates import parse_date
 
 # Modest by default (the suite must stay fast); MAILHAT_HYPOTHESIS_EXAMPLES=5000 digs deeper.
 FAST = settings(

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mailhat_nb.sync import rfc2047
-from mailhat_nb.sync.addrparse import parse_addresses, parse_mailboxes
-from mailhat_nb.sync.dates import parse_asctime, parse_date
-from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS, parse_headers, parse_many
+from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS, parse_headers, parse_many, rfc2047
+from mailhat_nb.sync.parse.addrparse import parse_addresses, parse_mailboxes
+from mailhat_nb.sync.parse.dates import parse_asctime, parse_date
 
 BLOCK = (
     b"Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n"

@@ -12,7 +12,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from mailhat_nb import report
+from mailhat_nb.app import demo as report
 from mailhat_nb.lab import Lab, LabInfo
 
 

@@ -13,15 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mailhat_nb.analysis.frames import MESSAGE_DTYPES, messages_frame
+from mailhat_nb.analysis.load import read_messages
 from mailhat_nb.errors import StoreError, UsageError
-from mailhat_nb.frames import MESSAGE_DTYPES, messages_frame
 from mailhat_nb.sync import rows as rowmod
 from mailhat_nb.sync.store import (
     STATE_FILE,
     FolderStore,
     Store,
     escape_component,
-    read_messages,
     read_table,
 )
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mailhat_nb.errors import MailServerError
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.sync import fetch
+from mailhat_nb.sync import uids as uid_sets
 from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS
 
 
@@ -143,15 +144,15 @@ def test_internaldate(raw: bytes, expected: dt.datetime | None) -> None:
 
 @given(st.lists(st.integers(1, 400), unique=True).map(sorted))
 def test_sequence_sets_round_trip(uids: list[int]) -> None:
-    text = fetch.sequence_set(uids)
-    assert fetch.parse_sequence_set(text) == uids
+    text = uid_sets.sequence_set(uids)
+    assert uid_sets.parse_sequence_set(text) == uids
     assert len(text) <= max(1, len(uids)) * 4
 
 
 @given(st.lists(st.integers(1, 10_000), unique=True, min_size=1).map(sorted),
        st.integers(1, 50))
 def test_chunk_ranges_cover_every_uid_once(uids: list[int], size: int) -> None:
-    ranges = fetch.chunk_ranges(uids, size)
+    ranges = uid_sets.chunk_ranges(uids, size)
     seen = [u for u in uids for lo, hi in ranges if lo <= u <= hi]
     assert seen == uids
     assert all(sum(lo <= u <= hi for u in uids) <= size for lo, hi in ranges)
@@ -219,7 +220,7 @@ def test_fast_path_matches_imapclient_on_the_demo_mailbox(alice: imapclient.IMAP
         theirs = alice.fetch(uids, ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", section])
         wire = fetch.Wire(alice._imap)
         ours = [m for _, got in fetch.fetch_ranges(
-            wire, fetch.chunk_ranges(fetch.esearch_uids(wire), 50),
+            wire, uid_sets.chunk_ranges(fetch.esearch_uids(wire), 50),
             fetch.fetch_items(FETCH_HEADER_FIELDS)) for m in got]
         assert wire.clean
         assert [m.uid for m in ours] == sorted(theirs)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailhat_nb import cli
-from mailhat_nb.sync.store import Store, read_messages
+from mailhat_nb.analysis.load import read_messages
+from mailhat_nb.sync.store import Store
 
 PERSON = "cuilla-m"
 

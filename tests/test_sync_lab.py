@@ -22,14 +22,15 @@ from pathlib import Path
 import imapclient
 import pytest
 
+from mailhat_nb.analysis.health import data_health
+from mailhat_nb.analysis.load import read_messages
 from mailhat_nb.errors import AuthFailed, StoreError
-from mailhat_nb.health import data_health
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.generate import generate_into_lab
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings
-from mailhat_nb.sync.store import Store, read_messages, uidvalidity_events
+from mailhat_nb.sync.store import Store, uidvalidity_events
 
 pytestmark = pytest.mark.lab
 

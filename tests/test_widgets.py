@@ -13,11 +13,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mailhat_nb import notebook
+from mailhat_nb.analysis.frames import messages_frame
+from mailhat_nb.app import params as notebook
 from mailhat_nb.diagnose import Preset, PresetResult, Step, Target
 from mailhat_nb.diagnose.transcript import Line
 from mailhat_nb.errors import AuthFailed, UsageError
-from mailhat_nb.frames import messages_frame
 from mailhat_nb.lab import LabInfo
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.progress import Progress

@@ -52,7 +52,8 @@ def _read(given: str, account: str | None) -> pd.DataFrame:
     store, or an account it does not hold, is a mistake in the command and
     must not look like an empty mailbox.
     """
-    from mailhat_nb.sync.store import Store, read_messages
+    from mailhat_nb.analysis.load import read_messages
+    from mailhat_nb.sync.store import Store
 
     store = check_store_arg(given)
     if not store.is_dir():
@@ -90,7 +91,7 @@ def _table(people: pd.DataFrame, me: pd.DataFrame) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mailhat_nb.addresses import check_addresses
+    from mailhat_nb.analysis.addresses import check_addresses
     from mailhat_nb.contacts import contacts, own_addresses, to_csv, to_records
 
     if args.top is not None and args.top < 1:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mailhat_nb.report import build
+from mailhat_nb.app.demo import build
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

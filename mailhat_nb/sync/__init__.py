@@ -1,11 +1,85 @@
-"""Mailbox sync: message sources -> parsed ``messages`` rows -> the store.
+"""Mailbox sync: message sources -> parsed rows -> the store.
 
-Modules (each documents its own API):
+The storage layer: it keeps what the server (or the files) hold, and knows
+nothing of who the account's owner is. It never imports
+:mod:`mailhat_nb.analysis`, which reads the store as frames and decides
+which rows are "sent" (``tests/test_layout.py`` pins both rules).
 
-- :mod:`.parse` -- header blocks into rows, fast and never raising
-  (helpers :mod:`.rfc2047`, :mod:`.addrparse`, :mod:`.dates`);
-- :mod:`.offline` -- the same rows from a Maildir tree or an mbox file;
-- the IMAP source and the Parquet store live beside them (their own modules).
+The API the CLI, the widgets and the benchmarks use::
 
-The frame built from the rows is specified in :mod:`mailhat_nb.frames`.
+    from mailhat_nb.sync import ImapSettings, sync_account
+    summary = sync_account(ImapSettings("me@example.com", "mail.example.com"),
+                           password, "store/")             # a Secret
+    import_source("maildir", Path("backup/"), "store/")   # mbox / Maildir, same store
+
+Modules, by what they hold:
+
+- sources: :mod:`.imap` (the IMAP session, the one boundary for foreign
+  errors) over :mod:`.fetch` (the bulk FETCH on the socket); :mod:`.offline`
+  (Maildir trees and mbox files);
+- rows: :mod:`.parse` (header blocks, never raising), :mod:`.rows` (chunks
+  to Arrow tables, in :mod:`.worker` processes), :mod:`.schema` (the one
+  schema of a stored message), :mod:`.folders` (folder roles);
+- the store: :mod:`.store` (Parquet parts and state records, one commit per
+  change), :mod:`.uids` (sequence sets);
+- driving it: :mod:`.engine` (:func:`sync_account`), :mod:`.importer`
+  (:func:`import_source`), :mod:`.progress`, :mod:`.memory`.
+
+Importing this package imports none of them: the names below load their
+module on first use, so a parse worker (``python -m mailhat_nb.sync.worker``)
+never pays for the IMAP stack.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailhat_nb.sync.engine import FolderResult, SyncSummary, sync_account
+    from mailhat_nb.sync.imap import ImapSession, ImapSettings
+    from mailhat_nb.sync.importer import import_source
+    from mailhat_nb.sync.offline import FolderBatch, read_maildir, read_mbox
+    from mailhat_nb.sync.progress import Progress, ProgressCallback, TqdmProgress
+    from mailhat_nb.sync.store import Store, read_table
+
+_HOMES = {
+    "FolderBatch": "offline",
+    "FolderResult": "engine",
+    "ImapSession": "imap",
+    "ImapSettings": "imap",
+    "Progress": "progress",
+    "ProgressCallback": "progress",
+    "Store": "store",
+    "SyncSummary": "engine",
+    "TqdmProgress": "progress",
+    "import_source": "importer",
+    "read_maildir": "offline",
+    "read_mbox": "offline",
+    "read_table": "store",
+    "sync_account": "engine",
+}
+
+__all__ = [
+    "FolderBatch",
+    "FolderResult",
+    "ImapSession",
+    "ImapSettings",
+    "Progress",
+    "ProgressCallback",
+    "Store",
+    "SyncSummary",
+    "TqdmProgress",
+    "import_source",
+    "read_maildir",
+    "read_mbox",
+    "read_table",
+    "sync_account",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

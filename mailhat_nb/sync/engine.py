@@ -49,14 +49,14 @@ from mailhat_nb.errors import (
     SyncError,
     UsageError,
 )
-from mailhat_nb.folders import folder_role
-from mailhat_nb.memory import gc_paused
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync import rows
-from mailhat_nb.sync.fetch import chunk_ranges
+from mailhat_nb.sync.folders import folder_role
 from mailhat_nb.sync.imap import FolderInfo, FolderStatus, ImapSession, ImapSettings
+from mailhat_nb.sync.memory import gc_paused
 from mailhat_nb.sync.progress import ProgressCallback, Tracker
 from mailhat_nb.sync.store import FolderState, FolderStore, Store, utc_now
+from mailhat_nb.sync.uids import chunk_ranges
 from mailhat_nb.sync.worker import Worker, WorkerPool
 
 #: Messages per FETCH command (and per Parquet part on a first sync).

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Protocol
 
 from mailhat_nb.errors import MailServerError
+from mailhat_nb.sync.uids import parse_sequence_set
 
 #: Bytes asked of the socket per read; one TLS record is at most 16 KB, a plain
 #: socket may return more.
@@ -417,56 +418,6 @@ def parse_fetch(parts: list[bytes]) -> FetchedMessage | None:
         else:
             msg.extra[key] = value
     return msg if msg.uid else None
-
-
-def parse_sequence_set(text: str | bytes) -> list[int]:
-    """``"1:3,7,9:10"`` -> ``[1, 2, 3, 7, 9, 10]`` (``*`` is not allowed here)."""
-    if isinstance(text, bytes):
-        text = text.decode("ascii")
-    out: list[int] = []
-    for piece in text.split(","):
-        if not piece:
-            continue
-        lo, _, hi = piece.partition(":")
-        a = int(lo)
-        b = int(hi) if hi else a
-        if a > b:
-            a, b = b, a
-        out.extend(range(a, b + 1))
-    return out
-
-
-def to_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted UIDs -> maximal runs ``(first, last)``."""
-    runs: list[tuple[int, int]] = []
-    for uid in uids:
-        if runs and uid == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], uid)
-        else:
-            runs.append((uid, uid))
-    return runs
-
-
-def sequence_set(uids: Sequence[int]) -> str:
-    """Sorted UIDs -> the compact IMAP form (``"1:3,7"``), for state files and commands."""
-    return ",".join(f"{a}:{b}" if a != b else str(a) for a, b in to_ranges(uids))
-
-
-def chunk_ranges(uids: Sequence[int], size: int, first: int | None = None,
-                 ) -> list[tuple[int, int]]:
-    """Split sorted UIDs into ``(first, last)`` ranges of at most ``size`` messages each.
-
-    A range may span UIDs that no longer exist; the server skips them. That
-    is what keeps every command line short whatever the mailbox holds.
-    ``first``: a smaller size for the first range only (see the engine's
-    ``FIRST_CHUNK``).
-    """
-    head: list[tuple[int, int]] = []
-    if first is not None and 0 < first < size and len(uids) > first:
-        head = [(uids[0], uids[first - 1])]
-        uids = uids[first:]
-    return head + [(uids[i], uids[min(i + size, len(uids)) - 1])
-                   for i in range(0, len(uids), size)]
 
 
 # --------------------------------------------------------------------------- commands

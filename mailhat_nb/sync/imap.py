@@ -129,7 +129,7 @@ class ImapSettings:
 class FolderInfo:
     """One LIST entry: decoded name, raw flags and whether it can be examined.
 
-    The folder's role is not decided here: :func:`mailhat_nb.folders.folder_role`
+    The folder's role is not decided here: :func:`mailhat_nb.sync.folders.folder_role`
     is the one rule (flags first, then the name), applied by the engine.
     """
 

@@ -5,7 +5,7 @@ so memory stays flat on a multi-GB Takeout export); this module writes each
 batch as a Parquet part in the store's schema and commits a folder once its
 last batch is written, replacing whatever an earlier import stored for that
 folder. An mbox file and an IMAP account are then read back by the same
-:func:`~.store.read_messages`. Folders an earlier import of the same kind
+:func:`~mailhat_nb.analysis.load.read_messages`. Folders an earlier import of the same kind
 stored for the account, and the source no longer has, are retired.
 """
 

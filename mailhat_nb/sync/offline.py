@@ -12,11 +12,9 @@ API
     per message, ``<folder>/<sub-folder>/<n>``), or a mix.
 ``read_mbox(path, account, *, folder=None, batch_size=10_000) -> Iterator[FolderBatch]``
     One mbox file (mboxo/mboxrd, e.g. a Google Takeout export).
-``load_maildir(path, account, self_addrs=()) -> DataFrame``
-``load_mbox(path, account, self_addrs=()) -> DataFrame``
-    Everything as one typed ``messages`` frame with ``direction`` set
-    (self = ``account`` when it is an address + the From of sent mail +
-    Delivered-To + ``self_addrs``; see :func:`mailhat_nb.identity.self_addresses`).
+
+The same mail as one ``messages`` frame, with ``direction``: the analysis
+side's ``load_maildir`` and ``load_mbox`` (:mod:`mailhat_nb.analysis.load`).
 
 ``FolderBatch(folder, folder_role, uidvalidity, rows, source, final)``: rows
 of one folder, at most ``batch_size`` of them, in uid order; ``final`` is True
@@ -74,15 +72,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import pandas as pd
-
 from mailhat_nb.checks import as_text
 from mailhat_nb.errors import UsageError
-from mailhat_nb.folders import folder_role
-from mailhat_nb.frames import add_direction, concat_frames, messages_frame
-from mailhat_nb.identity import self_addresses
-from mailhat_nb.sync.dates import parse_asctime
+from mailhat_nb.sync.folders import folder_role
 from mailhat_nb.sync.parse import parse_headers
+from mailhat_nb.sync.parse.dates import parse_asctime
 
 Row = dict[str, Any]
 
@@ -556,27 +550,3 @@ def read_mbox(
             fh.close()
 
     yield from _batches(name, role, validity, rows(), str(p), batch_size)
-
-
-# --------------------------------------------------------------------------- frames
-
-
-def _load(batches: Iterable[FolderBatch], account: str, self_addrs: Iterable[str]) -> pd.DataFrame:
-    frames = [messages_frame(b.rows) for b in batches if b.rows]
-    df = concat_frames(frames)
-    own = self_addresses(df, login=account, extra=self_addrs)
-    return add_direction(df, own)
-
-
-def load_maildir(
-    path: str | os.PathLike[str], account: str, self_addrs: Iterable[str] = ()
-) -> pd.DataFrame:
-    """The whole tree as one ``messages`` frame, ``direction`` set."""
-    return _load(read_maildir(path, account), account, self_addrs)
-
-
-def load_mbox(
-    path: str | os.PathLike[str], account: str, self_addrs: Iterable[str] = ()
-) -> pd.DataFrame:
-    """The whole mbox file as one ``messages`` frame, ``direction`` set."""
-    return _load(read_mbox(path, account), account, self_addrs)

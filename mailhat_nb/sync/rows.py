@@ -10,7 +10,7 @@ pyarrow and the parser, never pandas: a worker starts in a fraction of a
 second, and a sync that finds little to do never pays pandas' import.
 
 The on-disk schema, :data:`STORE_SCHEMA`, is the Arrow form of
-:data:`mailhat_nb.frames.MESSAGE_DTYPES` minus ``account`` and ``folder``
+:data:`mailhat_nb.analysis.frames.MESSAGE_DTYPES` minus ``account`` and ``folder``
 (directory names) and ``direction`` (computed when reading); a test pins
 the two together.
 """
@@ -27,42 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.errors import StoreError, reason
 from mailhat_nb.sync.fetch import FetchedMessage
+from mailhat_nb.sync.schema import DICT, LIST, NOT_NULL, STORE_COLUMNS, arrow_type, store_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-_LIST = "list"
-_STR = "str"
-_TS = "ts"
-_DICT = "dict"
-
-#: Column -> kind, in the frame's column order (kinds map to Arrow types below).
-STORE_COLUMNS: dict[str, str] = {
-    "folder_role": _DICT, "uidvalidity": "int64", "uid": "int64", "message_id": _STR,
-    "date": _TS, "date_source": _DICT, "date_offset_min": "int16", "internaldate": _TS,
-    "from_addr": _STR, "from_name": _STR, "to_addrs": _LIST, "cc_addrs": _LIST,
-    "delivered_to": _LIST, "subject": _STR, "subject_raw": _STR, "in_reply_to": _STR,
-    "references": _LIST, "list_id": _STR, "size": "int64", "flags": _LIST, "labels": _LIST,
-    "gm_msgid": "int64", "gm_thrid": "int64", "defects": _LIST,
-}  # fmt: skip
-_NOT_NULL = {"uidvalidity": 0, "uid": 0, "size": 0}
-
-
-def _arrow_type(kind: str) -> pa.DataType:
-    import pyarrow as pa
-
-    return {
-        _LIST: pa.list_(pa.string()), _STR: pa.large_string(),
-        _TS: pa.timestamp("us", tz="UTC"), _DICT: pa.dictionary(pa.int8(), pa.large_string()),
-        "int64": pa.int64(), "int16": pa.int16(),
-    }[kind]
-
-
-def store_schema() -> pa.Schema:
-    """The Arrow schema of every Parquet part in the store."""
-    import pyarrow as pa
-
-    return pa.schema([(name, _arrow_type(kind)) for name, kind in STORE_COLUMNS.items()])
 
 
 def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -85,9 +53,9 @@ def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     for name, values in zip(names, columns, strict=True):
         kind = STORE_COLUMNS[name]
         if None in values:
-            if kind == _LIST:
+            if kind == LIST:
                 values = [v if v is not None else [] for v in values]
-            elif name in _NOT_NULL:
+            elif name in NOT_NULL:
                 values = [v if v is not None else 0 for v in values]
         fixed[name] = values
     return columns_to_table(fixed)
@@ -106,11 +74,11 @@ def columns_to_table(columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Tabl
         values = columns[name]
         if isinstance(values, pa.Array):
             arrays.append(values)
-        elif kind == _DICT:
+        elif kind == DICT:
             arr = pa.array(values, pa.large_string()).dictionary_encode()
-            arrays.append(arr.cast(_arrow_type(kind)))
+            arrays.append(arr.cast(arrow_type(kind)))
         else:
-            arrays.append(pa.array(values, _arrow_type(kind)))
+            arrays.append(pa.array(values, arrow_type(kind)))
     return pa.Table.from_arrays(arrays, schema=store_schema())
 
 

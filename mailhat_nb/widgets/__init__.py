@@ -13,7 +13,7 @@ demo report), so an executed notebook reads well without widget state::
 :class:`CorrespondencePanel` (charts, alias review, exports) and
 :class:`Walkthrough` (the training scenarios). The rules they rely on
 (parameters, where the password comes from, the connection handed from the
-doctor to the sync) are plain functions in :mod:`mailhat_nb.notebook`, and the
+doctor to the sync) are plain functions in :mod:`mailhat_nb.app.params`, and the
 markup in :mod:`mailhat_nb.widgets.render`.
 """
 

@@ -158,7 +158,7 @@ class CorrespondencePanel(Panel):
 
     def _load(self) -> None:
         from mailhat_nb import contacts as ca
-        from mailhat_nb.sync.store import read_messages
+        from mailhat_nb.analysis.load import read_messages
 
         if self._period_given not in dict(PERIODS).values():
             raise UsageError(f"period {self._period_given!r} is not one of "
@@ -293,13 +293,13 @@ class CorrespondencePanel(Panel):
 
     def top_chart(self) -> Figure:
         """Sent vs received for the busiest contacts."""
-        from mailhat_nb import charts
+        from mailhat_nb.analysis import charts
 
         return charts.top_contacts_chart(self.people, n=12)
 
     def volume_chart(self) -> Figure:
         """Messages per period for the chosen contacts, one small panel each."""
-        from mailhat_nb import charts
+        from mailhat_nb.analysis import charts
 
         word = PERIOD_NAMES[str(self.period.value)].lower()
         return charts.volume_chart(self.volume(), self.chosen() or None, names=self.people,
@@ -307,14 +307,14 @@ class CorrespondencePanel(Panel):
 
     def activity_chart(self) -> Figure:
         """When mail is written: weekday × hour, on the sender's clock."""
-        from mailhat_nb import charts
         from mailhat_nb import contacts as ca
+        from mailhat_nb.analysis import charts
 
         return charts.activity_heatmap(ca.activity(self.unique))
 
     def response_chart(self) -> Figure:
         """How fast replies come, you vs the chosen contacts (all contacts if none chosen)."""
-        from mailhat_nb import charts
+        from mailhat_nb.analysis import charts
 
         replies = self.replies
         if self.chosen():

@@ -11,7 +11,7 @@ Markdown.
 The Password box is emptied the moment Run reads it, so the password is
 not left in the form (nor in any widget state a tool might save). When the
 IMAP verdict is good, the settings and the password that worked are
-remembered in this kernel (:func:`mailhat_nb.notebook.remember`) for the
+remembered in this kernel (:func:`mailhat_nb.app.params.remember`) for the
 sync panel.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from mailhat_nb import notebook
+from mailhat_nb.app import params
 from mailhat_nb.diagnose import Account, Report, Target, builtin_names, diagnose, load_presets
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
 from mailhat_nb.diagnose.presets import expand
@@ -51,8 +51,8 @@ def provider_options(presets: str) -> list[tuple[str, str]]:
     """
     chosen = (presets or AUTO).strip()
     options: list[tuple[str, str]] = []
-    if chosen.lower() == notebook.LAB:
-        options.append(("Training lab (HostGator presets on the lab's ports)", notebook.LAB))
+    if chosen.lower() == params.LAB:
+        options.append(("Training lab (HostGator presets on the lab's ports)", params.LAB))
     elif chosen.lower() not in [*builtin_names(), AUTO]:
         options.append((f"Presets file: {Path(chosen).name}", chosen))
     options += [(PROVIDER_NAMES.get(n, n.title()), n) for n in builtin_names()]
@@ -124,8 +124,8 @@ class DoctorPanel(Panel):
 
     title = "Connection doctor"
 
-    def __init__(self, email: str = "", server: str = "", presets: str = notebook.LAB,
-                 password_env: str = notebook.DEFAULT_PASSWORD_ENV, ca_file: str = notebook.LAB,
+    def __init__(self, email: str = "", server: str = "", presets: str = params.LAB,
+                 password_env: str = params.DEFAULT_PASSWORD_ENV, ca_file: str = params.LAB,
                  timeout: float = DEFAULT_TIMEOUT, send_test: bool = False,
                  run_now: bool = False, export_dir: str | Path = ".") -> None:
         super().__init__()
@@ -144,7 +144,7 @@ class DoctorPanel(Panel):
                             layout=layout, placeholder="the customer's full address")
         self.password = w.Password(value="", description="Password", style=style, layout=layout,
                                    placeholder=f"leave empty to use ${shown}"
-                                   if (shown := notebook.shown_env_name(password_env))
+                                   if (shown := params.shown_env_name(password_env))
                                    else "the customer's password")
         self.server = w.Text(value=server, description="Server name", style=style, layout=layout,
                              placeholder="from the welcome email or cPanel, e.g. "
@@ -226,12 +226,12 @@ class DoctorPanel(Panel):
         # The address and server name first: a typo there is the likelier mistake,
         # and it should be named before anyone is asked for a password.
         email = Account.from_input(email, Secret("placeholder"), server=server).email
-        found = notebook.find_password(email, typed, self.password_env, notebook.running_lab())
+        found = params.find_password(email, typed, self.password_env, params.running_lab())
         self._secret = found.secret
         self.password_source = found.source
         account = Account.from_input(email, found.secret, server=server)
-        presets = load_presets(notebook.resolve_presets(self.provider.value), account.domain)
-        ca_file = notebook.resolve_ca_file(self.ca_file)
+        presets = load_presets(params.resolve_presets(self.provider.value), account.domain)
+        ca_file = params.resolve_ca_file(self.ca_file)
         self.targets, _ = expand(presets, account)
         self.results = {}
         self.grid.value = render.grid_html(self.targets, self.results)
@@ -259,13 +259,13 @@ class DoctorPanel(Panel):
         self._show_transcript()
         self.details.layout.display = ""
         self.export_button.disabled = False
-        connection = notebook.connection_from_report(report, ca_file)
+        connection = params.connection_from_report(report, ca_file)
         seconds = report.elapsed_ms / 1000
         done = f"Done in {seconds:.1f} s; the password came {found.source}."
         if connection is None:
-            notebook.forget(account.email)  # an older good result no longer holds
+            params.forget(account.email)  # an older good result no longer holds
         if connection is not None:
-            notebook.remember(connection)
+            params.remember(connection)
             self.say(f"{done} The IMAP settings that worked are remembered in this kernel: "
                      "the sync panel will use them without asking for the password again.",
                      "ok")

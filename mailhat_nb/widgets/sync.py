@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
-from mailhat_nb import notebook
+from mailhat_nb.app import params
 from mailhat_nb.checks import check_store_arg
 from mailhat_nb.diagnose import Account, diagnose
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
@@ -102,8 +102,8 @@ class SyncPanel(Panel):
 
     title = "Mailbox sync"
 
-    def __init__(self, email: str = "", server: str = "", presets: str = notebook.LAB,
-                 password_env: str = notebook.DEFAULT_PASSWORD_ENV, ca_file: str = notebook.LAB,
+    def __init__(self, email: str = "", server: str = "", presets: str = params.LAB,
+                 password_env: str = params.DEFAULT_PASSWORD_ENV, ca_file: str = params.LAB,
                  store: str | Path = "store", folders: Sequence[str] | None = None,
                  sync_now: bool = False, doctor: DoctorPanel | None = None,
                  timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -118,7 +118,7 @@ class SyncPanel(Panel):
         # Shown as an absolute path: "../.store" means nothing to a reader.
         self.store = Path(store).absolute()
         self.wanted = as_list(folders) or None  # "INBOX" is one folder, not five
-        self.connection: notebook.Connection | None = None
+        self.connection: params.Connection | None = None
         self.server_counts: dict[str, int] = {}
         self.summary: SyncSummary | None = None
         self.messages: pd.DataFrame | None = None
@@ -127,18 +127,18 @@ class SyncPanel(Panel):
         self._typed: Secret | None = None
 
         if doctor is not None and doctor.report is not None:
-            conn = notebook.connection_from_report(
-                doctor.report, notebook.resolve_ca_file(doctor.ca_file))
+            conn = params.connection_from_report(
+                doctor.report, params.resolve_ca_file(doctor.ca_file))
             if conn is not None:
                 self.connection = conn
         elif email:
-            self.connection = notebook.recall(email)
+            self.connection = params.recall(email)
 
         style, layout = field_style(), w.Layout(**FIELD_LAYOUT)
         self.how = w.HTML()
         self.password = w.Password(description="Password", style=style, layout=layout,
                                    placeholder=f"leave empty to use ${shown}"
-                                   if (shown := notebook.shown_env_name(password_env))
+                                   if (shown := params.shown_env_name(password_env))
                                    else "the account's password")
         self.connect_button = w.Button(description="Connect", button_style="primary",
                                        icon="plug", layout=w.Layout(width="180px"))
@@ -184,7 +184,7 @@ class SyncPanel(Panel):
                 "kernel: the password that worked there is reused, not asked again.", "ok")
             self.password.layout.display = "none"
         else:
-            shown = notebook.shown_env_name(self.password_env)
+            shown = params.shown_env_name(self.password_env)
             empty = f"leave it empty to use ${shown} (or, for a lab account, the lab's " \
                 "password file)" if shown else "for a lab account leave it empty to use the " \
                 "lab's password file"
@@ -229,23 +229,23 @@ class SyncPanel(Panel):
         self.say(f"Connected: {len(names)} folders, {total:,} messages on the server. "
                  "Untick what you do not need, then sync.", "ok")
 
-    def _find_settings(self, typed: str) -> notebook.Connection:
+    def _find_settings(self, typed: str) -> params.Connection:
         email = self.email_param.strip()
         if not email:
             raise UsageError("no email address: set the email parameter of this notebook")
-        found = notebook.find_password(email, typed, self.password_env, notebook.running_lab())
+        found = params.find_password(email, typed, self.password_env, params.running_lab())
         self.say(f"Running the connection doctor to find working IMAP settings "
                  f"(the password came {found.source})…")
         account = Account.from_input(email, found.secret, server=self.server_param or None)
-        ca_file = notebook.resolve_ca_file(self.ca_file)
-        report = diagnose(account, presets=notebook.resolve_presets(self.presets),
+        ca_file = params.resolve_ca_file(self.ca_file)
+        report = diagnose(account, presets=params.resolve_presets(self.presets),
                           ca_file=ca_file, timeout=self.timeout)
-        conn = notebook.connection_from_report(report, ca_file,
+        conn = params.connection_from_report(report, ca_file,
                                                found_by="a connection doctor run by this panel")
         if conn is None:
             raise UsageError(f"no IMAP setting works for {email}: {report.verdict.summary} "
                              "Open the connection doctor (01_connection_doctor) for details.")
-        notebook.remember(conn)
+        params.remember(conn)
         return conn
 
     # ------------------------------------------------------------------ sync
@@ -287,9 +287,10 @@ class SyncPanel(Panel):
         self._inspect(chosen)
 
     def _inspect(self, folders: list[str]) -> None:
-        from mailhat_nb import charts
         from mailhat_nb import contacts as ca
-        from mailhat_nb.sync.store import read_messages, uidvalidity_events
+        from mailhat_nb.analysis import charts
+        from mailhat_nb.analysis.load import read_messages
+        from mailhat_nb.sync.store import uidvalidity_events
 
         assert self.connection is not None  # noqa: S101 - _sync checked it
         self.messages = read_messages(self.store, account=self.connection.email, folders=folders)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailhat_nb import notebook
+from mailhat_nb.app import params
 from mailhat_nb.diagnose import Account, Report, codes, diagnose, load_presets
 from mailhat_nb.diagnose.presets import SECURITY_NAMES
 from mailhat_nb.errors import MailhatError, UsageError
@@ -121,21 +121,21 @@ class Walkthrough:
         one timeout each, so a short one keeps the walkthrough brisk.
     """
 
-    def __init__(self, email: str, presets: str = notebook.LAB, ca_file: str = notebook.LAB,
-                 password_env: str = notebook.DEFAULT_PASSWORD_ENV, timeout: float = 3.0) -> None:
+    def __init__(self, email: str, presets: str = params.LAB, ca_file: str = params.LAB,
+                 password_env: str = params.DEFAULT_PASSWORD_ENV, timeout: float = 3.0) -> None:
         self.email = email
         self.timeout = timeout
         self.runs: dict[str, ScenarioRun] = {}
         self.error = ""
         try:
-            lab = notebook.running_lab()
+            lab = params.running_lab()
             if lab is None:
                 raise UsageError("the walkthrough needs the lab server: start it with "
                                  "`make lab` (or `mailhat lab up`), then run the cells again")
             self.lab: Lab = lab
-            self.presets = notebook.resolve_presets(presets)
-            self.ca_file = notebook.resolve_ca_file(ca_file)
-            self.password = notebook.find_password(email, "", password_env, lab)
+            self.presets = params.resolve_presets(presets)
+            self.ca_file = params.resolve_ca_file(ca_file)
+            self.password = params.find_password(email, "", password_env, lab)
         except MailhatError as exc:
             self.error = str(exc)
 

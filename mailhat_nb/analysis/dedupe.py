@@ -4,8 +4,8 @@ The ``messages`` frame has one row per message *per folder*; the same
 message filed in several folders (Sent plus a Notes "All documents" view,
 two Sent folders, Gmail's labels seen as folders...) is one message for
 every count. This module holds that rule, and the column helpers the
-metrics (:mod:`mailhat_nb.metrics`) and the data-health table
-(:mod:`mailhat_nb.health`) share with it, so the three agree on what a
+metrics (:mod:`mailhat_nb.analysis.metrics`) and the data-health table
+(:mod:`mailhat_nb.analysis.health`) share with it, so the three agree on what a
 message, a date and a Message-ID are.
 
 The rule (``DESIGN.md``)
@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhat_nb.addresses import IntArray, factorize_addresses, recipient_pairs
+from mailhat_nb.analysis.addresses import IntArray, factorize_addresses, recipient_pairs
 from mailhat_nb.errors import UsageError
 
 #: ``date_source`` values that mean "from the message's own Date header".

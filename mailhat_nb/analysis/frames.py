@@ -41,7 +41,7 @@ defects             list<string>                              [] for a clean mes
 ``str`` is pandas' default string dtype (pyarrow-backed, missing = NaN): the
 same dtype ``pd.read_parquet`` gives back, and half the memory of object
 strings. Lists are Arrow lists rather than object columns of Python lists:
-~10x less memory, Parquet-native, and :mod:`mailhat_nb.addresses` explodes
+~10x less memory, Parquet-native, and :mod:`mailhat_nb.analysis.addresses` explodes
 them without a Python loop. datetimes are microseconds, not nanoseconds:
 mail dates predate 1677 only when broken, but Python datetimes and Parquet
 timestamps are microseconds anyway.
@@ -56,7 +56,7 @@ API
 ``add_direction(df, self_addrs) -> DataFrame``
 
 Who "self" is (and so which rows are ``sent``) is decided in one place,
-:func:`mailhat_nb.identity.self_addresses`, which the contacts use too;
+:func:`mailhat_nb.analysis.identity.self_addresses`, which the contacts use too;
 :func:`add_direction` only applies a given set.
 """
 
@@ -71,8 +71,8 @@ import pandas as pd
 import pyarrow as pa
 
 from mailhat_nb.errors import UsageError
-from mailhat_nb.folders import FOLDER_ROLES
-from mailhat_nb.memory import gc_paused
+from mailhat_nb.sync.folders import FOLDER_ROLES
+from mailhat_nb.sync.memory import gc_paused
 
 DATE_SOURCES: Final = ("header", "internaldate", "none")
 DIRECTIONS: Final = ("sent", "received")
@@ -314,7 +314,7 @@ def _norm(addresses: Iterable[str | None]) -> set[str]:
 def add_direction(df: pd.DataFrame, self_addrs: Iterable[str]) -> pd.DataFrame:
     """A copy of ``df`` with ``direction`` set: ``sent`` when From is self.
 
-    ``self_addrs`` should come from :func:`mailhat_nb.identity.self_addresses`
+    ``self_addrs`` should come from :func:`mailhat_nb.analysis.identity.self_addresses`
     (the package's one rule for self), so that a row's ``direction`` and the
     contacts' ``sent``/``received`` agree.
 

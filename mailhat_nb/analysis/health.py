@@ -4,8 +4,8 @@ Before anyone trusts a chart of who writes to whom, they should see whether
 the store holds what the server holds and how much of it parsed cleanly:
 rows versus the server's count, Date fallbacks (INTERNALDATE instead of the
 header), placeholder dates, decoding fallbacks, duplicate copies (by the
-rule of :mod:`mailhat_nb.dedupe`), and UIDVALIDITY renumberings. Kept apart
-from :mod:`mailhat_nb.metrics` because it answers a different question
+rule of :mod:`mailhat_nb.analysis.dedupe`), and UIDVALIDITY renumberings. Kept apart
+from :mod:`mailhat_nb.analysis.metrics` because it answers a different question
 (can I trust the data?) on the raw rows, where the metrics count messages.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mailhat_nb.addresses import IntArray, explode_codes_raw
-from mailhat_nb.dedupe import (
+from mailhat_nb.analysis.addresses import IntArray, explode_codes_raw
+from mailhat_nb.analysis.dedupe import (
     HEADER_DATE_SOURCES,
     NAT,
     date_ns,

@@ -1,6 +1,6 @@
 """Folder roles (inbox, sent, trash ...) from IMAP special-use flags or names.
 
-Kept apart from :mod:`mailhat_nb.frames` because it needs neither pandas nor
+Kept apart from :mod:`mailhat_nb.analysis.frames` because it needs neither pandas nor
 pyarrow: a sync of a hundred new messages should not pay their import.
 """
 

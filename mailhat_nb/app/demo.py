@@ -17,7 +17,7 @@ Secrets, by construction:
 * papermill writes nothing (``output_path`` is None): widget state, where a
   Password widget's value would sit, is stripped from the executed notebook
   in memory, and the notebook is checked for every lab password
-  (:func:`mailhat_nb.nbclean.problems`) before anything reaches the disk. A
+  (:func:`mailhat_nb.app.nbclean.problems`) before anything reaches the disk. A
   notebook that fails the check is withheld, and the index says so.
 """
 
@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from mailhat_nb import __version__
+from mailhat_nb.app.nbclean import problems, strip_widget_state
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
-from mailhat_nb.nbclean import problems, strip_widget_state
 from mailhat_nb.secrets import DEFAULT_PASSWORD_ENV, redact
 
 #: Where the notebooks live in a checkout of the project.
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 #: Execution order: the walkthrough switches the lab's scenarios, so it runs last;
 #: the correspondence notebook reads what the sync notebook stored.
 ORDER = ("01_connection_doctor", "02_sync_mailbox", "03_correspondence",

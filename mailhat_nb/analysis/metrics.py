@@ -3,7 +3,7 @@
 Per contact (:func:`contacts`), per contact and period (:func:`volume`),
 response times (:func:`response_times`, :func:`response_medians`) and
 weekday-by-hour activity (:func:`activity`). The duplicate rule lives in
-:mod:`mailhat_nb.dedupe`, data health in :mod:`mailhat_nb.health`; notebooks
+:mod:`mailhat_nb.analysis.dedupe`, data health in :mod:`mailhat_nb.analysis.health`; notebooks
 import all of them through :mod:`mailhat_nb.contacts`.
 
 Everything here is vectorised pandas/numpy (group-bys on integer address
@@ -14,11 +14,11 @@ Counting rules (``DESIGN.md``)
 ------------------------------
 * **One message, one count.** The same message filed in several folders
   counts once: same Message-ID, or same From, Date, Subject and recipients
-  (the full rule, and why, in :mod:`mailhat_nb.dedupe`). Every metric
+  (the full rule, and why, in :mod:`mailhat_nb.analysis.dedupe`). Every metric
   de-duplicates unless the frame already carries ``copies`` (from
-  :func:`~mailhat_nb.dedupe.unique_messages`).
+  :func:`~mailhat_nb.analysis.dedupe.unique_messages`).
 * **Self is never a contact.** The account's own addresses (see
-  :func:`mailhat_nb.identity.own_addresses`) are given by the caller.
+  :func:`mailhat_nb.analysis.identity.own_addresses`) are given by the caller.
 * ``sent``: messages from self with the contact in To or Cc (once per
   message, however often the address appears in it).
 * ``received``: messages from the contact (whoever they were addressed to:
@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhat_nb.addresses import (
+from mailhat_nb.analysis.addresses import (
     IntArray,
     SelfAddrs,
     as_address_set,
@@ -51,7 +51,7 @@ from mailhat_nb.addresses import (
     factorize_addresses,
     recipient_pairs,
 )
-from mailhat_nb.dedupe import (
+from mailhat_nb.analysis.dedupe import (
     NAT,
     arrow_strings,
     clean_ids,
@@ -182,7 +182,7 @@ def contacts(messages: pd.DataFrame, self_addrs: SelfAddrs) -> pd.DataFrame:
         ``copies`` (from :func:`unique_messages`).
     self_addrs
         The account's own addresses (a list, or the table from
-        :func:`mailhat_nb.identity.own_addresses`). They never appear as
+        :func:`mailhat_nb.analysis.identity.own_addresses`). They never appear as
         contacts, and decide which messages count as ``sent``.
 
     Returns

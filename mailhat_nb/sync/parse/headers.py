@@ -28,7 +28,7 @@ API
 ``PARSE_DEFECTS``
     Every defect string a row can carry.
 
-Row keys (the parse part of :data:`mailhat_nb.frames.MESSAGE_COLUMNS`)
+Row keys (the parse part of :data:`mailhat_nb.analysis.frames.MESSAGE_COLUMNS`)
 ----------------------------------------------------------------------
 ``message_id``
     str without the angle brackets (``abc@host``), or None. Brackets are
@@ -73,10 +73,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
-from mailhat_nb.memory import gc_paused
-from mailhat_nb.sync import rfc2047
-from mailhat_nb.sync.addrparse import parse_addresses, parse_mailboxes
-from mailhat_nb.sync.dates import DATE_DEFECTS, parse_date
+from mailhat_nb.sync.memory import gc_paused
+from mailhat_nb.sync.parse import rfc2047
+from mailhat_nb.sync.parse.addrparse import parse_addresses, parse_mailboxes
+from mailhat_nb.sync.parse.dates import DATE_DEFECTS, parse_date
 
 #: Header fields to FETCH over IMAP (``BODY.PEEK[HEADER.FIELDS (...)]``).
 #: Content-Type is optional: it only serves as a charset hint for raw 8-bit

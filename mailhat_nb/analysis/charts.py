@@ -30,9 +30,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from mailhat_nb.dedupe import SUSPECT_BEFORE
+from mailhat_nb.analysis.dedupe import SUSPECT_BEFORE
+from mailhat_nb.analysis.metrics import WEEKDAYS
 from mailhat_nb.errors import UsageError
-from mailhat_nb.metrics import WEEKDAYS
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
 SENT_COLOR = "#0072B2"

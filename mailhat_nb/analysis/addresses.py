@@ -200,7 +200,7 @@ def gmail_canonical(addresses: pd.Series) -> pd.Series:
 def as_address_set(addresses: SelfAddrs) -> frozenset[str]:
     """Return normalised addresses from a list, a Series or an identity table.
 
-    An identity table is what :func:`mailhat_nb.identity.own_addresses`
+    An identity table is what :func:`mailhat_nb.analysis.identity.own_addresses`
     returns (its ``address`` column); accepting it lets a notebook pass on the
     very table it showed the user.
     """

@@ -1,0 +1,243 @@
+"""Who is "self", and which domain is whose.
+
+Questions every correspondence chart depends on, answered as tables a
+person can read and correct, never silently:
+
+* :func:`own_addresses`: the account's own addresses, each with the reason
+  it counts as self (login, the From of sent mail, Delivered-To, the user).
+  A Sent folder can hold an assistant's mail (Enron's ``delainey-d`` has
+  ``kay.chapman@enron.com`` there): the table shows it, ``exclude`` drops it.
+  It is the package's only rule for self: :func:`self_addresses` (the same
+  rule as a set) is what the store's reader uses to set ``direction``.
+* which addresses are one person: :mod:`mailhat_nb.analysis.aliases`;
+* :func:`by_domain`: contacts rolled up per domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mailhat_nb.analysis.addresses import (
+    as_address_set,
+    check_addresses,
+    domain_of,
+    explode_lists,
+    factorize_addresses,
+    is_address,
+    normalise,
+)
+from mailhat_nb.sync.folders import folder_role
+
+#: Gmail labels that mark a message the user sent. Gmail files sent mail under
+#: a label, not a folder: a Takeout mbox says ``Sent`` in ``X-Gmail-Labels``,
+#: IMAP's ``X-GM-LABELS`` says ``\Sent`` (compared case-insensitively).
+SENT_LABELS = frozenset({"sent", "\\sent"})
+
+OWN_COLUMNS = ["address", "sources", "messages", "sent_folder_rows"]
+
+
+def is_sent_folder(messages: pd.DataFrame) -> pd.Series:
+    r"""Return, per row, whether the row is filed as the account's sent mail.
+
+    A row is sent mail when its folder is a Sent folder, or when it carries
+    Gmail's ``Sent`` label:
+
+    * ``folder_role == "sent"`` decides where the source recorded a role (IMAP
+      SPECIAL-USE ``\Sent``, or the name rules of the sync and the imports);
+    * where ``folder_role`` is empty or missing (a frame built by hand, an
+      old store), the folder name decides, by the same rules the sync uses
+      (:func:`mailhat_nb.sync.folders.folder_role`: ``Sent``, ``INBOX.Sent``,
+      ``[Gmail]/Sent Mail``, ``Gesendete Objekte``, Enron's ``_sent_mail``...),
+      so there is one list of Sent-folder names, not two that drift apart;
+    * a label in :data:`SENT_LABELS` counts whatever the folder: a Takeout
+      mbox, and a Gmail sync of ``\All``, have one folder for everything.
+
+    Decided once per distinct folder name, role and label (a handful), not
+    once per row.
+    """
+    n = len(messages)
+    by_name = np.zeros(n, dtype=bool)
+    if "folder" in messages.columns:
+        codes, names = pd.factorize(messages["folder"])
+        per_name = np.array([folder_role(str(name)) == "sent" for name in names], dtype=bool)
+        by_name = np.append(per_name, False)[codes]
+    sent = by_name
+    if "folder_role" in messages.columns:
+        rcodes, roles = pd.factorize(messages["folder_role"])
+        role = pd.Series(roles, dtype="str").str.strip().str.lower()
+        known = np.append((role != "").to_numpy(dtype=bool), False)[rcodes]
+        is_sent = np.append((role == "sent").to_numpy(dtype=bool), False)[rcodes]
+        sent = np.where(known, is_sent, by_name)
+    if "labels" in messages.columns:
+        pos, labels = explode_lists(messages["labels"])
+        lcodes, names = pd.factorize(labels)
+        per_label = pd.Series(names, dtype="str").str.strip().str.lower().isin(SENT_LABELS)
+        hit = np.append(per_label.to_numpy(dtype=bool), False)[lcodes]
+        sent = sent.copy()
+        sent[pos[hit]] = True
+    return pd.Series(sent, index=messages.index)
+
+
+def own_addresses(
+    messages: pd.DataFrame,
+    *,
+    login: str | Iterable[str] | None = None,
+    extra: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Return the account's own addresses ("self"), each with why it is self.
+
+    This is the one definition of self (``DESIGN.md``: self is never a
+    contact). The store's reader sets each row's ``direction`` from it
+    (:func:`self_addresses`), and the contacts count against it, so a
+    message a frame calls ``sent`` is always one whose sender the contacts
+    treat as self. An address is self when it is:
+
+    * the **login**, when the login is an address;
+    * the **From of sent mail**: rows :func:`is_sent_folder` finds, i.e. a
+      Sent folder by role or by name, or a message with Gmail's ``Sent`` label;
+    * a **Delivered-To** address: the server stamped it on delivery into
+      this mailbox, so it is an address of the account (an alias, a
+      forwarding address) — unless it also wrote to the account from outside
+      its sent mail: then it is a correspondent whose own mailbox forwarded
+      the message (an auto-forward stamps both); Gmail's "mailing list x@y"
+      lines are not read as addresses at all;
+    * an address the **user** gives.
+
+    Parameters
+    ----------
+    messages
+        A ``messages`` frame.
+    login
+        The login address(es). Default: the frame's ``account`` values. A
+        value that is not an address (a login such as ``jdoe``, an import
+        named after its file) is not self.
+    extra
+        Addresses the user says are theirs (old addresses, aliases).
+    exclude
+        Addresses to drop even though a rule found them (an assistant who
+        sends from the boss's Sent folder, a shared mailbox).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``address, sources, messages, sent_folder_rows``: ``sources`` names
+        the rules that found the address (``login``, ``sent folder``,
+        ``delivered-to``, ``user``); ``messages`` counts rows From it;
+        ``sent_folder_rows`` how many of the sent-mail rows it sent, so
+        a stranger in a Sent folder stands out. Pass the table (or its
+        ``address`` column) to the metrics as ``self_addrs``.
+
+    Raises
+    ------
+    UsageError
+        When a value of ``extra`` or ``exclude`` is not an email address: a
+        typo there would silently change every count.
+    """
+    user_given = check_addresses(extra, "self address")
+    excluded = check_addresses(exclude, "excluded address")
+    found: list[pd.DataFrame] = []
+
+    def add(addresses: Iterable[str], source: str) -> None:
+        clean = as_address_set(list(addresses))
+        if clean:
+            found.append(pd.DataFrame({"address": sorted(clean), "source": source}))
+
+    logins: list[str]
+    if login is None:
+        logins = (list(messages["account"].dropna().astype("str").unique())
+                  if "account" in messages.columns else [])
+    else:
+        logins = [login] if isinstance(login, str) else list(login)
+    add([a for a in logins if is_address(a)], "login")
+
+    # Count on integer codes: a million From values, a few thousand addresses.
+    if "from_addr" in messages.columns:
+        codes, senders = factorize_addresses(messages["from_addr"])
+    else:
+        codes, senders = np.full(len(messages), -1, dtype=np.int64), pd.Index([], dtype="str")
+    sent_rows = is_sent_folder(messages).to_numpy(dtype=bool)
+    ok = codes >= 0
+    from_counts = pd.Series(np.bincount(codes[ok], minlength=len(senders)), index=senders)
+    sent_counts = pd.Series(np.bincount(codes[ok & sent_rows], minlength=len(senders)),
+                            index=senders)
+    add(sent_counts.index[sent_counts.to_numpy() > 0], "sent folder")
+    if "delivered_to" in messages.columns:
+        # A Delivered-To that also wrote *to* the account (from outside its sent
+        # mail) is a correspondent whose mailbox forwarded the message: an
+        # auto-forward leaves both addresses. An old address of the owner's
+        # writes to others, and stays self.
+        core = as_address_set([a for f in found for a in f["address"]] + user_given)
+        wrote_to_us = set(senders[_senders_to(messages, codes, ok & ~sent_rows, core)])
+        _, delivered = explode_lists(messages["delivered_to"])
+        add([a for a in normalise(delivered).unique() if a in core or a not in wrote_to_us],
+            "delivered-to")
+    add(user_given, "user")
+    if not found:
+        return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")
+                                          else "int64") for c in OWN_COLUMNS})
+    table = pd.concat(found, ignore_index=True)
+    table = table[~table["address"].isin(excluded)]
+    order = {"login": 0, "sent folder": 1, "delivered-to": 2, "user": 3}
+    table = table.assign(rank=table["source"].map(order)).sort_values(["address", "rank"])
+    sources = table.groupby("address", sort=True)["source"].agg(", ".join)
+    out = pd.DataFrame({"address": sources.index.astype("str"), "sources": sources.to_numpy()})
+    out["messages"] = out["address"].map(from_counts).fillna(0).astype("int64")
+    out["sent_folder_rows"] = out["address"].map(sent_counts).fillna(0).astype("int64")
+    out = out.sort_values(["sent_folder_rows", "messages", "address"],
+                          ascending=[False, False, True], ignore_index=True)
+    return out[OWN_COLUMNS]
+
+
+def _senders_to(messages: pd.DataFrame, codes: npt.NDArray[np.int64],
+                rows: npt.NDArray[np.bool_], addresses: frozenset[str]) -> npt.NDArray[np.int64]:
+    """Sender codes of the ``rows`` whose To or Cc holds one of ``addresses``."""
+    hit = np.zeros(len(messages), dtype=bool)
+    for col in ("to_addrs", "cc_addrs"):
+        if col in messages.columns:
+            pos, vals = explode_lists(messages[col])
+            hit[pos[normalise(vals).isin(list(addresses)).to_numpy(dtype=bool)]] = True
+    return np.unique(codes[rows & hit])
+
+
+def self_addresses(
+    messages: pd.DataFrame,
+    *,
+    login: str | Iterable[str] | None = None,
+    extra: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> frozenset[str]:
+    """Return the account's own addresses as a set: :func:`own_addresses` without the why.
+
+    What :func:`mailhat_nb.analysis.frames.add_direction` takes. Same parameters and
+    rule as :func:`own_addresses` (it *is* that function), so ``direction``
+    and the contacts can never disagree about who is self.
+    """
+    table = own_addresses(messages, login=login, extra=extra, exclude=exclude)
+    return frozenset(table["address"].astype("str"))
+
+
+# --------------------------------------------------------------------------- domains
+
+
+def by_domain(contacts_frame: pd.DataFrame) -> pd.DataFrame:
+    """Roll a contacts frame up per domain.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``domain, contacts, sent, received, total, first, last``, busiest
+        first. ``sent`` is the sum over the domain's contacts, i.e. one count
+        per (message, recipient): a message to three colleagues at one domain
+        counts three, which is the domain's share of your attention.
+    """
+    c = contacts_frame.assign(domain=domain_of(contacts_frame["contact"]).fillna("(none)"))
+    out = c.groupby("domain", as_index=False).agg(
+        contacts=("contact", "nunique"), sent=("sent", "sum"), received=("received", "sum"),
+        total=("total", "sum"), first=("first", "min"), last=("last", "max"),
+    )
+    return out.sort_values(["total", "domain"], ascending=[False, True], ignore_index=True)

@@ -1,0 +1,93 @@
+"""UID sequence sets (RFC 3501 ``1:3,7,9:10``): the state records' and the commands' form."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+
+def parse_sequence_set(text: str | bytes) -> list[int]:
+    """``"1:3,7,9:10"`` -> ``[1, 2, 3, 7, 9, 10]`` (``*`` is not allowed here)."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii")
+    out: list[int] = []
+    for piece in text.split(","):
+        if not piece:
+            continue
+        lo, _, hi = piece.partition(":")
+        a = int(lo)
+        b = int(hi) if hi else a
+        if a > b:
+            a, b = b, a
+        out.extend(range(a, b + 1))
+    return out
+
+
+def to_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted UIDs -> maximal runs ``(first, last)``."""
+    runs: list[tuple[int, int]] = []
+    for uid in uids:
+        if runs and uid == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], uid)
+        else:
+            runs.append((uid, uid))
+    return runs
+
+
+def sequence_set(uids: Sequence[int]) -> str:
+    """Sorted UIDs -> the compact IMAP form (``"1:3,7"``), for state files and commands."""
+    return ",".join(f"{a}:{b}" if a != b else str(a) for a, b in to_ranges(uids))
+
+
+def chunk_ranges(uids: Sequence[int], size: int, first: int | None = None,
+                 ) -> list[tuple[int, int]]:
+    """Split sorted UIDs into ``(first, last)`` ranges of at most ``size`` messages each.
+
+    A range may span UIDs that no longer exist; the server skips them. That
+    is what keeps every command line short whatever the mailbox holds.
+    ``first``: a smaller size for the first range only (see the engine's
+    ``FIRST_CHUNK``).
+    """
+    head: list[tuple[int, int]] = []
+    if first is not None and 0 < first < size and len(uids) > first:
+        head = [(uids[0], uids[first - 1])]
+        uids = uids[first:]
+    return head + [(uids[i], uids[min(i + size, len(uids)) - 1])
+                   for i in range(0, len(uids), size)]
+
+
+def overlaps(existing: str, new: Sequence[int]) -> bool:
+    """Whether sorted ``new`` shares a UID with the sequence set ``existing``."""
+    if not existing or not new:
+        return False
+    for piece in existing.split(","):
+        lo, _, hi = piece.partition(":")
+        a, b = int(lo), int(hi or lo)
+        i = bisect.bisect_left(new, a)
+        if i < len(new) and new[i] <= b:
+            return True
+    return False
+
+
+def merge_uids(existing: str, new: Sequence[int]) -> str:
+    """Add sorted ``new`` UIDs to the sequence set ``existing``.
+
+    The common case (all new UIDs above the stored ones) only touches the
+    tail of the string; anything else falls back to a full merge.
+    """
+    if not new:
+        return existing
+    if not existing:
+        return sequence_set(new)
+    head, _, last = existing.rpartition(",")
+    lo, _, hi = last.partition(":")
+    top = int(hi or lo)
+    if new[0] <= top:
+        return sequence_set(sorted(set(parse_sequence_set(existing)) | set(new)))
+    runs = to_ranges(new)
+    prefix = existing
+    if runs[0][0] == top + 1:
+        runs[0] = (int(lo), runs[0][1])
+        prefix = head
+    tail = ",".join(f"{a}:{b}" if a != b else str(a) for a, b in runs)
+    return f"{prefix},{tail}" if prefix else tail

@@ -1,0 +1,78 @@
+"""The package's shape: which wing may import which, and what the front doors offer."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import mailhat_nb.sync
+
+PACKAGE = Path(mailhat_nb.sync.__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_storage_layer_never_imports_the_analysis() -> None:
+    # "You" (direction, self, aliases) is the analysis's business: the sync
+    # stores what the server holds, whoever reads it.
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(m for m in imported_modules(path)
+                                               if m.startswith("mailhat_nb.analysis"))
+        for path in (PACKAGE / "sync").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_importing_every_sync_module_loads_no_analysis_module() -> None:
+    names = sorted(
+        "mailhat_nb." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+        .removesuffix(".__init__")
+        for p in (PACKAGE / "sync").rglob("*.py"))
+    code = ("import sys\n" + "".join(f"import {n}\n" for n in names)
+            + "print(sorted(m for m in sys.modules if m.startswith('mailhat_nb.analysis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", mailhat_nb.sync.__all__)
+def test_every_name_the_sync_offers_is_there(name: str) -> None:
+    assert getattr(mailhat_nb.sync, name) is not None
+
+
+def test_the_sync_package_loads_its_modules_only_when_asked() -> None:
+    code = ("import sys, mailhat_nb.sync\n"
+            "print(sorted(m for m in sys.modules if m.startswith('mailhat_nb.sync.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_top_level_holds_few_modules() -> None:
+    modules = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert modules == ["checks.py", "cli.py", "contacts.py", "errors.py", "secrets.py"]
+    for name in ("errors", "checks", "secrets"):  # the core: no third-party imports
+        third_party = {m.split(".")[0] for m in imported_modules(PACKAGE / f"{name}.py")} \
+            - set(sys.stdlib_module_names) - {"mailhat_nb", "__future__"}
+        assert third_party == set(), name
+
+
+def test_the_contacts_facade_is_the_analysis() -> None:
+    contacts = importlib.import_module("mailhat_nb.contacts")
+    for name in contacts.__all__:
+        assert getattr(contacts, name).__module__.startswith("mailhat_nb.analysis."), name
