@@ -93,6 +93,11 @@ def by_id(report: Report) -> dict[str, str]:
     return {r.preset.id: r.code for r in report.results}
 
 
+def row(report: Report, preset_id: str) -> PresetResult:
+    """The result of preset ``preset_id`` (on the lab's server name)."""
+    return next(r for r in report.results if r.preset.id == preset_id)
+
+
 # ------------------------------------------------------------------ normal
 
 
@@ -592,14 +597,11 @@ def test_a_fault_of_the_servers_is_the_verdict_and_no_failing_setting_is_recomme
 
 def test_a_server_whose_starttls_fails_on_its_side_keeps_its_words(
         lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
-    info = scenario("tls-broken")
-    report = run(lab, info, info.presets)
-    starttls = next(r for r in report.results if r.preset.id == "imap-starttls-143")
-    assert starttls.code == "starttls_failed"
-    assert starttls.title == "STARTTLS failed on the server"
+    report = run(lab, (info := scenario("tls-broken")), info.presets)
+    starttls, implicit = row(report, "imap-starttls-143"), row(report, "hostgator-imap-ssl")
+    assert (starttls.code, starttls.title) == ("starttls_failed", "STARTTLS failed on the server")
     assert "TLS initialization failed" in starttls.detail  # Dovecot's own words
     assert "report it to the host" in starttls.remedy
-    implicit = next(r for r in report.results if r.preset.id == "hostgator-imap-ssl")
     assert implicit.code == "tls_handshake_failed"
     assert "hung up in the middle of the TLS handshake" in implicit.detail
     v = report.verdict
