@@ -1,6 +1,6 @@
 """Shared fixtures: one real lab per test session.
 
-The lab (private Dovecot + Postfix on loopback) starts once, in its own short
+The lab (private Dovecot + Exim on loopback) starts once, in its own short
 directory, and is stopped and deleted at the end. Tests that switch a fault
 scenario use :func:`scenario`, which always switches back to ``normal``.
 

@@ -2,8 +2,9 @@
 
 Used by ``mailhat lab status`` (is every service answering?) and after every
 ``up``/``scenario`` (wait until the server really behaves as configured, e.g.
-the new certificate is served). Deliberately independent of the doctor: the
-lab checks itself with nothing but sockets and ssl.
+the new certificate is served, or STARTTLS now fails). Deliberately
+independent of the doctor: the lab checks itself with nothing but sockets and
+ssl.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import BinaryIO
 
 GREETING_PREFIX = {"imap": b"* OK", "pop3": b"+OK", "smtp": b"220"}
 
@@ -22,8 +24,10 @@ class PortCheck:
 
     ``behaviour`` is one of ``greets``, ``silent`` (TCP open, no bytes),
     ``blackhole`` (handshake never completed), ``closed`` (refused),
-    ``tls_fails`` (a TLS port whose handshake the server breaks off), or
-    ``broken`` (something else; ``detail`` says what).
+    ``tls_fails`` (the server broke off the TLS handshake), ``starttls_fails``
+    (STARTTLS offered, then refused, or its handshake broken off), or
+    ``broken`` (something else; ``detail`` says what). ``cert_sha256`` is the
+    certificate served, over implicit TLS or after STARTTLS.
     """
 
     service: str
@@ -39,9 +43,98 @@ def _read_greeting(sock: socket.socket | ssl.SSLSocket, timeout: float) -> bytes
     return sock.recv(512)
 
 
+def _unverified() -> ssl.SSLContext:
+    # The lab checks itself, broken certificates included: no verification.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _fingerprint(sock: ssl.SSLSocket) -> str:
+    return hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
+
+
+def _smtp_reply(reader: BinaryIO) -> list[str]:
+    """The lines of one (multi-line) SMTP reply."""
+    lines: list[str] = []
+    while not lines or (len(lines[-1]) >= 4 and lines[-1][3] == "-"):
+        lines.append(reader.readline(1024).decode("latin-1").rstrip("\r\n"))
+    return lines
+
+
+def _line(reader: BinaryIO) -> str:
+    return reader.readline(4096).decode("latin-1").rstrip("\r\n")
+
+
+def _tagged_reply(reader: BinaryIO, tag: str) -> list[str]:
+    """The lines of one IMAP response, up to its tagged line."""
+    lines = [_line(reader)]
+    while lines[-1] and not lines[-1].startswith(tag + " "):
+        lines.append(_line(reader))
+    return lines
+
+
+def _pop3_list(reader: BinaryIO) -> list[str]:
+    """The lines of one POP3 reply, multi-line (``CAPA``) up to its ``.`` when it is +OK."""
+    lines = [_line(reader)]
+    while lines[0].startswith("+OK") and lines[-1] not in (".", ""):
+        lines.append(_line(reader))
+    return lines
+
+
+#: Per protocol: how to ask for capabilities, STARTTLS, and the reply that agrees.
+_STARTTLS = {
+    "smtp": (b"EHLO mailhat-lab-check\r\n", b"STARTTLS\r\n", "220"),
+    "imap": (b"C1 CAPABILITY\r\n", b"S1 STARTTLS\r\n", "S1 OK"),
+    "pop3": (b"CAPA\r\n", b"STLS\r\n", "+OK"),
+}
+
+
+def _reply(protocol: str, reader: BinaryIO, tag: str, listing: bool = False) -> list[str]:
+    """One reply; ``listing``: a POP3 multi-line one (``CAPA``)."""
+    if protocol == "smtp":
+        return _smtp_reply(reader)
+    if protocol == "imap":
+        return _tagged_reply(reader, tag)
+    return _pop3_list(reader) if listing else [_line(reader)]
+
+
+def _starttls(service: str, protocol: str, host: str, port: int, sock: socket.socket,
+              timeout: float) -> PortCheck:
+    """Greeting, capabilities, and STARTTLS where offered: what came of it."""
+    sock.settimeout(timeout)
+    ask_caps, ask_tls, agreed = _STARTTLS[protocol]
+    with sock.makefile("rb") as reader:
+        try:
+            greeting = _smtp_reply(reader) if protocol == "smtp" else [_line(reader)]
+        except TimeoutError:
+            return PortCheck(service, host, port, "silent")
+        if not greeting[0].encode("latin-1").startswith(GREETING_PREFIX[protocol]):
+            return PortCheck(service, host, port, "broken", greeting[0][:80])
+        sock.sendall(ask_caps)
+        lines = _reply(protocol, reader, "C1", listing=True)
+        caps = " ".join(ln[4:] if protocol == "smtp" else ln for ln in lines).upper().split()
+        if "STARTTLS" not in caps and "STLS" not in caps:
+            return PortCheck(service, host, port, "greets", greeting[0])
+        sock.sendall(ask_tls)
+        said = _reply(protocol, reader, "S1")[-1]
+    if not said.startswith(agreed):
+        return PortCheck(service, host, port, "starttls_fails", said)
+    try:
+        with _unverified().wrap_socket(sock, server_hostname=host) as tls:
+            return PortCheck(service, host, port, "greets", greeting[0], _fingerprint(tls))
+    except (ssl.SSLError, ConnectionError) as exc:
+        return PortCheck(service, host, port, "starttls_fails", f"{said}, then {exc}")
+
+
 def knock(service: str, protocol: str, host: str, port: int, tls: bool,
-          timeout: float = 1.0) -> PortCheck:
-    """Connect to ``host:port`` and classify what happens within ``timeout``."""
+          timeout: float = 1.0, starttls: bool = False) -> PortCheck:
+    """Connect to ``host:port`` and classify what happens within ``timeout``.
+
+    ``starttls`` (a plain port) also says whether STARTTLS works, and with
+    which certificate.
+    """
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
@@ -53,67 +146,25 @@ def knock(service: str, protocol: str, host: str, port: int, tls: bool,
     fingerprint = ""
     try:
         sock: socket.socket | ssl.SSLSocket = raw
+        if starttls:
+            return _starttls(service, protocol, host, port, raw, timeout)
         if tls:
-            # The lab checks itself, broken certificates included: no verification.
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
             try:
-                sock = ctx.wrap_socket(raw, server_hostname=host)
+                sock = _unverified().wrap_socket(raw, server_hostname=host)
             except TimeoutError:
                 return PortCheck(service, host, port, "silent")
             except (ssl.SSLError, ConnectionError) as exc:
                 return PortCheck(service, host, port, "tls_fails", str(exc))
-            der = sock.getpeercert(binary_form=True) or b""
-            fingerprint = hashlib.sha256(der).hexdigest()
+            fingerprint = _fingerprint(sock)
         try:
             data = _read_greeting(sock, timeout)
         except TimeoutError:
             return PortCheck(service, host, port, "silent", cert_sha256=fingerprint)
         if data.startswith(GREETING_PREFIX[protocol]):
             return PortCheck(service, host, port, "greets",
-                             data.decode("latin-1").strip(), fingerprint)
+                             data.decode("latin-1").splitlines()[0], fingerprint)
         return PortCheck(service, host, port, "broken", repr(data[:80]), fingerprint)
     except OSError as exc:
         return PortCheck(service, host, port, "broken", str(exc), fingerprint)
     finally:
         raw.close()
-
-
-#: How each protocol asks for STARTTLS: (command, the reply's start that agrees).
-_STARTTLS = {"imap": (b"S1 STARTTLS\r\n", b"S1 OK"), "pop3": (b"STLS\r\n", b"+OK"),
-             "smtp": (b"STARTTLS\r\n", b"220")}
-
-
-def starttls(protocol: str, host: str, port: int, timeout: float = 1.0) -> str:
-    """Ask a plain port for STARTTLS and try the handshake.
-
-    Returns ``ok`` (TLS came up), ``fails`` (agreed, then the handshake
-    failed on the server's side), ``refused`` (the server said no), or
-    ``broken: ...`` when the conversation went otherwise.
-    """
-    command, agreed = _STARTTLS[protocol]
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            reader = raw.makefile("rb")
-            reader.readline()  # the greeting
-            if protocol == "smtp":
-                raw.sendall(b"EHLO lab-check\r\n")
-                while reader.readline()[3:4] == b"-":
-                    pass
-            raw.sendall(command)
-            reply = reader.readline()
-            while protocol == "imap" and reply.startswith(b"*"):
-                reply = reader.readline()
-            if not reply.startswith(agreed):
-                return "refused"
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            try:
-                ctx.wrap_socket(raw, server_hostname=host).close()
-            except (ssl.SSLError, ConnectionError):
-                return "fails"
-            return "ok"
-    except OSError as exc:
-        return f"broken: {exc}"
