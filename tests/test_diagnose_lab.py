@@ -235,7 +235,8 @@ def test_steps_are_recorded_with_status_and_time(lab: Lab, lab_info: LabInfo) ->
 def test_report_outputs_have_the_design_shape(lab: Lab, lab_info: LabInfo) -> None:
     report = run(lab, lab_info, lab_info.presets)
     data = report.to_dict()
-    assert set(data) == {"account", "results", "verdict"}
+    assert set(data) == {"account", "discovery", "results", "verdict"}
+    assert data["discovery"] is None  # a server name was given
     # DESIGN.md's fields, plus the additive "remedy"
     assert set(data["verdict"]) == {"code", "summary", "remedy", "incoming", "outgoing",
                                     "incoming_setting", "outgoing_setting", "usable_untested"}

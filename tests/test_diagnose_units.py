@@ -43,6 +43,9 @@ from mailhat_nb.secrets import Secret
 DESIGN_CODES = (
     "ok",
     "dns_not_found",
+    "dns_no_record",
+    "dns_servfail",
+    "dns_timeout",
     "dns_failure",
     "connection_refused",
     "connect_timeout",
@@ -66,6 +69,8 @@ DESIGN_CODES = (
     "send_rejected",
     "server_disconnected",
     "server_misbehaved",
+    "mx_elsewhere",
+    "mail_host_elsewhere",
     "unknown",
 )
 

@@ -19,13 +19,16 @@ applies decides):
    being a stopgap with its warning; else ``plaintext_password_exposed``.
    An unencrypted setting nobody logged in over is not offered once the
    password was rejected anywhere: it would most likely fail as well.
-3. ``credentials_rejected``: the password was rejected on every protocol a
+3. ``domain_fault``: with a discovery, what it found about the domain (its
+   DNS failing, its mail at another provider, ``mail.<domain>`` pointing
+   elsewhere): the presets' failures are its symptoms.
+4. ``credentials_rejected``: the password was rejected on every protocol a
    password was sent over: that rejection.
-4. ``pop_only``: every IMAP port refuses while POP3 answers.
-5. ``ip_blocked``: every port times out.
-6. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
+5. ``pop_only``: every IMAP port refuses while POP3 answers.
+6. ``ip_blocked``: every port times out.
+7. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
 
-The outgoing (SMTP) line of the summary follows rules 2 and 6 for SMTP.
+The outgoing (SMTP) line of the summary follows rules 2 and 7 for SMTP.
 
 What every rule holds to:
 
@@ -41,8 +44,8 @@ What every rule holds to:
   what they say about the account and the server: a login the server
   judged, then a certificate, then the server's own TLS failing, ..., a
   name that does not resolve last.
-* **Names that do not resolve are left out of the port patterns** (rules 4
-  and 5): ``mail.<domain>`` often does not exist, and its ``dns_not_found``
+* **Names that do not resolve are left out of the port patterns** (rules 5
+  and 6): ``mail.<domain>`` often does not exist, and its ``dns_not_found``
   says nothing about the ports of the server that does.
 * **The remedy never recommends a setting whose row failed.** It is the
   cause's :attr:`~mailhat_nb.diagnose.codes.Code.fix`, which names no other
@@ -69,6 +72,7 @@ from mailhat_nb.diagnose import codes
 from mailhat_nb.diagnose.gate import REJECTIONS
 from mailhat_nb.diagnose.probe import CERT_CODES
 from mailhat_nb.diagnose.results import PresetResult
+from mailhat_nb.discovery.model import Discovery
 
 #: The codes a failure can carry, most telling first (see the module doc).
 TELLING: tuple[str, ...] = (
@@ -88,7 +92,8 @@ TELLING: tuple[str, ...] = (
     "plain_on_tls_port", "tls_on_plain_port", "wrong_protocol", "unknown",
     # nothing useful answered
     "no_greeting", "pop_only", "connection_refused", "connect_timeout",
-    "dns_failure", "dns_not_found",
+    # the name did not lead to an address
+    "dns_no_record", "dns_servfail", "dns_timeout", "dns_failure", "dns_not_found",
 )
 _RANK = {code: i for i, code in enumerate(TELLING)}
 _SECURITY_RANK = {"ssl": 0, "starttls": 1, "none": 2}
@@ -243,6 +248,7 @@ class Evidence:
     """The results of a sweep in canonical order, and what the rules ask of them."""
 
     rows: list[PresetResult]
+    discovery: Discovery | None = None
 
     def of(self, protocol: str) -> list[PresetResult]:
         """The rows of ``protocol``."""
@@ -346,6 +352,35 @@ def _imap_usable(ev: Evidence) -> Verdict | None:
     return Verdict(code, _join(summary, out), incoming, ev.outgoing, cause=incoming)
 
 
+#: Discovery problems that explain a sweep with no usable IMAP, in order.
+_DISCOVERED = ("dns_not_found", "dns_servfail", "dns_timeout", "mx_elsewhere",
+               "mail_host_elsewhere")
+
+
+def _domain_fault(ev: Evidence) -> Verdict | None:
+    found = ev.discovery
+    if found is None or ev.incoming is not None:
+        return None
+    for code in _DISCOVERED:
+        problem = found.problem(code)
+        if problem is None:
+            continue
+        if code.startswith("dns_") and problem.subject != found.domain:
+            continue  # only the domain's own failure; mail.<domain> missing is a symptom
+        remedy = codes.render(codes.get(code).verdict_fix, host=problem.subject)
+        if code == "dns_not_found":
+            summary = (f"{problem.detail}: check the spelling of the email address; if it "
+                       "is right, the domain has expired or was never registered, and the "
+                       "customer must renew it at the registrar before any mail setting can "
+                       "work.")
+        elif code == "mx_elsewhere":
+            summary = f"{problem.detail[:1].upper()}{problem.detail[1:]}."
+        else:
+            summary = f"{problem.detail}. {remedy}"
+        return Verdict(code, summary, None, ev.outgoing, remedy=remedy)
+    return None
+
+
 def _credentials_rejected(ev: Evidence) -> Verdict | None:
     if not ev.rejected or any(r.works for r in ev.rows):
         return None
@@ -416,18 +451,21 @@ def _cause(ev: Evidence) -> Verdict:
 
 #: The rules in the order they are tried: the first that returns a verdict decides.
 RULES: tuple[Callable[[Evidence], Verdict | None], ...] = (
-    _nothing_tested, _imap_usable, _credentials_rejected, _pop_only, _ip_blocked, _cause,
+    _nothing_tested, _imap_usable, _domain_fault, _credentials_rejected, _pop_only,
+    _ip_blocked, _cause,
 )
 
 
-def decide(results: list[PresetResult]) -> Verdict:
+def decide(results: list[PresetResult], discovery: Discovery | None = None) -> Verdict:
     """Conclude a sweep: the first of :data:`RULES` that applies.
 
-    May re-read IMAP codes as ``pop_only`` (and gives the same verdict when
-    run again on the same results). The verdict's ``results`` keep the order
-    given; nothing else depends on it.
+    ``discovery`` (what discovery found about the domain) may be the cause
+    when no IMAP setting is usable (rule 3). May re-read IMAP codes as
+    ``pop_only`` (and gives the same verdict when run again on the same
+    results). The verdict's ``results`` keep the order given; nothing else
+    depends on it.
     """
-    ev = Evidence(sorted(results, key=preference))
+    ev = Evidence(sorted(results, key=preference), discovery)
     verdict = next(v for v in (rule(ev) for rule in RULES) if v is not None)
     verdict.results = list(results)
     return verdict
