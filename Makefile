@@ -7,8 +7,8 @@ PIP     := .venv/bin/pip
 STAMP   := .venv/.installed-stamp
 OUT     ?= out
 # Debian packages: the lab's mail servers (Dovecot: IMAP, POP3, LMTP; Exim: SMTP,
-# as cPanel runs it), and the browser for the UI tests.
-DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light
+# as cPanel runs it; unbound: the DNS of its world), and the browser for the UI tests.
+DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light unbound
 DEB_UI  := chromium
 # Spark's Java runtime: only the tests need it (`make demo` does not).
 DEB_SPARK := openjdk-17-jre-headless

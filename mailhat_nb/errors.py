@@ -19,6 +19,7 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   ├── AuthFailed        the server rejected the credentials
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
     │   └── ConnectionLost    the connection dropped; callers may retry
+    ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
     ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
     └── SyncError             a sync could not continue (after retries)
@@ -75,6 +76,19 @@ class ConnectFailed(MailServerError):
     with backoff only hides that for minutes. The message says what happened
     and points to the connection doctor, which tries every usual setting.
     """
+
+
+class DnsError(MailhatError):
+    """A DNS lookup failed; ``code`` names how (a DESIGN.md diagnosis code).
+
+    ``dns_not_found`` (the name does not exist), ``dns_no_record`` (it exists,
+    without a record of that type), ``dns_servfail`` (the nameservers failed),
+    ``dns_timeout`` (no answer in time), ``dns_failure`` (anything else).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NothingToImport(MailhatError):

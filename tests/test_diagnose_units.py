@@ -43,6 +43,9 @@ from mailhat_nb.secrets import Secret
 DESIGN_CODES = (
     "ok",
     "dns_not_found",
+    "dns_no_record",
+    "dns_servfail",
+    "dns_timeout",
     "dns_failure",
     "connection_refused",
     "connect_timeout",
@@ -52,7 +55,9 @@ DESIGN_CODES = (
     "cert_hostname_mismatch",
     "cert_untrusted",
     "cert_expired",
+    "tls_handshake_failed",
     "starttls_unavailable",
+    "starttls_failed",
     "plaintext_auth_disabled",
     "plaintext_password_exposed",
     "auth_failed",
@@ -63,6 +68,9 @@ DESIGN_CODES = (
     "smtp_auth_unavailable",
     "send_rejected",
     "server_disconnected",
+    "server_misbehaved",
+    "mx_elsewhere",
+    "mail_host_elsewhere",
     "unknown",
 )
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from mailhat_nb import secrets
 from mailhat_nb.checks import check_given, check_store_arg, check_timeout
+from mailhat_nb.commands import add_dns_server
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.imap import CONNECT_TIMEOUT
 
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="also trust this CA (a corporate CA, the lab's)")
     sync.add_argument("--folders", nargs="+", metavar="NAME",
                       help="only these folders (as the server names them); default: all")
+    add_dns_server(sync)
     sync.add_argument("--store", required=True, metavar="DIR", help="the store directory")
     sync.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="S",
                       help="seconds to wait for each step of connecting: TCP, TLS, greeting "
@@ -167,9 +169,14 @@ def _sync(args: argparse.Namespace) -> int:
     host, port, notes = _server(args.server, args.port)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if args.dns_server is not None:
+        from mailhat_nb.diagnose.dns import parse_dns_server
+
+        parse_dns_server(args.dns_server)  # a bad value is said before the password prompt
     settings = ImapSettings(email=args.email, host=host, port=port,
                             security=args.security, username=args.username,
-                            ca_file=args.ca_file, connect_timeout=args.timeout)
+                            ca_file=args.ca_file, connect_timeout=args.timeout,
+                            dns_server=args.dns_server)
     password = secrets.obtain(args.password_env, f"Password for {settings.login}: ")
     if args.security == "none":
         print(f"warning: --security none sends the password for {settings.login} "
@@ -243,8 +250,12 @@ def _sync_accounts(args: argparse.Namespace) -> int:
         host, port, _ = _server(raw, port)
         return host, port
 
+    if args.dns_server is not None:
+        from mailhat_nb.diagnose.dns import parse_dns_server
+
+        parse_dns_server(args.dns_server)  # a bad value is said before any password prompt
     entries = load_accounts(args.accounts, ca_file=args.ca_file, timeout=args.timeout,
-                            server=server)
+                            dns_server=args.dns_server, server=server)
     # Every password first (prompts one after the other), then the syncs run
     # together; a password missing for one account fails that account alone.
     passwords: list[tuple[Any, Secret | MailhatError]] = []

@@ -25,10 +25,15 @@ from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import procs
+from mailhat_nb.lab import world as world_mod
+from mailhat_nb.lab.certs import CERT_NAMES
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.scenarios import Scenario, bound_services
+from mailhat_nb.lab.world import World
 
 LISTEN = "127.0.0.1, 127.0.0.2"
+#: The lab's own addresses (the world of :mod:`mailhat_nb.lab.world` lives in 127.0.N.0/24).
+LAB_NETWORK = "127.0.0.0/24"
 
 _LISTENERS = {
     "imap-login": (("imap", False), ("imaps", True)),
@@ -111,12 +116,32 @@ service lmtp {{
 """
 
 
-def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
+#: On the lab's own addresses (never the world's), IMAP and POP3 serve ``{key}``
+#: instead of the certificate's own key.
+_WRONG_KEY = """
+local {network} {{
+  protocol imap {{
+    ssl_key = <{key}
+  }}
+  protocol pop3 {{
+    ssl_key = <{key}
+  }}
+}}
+"""
+
+
+def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+           world: World | None = None) -> str:
     """Return the dovecot.conf text for ``scenario``.
 
     Listeners of services that the scenario takes away (closed, silent,
     blackholed, or IMAP on a POP-only account) get ``port = 0``, which frees the
-    port for the lab's sidecar to hold.
+    port for the lab's sidecar to hold. With ``world``, the shared server of
+    :mod:`mailhat_nb.lab.world` also listens on its address, on the standard
+    ports, serving the certificate of its own name whatever the scenario. A
+    ``broken_key`` scenario gives IMAP and POP3 on the lab's addresses another
+    certificate's key: Dovecot reads it at start and fails each handshake at
+    connection time.
     """
     bound = set(bound_services(scenario))
     blocks = []
@@ -128,13 +153,22 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
             if ssl:
                 lines.append("    ssl = yes")
             lines.append("  }")
+            if world is not None:
+                lines += [f"  inet_listener world_{name} {{",
+                          f"    address = {world.ip(world_mod.SHARED)}",
+                          f"    port = {world_mod.MAIL_PORTS[name]}"]
+                lines += ["    ssl = yes", "  }"] if ssl else ["  }"]
         lines.append("}")
         blocks.append("\n".join(lines))
+    if world is not None:
+        shared_cert = paths.tls / world_mod.SHARED_CERT
+        blocks.append(f"local {world.ip(world_mod.SHARED)} {{\n"
+                      f"  ssl_cert = <{shared_cert}.pem\n  ssl_key = <{shared_cert}.key\n}}")
     protocols = ["pop3", "lmtp"]
     if scenario.imap:
         protocols.insert(0, "imap")
     dh = Path("/usr/share/dovecot/dh.pem")
-    return _TEMPLATE.format(
+    text = _TEMPLATE.format(
         scenario=scenario.name,
         instance=f"mailhat-lab-{ports['imaps']}",
         run=paths.run, state=paths.state, log=paths.dovecot_log,
@@ -146,12 +180,17 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
         listeners="\n".join(blocks),
         lmtp=ports["lmtp"],
     )
+    if not scenario.broken_key:
+        return text
+    other = next(stem for stem in CERT_NAMES if stem != scenario.cert)
+    return text + _WRONG_KEY.format(network=LAB_NETWORK, key=paths.tls / f"{other}.key")
 
 
-def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> None:
+def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+                 world: World | None = None) -> None:
     """Write dovecot.conf for ``scenario`` (atomically: a reload may read it any time)."""
     tmp = paths.dovecot_conf.with_suffix(".tmp")
-    tmp.write_text(render(paths, ports, scenario))
+    tmp.write_text(render(paths, ports, scenario, world))
     os.replace(tmp, paths.dovecot_conf)
 
 

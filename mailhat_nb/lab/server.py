@@ -33,12 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mailhat_nb.errors import LabError, LabNotRunning
-from mailhat_nb.lab import certs, dovecot, exim, mailboxes, packages, procs
+from mailhat_nb.lab import certs, dns, dovecot, exim, mailboxes, packages, procs
+from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.check import PortCheck, knock
 from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.ports import allocate_ports, holders, port_free
 from mailhat_nb.lab.presets import write_presets
 from mailhat_nb.lab.scenarios import (
+    INSECURE_HOST,
     PROTOCOL_OF,
     SCENARIOS,
     SMTP_SERVICES,
@@ -49,6 +51,7 @@ from mailhat_nb.lab.scenarios import (
 )
 from mailhat_nb.lab.scenarios import get as get_scenario
 from mailhat_nb.lab.state import LabInfo, load_info, write_info
+from mailhat_nb.lab.world import World
 
 
 def _say_stderr(message: str) -> None:
@@ -57,6 +60,11 @@ def _say_stderr(message: str) -> None:
 
 def _dovecot_services(scenario: Scenario) -> list[str]:
     return [s for s in bound_services(scenario) if s not in SMTP_SERVICES]
+
+
+def _broken_key(scenario: Scenario) -> list[str]:
+    """Dovecot's services whose TLS the scenario breaks (``broken_key``: IMAP and POP3)."""
+    return _dovecot_services(scenario) if scenario.broken_key else []
 
 
 class Lab:
@@ -109,12 +117,12 @@ class Lab:
     def checks(self, info: LabInfo | None = None, timeout: float = 1.0) -> list[PortCheck]:
         """Knock on every client-facing and extra port and report what each did.
 
-        Plain SMTP ports are also asked for STARTTLS: whether it works is part
-        of what a scenario sets.
+        Plain ports are also asked for STARTTLS: whether it works is part of
+        what a scenario sets.
         """
         info = info or self.info()
         jobs = [(name, PROTOCOL_OF[name], info.server, info.ports[name], name in TLS_SERVICES,
-                 PROTOCOL_OF[name] == "smtp" and name not in TLS_SERVICES)
+                 name not in TLS_SERVICES)
                 for name in STANDS_FOR]
         jobs.append(("relay", "smtp", "127.0.0.1", info.ports["relay"], False, True))
         jobs += [(name, "imap", "127.0.0.1", info.ports[name], False, False)
@@ -130,7 +138,7 @@ class Lab:
         expect = {name: "closed" for name in STANDS_FOR}
         expect |= {name: "greets" for name in bound_services(scenario)}
         expect |= {name: "tls_fails" if name in TLS_SERVICES else "starttls_fails"
-                   for name in scenario.tls_key_unreadable}
+                   for name in (*scenario.tls_key_unreadable, *_broken_key(scenario))}
         expect |= {name: "silent" for name in scenario.silent}
         expect |= {name: "blackhole" for name in scenario.blackhole}
         expect |= {"relay": "greets", "silent": "silent", "blackhole": "blackhole",
@@ -161,22 +169,27 @@ class Lab:
         chosen = get_scenario(scenario)
         self._prepare()
         ports = allocate_ports()
+        world = world_mod.allocate()
         folders = self._mailboxes()
         info = LabInfo(
             root=str(self.paths.root), scenario=chosen.name, server=chosen.server,
             domain=mailboxes.DOMAIN, ports=ports, stands_for=dict(STANDS_FOR),
             ca_file=str(self.paths.ca_file), presets=str(self.paths.presets),
-            users=[f"{u}@{mailboxes.DOMAIN}" for u in mailboxes.USERS],
+            users=[mailboxes.address(u) for u in [*mailboxes.USERS, *world_mod.USERS]],
             folders=folders, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            world=world.to_dict(),
         )
-        dovecot.write_config(self.paths, ports, chosen)
-        exim.write_config(self.paths, ports, chosen)
+        dovecot.write_config(self.paths, ports, chosen, world)
+        exim.write_config(self.paths, ports, chosen, world)
         write_presets(self.paths.presets, ports)
         try:
             exim.trust(self.paths)
             info.pids["dovecot"] = dovecot.start(self.paths)
             info.pids["exim"] = exim.start(self.paths)
             info.pids["sidecar"] = self._start_sidecar(info, chosen)
+            info.pids["unbound"] = dns.start(self.paths, world)
+            info.pids["web"] = world_mod.start_web(self.paths.root, self.paths.run,
+                                                   self.paths.log, world, self.paths.tls)
             write_info(self.paths.info, info)
             self._await(info, chosen)
         except BaseException:
@@ -217,7 +230,8 @@ class Lab:
         info = self.info()
         before = get_scenario(info.scenario)
         self._stop_pids({"sidecar": info.pids.pop("sidecar", -1)})
-        dovecot.write_config(self.paths, info.ports, chosen)
+        world = World.from_dict(info.world)
+        dovecot.write_config(self.paths, info.ports, chosen, world)
         if _dovecot_services(before) == _dovecot_services(chosen):
             # Same ports: a reload switches certificates and auth settings, and
             # connections already open keep going.
@@ -228,7 +242,7 @@ class Lab:
             # listening sockets open, so the ports would never come free.
             self._stop_pids({"dovecot": info.pids.pop("dovecot", -1)})
             info.pids["dovecot"] = dovecot.start(self.paths)
-        if exim.write_config(self.paths, info.ports, chosen):
+        if exim.write_config(self.paths, info.ports, chosen, world):
             # Exim reads its config once, at start; connections already open
             # finish on the old one.
             self._stop_pids({"exim": info.pids.pop("exim", -1)})
@@ -310,12 +324,14 @@ class Lab:
             d.chmod(0o755)
         if not (self.paths.tls / "server.pem").exists():
             certs.make_tls_material(self.paths.tls)
-        fresh = None if self.paths.password_file.exists() else mailboxes.new_passwords()
-        if fresh is not None or not self.paths.exim_passwd.exists():
-            # New users, or a lab directory made before Exim: both servers get
-            # the same hashes of the same passwords.
-            hashes = mailboxes.write_users(
-                self.paths, fresh or mailboxes.read_passwords(self.paths))
+        known = (mailboxes.read_passwords(self.paths) if self.paths.password_file.exists()
+                 else {})
+        fresh = mailboxes.new_passwords()
+        if set(fresh) - set(known) or not self.paths.exim_passwd.exists():
+            # New users (a new lab, or one made before some users existed), or a
+            # lab directory made before Exim: both servers get the same hashes of
+            # the same passwords, and known users keep theirs.
+            hashes = mailboxes.write_users(self.paths, fresh | known)
             exim.write_passwd(self.paths, hashes)
         exim.prepare(self.paths)
 
@@ -325,7 +341,7 @@ class Lab:
             counts: dict[str, int] = json.loads(marker.read_text())
             return counts
         counts = mailboxes.import_enron(self.paths, "alice")
-        for user in ("bob", "chloe", "bench"):
+        for user in ("bob", "chloe", "bench", *world_mod.USERS):
             mailboxes.empty_mailbox(self.paths, user)
         marker.write_text(json.dumps(counts, indent=1, sort_keys=True))
         return counts
@@ -360,21 +376,29 @@ class Lab:
         """
         expected = self.expected(scenario)
         want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
+        # Dovecot's plain IMAP port lists LOGINDISABLED exactly when it refuses
+        # clear-text passwords from the scenario's client address.
+        refuses = not scenario.plaintext_auth and scenario.server == INSECURE_HOST
         last: list[PortCheck] = []
+        auth: list[str] = []
 
         def holds() -> bool:
-            nonlocal last
+            nonlocal last, auth
             last = self.checks(info, timeout=0.5)
             ok = all(c.behaviour == expected[c.service] for c in last)
             certs_ok = all(c.cert_sha256 == want_cert for c in last
                            if c.cert_sha256 and c.behaviour == "greets")
-            return ok and certs_ok
+            auth = [f"{c.service}:{c.port} LOGINDISABLED {'missing' if refuses else 'listed'}"
+                    for c in last if c.service == "imap" and c.behaviour == "greets"
+                    and "imap" in _dovecot_services(scenario)
+                    and ("LOGINDISABLED" in c.detail) != refuses]
+            return ok and certs_ok and not auth
 
         try:
             procs.wait_until(holds, procs.START_TIMEOUT, f"scenario {scenario.name!r} to hold")
         except LabError as exc:
             wrong = [f"{c.service}:{c.port} {c.behaviour} (want {expected[c.service]}) {c.detail}"
-                     for c in last if c.behaviour != expected[c.service]]
+                     for c in last if c.behaviour != expected[c.service]] + auth
             raise LabError(f"{exc}: " + "; ".join(wrong or ["certificate not switched yet"])) \
                 from None
 
