@@ -4,9 +4,10 @@ For each store size (default 1M, 3M and 10M rows in 20 accounts, made by
 ``synthetic_store.py`` and kept in ``--stores DIR`` for the next run), one
 fresh process per engine does the whole job of ``mailhat contacts`` plus every
 chart of the correspondence notebook: the team's self table, the team's
-contacts with their owners (so the per-account counts too), the top-contacts chart, monthly volume of the five
-busiest and its chart, the weekday x hour heatmap, the response-time
-histogram and chart, data health and its chart. Charts are rendered to PNG.
+contacts with their owners (so the per-account counts too), the top-contacts
+chart, monthly volume of the five busiest and its chart, the weekday x hour
+heatmap, the response-time histogram and chart, data health and its chart.
+Charts are rendered to PNG.
 
 Measured per run: wall time, and the peak RSS of the whole process tree
 (the run's process and anything it starts, such as Spark's JVM), polled
