@@ -91,7 +91,7 @@ def _png(fig: Any) -> int:
     return len(buf.getvalue())
 
 
-def run_engine(engine: str, store: Path, spark_master: str) -> dict[str, Any]:
+def run_engine(engine: str, store: Path, spark_master: str, memory: str) -> dict[str, Any]:
     """The measured job, in this (child) process; prints one JSON line."""
     from mailhat_nb.analysis import charts
 
@@ -124,7 +124,7 @@ def run_engine(engine: str, store: Path, spark_master: str) -> dict[str, Any]:
         else:
             from mailhat_nb.analysis.engines.duck import DuckBackend
 
-            backend = DuckBackend()
+            backend = DuckBackend(memory_limit=memory)
         steps["start"] = time.perf_counter() - t0
         with Analysis(backend, store) as analysis:
             me = analysis.own_addresses()
@@ -188,22 +188,27 @@ def main() -> None:
     parser.add_argument("--spark-enron", action="store_true",
                         help="Spark in local mode on the Enron store (start-up share)")
     parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--duckdb-memory", default="1GB",
+                        help="DuckDB's memory_limit (it spills beyond it)")
     parser.add_argument("--stores", type=Path,
                         default=Path(tempfile.gettempdir()) / "mailhat-bench-stores")
     parser.add_argument("--run", choices=["pandas", "duckdb", "spark"], help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
-        print(json.dumps(run_engine(args.run, args.store, args.spark_master)))
+        print(json.dumps(run_engine(args.run, args.store, args.spark_master,
+                                    args.duckdb_memory)))
         return
 
-    print(f"{os.cpu_count()} CPUs; load average now {os.getloadavg()[0]:.1f}")
+    print(f"{os.cpu_count()} CPUs; load average now {os.getloadavg()[0]:.1f}; "
+          f"DuckDB memory_limit {args.duckdb_memory}")
     duck: dict[int, dict[str, Any]] = {}
     ok = True
     for rows in args.sizes:
         store = ensure_store(args.stores, rows, args.accounts)
         print(f"-- {rows:,} rows in {args.accounts} accounts ({store})")
-        duck[rows] = r = measure(["--run", "duckdb", "--store", str(store)])
+        duck[rows] = r = measure(["--run", "duckdb", "--store", str(store),
+                                  "--duckdb-memory", args.duckdb_memory])
         print("  " + _line(r))
         if rows >= 10_000_000:
             met = r["wall_s"] < 20 and r["peak_mib"] < 1536
@@ -230,7 +235,8 @@ def main() -> None:
         store = enron_store(args.stores)
         s = measure(["--run", "spark", "--store", str(store),
                      "--spark-master", args.spark_master])
-        d = measure(["--run", "duckdb", "--store", str(store)])
+        d = measure(["--run", "duckdb", "--store", str(store),
+                     "--duckdb-memory", args.duckdb_memory])
         print("-- Enron store (3 mailboxes), Spark local mode vs DuckDB")
         print("  " + _line(s))
         print("  " + _line(d))
