@@ -6,6 +6,7 @@ import ast
 import importlib
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,33 @@ def test_the_contacts_facade_is_the_analysis() -> None:
     contacts = importlib.import_module("mailhat_nb.contacts")
     for name in contacts.__all__:
         assert getattr(contacts, name).__module__.startswith("mailhat_nb.analysis."), name
+
+
+def test_the_parse_workers_modules_never_load_pandas() -> None:
+    # A worker refuses pandas (mailhat_nb.sync.worker._NoPandas): a module it
+    # loads that imports pandas would kill every worker of every sync.
+    code = """
+import sys
+import mailhat_nb.sync.worker
+from mailhat_nb.sync.rows import ChunkJob, process_chunk, warm_up
+warm_up()
+loaded = sorted(m for m in sys.modules if m.split(".")[0] == "pandas")
+sys.meta_path.insert(0, mailhat_nb.sync.worker._NoPandas())
+job = ChunkJob("inbox", 1, sys.argv[1], uids=[1], headers=[b"From: a@b.example\\r\\n\\r\\n"],
+               internaldates=[None], sizes=[10], flags=[()])
+print(loaded, process_chunk(job).rows)
+"""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, "-c", code, f"{tmp}/part.parquet"],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "[] 1"), out.stderr
+
+
+def test_a_module_importing_pandas_in_a_worker_is_named() -> None:
+    code = ("import sys\nfrom mailhat_nb.sync.worker import _NoPandas\n"
+            "sys.meta_path.insert(0, _NoPandas())\nimport mailhat_nb.analysis.frames\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 1
+    assert ("ModuleNotFoundError: mailhat_nb.analysis.frames imports pandas, which a sync "
+            "parse worker must not load") in out.stderr

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mailhat_nb.sync.engine import FolderResult, SyncSummary, sync_account
-    from mailhat_nb.sync.imap import ImapSession, ImapSettings
+    from mailhat_nb.sync.imap import ImapSettings, ImapSource
     from mailhat_nb.sync.importer import import_source
     from mailhat_nb.sync.offline import FolderBatch, read_maildir, read_mbox
     from mailhat_nb.sync.progress import Progress, ProgressCallback, TqdmProgress
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 _HOMES = {
     "FolderBatch": "offline",
     "FolderResult": "engine",
-    "ImapSession": "imap",
     "ImapSettings": "imap",
+    "ImapSource": "imap",
     "Progress": "progress",
     "ProgressCallback": "progress",
     "Store": "store",
@@ -63,8 +63,8 @@ _HOMES = {
 __all__ = [
     "FolderBatch",
     "FolderResult",
-    "ImapSession",
     "ImapSettings",
+    "ImapSource",
     "Progress",
     "ProgressCallback",
     "Store",

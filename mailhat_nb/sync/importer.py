@@ -37,8 +37,8 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     -------
     dict
         ``{"account", "source", "rows", "folders": {folder: rows}, "skipped":
-        [directories with no mail], "set_aside": [folders whose state record was
-        unreadable, moved under _retired/]}``.
+        [directories with no mail], "set_aside": [damaged folders, moved under
+        _retired/]}``.
 
     Raises
     ------
@@ -63,7 +63,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     folders: dict[str, int] = {}
     skipped: list[str] = []
     with root.lock():
-        set_aside = root.set_aside_damaged(account)  # unreadable records: imported anew
+        set_aside = root.set_aside_damaged(account)  # damaged folders: imported anew
         current: FolderStore | None = None
         written: list[tuple[str, list[int]]] = []
         for batch in batches:
