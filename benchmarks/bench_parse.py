@@ -7,8 +7,8 @@ Usage::
 Builds ``--n`` header blocks shaped like an IMAP ``BODY.PEEK[HEADER.FIELDS
 (DATE FROM TO CC SUBJECT MESSAGE-ID IN-REPLY-TO REFERENCES DELIVERED-TO)]``
 answer (CRLF lines, folded long lines, ending in a blank line) from the real
-Enron headers in the shared corpus, perturbed so that they look like a modern
-mailbox rather than one company's 2001 mail: ~45 % quoted display names,
+Enron headers of the test corpus (tests/data), perturbed so that they look
+like a modern mailbox rather than one company's 2001 mail: ~45 % quoted display names,
 ~35 % replies with In-Reply-To and References chains, a Delivered-To on
 every message, ~6 % RFC 2047 subjects (UTF-8 and ISO-8859-1, Q and B),
 ~3 % group syntax, and fresh Message-IDs. Then, in one run, it times:
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from mailhat_nb.analysis.frames import add_direction, messages_frame
-from mailhat_nb.lab.mailboxes import corpus_root
+from mailhat_nb.lab.corpus import corpus_root
 from mailhat_nb.sync.memory import gc_paused
 from mailhat_nb.sync.parse import clear_field_memo, parse_columns, parse_headers
 
