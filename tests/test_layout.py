@@ -107,3 +107,19 @@ def test_a_module_importing_pandas_in_a_worker_is_named() -> None:
     assert out.returncode == 1
     assert ("ModuleNotFoundError: mailhat_nb.analysis.frames imports pandas, which a sync "
             "parse worker must not load") in out.stderr
+
+
+def test_the_repository_stands_alone() -> None:
+    # A fresh clone has nothing beside it: no code, Makefile or doc may point there.
+    from mailhat_nb.lab.corpus import archives
+
+    root = PACKAGE.parent
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.split()
+    outside = ("/work/", "../shared", "shared/corpus")
+    found = [name for name in tracked
+             if not name.endswith((".xz", ".png", ".ipynb")) and name != "tests/test_layout.py"
+             and any(p in (root / name).read_text("utf-8", "replace") for p in outside)]
+    assert found == []
+    assert [a.name for a in archives()] == ["enron-cuilla-m.tar.xz", "corpus.tar.xz"]
+    assert sum(a.stat().st_size for a in archives()) < 5_000_000
