@@ -11,7 +11,7 @@ DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-
 DEB_UI  := chromium
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 
-.PHONY: setup system demo test lint unit lab app clean
+.PHONY: setup system demo test lint unit lab app bench clean
 
 setup: system $(STAMP)
 
@@ -47,6 +47,16 @@ test: setup lint
 lint: setup
 	.venv/bin/ruff check mailhat_nb tests benchmarks
 	.venv/bin/mypy
+
+## Every benchmark (minutes; on a quiet machine), then README's numbers table from them.
+RESULTS := benchmarks/results
+bench: setup
+	@mkdir -p $(RESULTS)
+	$(PY) benchmarks/bench_diagnose.py --json $(RESULTS)/diagnose.json
+	$(PY) benchmarks/bench_parse.py --json $(RESULTS)/parse.json
+	$(PY) benchmarks/bench_contacts.py --json $(RESULTS)/contacts.json
+	$(PY) benchmarks/bench_sync.py --json $(RESULTS)/sync.json
+	$(PY) benchmarks/numbers.py --results $(RESULTS)
 
 ## JupyterLab on 127.0.0.1 with the lab server running.
 lab: setup

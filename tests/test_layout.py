@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -123,3 +124,36 @@ def test_the_repository_stands_alone() -> None:
     assert found == []
     assert [a.name for a in archives()] == ["enron-cuilla-m.tar.xz", "corpus.tar.xz"]
     assert sum(a.stat().st_size for a in archives()) < 5_000_000
+
+
+def test_one_exception_tree_drawn_where_it_is_defined() -> None:
+    # Every exception the package raises on purpose is a MailhatError, and the
+    # tree in errors.py's docstring names it (private control flow excepted).
+    import mailhat_nb.errors as errors
+
+    names = sorted(
+        "mailhat_nb." + ".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+        .removesuffix(".__init__") for p in PACKAGE.rglob("*.py"))
+    found = {}
+    for name in names:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseException) \
+                    and value.__module__ == name and not value.__name__.startswith("_"):
+                found[value.__name__] = value
+    assert {n for n, c in found.items() if not issubclass(c, errors.MailhatError)} == set()
+    assert [n for n in found if n not in (errors.__doc__ or "")] == []
+
+
+def test_no_docstring_embeds_a_timing() -> None:
+    # Timings drift with every machine and change: they belong to the benchmarks'
+    # output (benchmarks/results, the README's table), never to a docstring.
+    timing = re.compile(r"\b\d+(\.\d+)?\s?(µs|ms)\b|\b\d+\.\d+\s?s\b|~\d+(\.\d+)?\s?s\b")
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=False) or ""
+                found += [f"{path.name}:{m.group(0)}" for m in timing.finditer(doc)]
+    assert found == []

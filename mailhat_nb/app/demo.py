@@ -37,7 +37,7 @@ from typing import Any
 
 from mailhat_nb import __version__
 from mailhat_nb.app.nbclean import problems, strip_widget_state
-from mailhat_nb.errors import MailhatError, UsageError
+from mailhat_nb.errors import KernelFailed, MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
 from mailhat_nb.secrets import DEFAULT_PASSWORD_ENV, redact
 
@@ -115,10 +115,6 @@ def kernel_env(lab_root: Path | str, password_env: str = DEFAULT_PASSWORD_ENV,
 
 
 # --------------------------------------------------------------------------- execution
-
-
-class KernelFailed(MailhatError):
-    """A report kernel died or timed out; the message ends with what it printed."""
 
 
 @contextlib.contextmanager
@@ -270,7 +266,7 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
         return page
     (ctx.out / "notebooks").mkdir(parents=True, exist_ok=True)
     page.ipynb = ctx.out / "notebooks" / f"{name}.ipynb"
-    page.ipynb.write_text(nbformat.writes(nb), encoding="utf-8")  # type: ignore[no-untyped-call]
+    page.ipynb.write_text(nbformat.writes(nb), encoding="utf-8")  # type: ignore[no-untyped-call]  # untyped lib
     page.html = ctx.out / f"{name}.html"
     page.html.write_text(text, encoding="utf-8")
     return page

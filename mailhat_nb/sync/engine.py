@@ -62,7 +62,7 @@ from mailhat_nb.sync.worker import Worker, WorkerPool
 #: Messages per FETCH command (and per Parquet part on a first sync).
 CHUNK_SIZE = 5000
 #: Messages in the first FETCH of a run: the server answers 1,000 messages
-#: ~60 ms sooner than 5,000, and nothing can be parsed before it has.
+#: sooner than 5,000, and nothing can be parsed before it has.
 FIRST_CHUNK = 1000
 #: Chunks fetched but not yet parsed, per worker (bounds memory: ~3 MB each).
 MAX_IN_FLIGHT = 3
@@ -114,15 +114,15 @@ class SyncSummary:
         return sum(f.new for f in self.folders)
 
     @property
-    def flags_changed(self) -> int:  # noqa: D102
+    def flags_changed(self) -> int:  # noqa: D102 - totals over folders
         return sum(f.flags_changed for f in self.folders)
 
     @property
-    def expunged(self) -> int:  # noqa: D102
+    def expunged(self) -> int:  # noqa: D102 - totals over folders
         return sum(f.expunged for f in self.folders)
 
     @property
-    def rows(self) -> int:  # noqa: D102
+    def rows(self) -> int:  # noqa: D102 - totals over folders
         return sum(f.rows for f in self.folders)
 
     @property
@@ -150,14 +150,14 @@ def _header_fields() -> tuple[str, ...]:
 def _auto_workers(new_messages: int) -> int:
     """How many parse worker processes a run with ``new_messages`` to fetch deserves.
 
-    Measured on the lab (2 CPUs, server on the same machine): one worker is
-    faster than parsing in this process for any run. For a *small* run the
-    worker starts (pyarrow and the parser, never pandas: ~0.1 s) while this
-    process logs in and asks STATUS, so this process never imports pyarrow
-    and pandas (~0.4 s, ~90 MB) just to add a few rows. For the 100k first
-    sync, 2.0 s instead of 2.6 s: this process reads and lexes the socket
-    while the worker parses, converts and writes (see ``_Pipeline``). From
-    4 CPUs up a big run uses half of them, at most :data:`MAX_WORKERS`.
+    Measured on the lab (2 CPUs, server on the same machine, with
+    ``benchmarks/bench_sync.py``): one worker is faster than parsing in this
+    process for any run. For a *small* run the worker starts (pyarrow and
+    the parser, never pandas) while this process logs in and asks STATUS,
+    so this process never imports pyarrow and pandas just to add a few
+    rows; for a big one, this process reads and lexes the socket while the
+    worker parses, converts and writes (see ``_Pipeline``). From 4 CPUs up
+    a big run uses half of them, at most :data:`MAX_WORKERS`.
     """
     if new_messages <= 0:
         return 0
@@ -344,8 +344,7 @@ class _Pipeline:
     One queue for the whole account rather than one per folder, so a
     folder's last chunks are still being parsed while the next folder is
     EXAMINEd and its first chunk produced by the server (waiting at each
-    folder's end made the lab's 100k first sync 2.2 s instead of 2.0 s: 7
-    folders, 2 CPUs).
+    folder's end made the lab's first sync measurably slower).
 
     With workers, a chunk is sent to one only when it has room
     (:data:`SEND_AHEAD` jobs); the others are *held* here. This process

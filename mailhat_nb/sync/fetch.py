@@ -1,9 +1,10 @@
 r"""The fast path: bulk header FETCH on the socket, lexed with bytes operations.
 
-Why this module exists: over IMAPS on loopback a server hands 100,000 header
-blocks across the socket in about two seconds, but imapclient's pure-Python
-response lexer needs ~20 s to turn them into objects, and imaplib's own
-reader calls ``readline`` per line and concatenates. Here a command is written
+Why this module exists: over IMAPS on loopback a server hands a whole
+mailbox's header blocks across the socket far faster than imapclient's
+pure-Python response lexer turns them into objects (an order of magnitude,
+``benchmarks/bench_sync.py``), and imaplib's own reader calls ``readline``
+per line and concatenates. Here a command is written
 to the connection imapclient already opened and authenticated, and the
 answer is read in large blocks and cut up with ``bytes.find`` and slicing:
 a literal ``{n}\r\n`` is located once and taken as one slice. Only the few
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
-from mailhat_nb.errors import MailServerError
+from mailhat_nb.errors import CommandFailed
 from mailhat_nb.sync.borrowed import Borrowed, ImaplibLike
 from mailhat_nb.sync.uids import parse_sequence_set
 
@@ -56,14 +57,6 @@ _TOKEN = re.compile(
     re.X,
 )
 _UNQUOTE = re.compile(rb"\\(.)")
-
-
-class CommandFailed(MailServerError):
-    """The server answered a raw command with a tagged ``NO`` or ``BAD``."""
-
-    def __init__(self, command: str, status: str, text: str) -> None:
-        super().__init__(f"the server answered {command} with {status}: {text}")
-        self.command, self.status, self.text = command, status, text
 
 
 # --------------------------------------------------------------------------- reading
@@ -218,7 +211,7 @@ _TZ_CACHE: dict[bytes, timezone] = {}
 def parse_internaldate(value: bytes) -> datetime | None:
     """``b"01-Jan-2021 22:51:25 +0000"`` -> a tz-aware datetime (None if garbage).
 
-    Hand-rolled because ``strptime`` costs ~10 µs and this runs per message.
+    Hand-rolled: ``strptime`` is slow, and this runs per message.
     """
     try:
         day = int(value[0:2])

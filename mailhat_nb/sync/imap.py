@@ -161,7 +161,7 @@ class Capabilities:
         return "CONDSTORE" in self.raw or "QRESYNC" in self.raw
 
     @property
-    def esearch(self) -> bool:  # noqa: D102
+    def esearch(self) -> bool:  # noqa: D102 - the name says it
         return "ESEARCH" in self.raw
 
     @property

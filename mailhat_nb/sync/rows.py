@@ -1,8 +1,8 @@
 """Fetched messages -> parsed rows -> Arrow tables in the store's schema.
 
-This is the CPU-heavy half of a sync (header parsing ~10 µs a message,
-Arrow conversion and Parquet ~2.5 µs; the socket and lexer ~6 µs stay in
-the sync's process), so it is written to run in a worker process:
+This is the CPU-heavy half of a sync (header parsing, Arrow conversion and
+Parquet; the socket and its lexer stay in the sync's process), so it is
+written to run in a worker process:
 :func:`process_chunk` takes plain picklable data (a :class:`ChunkJob`),
 parses, converts and writes the chunk's Parquet file under a temporary
 name, and returns only what the committing process needs. It imports
@@ -85,8 +85,8 @@ class ChunkJob:
     """One fetched chunk, as a worker needs it: plain lists, one per server fact.
 
     Column lists, not :class:`~.fetch.FetchedMessage` objects, because the
-    job crosses a pipe: pickling and unpickling 100k small dataclass
-    instances costs ~1.1 s of CPU, the same data as lists ~0.15 s.
+    job crosses a pipe: pickling and unpickling many small dataclass
+    instances costs several times the CPU of the same data as lists.
     ``gm_*`` are None when no message in the chunk has them (not Gmail).
     """
 
@@ -105,7 +105,7 @@ class ChunkJob:
     @classmethod
     def from_messages(cls, messages: Sequence[FetchedMessage], role: str, uidvalidity: int,
                       tmp_path: str) -> ChunkJob:
-        """The job for ``messages`` (each list comprehension costs ~0.1 µs a message)."""
+        """The job for ``messages``."""
         gmail = any(m.gm_msgid is not None or m.gm_thrid is not None
                     or m.gm_labels is not None for m in messages)
         return cls(
@@ -197,8 +197,8 @@ def process_chunk(job: ChunkJob) -> ChunkDone:
 
 def warm_up() -> int:
     """Import what a worker needs, so the first chunk does not wait for it."""
-    import pyarrow.parquet  # noqa: F401
+    import pyarrow.parquet  # noqa: F401 - imported for its start-up time, not a name
 
-    import mailhat_nb.sync.parse  # noqa: F401
+    import mailhat_nb.sync.parse  # noqa: F401 - the same
 
     return os.getpid()

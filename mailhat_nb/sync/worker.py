@@ -136,13 +136,13 @@ class Worker:
 
     def ready(self) -> bool:
         """Whether an answer can be read without waiting."""
-        assert self.proc.stdout is not None  # noqa: S101
+        assert self.proc.stdout is not None  # noqa: S101 - Popen with PIPE
         readable, _, _ = select.select([self.proc.stdout], [], [], 0)
         return bool(readable)
 
     def receive(self) -> ChunkDone:
         """The answer to the oldest pending job (waits for it)."""
-        assert self.proc.stdout is not None  # noqa: S101
+        assert self.proc.stdout is not None  # noqa: S101 - Popen with PIPE
         try:
             answer = _recv(self.proc.stdout)
         except (EOFError, OSError) as exc:
@@ -175,8 +175,8 @@ def _worker_env() -> dict[str, str]:
 
     - numpy's BLAS kept to one thread: pyarrow imports numpy, whose OpenBLAS
       starts (and spins) one thread per CPU at import although a worker never
-      multiplies a matrix; 0.18 s of CPU to start a worker instead of 0.10 s,
-      taken from the sync's own process and the server.
+      multiplies a matrix; that nearly doubles the CPU a worker needs to
+      start, taken from the sync's own process and the server.
     - Arrow's system allocator instead of mimalloc: mimalloc keeps ~25 MB of
       arenas after the first chunk (worker peak RSS ~125 MB instead of ~100
       MB) and is no faster for tables of a few thousand rows.
@@ -275,7 +275,7 @@ def main() -> int:
         except EOFError:
             # Every part is written, fsynced and answered: nothing is left to
             # clean up, and skipping the interpreter's teardown (pyarrow's
-            # modules) ends the worker ~0.05 s sooner, which the sync waits for.
+            # modules) ends the worker sooner, which the sync waits for.
             stdout.flush()
             os._exit(0)
         try:

@@ -212,7 +212,7 @@ class CorrespondencePanel(Panel):
         return table
 
     def _summary_html(self) -> str:
-        assert self.raw is not None  # noqa: S101
+        assert self.raw is not None  # noqa: S101 - for mypy: loaded before any part draws
         folders = self.raw["folder"].nunique()
         me = render.table(["Your address", "Why it counts as you", "Messages from it"],
                           [[str(a), str(s), f"{int(n):,}"] for a, s, n in zip(

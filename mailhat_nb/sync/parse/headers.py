@@ -1,12 +1,11 @@
 r"""Fast, defensive parsing of message header blocks into ``messages`` rows.
 
-The sync fetches ~100,000 header blocks per mailbox. Read with the stdlib
-``email`` package, each costs ~90-120 µs (compat32 plus getaddresses /
-decode_header / parsedate) or ~750 µs (policy.default's header objects),
-so parsing alone would take longer than the server needs to send everything.
-This module reads only the fields the ``messages`` frame needs, in ~13 µs
-per block (2-core machine, 100k realistic blocks; ~9 µs on the lab's
-generated mailbox), with one regex pass over the block, fast paths for
+A sync fetches a header block per message, a hundred thousand for a
+mailbox. Read with the stdlib ``email`` package (compat32 plus
+getaddresses / decode_header / parsedate, or policy.default's header
+objects), parsing alone would take longer than the server needs to send
+everything. This module reads only the fields the ``messages`` frame
+needs, several times faster, with one regex pass over the block, fast paths for
 plain ASCII values and simple address lists, and remembered results for
 the values a mailbox repeats (senders, recipients, subjects); the rare
 hard cases (encoded words, quoted names, groups, 8-bit bytes, odd dates)
@@ -219,9 +218,7 @@ def _labels(value: str) -> list[str]:
 # are pure functions of one header value, so their results are remembered
 # (bounded LRU, results immutable). Values longer than MEMO_MAX_LEN (huge
 # recipient lists) are parsed every time, which bounds the memory to a few
-# MB. Measured on the lab's 100k generated mailbox (2 CPUs): parse 17.6 ->
-# ~9.5 µs a message; on the Enron-based blocks of
-# ``benchmarks/bench_parse.py``, 16.7 -> ~13 µs.
+# MB. ``benchmarks/bench_parse.py`` measures what it saves.
 
 #: Distinct values remembered per field.
 FIELD_CACHE_SIZE: Final = 4096

@@ -1,0 +1,103 @@
+"""The README's numbers table, written from what the benchmark scripts measured.
+
+Usage::
+
+    .venv/bin/python benchmarks/numbers.py [--results benchmarks/results] [--check]
+
+Reads the JSON each benchmark writes with ``--json`` (``make bench`` runs
+them all into ``benchmarks/results/``) and rewrites the table between the
+``numbers`` markers of README.md. ``--check`` only compares, and fails when
+the README says something the results do not (``tests/test_packaging.py``
+runs it): the numbers in the README are the measured ones, never typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN = "<!-- numbers: written by benchmarks/numbers.py from benchmarks/results; do not edit -->"
+END = "<!-- numbers end -->"
+
+
+def _load(results: Path, name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((results / f"{name}.json").read_text())
+    return data
+
+
+def table(results: Path) -> str:
+    """The Markdown table (with its heading line) for the results in ``results``."""
+    diag = _load(results, "diagnose")
+    sync = _load(results, "sync")
+    parse = _load(results, "parse")
+    contacts = _load(results, "contacts")
+
+    first = min(sync["first_sync_inline"]["seconds"], sync["first_sync_worker"]["seconds"])
+    bulk = sync["imaplib bulk FETCH + email parser"]
+    dove = sync["doveadm fetch"]
+    one_by_one = sync.get("imaplib one FETCH per message + email")
+    vs = [f"{first / bulk:.2f}x the imaplib + `email` baseline ({bulk:.1f} s)"]
+    if one_by_one:
+        vs.append(f"{first / one_by_one:.2f}x one FETCH per message ({one_by_one:.1f} s)")
+    vs.append(f"{first / dove:.2f}x `doveadm fetch` ({dove:.2f} s)")
+    peak = max(sync["first_sync_inline"]["tree_peak_mb"], sync["first_sync_worker"]["tree_peak_mb"])
+    seq, conc = diag["sequential"], diag["concurrent"]
+    rows = [
+        (f"doctor sweep, {diag['presets']} presets, {diag['stalled']} silent ports, "
+         f"{diag['timeout']:g} s timeout",
+         f"{conc:.2f} s concurrent vs {seq:.2f} s one after another ({seq / conc:.1f}x)",
+         "`benchmarks/bench_diagnose.py`"),
+        (f"first sync of {sync['count']:,} messages over IMAPS (fetch, parse, store)",
+         f"{first:.2f} s: " + ", ".join(vs), "`benchmarks/bench_sync.py`"),
+        ("re-sync unchanged / 100 new messages",
+         f"{sync['resync']['seconds']:.2f} s / {sync['new100']['seconds']:.2f} s (a server "
+         "with CONDSTORE, as Dovecot; without it every re-sync fetches all flags)", "same"),
+        (f"{sync['frame']['rows']:,}-row frame / peak RSS of sync + parse worker",
+         f"{sync['frame']['frame_mb']:.1f} MB / {peak:.0f} MB", "same"),
+        ("header parsing",
+         f"{parse['ours_us']:.1f} µs/message, "
+         f"{parse['compat32_fields_us'] / parse['ours_us']:.1f}x faster than stdlib compat32 "
+         "reading the same fields", "`benchmarks/bench_parse.py`"),
+        (f"contacts + every chart, {contacts['rows']:,} rows",
+         f"{contacts['seconds']:.2f} s, peak RSS {contacts['peak_rss_mib']:.0f} MiB",
+         "`benchmarks/bench_contacts.py`"),
+    ]
+    lines = [f"Measured on a {sync['cpus']}-CPU machine (`make bench` runs the scripts and "
+             "writes this table):", "", "| what | result | command |", "|---|---|---|"]
+    lines += [f"| {what} | {result} | {command} |" for what, result, command in rows]
+    return "\n".join(lines)
+
+
+def rewrite(readme: str, new_table: str) -> str:
+    """``readme`` with the text between the markers replaced by ``new_table``."""
+    head, found, rest = readme.partition(BEGIN)
+    _, found_end, tail = rest.partition(END)
+    if not found or not found_end:
+        raise SystemExit(f"README.md lacks the markers {BEGIN!r} ... {END!r}")
+    return f"{head}{BEGIN}\n{new_table}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
+    args = ap.parse_args(argv)
+    readme = args.readme.read_text(encoding="utf-8")
+    wanted = rewrite(readme, table(args.results))
+    if args.check:
+        if wanted != readme:
+            print("README.md's numbers differ from benchmarks/results: run "
+                  "`.venv/bin/python benchmarks/numbers.py`", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(wanted, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
