@@ -56,7 +56,7 @@ bench: setup
 	$(PY) benchmarks/bench_parse.py --json $(RESULTS)/parse.json
 	$(PY) benchmarks/bench_contacts.py --json $(RESULTS)/contacts.json
 	$(PY) benchmarks/bench_sync.py --json $(RESULTS)/sync.json
-	$(PY) benchmarks/numbers.py --results $(RESULTS)
+	$(PY) benchmarks/readme_table.py --results $(RESULTS)
 
 ## JupyterLab on 127.0.0.1 with the lab server running.
 lab: setup
