@@ -69,8 +69,11 @@ def table(results: Path) -> str:
          f"{contacts['seconds']:.2f} s, peak RSS {contacts['peak_rss_mib']:.0f} MiB",
          "`benchmarks/bench_contacts.py`"),
     ]
-    lines = [f"Measured on a {sync['cpus']}-CPU machine (`make bench` runs the scripts and "
-             "writes this table):", "", "| what | result | command |", "|---|---|---|"]
+    load = max(sync["loadavg_start"][0], parse["loadavg"][0], contacts["loadavg"][0])
+    lines = [f"Measured on a {sync['cpus']}-CPU machine with a load average up to {load:.1f} "
+             "(`make bench` runs the scripts and writes this table; on a busy machine every "
+             "time grows, the ratios much less):", "", "| what | result | command |",
+             "|---|---|---|"]
     lines += [f"| {what} | {result} | {command} |" for what, result, command in rows]
     return "\n".join(lines)
 
