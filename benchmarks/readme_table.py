@@ -69,11 +69,12 @@ def table(results: Path) -> str:
          f"{contacts['seconds']:.2f} s, peak RSS {contacts['peak_rss_mib']:.0f} MiB",
          "`benchmarks/bench_contacts.py`"),
     ]
-    load = max(sync["loadavg_start"][0], parse["loadavg"][0], contacts["loadavg"][0])
+    load = max(sync["loadavg_start"][0], sync["loadavg_end"][0], parse["loadavg"][0],
+               contacts["loadavg"][0])
     lines = [f"Measured on a {sync['cpus']}-CPU machine with a load average up to {load:.1f} "
              "(`make bench` runs the scripts and writes this table; on a busy machine every "
-             "time grows, the ratios much less):", "", "| what | result | command |",
-             "|---|---|---|"]
+             "time grows, and a ratio moves when the load changes between its two runs):",
+             "", "| what | result | command |", "|---|---|---|"]
     lines += [f"| {what} | {result} | {command} |" for what, result, command in rows]
     return "\n".join(lines)
 
