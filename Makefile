@@ -7,8 +7,8 @@ PIP     := .venv/bin/pip
 STAMP   := .venv/.installed-stamp
 OUT     ?= out
 # Debian packages: the lab's mail servers (Dovecot: IMAP, POP3, LMTP; Exim: SMTP,
-# as cPanel runs it), and the browser for the UI tests.
-DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light
+# as cPanel runs it; unbound: the DNS of its world), and the browser for the UI tests.
+DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light unbound
 DEB_UI  := chromium
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 
@@ -55,6 +55,7 @@ RESULTS := benchmarks/results
 bench: setup
 	@mkdir -p $(RESULTS)
 	$(PY) benchmarks/bench_diagnose.py --json $(RESULTS)/diagnose.json
+	$(PY) benchmarks/bench_discovery.py --json $(RESULTS)/discovery.json
 	$(PY) benchmarks/bench_parse.py --json $(RESULTS)/parse.json
 	$(PY) benchmarks/bench_contacts.py --json $(RESULTS)/contacts.json
 	$(PY) benchmarks/bench_sync.py --json $(RESULTS)/sync.json

@@ -20,18 +20,20 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   ├── CommandFailed     a raw command of the sync's fast path got a tagged NO or BAD
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
     │   └── ConnectionLost    the connection dropped; callers may retry
+    ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
     ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
     ├── SyncError             a sync could not continue (after retries)
     └── KernelFailed          a kernel of the demo report died or timed out
 
-The connection doctor's probe keeps its own subclasses beside the code that
-raises them, because they carry what the probe needs to name a diagnosis
-and never leave :mod:`mailhat_nb.diagnose` as they are (each becomes a code
-in the report): ``diagnose.wire`` (``ReadTimeout``, ``PeerClosed`` and
-``NotTLS`` under ConnectionLost, ``TLSHandshakeError`` under
-MailServerError) and ``diagnose.classify`` (``Diagnosed`` under
-MailServerError).
+The connection doctor's probe and discovery keep their own subclasses
+beside the code that raises them, because they carry what that code needs
+to name a diagnosis and never leave it as they are (each becomes a code or
+a skipped source in the report): ``diagnose.wire`` (``ReadTimeout``,
+``PeerClosed`` and ``NotTLS`` under ConnectionLost, ``TLSHandshakeError``
+under MailServerError), ``diagnose.classify`` (``Diagnosed`` under
+MailServerError) and ``discovery.autoconfig`` (``NotAutoconfig`` under
+MailhatError: a document that is not a usable clientConfig).
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ class CommandFailed(MailServerError):
 
 class KernelFailed(MailhatError):
     """A kernel of the demo report died or timed out; the message ends with what it printed."""
+
+
+class DnsError(MailhatError):
+    """A DNS lookup failed; ``code`` names how (a DESIGN.md diagnosis code).
+
+    ``dns_not_found`` (the name does not exist), ``dns_no_record`` (it exists,
+    without a record of that type), ``dns_servfail`` (the nameservers failed),
+    ``dns_timeout`` (no answer in time), ``dns_failure`` (anything else).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NothingToImport(MailhatError):

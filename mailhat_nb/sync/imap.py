@@ -47,6 +47,8 @@ from mailhat_nb.checks import check_username, split_email
 from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
+    DnsError,
+    MailhatError,
     MailServerError,
     UsageError,
 )
@@ -97,6 +99,9 @@ class ImapSettings:
     ca_file: str | None = None
     timeout: float = 30.0
     connect_timeout: float = CONNECT_TIMEOUT
+    #: ``IP[:PORT]`` of the nameserver to look ``host`` up with (``--dns-server``);
+    #: None: the system's resolver.
+    dns_server: str | None = None
 
     def __post_init__(self) -> None:
         if self.security not in DEFAULT_PORTS:
@@ -411,13 +416,21 @@ class ImapSource:
     def _open(self) -> ImapSource:
         from imapclient import IMAPClient, SocketTimeout
 
+        from mailhat_nb.sync.resolved import ResolvedIMAPClient
+
         s = self.settings
         timeout = SocketTimeout(connect=s.connect_timeout, read=s.timeout)
         ctx = self._ssl_context()
+        options: dict[str, Any] = {"port": s.effective_port, "ssl": s.security == "ssl",
+                                   "ssl_context": ctx if s.security == "ssl" else None,
+                                   "timeout": timeout}
         try:
-            client = IMAPClient(s.host, port=s.effective_port, ssl=s.security == "ssl",
-                                ssl_context=ctx if s.security == "ssl" else None,
-                                timeout=timeout)
+            if s.dns_server:
+                client = ResolvedIMAPClient(s.host, self._address(), **options)
+            else:
+                client = IMAPClient(s.host, **options)
+        except MailhatError:
+            raise
         except Exception as exc:
             raise connect_error(exc, s, [self._password]) from exc
         self._client = client
@@ -434,6 +447,23 @@ class ImapSource:
                 client.enable("CONDSTORE")
             self._wire = fetch.Wire(imaplib_of(client))
         return self
+
+    def _address(self) -> str:
+        """The server's address from ``--dns-server`` (the name still checked by TLS).
+
+        Raises
+        ------
+        MailServerError
+            When that nameserver has no address for the server name.
+        """
+        from mailhat_nb.diagnose.dns import Resolver
+
+        s = self.settings
+        try:
+            return Resolver(s.dns_server, lifetime=s.connect_timeout).addresses(
+                s.host).addresses[0]
+        except DnsError as exc:
+            raise MailServerError(f"connecting to {self._where()}: {exc} [{exc.code}]") from exc
 
     def _login(self, client: IMAPClient) -> None:
         """LOGIN, or AUTHENTICATE PLAIN for a password that is not ASCII.
