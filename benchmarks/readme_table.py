@@ -84,6 +84,9 @@ def table(results: Path) -> str:
              "(`make bench` runs the scripts and writes this table; on a busy machine every "
              "time grows, and a ratio moves when the load changes between its two runs):",
              "", "| what | result | command |", "|---|---|---|"]
+    rows.append(("the same from the store, per engine (pandas, DuckDB, Spark), 1M / 3M / 10M "
+                 "rows in 20 accounts", "run by hand: its stores take minutes to build",
+                 "`benchmarks/bench_engines.py`"))
     lines += [f"| {what} | {result} | {command} |" for what, result, command in rows]
     return "\n".join(lines)
 
