@@ -15,7 +15,7 @@ DEB_SPARK := openjdk-17-jre-headless
 SPARK_STAMP := .venv/.spark-stamp
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 
-.PHONY: setup system spark demo test lint unit lab app clean
+.PHONY: setup system spark demo test lint unit lab app bench clean
 
 setup: system $(STAMP)
 
@@ -62,6 +62,18 @@ test: setup spark lint
 lint: setup
 	.venv/bin/ruff check mailhat_nb tests benchmarks
 	.venv/bin/mypy
+
+## Every benchmark (minutes; on a quiet machine), then README's numbers from them.
+RESULTS := benchmarks/results
+bench: setup
+	@mkdir -p $(RESULTS)
+	$(PY) benchmarks/bench_diagnose.py --json $(RESULTS)/diagnose.json
+	$(PY) benchmarks/bench_discovery.py --json $(RESULTS)/discovery.json
+	$(PY) benchmarks/bench_parse.py --json $(RESULTS)/parse.json
+	$(PY) benchmarks/bench_contacts.py --json $(RESULTS)/contacts.json
+	$(PY) benchmarks/bench_sync.py --json $(RESULTS)/sync.json
+	$(PY) benchmarks/readme_table.py --results $(RESULTS)
+	$(PY) benchmarks/bench_latency.py --json-out $(RESULTS)/latency.json --readme
 
 ## JupyterLab on 127.0.0.1 with the lab server running.
 lab: setup

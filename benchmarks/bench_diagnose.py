@@ -7,7 +7,7 @@ one after another, the sum of the stalls.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_diagnose.py [--timeout 5] [--rounds 3]
+    .venv/bin/python benchmarks/bench_diagnose.py [--timeout 5] [--rounds 3] [--json out.json]
 
 Uses the lab in $MAILHAT_LAB_DIR (default /tmp/mailhat-lab), starting it
 (and stopping it again) when it is not running. Needs root, like the lab.
@@ -16,6 +16,8 @@ Uses the lab in $MAILHAT_LAB_DIR (default /tmp/mailhat-lab), starting it
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import tempfile
 import time
@@ -44,6 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
     lab = Lab()
     started = not lab.is_running()
@@ -76,6 +79,11 @@ def main() -> int:
               + ", ".join(f"{t:.2f}" for t in times["sequential"]) + ")")
         print(f"  ratio (sequential / concurrent): {seq / conc:.1f}x; concurrent overhead "
               f"over one timeout: {conc - args.timeout:+.2f} s")
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "presets": len(report.results), "stalled": len(STALLED),
+                "timeout": args.timeout, "rounds": args.rounds, "cpus": os.cpu_count(),
+                "concurrent": conc, "sequential": seq}, indent=2))
     finally:
         if started:
             lab.down()

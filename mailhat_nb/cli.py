@@ -52,7 +52,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # argparse's own arguments, passed on
 
     def error(self, message: str) -> NoReturn:
         """Report a usage error without echoing stray arguments (one may be a secret)."""

@@ -17,12 +17,24 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   └── LabNotRunning     a command needs the lab and it is not up
     ├── MailServerError       a server refused or broke off what we asked of it
     │   ├── AuthFailed        the server rejected the credentials
+    │   ├── CommandFailed     a raw command of the sync's fast path got a tagged NO or BAD
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
-    │   └── ConnectionLost    the connection dropped; callers may retry
+    │   ├── ConnectionLost    the connection dropped; callers may retry
+    │   └── ServerMisbehaved  the server sent what no mail server sends; no retry helps
     ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
     ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
-    └── SyncError             a sync could not continue (after retries)
+    ├── SyncError             a sync could not continue (after retries)
+    └── KernelFailed          a kernel of the demo report died or timed out
+
+The connection doctor's probe and discovery keep their own subclasses
+beside the code that raises them, because they carry what that code needs
+to name a diagnosis and never leave it as they are (each becomes a code or
+a skipped source in the report): ``diagnose.wire`` (``ReadTimeout``,
+``PeerClosed`` and ``NotTLS`` under ConnectionLost, ``TLSHandshakeError``
+under MailServerError), ``diagnose.classify`` (``Diagnosed`` under
+MailServerError) and ``discovery.autoconfig`` (``NotAutoconfig`` under
+MailhatError: a document that is not a usable clientConfig).
 """
 
 from __future__ import annotations
@@ -60,6 +72,18 @@ class ConnectionLost(MailServerError):
     """The connection dropped mid-conversation; safe to retry."""
 
 
+class ServerMisbehaved(MailServerError):
+    """The server sent something no mail server sends.
+
+    An endless line, a literal larger than any answer could need (or one
+    announced where none belongs, as in a reply to a login), a literal that
+    never arrives, garbage instead of the protocol, more data than the
+    conversation can hold. Raised by the readers that bound what a server
+    may send, so that a hostile or broken server costs a bounded amount of
+    memory and time; the message says what it sent.
+    """
+
+
 class StoreError(MailhatError):
     """The local store could not be read or written."""
 
@@ -76,6 +100,18 @@ class ConnectFailed(MailServerError):
     with backoff only hides that for minutes. The message says what happened
     and points to the connection doctor, which tries every usual setting.
     """
+
+
+class CommandFailed(MailServerError):
+    """The server answered a raw command (the sync's fast path) with a tagged ``NO`` or ``BAD``."""
+
+    def __init__(self, command: str, status: str, text: str) -> None:
+        super().__init__(f"the server answered {command} with {status}: {text}")
+        self.command, self.status, self.text = command, status, text
+
+
+class KernelFailed(MailhatError):
+    """A kernel of the demo report died or timed out; the message ends with what it printed."""
 
 
 class DnsError(MailhatError):

@@ -21,7 +21,7 @@ import pytest
 
 from mailhat_nb.diagnose import PresetResult, Verdict
 from mailhat_nb.lab import Lab, LabInfo
-from mailhat_nb.lab.mailboxes import corpus_root
+from mailhat_nb.lab.corpus import corpus_root
 
 #: A row remedy's generic advice to switch to a kind of setting ("Use SSL/TLS ...").
 SWITCH_ADVICE = re.compile(r"(?i)\buse (the )?(ssl/tls|starttls|an? (encrypted|ssl))")
@@ -81,10 +81,11 @@ def scenario(lab: Lab) -> Iterator[Callable[[str], LabInfo]]:
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """The shared corpus of real email (Enron mailboxes, quirks)."""
+    """The corpus of real email (four Enron mailboxes, quirks): tests/data, unpacked."""
     root = corpus_root()
-    if not root.is_dir():
-        pytest.fail(f"the shared corpus is missing at {root}; set MAILHAT_CORPUS")
+    if not (root / "quirks").is_dir():
+        pytest.fail(f"the test corpus is missing at {root} (tests/data/corpus.tar.xz, or "
+                    "$MAILHAT_CORPUS)")
     return root
 
 

@@ -75,3 +75,11 @@ def test_tool_configuration_lives_in_pyproject() -> None:
     for line in block.splitlines():
         if re.match(r'^\s+"[A-Z]+[0-9]*",', line):
             assert "#" in line, f"lint ignore without a reason: {line.strip()}"
+
+
+def test_readme_numbers_are_the_benchmarks_results() -> None:
+    # The table between the README's markers is written by benchmarks/readme_table.py
+    # from benchmarks/results/*.json (`make bench`); a hand edit fails here.
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "readme_table.py"), "--check"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS, parse_headers, parse_many, rfc2047
+from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS, parse_columns, parse_headers, rfc2047
 from mailhat_nb.sync.parse.addrparse import parse_addresses, parse_mailboxes
 from mailhat_nb.sync.parse.dates import parse_asctime, parse_date
 
@@ -285,15 +285,16 @@ def test_gmail_takeout_headers() -> None:
     assert row["labels"] == ["Inbox", "Work, 2024", "Opened", "Geschäft"]
 
 
-def test_parse_many_aligns_internaldates_and_restores_gc() -> None:
+def test_parse_columns_aligns_internaldates_and_restores_gc() -> None:
     import gc
 
     when = [datetime(2020, 1, 1, tzinfo=UTC), None]
-    rows = parse_many([b"Subject: a\r\n\r\n", b"Subject: b\r\n\r\n"], internaldates=when)
-    assert [r["date"] for r in rows] == when
+    columns = parse_columns([b"Subject: a\r\n\r\n", b"Subject: b\r\n\r\n"], internaldates=when)
+    assert list(columns["date"]) == when
+    assert list(columns["subject"]) == ["a", "b"]
     assert gc.isenabled()
     with pytest.raises(TypeError):
-        parse_many([b"x"], internaldates=5)  # type: ignore[arg-type]
+        parse_columns([b"x"], internaldates=5)  # type: ignore[arg-type]
     assert gc.isenabled()
 
 

@@ -75,7 +75,7 @@ def test_append_commits_and_reads_back(tmp_path: Path) -> None:
     fs.append(table([1, 2, 3]), [1, 2, 3], highestmodseq=5)
     fs.append(table([5, 6]), [5, 6])
     assert fs.state.uids == "1:3,5:6"
-    assert fs.state.uid_high == 6
+    assert fs.state.uid_list()[-1] == 6
     again = Store(tmp_path).open_folder(ACCOUNT, "INBOX")
     assert again.state.highestmodseq == 5
     assert uids_on_disk(again) == [1, 2, 3, 5, 6]
@@ -211,21 +211,24 @@ def test_another_accounts_broken_record_does_not_stop_this_one(tmp_path: Path) -
         read_messages(tmp_path)
 
 
-def test_repair_sets_aside_only_what_the_damaged_part_held(tmp_path: Path) -> None:
+def test_a_damaged_part_sets_its_folder_aside_whole(tmp_path: Path) -> None:
     fs = open_folder(tmp_path)
     fs.append(table([1, 2, 3]), [1, 2, 3])
     fs.append(table([5, 8]), [5, 8])
-    fs.append(table([9]), [9])
+    other = Store(tmp_path).open_folder(ACCOUNT, "INBOX.Sent")
+    other.commit_state(uidvalidity=7)
+    other.append(table([1]), [1])
     damaged = fs.files()[1]
     damaged.write_bytes(b"PAR1 and then garbage")
-    assert Store(tmp_path).intact(fs.state) is False
-    again = Store(tmp_path).open_folder(ACCOUNT, "INBOX")  # repairs
-    assert again.repaired == [damaged.name]
-    assert again.state.uid_list() == [1, 2, 3, 9]
-    assert (again.state.messages, again.state.complete) == (4, False)
-    assert uids_on_disk(again) == [1, 2, 3, 9]
-    assert Store(tmp_path).intact(again.state)
-    assert Store(tmp_path).open_folder(ACCOUNT, "INBOX").repaired == []
+    with Store(tmp_path).lock(ACCOUNT):
+        moved = Store(tmp_path).set_aside_damaged(ACCOUNT)
+    assert len(moved) == 1
+    assert moved[0].startswith("_retired/account=me@example.com/folder=INBOX-damaged-")
+    assert (tmp_path / moved[0] / damaged.name).read_bytes() == b"PAR1 and then garbage"
+    assert [s.folder for s in Store(tmp_path).states(ACCOUNT)] == ["INBOX.Sent"]
+    assert Store(tmp_path).set_aside_damaged(ACCOUNT) == []  # healed: nothing more to move
+    fresh = Store(tmp_path).open_folder(ACCOUNT, "INBOX")  # fetched again as new
+    assert (fresh.state.uid_list(), fresh.state.complete) == ([], False)
 
 
 def test_one_writer_at_a_time(tmp_path: Path) -> None:

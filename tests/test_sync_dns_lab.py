@@ -11,7 +11,7 @@ from mailhat_nb.errors import MailServerError
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.world import SHARED_NAME
 from mailhat_nb.secrets import Secret
-from mailhat_nb.sync.imap import ImapSession, ImapSettings
+from mailhat_nb.sync.imap import ImapSettings, ImapSource
 
 pytestmark = pytest.mark.lab
 
@@ -25,7 +25,7 @@ def settings(lab_info: LabInfo, host: str, **extra: object) -> ImapSettings:
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_the_shared_server_is_reached_through_the_labs_dns(lab: Lab, lab_info: LabInfo,
                                                            security: str) -> None:
-    session = ImapSession(settings(lab_info, SHARED_NAME, security=security),
+    session = ImapSource(settings(lab_info, SHARED_NAME, security=security),
                           Secret(lab.password("info")))
     try:
         session.open()
@@ -38,7 +38,7 @@ def test_the_shared_server_is_reached_through_the_labs_dns(lab: Lab, lab_info: L
 def test_the_certificate_is_checked_on_the_name_not_the_address(
         lab: Lab, lab_info: LabInfo, security: str) -> None:
     # mail.bakery.example resolves to the same server, whose certificate does not name it.
-    session = ImapSession(settings(lab_info, "mail.bakery.example", security=security),
+    session = ImapSource(settings(lab_info, "mail.bakery.example", security=security),
                           Secret(lab.password("info")))
     with pytest.raises(MailServerError, match=r"certificate|hostname"):
         session.open()
@@ -46,7 +46,7 @@ def test_the_certificate_is_checked_on_the_name_not_the_address(
 
 
 def test_a_name_the_dns_does_not_know_is_said(lab: Lab, lab_info: LabInfo) -> None:
-    session = ImapSession(settings(lab_info, "mail.florist.example"), Secret("x"))
+    session = ImapSource(settings(lab_info, "mail.florist.example"), Secret("x"))
     with pytest.raises(MailServerError, match="dns_not_found"):
         session.open()
 

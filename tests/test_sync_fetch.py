@@ -16,6 +16,7 @@ from mailhat_nb.errors import MailServerError
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.sync import fetch
 from mailhat_nb.sync import uids as uid_sets
+from mailhat_nb.sync.borrowed import TESTED_IMAPCLIENT, imaplib_of
 from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS
 
 
@@ -96,8 +97,8 @@ def test_fast_and_general_paths_agree() -> None:
     parts = [b'* 5 FETCH (UID 42 FLAGS (\\Seen \\Recent) INTERNALDATE "03-Feb-2022 10:11:12 -0500" '
              b"RFC822.SIZE 1234 MODSEQ (77) BODY[HEADER.FIELDS (FROM SUBJECT)] {%d}" % len(HEADER),
              HEADER, b")"]
-    fast = fetch._fast_fetch(parts)
-    assert fast is not None
+    fast = reader(b"\r\n".join([parts[0], parts[1] + parts[2]]) + b"\r\n").next_fetch()
+    assert isinstance(fast, fetch.FetchedMessage)
     general = fetch.parse_fetch([parts[0].replace(b"MODSEQ", b"X-ODD 1 MODSEQ"), *parts[1:]])
     assert general is not None
     assert general.extra == {b"X-ODD": b"1"}
@@ -218,7 +219,7 @@ def test_fast_path_matches_imapclient_on_the_demo_mailbox(alice: imapclient.IMAP
         section = f"BODY.PEEK[HEADER.FIELDS ({' '.join(FETCH_HEADER_FIELDS)})]"
         # imapclient needs an explicit UID list: fetch("1:*") raises in 4.0.1 / 4.1.0.
         theirs = alice.fetch(uids, ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", section])
-        wire = fetch.Wire(alice._imap)
+        wire = fetch.Wire(imaplib_of(alice))
         ours = [m for _, got in fetch.fetch_ranges(
             wire, uid_sets.chunk_ranges(fetch.esearch_uids(wire), 50),
             fetch.fetch_items(FETCH_HEADER_FIELDS)) for m in got]
@@ -244,3 +245,25 @@ def test_imapclient_range_fetch_bug_is_still_there(alice: imapclient.IMAPClient)
     # ... and its default turns INTERNALDATE into naive local time.
     got = alice.fetch(alice.search("ALL")[:1], ["INTERNALDATE"])
     assert next(iter(got.values()))[b"INTERNALDATE"].tzinfo is None
+
+
+def test_the_installed_imapclient_is_one_the_fast_path_was_tested_with() -> None:
+    # The fast path borrows imapclient's private connection (sync/borrowed.py):
+    # a release outside the tested range must be looked at before it is allowed.
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    assert version("imapclient") in SpecifierSet(TESTED_IMAPCLIENT)
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert f"imapclient{TESTED_IMAPCLIENT}" in project["project"]["dependencies"]
+
+
+def test_an_imapclient_without_what_the_fast_path_borrows_is_said_plainly() -> None:
+    class Changed:
+        _imap = object()  # a future release's connection, without _new_tag & co.
+
+    with pytest.raises(MailServerError, match=r"install imapclient>="):
+        imaplib_of(Changed())  # type: ignore[arg-type]

@@ -167,15 +167,14 @@ def test_a_damaged_or_missing_part_is_set_aside_and_fetched_again(
 
     again = sync_account(s, pw, tmp_path)
     by_name = {f.folder: f for f in again.folders}
-    assert (by_name["INBOX"].repaired, by_name["INBOX"].new) == (1, 71)
-    assert (by_name["INBOX.Sent"].repaired, by_name["INBOX.Sent"].new) == (1, 156)
+    assert (by_name["INBOX"].new, by_name["INBOX.Sent"].new) == (71, 156)
     assert {f.action for f in again.folders if f.folder not in ("INBOX", "INBOX.Sent")} \
         == {"unchanged"}
     assert frame_keys(tmp_path) == before
-    assert [p.name for p in inbox_part.parent.glob("_damaged-*.bad")] \
-        == [f"_damaged-{inbox_part.name}.bad"]
-    events = Store(tmp_path).open_folder("alice@localhost", "INBOX").state.events
-    assert (events[-1]["event"], events[-1]["refetch"]) == ("parts_damaged", 71)
+    assert sorted(w.split("/")[2].split("-damaged-")[0] for w in again.set_aside) \
+        == ["folder=INBOX", "folder=INBOX.Sent"]
+    kept = [w for w in again.set_aside if "folder=INBOX-damaged-" in w]
+    assert len((tmp_path / kept[0] / inbox_part.name).read_bytes()) == 500  # kept, not read
     third = sync_account(s, pw, tmp_path)
     assert {f.action for f in third.folders} == {"unchanged"}
 
@@ -368,7 +367,8 @@ def test_a_part_damaged_inside_fails_its_folder_only_and_verify_repairs_it(
 
     verified = sync_account(s, pw, tmp_path, workers=0, verify=True)
     inbox = {f.folder: f for f in verified.folders}["INBOX"]
-    assert inbox.repaired == 1
+    assert [w.split("/")[2].split("-damaged-")[0] for w in verified.set_aside] \
+        == ["folder=INBOX"]
     assert inbox.new > 0
     keys = frame_keys(tmp_path)
     assert len(keys) == len(set(keys)) == sum(server_counts(lab, BENCH).values())

@@ -8,8 +8,10 @@ import datetime as dt
 import imaplib
 import socket
 import ssl
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from imapclient import exceptions as ice
 
@@ -27,6 +29,7 @@ from mailhat_nb.sync.imap import (
     translate_errors,
 )
 from mailhat_nb.sync.progress import Progress, Tracker
+from mailhat_nb.sync.schema import store_schema
 
 
 def test_settings_defaults() -> None:
@@ -113,26 +116,55 @@ def test_gmail_syncs_all_mail_once_and_others_everything() -> None:
         engine._choose_folders(gmail, listed, ["Nope"])
 
 
-def test_gmail_labels_and_ids_reach_the_stored_row() -> None:
+def stored_rows(msgs: list[FetchedMessage], tmp_path: Path, role: str = "all",
+                uidvalidity: int = 3) -> list[dict[str, Any]]:
+    """The rows a worker writes for ``msgs`` (the sync's path: job, table, Parquet)."""
+    job = rows.ChunkJob.from_messages(msgs, role, uidvalidity, str(tmp_path / "part.parquet"))
+    done = rows.process_chunk(job)
+    assert done.rows == len(msgs)
+    table = pq.read_table(done.tmp_path)
+    assert table.column_names == store_schema().names
+    out: list[dict[str, Any]] = table.to_pylist()
+    return out
+
+
+def test_gmail_labels_and_ids_reach_the_stored_row(tmp_path: Path) -> None:
     parts = [b'* 1 FETCH (X-GM-THRID 17 X-GM-MSGID 42 X-GM-LABELS (\\Inbox "Work stuff") '
              b'UID 9 FLAGS (\\Seen) INTERNALDATE "01-Feb-2024 10:00:00 +0100" RFC822.SIZE 77 '
              b"BODY[HEADER.FIELDS (FROM SUBJECT)] {34}",
              b"From: a@b.example\r\nSubject: x\r\n\r\n", b")"]
     msg = parse_fetch(parts)
     assert msg is not None
-    table = rows.rows_to_table(rows.build_rows([msg], role="all", uidvalidity=3))
-    got = table.to_pylist()[0]
+    got = stored_rows([msg], tmp_path)[0]
     assert got["labels"] == ["\\Inbox", "Work stuff"]
     assert (got["gm_msgid"], got["gm_thrid"], got["uid"], got["size"]) == (42, 17, 9, 77)
     assert got["internaldate"] == dt.datetime(2024, 2, 1, 9, 0, tzinfo=dt.UTC)
     assert got["flags"] == ["\\Seen"]
     assert got["from_addr"] == "a@b.example"
+    assert (got["folder_role"], got["uidvalidity"]) == ("all", 3)
 
 
-def test_a_message_without_a_header_block_is_a_flagged_row() -> None:
+def test_the_servers_gmail_fields_win_over_the_headers_where_it_sent_them(
+        tmp_path: Path) -> None:
+    # A Takeout message re-uploaded to Gmail carries X-GM-THRID / X-Gmail-Labels
+    # headers; what the server says now is the truth, the headers only fill gaps.
+    header = b"X-GM-THRID: 5\r\nX-Gmail-Labels: Old,Archived\r\nFrom: a@b.example\r\n\r\n"
+    server = FetchedMessage(uid=1, header=header, size=1, gm_msgid=7, gm_thrid=8,
+                            gm_labels=("New",))
+    silent = FetchedMessage(uid=2, header=header, size=1)
+    first, second = stored_rows([server, silent], tmp_path)
+    assert (first["gm_msgid"], first["gm_thrid"], first["labels"]) == (7, 8, ["New"])
+    assert (second["gm_msgid"], second["gm_thrid"], second["labels"]) == (None, 5,
+                                                                          ["Old", "Archived"])
+    plain = stored_rows([FetchedMessage(uid=3, header=b"From: a@b.example\r\n\r\n")],
+                        tmp_path)[0]
+    assert (plain["gm_msgid"], plain["gm_thrid"], plain["labels"]) == (None, None, [])
+
+
+def test_a_message_without_a_header_block_is_a_flagged_row(tmp_path: Path) -> None:
     msg = FetchedMessage(uid=5, flags=(), internaldate=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                          size=0, header=None)
-    got = rows.rows_to_table(rows.build_rows([msg], role="", uidvalidity=1)).to_pylist()[0]
+    got = stored_rows([msg], tmp_path, role="", uidvalidity=1)[0]
     assert got["date_source"] == "internaldate"
     assert got["defects"]
 
@@ -143,13 +175,13 @@ def test_progress_rate_and_eta() -> None:
     tracker = Tracker(seen.append, clock=lambda: now[0])
     tracker.total = 1000
     now[0] = 102.0
-    tracker.report("INBOX", "fetch", 250)
+    tracker.advance("INBOX", "fetch", 250)
     last = seen[-1]
     assert (last.done, last.total, last.folder, last.phase) == (250, 1000, "INBOX", "fetch")
     assert last.rate == pytest.approx(125.0)
     assert last.eta == pytest.approx(6.0)
     assert last.fraction == pytest.approx(0.25)
-    Tracker(None).report("x", "fetch", 5)  # no callback: nothing to call, no error
+    Tracker(None).advance("x", "fetch", 5)  # no callback: nothing to call, no error
 
 
 def test_unchanged_needs_every_number_to_match() -> None:
@@ -214,3 +246,39 @@ def test_a_chunk_still_held_when_the_sync_is_interrupted_is_dropped_not_a_crash(
     pipeline.drain(quiet=True)
     assert folder.lost_chunks
     assert (len(pipeline.queue), pipeline.waiting) == (0, 0)
+
+
+def test_a_parse_worker_that_dies_says_how_and_what_it_said_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailhat_nb.errors import SyncError
+    from mailhat_nb.sync.worker import Worker
+
+    job = rows.ChunkJob.from_messages([FetchedMessage(uid=1, header=b"From: a@b\r\n\r\n")],
+                                      "inbox", 1, str(tmp_path / "part.parquet"))
+    killed = Worker()
+    try:
+        killed.proc.kill()
+        killed.proc.wait()
+        with pytest.raises(SyncError, match=r"^a parse worker was killed by SIGKILL \(out of"):
+            killed.send(job)
+    finally:
+        killed.close()
+    # A worker that cannot start (here: a stand-in for one whose modules import
+    # pandas) ends with a traceback on stderr; its last line becomes the error.
+    fake = tmp_path / "fake" / "mailhat_nb" / "sync"
+    fake.mkdir(parents=True)
+    (fake.parent / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "worker.py").write_text(
+        "raise ModuleNotFoundError('mailhat_nb.sync.x imports pandas, which a sync parse "
+        "worker must not load')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))
+    monkeypatch.chdir(tmp_path)  # `python -m` looks in the working directory first
+    broken = Worker()
+    try:
+        broken.proc.wait(timeout=60)
+        with pytest.raises(SyncError, match=r"^a parse worker exited \(code 1\): "
+                                            r"ModuleNotFoundError: mailhat_nb\.sync\.x imports"):
+            broken.send(job)  # it is gone already: the first job is refused
+    finally:
+        broken.close()

@@ -270,11 +270,11 @@ def _volume_table(volume: pd.DataFrame, chosen: list[str], measure: str,
 
 def _date_axis(ax: Axes) -> None:
     """Concise date ticks that always carry the year ("Apr 2000", not "Apr")."""
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)  # type: ignore[no-untyped-call]  # untyped lib
     formats = ["%Y", "%b %Y", "%d %b %Y", "%H:%M", "%H:%M", "%S.%f"]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(
-        mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
+        mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]  # untyped lib
             locator, formats=formats, zero_formats=formats, show_offset=False))
 
 

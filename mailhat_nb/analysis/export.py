@@ -32,7 +32,7 @@ def _jsonable(value: object) -> object:
     if isinstance(value, float) and np.isnan(value):
         return None
     try:
-        if pd.isna(value):  # type: ignore[call-overload]
+        if pd.isna(value):  # type: ignore[call-overload]  # any scalar; the stubs list a few
             return None
     except (TypeError, ValueError):
         pass

@@ -8,35 +8,14 @@ Parquet-native (read a file back with ``dtype_backend="pyarrow"`` and
 :func:`conform`; pandas 3.1's plain ``read_parquet`` chokes on its own list
 columns, see :func:`conform`):
 
-==================  ========================================  =====================
-column              dtype                                     notes
-==================  ========================================  =====================
-account             category                                  the login / address
-folder              category                                  as the source names it
-folder_role         category: inbox sent drafts trash junk    :func:`folder_role`
-                    all archive ""
-uidvalidity, uid    int64                                     row key with account, folder
-message_id          str                                       no angle brackets
-date                datetime64[us, UTC]                       Date header, else INTERNALDATE
-date_source         category: header internaldate none
-date_offset_min     Int16                                     sender's UTC offset
-internaldate        datetime64[us, UTC]                       server arrival / file mtime
-from_addr           str                                       lower-cased
-from_name           str                                       decoded display name
-to_addrs, cc_addrs  list<string> (pd.ArrowDtype)              lower-cased
-delivered_to        list<string>
-subject             str                                       decoded
-subject_raw         str                                       only when decoding guessed
-in_reply_to         str
-references          list<string>
-list_id             str
-size                int64                                     RFC822.SIZE / file size
-flags               list<string>                              IMAP names, no ``\Recent``
-labels              list<string>                              Gmail labels, else []
-gm_msgid, gm_thrid  Int64                                     Gmail ids, else NA
-direction           category: sent received                   :func:`add_direction`
-defects             list<string>                              [] for a clean message
-==================  ========================================  =====================
+The columns are ``account`` and ``folder`` (categories), the stored columns
+of :mod:`mailhat_nb.sync.schema` in its order (where each is described),
+then ``direction`` (``sent``/``received``, :func:`add_direction`) before the
+last, ``defects``. The dtypes follow the schema's kinds: dictionaries are
+categories with fixed values, ``list`` a ``list<string>`` (``pd.ArrowDtype``),
+``str`` pandas' string dtype, ``ts`` ``datetime64[us, UTC]``, integers
+``int64`` for the row key and ``size`` (never missing), else ``Int64`` /
+``Int16``.
 
 ``str`` is pandas' default string dtype (pyarrow-backed, missing = NaN): the
 same dtype ``pd.read_parquet`` gives back, and half the memory of object
@@ -48,11 +27,10 @@ timestamps are microseconds anyway.
 
 API
 ---
-``MESSAGE_COLUMNS``, ``MESSAGE_DTYPES``, ``FOLDER_ROLES``
+``MESSAGE_COLUMNS``, ``MESSAGE_DTYPES``
 ``messages_frame(rows) -> DataFrame``       rows (dicts) to the typed frame
 ``conform(df) -> DataFrame``                any frame (e.g. from Parquet) to the contract
 ``concat_frames(frames) -> DataFrame``      batches into one frame, dtypes kept
-``folder_role(name, special_use=()) -> str``
 ``add_direction(df, self_addrs) -> DataFrame``
 
 Who "self" is (and so which rows are ``sent``) is decided in one place,
@@ -71,43 +49,41 @@ import pandas as pd
 import pyarrow as pa
 
 from mailhat_nb.errors import UsageError
-from mailhat_nb.sync.folders import FOLDER_ROLES
 from mailhat_nb.sync.memory import gc_paused
+from mailhat_nb.sync.schema import (
+    CATEGORIES,
+    DICT,
+    INT16,
+    INT64,
+    LIST,
+    NOT_NULL,
+    STORE_COLUMNS,
+    STR,
+    TS,
+    arrow_type,
+)
 
-DATE_SOURCES: Final = ("header", "internaldate", "none")
 DIRECTIONS: Final = ("sent", "received")
 
 LIST_DTYPE: Final = pd.ArrowDtype(pa.list_(pa.string()))
 STR_DTYPE: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 UTC_DTYPE: Final = pd.DatetimeTZDtype(unit="us", tz="UTC")
 
-#: Column name -> dtype, in column order.
+_KIND_DTYPES: Final[dict[str, Any]] = {LIST: LIST_DTYPE, STR: STR_DTYPE, TS: UTC_DTYPE,
+                                        INT64: "Int64", INT16: "Int16"}
+
+
+def _dtype(name: str, kind: str) -> Any:
+    if kind == DICT:
+        return pd.CategoricalDtype(list(CATEGORIES[name]))
+    return "int64" if name in NOT_NULL else _KIND_DTYPES[kind]
+
+
+#: Column name -> dtype, in column order (see the module docstring).
 MESSAGE_DTYPES: Final[dict[str, Any]] = {
     "account": "category",
     "folder": "category",
-    "folder_role": pd.CategoricalDtype(list(FOLDER_ROLES)),
-    "uidvalidity": "int64",
-    "uid": "int64",
-    "message_id": STR_DTYPE,
-    "date": UTC_DTYPE,
-    "date_source": pd.CategoricalDtype(list(DATE_SOURCES)),
-    "date_offset_min": "Int16",
-    "internaldate": UTC_DTYPE,
-    "from_addr": STR_DTYPE,
-    "from_name": STR_DTYPE,
-    "to_addrs": LIST_DTYPE,
-    "cc_addrs": LIST_DTYPE,
-    "delivered_to": LIST_DTYPE,
-    "subject": STR_DTYPE,
-    "subject_raw": STR_DTYPE,
-    "in_reply_to": STR_DTYPE,
-    "references": LIST_DTYPE,
-    "list_id": STR_DTYPE,
-    "size": "int64",
-    "flags": LIST_DTYPE,
-    "labels": LIST_DTYPE,
-    "gm_msgid": "Int64",
-    "gm_thrid": "Int64",
+    **{name: _dtype(name, kind) for name, kind in STORE_COLUMNS.items() if name != "defects"},
     "direction": pd.CategoricalDtype(list(DIRECTIONS)),
     "defects": LIST_DTYPE,
 }
@@ -115,12 +91,8 @@ MESSAGE_DTYPES: Final[dict[str, Any]] = {
 #: The ``messages`` columns, in order (DESIGN.md's, plus the parse extras).
 MESSAGE_COLUMNS: Final[tuple[str, ...]] = tuple(MESSAGE_DTYPES)
 
-_INT_DEFAULT: Final = {"uidvalidity": 0, "uid": 0, "size": 0}
-_PA_TYPES: Final[dict[str, pa.DataType]] = {
-    "str": pa.large_string(),
-    "list": pa.list_(pa.string()),
-    "ts": pa.timestamp("us", tz="UTC"),
-}
+_LIST_ARROW: Final = arrow_type(LIST)
+_TS_ARROW: Final = arrow_type(TS)
 
 
 def _column(name: str, values: list[Any]) -> Any:
@@ -129,14 +101,14 @@ def _column(name: str, values: list[Any]) -> Any:
     if dtype is LIST_DTYPE:
         if None in values:
             values = [v if v is not None else [] for v in values]
-        arr = pa.array(values, type=_PA_TYPES["list"])
+        arr = pa.array(values, type=_LIST_ARROW)
         return pd.arrays.ArrowExtensionArray(arr)
     if dtype is UTC_DTYPE:
-        arr = pa.array(values, type=_PA_TYPES["ts"], from_pandas=True)
+        arr = pa.array(values, type=_TS_ARROW, from_pandas=True)
         return pd.array(arr.to_pandas(), dtype=UTC_DTYPE)
     if dtype is STR_DTYPE:
         return pd.array(values, dtype=STR_DTYPE)
-    if name in _INT_DEFAULT:
+    if name in NOT_NULL:
         return np.asarray(values, dtype=np.int64)
     if isinstance(dtype, pd.CategoricalDtype):  # fixed categories (before: it == "category")
         return pd.Categorical(values, dtype=dtype)
@@ -174,7 +146,7 @@ def _build(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
     columns = _transpose(rows)
     data: dict[str, Any] = {}
     for name in MESSAGE_COLUMNS:
-        default = _INT_DEFAULT.get(name)
+        default = NOT_NULL.get(name)
         values = columns.get(name)
         if values is None:
             values = [r.get(name, default) for r in rows]
@@ -235,13 +207,13 @@ def _from_arrow(name: str, col: pd.Series) -> Any:
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if dtype is LIST_DTYPE:
-        arr = arr.cast(_PA_TYPES["list"]).fill_null(pa.scalar([], _PA_TYPES["list"]))
+        arr = arr.cast(_LIST_ARROW).fill_null(pa.scalar([], _LIST_ARROW))
         return pd.arrays.ArrowExtensionArray(arr)
     if dtype is UTC_DTYPE:
-        return pd.array(arr.cast(_PA_TYPES["ts"]).to_pandas(), dtype=UTC_DTYPE)
+        return pd.array(arr.cast(_TS_ARROW).to_pandas(), dtype=UTC_DTYPE)
     values = arr.to_pylist()
-    if name in _INT_DEFAULT:
-        values = [_INT_DEFAULT[name] if v is None else v for v in values]
+    if name in NOT_NULL:
+        values = [NOT_NULL[name] if v is None else v for v in values]
     return _column(name, values)
 
 
@@ -265,7 +237,7 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
     for name in MESSAGE_COLUMNS:
         dtype = MESSAGE_DTYPES[name]
         if name not in df.columns:
-            out[name] = _column(name, [_INT_DEFAULT.get(name)] * n)
+            out[name] = _column(name, [NOT_NULL.get(name)] * n)
             continue
         col = df[name]
         if _same_dtype(col.dtype, dtype):

@@ -8,7 +8,7 @@ import all of them through :mod:`mailhat_nb.contacts`.
 
 Everything here is vectorised pandas/numpy (group-bys on integer address
 codes, no Python loop per row), so a mailbox of a million messages answers
-in about a second; the benchmark ``benchmarks/bench_contacts.py`` pins that.
+interactively; ``benchmarks/bench_contacts.py`` measures it.
 
 Counting rules (``DESIGN.md``)
 ------------------------------

@@ -23,6 +23,7 @@ Secrets, by construction:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -30,14 +31,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailhat_nb import __version__
 from mailhat_nb.app.nbclean import problems, strip_widget_state
-from mailhat_nb.errors import MailhatError, UsageError
+from mailhat_nb.errors import KernelFailed, MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
 from mailhat_nb.secrets import DEFAULT_PASSWORD_ENV, redact
 
@@ -118,11 +118,7 @@ def kernel_env(lab_root: Path | str, password_env: str = DEFAULT_PASSWORD_ENV,
 # --------------------------------------------------------------------------- execution
 
 
-class KernelFailed(MailhatError):
-    """A report kernel died or timed out; the message ends with what it printed."""
-
-
-@contextmanager
+@contextlib.contextmanager
 def _kernel(env: Mapping[str, str], cwd: Path) -> Iterator[Any]:
     """A kernel we start (with ``env``) and always shut down.
 
@@ -156,25 +152,24 @@ def run_notebook(path: Path, params: Mapping[str, Any], env: Mapping[str, str],
                  cwd: Path | None = None, timeout: int = CELL_TIMEOUT) -> Any:
     """Execute notebook ``path`` headless with papermill ``params``; return it, unsaved.
 
-    papermill is given no output path, so nothing is written while it runs;
-    the notebook comes back with its widget state already stripped. A cell
-    that raised leaves its error output in place (papermill stops there),
-    and :func:`first_error` finds it.
+    papermill parameterizes (``prepare_only``, no output path: nothing is
+    written), nbclient executes in our kernel; the notebook comes back with
+    its widget state already stripped. A cell that raised leaves its error
+    output in place (execution stops there), and :func:`first_error` finds it.
     """
-    from papermill.engines import papermill_engines
-    from papermill.execute import prepare_notebook_metadata, remove_error_markers
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
+    import papermill
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
-    nb = load_notebook_node(str(path))
-    nb = parameterize_notebook(nb, dict(params), kernel_name=KERNEL, language="python")
-    nb = remove_error_markers(prepare_notebook_metadata(nb, str(path), None))
+    nb = papermill.execute_notebook(str(path), None, parameters=dict(params),
+                                    kernel_name=KERNEL, language="python", prepare_only=True,
+                                    progress_bar=False)
     workdir = cwd or path.parent
     with _kernel(env, workdir) as km:
-        nb = papermill_engines.execute_notebook_with_engine(
-            None, nb, kernel_name=KERNEL, input_path=str(path), output_path=None,
-            progress_bar=False, log_output=False, start_timeout=60,
-            execution_timeout=timeout, km=km)
+        client = NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=timeout,
+                                startup_timeout=60, resources={"metadata": {"path": str(workdir)}})
+        with contextlib.suppress(CellExecutionError):
+            client.execute()
     return strip_widget_state(nb)
 
 
@@ -272,7 +267,7 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
         return page
     (ctx.out / "notebooks").mkdir(parents=True, exist_ok=True)
     page.ipynb = ctx.out / "notebooks" / f"{name}.ipynb"
-    page.ipynb.write_text(nbformat.writes(nb), encoding="utf-8")  # type: ignore[no-untyped-call]
+    page.ipynb.write_text(nbformat.writes(nb), encoding="utf-8")  # type: ignore[no-untyped-call]  # untyped lib
     page.html = ctx.out / f"{name}.html"
     page.html.write_text(text, encoding="utf-8")
     return page

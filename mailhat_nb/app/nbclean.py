@@ -34,16 +34,6 @@ def strip_widget_state(nb: dict[str, Any]) -> dict[str, Any]:
     return nb
 
 
-def strip_outputs(nb: dict[str, Any]) -> dict[str, Any]:
-    """Remove outputs, execution counts and widget state in place; return ``nb``."""
-    strip_widget_state(nb)
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "code":
-            cell["outputs"] = []
-            cell["execution_count"] = None
-    return nb
-
-
 def _text(nb: dict[str, Any]) -> str:
     import json
 

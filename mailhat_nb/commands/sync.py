@@ -64,8 +64,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="seconds to wait for each step of connecting: TCP, TLS, greeting "
                       f"(default {CONNECT_TIMEOUT:g})")
     sync.add_argument("--verify", action="store_true",
-                      help="read every stored part whole; set aside damaged ones and fetch "
-                      "their messages again (slower: reads the whole store)")
+                      help="read every stored part whole; set aside a folder with a damaged "
+                      "part and fetch it again (slower: reads the whole store)")
     sync.add_argument("--json", action="store_true", help="print the summary as JSON")
     sync.set_defaults(func=_sync)
 
@@ -204,11 +204,9 @@ def _print_summary(summary: Any) -> None:
           f"folders; {summary.seconds:.1f}s"
           + (f" ({summary.reconnects} reconnects)" if summary.reconnects else ""))
     for where in summary.set_aside:
-        print(f"  set aside {where}: its state record was unreadable; fetched again")
+        print(f"  set aside {where}: damaged (its state record or a part); fetched again")
     for f in summary.folders:
         extra = f" (retired {f.retired} rows)" if f.retired else ""
-        if f.repaired:
-            extra += f" ({f.repaired} damaged or missing part file(s) set aside, fetched again)"
         if f.error:
             extra += f": {f.error}"
         print(f"  {f.folder:<40} {f.action:<9} {f.rows:>8} rows  +{f.new} "
@@ -335,6 +333,6 @@ def _import(args: argparse.Namespace) -> int:
     for where in summary["skipped"]:
         print(f"  skipped {where}: no file there starts like an email")
     for where in summary["set_aside"]:
-        print(f"  set aside {where}: its state record was unreadable; imported again")
+        print(f"  set aside {where}: damaged (its state record or a part); imported again")
     print(f"store: {Path(args.store).resolve()}")
     return 0

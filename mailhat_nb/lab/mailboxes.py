@@ -1,12 +1,13 @@
 """Lab users and their mailboxes, written straight into Maildir++.
 
-The demo user ``alice@localhost`` holds one Enron custodian's real mailbox
-from ``shared/corpus/enron/<person>/``: ``inbox`` becomes INBOX, every
-sent-type folder (``sent``, ``sent_items``, ``_sent_mail``) goes into
-``INBOX.Sent``, and every other folder keeps its name (``all_documents``,
-``deleted_items``, sub-folders such as ``10_fantasy/requests``). Messages are
-copied byte for byte; each file's mtime is set from its Date header, which is
-what Dovecot reports as INTERNALDATE for Maildir.
+The demo user ``alice@localhost`` holds one Enron custodian's real mailbox,
+shipped in the package (:mod:`mailhat_nb.lab.corpus`, ``enron/<person>/``):
+``inbox`` becomes INBOX, every sent-type folder (``sent``, ``sent_items``,
+``_sent_mail``) goes into ``INBOX.Sent``, and every other folder keeps its
+name (``all_documents``, ``deleted_items``, sub-folders such as
+``10_fantasy/requests``). Messages are copied byte for byte; each file's
+mtime is set from its Date header, which is what Dovecot reports as
+INTERNALDATE for Maildir.
 
 Files are written as the ``mail`` user owns them: Dovecot serves mail as uid 8
 and refuses root-owned mail.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhat_nb.errors import LabError
+from mailhat_nb.lab.corpus import corpus_root
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.world import USERS as WORLD_USERS
 
@@ -41,20 +43,6 @@ USERS: dict[str, str] = {
 }
 DEMO_PERSON = "cuilla-m"
 SENT_FOLDERS = frozenset({"sent", "sent_items", "_sent_mail"})
-
-
-def corpus_root() -> Path:
-    """Where the shared corpus lives.
-
-    ``$MAILHAT_CORPUS`` when set; else ``shared/corpus`` beside the checkout
-    (``../shared/corpus`` from the project root); else ``/work/shared/corpus``,
-    where a CI clone elsewhere on the machine still finds it.
-    """
-    env = os.environ.get("MAILHAT_CORPUS")
-    if env:
-        return Path(env)
-    beside = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-    return beside if beside.is_dir() else Path("/work/shared/corpus")
 
 
 # --------------------------------------------------------------------------- users
@@ -235,8 +223,8 @@ def import_enron(paths: LabPaths, user: str, person: str = DEMO_PERSON,
     person_dir = (corpus or corpus_root()) / "enron" / person
     if not person_dir.is_dir():
         raise LabError(
-            f"the demo mailbox needs {person_dir} (the shared corpus); set "
-            "MAILHAT_CORPUS to the corpus directory"
+            f"the demo mailbox needs {person_dir}: not in that corpus ($MAILHAT_CORPUS "
+            "names another copy; unset, the package's own is used)"
         )
     counts: dict[str, int] = {}
     now = time.time()

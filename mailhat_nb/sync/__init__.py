@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mailhat_nb.sync.accounts import AccountEntry, AccountRun, load_accounts, sync_accounts
     from mailhat_nb.sync.engine import FolderResult, SyncSummary, sync_account
-    from mailhat_nb.sync.imap import ImapSession, ImapSettings
+    from mailhat_nb.sync.imap import ImapSettings, ImapSource
     from mailhat_nb.sync.importer import import_source
     from mailhat_nb.sync.offline import FolderBatch, read_maildir, read_mbox
     from mailhat_nb.sync.progress import Progress, ProgressCallback, TqdmProgress
@@ -51,8 +51,8 @@ _HOMES = {
     "AccountRun": "accounts",
     "FolderBatch": "offline",
     "FolderResult": "engine",
-    "ImapSession": "imap",
     "ImapSettings": "imap",
+    "ImapSource": "imap",
     "Progress": "progress",
     "ProgressCallback": "progress",
     "Store": "store",
@@ -72,8 +72,8 @@ __all__ = [
     "AccountRun",
     "FolderBatch",
     "FolderResult",
-    "ImapSession",
     "ImapSettings",
+    "ImapSource",
     "Progress",
     "ProgressCallback",
     "Store",

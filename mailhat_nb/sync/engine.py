@@ -52,7 +52,7 @@ from mailhat_nb.errors import (
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync import rows
 from mailhat_nb.sync.folders import folder_role
-from mailhat_nb.sync.imap import FolderInfo, FolderStatus, ImapSession, ImapSettings
+from mailhat_nb.sync.imap import FolderInfo, FolderStatus, ImapSettings, ImapSource
 from mailhat_nb.sync.memory import gc_paused
 from mailhat_nb.sync.progress import ProgressCallback, Tracker
 from mailhat_nb.sync.store import FolderState, FolderStore, Store, utc_now
@@ -62,7 +62,7 @@ from mailhat_nb.sync.worker import Worker, WorkerPool
 #: Messages per FETCH command (and per Parquet part on a first sync).
 CHUNK_SIZE = 5000
 #: Messages in the first FETCH of a run: the server answers 1,000 messages
-#: ~60 ms sooner than 5,000, and nothing can be parsed before it has.
+#: sooner than 5,000, and nothing can be parsed before it has.
 FIRST_CHUNK = 1000
 #: Chunks fetched but not yet parsed, per worker (bounds memory: ~3 MB each).
 MAX_IN_FLIGHT = 3
@@ -89,8 +89,6 @@ class FolderResult:
     flags_changed: int = 0
     expunged: int = 0
     retired: int = 0
-    #: damaged or missing part files set aside (their messages fetched again)
-    repaired: int = 0
     rows: int = 0
     server_messages: int = 0
     uidvalidity: int | None = None
@@ -106,8 +104,8 @@ class SyncSummary:
     store: str
     folders: list[FolderResult] = field(default_factory=list)
     reconnects: int = 0
-    #: folders whose state record was unreadable: moved under ``_retired/``
-    #: (relative to the store) and fetched again
+    #: damaged folders (an unreadable state record, a missing or broken part):
+    #: moved under ``_retired/`` (relative to the store) and fetched again
     set_aside: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -116,15 +114,15 @@ class SyncSummary:
         return sum(f.new for f in self.folders)
 
     @property
-    def flags_changed(self) -> int:  # noqa: D102
+    def flags_changed(self) -> int:  # noqa: D102 - totals over folders
         return sum(f.flags_changed for f in self.folders)
 
     @property
-    def expunged(self) -> int:  # noqa: D102
+    def expunged(self) -> int:  # noqa: D102 - totals over folders
         return sum(f.expunged for f in self.folders)
 
     @property
-    def rows(self) -> int:  # noqa: D102
+    def rows(self) -> int:  # noqa: D102 - totals over folders
         return sum(f.rows for f in self.folders)
 
     @property
@@ -152,14 +150,14 @@ def _header_fields() -> tuple[str, ...]:
 def _auto_workers(new_messages: int) -> int:
     """How many parse worker processes a run with ``new_messages`` to fetch deserves.
 
-    Measured on the lab (2 CPUs, server on the same machine): one worker is
-    faster than parsing in this process for any run. For a *small* run the
-    worker starts (pyarrow and the parser, never pandas: ~0.1 s) while this
-    process logs in and asks STATUS, so this process never imports pyarrow
-    and pandas (~0.4 s, ~90 MB) just to add a few rows. For the 100k first
-    sync, 2.0 s instead of 2.6 s: this process reads and lexes the socket
-    while the worker parses, converts and writes (see ``_Pipeline``). From
-    4 CPUs up a big run uses half of them, at most :data:`MAX_WORKERS`.
+    Measured on the lab (2 CPUs, server on the same machine, with
+    ``benchmarks/bench_sync.py``): one worker is faster than parsing in this
+    process for any run. For a *small* run the worker starts (pyarrow and
+    the parser, never pandas) while this process logs in and asks STATUS,
+    so this process never imports pyarrow and pandas just to add a few
+    rows; for a big one, this process reads and lexes the socket while the
+    worker parses, converts and writes (see ``_Pipeline``). From 4 CPUs up
+    a big run uses half of them, at most :data:`MAX_WORKERS`.
     """
     if new_messages <= 0:
         return 0
@@ -199,7 +197,7 @@ class _FolderSync:
     is EXAMINEd and fetched while this one's last chunks are still parsed.
     """
 
-    def __init__(self, session: ImapSession, fstore: FolderStore, info: FolderInfo,
+    def __init__(self, session: ImapSource, fstore: FolderStore, info: FolderInfo,
                  tracker: Tracker, chunk_size: int, pipeline: _Pipeline,
                  result: FolderResult) -> None:
         self.session = session
@@ -222,7 +220,6 @@ class _FolderSync:
         state = fstore.state
         role = _role(info, state)
         self.result.role = role
-        self.result.repaired += len(fstore.repaired)
         sel = self.sel = session.examine(info.name)
         self.result.server_messages = sel.messages
         self.result.uidvalidity = sel.uidvalidity
@@ -295,7 +292,7 @@ class _FolderSync:
         self.fstore.append_written(pending.name, pending.uids,
                                    highestmodseq=self.sel.highestmodseq)
         self.result.new += done.rows
-        self.tracker.report(self.info.name, "fetch", done.rows)
+        self.tracker.advance(self.info.name, "fetch", done.rows)
 
     def finish(self, error: MailServerError | StoreError | None = None) -> FolderResult:
         """The folder's last commit, once all its chunks are in (or its failure)."""
@@ -347,20 +344,12 @@ class _Pipeline:
     One queue for the whole account rather than one per folder, so a
     folder's last chunks are still being parsed while the next folder is
     EXAMINEd and its first chunk produced by the server (waiting at each
-    folder's end made the lab's 100k first sync 2.2 s instead of 2.0 s: 7
-    folders, 2 CPUs).
+    folder's end made the lab's first sync measurably slower).
 
     With workers, a chunk is sent to one only when it has room
-    (:data:`SEND_AHEAD` jobs); the others are *held* here. When this process
-    would otherwise sit waiting for an answer (more than ``keep`` chunks
-    outstanding), it parses a held chunk itself and sends the worker only
-    the parsed columns to convert and write
-    (:meth:`~.rows.ChunkJob.preparsed`). It never parses while it could be
-    reading the socket: measured on the lab's 100k first sync (2 CPUs, the
-    server on the same machine), parsing here whenever the worker had a job
-    queued made the sync 0.1-0.4 s slower (the server waits for this reader),
-    while parsing only instead of waiting gains ~0.04 s; the gain is
-    larger where the server is elsewhere and both CPUs are the client's.
+    (:data:`SEND_AHEAD` jobs); the others are *held* here. This process
+    never parses while there are workers: it keeps reading the socket, which
+    the server waits for.
     """
 
     def __init__(self, workers: WorkerPool | None,
@@ -413,15 +402,6 @@ class _Pipeline:
                     raise
                 entry.item = None  # a dead worker on the way out: dropped
 
-    def _parse_held(self) -> bool:
-        """Parse the oldest held chunk here (see the class doc); False if there is none."""
-        for entry in self.queue:
-            if isinstance(entry, _Pending) and isinstance(entry.item, rows.ChunkJob) \
-                    and entry.item.parsed is None:
-                entry.item = entry.item.preparsed()
-                return True
-        return False
-
     def commit_ready(self, keep: int, quiet: bool = False) -> None:
         """Commit parsed chunks in order; wait while more than ``keep`` are outstanding.
 
@@ -440,16 +420,13 @@ class _Pipeline:
                 if not entry.folder.lost_chunks:
                     result = entry.folder.finish(entry.error or entry.folder.store_error)
                     self.finished[result.folder] = result
-                    self.tracker.report(result.folder, "folder done")
+                    self.tracker.advance(result.folder, "folder done")
                 continue
             item = entry.item
             done: rows.ChunkDone | StoreError | None
             if isinstance(item, Worker):
-                if not item.ready():
-                    if self.waiting <= keep:
-                        return
-                    if self._parse_held():
-                        continue
+                if not item.ready() and self.waiting <= keep:
+                    return
                 self.waiting -= 1
                 try:
                     done = item.receive()
@@ -495,7 +472,7 @@ def _doctor_hint(settings: ImapSettings) -> str:
             f"--server {settings.host}` (or the connection doctor notebook)")
 
 
-def _choose_folders(session: ImapSession, listed: list[FolderInfo],
+def _choose_folders(session: ImapSource, listed: list[FolderInfo],
                     wanted: Sequence[str] | None) -> list[FolderInfo]:
     selectable = [f for f in listed if f.selectable]
     if wanted is not None:
@@ -552,8 +529,8 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
         (none on one CPU, one below 4 CPUs or for a small run, else half the
         CPUs, at most :data:`MAX_WORKERS`), 0 parses in this process.
     verify:
-        Read every stored part whole, set aside any that is damaged inside
-        and fetch its messages again (a plain run only checks that each part
+        Read every stored part whole; a folder with a part damaged inside is
+        set aside and fetched again (a plain run only checks that each part
         is there, and whole at both ends).
 
     Raises
@@ -581,7 +558,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     with root.lock(account):
         try:
             while True:
-                session = ImapSession(settings, password)
+                session = ImapSource(settings, password)
                 try:
                     try:
                         session.open()
@@ -599,7 +576,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
                             f"gave up after {retries} reconnects: {exc}; what was fetched is "
                             "stored, run the sync again to continue") from exc
                     summary.reconnects += 1
-                    tracker.report("", "retry")
+                    tracker.advance("", "retry")
                     time.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF))
                 finally:
                     session.close()
@@ -608,7 +585,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     summary.folders = list(finished.values())
     summary.set_aside = run.set_aside
     summary.seconds = time.monotonic() - start
-    tracker.report("", "done")
+    tracker.advance("", "done")
     return summary
 
 
@@ -628,7 +605,7 @@ class _Run:
         self.workers: WorkerPool | None = None
         #: per folder, the counts of attempts that a dropped connection cut short
         self.partial: dict[str, FolderResult] = {}
-        #: folders with an unreadable state record, moved to ``_retired/``
+        #: damaged folders, moved to ``_retired/`` (see Store.set_aside_damaged)
         self.set_aside: list[str] = []
 
     def close(self) -> None:
@@ -636,12 +613,13 @@ class _Run:
             self.workers.close()
             self.workers = None
 
-    def sync(self, session: ImapSession) -> None:
+    def sync(self, session: ImapSource) -> None:
         root, finished, tracker = self.root, self.finished, self.tracker
         account = session.settings.account
         listed = session.folders()
         chosen = _choose_folders(session, listed, self.folders)
-        self.set_aside += root.set_aside_damaged(account)
+        self.set_aside += root.set_aside_damaged(account, deep=self.verify)
+        self.verify = False  # read whole once, not again after a reconnect
         known = root.states(account)
         if self.folders is None:
             _retire_vanished(root, known, {f.name for f in listed if f.selectable}, finished)
@@ -663,9 +641,7 @@ class _Run:
                     folder=info.name, role=state.role if state else "", action="failed",
                     rows=state.messages if state else 0, error=str(exc))
                 continue
-            # --verify opens every folder: opening it reads the parts whole once.
-            if state is not None and _unchanged(state, status) and not self.verify \
-                    and root.intact(state):
+            if state is not None and _unchanged(state, status):
                 finished[info.name] = FolderResult(
                     folder=info.name, role=state.role, rows=state.messages,
                     server_messages=status.messages, uidvalidity=status.uidvalidity,
@@ -676,7 +652,7 @@ class _Run:
                 and state.uidvalidity == status.uidvalidity else 0
             total += max(status.messages - have, 0)
         tracker.total = tracker.done + total
-        tracker.report("", "start")
+        tracker.advance("", "start")
         count = self.want_workers if self.want_workers is not None else _auto_workers(total)
         if count > 0 and self.workers is None:
             self.workers = WorkerPool(count)
@@ -684,7 +660,7 @@ class _Run:
         try:
             for info in todo:
                 try:
-                    fstore = root.open_folder(account, info.name, verify=self.verify)
+                    fstore = root.open_folder(account, info.name)
                 except StoreError as exc:  # e.g. a part it cannot move into place
                     finished[info.name] = FolderResult(folder=info.name, action="failed",
                                                        error=str(exc))

@@ -1,20 +1,23 @@
 r"""The fast path: bulk header FETCH on the socket, lexed with bytes operations.
 
-Why this module exists: over IMAPS on loopback a server hands 100,000 header
-blocks across the socket in about two seconds, but imapclient's pure-Python
-response lexer needs ~20 s to turn them into objects, and imaplib's own
-reader calls ``readline`` per line and concatenates. Here a command is written
-to the connection imapclient already opened and authenticated, and the
+Why this module exists: over IMAPS on loopback a server hands a whole
+mailbox's header blocks across the socket many times faster than
+imapclient's pure-Python response lexer turns them into objects
+(``benchmarks/bench_sync.py`` measures both), and imaplib's own reader calls
+``readline`` per line and concatenates. Here a command is written to the
+connection imapclient already opened and authenticated, and the
 answer is read in large blocks and cut up with ``bytes.find`` and slicing:
 a literal ``{n}\r\n`` is located once and taken as one slice. Only the few
 short text pieces around each literal go through a regular expression.
 
 Everything else in a session (login, CAPABILITY, LIST, STATUS, EXAMINE) stays
 with imapclient; this module only borrows its socket between two complete
-commands, so imapclient's bookkeeping (tags, untagged responses) is never
-disturbed. Foreign errors (``OSError``, ``ssl.SSLError``) pass through
-untranslated: :mod:`mailhat_nb.sync.imap` translates them at its one
-boundary. A tagged ``NO``/``BAD`` is ours and raises :class:`CommandFailed`.
+commands (through :mod:`mailhat_nb.sync.borrowed`, the one place that
+touches the libraries' private attributes), so imapclient's bookkeeping
+(tags, untagged responses) is never disturbed. Foreign errors (``OSError``,
+``ssl.SSLError``) pass through untranslated: :mod:`mailhat_nb.sync.imap`
+translates them at its one boundary. A tagged ``NO``/``BAD`` is ours and
+raises :class:`CommandFailed`.
 
 Two server limits shape the commands: Dovecot refuses command lines over
 64 KB, so messages are always addressed by UID *ranges* (``a:b``), never long
@@ -28,9 +31,10 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-from mailhat_nb.errors import MailServerError
+from mailhat_nb.errors import CommandFailed
+from mailhat_nb.sync.borrowed import Borrowed, ImaplibLike
 from mailhat_nb.sync.uids import parse_sequence_set
 
 #: Bytes asked of the socket per read; one TLS record is at most 16 KB, a plain
@@ -53,23 +57,6 @@ _TOKEN = re.compile(
     re.X,
 )
 _UNQUOTE = re.compile(rb"\\(.)")
-
-
-class CommandFailed(MailServerError):
-    """The server answered a raw command with a tagged ``NO`` or ``BAD``."""
-
-    def __init__(self, command: str, status: str, text: str) -> None:
-        super().__init__(f"the server answered {command} with {status}: {text}")
-        self.command, self.status, self.text = command, status, text
-
-
-class ImapLike(Protocol):
-    """The part of :class:`imaplib.IMAP4` this module uses."""
-
-    file: BinaryIO
-
-    def send(self, data: bytes) -> None: ...  # noqa: D102 - imaplib's
-    def _new_tag(self) -> bytes: ...
 
 
 # --------------------------------------------------------------------------- reading
@@ -113,20 +100,20 @@ class ResponseReader:
     def next_fetch(self) -> FetchedMessage | list[bytes]:
         """The next response, a usual FETCH answer already parsed.
 
-        A FETCH of the shape Dovecot answers a header sync with comes as a
-        :class:`FetchedMessage` straight away: one regular expression match
-        on the read buffer replaces cutting the response into pieces and
-        matching those (:meth:`next`, then :func:`parse_fetch`). Measured
-        ~0.2-0.6 µs less per message (~0.03 s of a 100k first sync). A
-        response not completely received yet is read to its end first;
-        anything else takes the general path, which gives the same result.
+        The fast path: a FETCH of the shape Dovecot (cPanel's server, and so
+        HostGator's) answers a header sync with comes as a
+        :class:`FetchedMessage` straight away, one regular expression match on
+        the read buffer, no pieces, no tokens. A response not completely
+        received yet is read to its end first; anything else is returned as
+        pieces for the general path (:func:`parse_fetch`), which gives the
+        same result.
         """
         while True:
             buf = self._buf
             pos = self._pos
             m = _DOVECOT_RESPONSE.match(buf, pos)
             if m is None:
-                if buf.find(b"\r\n", pos) < 0 and buf.startswith(b"* ", pos):
+                if buf.find(b"\r\n", pos) < 0:
                     self._fill()  # the first line is not all here yet: read, try again
                     continue
                 return self.next()
@@ -224,7 +211,7 @@ _TZ_CACHE: dict[bytes, timezone] = {}
 def parse_internaldate(value: bytes) -> datetime | None:
     """``b"01-Jan-2021 22:51:25 +0000"`` -> a tz-aware datetime (None if garbage).
 
-    Hand-rolled because ``strptime`` costs ~10 µs and this runs per message.
+    Hand-rolled: ``strptime`` is slow, and this runs per message.
     """
     try:
         day = int(value[0:2])
@@ -286,29 +273,12 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-_FETCH_HEAD = re.compile(rb"\* (\d+) FETCH \(", re.I)
-# The items a header sync asks for, in any order; anything else -> general path.
-_FAST_ITEM = re.compile(
-    rb"""[ ]?(?:
-        UID[ ](\d+)                                   # 1
-      | FLAGS[ ]\(([^()"{}]*)\)                        # 2
-      | INTERNALDATE[ ]"([^"]*)"                       # 3
-      | RFC822\.SIZE[ ](\d+)                           # 4
-      | MODSEQ[ ]\((\d+)\)                              # 5
-      | (?:BODY\[HEADER[^\]]*\]|RFC822\.HEADER)[ ]\{(\d+)\+?\}\Z   # 6 literal follows
-      | (\))\Z                                         # 7 end of the response
-    )""",
-    re.X | re.I,
-)
 _FLAG_CACHE: dict[bytes, tuple[str, ...]] = {}
 
 
-# The exact shape Dovecot answers a header sync with: one match per message.
-_DOVECOT_SHAPE = re.compile(
-    rb'\* (\d+) FETCH \(UID (\d+) FLAGS \(([^()"{}]*)\) INTERNALDATE "([^"]*)" '
-    rb"RFC822\.SIZE (\d+)(?: MODSEQ \((\d+)\))? BODY\[HEADER\.FIELDS \([^)]*\)\] \{\d+\}\Z")
-# The same on the read buffer (ResponseReader.next_fetch): the first line up to its
-# CRLF, the literal's length in group 7; no class may cross a line end.
+# The exact shape Dovecot answers a header sync with, on the read buffer
+# (ResponseReader.next_fetch): the first line up to its CRLF, the literal's
+# length in group 7; no class may cross a line end.
 _DOVECOT_RESPONSE = re.compile(
     rb'\* (\d+) FETCH \(UID (\d+) FLAGS \(([^()"{}\r\n]*)\) INTERNALDATE "([^"\r\n]*)" '
     rb"RFC822\.SIZE (\d+)(?: MODSEQ \((\d+)\))? BODY\[HEADER\.FIELDS \([^)\r\n]*\)\] "
@@ -324,61 +294,12 @@ def _flags_of(raw: bytes) -> tuple[str, ...]:
     return flags
 
 
-def _fast_fetch(parts: list[bytes]) -> FetchedMessage | None:
-    """FETCH answers of a known shape without building tokens (~2-4 µs a message).
-
-    First the exact shape Dovecot sends (one regular expression match), then
-    the expected items in any order; None when anything else appears, and
-    :func:`parse_fetch` takes the general path.
-    """
-    if len(parts) == 3 and parts[2] == b")":
-        m = _DOVECOT_SHAPE.match(parts[0])
-        if m is not None:
-            seq, uid, flags, date, size, modseq = m.groups()
-            return FetchedMessage(
-                uid=int(uid), flags=_flags_of(flags), internaldate=parse_internaldate(date),
-                size=int(size), header=parts[1], modseq=int(modseq) if modseq else None,
-                seq=int(seq))
-    head = _FETCH_HEAD.match(parts[0])
-    if head is None or len(parts) > 3:
-        return None
-    msg = FetchedMessage(uid=0, seq=int(head.group(1)))
-    match = _FAST_ITEM.match
-    ended = False
-    for piece_no in range(0, len(parts), 2):
-        text = parts[piece_no]
-        pos = head.end() if piece_no == 0 else 0
-        end = len(text)
-        while pos < end:
-            m = match(text, pos)
-            if m is None:
-                return None
-            kind = m.lastindex
-            if kind == 1:
-                msg.uid = int(m.group(1))
-            elif kind == 2:
-                msg.flags = _flags_of(m.group(2))
-            elif kind == 3:
-                msg.internaldate = parse_internaldate(m.group(3))
-            elif kind == 4:
-                msg.size = int(m.group(4))
-            elif kind == 5:
-                msg.modseq = int(m.group(5))
-            elif kind == 6:
-                if piece_no + 1 >= len(parts):
-                    return None
-                msg.header = parts[piece_no + 1]
-            elif kind == 7:
-                ended = True
-            pos = m.end()
-    return msg if ended and msg.uid else None
-
-
 def parse_fetch(parts: list[bytes]) -> FetchedMessage | None:
-    """A FETCH response's pieces -> :class:`FetchedMessage` (None if not FETCH or no UID)."""
-    fast = _fast_fetch(parts)
-    if fast is not None:
-        return fast
+    """A FETCH response's pieces -> :class:`FetchedMessage` (None if not FETCH or no UID).
+
+    The general path: any items, in any order (Gmail's, other servers'); the
+    usual Dovecot answer never gets here (:meth:`ResponseReader.next_fetch`).
+    """
     head = parts[0]
     if not head.startswith(b"* "):
         return None
@@ -445,9 +366,9 @@ class Wire:
     command's answer.
     """
 
-    def __init__(self, imap: ImapLike) -> None:
-        self._imap = imap
-        self._reader = ResponseReader(imap.file)
+    def __init__(self, imap: ImaplibLike) -> None:
+        self._conn = Borrowed(imap)
+        self._reader = ResponseReader(self._conn.stream)
         self._in_flight: dict[bytes, str] = {}
 
     @property
@@ -457,8 +378,7 @@ class Wire:
 
     def send(self, command: bytes) -> bytes:
         """Send ``command`` (without tag and CRLF); return its tag."""
-        tag = self._imap._new_tag()
-        self._imap.send(tag + b" " + command + b"\r\n")
+        tag = self._conn.send(command)
         self._in_flight[tag] = command.split(b" (", 1)[0].decode("ascii", "replace")
         return tag
 
@@ -504,9 +424,7 @@ class Wire:
         command = self._in_flight.pop(tag, None)
         if command is None:
             return None  # not ours (cannot happen unless the server misbehaves)
-        tagged = getattr(self._imap, "tagged_commands", None)
-        if isinstance(tagged, dict):
-            tagged.pop(tag, None)  # _new_tag registered it with imaplib
+        self._conn.done(tag)
         status, _, text = rest.partition(b" ")
         if status.upper() != b"OK":
             raise CommandFailed(command, status.decode("ascii", "replace"),

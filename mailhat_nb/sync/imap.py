@@ -1,6 +1,6 @@
 r"""The IMAP side of a sync: one session, and the one place foreign errors become ours.
 
-:class:`ImapSession` logs in with imapclient and answers the questions the
+:class:`ImapSource` logs in with imapclient and answers the questions the
 sync engine asks: which folders exist (LIST, modified UTF-7 names decoded,
 special-use flags turned into roles), what each holds (STATUS), which UIDs
 a folder has now (ESEARCH, else SEARCH), which flags changed since a
@@ -17,7 +17,7 @@ Every call into imapclient, imaplib, ``ssl`` or ``socket`` goes through
 through :func:`mailhat_nb.secrets.redact`: a password never leaves here, and
 through :func:`server_text`: the server's words, never Python's bytes reprs.
 
-Connecting is told apart from a dropped session: :meth:`ImapSession.open`
+Connecting is told apart from a dropped session: :meth:`ImapSource.open`
 says which step failed (TCP, TLS handshake, greeting) and what that usually
 means (a closed or filtered port, TLS against a plain port or the reverse,
 another protocol on the port), within :data:`CONNECT_TIMEOUT` seconds, and
@@ -54,6 +54,7 @@ from mailhat_nb.errors import (
 )
 from mailhat_nb.secrets import Secret, redact
 from mailhat_nb.sync import fetch
+from mailhat_nb.sync.borrowed import imaplib_of
 
 if TYPE_CHECKING:
     from imapclient import IMAPClient
@@ -165,7 +166,7 @@ class Capabilities:
         return "CONDSTORE" in self.raw or "QRESYNC" in self.raw
 
     @property
-    def esearch(self) -> bool:  # noqa: D102
+    def esearch(self) -> bool:  # noqa: D102 - the name says it
         return "ESEARCH" in self.raw
 
     @property
@@ -353,8 +354,12 @@ def _text(value: Any) -> str:
 # --------------------------------------------------------------------------- session
 
 
-class ImapSession:
-    """One logged-in IMAP connection for a sync (use as a context manager).
+class ImapSource:
+    """The IMAP source of a sync: one logged-in connection (use as a context manager).
+
+    Named for its place in the sync (sources -> rows -> store), beside the
+    offline sources; the doctor's protocol probe is
+    :class:`mailhat_nb.diagnose.imap.ImapSession`.
 
     Parameters
     ----------
@@ -388,7 +393,7 @@ class ImapSession:
                     from exc
         return ctx
 
-    def open(self) -> ImapSession:
+    def open(self) -> ImapSource:
         """Connect, secure, log in, read capabilities, enable CONDSTORE.
 
         Raises
@@ -408,7 +413,7 @@ class ImapSession:
             self.close()
             raise
 
-    def _open(self) -> ImapSession:
+    def _open(self) -> ImapSource:
         from imapclient import IMAPClient, SocketTimeout
 
         from mailhat_nb.sync.resolved import ResolvedIMAPClient
@@ -440,7 +445,7 @@ class ImapSession:
             self.capabilities = Capabilities(caps)
             if self.capabilities.condstore and "ENABLE" in caps:
                 client.enable("CONDSTORE")
-            self._wire = fetch.Wire(client._imap)
+            self._wire = fetch.Wire(imaplib_of(client))
         return self
 
     def _address(self) -> str:
@@ -490,7 +495,7 @@ class ImapSession:
             with contextlib.suppress(Exception):
                 client.shutdown()
 
-    def __enter__(self) -> ImapSession:
+    def __enter__(self) -> ImapSource:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:

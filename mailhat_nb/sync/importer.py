@@ -51,8 +51,8 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     -------
     dict
         ``{"account", "source", "rows", "folders": {folder: rows}, "skipped":
-        [directories with no mail], "set_aside": [folders whose state record was
-        unreadable, moved under _retired/]}``.
+        [directories with no mail], "set_aside": [damaged folders, moved under
+        _retired/]}``.
 
     Raises
     ------
@@ -80,7 +80,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     skipped: list[str] = []
     origin = str(path.resolve())
     with root.lock(account):
-        set_aside = root.set_aside_damaged(account)  # unreadable records: imported anew
+        set_aside = root.set_aside_damaged(account)  # damaged folders: imported anew
         held = {state.folder: state for state in root.states(account)}
         current: FolderStore | None = None
         written: list[tuple[str, list[int]]] = []

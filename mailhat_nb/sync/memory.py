@@ -13,9 +13,9 @@ def gc_paused() -> Iterator[None]:
 
     Parsing headers, streaming FETCH chunks and building frames allocate
     many small acyclic objects, freed by reference counting; the collector
-    would only walk them again and again on every generation-0 pass (~25 %
-    of a bulk fetch or parse, and 0.5 s spikes building a 100k-row frame,
-    measured with ``benchmarks/bench_parse.py`` and ``bench_sync.py``).
+    would only walk them again and again on every generation-0 pass (a
+    quarter of a bulk fetch or parse, and long pauses building a large
+    frame, measured with ``benchmarks/bench_parse.py`` and ``bench_sync.py``).
     """
     was = gc.isenabled()
     gc.disable()

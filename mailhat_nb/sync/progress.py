@@ -1,6 +1,6 @@
 """Progress of a sync: one callback shape for the terminal, notebooks and tests.
 
-The engine reports after every stored chunk through a plain callable
+The engine tells after every stored chunk through a plain callable
 ``progress(Progress)``, so it never imports tqdm or ipywidgets: the CLI wraps
 the callback in a tqdm bar (:class:`TqdmProgress`), a notebook widget wraps
 the same callback, and a test collects the events in a list.
@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report.
+    """Where a sync stands: one event for the progress callback.
 
     ``done`` and ``total`` count messages fetched in this run (``total`` is
     what STATUS promised when the run started, so it may be exceeded by mail
@@ -52,7 +52,7 @@ class Tracker:
         self.done = 0
         self.total = 0
 
-    def report(self, folder: str, phase: str, added: int = 0) -> None:
+    def advance(self, folder: str, phase: str, added: int = 0) -> None:
         """Count ``added`` messages and tell the callback."""
         self.done += added
         if self._callback is None:

@@ -1,25 +1,23 @@
 """Fetched messages -> parsed rows -> Arrow tables in the store's schema.
 
-This is the CPU-heavy half of a sync (header parsing ~10 µs a message,
-Arrow conversion and Parquet ~2.5 µs; the socket and lexer ~6 µs stay in
-the sync's process), so it is written to run in a worker process:
+This is the CPU-heavy half of a sync (header parsing, Arrow conversion and
+Parquet; the socket and its lexer stay in the sync's process), so it is
+written to run in a worker process:
 :func:`process_chunk` takes plain picklable data (a :class:`ChunkJob`),
 parses, converts and writes the chunk's Parquet file under a temporary
 name, and returns only what the committing process needs. It imports
 pyarrow and the parser, never pandas: a worker starts in a fraction of a
 second, and a sync that finds little to do never pays pandas' import.
 
-The on-disk schema, :data:`STORE_SCHEMA`, is the Arrow form of
-:data:`mailhat_nb.analysis.frames.MESSAGE_DTYPES` minus ``account`` and ``folder``
-(directory names) and ``direction`` (computed when reading); a test pins
-the two together.
+The tables are in the one schema of a stored message,
+:mod:`mailhat_nb.sync.schema`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
@@ -82,36 +80,13 @@ def columns_to_table(columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Tabl
     return pa.Table.from_arrays(arrays, schema=store_schema())
 
 
-def build_rows(messages: Sequence[FetchedMessage], *, role: str, uidvalidity: int,
-               ) -> list[dict[str, Any]]:
-    """Parse each message's header block and add what the server said about it."""
-    from mailhat_nb.sync.parse import parse_headers
-
-    rows = []
-    for m in messages:
-        row = parse_headers(m.header or b"", internaldate=m.internaldate)
-        row["folder_role"] = role
-        row["uidvalidity"] = uidvalidity
-        row["uid"] = m.uid
-        row["size"] = m.size or 0
-        row["flags"] = list(m.flags)
-        row["internaldate"] = m.internaldate
-        if m.gm_labels is not None:
-            row["labels"] = list(m.gm_labels)
-        row["gm_msgid"] = m.gm_msgid
-        if m.gm_thrid is not None:
-            row["gm_thrid"] = m.gm_thrid
-        rows.append(row)
-    return rows
-
-
 @dataclass(frozen=True)
 class ChunkJob:
     """One fetched chunk, as a worker needs it: plain lists, one per server fact.
 
     Column lists, not :class:`~.fetch.FetchedMessage` objects, because the
-    job crosses a pipe: pickling and unpickling 100k small dataclass
-    instances costs ~1.1 s of CPU, the same data as lists ~0.15 s.
+    job crosses a pipe: pickling and unpickling many small dataclass
+    instances costs several times the CPU of the same data as lists.
     ``gm_*`` are None when no message in the chunk has them (not Gmail).
     """
 
@@ -126,22 +101,11 @@ class ChunkJob:
     gm_msgids: list[int | None] | None = None
     gm_thrids: list[int | None] | None = None
     gm_labels: list[tuple[str, ...] | None] | None = None
-    parsed: dict[str, Sequence[Any]] | None = None
-
-    def preparsed(self) -> ChunkJob:
-        """Parse the header blocks here (:func:`~.parse.parse_columns`): a new job.
-
-        The blocks are dropped: the worker only converts and writes. See
-        ``mailhat_nb.sync.engine._Pipeline`` for when it pays.
-        """
-        from mailhat_nb.sync.parse import parse_columns
-
-        return replace(self, headers=[], parsed=parse_columns(self.headers, self.internaldates))
 
     @classmethod
     def from_messages(cls, messages: Sequence[FetchedMessage], role: str, uidvalidity: int,
                       tmp_path: str) -> ChunkJob:
-        """The job for ``messages`` (each list comprehension costs ~0.1 µs a message)."""
+        """The job for ``messages``."""
         gmail = any(m.gm_msgid is not None or m.gm_thrid is not None
                     or m.gm_labels is not None for m in messages)
         return cls(
@@ -172,9 +136,8 @@ def chunk_to_table(job: ChunkJob) -> pa.Table:
     from mailhat_nb.sync.parse import parse_columns
 
     n = len(job.uids)
-    parsed = job.parsed if job.parsed is not None \
-        else parse_columns(job.headers, job.internaldates)
-    columns: dict[str, Sequence[Any] | pa.Array] = dict(parsed)
+    columns: dict[str, Sequence[Any] | pa.Array] = dict(
+        parse_columns(job.headers, job.internaldates))
     columns["folder_role"] = pa.DictionaryArray.from_arrays(
         pa.repeat(pa.scalar(0, pa.int8()), n), pa.array([job.role], pa.large_string()))
     columns["uidvalidity"] = pa.repeat(pa.scalar(job.uidvalidity, pa.int64()), n)
@@ -234,8 +197,8 @@ def process_chunk(job: ChunkJob) -> ChunkDone:
 
 def warm_up() -> int:
     """Import what a worker needs, so the first chunk does not wait for it."""
-    import pyarrow.parquet  # noqa: F401
+    import pyarrow.parquet  # noqa: F401 - imported for its start-up time, not a name
 
-    import mailhat_nb.sync.parse  # noqa: F401
+    import mailhat_nb.sync.parse  # noqa: F401 - the same
 
     return os.getpid()

@@ -1,31 +1,65 @@
-"""The one schema of a stored message: its columns, in order, and their Arrow types.
+"""The one schema of a stored message: its columns, in order, their kinds and Arrow types.
 
-The store's Parquet parts hold exactly these columns (``account`` and
-``folder`` are directory names, ``direction`` is computed when reading).
+The store's Parquet parts hold exactly these columns; the ``messages`` frame
+(:mod:`mailhat_nb.analysis.frames`) is ``account`` and ``folder`` (the
+store's directory names), these, and ``direction`` (decided when reading),
+its dtypes derived from the kinds here. Adding a column is one line here,
+plus its value: from the header parser (:data:`~.parse.PARSE_KEYS`) or from
+the server (:func:`~.rows.chunk_to_table`); ``tests/test_schema.py`` checks
+that every column gets one, of its kind, on every path.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from mailhat_nb.sync.folders import FOLDER_ROLES
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-LIST = "list"
-STR = "str"
-TS = "ts"
-DICT = "dict"
+#: Column kinds (each maps to one Arrow type, :func:`arrow_type`).
+LIST = "list"  # list<string>; [] for none, never null
+STR = "str"  # large_string
+TS = "ts"  # timestamp[us, UTC]
+DICT = "dict"  # dictionary<int8, large_string>, values from CATEGORIES
+INT64 = "int64"
+INT16 = "int16"
 
-#: Column -> kind, in the frame's column order (kinds map to Arrow types below).
-STORE_COLUMNS: dict[str, str] = {
-    "folder_role": DICT, "uidvalidity": "int64", "uid": "int64", "message_id": STR,
-    "date": TS, "date_source": DICT, "date_offset_min": "int16", "internaldate": TS,
-    "from_addr": STR, "from_name": STR, "to_addrs": LIST, "cc_addrs": LIST,
-    "delivered_to": LIST, "subject": STR, "subject_raw": STR, "in_reply_to": STR,
-    "references": LIST, "list_id": STR, "size": "int64", "flags": LIST, "labels": LIST,
-    "gm_msgid": "int64", "gm_thrid": "int64", "defects": LIST,
-}  # fmt: skip
-NOT_NULL = {"uidvalidity": 0, "uid": 0, "size": 0}
+#: Column -> kind, in the frame's column order.
+STORE_COLUMNS: Final[dict[str, str]] = {
+    "folder_role": DICT,  # inbox sent drafts trash junk all archive "" (sync.folders)
+    "uidvalidity": INT64,  # with uid, account and folder: the row's key
+    "uid": INT64,
+    "message_id": STR,  # without the angle brackets
+    "date": TS,  # the Date header, else INTERNALDATE (date_source says which)
+    "date_source": DICT,  # header internaldate none
+    "date_offset_min": INT16,  # the sender's UTC offset, from the Date header
+    "internaldate": TS,  # the server's arrival time, or a file's mtime
+    "from_addr": STR,  # lower-cased
+    "from_name": STR,  # decoded display name
+    "to_addrs": LIST,  # lower-cased addresses
+    "cc_addrs": LIST,
+    "delivered_to": LIST,
+    "subject": STR,  # decoded
+    "subject_raw": STR,  # only when decoding had to guess or repair
+    "in_reply_to": STR,
+    "references": LIST,
+    "list_id": STR,
+    "size": INT64,  # RFC822.SIZE (CRLF line ends), or the file's size counted so
+    "flags": LIST,  # IMAP names, never \Recent
+    "labels": LIST,  # Gmail's labels, else []
+    "gm_msgid": INT64,  # Gmail's ids, else null
+    "gm_thrid": INT64,
+    "defects": LIST,  # what could not be parsed cleanly (parse.PARSE_DEFECTS); [] if clean
+}
+#: Columns that are never null: the row key and a count (0 when unknown).
+NOT_NULL: Final = {"uidvalidity": 0, "uid": 0, "size": 0}
+#: Where ``date`` came from.
+DATE_SOURCES: Final = ("header", "internaldate", "none")
+#: The values a dictionary column may hold, in order.
+CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
+    "folder_role": FOLDER_ROLES, "date_source": DATE_SOURCES}
 
 
 def arrow_type(kind: str) -> pa.DataType:
@@ -35,7 +69,7 @@ def arrow_type(kind: str) -> pa.DataType:
     return {
         LIST: pa.list_(pa.string()), STR: pa.large_string(),
         TS: pa.timestamp("us", tz="UTC"), DICT: pa.dictionary(pa.int8(), pa.large_string()),
-        "int64": pa.int64(), "int16": pa.int16(),
+        INT64: pa.int64(), INT16: pa.int16(),
     }[kind]
 
 

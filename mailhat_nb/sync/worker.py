@@ -32,7 +32,9 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections import deque
 from collections.abc import Sequence
+from types import FrameType
 from typing import IO, Any
 
 from mailhat_nb.errors import StoreError, SyncError
@@ -70,7 +72,8 @@ class Worker:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailhat_nb.sync.worker", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=_worker_env(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=_worker_env(),
             # Its own process group: Ctrl-C in a terminal goes to the terminal's
             # group, and the parent decides what an interrupt means (the end of
             # input, or its death, ends the worker); a KeyboardInterrupt
@@ -83,6 +86,33 @@ class Worker:
         self._writer = threading.Thread(target=self._write_jobs, name="mailhat-worker-feed",
                                         daemon=True)
         self._writer.start()
+        #: the end of what the worker wrote to stderr (a traceback, when it died)
+        self._said: deque[str] = deque(maxlen=40)
+        self._listener = threading.Thread(target=self._read_stderr, daemon=True,
+                                          name="mailhat-worker-stderr")
+        self._listener.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None  # noqa: S101 - Popen with PIPE
+        with contextlib.suppress(OSError, ValueError):  # closed under it: nothing more to hear
+            for line in self.proc.stderr:
+                self._said.append(line.decode("utf-8", "replace").rstrip())
+
+    def died(self) -> SyncError:
+        """The error for a worker that is gone, saying what happened to it."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._listener.join(timeout=5)  # its last words
+        if code is not None and code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+            if code == -signal.SIGKILL:
+                how += " (out of memory? the kernel's log says)"
+        else:
+            how = f"exited (code {code})"
+        said = [line.strip() for line in self._said if line.strip()]
+        return SyncError(f"a parse worker {how}" + (f": {said[-1]}" if said else ""))
 
     def _write_jobs(self) -> None:
         stdin = self.proc.stdin
@@ -101,24 +131,23 @@ class Worker:
     def send(self, job: ChunkJob) -> None:
         """Queue one job (returns at once)."""
         if self._write_error is not None or self.proc.poll() is not None:
-            raise SyncError(f"a parse worker died (exit code {self.proc.poll()})") \
-                from self._write_error
+            raise self.died() from self._write_error
         self._jobs.put(job)
         self.pending += 1
 
     def ready(self) -> bool:
         """Whether an answer can be read without waiting."""
-        assert self.proc.stdout is not None  # noqa: S101
+        assert self.proc.stdout is not None  # noqa: S101 - Popen with PIPE
         readable, _, _ = select.select([self.proc.stdout], [], [], 0)
         return bool(readable)
 
     def receive(self) -> ChunkDone:
         """The answer to the oldest pending job (waits for it)."""
-        assert self.proc.stdout is not None  # noqa: S101
+        assert self.proc.stdout is not None  # noqa: S101 - Popen with PIPE
         try:
             answer = _recv(self.proc.stdout)
         except (EOFError, OSError) as exc:
-            raise SyncError(f"a parse worker died (exit code {self.proc.poll()})") from exc
+            raise self.died() from exc
         self.pending -= 1
         if isinstance(answer, StoreError):
             raise answer
@@ -137,8 +166,10 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self._listener.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def _worker_env() -> dict[str, str]:
@@ -146,8 +177,8 @@ def _worker_env() -> dict[str, str]:
 
     - numpy's BLAS kept to one thread: pyarrow imports numpy, whose OpenBLAS
       starts (and spins) one thread per CPU at import although a worker never
-      multiplies a matrix; 0.18 s of CPU to start a worker instead of 0.10 s,
-      taken from the sync's own process and the server.
+      multiplies a matrix; that nearly doubles the CPU a worker needs to
+      start, taken from the sync's own process and the server.
     - Arrow's system allocator instead of mimalloc: mimalloc keeps ~25 MB of
       arenas after the first chunk (worker peak RSS ~125 MB instead of ~100
       MB) and is no faster for tables of a few thousand rows.
@@ -187,14 +218,23 @@ class _NoPandas:
     """Import hook making ``import pandas`` fail in a worker.
 
     ``pyarrow.array()`` imports pandas the first time it runs (to ask whether
-    its argument is a pandas object), which costs a worker ~0.25 s and ~50 MB
-    for nothing: a worker only turns Python lists into Arrow arrays. Only
-    ever installed in a worker process, never in a caller's.
+    its argument is a pandas object; pyarrow carries on without it), which
+    would cost every worker pandas' start-up time and memory for nothing: a
+    worker only turns Python lists into Arrow arrays. Our own modules must
+    not import it either (``tests/test_layout.py`` loads them in a fresh
+    interpreter to check); if one does, the worker dies at start and the
+    sync's error names the module. Only ever installed in a worker process.
     """
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError("a sync worker does not use pandas", name=name)
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None and not frame.f_globals.get("__name__", "").startswith(
+                    "mailhat_nb"):
+                frame = frame.f_back
+            who = frame.f_globals["__name__"] if frame is not None else "a library"
+            raise ModuleNotFoundError(f"{who} imports pandas, which a sync parse worker "
+                                      "must not load", name=name)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -237,7 +277,7 @@ def main() -> int:
         except EOFError:
             # Every part is written, fsynced and answered: nothing is left to
             # clean up, and skipping the interpreter's teardown (pyarrow's
-            # modules) ends the worker ~0.05 s sooner, which the sync waits for.
+            # modules) ends the worker sooner, which the sync waits for.
             stdout.flush()
             os._exit(0)
         try:

@@ -295,7 +295,7 @@ class CorrespondencePanel(Panel):
         return table
 
     def _summary_html(self) -> str:
-        assert self.raw is not None  # noqa: S101
+        assert self.raw is not None  # noqa: S101 - for mypy: loaded before any part draws
         folders = self.raw[["account", "folder"]].drop_duplicates().shape[0]
         team = self.team
         me_rows = [([str(acct)] if team else []) + [str(a), str(s), f"{int(n):,}"]

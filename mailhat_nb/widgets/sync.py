@@ -209,11 +209,11 @@ class SyncPanel(Panel):
         if self.connection is None:
             self.connection = self._find_settings(typed)
             self._describe_connection()
-        from mailhat_nb.sync.imap import ImapSession
+        from mailhat_nb.sync.imap import ImapSource
 
         conn = self.connection
         self.say(f"Logging in to {conn.settings.host}:{conn.settings.effective_port}…")
-        with ImapSession(conn.settings, conn.password) as session:
+        with ImapSource(conn.settings, conn.password) as session:
             folders = [f for f in session.folders() if f.selectable]
             self.server_counts = {f.name: session.status(f.name).messages for f in folders}
         names = list(self.server_counts)

@@ -13,7 +13,6 @@ from mailhat_nb.sync.parse.headers import (
     clear_field_memo,
     parse_columns,
     parse_headers,
-    parse_many,
 )
 
 __all__ = [
@@ -23,5 +22,4 @@ __all__ = [
     "clear_field_memo",
     "parse_columns",
     "parse_headers",
-    "parse_many",
 ]

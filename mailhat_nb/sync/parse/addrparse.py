@@ -10,7 +10,7 @@ Two paths, because speed is the point and most headers are simple:
   unbalanced quotes or brackets), a small RFC 5322 state machine that never
   raises and reports whether the value was clean.
 
-Why not :func:`email.utils.getaddresses`: ~10x slower on the common case,
+Why not :func:`email.utils.getaddresses`: much slower on the common case,
 and on garbage it returns ``('', '')`` pairs or silently splits an unquoted
 ``Dean, Clint <c@x>`` into a bogus address ``Dean``; here such a leading
 phrase is joined onto the next mailbox's display name instead.

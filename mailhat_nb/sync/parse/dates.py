@@ -7,7 +7,7 @@ sender's UTC offset in minutes, because the analysis needs both: the instant
 of day). It never raises; what it could not read cleanly comes back as short
 defect strings.
 
-Why not :func:`email.utils.parsedate_to_datetime`: it is ~4x slower, raises on
+Why not :func:`email.utils.parsedate_to_datetime`: it is several times slower, raises on
 garbage, returns naive datetimes for unknown zones, and gets real-world dates
 wrong that are easy to get right: ``Sun, 25 Aug 0102 ...`` (a ``tm_year``
 printed as-is, i.e. 2002), ``+-0500``, ``3:36:25 PM``, ``2002/09/14 Sat

@@ -1,12 +1,11 @@
 r"""Fast, defensive parsing of message header blocks into ``messages`` rows.
 
-The sync fetches ~100,000 header blocks per mailbox. Read with the stdlib
-``email`` package, each costs ~90-120 µs (compat32 plus getaddresses /
-decode_header / parsedate) or ~750 µs (policy.default's header objects),
-so parsing alone would take longer than the server needs to send everything.
-This module reads only the fields the ``messages`` frame needs, in ~13 µs
-per block (2-core machine, 100k realistic blocks; ~9 µs on the lab's
-generated mailbox), with one regex pass over the block, fast paths for
+A sync fetches a header block per message, a hundred thousand for a
+mailbox. Read with the stdlib ``email`` package (compat32 plus
+getaddresses / decode_header / parsedate, or policy.default's header
+objects), parsing alone would take longer than the server needs to send
+everything. This module reads only the fields the ``messages`` frame
+needs, several times faster, with one regex pass over the block, fast paths for
 plain ASCII values and simple address lists, and remembered results for
 the values a mailbox repeats (senders, recipients, subjects); the rare
 hard cases (encoded words, quoted names, groups, 8-bit bytes, odd dates)
@@ -19,8 +18,6 @@ API
     One message. ``raw`` is the header block (an IMAP
     ``BODY.PEEK[HEADER.FIELDS (...)]`` answer) or a whole message: parsing
     stops at the first blank line; a leading mbox ``From_`` line is ignored.
-``parse_many(blocks, internaldates=None) -> list[dict]``
-    Many messages (a list of the dicts above).
 ``parse_columns(blocks, internaldates=None) -> dict[str, Sequence]``
     Many messages, column by column (what the sync turns into Arrow arrays).
 ``FETCH_HEADER_FIELDS``
@@ -28,8 +25,8 @@ API
 ``PARSE_DEFECTS``
     Every defect string a row can carry.
 
-Row keys (the parse part of :data:`mailhat_nb.analysis.frames.MESSAGE_COLUMNS`)
-----------------------------------------------------------------------
+Row keys (the parsed columns of :mod:`mailhat_nb.sync.schema`)
+-------------------------------------------------------------
 ``message_id``
     str without the angle brackets (``abc@host``), or None. Brackets are
     stripped everywhere (``in_reply_to``, ``references`` too) so the columns
@@ -68,7 +65,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -77,6 +74,7 @@ from mailhat_nb.sync.memory import gc_paused
 from mailhat_nb.sync.parse import rfc2047
 from mailhat_nb.sync.parse.addrparse import parse_addresses, parse_mailboxes
 from mailhat_nb.sync.parse.dates import DATE_DEFECTS, parse_date
+from mailhat_nb.sync.schema import LIST, STORE_COLUMNS
 
 #: Header fields to FETCH over IMAP (``BODY.PEEK[HEADER.FIELDS (...)]``).
 #: Content-Type is optional: it only serves as a charset hint for raw 8-bit
@@ -104,7 +102,8 @@ PARSE_DEFECTS: Final = (
     "message_id_nonstandard",  # no <...>, several ids, no local@domain, repaired syntax
 )
 
-#: The keys of a parsed row, in the order :func:`parse_columns` returns them.
+#: The keys of a parsed row (columns of :mod:`mailhat_nb.sync.schema`), in the
+#: order :func:`_parse` returns their values: a new key goes here and there.
 PARSE_KEYS: Final = (
     "message_id", "date", "date_source", "date_offset_min", "from_addr", "from_name",
     "to_addrs", "cc_addrs", "delivered_to", "subject", "subject_raw", "in_reply_to",
@@ -219,9 +218,7 @@ def _labels(value: str) -> list[str]:
 # are pure functions of one header value, so their results are remembered
 # (bounded LRU, results immutable). Values longer than MEMO_MAX_LEN (huge
 # recipient lists) are parsed every time, which bounds the memory to a few
-# MB. Measured on the lab's 100k generated mailbox (2 CPUs): parse 17.6 ->
-# ~9.5 µs a message; on the Enron-based blocks of
-# ``benchmarks/bench_parse.py``, 16.7 -> ~13 µs.
+# MB. ``benchmarks/bench_parse.py`` measures what it saves.
 
 #: Distinct values remembered per field.
 FIELD_CACHE_SIZE: Final = 4096
@@ -334,8 +331,9 @@ def _empty_values(internaldate: datetime | None, defects: list[str]) -> tuple[An
     if isinstance(internaldate, datetime):
         with contextlib.suppress(ValueError, OverflowError):
             date, source = _to_utc(internaldate), "internaldate"
-    return (None, date, source, None, None, None, [], [], [], None, None, None, [], None, [],
-            None, defects)
+    given = {"date": date, "date_source": source, "defects": defects}
+    return tuple(given.get(key, [] if STORE_COLUMNS[key] == LIST else None)
+                 for key in PARSE_KEYS)
 
 
 def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
@@ -507,34 +505,17 @@ def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def parse_many(
-    blocks: Iterable[bytes], internaldates: Iterable[datetime | None] | None = None
-) -> list[dict[str, Any]]:
-    """:func:`parse_headers` over many blocks (``internaldates`` aligned with them).
-
-    The cyclic garbage collector is paused meanwhile: parsing allocates ~20
-    container objects per message and no reference cycles, and the collector's
-    repeated scans of the growing result cost ~25 % of the time (measured with
-    ``benchmarks/bench_parse.py``). It is restored on exit, also on error.
-    """
-    with gc_paused():
-        if internaldates is None:
-            return [parse_headers(b) for b in blocks]
-        dates: Iterator[datetime | None] = iter(internaldates)
-        return [parse_headers(b, internaldate=next(dates, None)) for b in blocks]
-
-
 def parse_columns(
     blocks: Sequence[bytes], internaldates: Sequence[datetime | None] | None = None
 ) -> dict[str, Sequence[Any]]:
-    """:func:`parse_many`, column by column: ``{key: values}`` for every :data:`PARSE_KEYS`.
+    """Many header blocks, column by column: ``{key: values}`` for every :data:`PARSE_KEYS`.
 
-    What the sync's Arrow conversion wants. Each message is parsed into a
-    tuple and the tuples are transposed once with ``zip`` (in C): no row
-    dict per message, and no per-column Python loop afterwards. Measured on
-    100k lab messages: ~0.25 s less than :func:`parse_many` plus a
-    transpose of its dicts. The garbage collector is paused as in
-    :func:`parse_many`.
+    ``internaldates`` aligned with ``blocks``. What the sync's Arrow
+    conversion wants: each message is parsed into a tuple and the tuples are
+    transposed once with ``zip`` (in C), no row dict per message and no
+    per-column Python loop afterwards. The cyclic garbage collector is
+    paused meanwhile (:func:`~mailhat_nb.sync.memory.gc_paused`): parsing
+    allocates many small containers and no reference cycles.
     """
     with gc_paused():
         if internaldates is None:

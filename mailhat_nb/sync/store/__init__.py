@@ -7,11 +7,10 @@ Layout (readable by pandas, DuckDB, Spark or Dask without this package)::
         folder=<folder>/                      hive partition: the decoded folder name
           part-v<uidvalidity>-<first>-<last>-g<n>.parquet    the rows
           _state.json                         this folder's sync state (below)
-          _damaged-<part>.bad                 a part found damaged, set aside
       _retired/account=.../folder=.../v<uidvalidity>-<time>/part-*.parquet
                                               rows retired by a UIDVALIDITY change
       _retired/account=.../folder=...-damaged-<time>/
-                                              a folder whose state was unreadable
+                                              a damaged folder, set aside whole
 
 ``account`` and ``folder`` live only in the directory names (percent-encoded
 where a character is unsafe in a path: ``/ \ % = : * ? " < > | # { } [ ] ^ '``
@@ -47,15 +46,13 @@ see the old and the new copy of a part until the next sync or import opens
 that folder.
 
 Damage from outside (a disk fault, a "clean-up" by hand) is healed, never
-read around. Before a folder is called unchanged, and whenever one is
-opened for writing, each part it names is checked (there, and ``PAR1`` at
-both ends; ``mailhat sync --verify`` reads each whole): a damaged part is
-set aside and its UIDs leave the state, so the sync fetches those messages
-again (:meth:`FolderStore.repair`). A folder whose ``_state.json`` cannot be
-read is moved to ``_retired/`` whole and fetched again
-(:meth:`Store.set_aside_damaged`). Readers fail with the file's name and
-that way out; a part that vanishes under a reader (a sync compacting right
-then) is read again from the new state.
+read around, and one way only: before a sync or an import writes, each
+folder of the account is checked (its state record readable, every part it
+names there and ``PAR1`` at both ends; ``mailhat sync --verify`` reads each
+part whole), and a damaged folder is moved to ``_retired/`` whole and fetched
+(or imported) again (:meth:`Store.set_aside_damaged`). Readers fail with the
+file's name and that way out; a part that vanishes under a reader (a sync
+compacting right then) is read again from the new state.
 
 Modules, by job: :mod:`.layout` (names, escaping), :mod:`.state` (the
 records), :mod:`.commit` (the commit protocol), :mod:`.folder` (a folder's

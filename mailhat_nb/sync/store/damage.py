@@ -1,6 +1,7 @@
 """Damage from outside (a disk fault, a "clean-up" by hand): how a part is checked.
 
-See :mod:`mailhat_nb.sync.store` for when each check runs and how damage heals.
+See :mod:`mailhat_nb.sync.store` for when the check runs and how damage heals
+(:meth:`~.root.Store.set_aside_damaged`).
 """
 
 from __future__ import annotations
@@ -43,13 +44,3 @@ def part_intact(path: Path, rows: int | None = None, *, deep: bool = False) -> b
     except OSError:
         return False
     return head == tail == b"PAR1"
-
-
-def part_uids(path: Path) -> list[int]:
-    """The UIDs a part holds (raises :func:`damaged_part` when it cannot be read)."""
-    import pyarrow.parquet as pq
-
-    try:
-        return [int(u) for u in pq.read_table(path, columns=["uid"]).column("uid").to_pylist()]
-    except (OSError, ValueError) as exc:
-        raise damaged_part(path, exc) from exc

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.errors import StoreError
 from mailhat_nb.sync.store.commit import FolderCommits
-from mailhat_nb.sync.store.damage import damaged_part, part_intact, part_uids
+from mailhat_nb.sync.store.damage import damaged_part
 from mailhat_nb.sync.store.layout import RETIRED_DIR
 from mailhat_nb.sync.store.state import FolderState, PartInfo
 from mailhat_nb.sync.uids import merge_uids, overlaps, sequence_set
@@ -33,42 +33,6 @@ class FolderStore(FolderCommits):
     def __init__(self, root: Path, path: Path, state: FolderState) -> None:
         super().__init__(root, path, state)
         self._reserved: set[str] = set()
-        #: parts found damaged and set aside when this folder was opened
-        self.repaired: list[str] = []
-
-    def repair(self, *, deep: bool = False) -> None:
-        """Set aside parts whose file is missing or damaged (named in :attr:`repaired`).
-
-        A part deleted or truncated behind the store's back (a disk fault, a
-        hand-made "clean-up") would otherwise stay in the state: the sync
-        would call the folder unchanged and every reader would fail or, worse,
-        count without those rows. Its UIDs leave the state and the folder is
-        marked incomplete, so the sync that opened it fetches them again (an
-        import rewrites every part anyway). ``deep``: read every part whole
-        (see :func:`part_intact`). The damaged file is kept as
-        ``_damaged-<name>.bad`` (ignored by Parquet readers) and the event is
-        logged; one commit.
-        """
-        bad = [p for p in self.state.parts
-               if not part_intact(self.path / p.file, p.rows, deep=deep)]
-        if not bad:
-            return
-        good = [p for p in self.state.parts if p not in bad]
-        stored = self.state.uid_list()
-        lost = {u for u in stored if any(p.first <= u <= p.last for p in bad)}
-        for part in good:  # an intact part whose UID range meets a damaged one
-            if lost and any(b.first <= part.last and part.first <= b.last for b in bad):
-                lost.difference_update(part_uids(self.path / part.file))
-        renames = [(self.path / p.file, self.path / f"_damaged-{p.file}.bad")
-                   for p in bad if (self.path / p.file).exists()]
-        self.state.log("parts_damaged", files=[p.file for p in bad], refetch=len(lost))
-        self.state.parts = good
-        remaining = [u for u in stored if u not in lost]
-        self.state.uids = sequence_set(remaining)
-        self.state.messages = len(remaining)
-        self.state.complete = False
-        self._commit(renames)
-        self.repaired = [p.file for p in bad]
 
     def _part_name(self, uidvalidity: int, first: int, last: int) -> str:
         gen = 0

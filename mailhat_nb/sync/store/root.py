@@ -28,11 +28,8 @@ class Store:
         """Directory of one folder's parts and state."""
         return folder_dir(self.root, account, folder)
 
-    def open_folder(self, account: str, folder: str, *, create: bool = True,
-                    verify: bool = False) -> FolderStore:
-        """The folder's store, recovered from any interrupted commit, damaged parts set aside.
-
-        ``verify`` reads every part whole to find damage (see :meth:`FolderStore.repair`).
+    def open_folder(self, account: str, folder: str, *, create: bool = True) -> FolderStore:
+        """The folder's store, recovered from any interrupted commit.
 
         Raises
         ------
@@ -57,21 +54,9 @@ class Store:
         store = FolderStore(self.root, path, state)
         try:
             store.recover()
-            store.repair(deep=verify)
         except OSError as exc:
             raise StoreError(f"cannot recover {path}: {reason(exc)}") from exc
         return store
-
-    def intact(self, state: FolderState) -> bool:
-        """Whether every part ``state`` names is on disk and whole (see :meth:`FolderStore.repair`).
-
-        A state with moves still pending (a crash mid-commit) is not
-        trusted either: opening the folder finishes them first.
-        """
-        if any(state.pending.values()):
-            return False
-        path = self.folder_path(state.account, state.folder)
-        return all(part_intact(path / p.file) for p in state.parts)
 
     def states(self, account: str | None = None) -> list[FolderState]:
         """Every folder's state (of one account, or all), read-only."""
@@ -91,23 +76,22 @@ class Store:
         """The directory of ``account``'s folders."""
         return account_dir(self.root, account)
 
-    def set_aside_damaged(self, account: str) -> list[str]:
-        """Move folders of ``account`` whose state record is unreadable out of the store.
+    def set_aside_damaged(self, account: str, *, deep: bool = False) -> list[str]:
+        """Move ``account``'s damaged folders out of the store: the one way damage heals.
 
-        One damaged ``_state.json`` (a disk fault, an edit by hand) must not
-        stop the account's other folders nor every reader: the writer that
-        holds the lock moves that folder's directory to ``_retired/`` (kept,
-        not read) and the sync then fetches the folder again as new. Returns
-        where each went, relative to the store.
+        A folder is damaged when its ``_state.json`` cannot be read, or when a
+        part it names is missing or not whole (:func:`~.damage.part_intact`:
+        both ends, or with ``deep`` every byte). Left in place it would stop
+        every reader, or worse, count without its rows. The writer that holds
+        the lock moves the folder's directory to ``_retired/`` (kept, never
+        read), so the sync (or the import) that called this fetches the
+        folder again as new. Returns where each went, relative to the store.
         """
         moved: list[str] = []
         home = self.account_dir(account)
         for state_file in sorted(home.glob(f"folder=*/{STATE_FILE}")):
-            try:
-                load_state(state_file)
+            if not self._damaged(state_file, deep):
                 continue
-            except StoreError:
-                pass
             damaged = state_file.parent
             dest = (self.root / RETIRED_DIR / home.name
                     / f"{damaged.name}-damaged-{time.strftime('%Y%m%dT%H%M%S')}")
@@ -118,6 +102,15 @@ class Store:
                 raise StoreError(f"cannot set aside {damaged}: {reason(exc)}") from exc
             moved.append(str(dest.relative_to(self.root)))
         return moved
+
+    def _damaged(self, state_file: Path, deep: bool) -> bool:
+        try:
+            folder = FolderStore(self.root, state_file.parent, load_state(state_file))
+            folder.recover()  # a commit a crash interrupted names parts still to move
+        except (StoreError, OSError):
+            return True
+        return not all(part_intact(folder.path / p.file, p.rows, deep=deep)
+                       for p in folder.state.parts)
 
     def accounts(self) -> list[str]:
         """The accounts the store holds (those with a readable folder record)."""

@@ -115,14 +115,6 @@ class FolderState:
         """The stored UIDs, sorted."""
         return parse_sequence_set(self.uids) if self.uids else []
 
-    @property
-    def uid_high(self) -> int:
-        """The highest stored UID (0 when none)."""
-        if not self.uids:
-            return 0
-        last = self.uids.rsplit(",", 1)[-1]
-        return int(last.rsplit(":", 1)[-1])
-
     def log(self, event: str, **details: Any) -> None:
         """Append to the event log (bounded)."""
         self.events.append({"at": utc_now(), "event": event, **details})
