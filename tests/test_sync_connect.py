@@ -13,10 +13,13 @@ server crash and restart) pins that side.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings
+from relay import relay
 
 #: Short, so the tests are quick; the default (10 s) is pinned in test_sync_units.
 WAIT = 1.5
@@ -136,6 +140,32 @@ def test_cli_takes_a_pasted_url_as_the_server(lab: Lab, lab_info: LabInfo,
     assert f"took the host name {lab_info.server}" in proc.stderr
     assert f"using the port {lab_info.ports['imaps']}" in proc.stderr
     assert "INBOX" in proc.stdout
+
+
+@pytest.mark.lab
+def test_cli_sends_no_password_where_the_server_refuses_it(
+        lab: Lab, tmp_path: Path, scenario: Callable[[str], LabInfo]) -> None:
+    # The plaintext-disabled scenario: on 127.0.0.2 the plain port lists
+    # LOGINDISABLED (RFC 3501 6.2.3: the client must not send LOGIN). The
+    # relay records every byte the sync sends.
+    info = scenario("plaintext-disabled")
+    password = lab.password("alice")
+    with relay(info.server, info.ports["imap"]) as wire:
+        proc = _cli(password, "sync", "--email", "alice@localhost", "--server", "127.0.0.1",
+                    "--port", str(wire.port), "--security", "none", "--password-env", "MH_PW",
+                    "--store", str(tmp_path / "store"))
+        sent = wire.sent()
+        greeting = wire.connections[0][0][1]
+    assert b"LOGINDISABLED" in greeting  # the scenario holds
+    assert proc.returncode == 1, proc.stderr
+    assert "this server refuses passwords without encryption: use ssl or starttls" \
+        in proc.stderr
+    assert "rejected the login" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert password.encode() not in sent
+    assert base64.b64encode(password.encode()) not in sent
+    assert not re.search(rb"(?im)^\S+ (LOGIN|AUTHENTICATE)\b", sent), sent
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.parquet"))
 
 
 # --------------------------------------------------------------------------- no lab

@@ -39,7 +39,7 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,6 +48,7 @@ from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
     MailServerError,
+    PlaintextRefused,
     UsageError,
 )
 from mailhat_nb.secrets import Secret, redact
@@ -346,6 +347,27 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def refuse_plaintext(caps: Set[str], *, encrypted: bool, where: str) -> None:
+    """Refuse to send a password the server said it refuses in clear text.
+
+    A server that lists ``LOGINDISABLED`` on an unencrypted connection
+    refuses passwords there (RFC 3501 6.2.3: the client must not send
+    LOGIN), and one that lists it beside ``AUTH=PLAIN`` says the same of
+    the mechanism that carries the password as it is. Sending it anyway
+    would put the password on the wire for nothing, and the server's "no"
+    would read like a wrong password: the sync sends nothing and says why.
+
+    Raises
+    ------
+    PlaintextRefused
+        ``caps`` (of the unencrypted connection) hold ``LOGINDISABLED``.
+    """
+    if not encrypted and "LOGINDISABLED" in caps:
+        raise PlaintextRefused(
+            f"{where}: this server refuses passwords without encryption: use ssl or starttls "
+            "(it lists LOGINDISABLED on this connection; no password was sent)")
+
+
 # --------------------------------------------------------------------------- session
 
 
@@ -443,10 +465,11 @@ class ImapSource:
         with Dovecot and most servers.
         """
         login, password = self.settings.login, self._password.reveal()
+        caps = {_text(c).upper() for c in client.capabilities()}
+        refuse_plaintext(caps, encrypted=self.settings.security != "none", where=self._where())
         if password.isascii() and login.isascii():
             client.login(login, password)
             return
-        caps = {_text(c).upper() for c in client.capabilities()}
         if "AUTH=PLAIN" not in caps:
             raise AuthFailed(
                 f"the password or login for {login} has non-ASCII characters, and "
