@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 class Relay:
@@ -71,10 +71,8 @@ class Relay:
             except OSError:
                 break
         for sock in (dst, src):
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def sent(self, connection: int | None = None) -> bytes:
         """Everything the client sent (on one connection, or on all of them)."""

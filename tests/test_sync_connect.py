@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from relay import relay
 
 from mailhat_nb import cli
 from mailhat_nb.errors import AuthFailed, ConnectFailed, ConnectionLost, MailServerError
@@ -30,7 +31,6 @@ from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings
-from relay import relay
 
 #: Short, so the tests are quick; the default (10 s) is pinned in test_sync_units.
 WAIT = 1.5
