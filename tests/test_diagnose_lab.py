@@ -261,6 +261,11 @@ SCENARIO_PRESETS = {
     "firewalled": ("hostgator-imap-ssl", "hostgator-imap-none", "imap-starttls-143"),
     "ip-blocked": ("hostgator-imap-ssl", "hostgator-imap-none", "imap-starttls-143"),
     "closed-port": ("hostgator-imap-ssl",),
+    # Servers without an extension (the sync's fallbacks): nothing to diagnose.
+    "no-list-status": ("hostgator-imap-ssl", "imap-starttls-143"),
+    "no-sasl-ir": ("hostgator-imap-ssl", "imap-starttls-143"),
+    "no-condstore": ("hostgator-imap-ssl", "imap-starttls-143"),
+    "imap4rev1-only": ("hostgator-imap-ssl", "imap-starttls-143"),
 }
 
 
@@ -271,6 +276,7 @@ SCENARIO_EXIT = {
     "normal": 0, "wrong-host-cert": 1, "expired-cert": 1, "self-signed": 1, "pop-only": 1,
     "plaintext-disabled": 0, "plaintext-allowed": 0, "no-greeting": 1, "firewalled": 1,
     "ip-blocked": 1, "closed-port": 0,
+    "no-list-status": 0, "no-sasl-ir": 0, "no-condstore": 0, "imap4rev1-only": 0,
 }
 
 

@@ -110,6 +110,28 @@ submission_relay_trusted = yes
 """
 
 
+#: What Dovecot 2.3 (Debian's) advertises after login, in its order. Dovecot can
+#: only replace the list (``imap_capability``), not take from it, so a scenario
+#: that drops a capability (:attr:`Scenario.imap_without`) gives this list
+#: without it; the same list then serves before login, where Dovecot adds
+#: STARTTLS, LOGINDISABLED and the AUTH= mechanisms itself.
+IMAP_CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+)
+
+
+def _capabilities(scenario: Scenario) -> str:
+    """The ``imap_capability`` line of a scenario that drops some; empty otherwise."""
+    if not scenario.imap_without:
+        return ""
+    kept = [c for c in IMAP_CAPABILITIES.split() if c not in scenario.imap_without]
+    return f"\nimap_capability = {' '.join(kept)}\n"
+
+
 def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Path,
            key: Path) -> str:
     """Return the dovecot.conf text for ``scenario``.
@@ -145,4 +167,4 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Pat
         users=paths.users, mail=paths.mail,
         listeners="\n".join(blocks),
         lmtp=ports["lmtp"], relay=ports["relay"],
-    )
+    ) + _capabilities(scenario)

@@ -61,6 +61,11 @@ class Scenario:
         TCP handshake, or is closed.
     server:
         The server name to diagnose the lab with in this scenario.
+    imap_without:
+        IMAP capabilities Dovecot does not advertise (before and after
+        login): a server without LIST-STATUS, SASL-IR or CONDSTORE, for the
+        sync's fallbacks. The commands still work if sent; a client that
+        reads the capabilities, as it must, does not send them.
     """
 
     name: str
@@ -74,6 +79,7 @@ class Scenario:
     blackhole: tuple[str, ...] = ()
     closed: tuple[str, ...] = ()
     server: str = "localhost"
+    imap_without: tuple[str, ...] = ()
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -141,6 +147,33 @@ SCENARIOS: dict[str, Scenario] = {
             "closed-port", "Port 993 closed",
             "Nothing listens on the IMAP SSL/TLS port; port 143 still works.",
             expect="connection_refused", closed=("imaps",),
+        ),
+        # -- Servers that lack an extension the sync uses where it is offered:
+        # -- the sync must fall back and store exactly what it stores elsewhere.
+        Scenario(
+            "no-list-status", "No LIST-STATUS",
+            "An IMAP server without RFC 5819's LIST-STATUS: each folder's counts take a "
+            "STATUS command of their own.",
+            expect="ok", imap_without=("LIST-STATUS",),
+        ),
+        Scenario(
+            "no-sasl-ir", "No SASL-IR",
+            "An IMAP server without SASL-IR (RFC 4959): a login cannot carry the password "
+            "with the AUTHENTICATE command, so clients use LOGIN.",
+            expect="ok", imap_without=("SASL-IR",),
+        ),
+        Scenario(
+            "no-condstore", "No CONDSTORE",
+            "An IMAP server without CONDSTORE or QRESYNC: no modification sequences, so "
+            "every sync reads every message's flags to see what changed.",
+            expect="ok", imap_without=("CONDSTORE", "QRESYNC"),
+        ),
+        Scenario(
+            "imap4rev1-only", "A plain IMAP4rev1 server",
+            "An older IMAP server with none of the extensions above, nor ESEARCH, ENABLE, "
+            "LIST-EXTENDED or SPECIAL-USE: everything still works, in more round trips.",
+            expect="ok", imap_without=("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC",
+                                       "ESEARCH", "ENABLE", "LIST-EXTENDED", "SPECIAL-USE"),
         ),
     )
 }

@@ -214,8 +214,8 @@ class SyncPanel(Panel):
         conn = self.connection
         self.say(f"Logging in to {conn.settings.host}:{conn.settings.effective_port}…")
         with ImapSource(conn.settings, conn.password) as session:
-            folders = [f for f in session.folders() if f.selectable]
-            self.server_counts = {f.name: session.status(f.name).messages for f in folders}
+            self.server_counts = {f.info.name: f.status.messages
+                                  for f in session.folder_states() if f.status is not None}
         names = list(self.server_counts)
         if self.wanted is not None:
             unknown = [f for f in self.wanted if f not in self.server_counts]
