@@ -6,8 +6,9 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed-stamp
 OUT     ?= out
-# Debian packages: the lab's mail server, and the browser for the UI tests.
-DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd
+# Debian packages: the lab's mail servers (Dovecot: IMAP, POP3, LMTP; Exim: SMTP,
+# as cPanel runs it), and the browser for the UI tests.
+DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light
 DEB_UI  := chromium
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 
@@ -15,8 +16,10 @@ APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y 
 
 setup: system $(STAMP)
 
-# Debian packages, installed only when missing. Postfix is preseeded to
-# "No configuration": the lab runs its own private instance.
+# Debian packages, installed only when missing. Exim replaces Postfix (each is
+# the system MTA); every lab package is named in the one apt transaction, so
+# resolving that conflict can never remove the lab's Dovecot. The lab runs its
+# own private instances, never the system's services.
 system:
 	@missing=""; for p in $(DEB_LAB) $(DEB_UI); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -24,8 +27,7 @@ system:
 	python3 -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3 python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
-	  $(APT) update && $(APT) install --no-install-recommends $$missing >/dev/null; \
+	  $(APT) update && $(APT) install --no-install-recommends $(DEB_LAB) $$missing >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -48,7 +50,7 @@ lint: setup
 	.venv/bin/ruff check mailhat_nb tests benchmarks
 	.venv/bin/mypy
 
-## Every benchmark (minutes; on a quiet machine), then README's numbers table from them.
+## Every benchmark (minutes; on a quiet machine), then README's numbers from them.
 RESULTS := benchmarks/results
 bench: setup
 	@mkdir -p $(RESULTS)
@@ -56,7 +58,8 @@ bench: setup
 	$(PY) benchmarks/bench_parse.py --json $(RESULTS)/parse.json
 	$(PY) benchmarks/bench_contacts.py --json $(RESULTS)/contacts.json
 	$(PY) benchmarks/bench_sync.py --json $(RESULTS)/sync.json
-	$(PY) benchmarks/numbers.py --results $(RESULTS)
+	$(PY) benchmarks/readme_table.py --results $(RESULTS)
+	$(PY) benchmarks/bench_latency.py --json-out $(RESULTS)/latency.json --readme
 
 ## JupyterLab on 127.0.0.1 with the lab server running.
 lab: setup

@@ -51,7 +51,7 @@ class PresetsError(UsageError):
 
 
 class LabError(MailhatError):
-    """The lab (private Dovecot + Postfix on loopback) failed."""
+    """The lab (private Dovecot + Exim on loopback) failed."""
 
 
 class LabNotRunning(LabError):

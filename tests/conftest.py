@@ -1,6 +1,6 @@
 """Shared fixtures: one real lab per test session.
 
-The lab (private Dovecot + Postfix on loopback) starts once, in its own short
+The lab (private Dovecot + Exim on loopback) starts once, in its own short
 directory, and is stopped and deleted at the end. Tests that switch a fault
 scenario use :func:`scenario`, which always switches back to ``normal``.
 
@@ -21,6 +21,11 @@ import pytest
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.corpus import corpus_root
 
+#: Lab scenarios built to show codes the doctor does not give yet
+#: (tls_handshake_failed, starttls_failed: issue 10). tests/test_lab.py checks
+#: their wire behaviour; the doctor's and the walkthrough's tests take them in
+#: once it names them.
+DOCTOR_PENDING = frozenset({"smtp-tls-handshake-fails", "smtp-starttls-fails"})
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:

@@ -58,7 +58,9 @@ def test_no_password_in_any_output_or_log(user: str, wrong: bool, plain: bool, l
     shown = [ln.text for r in report.results for ln in r.transcript if ln.direction == "C"]
     assert any(t.endswith("AUTHENTICATE PLAIN ***") for t in shown)
     assert any(t == "AUTH PLAIN ***" for t in shown)
-    assert all(r.login_tried == plain for r in report.results if r.security == "none")
+    # (the lab's Exim, as cPanel's, offers no AUTH without TLS: nothing to try in clear)
+    assert all(r.login_tried == (plain and r.protocol != "smtp")
+               for r in report.results if r.security == "none")
     assert caplog.records  # the transcript is logged at DEBUG
     texts = [*everything(report), caplog.text, repr(account), str(account.to_dict())]
     for secret in forms(email, password):

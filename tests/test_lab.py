@@ -6,6 +6,7 @@ behaviour, and the lab's life cycle (up, status, down) leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
 import email
 import imaplib
 import poplib
@@ -33,6 +34,11 @@ pytestmark = pytest.mark.lab
 
 def _ctx(info: LabInfo) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=info.ca_file)
+
+
+def info_log(info: LabInfo) -> Path:
+    """The lab's log directory."""
+    return Path(info.root) / "log"
 
 
 def _imap(info: LabInfo, service: str, host: str = "localhost", starttls: bool = False,
@@ -127,35 +133,107 @@ def test_internaldate_follows_the_date_header(lab_info: LabInfo, lab_password: s
 # ----------------------------------------------------------------------------- SMTP
 
 
-@pytest.mark.parametrize(("service", "mode"), [
-    ("submissions", "ssl"), ("submission", "starttls"), ("smtp", "starttls"),
-    ("smtp_alt", "starttls"), ("smtp", "none"), ("smtp_alt", "none"),
-])
+def _mail(subject: str) -> str:
+    return (f"From: alice@localhost\r\nTo: bob@localhost\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@lab.test>\r\n\r\nhello\r\n")
+
+
+def _smtp(info: LabInfo, service: str, host: str = "localhost") -> smtplib.SMTP:
+    """An SMTP session on ``service``: TLS from the first byte on 465, else plain text."""
+    if service in ("submissions", "smtps"):
+        return smtplib.SMTP_SSL(host, info.ports[service], context=_ctx(info), timeout=5)
+    return smtplib.SMTP(host, info.ports[service], timeout=5)
+
+
+@pytest.mark.parametrize("service", ["submissions", "submission", "smtp", "smtp_alt"])
 def test_smtplib_sends_on_every_smtp_port_and_the_message_arrives(
-        lab: Lab, lab_info: LabInfo, lab_password: str, service: str, mode: str) -> None:
-    port = lab_info.ports[service]
-    subject = f"lab test {service} {mode} {uuid.uuid4().hex[:8]}"
-    raw = (f"From: alice@localhost\r\nTo: bob@localhost\r\nSubject: {subject}\r\n"
-           f"Message-ID: <{uuid.uuid4().hex}@lab.test>\r\n\r\nhello\r\n")
-    if mode == "ssl":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL("localhost", port, context=_ctx(lab_info),
-                                              timeout=5)
-    else:
-        smtp = smtplib.SMTP("localhost", port, timeout=5)
-        if mode == "starttls":
+        lab: Lab, lab_info: LabInfo, lab_password: str, service: str) -> None:
+    subject = f"lab test {service} {uuid.uuid4().hex[:8]}"
+    with _smtp(lab_info, service) as smtp:
+        if service != "submissions":
             smtp.starttls(context=_ctx(lab_info))
-    with smtp:
         smtp.ehlo()
-        assert smtp.has_extn("auth")
+        assert smtp.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
         smtp.login("alice@localhost", lab_password)
-        smtp.sendmail("alice@localhost", ["bob@localhost"], raw)
+        smtp.sendmail("alice@localhost", ["bob@localhost"], _mail(subject))
     assert _wait_for_subject(lab_info, lab.password("bob"), subject) < 5
 
 
-def test_smtp_refuses_relay_without_authentication(lab_info: LabInfo) -> None:
-    with smtplib.SMTP("localhost", lab_info.ports["submission"], timeout=5) as smtp,  \
-            pytest.raises(smtplib.SMTPSenderRefused):
-        smtp.sendmail("alice@localhost", ["bob@localhost"], "Subject: x\r\n\r\nx\r\n")
+@pytest.mark.parametrize("host", ["localhost", INSECURE_HOST])
+@pytest.mark.parametrize("service", ["smtp", "smtp_alt", "submission"])
+def test_smtp_offers_auth_only_after_starttls(lab_info: LabInfo, lab_password: str,
+                                             service: str, host: str) -> None:
+    # cPanel's default: a client on 25, 26 or 587 without STARTTLS finds no AUTH,
+    # and an AUTH sent anyway is refused before any password is read.
+    with _smtp(lab_info, service, host) as smtp:
+        smtp.ehlo()
+        assert smtp.has_extn("starttls")
+        assert not smtp.has_extn("auth")
+        assert smtp.docmd("AUTH", "LOGIN") == (503, b"AUTH command used when not advertised")
+        with pytest.raises(smtplib.SMTPNotSupportedError):
+            smtp.login("alice@localhost", lab_password)
+        smtp.starttls(context=_ctx(lab_info))
+        smtp.ehlo()
+        assert smtp.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        assert smtp.login("alice@localhost", lab_password)[0] == 235
+
+
+def test_smtp_wrong_password_gets_exims_535(lab_info: LabInfo, lab_password: str) -> None:
+    with _smtp(lab_info, "submissions") as smtp:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as caught:
+            smtp.login("alice@localhost", "not-the-password")
+        assert (caught.value.smtp_code, caught.value.smtp_error) == (
+            535, b"Incorrect authentication data")
+    with _smtp(lab_info, "submissions") as smtp:  # and no penalty for the next one
+        assert smtp.login("alice@localhost", lab_password)[0] == 235
+
+
+def test_non_ascii_password_authenticates_over_smtp(lab: Lab, lab_info: LabInfo) -> None:
+    # smtplib cannot encode it; the SASL PLAIN message is UTF-8 (RFC 4616).
+    password = lab.password("chloe").encode()
+    assert not password.isascii()
+    with _smtp(lab_info, "submissions") as smtp:
+        smtp.ehlo()
+        plain = base64.b64encode(b"\0chloe@localhost\0" + password).decode()
+        assert smtp.docmd("AUTH", "PLAIN " + plain) == (235, b"Authentication succeeded")
+
+
+def _greeting(info: LabInfo, service: str = "smtp") -> list[str]:
+    with socket.create_connection(("localhost", info.ports[service]), timeout=5) as sock, \
+            sock.makefile("rb") as reader:
+        lines = [reader.readline().decode()]
+        while lines[-1][3] == "-":
+            lines.append(reader.readline().decode())
+    return [ln.rstrip("\r\n") for ln in lines]
+
+
+def test_smtp_banner_names_the_server_as_cpanels_exim_does(lab_info: LabInfo) -> None:
+    first, *rest = _greeting(lab_info)
+    assert re.fullmatch(r"220-localhost ESMTP Exim 4\.\d+\S* #\d+ "
+                        r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", first), first
+    assert rest == ["220-We do not authorize the use of this system to transport unsolicited, ",
+                    "220 and/or bulk e-mail."]
+
+
+def test_smtp_refuses_relay_without_authentication(lab_info: LabInfo,
+                                                   lab_password: str) -> None:
+    with _smtp(lab_info, "submission") as smtp:
+        smtp.starttls(context=_ctx(lab_info))
+        smtp.ehlo()
+        assert smtp.docmd("MAIL", "FROM:<alice@localhost>")[0] == 250
+        code, text = smtp.docmd("RCPT", "TO:<someone@example.com>")
+        said = " ".join(text.decode().split())  # Exim folds a long reply over lines
+        assert code == 550
+        assert said.startswith("Please turn on SMTP Authentication in your mail client. ")
+        assert said.endswith(" is not permitted to relay through this server without "
+                             "authentication.")
+        # A lab user that does not exist is refused too ...
+        assert smtp.docmd("RCPT", "TO:<nobody@localhost>")[0] == 550
+        # ... and authenticated, the lab still delivers only to its own users.
+        smtp.rset()
+        smtp.login("alice@localhost", lab_password)
+        assert smtp.docmd("MAIL", "FROM:<alice@localhost>")[0] == 250
+        assert smtp.docmd("RCPT", "TO:<someone@example.com>") == (550, b"Unrouteable address")
 
 
 # ----------------------------------------------------------------------------- POP3
@@ -201,6 +279,8 @@ def test_wrong_host_certificate_fails_hostname_verification(scenario) -> None:  
             ctx.wrap_socket(raw) as tls:
         names = {v for k, v in tls.getpeercert()["subjectAltName"]}  # type: ignore[index]
     assert names == {"gator4321.hostgator.com", "*.hostgator.com"}
+    # Exim greets with the name its certificate is for, as a shared server does.
+    assert _greeting(info, "submission")[0].startswith("220-gator4321.hostgator.com ESMTP Exim ")
 
 
 def test_expired_certificate(scenario) -> None:  # type: ignore[no-untyped-def]
@@ -242,12 +322,12 @@ def test_plaintext_disabled_refuses_login_until_starttls(scenario, lab_password:
     with pytest.raises(poplib.error_proto, match="Plaintext authentication disallowed"):
         pop.user("alice@localhost")  # refused before the password is even asked for
     pop.close()
-    with smtplib.SMTP(INSECURE_HOST, info.ports["submission"], timeout=5) as smtp:
-        smtp.ehlo()
-        # Dovecot still says AUTH, but offers no mechanism before STARTTLS.
-        assert smtp.esmtp_features["auth"].split() == []
-        with pytest.raises(smtplib.SMTPException, match="No suitable authentication"):
-            smtp.login("alice@localhost", lab_password)
+    for service in ("smtp", "smtp_alt", "submission"):
+        with _smtp(info, service, INSECURE_HOST) as smtp:
+            smtp.ehlo()
+            assert not smtp.has_extn("auth")
+            with pytest.raises(smtplib.SMTPNotSupportedError):
+                smtp.login("alice@localhost", lab_password)
 
 
 def test_plaintext_allowed_takes_the_password_in_clear(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
@@ -256,6 +336,13 @@ def test_plaintext_allowed_takes_the_password_in_clear(scenario, lab_password: s
     assert "LOGINDISABLED" not in plain.capabilities
     assert plain.login("alice@localhost", lab_password)[0] == "OK"
     plain.logout()
+    # SMTP too: Exim offers AUTH before STARTTLS, and takes the password in clear.
+    for service in ("smtp", "smtp_alt", "submission"):
+        with _smtp(info, service, INSECURE_HOST) as smtp:
+            smtp.ehlo()
+            assert smtp.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+            assert smtp.login("alice@localhost", lab_password)[0] == 235
+    assert "AUTH attempt without TLS" in (info_log(info) / "exim-main.log").read_text()
 
 
 def test_silent_port_accepts_and_never_greets(scenario) -> None:  # type: ignore[no-untyped-def]
@@ -287,14 +374,48 @@ def test_closed_port_refuses(scenario, lab_password: str) -> None:  # type: igno
         client.login("alice@localhost", lab_password)
 
 
+def test_smtp_tls_handshake_fails_on_465_and_starttls_still_works(  # type: ignore[no-untyped-def]
+        scenario, lab_password: str) -> None:
+    info = scenario("smtp-tls-handshake-fails")
+    with socket.create_connection(("localhost", info.ports["submissions"]), timeout=5) as raw, \
+            pytest.raises((ssl.SSLError, ConnectionError)):
+        _ctx(info).wrap_socket(raw, server_hostname="localhost")  # cut off mid-handshake
+    log = (info_log(info) / "exim-main.log").read_text()
+    assert ".root-only.key): Error while reading file." in log  # the server's own words
+    for service in ("submission", "smtp", "smtp_alt"):
+        with _smtp(info, service) as smtp:
+            smtp.starttls(context=_ctx(info))
+            assert smtp.login("alice@localhost", lab_password)[0] == 235
+
+
+def test_smtp_starttls_offered_then_fails_and_465_still_works(  # type: ignore[no-untyped-def]
+        scenario, lab_password: str) -> None:
+    info = scenario("smtp-starttls-fails")
+    for service in ("submission", "smtp", "smtp_alt"):
+        with _smtp(info, service) as smtp:
+            smtp.ehlo()
+            assert smtp.has_extn("starttls")
+            assert not smtp.has_extn("auth")
+            assert smtp.docmd("STARTTLS") == (454, b"TLS currently unavailable")
+            assert smtp.noop()[0] == 250  # still speaking plain text, nothing was sent
+    with _smtp(info, "submissions") as smtp:
+        assert smtp.login("alice@localhost", lab_password)[0] == 235
+
+
 def test_every_scenario_is_covered_here() -> None:
     covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
                "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
-               "ip-blocked", "closed-port"}
+               "ip-blocked", "closed-port", "smtp-tls-handshake-fails", "smtp-starttls-fails"}
     assert set(SCENARIOS) == covered
 
 
 # ----------------------------------------------------------------------------- life cycle
+
+
+def _trusted_configs() -> list[str]:
+    from mailhat_nb.lab.exim import TRUSTED_CONFIGS
+
+    return TRUSTED_CONFIGS.read_text().splitlines()
 
 
 def _mailhat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -330,11 +451,13 @@ def test_up_is_fast_and_down_leaves_nothing_running() -> None:
         took = time.monotonic() - start
         assert took < 5, f"lab up took {took:.1f}s"
         pids = dict(info.pids)
-        assert set(pids) == {"dovecot", "postfix", "sidecar"}
+        assert set(pids) == {"dovecot", "exim", "sidecar"}
+        assert str(lab.paths.exim_conf) in _trusted_configs()
         children = subprocess.run(["pgrep", "-P", str(pids["dovecot"])], capture_output=True,
                                   text=True, check=False).stdout.split()
         assert children, "Dovecot's master should have started its services"
-        assert sorted(lab.down()) == ["dovecot", "postfix", "sidecar"]
+        assert sorted(lab.down()) == ["dovecot", "exim", "sidecar"]
+        assert str(lab.paths.exim_conf) not in _trusted_configs()
         for pid in [*pids.values(), *map(int, children)]:
             assert not Path(f"/proc/{pid}").exists() or \
                 Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
@@ -348,13 +471,40 @@ def test_up_is_fast_and_down_leaves_nothing_running() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_trusted_configs_keeps_one_line_per_running_lab(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mailhat_nb.lab import exim
+    from mailhat_nb.lab.layout import LabPaths
+
+    trusted = tmp_path / "exim4" / "trusted_configs"
+    trusted.parent.mkdir()
+    trusted.write_text("/etc/exim4/someone-elses.conf\n")
+    monkeypatch.setattr(exim, "TRUSTED_CONFIGS", trusted)
+    labs = [LabPaths(Path(f"/tmp/mh-trust-{i}")) for i in range(12)]  # paths only
+    with ThreadPoolExecutor(6) as pool:  # labs starting side by side
+        list(pool.map(exim.trust, labs + labs))
+    lines = trusted.read_text().splitlines()
+    assert lines[0] == "/etc/exim4/someone-elses.conf"
+    assert sorted(lines[1:]) == sorted(str(p.exim_conf) for p in labs)  # once each
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(exim.distrust, labs[:6]))
+    assert trusted.read_text().splitlines() == [
+        "/etc/exim4/someone-elses.conf", *(ln for ln in lines[1:]
+                                           if ln not in {str(p.exim_conf) for p in labs[:6]})]
+    assert trusted.stat().st_mode & 0o777 == 0o644
+
+
 def test_lab_logs_never_hold_a_password(lab: Lab) -> None:
     passwords = list(read_passwords(lab.paths).values())
     for log in lab.paths.log.glob("*.log"):
         text = log.read_text(errors="replace")
         for pw in passwords:
             assert pw not in text, log
-    for public in (lab.paths.info, lab.paths.presets, lab.paths.dovecot_conf, lab.paths.users):
+    public_files = (lab.paths.info, lab.paths.presets, lab.paths.dovecot_conf, lab.paths.users,
+                    lab.paths.exim_conf, lab.paths.exim_passwd)
+    for public in public_files:
         text = public.read_text(errors="replace")
         for pw in passwords:
             assert pw not in text, public
@@ -394,7 +544,7 @@ def _short_tmp(prefix: str) -> Path:
 
 def _state_json(root: Path, pids: dict[str, int]) -> str:
     """A well-formed lab.json for ``root`` listing ``pids``."""
-    from mailhat_nb.lab.server import EXTRA_OFFSETS
+    from mailhat_nb.lab.ports import EXTRA_OFFSETS
 
     names = [*STANDS_FOR, *EXTRA_OFFSETS]
     return LabInfo(root=str(root), scenario="normal", server="localhost", domain="localhost",
@@ -466,7 +616,7 @@ def test_down_never_signals_an_unknown_or_foreign_process() -> None:
             Lab(root).down()
         # Well-formed, but the names and pids are not this lab's.
         (root / "lab.json").write_text(_state_json(root, {
-            "sleep": sleeper.pid, "dovecot": sleeper.pid, "postfix": sidecar.pid,
+            "sleep": sleeper.pid, "dovecot": sleeper.pid, "exim": sidecar.pid,
             "sidecar": sidecar.pid}))
         notes: list[str] = []
         assert Lab(root).down(say=notes.append) == []
@@ -505,6 +655,9 @@ def test_a_process_is_the_labs_only_when_its_command_line_points_into_its_root()
         assert owns(paths, "dovecot", [*conf, f"{root}/dovecot.conf"])
         assert owns(paths, "dovecot", [*conf, f"{link}/dovecot.conf"])  # same lab
         assert owns(Lab(link).paths, "dovecot", [*conf, f"{root}/dovecot.conf"])
+        exim = ["/usr/sbin/exim4", "-C"]
+        assert owns(paths, "exim", [*exim, f"{root}/exim/exim.conf", "-bd", "-q2s"])
+        # a lab started before Exim took over its SMTP: its Postfix is stopped too
         assert owns(paths, "postfix", ["/usr/lib/postfix/sbin/master", "-c", f"{root}/postfix",
                                        "-w"])
         assert owns(paths, "sidecar", ["/usr/bin/python3", "-m", "mailhat_nb.lab.sidecar",
@@ -513,7 +666,9 @@ def test_a_process_is_the_labs_only_when_its_command_line_points_into_its_root()
         assert not owns(paths, "dovecot", [*conf, "lab/dovecot.conf"])  # relative: unprovable
         assert not owns(paths, "dovecot", ["/usr/sbin/dovecot"])  # the system's Dovecot
         assert not owns(paths, "dovecot", ["/bin/sleep", "-c", f"{root}/dovecot.conf"])
-        assert not owns(paths, "postfix", ["/usr/lib/postfix/sbin/master", "-w"])
+        assert not owns(paths, "exim", ["/usr/sbin/exim4", "-bd", "-q30m"])  # the system's
+        assert not owns(paths, "exim", [*exim, f"{other}/exim/exim.conf", "-bd"])
+        assert not owns(paths, "exim", [*exim, "/etc/exim4/exim4.conf", "-bd"])
         assert not owns(paths, "sidecar", ["/usr/bin/python3", "-m", "mailhat_nb.lab.sidecar",
                                            "--pid-file", f"{other}/run/sidecar.pid"])
         assert not owns(paths, "sleep", ["sleep", f"{root}/dovecot.conf"])

@@ -78,8 +78,8 @@ def test_tool_configuration_lives_in_pyproject() -> None:
 
 
 def test_readme_numbers_are_the_benchmarks_results() -> None:
-    # The table between the README's markers is written by benchmarks/numbers.py
+    # The table between the README's markers is written by benchmarks/readme_table.py
     # from benchmarks/results/*.json (`make bench`); a hand edit fails here.
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "numbers.py"), "--check"],
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "readme_table.py"), "--check"],
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr

@@ -97,7 +97,8 @@ def parameters(name: str, info: LabInfo, out: Path) -> dict[str, Any]:
     }
     extra: dict[str, dict[str, Any]] = {
         "01_connection_doctor": {"run_now": True, "timeout": 5.0,
-                                 "export_dir": str(out / "tickets")},
+                                 "export_dir": str(out / "tickets"),
+                                 "history_dir": str(out / "history")},
         "02_sync_mailbox": {"sync_now": True},
         "03_correspondence": {"export_dir": str(out / "exports")},
         "00_training_walkthrough": {"timeout": 3.0},

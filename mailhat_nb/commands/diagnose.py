@@ -19,6 +19,12 @@ sentence saying what to change, before any password is asked for.
 
 The password comes from ``--password-env VAR`` or a no-echo prompt, never
 from argv.
+
+``--crm-error TEXT`` (or ``-`` for standard input) adds what the CRM said,
+understood (:mod:`mailhat_nb.diagnose.crm`), to every output and to the
+verdict's summary; ``--save DIR`` keeps the run and says what changed since
+the last one for the address (:mod:`mailhat_nb.diagnose.history`). A folder
+that cannot be used is said, with exit 2, before the password is asked for.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import argparse
 import sys
 
 from mailhat_nb.checks import check_given, check_timeout
-from mailhat_nb.diagnose import Account, Report, builtin_names, diagnose
+from mailhat_nb.diagnose import Account, Report, builtin_names, crm, diagnose, history
 from mailhat_nb.diagnose.certificate import verified_context
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
 from mailhat_nb.diagnose.presets import load_presets
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
+from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import obtain
 
 
@@ -69,6 +76,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "encrypted presets of the same protocol have had theirs); by default "
                         "the doctor never does, and judges those presets from the server's "
                         "capabilities. Only for a CRM that supports nothing but 'none'")
+    parser.add_argument("--crm-error", metavar="TEXT",
+                        help="what the CRM (or the customer's mail app) said, as pasted, or - "
+                        "to read it from standard input (a long paste, kept out of the process "
+                        "list): the doctor says what it means and what it means beside its own "
+                        "result. Anything shaped like a password is masked before it is kept "
+                        "or printed")
+    parser.add_argument("--save", metavar="DIR",
+                        help="keep this run in DIR (redacted JSON, one file per run, the folder "
+                        "private) and say what changed since the last saved run for the same "
+                        "address")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--markdown", action="store_true",
                         help="print the ticket-ready Markdown report")
@@ -83,6 +100,9 @@ _NOT_EMPTY = {
     "presets": "give a built-in name (" + ", ".join(builtin_names()) + ") or a presets file, "
                "or leave --presets out to choose by email domain",
     "ca_file": "give a PEM file of CA certificates, or leave --ca-file out",
+    "crm_error": "paste what the CRM said (in quotes), or - to read it from standard input, "
+                 "or leave --crm-error out",
+    "save": "give a folder for the history of this customer's runs, or leave --save out",
 }
 
 
@@ -108,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     # anyone types a password for nothing.
     presets = load_presets(args.presets, account.domain)
     verified_context(args.ca_file)
+    history_dir = history.prepare(args.save) if args.save is not None else None
+    crm_text = _crm_text(args.crm_error)
     password = obtain(args.password_env, prompt=f"Password for {account.username}: ")
     account = Account.from_input(args.email, password, server=args.server,
                                  username=args.username)
@@ -121,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
                       timeout=args.timeout, send_test=args.send_test,
                       on_result=progress if live else None,
                       allow_plaintext_login=args.allow_plaintext_login)
+    if crm_text is not None:
+        crm.attach(report, crm_text, secrets=[password])
+    if history_dir is not None:
+        history.keep(report, history_dir)
     if args.json:
         print(report.to_json())
     elif args.markdown:
@@ -128,6 +154,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.to_text())
     return exit_code(report)
+
+
+def _crm_text(given: str | None) -> str | None:
+    """The CRM's error as given: the option's value, or standard input for ``-``."""
+    if given != "-":
+        return given
+    text = sys.stdin.read(crm.MAX_READ)
+    if not text.strip():
+        raise UsageError("--crm-error -: nothing came on standard input; paste what the CRM "
+                         "said, then end with Ctrl-D")
+    return text
 
 
 def exit_code(report: Report) -> int:

@@ -8,19 +8,19 @@ import sys
 import time
 
 from mailhat_nb.lab import SCENARIOS, Lab
-from mailhat_nb.lab.server import as_dict
+from mailhat_nb.lab.state import as_dict
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``mailhat lab`` and its actions."""
     parser = sub.add_parser(
         "lab", help="start, stop, inspect or switch the local lab mail server",
-        description="A private Dovecot + Postfix on 127.0.0.1 high ports with demo "
-        "mailboxes and switchable fault scenarios. Its directory is $MAILHAT_LAB_DIR "
+        description="A private Dovecot (IMAP, POP3) + Exim (SMTP) on 127.0.0.1 high ports "
+        "with demo mailboxes and switchable fault scenarios. Its directory is $MAILHAT_LAB_DIR "
         "(default /tmp/mailhat-lab).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = actions.add_parser("up", help="start the lab (installs Dovecot/Postfix if missing)")
+    up = actions.add_parser("up", help="start the lab (installs Dovecot/Exim if missing)")
     up.add_argument("--scenario", default="normal", choices=list(SCENARIOS))
     up.set_defaults(func=_up)
     actions.add_parser("down", help="stop what `up` started").set_defaults(func=_down)

@@ -19,7 +19,9 @@ data), :mod:`.probe` (the layers) over :mod:`.wire` (socket + TLS) and the
 protocol sessions :mod:`.imap`, :mod:`.pop3`, :mod:`.smtp`; :mod:`.classify`
 and :mod:`.certificate` (what went wrong), :mod:`.codes` (what to say),
 :mod:`.transcript` (redaction), :mod:`.gate` (one login per protocol),
-:mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep).
+:mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep);
+:mod:`.crm` (the CRM's own error, understood with the table ``crm_errors.toml``,
+set beside the verdict) and :mod:`.history` (runs kept per customer, what changed).
 """
 
 from mailhat_nb.diagnose.codes import CODES, Code

@@ -22,6 +22,9 @@ from mailhat_nb.diagnose.verdict import Verdict
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mailhat_nb.diagnose.crm import CrmError
+    from mailhat_nb.diagnose.history import History
+
 #: Columns of the terminal table: layer -> the step names folded into it.
 TABLE_LAYERS: dict[str, tuple[str, ...]] = {
     "DNS": ("dns",), "TCP": ("tcp",), "TLS": ("tls",), "Greet": ("greeting",),
@@ -47,6 +50,10 @@ class Report:
         Wall time of the sweep (and send test).
     notes:
         Input repairs and skipped presets.
+    crm_error:
+        What the CRM said, understood (:func:`mailhat_nb.diagnose.crm.attach`).
+    history:
+        What changed since the last saved run (:func:`mailhat_nb.diagnose.history.keep`).
     """
 
     account: Account
@@ -54,6 +61,8 @@ class Report:
     verdict: Verdict
     elapsed_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    crm_error: CrmError | None = None
+    history: History | None = None
 
     @property
     def incoming_ok(self) -> bool:
@@ -71,12 +80,20 @@ class Report:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the DESIGN.md JSON shape: ``account``, ``results``, ``verdict``."""
+        """Return the DESIGN.md JSON shape: ``account``, ``results``, ``verdict``.
+
+        Plus ``crm_error`` and ``history`` when the run has them.
+        """
         account = self.account.to_dict()
         account["notes"] = list(account["notes"]) + [n for n in self.notes
                                                      if n not in account["notes"]]
-        return {"account": account, "results": [r.to_dict() for r in self.results],
-                "verdict": self.verdict.to_dict()}
+        out = {"account": account, "results": [r.to_dict() for r in self.results],
+               "verdict": self.verdict.to_dict()}
+        if self.crm_error is not None:
+            out["crm_error"] = self.crm_error.to_dict()
+        if self.history is not None:
+            out["history"] = self.history.to_dict()
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text."""
@@ -137,9 +154,16 @@ class Report:
             if r.status != "ok":
                 out.append(f"{SYMBOLS[r.status]} {r.preset.display} on {r.host}:{r.port}: "
                            f"{r.title}. {r.detail}")
+        if self.crm_error is not None:
+            crm = self.crm_error
+            out += ["", "The CRM said: " + crm.text.replace("\n", "\n  "),
+                    f"  which means [{crm.code}]: {crm.summary}"]
         out += ["", f"Verdict [{self.verdict.code}]: {self.verdict.summary}"]
         if self.verdict.code not in ("ok",):
             out.append(f"Remedy: {self.verdict.remedy}")
+        if self.history is not None:
+            out += ["", "Since the last run:" if self.history.previous_at else "History:"]
+            out += [f"  {line}" for line in self.history.sentences()]
         return "\n".join(out)
 
     def _all_notes(self) -> list[str]:
@@ -169,6 +193,16 @@ class Report:
         if v.code != "ok":
             md += ["", f"**For the customer:** {_md(v.explanation)}",
                    "", f"**Agent remedy:** {_md(v.remedy)}"]
+        if self.crm_error is not None:
+            lines = self.crm_error.text.splitlines()
+            fence = _fence(lines)
+            md += ["", "### What the CRM said", "", fence, *lines, fence, "",
+                   f"{_md(self.crm_error.title)} ({_code(self.crm_error.code)}): "
+                   f"{_md(self.crm_error.summary)}"]
+        if self.history is not None:
+            md += ["", "### Since the last run" if self.history.previous_at else "### History",
+                   ""]
+            md += [f"- {_md(line)}" for line in self.history.sentences()]
         md += ["", "### Presets tested", "",
                "| Preset | Host | Port | Security | Result | Code |",
                "|---|---|---|---|---|---|"]

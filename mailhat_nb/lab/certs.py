@@ -33,6 +33,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 LAB_NAMES: tuple[str, ...] = ("localhost", "mail.localhost", "127.0.0.1", "127.0.0.2")
 #: Names the ``wrong-host`` certificate covers: a shared-hosting server name.
 WRONG_HOST_NAMES: tuple[str, ...] = ("gator4321.hostgator.com", "*.hostgator.com")
+#: The names each server certificate covers, by file stem. The first is the
+#: host name of a server that serves it (Exim's banner names it).
+CERT_NAMES: dict[str, tuple[str, ...]] = {
+    "server": LAB_NAMES, "wrong-host": WRONG_HOST_NAMES, "expired": LAB_NAMES,
+    "self-signed": LAB_NAMES,
+}
 
 _Key = ec.EllipticCurvePrivateKey
 
@@ -173,13 +179,13 @@ def make_tls_material(directory: Path) -> dict[str, CertFiles]:
     ca = _ca(now)
     files = {"ca": _write(directory, "ca", *ca)}
     day = dt.timedelta(days=1)
-    plan: dict[str, tuple[tuple[str, ...], bool, dt.datetime, dt.datetime]] = {
-        "server": (LAB_NAMES, True, now - day, now + 825 * day),
-        "wrong-host": (WRONG_HOST_NAMES, True, now - day, now + 825 * day),
-        "expired": (LAB_NAMES, True, now - 400 * day, now - 30 * day),
-        "self-signed": (LAB_NAMES, False, now - day, now + 825 * day),
+    plan: dict[str, tuple[bool, dt.datetime, dt.datetime]] = {
+        "server": (True, now - day, now + 825 * day),
+        "wrong-host": (True, now - day, now + 825 * day),
+        "expired": (True, now - 400 * day, now - 30 * day),
+        "self-signed": (False, now - day, now + 825 * day),
     }
-    for stem, (names, signed, start, end) in plan.items():
-        cert, key = _leaf(names, ca if signed else None, start, end)
+    for stem, (signed, start, end) in plan.items():
+        cert, key = _leaf(CERT_NAMES[stem], ca if signed else None, start, end)
         files[stem] = _write(directory, stem, cert, key)
     return files

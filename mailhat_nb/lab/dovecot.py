@@ -1,8 +1,9 @@
-"""Render the lab's Dovecot configuration.
+"""The lab's Dovecot: its configuration, and starting it.
 
 The config stands in for a cPanel/HostGator server: Maildir++ folders under an
-``INBOX.`` namespace with ``.`` as the hierarchy delimiter, IMAP, POP3 and
-SMTP submission on every standard security mode, and the lab's own quirks:
+``INBOX.`` namespace with ``.`` as the hierarchy delimiter, IMAP and POP3 on
+every standard security mode, and LMTP on 127.0.0.1 for the lab's Exim
+(:mod:`mailhat_nb.lab.exim`) to deliver into. The lab's own quirks:
 
 * every path (base_dir, state_dir, logs, users, mail) lives under the lab
   root, and every dovecot/doveadm call passes ``-c`` so the system config is
@@ -11,13 +12,19 @@ SMTP submission on every standard security mode, and the lab's own quirks:
 * the auth penalty is off (``anvil-auth-penalty`` mode 0) and
   ``auth_failure_delay`` is short, so a wrong-password test does not slow the
   tests after it by seconds;
-* listeners bind 127.0.0.1 and 127.0.0.2 (see :data:`scenarios.INSECURE_HOST`).
+* listeners bind 127.0.0.1 and 127.0.0.2 (see :data:`scenarios.INSECURE_HOST`);
+* the passwd-file holds SHA512-CRYPT hashes, the ones Exim checks SMTP AUTH
+  against too.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
+from mailhat_nb.errors import LabError
+from mailhat_nb.lab import procs
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.scenarios import Scenario, bound_services
 
@@ -26,9 +33,6 @@ LISTEN = "127.0.0.1, 127.0.0.2"
 _LISTENERS = {
     "imap-login": (("imap", False), ("imaps", True)),
     "pop3-login": (("pop3", False), ("pop3s", True)),
-    "submission-login": (
-        ("smtp", False), ("smtp_alt", False), ("submission", False), ("submissions", True),
-    ),
 }
 
 _TEMPLATE = """\
@@ -57,7 +61,7 @@ mail_max_userip_connections = 200
 
 passdb {{
   driver = passwd-file
-  args = scheme=SSHA512 {users}
+  args = scheme=SHA512-CRYPT {users}
 }}
 userdb {{
   driver = static
@@ -104,9 +108,6 @@ service lmtp {{
     port = {lmtp}
   }}
 }}
-submission_relay_host = 127.0.0.1
-submission_relay_port = {relay}
-submission_relay_trusted = yes
 """
 
 
@@ -132,8 +133,7 @@ def _capabilities(scenario: Scenario) -> str:
     return f"\nimap_capability = {' '.join(kept)}\n"
 
 
-def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Path,
-           key: Path) -> str:
+def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
     """Return the dovecot.conf text for ``scenario``.
 
     Listeners of services that the scenario takes away (closed, silent,
@@ -152,7 +152,7 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Pat
             lines.append("  }")
         lines.append("}")
         blocks.append("\n".join(lines))
-    protocols = ["pop3", "submission", "lmtp"]
+    protocols = ["pop3", "lmtp"]
     if scenario.imap:
         protocols.insert(0, "imap")
     dh = Path("/usr/share/dovecot/dh.pem")
@@ -161,10 +161,35 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario, cert: Pat
         instance=f"mailhat-lab-{ports['imaps']}",
         run=paths.run, state=paths.state, log=paths.dovecot_log,
         protocols=" ".join(protocols), listen=LISTEN,
-        cert=cert, key=key,
+        cert=paths.tls / f"{scenario.cert}.pem", key=paths.tls / f"{scenario.cert}.key",
         ssl_dh=f"ssl_dh = <{dh}" if dh.exists() else "",
         disable_plaintext="no" if scenario.plaintext_auth else "yes",
         users=paths.users, mail=paths.mail,
         listeners="\n".join(blocks),
-        lmtp=ports["lmtp"], relay=ports["relay"],
+        lmtp=ports["lmtp"],
     ) + _capabilities(scenario)
+
+
+def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> None:
+    """Write dovecot.conf for ``scenario`` (atomically: a reload may read it any time)."""
+    tmp = paths.dovecot_conf.with_suffix(".tmp")
+    tmp.write_text(render(paths, ports, scenario))
+    os.replace(tmp, paths.dovecot_conf)
+
+
+def start(paths: LabPaths) -> int:
+    """Start Dovecot's master on the written config; return its pid."""
+    pid_file = paths.run / "master.pid"
+    pid_file.unlink(missing_ok=True)
+    start_log = paths.log / "dovecot-start.log"
+    # The master keeps the stderr it was started with open for ever: a pipe
+    # would hang us, so its output goes to a log file.
+    with open(start_log, "ab") as log:
+        proc = subprocess.run(
+            ["dovecot", "-c", str(paths.dovecot_conf)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=30, check=False,
+        )
+    if proc.returncode != 0:
+        tail = start_log.read_text(errors="replace")[-2000:]
+        raise LabError(f"Dovecot did not start:\n{tail}")
+    return procs.await_pid(pid_file, "Dovecot's master.pid")

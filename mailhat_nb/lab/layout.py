@@ -105,9 +105,29 @@ class LabPaths:
         return self.root / "mail"
 
     @property
-    def postfix(self) -> Path:
-        """Postfix config_directory; its queue and data live beneath it."""
-        return self.root / "postfix"
+    def exim(self) -> Path:
+        """Exim's directory: its configuration, password file, spool and pid."""
+        return self.root / "exim"
+
+    @property
+    def exim_conf(self) -> Path:
+        """The generated Exim configuration, passed with ``-C``."""
+        return self.exim / "exim.conf"
+
+    @property
+    def exim_passwd(self) -> Path:
+        """``user:crypt-hash`` lines Exim checks SMTP AUTH against (hashes only)."""
+        return self.exim / "passwd"
+
+    @property
+    def exim_spool(self) -> Path:
+        """Exim's spool (queue, message logs, hints), owned by Debian-exim."""
+        return self.exim / "spool"
+
+    @property
+    def exim_pid(self) -> Path:
+        """Pid file of the Exim daemon."""
+        return self.exim / "exim.pid"
 
     @property
     def presets(self) -> Path:

@@ -15,12 +15,11 @@ and refuses root-owned mail.
 
 from __future__ import annotations
 
-import base64
 import email.utils
-import hashlib
 import json
 import os
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,10 +47,21 @@ SENT_FOLDERS = frozenset({"sent", "sent_items", "_sent_mail"})
 # --------------------------------------------------------------------------- users
 
 
-def _ssha512(password: str) -> str:
-    salt = secrets.token_bytes(8)
-    digest = hashlib.sha512(password.encode("utf-8") + salt).digest()
-    return "{SSHA512}" + base64.b64encode(digest + salt).decode("ascii")
+def _sha512_crypt(passwords: list[str]) -> list[str]:
+    """SHA512-CRYPT hashes (``$6$...``) of ``passwords``, in order.
+
+    The one scheme both servers check: Dovecot's SHA512-CRYPT and Exim's
+    ``crypteq`` (crypt(3)). OpenSSL computes them; the passwords go through
+    its stdin, never its argv.
+    """
+    proc = subprocess.run(["openssl", "passwd", "-6", "-stdin"],
+                          input="".join(f"{pw}\n" for pw in passwords).encode("utf-8"),
+                          capture_output=True, timeout=60, check=False)
+    hashes = proc.stdout.decode("ascii", "replace").split()
+    if proc.returncode != 0 or len(hashes) != len(passwords):
+        raise LabError("openssl passwd could not hash the lab passwords: "
+                       + proc.stderr.decode(errors="replace").strip()[:200])
+    return hashes
 
 
 def new_passwords() -> dict[str, str]:
@@ -65,15 +75,17 @@ def new_passwords() -> dict[str, str]:
     return base
 
 
-def write_users(paths: LabPaths, passwords: dict[str, str]) -> None:
-    """Write the passwd-file and the password file.
+def write_users(paths: LabPaths, passwords: dict[str, str]) -> dict[str, str]:
+    """Write Dovecot's passwd-file and the password file; return address -> hash.
 
     The passwd-file holds hashes only and is readable by group dovecot; the
     password file (0600, root) is what tests, the demo and lab notebooks read.
     """
     import grp
 
-    lines = [f"{user}@{DOMAIN}:{_ssha512(pw)}::::::" for user, pw in passwords.items()]
+    hashes = dict(zip((f"{user}@{DOMAIN}" for user in passwords),
+                      _sha512_crypt(list(passwords.values())), strict=True))
+    lines = [f"{address}:{digest}::::::" for address, digest in hashes.items()]
     paths.users.write_text("\n".join(lines) + "\n")
     os.chown(paths.users, 0, grp.getgrnam("dovecot").gr_gid)
     paths.users.chmod(0o640)
@@ -81,6 +93,7 @@ def write_users(paths: LabPaths, passwords: dict[str, str]) -> None:
     fd = os.open(paths.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(passwords, fh)
+    return hashes
 
 
 def read_passwords(paths: LabPaths) -> dict[str, str]:

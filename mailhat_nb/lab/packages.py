@@ -1,10 +1,13 @@
 """Install the Debian packages the lab needs, when they are missing.
 
-Installing Debian's Dovecot on a systemd host also starts the system service
-on the standard ports, and Postfix asks debconf questions. The lab never uses
-or stops those services: it only needs the binaries. We preseed Postfix with
-"No configuration", run apt non-interactively, and wait for the dpkg lock
-rather than failing when another apt is running.
+Dovecot serves IMAP, POP3 and LMTP; Exim (``exim4-daemon-light``, what cPanel
+runs) serves SMTP. Installing them on a systemd host also starts the system
+services on the standard ports; the lab never uses or stops those: it only
+needs the binaries. Debian's exim4 and postfix packages conflict (each is the
+system MTA), so installing Exim removes Postfix; every lab package is named in
+the one apt transaction, so apt can never resolve a conflict by removing the
+lab's Dovecot. apt runs non-interactively and waits for the dpkg lock rather
+than failing when another apt is running.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ PACKAGES: dict[str, str] = {
     "dovecot-core": "/usr/sbin/dovecot",
     "dovecot-imapd": "/usr/lib/dovecot/imap",
     "dovecot-pop3d": "/usr/lib/dovecot/pop3",
-    "dovecot-submissiond": "/usr/lib/dovecot/submission",
     "dovecot-lmtpd": "/usr/lib/dovecot/lmtp",
+    "exim4-daemon-light": "/usr/sbin/exim4",
 }
 
 
@@ -44,21 +47,16 @@ def require() -> None:
 
 def ensure() -> None:
     """Install missing packages with apt-get (root only)."""
-    lacking = missing()
-    if not lacking:
+    if not missing():
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         require()
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(
-        ["debconf-set-selections"],
-        input=b"postfix postfix/main_mailer_type select No configuration\n",
-        check=False, env=env, capture_output=True,
-    )
     lock = ["-o", "DPkg::Lock::Timeout=600"]
     steps = [
         ["apt-get", *lock, "update", "-qq"],
-        ["apt-get", *lock, "install", "-y", "-qq", "--no-install-recommends", *lacking],
+        # Every lab package, installed or not: apt keeps what it is asked to install.
+        ["apt-get", *lock, "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
     ]
     for cmd in steps:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,

@@ -8,9 +8,12 @@ starts it:
 
 =========  ======================================================
 dovecot    ``dovecot -c <root>/dovecot.conf``
-postfix    ``master -c <root>/postfix -w``
+exim       ``exim4 -C <root>/exim/exim.conf -bd ...``
 sidecar    ``python -m mailhat_nb.lab.sidecar --pid-file <root>/run/sidecar.pid ...``
 =========  ======================================================
+
+(Exim's daemon drops to ``Debian-exim`` once it listens; its command line
+stays the one it was started with.)
 
 The path on the command line must be absolute, and the directory it names
 must be the lab root once symlinks are resolved on both sides (a root given
@@ -21,6 +24,9 @@ that lab's Dovecot this one's. Any other name is never signalled.
 Signals go through a pidfd opened *before* the command line is read: if the
 process exits and its pid is reused between the check and the signal, the
 signal goes nowhere instead of to the newcomer.
+
+Starting is the other half: :func:`await_pid` waits for the pid file a
+server writes once it is up.
 """
 
 from __future__ import annotations
@@ -37,9 +43,39 @@ from mailhat_nb.errors import LabError
 from mailhat_nb.lab.layout import LabPaths
 
 SIDECAR_MODULE = "mailhat_nb.lab.sidecar"
-#: The processes a lab starts; ``lab.json`` names nothing else.
-KNOWN = ("dovecot", "postfix", "sidecar")
+#: The processes a lab starts; ``lab.json`` names nothing else. (``postfix``:
+#: what a lab started before Exim took over its SMTP still has running.)
+KNOWN = ("dovecot", "exim", "sidecar", "postfix")
 STOP_TIMEOUT = 10.0
+START_TIMEOUT = 10.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` until it holds; :class:`LabError` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in ``path``, or None while the file is missing or half written."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def await_pid(path: Path, what: str) -> int:
+    """The pid a starting server writes to ``path``, once it is there."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while (pid := read_pid(path)) is None:
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for {what}")
+        time.sleep(0.05)
+    return pid
 
 
 def read_argv(pid: int) -> list[str] | None:
@@ -86,8 +122,11 @@ def owns(paths: LabPaths, name: str, argv: list[str] | None) -> bool:
     if name == "dovecot":
         return program == "dovecot" and _points_into(_option(argv, "-c"), paths,
                                                       paths.dovecot_conf)
+    if name == "exim":
+        return program == "exim4" and _points_into(_option(argv, "-C"), paths, paths.exim_conf)
     if name == "postfix":
-        return program == "master" and _points_into(_option(argv, "-c"), paths, paths.postfix)
+        return program == "master" and _points_into(_option(argv, "-c"), paths,
+                                                    paths.root / "postfix")
     if name == "sidecar":
         runs_module = any(argv[i:i + 2] == ["-m", SIDECAR_MODULE] for i in range(1, len(argv)))
         return runs_module and _points_into(_option(argv, "--pid-file"), paths,

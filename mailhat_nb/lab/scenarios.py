@@ -1,10 +1,11 @@
 """The lab's switchable fault scenarios, as data.
 
-Each scenario is a real server configuration (a Dovecot config, a certificate,
-a port held open by a silent listener, a listen queue that drops SYNs), never
-an instruction to the client to misbehave. ``mailhat lab scenario NAME``
-re-renders the config, reloads Dovecot, rebinds the sidecar's ports and
-checks that the wire now behaves as described.
+Each scenario is a real server configuration (a Dovecot or Exim config, a
+certificate, a key the server cannot read, a port held open by a silent
+listener, a listen queue that drops SYNs), never an instruction to the client
+to misbehave. ``mailhat lab scenario NAME`` re-renders the configs, reloads
+Dovecot, restarts Exim when its config changed, rebinds the sidecar's ports
+and checks that the wire now behaves as described.
 
 Service names are the lab's listeners; the port each stands for is in
 :data:`STANDS_FOR`.
@@ -31,6 +32,8 @@ PROTOCOL_OF: dict[str, str] = {
     "imap": "imap", "imaps": "imap", "pop3": "pop3", "pop3s": "pop3",
     "smtp": "smtp", "smtp_alt": "smtp", "submission": "smtp", "submissions": "smtp",
 }
+#: The listeners Exim serves; Dovecot serves the others.
+SMTP_SERVICES = tuple(s for s, protocol in PROTOCOL_OF.items() if protocol == "smtp")
 
 #: The loopback address a client must use for Dovecot to treat it as remote.
 #: Dovecot counts a connection whose client and server addresses are equal
@@ -49,11 +52,18 @@ class Scenario:
         The id, a one-line title, and what a customer would be living
         through (used by the training walkthrough).
     expect:
-        The diagnosis code the doctor should give for the IMAP presets.
+        The diagnosis code the doctor should give for the presets the fault
+        is on: the IMAP presets, or the SMTP ones for an SMTP fault.
     cert:
-        Which certificate Dovecot serves (see :mod:`mailhat_nb.lab.certs`).
+        Which certificate Dovecot and Exim serve (see :mod:`mailhat_nb.lab.certs`).
     plaintext_auth:
-        ``disable_plaintext_auth = no`` when true.
+        Dovecot's ``disable_plaintext_auth = no`` when true.
+    smtp_plaintext_auth:
+        Exim advertises AUTH before TLS too. False is cPanel's default ("Require
+        SSL/TLS for authentication"): AUTH appears only after STARTTLS or on 465.
+    tls_key_unreadable:
+        SMTP services whose private key Exim cannot read: the 465 stand-in
+        breaks off every handshake, the others answer STARTTLS with ``454``.
     imap:
         False turns IMAP off entirely: a POP-only account.
     silent, blackhole, closed:
@@ -74,6 +84,8 @@ class Scenario:
     expect: str
     cert: str = "server"
     plaintext_auth: bool = True
+    smtp_plaintext_auth: bool = False
+    tls_key_unreadable: tuple[str, ...] = ()
     imap: bool = True
     silent: tuple[str, ...] = ()
     blackhole: tuple[str, ...] = ()
@@ -87,8 +99,9 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario(
             "normal", "Everything works",
-            "A healthy cPanel-style server: IMAP, POP3 and SMTP over SSL/TLS, "
-            "STARTTLS and (with a warning) plain text.",
+            "A healthy cPanel-style server: IMAP, POP3 and SMTP over SSL/TLS and "
+            "STARTTLS; IMAP and POP3 (with a warning) in plain text too, while SMTP "
+            "takes a password only after STARTTLS, as cPanel's Exim does by default.",
             expect="ok",
         ),
         Scenario(
@@ -116,14 +129,17 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "plaintext-disabled", "Plain-text login refused",
             "The server refuses passwords over an unencrypted connection "
-            "(port 143 with security 'none'); STARTTLS or port 993 works.",
+            "(port 143 with security 'none', SMTP without STARTTLS); STARTTLS or "
+            "port 993 works.",
             expect="plaintext_auth_disabled", plaintext_auth=False, server=INSECURE_HOST,
         ),
         Scenario(
             "plaintext-allowed", "Plain-text login allowed",
-            "The server accepts passwords over an unencrypted connection: it "
-            "works, but the password crosses the network in clear text.",
+            "The server accepts passwords over an unencrypted connection (IMAP, "
+            "POP3 and SMTP): it works, but the password crosses the network in "
+            "clear text.",
             expect="plaintext_password_exposed", server=INSECURE_HOST,
+            smtp_plaintext_auth=True,
         ),
         Scenario(
             "no-greeting", "Port accepts but never greets",
@@ -147,6 +163,21 @@ SCENARIOS: dict[str, Scenario] = {
             "closed-port", "Port 993 closed",
             "Nothing listens on the IMAP SSL/TLS port; port 143 still works.",
             expect="connection_refused", closed=("imaps",),
+        ),
+        # SMTP faults: Exim's own failures, on the SMTP presets.
+        Scenario(
+            "smtp-tls-handshake-fails", "SMTP SSL/TLS port breaks off the handshake",
+            "After a certificate renewal the host's Exim cannot read the private key "
+            "it uses on port 465: every SSL/TLS connection there is cut off during "
+            "the handshake. STARTTLS on 587, 25 and 26 still works.",
+            expect="tls_handshake_failed", tls_key_unreadable=("submissions",),
+        ),
+        Scenario(
+            "smtp-starttls-fails", "SMTP STARTTLS offered, then failing on the server",
+            "Exim lists STARTTLS on 587, 25 and 26, then answers '454 TLS currently "
+            "unavailable': the private key it uses on those ports is unreadable to "
+            "it. SSL/TLS on 465 still works.",
+            expect="starttls_failed", tls_key_unreadable=("smtp", "smtp_alt", "submission"),
         ),
         # -- Servers that lack an extension the sync uses where it is offered:
         # -- the sync must fall back and store exactly what it stores elsewhere.
@@ -195,7 +226,7 @@ def get(name: str) -> Scenario:
 
 
 def bound_services(scenario: Scenario) -> tuple[str, ...]:
-    """Services Dovecot itself listens on in ``scenario``."""
+    """Services the lab's servers (Dovecot, Exim) listen on in ``scenario``."""
     off = set(scenario.silent) | set(scenario.blackhole) | set(scenario.closed)
     if not scenario.imap:
         off |= set(IMAP_SERVICES)

@@ -1,13 +1,13 @@
 r"""The fast path: bulk header FETCH on the socket, lexed with bytes operations.
 
 Why this module exists: over IMAPS on loopback a server hands a whole
-mailbox's header blocks across the socket far faster than imapclient's
-pure-Python response lexer turns them into objects (an order of magnitude,
-``benchmarks/bench_sync.py``), and imaplib's own reader calls ``readline``
-per line and concatenates. Here the answer is read in large blocks and cut
-up with ``bytes.find`` and slicing: a literal ``{n}\r\n`` is located once
-and taken as one slice. Only the few short text pieces around each literal
-go through a regular expression.
+mailbox's header blocks across the socket many times faster than
+imapclient's pure-Python response lexer turns them into objects
+(``benchmarks/bench_sync.py`` measures both), and imaplib's own reader calls
+``readline`` per line and concatenates. Here the answer is read in large
+blocks and cut up with ``bytes.find`` and slicing: a literal ``{n}\r\n`` is
+located once and taken as one slice. Only the few short text pieces around
+each literal go through a regular expression.
 
 This module reads and lexes; it writes nothing. :mod:`mailhat_nb.sync.wire`
 writes the commands (pipelined, on the connection imapclient opened and

@@ -95,8 +95,9 @@ class Worker:
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None  # noqa: S101 - Popen with PIPE
-        for line in self.proc.stderr:
-            self._said.append(line.decode("utf-8", "replace").rstrip())
+        with contextlib.suppress(OSError, ValueError):  # closed under it: nothing more to hear
+            for line in self.proc.stderr:
+                self._said.append(line.decode("utf-8", "replace").rstrip())
 
     def died(self) -> SyncError:
         """The error for a worker that is gone, saying what happened to it."""
@@ -169,6 +170,7 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._listener.join(timeout=5)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

@@ -8,6 +8,12 @@ option 1: gator1234.hostgator.com, port 993, SSL/TLS"), the certificate
 helper, the redacted transcripts and a button that saves the ticket-ready
 Markdown.
 
+The agent may paste what the CRM said into "What the CRM said": the verdict
+then says what it means beside the doctor's own result
+(:mod:`mailhat_nb.diagnose.crm`), and the box is left holding only the
+redacted text. With ``history_dir`` each run is kept there and the panel says
+what changed since the customer's last run (:mod:`mailhat_nb.diagnose.history`).
+
 The Password box is emptied the moment Run reads it, so the password is
 not left in the form (nor in any widget state a tool might save). When the
 IMAP verdict is good, the settings and the password that worked are
@@ -18,7 +24,6 @@ sync panel.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,10 @@ import ipywidgets as w
 
 from mailhat_nb.app import params
 from mailhat_nb.diagnose import Account, Report, Target, builtin_names, diagnose, load_presets
+from mailhat_nb.diagnose.crm import attach as attach_crm_error
+from mailhat_nb.diagnose.crm import redact_pasted
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.history import address_slug, keep, prepare
 from mailhat_nb.diagnose.presets import expand
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.errors import UsageError
@@ -62,8 +70,7 @@ def provider_options(presets: str) -> list[tuple[str, str]]:
 
 def ticket_filename(email: str, when: dt.datetime) -> str:
     """A file name for the ticket Markdown: who and when, safe on every filesystem."""
-    who = re.sub(r"[^A-Za-z0-9._-]+", "_", email.replace("@", "-at-")).strip("_") or "account"
-    return f"diagnosis-{who}-{when.strftime('%Y%m%d-%H%M%S')}.md"
+    return f"diagnosis-{address_slug(email)}-{when.strftime('%Y%m%d-%H%M%S')}.md"
 
 
 def progress_text(done: int, total: int) -> str:
@@ -120,6 +127,11 @@ class DoctorPanel(Panel):
         then comes from ``password_env`` or the lab, never from the form.
     export_dir:
         Where the ticket Markdown is saved.
+    history_dir:
+        Where each run is kept, for "what changed since the last run" (the
+        doctor notebook passes its ``history_dir`` parameter); None keeps nothing.
+    crm_error:
+        Pre-filled into "What the CRM said".
     """
 
     title = "Connection doctor"
@@ -127,11 +139,13 @@ class DoctorPanel(Panel):
     def __init__(self, email: str = "", server: str = "", presets: str = params.LAB,
                  password_env: str = params.DEFAULT_PASSWORD_ENV, ca_file: str = params.LAB,
                  timeout: float = DEFAULT_TIMEOUT, send_test: bool = False,
-                 run_now: bool = False, export_dir: str | Path = ".") -> None:
+                 run_now: bool = False, export_dir: str | Path = ".",
+                 history_dir: str | Path | None = None, crm_error: str = "") -> None:
         super().__init__()
         self.password_env = password_env
         self.ca_file = ca_file
         self.export_dir = Path(export_dir)
+        self.history_dir = Path(history_dir) if history_dir else None
         self.report: Report | None = None
         self.targets: list[Target] = []
         self.results: dict[tuple[str, str, int, str], PresetResult] = {}
@@ -157,6 +171,11 @@ class DoctorPanel(Panel):
                                           layout=w.Layout(width="260px"))
         self.send_test = w.Checkbox(value=bool(send_test), indent=False,
                                     description="Send a test message (and check it arrives)")
+        self.crm_error = w.Textarea(value=redact_pasted(crm_error),
+                                    description="What the CRM said",
+                                    style=style, layout=w.Layout(width="560px", height="4.5em"),
+                                    placeholder="optional: paste the error the CRM or the "
+                                                "customer's mail app showed")
         self.run_button = w.Button(description="Run the doctor", button_style="primary",
                                    icon="stethoscope", layout=w.Layout(width="180px"))
         self.run_button.on_click(lambda _: self.run())
@@ -181,7 +200,7 @@ class DoctorPanel(Panel):
             w.HTML("<h4 style='margin: 12px 0 2px;'>For the ticket</h4>"),
             w.HBox([self.export_button, self.export_note]), self.markdown,
         ]
-        form = w.VBox([self.email, self.password, self.server, self.provider,
+        form = w.VBox([self.email, self.password, self.server, self.provider, self.crm_error,
                        w.HBox([self.timeout, self.send_test]), self.run_button])
         # The verdict sits right under the form: it is what the agent came for.
         self.widget = w.VBox([form, self.verdict, self.status, self.grid, self.details])
@@ -197,6 +216,9 @@ class DoctorPanel(Panel):
         """Read the form, test every preset (the grid fills in live), show the verdict."""
         typed = self.password.value
         self.password.value = ""  # never left in the form, nor in saved widget state
+        pasted = self.crm_error.value
+        # What the CRM said may hold the password too: masked before anything else.
+        self.crm_error.value = redact_pasted(pasted, [typed] if typed else [])
         self._secret = None
         self.run_button.disabled = True
         self.export_button.disabled = True
@@ -205,13 +227,13 @@ class DoctorPanel(Panel):
         self.markdown.layout.display = "none"
         self.verdict.value = ""
         try:
-            if self.guarded(lambda: self._run(typed), self._secrets):
+            if self.guarded(lambda: self._run(typed, pasted), self._secrets):
                 return self.report
             return None
         finally:
             self.run_button.disabled = False
 
-    def _run(self, typed: str) -> None:
+    def _run(self, typed: str, pasted: str) -> None:
         # Inside the guard: a password no protocol can carry (a pasted line
         # break) is a sentence in the panel, like any other bad input.
         self._secret = Secret(typed) if typed else None
@@ -232,6 +254,8 @@ class DoctorPanel(Panel):
         account = Account.from_input(email, found.secret, server=server)
         presets = load_presets(params.resolve_presets(self.provider.value), account.domain)
         ca_file = params.resolve_ca_file(self.ca_file)
+        folder = (prepare(self.history_dir, "the history folder")
+                  if self.history_dir is not None else None)
         self.targets, _ = expand(presets, account)
         self.results = {}
         self.grid.value = render.grid_html(self.targets, self.results)
@@ -245,10 +269,12 @@ class DoctorPanel(Panel):
         report = diagnose(account, presets=presets, ca_file=ca_file,
                           timeout=float(self.timeout.value), send_test=bool(self.send_test.value),
                           on_result=arrived)
+        if pasted.strip():
+            self.crm_error.value = attach_crm_error(report, pasted, self._secrets()).text
         self.report = report
         self.results = {render.target_key(r): r for r in report.results}
         self.grid.value = render.grid_html(self.targets, self.results)
-        self.verdict.value = render.verdict_html(report)
+        self.verdict.value = render.conclusion_html(report)
         self.certificates.value = render.certificate_html(report.results)
         self.transcript_choice.options = [
             (f"{render.symbol(r.status)} {r.preset.display} on {r.host}:{r.port}", i)
@@ -274,6 +300,9 @@ class DoctorPanel(Panel):
                      "not handed to the sync panel.", "warn")
         else:
             self.say(done, "info")
+        if folder is not None:  # last: a disk that refuses it must not hide the verdict
+            keep(report, folder, what="the history folder")
+            self.verdict.value = render.conclusion_html(report)
 
     def _show_transcript(self) -> None:
         if self.report is None or self.transcript_choice.value is None:

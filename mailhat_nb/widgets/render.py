@@ -205,6 +205,42 @@ def verdict_html(report: Report) -> str:
     return box("".join(lines), kind)
 
 
+def crm_html(report: Report) -> str:
+    """What the CRM said, what it means, and what it means beside the doctor's result ("")."""
+    found = report.crm_error
+    if found is None:
+        return ""
+    kind = "info" if found.matched is None else "warn"
+    lines = [f"<p style='margin: 0 0 4px; font-weight: 700;'>What the CRM said: "
+             f"{esc(found.title)}</p>",
+             f'<pre style="white-space: pre-wrap; margin: 2px 0; font-size: 12px;">'
+             f"{esc(found.text)}</pre>",
+             f"<p style='margin: 4px 0;'>{esc(found.summary)}</p>"]
+    if found.beside:
+        lines.append(f"<p style='margin: 4px 0;'><b>Beside the doctor's result:</b> "
+                     f"{esc(found.beside)}</p>")
+    return box("".join(lines), kind)
+
+
+def history_html(report: Report) -> str:
+    """What changed since the customer's last saved run ("" when runs are not kept)."""
+    kept = report.history
+    if kept is None:
+        return ""
+    head = ("Since the last run" if kept.previous_at else "History")
+    items = "".join(f"<li>{esc(line)}</li>" for line in kept.sentences())
+    saved = (f"<p style='margin: 4px 0; color: #555;'><small>This run is kept in "
+             f"{esc(kept.saved)}</small></p>" if kept.saved else "")
+    return box(f"<p style='margin: 0; font-weight: 700;'>{head}</p>"
+               f"<ul style='margin: 4px 0;'>{items}</ul>{saved}",
+               "warn" if kept.changes else "info")
+
+
+def conclusion_html(report: Report) -> str:
+    """The verdict, then what the CRM said beside it, then what changed since the last run."""
+    return verdict_html(report) + crm_html(report) + history_html(report)
+
+
 def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:
     """One entry per distinct certificate seen, with the presets that saw it.
 
@@ -284,7 +320,7 @@ def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:
     if report.account.server:
         title += f" (server {report.account.server})"
     return (f'<div style="{FONT}"><h3 style="margin: 6px 0;">{esc(title)}</h3>'
-            + verdict_html(report)
+            + conclusion_html(report)
             + section("Every preset, layer by layer", grid_html(shown, done))
             + section("Certificate helper", certificate_html(report.results))
             + section("Transcripts (passwords redacted)", transcripts_html(report.results))

@@ -1,8 +1,11 @@
 """The README's numbers table, written from what the benchmark scripts measured.
 
+(Not ``numbers.py``: a script's directory comes first on ``sys.path``, and
+numpy imports the standard library's ``numbers``.)
+
 Usage::
 
-    .venv/bin/python benchmarks/numbers.py [--results benchmarks/results] [--check]
+    .venv/bin/python benchmarks/readme_table.py [--results benchmarks/results] [--check]
 
 Reads the JSON each benchmark writes with ``--json`` (``make bench`` runs
 them all into ``benchmarks/results/``) and rewrites the table between the
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN = "<!-- numbers: written by benchmarks/numbers.py from benchmarks/results; do not edit -->"
+BEGIN = "<!-- numbers: benchmarks/readme_table.py writes them from benchmarks/results -->"
 END = "<!-- numbers end -->"
 
 
@@ -66,8 +69,11 @@ def table(results: Path) -> str:
          f"{contacts['seconds']:.2f} s, peak RSS {contacts['peak_rss_mib']:.0f} MiB",
          "`benchmarks/bench_contacts.py`"),
     ]
-    lines = [f"Measured on a {sync['cpus']}-CPU machine (`make bench` runs the scripts and "
-             "writes this table):", "", "| what | result | command |", "|---|---|---|"]
+    load = max(sync["loadavg_start"][0], parse["loadavg"][0], contacts["loadavg"][0])
+    lines = [f"Measured on a {sync['cpus']}-CPU machine with a load average up to {load:.1f} "
+             "(`make bench` runs the scripts and writes this table; on a busy machine every "
+             "time grows, the ratios much less):", "", "| what | result | command |",
+             "|---|---|---|"]
     lines += [f"| {what} | {result} | {command} |" for what, result, command in rows]
     return "\n".join(lines)
 
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if wanted != readme:
             print("README.md's numbers differ from benchmarks/results: run "
-                  "`.venv/bin/python benchmarks/numbers.py`", file=sys.stderr)
+                  "`.venv/bin/python benchmarks/readme_table.py`", file=sys.stderr)
             return 1
         return 0
     args.readme.write_text(wanted, encoding="utf-8")
