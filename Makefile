@@ -7,8 +7,8 @@ PIP     := .venv/bin/pip
 STAMP   := .venv/.installed-stamp
 OUT     ?= out
 # Debian packages: the lab's mail servers (Dovecot: IMAP, POP3, LMTP; Exim: SMTP,
-# as cPanel runs it), and the browser for the UI tests.
-DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light
+# as cPanel runs it; unbound: the DNS of its world), and the browser for the UI tests.
+DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light unbound
 DEB_UI  := chromium
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 

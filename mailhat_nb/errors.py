@@ -21,6 +21,7 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
     │   ├── PlaintextRefused  the server refuses passwords without encryption: none was sent
     │   └── ConnectionLost    the connection dropped; callers may retry
+    ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
     ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
     ├── SyncError             a sync could not continue (after retries)
@@ -107,6 +108,19 @@ class PlaintextRefused(MailServerError):
 
 class KernelFailed(MailhatError):
     """A kernel of the demo report died or timed out; the message ends with what it printed."""
+
+
+class DnsError(MailhatError):
+    """A DNS lookup failed; ``code`` names how (a DESIGN.md diagnosis code).
+
+    ``dns_not_found`` (the name does not exist), ``dns_no_record`` (it exists,
+    without a record of that type), ``dns_servfail`` (the nameservers failed),
+    ``dns_timeout`` (no answer in time), ``dns_failure`` (anything else).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NothingToImport(MailhatError):

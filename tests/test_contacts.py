@@ -161,10 +161,18 @@ def test_duplicates_transitive_and_missing_keys() -> None:
     assert len(set(labels[3:])) == 2
 
 
-def test_accounts_never_merged() -> None:
+def test_copies_in_two_accounts_are_one_message_of_the_team() -> None:
+    # Was "accounts never merged": the team view (docs/team.md) counts the
+    # same message in two teammates' mailboxes once. Data health still asks
+    # whether one account holds a copy twice: no.
     rows = [msg("a@x.com", [ME], mid="1"), {**msg("a@x.com", [ME], mid="1"),
                                             "account": "other@example.com"}]
-    assert len(ca.unique_messages(build(rows))) == 2
+    frame = build(rows)
+    assert ca.unique_messages(frame)["copies"].tolist() == [2]
+    assert len(set(ca.duplicate_groups(frame, across_accounts=False))) == 2
+    assert ca.data_health(frame)["duplicates"].tolist() == [0, 0]
+    assert ca.data_health(frame, unique=ca.unique_messages(frame))["duplicates"].tolist() == [
+        0, 0]
 
 
 def test_arrow_and_object_lists_agree() -> None:
@@ -247,10 +255,11 @@ def test_public_api_is_importable_from_contacts() -> None:
     from mailhat_nb.analysis import dedupe, health, identity, metrics
 
     assert sorted(ca.__all__) == [
-        "activity", "apply_aliases", "by_domain", "contacts", "data_health",
-        "duplicate_groups", "export", "is_sent_folder", "own_addresses",
-        "response_medians", "response_times", "suggest_aliases", "to_csv", "to_parquet",
-        "to_records", "top_contacts", "unique_messages", "volume"]
+        "activity", "apply_aliases", "by_domain", "contacts", "contacts_by_account",
+        "data_health", "duplicate_groups", "export", "internal_mail", "is_sent_folder",
+        "own_addresses", "response_medians", "response_times", "suggest_aliases",
+        "team_contacts", "team_identity", "team_messages", "team_records", "to_csv",
+        "to_parquet", "to_records", "top_contacts", "unique_messages", "volume"]
     homes = {"unique_messages": dedupe, "duplicate_groups": dedupe, "data_health": health,
              "contacts": metrics, "volume": metrics, "activity": metrics,
              "response_times": metrics, "own_addresses": identity}

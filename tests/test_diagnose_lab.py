@@ -231,7 +231,8 @@ def test_steps_are_recorded_with_status_and_time(lab: Lab, lab_info: LabInfo) ->
 def test_report_outputs_have_the_design_shape(lab: Lab, lab_info: LabInfo) -> None:
     report = run(lab, lab_info, lab_info.presets)
     data = report.to_dict()
-    assert set(data) == {"account", "results", "verdict"}
+    assert set(data) == {"account", "discovery", "results", "verdict"}
+    assert data["discovery"] is None  # a server name was given
     # DESIGN.md's fields, plus the additive "usable_untested"
     assert set(data["verdict"]) == {"code", "summary", "incoming", "outgoing", "usable_untested"}
     assert data["verdict"]["incoming"] == "hostgator-imap-ssl"

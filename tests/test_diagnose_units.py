@@ -43,6 +43,9 @@ from mailhat_nb.secrets import Secret
 DESIGN_CODES = (
     "ok",
     "dns_not_found",
+    "dns_no_record",
+    "dns_servfail",
+    "dns_timeout",
     "dns_failure",
     "connection_refused",
     "connect_timeout",
@@ -63,6 +66,8 @@ DESIGN_CODES = (
     "smtp_auth_unavailable",
     "send_rejected",
     "server_disconnected",
+    "mx_elsewhere",
+    "mail_host_elsewhere",
     "unknown",
 )
 

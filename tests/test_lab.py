@@ -451,12 +451,12 @@ def test_up_is_fast_and_down_leaves_nothing_running() -> None:
         took = time.monotonic() - start
         assert took < 5, f"lab up took {took:.1f}s"
         pids = dict(info.pids)
-        assert set(pids) == {"dovecot", "exim", "sidecar"}
+        assert set(pids) == {"dovecot", "exim", "sidecar", "unbound", "web"}
         assert str(lab.paths.exim_conf) in _trusted_configs()
         children = subprocess.run(["pgrep", "-P", str(pids["dovecot"])], capture_output=True,
                                   text=True, check=False).stdout.split()
         assert children, "Dovecot's master should have started its services"
-        assert sorted(lab.down()) == ["dovecot", "exim", "sidecar"]
+        assert sorted(lab.down()) == sorted(pids)
         assert str(lab.paths.exim_conf) not in _trusted_configs()
         for pid in [*pids.values(), *map(int, children)]:
             assert not Path(f"/proc/{pid}").exists() or \
@@ -464,6 +464,10 @@ def test_up_is_fast_and_down_leaves_nothing_running() -> None:
         for port in info.ports.values():
             with socket.socket() as sock:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0
+        for port in (53, 993):  # the world's resolver and shared server are gone too
+            with socket.socket() as sock:
+                host = info.world["resolver" if port == 53 else "shared_address"]
+                assert sock.connect_ex((host, port)) != 0
         assert not lab.is_running()
         assert lab.down() == []
     finally:
@@ -581,7 +585,7 @@ def test_down_with_a_copied_lab_json_leaves_the_other_lab_running(lab: Lab) -> N
         Lab(other).paths.marker.touch()
         notes: list[str] = []
         assert Lab(other).down(say=notes.append) == []
-        assert len(notes) == 3
+        assert len(notes) == len(before)
         assert all("left alone" in n for n in notes), notes
         assert not Lab(other).is_running()
         assert all(_alive(pid) for pid in before.values())

@@ -233,17 +233,22 @@ def test_a_damaged_part_sets_its_folder_aside_whole(tmp_path: Path) -> None:
 
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    with store.lock(), pytest.raises(UsageError, match="another sync"), store.lock():
+    with store.lock(ACCOUNT), pytest.raises(UsageError, match="another sync"), \
+            store.lock(ACCOUNT):
         pass
-    with store.lock():  # released again
+    with store.lock(ACCOUNT):  # released again
         pass
+    # One writer per account: a team's accounts sync into one store together.
+    with store.lock(ACCOUNT), store.lock("teammate@example.com"):
+        assert sorted(p.parent.name for p in tmp_path.glob("*/_lock")) == [
+            "account=me@example.com", "account=teammate@example.com"]
 
 
 def test_a_store_path_that_is_a_file_is_bad_usage(tmp_path: Path) -> None:
     # Like any other wrong argument (exit 2), not a store failure (exit 1).
     path = tmp_path / "store"
     path.write_text("x")
-    with pytest.raises(UsageError, match="is a file"), Store(path).lock():
+    with pytest.raises(UsageError, match="is a file"), Store(path).lock(ACCOUNT):
         pass
     with pytest.raises(UsageError):
         read_messages(path)

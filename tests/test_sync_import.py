@@ -201,3 +201,98 @@ def test_undecodable_names_never_reach_the_store(tmp_path: Path,
     assert cli.main(["import", "--maildir", str(root), "--store", str(tmp_path / "s2"),
                      "--account", "a\udcffb"]) == 2
     assert "not valid UTF-8" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- sources add up
+
+
+def _mbox(path: Path, subjects: list[str], sender: str = "a@b.example") -> Path:
+    box = mailbox.mbox(path)
+    for i, subject in enumerate(subjects):
+        msg = mailbox.mboxMessage()
+        msg["From"] = sender
+        msg["To"] = "me@gmail.example"
+        msg["Subject"] = subject
+        msg["Message-ID"] = f"<{path.stem}-{i}-{subject}@x>"
+        msg["Date"] = f"Mon, {i + 1} Jan 2024 10:00:00 +0000"
+        msg.set_payload("hi\n")
+        box.add(msg)
+    box.flush()
+    box.close()
+    return path
+
+
+def _folders(store: Path, account: str = "me@gmail.example") -> dict[str, int]:
+    return {s.folder: s.messages for s in Store(store).states(account) if s.parts}
+
+
+def test_a_second_source_adds_its_folders_and_only_a_reimport_replaces(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Google Takeout gives one mbox per label: each adds its folder.
+    work = _mbox(tmp_path / "work.mbox", ["w1", "w2", "w3"])
+    personal = _mbox(tmp_path / "personal.mbox", ["p1", "p2"])
+    store = tmp_path / "store"
+    for source in (work, personal):
+        assert cli.main(["import", "--mbox", str(source), "--store", str(store),
+                         "--account", "me@gmail.example"]) == 0
+    assert _folders(store) == {"work": 3, "personal": 2}
+    assert not (store / "_retired").exists()
+    assert len(read_messages(store)) == 5
+    # Importing work.mbox again replaces what it imported, and only that.
+    work.unlink()
+    _mbox(work, ["w1"])
+    assert cli.main(["import", "--mbox", str(work), "--store", str(store),
+                     "--account", "me@gmail.example"]) == 0
+    assert _folders(store) == {"work": 1, "personal": 2}
+    assert {s.folder: s.origin for s in Store(store).states()} == {
+        "work": str(work.resolve()), "personal": str(personal.resolve())}
+
+
+def test_a_maildir_reimport_retires_only_its_own_vanished_folders(tmp_path: Path) -> None:
+    def tree(root: Path, folders: dict[str, int]) -> Path:
+        for name, count in folders.items():
+            (root / name).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (root / name / str(i + 1)).write_bytes(
+                    f"From: a@b.example\r\nSubject: {name}{i}\r\n\r\nhi\r\n".encode())
+        return root
+
+    old = tree(tmp_path / "old", {"inbox": 2, "projects": 1})
+    new = tree(tmp_path / "new", {"archive": 4})
+    store = tmp_path / "store"
+    for source in (old, new):
+        assert cli.main(["import", "--maildir", str(source), "--store", str(store),
+                         "--account", "me@gmail.example"]) == 0
+    assert _folders(store) == {"inbox": 2, "projects": 1, "archive": 4}
+    for f in (old / "projects").iterdir():
+        f.unlink()
+    (old / "projects").rmdir()
+    assert cli.main(["import", "--maildir", str(old), "--store", str(store),
+                     "--account", "me@gmail.example"]) == 0
+    assert _folders(store) == {"inbox": 2, "archive": 4}  # projects retired, archive kept
+    assert (store / "_retired").is_dir()
+
+
+def test_a_folder_another_source_holds_is_never_overwritten(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _mbox(tmp_path / "a" / "Inbox.mbox", ["x1", "x2"])
+    second = _mbox(tmp_path / "b" / "Inbox.mbox", ["y1"])
+    args = ["--store", str(store), "--account", "me@gmail.example"]
+    assert cli.main(["import", "--mbox", str(first), *args]) == 0
+    capsys.readouterr()
+    assert cli.main(["import", "--mbox", str(second), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"folder 'Inbox' of me@gmail.example holds what {first.resolve()} imported" in err
+    assert "--replace" in err
+    assert _folders(store) == {"Inbox": 2}
+    assert cli.main(["import", "--mbox", str(second), *args, "--replace"]) == 0
+    assert _folders(store) == {"Inbox": 1}
+    # A folder a sync stored is the server's: an import never replaces it.
+    synced = Store(store).open_folder("me@gmail.example", "Sent")
+    synced.commit_state(uidvalidity=5)
+    sent = _mbox(tmp_path / "Sent.mbox", ["s1"])
+    assert cli.main(["import", "--mbox", str(sent), *args, "--replace"]) == 2
+    assert "holds what `mailhat sync` stored" in capsys.readouterr().err

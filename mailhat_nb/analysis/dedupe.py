@@ -8,15 +8,26 @@ metrics (:mod:`mailhat_nb.analysis.metrics`) and the data-health table
 (:mod:`mailhat_nb.analysis.health`) share with it, so the three agree on what a
 message, a date and a Message-ID are.
 
-The rule (``DESIGN.md``)
-------------------------
-Two rows are the same message when, within one account, they carry the
-**same Message-ID**, or the **same From, Date, Subject and recipients** (To
-and Cc as a set). The second half exists because exporters re-issue IDs:
-every copy of an Enron message has its own ``Message-ID``, so ID matching
-alone finds nothing there. The relation is applied transitively (copies
-matched by ID and copies matched by content end up in one group). Rows
-without a Message-ID, or without a Date, are never matched on that key.
+The rule (``DESIGN.md``, ``docs/team.md``)
+------------------------------------------
+Two rows are the same message when they carry the **same Message-ID**, or
+the **same From, Date, Subject and recipients** (To and Cc as a set). The
+second half exists because exporters re-issue IDs: every copy of an Enron
+message has its own ``Message-ID``, so ID matching alone finds nothing
+there. The relation is applied transitively (copies matched by ID and copies
+matched by content end up in one group). Rows without a Message-ID, or
+without a Date, are never matched on that key.
+
+The rule spans every account of the frame: the same message in two
+teammates' mailboxes is one message of the team (a frame of one account is
+that account's view). Data health asks the narrower question, "does this
+account hold a copy twice?", with ``across_accounts=False``.
+
+Each message is represented by one of its rows, the **kept copy**: a copy
+whose Date came from the header first (a fallback date can move a message
+by days), then the first in store order, ``(account, folder, uidvalidity,
+uid)`` compared as plain values (strings by code point). Store order, not
+frame order, so that any engine reading the same store keeps the same copy.
 :func:`unique_messages` applies the rule and says how many rows each message
 stood for (``copies``).
 
@@ -186,6 +197,44 @@ def _account_codes(frame: pd.DataFrame) -> IntArray:
     return _codes(frame["account"], na_unique=False) + 1
 
 
+def sorted_codes(values: pd.Series) -> tuple[IntArray, pd.Index]:
+    """Codes of ``values`` numbered in sorted order of the values (missing: -1).
+
+    Strings sort by code point, as DuckDB and Spark compare them, so a rank
+    built on these codes is the same in every engine. Sorting touches only
+    the distinct values (a few accounts and folders, not the rows).
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    names = pd.Index(np.asarray(uniques, dtype=object)).astype("str")
+    order = np.argsort(names.to_numpy(dtype=object), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    out = np.append(rank, -1)[np.asarray(codes, dtype=np.int64)]
+    return out, names[order]
+
+
+def store_rank(frame: pd.DataFrame) -> IntArray:
+    """Each row's rank in store order: ``(account, folder, uidvalidity, uid)``, then position.
+
+    The order the kept copy of a message is chosen by (module docstring):
+    a frame may come in any order (read in parallel, concatenated by hand),
+    the store's row keys do not change.
+    """
+    n = len(frame)
+    keys: list[IntArray] = [np.arange(n, dtype=np.int64)]
+    for col in ("uid", "uidvalidity"):
+        if col in frame.columns:
+            keys.append(pd.to_numeric(frame[col], errors="coerce").fillna(-1)
+                        .to_numpy(dtype=np.int64))
+    for col in ("folder", "account"):
+        if col in frame.columns:
+            keys.append(sorted_codes(frame[col])[0])
+    order = np.lexsort(keys)  # the last key is the primary one
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n, dtype=np.int64)
+    return rank
+
+
 # --------------------------------------------------------------------------- de-duplication
 
 
@@ -221,13 +270,14 @@ def _content_key(parts: list[IntArray]) -> IntArray:
     return _combine(*(_codes(p, na_unique=False) for p in parts))
 
 
-def duplicate_groups(messages: pd.DataFrame) -> IntArray:
+def duplicate_groups(messages: pd.DataFrame, *, across_accounts: bool = True) -> IntArray:
     """Label each row with its message: rows with the same label are one message.
 
-    The rule (``DESIGN.md``): within an account, the same Message-ID, or the
-    same From, Date, Subject and set of To+Cc recipients; applied
-    transitively. Labels are row positions of a group member (the smallest),
-    so they are stable for a given frame order.
+    The rule (``DESIGN.md``): the same Message-ID, or the same From, Date,
+    Subject and set of To+Cc recipients; applied transitively, across every
+    account of the frame (a team's copies of one message are one), or within
+    each account when ``across_accounts`` is False. Labels are row positions
+    of a group member (the smallest), so they are stable for a given frame order.
 
     Why both keys: Message-ID is the standard identity of a message, but
     exporters re-issue IDs (each Enron copy has its own), while the content
@@ -240,7 +290,8 @@ def duplicate_groups(messages: pd.DataFrame) -> IntArray:
     n = len(messages)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    account = _account_codes(messages)
+    account = (np.zeros(n, dtype=np.int64) if across_accounts
+               else _account_codes(messages))
     one_account = bool(account.min() == account.max())
     id_codes = _codes(message_ids(messages), na_unique=True)
     by_id = id_codes if one_account else _content_key([account, id_codes])
@@ -291,14 +342,15 @@ def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArr
     Returns
     -------
     labels, keep, copies
-        :func:`duplicate_groups` labels; the kept row positions, in frame
-        order; how many rows each kept row stands for.
+        :func:`duplicate_groups` labels; the kept row positions (the kept
+        copy of each message: a header Date first, then store order), in
+        frame order; how many rows each kept row stands for.
     """
     labels = duplicate_groups(messages)
     if len(labels) == 0:
         empty = np.empty(0, dtype=np.int64)
         return labels, empty, empty
-    order = np.lexsort((np.arange(len(labels)), _preference(messages), labels))
+    order = np.lexsort((store_rank(messages), _preference(messages), labels))
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
     keep = order[starts]

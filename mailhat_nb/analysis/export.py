@@ -54,6 +54,26 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, object]]:
     ]
 
 
+def team_records(people: pd.DataFrame, by_account: pd.DataFrame) -> list[dict[str, object]]:
+    """The team view as ``mailhat contacts --json`` prints it.
+
+    Each row of :func:`~mailhat_nb.analysis.team.team_contacts` (``owner``
+    included) gains ``"accounts": {account: {"sent", "received"}}`` from
+    :func:`~mailhat_nb.analysis.team.contacts_by_account`: only the accounts
+    with at least one message with that contact.
+    """
+    per: dict[str, dict[str, dict[str, int]]] = {}
+    for contact, account, sent, received in zip(
+            by_account["contact"].tolist(), by_account["account"].tolist(),
+            by_account["sent"].tolist(), by_account["received"].tolist(), strict=True):
+        per.setdefault(str(contact), {})[str(account)] = {"sent": int(sent),
+                                                          "received": int(received)}
+    rows = to_records(people)
+    for row in rows:
+        row["accounts"] = per.get(str(row["contact"]), {})
+    return rows
+
+
 def _list_columns(frame: pd.DataFrame) -> list[str]:
     out = []
     for col in frame.columns:

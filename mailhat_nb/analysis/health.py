@@ -121,8 +121,8 @@ def data_health(
         ``account, folder, rows, server_count, missing, duplicates,
         date_fallbacks, no_date, suspect_dates, defects, top_defect,
         uidvalidity_values, uidvalidity_events``: ``duplicates`` counts rows
-        whose message has another copy in the account (the same rule as
-        :func:`unique_messages`), ``date_fallbacks`` rows whose date did not
+        whose message has another copy in the same account (the rule of
+        :func:`unique_messages`, within each account), ``date_fallbacks`` rows whose date did not
         come from the Date header, ``suspect_dates`` dates before 1990 or in
         the future (placeholders that stretch every time axis),
         ``defects`` rows with any parse/decoding fallback, ``top_defect`` the
@@ -146,14 +146,18 @@ def data_health(
     def per_group(flags: npt.NDArray[np.bool_] | IntArray) -> IntArray:
         return np.bincount(g, weights=flags, minlength=k).astype(np.int64)
 
-    if unique is not None and messages.index.is_unique:
+    # Duplicates are copies within one account: a message in two teammates'
+    # mailboxes is one message of the team, not a flaw of either folder. A
+    # unique frame of several accounts merged those, so it cannot say.
+    one_account = "account" not in messages.columns or messages["account"].nunique() <= 1
+    if unique is not None and one_account and messages.index.is_unique:
         pos = messages.index.get_indexer(unique.index)
         if (pos < 0).any():
             raise UsageError("`unique` is not unique_messages() of this frame")
         dup = np.ones(n, dtype=bool)
         dup[pos] = unique["copies"].to_numpy() > 1
     elif {"from_addr", "date"} <= set(messages.columns) and n:
-        labels = duplicate_groups(messages)
+        labels = duplicate_groups(messages, across_accounts=False)
         dup = np.bincount(labels, minlength=n)[labels] > 1
     else:
         dup = np.zeros(n, dtype=bool)

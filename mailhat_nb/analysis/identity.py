@@ -5,6 +5,9 @@ person can read and correct, never silently:
 
 * :func:`own_addresses`: the account's own addresses, each with the reason
   it counts as self (login, the From of sent mail, Delivered-To, the user).
+* :func:`team_identity`: the same rule applied to each account of a store
+  on its own rows (one account's login is never another's self); the team
+  is the union (``docs/team.md``).
   A Sent folder can hold an assistant's mail (Enron's ``delainey-d`` has
   ``kay.chapman@enron.com`` there): the table shows it, ``exclude`` drops it.
   It is the package's only rule for self: :func:`self_addresses` (the same
@@ -15,7 +18,7 @@ person can read and correct, never silently:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +33,7 @@ from mailhat_nb.analysis.addresses import (
     is_address,
     normalise,
 )
+from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.folders import folder_role
 
 #: Gmail labels that mark a message the user sent. Gmail files sent mail under
@@ -38,6 +42,7 @@ from mailhat_nb.sync.folders import folder_role
 SENT_LABELS = frozenset({"sent", "\\sent"})
 
 OWN_COLUMNS = ["address", "sources", "messages", "sent_folder_rows"]
+TEAM_OWN_COLUMNS = ["account", *OWN_COLUMNS]
 
 
 def is_sent_folder(messages: pd.DataFrame) -> pd.Series:
@@ -132,12 +137,24 @@ def own_addresses(
         a stranger in a Sent folder stands out. Pass the table (or its
         ``address`` column) to the metrics as ``self_addrs``.
 
+    A frame of several accounts (a team's store) with no ``login`` gets each
+    account's own addresses by this rule applied to that account's rows
+    alone: :func:`team_identity`, with its ``account`` column.
+
     Raises
     ------
     UsageError
         When a value of ``extra`` or ``exclude`` is not an email address: a
-        typo there would silently change every count.
+        typo there would silently change every count. On a frame of several
+        accounts, when ``extra`` is given: whose addresses they are is for
+        :func:`team_identity` to be told.
     """
+    if login is None and len(_accounts(messages)) > 1:
+        if list(extra):
+            raise UsageError("the messages hold several accounts: say whose the extra "
+                             "addresses are, with team_identity(messages, extra={account: "
+                             "[addresses]})")
+        return team_identity(messages, exclude=exclude)
     user_given = check_addresses(extra, "self address")
     excluded = check_addresses(exclude, "excluded address")
     found: list[pd.DataFrame] = []
@@ -191,6 +208,72 @@ def own_addresses(
     out = out.sort_values(["sent_folder_rows", "messages", "address"],
                           ascending=[False, False, True], ignore_index=True)
     return out[OWN_COLUMNS]
+
+
+def _accounts(messages: pd.DataFrame) -> list[str]:
+    """The frame's distinct account names, sorted."""
+    if "account" not in messages.columns:
+        return []
+    return sorted(str(a) for a in messages["account"].dropna().unique())
+
+
+def team_identity(
+    messages: pd.DataFrame,
+    *,
+    extra: Mapping[str, Iterable[str]] | None = None,
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Return each account's own addresses: :func:`own_addresses` per account, on its own rows.
+
+    Each account's own addresses are its own (its login, the From of *its*
+    sent mail, *its* Delivered-To, what the user adds for it): computed on
+    that account's rows only, so a teammate's login or Sent folder never
+    makes an address "self" for another account. The team is the union of
+    the ``address`` column; ``docs/team.md`` says how the team view uses it.
+
+    Parameters
+    ----------
+    messages
+        A ``messages`` frame of one or more accounts.
+    extra
+        Per account (its name in the store, case-insensitive), addresses the
+        user says are that account's.
+    exclude
+        Addresses to drop from every account (an assistant, a shared mailbox
+        that should count as a contact).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``account, address, sources, messages, sent_folder_rows``: one row
+        per account and address, accounts in sorted order, each account's
+        rows ordered as :func:`own_addresses` orders them. An address two
+        accounts share (a shared sending address) has a row for each.
+
+    Raises
+    ------
+    UsageError
+        An ``extra`` key that is not an account of the frame, or a value
+        that is not an address.
+    """
+    names = _accounts(messages)
+    given = {str(k).casefold(): list(v) for k, v in (extra or {}).items()}
+    unknown = sorted(set(given) - {a.casefold() for a in names})
+    if unknown:
+        raise UsageError(f"no account {unknown[0]!r} in the messages; they hold: "
+                         + (", ".join(names) or "none"))
+    tables = []
+    for name in names:
+        rows = messages[(messages["account"] == name).to_numpy(dtype=bool)]
+        own = own_addresses(rows, login=name, extra=given.get(name.casefold(), ()),
+                            exclude=exclude)
+        tables.append(own.assign(account=name))
+    if not tables:
+        empty = own_addresses(messages.iloc[:0], login=[])
+        return empty.assign(account=pd.Series(dtype="str"))[TEAM_OWN_COLUMNS]
+    table = pd.concat(tables, ignore_index=True)
+    table["account"] = table["account"].astype("str")
+    return table[TEAM_OWN_COLUMNS]
 
 
 def _senders_to(messages: pd.DataFrame, codes: npt.NDArray[np.int64],

@@ -60,6 +60,7 @@ from mailhat_nb.analysis.dedupe import (
     message_ids,
     plausible,
     require_columns,
+    sorted_codes,
     take_rows,
     to_utc,
     unique_messages,
@@ -85,7 +86,7 @@ _FREQ_ALIASES: dict[str, Freq] = {
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     """The unique messages as integer arrays, shared by every metric."""
 
     frame: pd.DataFrame           # unique messages, positional
@@ -114,7 +115,13 @@ _PREPARED_COLUMNS = ("account", "from_addr", "from_name", "date", "date_offset_m
                      "to_addrs", "cc_addrs")
 
 
-def _prepare(messages: pd.DataFrame, self_addrs: SelfAddrs) -> _Prepared:
+def prepare(messages: pd.DataFrame, self_addrs: SelfAddrs) -> Prepared:
+    """The unique messages of ``messages`` as integer arrays, self marked.
+
+    De-duplicates unless the frame carries ``copies`` already; the contacts,
+    volume, activity and the team view (:mod:`mailhat_nb.analysis.team`)
+    read the same arrays, so they count the same messages.
+    """
     require_columns(messages, "from_addr", "date")
     me = as_address_set(self_addrs)
     if "copies" in messages.columns:
@@ -134,36 +141,43 @@ def _prepare(messages: pd.DataFrame, self_addrs: SelfAddrs) -> _Prepared:
     rcodes = remap_rcpt[rcodes] if len(rcodes) else rcodes
     is_self = np.asarray(uniques.isin(list(me)), dtype=bool)
     from_self = np.where(from_codes >= 0, np.append(is_self, False)[from_codes], False)
-    return _Prepared(
+    return Prepared(
         frame=uniq, dates=date_ns(uniq), from_codes=from_codes, from_self=from_self,
         rcpt_pos=rpos, rcpt_codes=rcodes, uniques=uniques, is_self=is_self,
     )
 
 
-def _names(prep: _Prepared) -> pd.Series:
+def _names(prep: Prepared) -> pd.Series:
     """Display name per address code: the most frequent non-empty From name.
 
     Only senders have names in the frame (recipients are bare addresses), so
     a contact we only ever wrote to has none, and a chart shows its address.
-    A "name" that is just the address again is no name. Counted on integer
-    (address, name) pairs; strings are only touched once per distinct value.
+    Names are cleaned first (blanks and quotes around them stripped); a
+    "name" that is just the address again is no name; a tie goes to the
+    smallest name by code point, so every engine picks the same one.
+    Counted on integer (address, name) pairs; strings are only touched once
+    per distinct value.
     """
     if "from_name" not in prep.frame.columns:
         return pd.Series([], dtype="str")
-    name_codes, raw_names = pd.factorize(prep.frame["from_name"], use_na_sentinel=True)
-    name_codes = np.asarray(name_codes, dtype=np.int64)
+    raw_codes, raw_names = pd.factorize(prep.frame["from_name"], use_na_sentinel=True)
     clean = pd.Series(np.asarray(raw_names, dtype=object), dtype="str")
     clean = clean.str.strip().str.strip("'\"").str.strip()
-    usable = np.append((clean.notna() & (clean != "")).to_numpy(dtype=bool), False)
-    ok = (prep.from_codes >= 0) & usable[name_codes]
-    width = max(len(raw_names), 1)
+    clean = clean.where(clean != "")
+    # Codes numbered in sorted order of the cleaned names: the smallest code
+    # of a tie is the smallest name.
+    clean_codes, names_sorted = sorted_codes(clean)
+    name_codes = np.append(clean_codes, -1)[np.asarray(raw_codes, dtype=np.int64)]
+    ok = (prep.from_codes >= 0) & (name_codes >= 0)
+    width = max(len(names_sorted), 1)
     pair, count = np.unique(prep.from_codes[ok] * width + name_codes[ok], return_counts=True)
     addr_code, name_code = pair // width, pair % width
-    names = clean.to_numpy(dtype=object)[name_code]
+    names = names_sorted.to_numpy(dtype=object)[name_code]
     addrs = prep.uniques.take(addr_code)
     differs = pd.Series(names, dtype="str").str.lower().to_numpy() != addrs.str.lower()
     addr_code, names, count = addr_code[differs], names[differs], count[differs]
-    best = np.lexsort((-count, addr_code))  # per address, the most used name first
+    name_code = name_code[differs]
+    best = np.lexsort((name_code, -count, addr_code))  # per address: most used, then smallest
     addr_code, names = addr_code[best], names[best]
     first = np.r_[True, addr_code[1:] != addr_code[:-1]] if len(addr_code) else []
     return pd.Series(names[first], index=addr_code[first], dtype="str")
@@ -194,7 +208,11 @@ def contacts(messages: pd.DataFrame, self_addrs: SelfAddrs) -> pd.DataFrame:
         ``last`` are tz-aware UTC, placeholder dates (before 1990, or ahead of
         now) left out as the charts leave them out.
     """
-    prep = _prepare(messages, self_addrs)
+    return contacts_from(prepare(messages, self_addrs))
+
+
+def contacts_from(prep: Prepared) -> pd.DataFrame:
+    """:func:`contacts` of messages already prepared (the team view shares the arrays)."""
     u = len(prep.uniques)
     r_rows, r_codes = prep.received
     s_rows, s_codes = prep.sent
@@ -298,7 +316,7 @@ def volume(
         ``period`` is the tz-aware UTC start of the period. Periods with no
         message are absent (a chart fills them with 0).
     """
-    prep = _prepare(messages, self_addrs)
+    prep = prepare(messages, self_addrs)
     r_rows, r_codes = prep.received
     s_rows, s_codes = prep.sent
     rows = np.concatenate([s_rows, r_rows])
@@ -528,7 +546,7 @@ def activity(
             raise UsageError("direction must be 'sent', 'received' or None")
         if self_addrs is None:
             raise UsageError("activity by direction needs the self addresses")
-        prep = _prepare(uniq, self_addrs)
+        prep = prepare(uniq, self_addrs)
         keep = prep.from_self if direction == "sent" else ~prep.from_self
         uniq = uniq.iloc[np.flatnonzero(keep)]
     ns = date_ns(uniq)

@@ -89,6 +89,22 @@ def resolve_presets(presets: str | None) -> str | None:
     return text
 
 
+def resolve_dns_server(dns_server: str | None) -> str | None:
+    """Turn the ``dns_server`` parameter into ``IP[:PORT]`` or None (the system's).
+
+    ``"lab"`` is the running lab's resolver (its world of customer domains).
+
+    Raises
+    ------
+    UsageError
+        ``"lab"`` while no lab runs.
+    """
+    text = (dns_server or "").strip()
+    if text.lower() == LAB:
+        return _lab_or_explain("dns_server").info().dns_server
+    return text or None
+
+
 def resolve_ca_file(ca_file: str | None) -> str | None:
     """Turn the ``ca_file`` parameter into a path or None (``"lab"``: the lab's CA).
 
@@ -218,7 +234,8 @@ class Connection:
 
 
 def connection_from_report(report: Report, ca_file: str | None,
-                           found_by: str = "the connection doctor") -> Connection | None:
+                           found_by: str = "the connection doctor",
+                           dns_server: str | None = None) -> Connection | None:
     """The IMAP settings the doctor recommends, as a :class:`Connection`.
 
     None when no IMAP setting works cleanly: a setting that works only with
@@ -234,7 +251,8 @@ def connection_from_report(report: Report, ca_file: str | None,
     if security is None:  # pragma: no cover - the presets loader validates it
         return None
     settings = ImapSettings(email=account.email, host=incoming.host, port=incoming.port,
-                            security=security, username=account.username, ca_file=ca_file)
+                            security=security, username=account.username, ca_file=ca_file,
+                            dns_server=dns_server)
     return Connection(settings=settings, password=account.password, label=incoming.setting(),
                       found_by=found_by)
 

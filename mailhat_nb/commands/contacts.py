@@ -1,4 +1,10 @@
-"""``mailhat contacts``: volume per contact from the store (``--self``, ``--exclude``)."""
+"""``mailhat contacts``: volume per contact from the store (``--self``, ``--exclude``).
+
+A store of one account (or ``--account``) gives that account's view; a store
+of several accounts gives the team view (``docs/team.md``): each external
+contact once, with ``owner`` and per-account counts, and ``--internal`` for
+the mail between teammates.
+"""
 
 from __future__ import annotations
 
@@ -27,20 +33,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "never contacts.",
     )
     parser.add_argument("--store", required=True, metavar="DIR", help="the store directory")
-    parser.add_argument("--self", dest="self_addrs", nargs="+", default=[], metavar="ADDR",
-                        help="more addresses of yours (old addresses, aliases)")
+    parser.add_argument("--self", dest="self_addrs", nargs="+", default=[],
+                        metavar="[ACCOUNT:]ADDR",
+                        help="more addresses of yours (old addresses, aliases); in the team "
+                        "view say whose: ACCOUNT:ADDR")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="ADDR",
                         help="addresses found as yours that are not (an assistant who sends "
                         "from your Sent folder, a shared mailbox): counted as contacts")
     parser.add_argument("--account", default=None,
-                        help="only this account of the store (default: all of them)")
+                        help="only this account of the store (default: all of them: with "
+                        "several, the team view, each message once, with each contact's "
+                        "owner)")
+    parser.add_argument("--internal", action="store_true",
+                        help="team view: who writes to whom inside the team (messages per "
+                        "sender and recipient account) instead of the contacts")
     parser.add_argument("--top", type=int, default=None, metavar="N",
                         help=f"only the N busiest contacts (default: all for --json/--csv, "
                         f"{TABLE_TOP} for the table)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help="print a JSON list of {contact, name, sent, received, total, "
-                     "first, last} (dates ISO-8601)")
+                     "first, last} (dates ISO-8601); the team view adds owner and "
+                     "accounts: {ACCOUNT: {sent, received}}")
     fmt.add_argument("--csv", action="store_true", help="print CSV with the same columns")
     parser.set_defaults(func=_run)
 
@@ -68,47 +82,143 @@ def _read(given: str, account: str | None) -> pd.DataFrame:
     return frame
 
 
-def _table(people: pd.DataFrame, me: pd.DataFrame) -> str:
-    lines = ["self: " + (", ".join(
-        f"{a} ({s})" for a, s in zip(me["address"], me["sources"], strict=True)) or "(none)")]
+def _self_args(given: list[str], team: bool, accounts: list[str],
+               account: str | None) -> dict[str, list[str]]:
+    """``--self`` values per account: ``ACCOUNT:ADDR``, or a bare address in one account's view.
+
+    An address cannot hold an unquoted ``:``, so the last one splits. In the
+    team view a bare address is refused: whose it is changes who sent what.
+    """
+    from mailhat_nb.analysis.addresses import check_addresses
+
+    out: dict[str, list[str]] = {}
+    for value in given:
+        whose, colon, address = value.rpartition(":")
+        if not colon:
+            if team:
+                raise UsageError(f"--self {value!r}: the store holds several accounts; say "
+                                 "whose address it is with ACCOUNT:ADDR (e.g. "
+                                 f"{accounts[0]}:{value.strip()}), or use --account")
+            out.setdefault(account or "", []).extend(check_addresses([value], "--self"))
+            continue
+        known = {a.casefold(): a for a in accounts}
+        if whose.strip().casefold() not in known:
+            raise UsageError(f"--self {value!r}: no account {whose.strip()!r} in the store; "
+                             f"it holds: {', '.join(accounts)}")
+        owner = known[whose.strip().casefold()]
+        if account is not None and owner.casefold() != account.casefold():
+            raise UsageError(f"--self {value!r} names another account than --account {account}")
+        out.setdefault(owner, []).extend(check_addresses([address], "--self"))
+    return out
+
+
+def _day(values: pd.Series) -> pd.Series:
+    days: pd.Series = values.dt.strftime("%Y-%m-%d").fillna("")
+    return days
+
+
+def _top(table: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    return table if top is None else table.head(top)
+
+
+def _columns(rows: list[list[str]], header: list[str], limits: list[int],
+             right: set[int]) -> list[str]:
+    """Rows as aligned text columns, each at most its limit wide."""
+    widths = [min(max([len(header[i]), *(len(r[i]) for r in rows)]), limits[i])
+              for i in range(len(header))]
+    out = []
+    for cells in [header, *rows]:
+        out.append(" ".join(
+            f"{c[:w]:>{w}}" if i in right else f"{c[:w]:<{w}}"
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip())
+    return out
+
+
+def _table(people: pd.DataFrame) -> list[str]:
     if people.empty:
-        return "\n".join([*lines, "no contacts"])
-    shown = people.assign(
-        name=people["name"].fillna(""),
-        first=people["first"].dt.strftime("%Y-%m-%d").fillna(""),
-        last=people["last"].dt.strftime("%Y-%m-%d").fillna(""),
-    )
-    width = min(max(int(shown["contact"].str.len().max()), 7), 40)
-    name_w = min(max(int(shown["name"].str.len().max()), 4), 24)
-    lines.append(f"{'contact':<{width}} {'name':<{name_w}} {'sent':>6} {'recv':>6} "
-                 f"{'total':>6}  {'first':<10} {'last':<10}")
-    for row in shown.itertuples(index=False):
-        lines.append(
-            f"{str(row.contact)[:width]:<{width}} {str(row.name)[:name_w]:<{name_w}} "
-            f"{row.sent:>6} {row.received:>6} {row.total:>6}  {row.first:<10} {row.last:<10}"
-        )
-    return "\n".join(lines)
+        return ["no contacts"]
+    header = ["contact", "name", "sent", "recv", "total", "first", "last"]
+    cols = [people["contact"].astype("str"), people["name"].astype("str").fillna(""),
+            people["sent"].astype("str"), people["received"].astype("str"),
+            people["total"].astype("str"), _day(people["first"]), _day(people["last"])]
+    if "owner" in people.columns:
+        header.append("owner")
+        cols.append(people["owner"].astype("str"))
+    rows = [list(cells) for cells in zip(*(c.tolist() for c in cols), strict=True)]
+    return _columns(rows, header, [40, 24, 6, 6, 6, 10, 10, 40], right={2, 3, 4})
+
+
+def _internal_table(inside: pd.DataFrame) -> list[str]:
+    if inside.empty:
+        return ["no mail between teammates"]
+    rows = [[str(f), str(t), str(n), a, b] for f, t, n, a, b in zip(
+        inside["from_account"], inside["to_account"], inside["messages"],
+        _day(inside["first"]), _day(inside["last"]), strict=True)]
+    return _columns(rows, ["from", "to", "messages", "first", "last"], [40, 40, 8, 10, 10],
+                    right={2})
+
+
+def _identity_line(me: pd.DataFrame, team: bool) -> str:
+    def listed(table: pd.DataFrame) -> str:
+        return ", ".join(f"{a} ({s})" for a, s in zip(table["address"], table["sources"],
+                                                      strict=True)) or "(none)"
+
+    if not team:
+        return "self: " + listed(me)
+    parts = [f"{acct}: {listed(rows)}" for acct, rows in me.groupby("account", sort=True)]
+    return f"team of {len(parts)} accounts: " + "; ".join(parts)
 
 
 def _run(args: argparse.Namespace) -> int:
     from mailhat_nb.analysis.addresses import check_addresses
-    from mailhat_nb.contacts import contacts, own_addresses, to_csv, to_records
+    from mailhat_nb.contacts import (
+        contacts,
+        contacts_by_account,
+        internal_mail,
+        own_addresses,
+        team_contacts,
+        team_identity,
+        team_messages,
+        team_records,
+        to_csv,
+        to_records,
+    )
+    from mailhat_nb.sync.store import Store
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
     # Checked before reading the store: a typo in --self would change every count.
-    mine = check_addresses(args.self_addrs, "--self")
     not_mine = check_addresses(args.exclude, "--exclude")
+    store = check_store_arg(args.store)
+    held = Store(store).accounts() if store.is_dir() else []
+    team = args.account is None and len(held) > 1
+    if args.internal and not team:
+        raise UsageError("--internal is the mail between teammates: it needs a store of "
+                         "several accounts, without --account")
+    mine = _self_args(args.self_addrs, team, held, args.account)
     frame = _read(args.store, args.account)
-    me = own_addresses(frame, extra=mine, exclude=not_mine)
-    people = contacts(frame, me)
     top = args.top if args.top is not None else (None if args.json or args.csv else TABLE_TOP)
-    if top is not None:
-        people = people.head(top)
-    if args.json:
-        print(json.dumps(to_records(people), indent=2, ensure_ascii=False))
-    elif args.csv:
-        sys.stdout.write(to_csv(people) or "")
+    per = None
+    if team:
+        me = team_identity(frame, extra=mine, exclude=not_mine)
+        msgs = team_messages(frame)
+        if args.internal:
+            result = _top(internal_mail(msgs, me), top)
+            lines = _internal_table(result)
+        else:
+            per = contacts_by_account(msgs, me)
+            result = _top(team_contacts(msgs, me, by_account=per), top)
+            lines = _table(result)
     else:
-        print(_table(people, me))
+        me = own_addresses(frame, extra=[a for v in mine.values() for a in v],
+                           exclude=not_mine)
+        result = _top(contacts(frame, me), top)
+        lines = _table(result)
+    if args.json:
+        records = to_records(result) if per is None else team_records(result, per)
+        print(json.dumps(records, indent=2, ensure_ascii=False))
+    elif args.csv:
+        sys.stdout.write(to_csv(result) or "")
+    else:
+        print("\n".join([_identity_line(me, team=team), *lines]))
     return 0

@@ -33,8 +33,10 @@ import argparse
 import sys
 
 from mailhat_nb.checks import check_given, check_timeout
+from mailhat_nb.commands import add_dns_server
 from mailhat_nb.diagnose import Account, Report, builtin_names, crm, diagnose, history
 from mailhat_nb.diagnose.certificate import verified_context
+from mailhat_nb.diagnose.dns import Resolver, parse_dns_server
 from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
 from mailhat_nb.diagnose.presets import load_presets
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
@@ -56,12 +58,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--email", required=True, help="the customer's email address")
     parser.add_argument("--server", help="server name from the welcome email / cPanel "
-                        "(e.g. gator1234.hostgator.com)")
+                        "(e.g. gator1234.hostgator.com); leave it out to find it (discovery "
+                        "from the address: see `mailhat discover`)")
     parser.add_argument("--username", help="login name (default: the full email address)")
     parser.add_argument("--presets", metavar="NAME|FILE",
                         help="built-in presets (" + ", ".join(builtin_names()) + "; "
-                        "comma-separated for several) or a presets TOML file; default: by "
-                        "email domain, else hostgator")
+                        "comma-separated for several), 'auto' (the provider the domain's MX "
+                        "reveals) or a presets TOML file; default: by email domain, else "
+                        "the discovered provider's, else hostgator")
     parser.add_argument("--password-env", metavar="VAR",
                         help="environment variable holding the password (else a prompt)")
     parser.add_argument("--ca-file", metavar="PEM",
@@ -76,6 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "encrypted presets of the same protocol have had theirs); by default "
                         "the doctor never does, and judges those presets from the server's "
                         "capabilities. Only for a CRM that supports nothing but 'none'")
+    add_dns_server(parser)
     parser.add_argument("--crm-error", metavar="TEXT",
                         help="what the CRM (or the customer's mail app) said, as pasted, or - "
                         "to read it from standard input (a long paste, kept out of the process "
@@ -126,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
                                  username=args.username)
     # A wrong presets name or file, or an unusable CA file, is said before
     # anyone types a password for nothing.
-    presets = load_presets(args.presets, account.domain)
+    if args.presets is None or args.presets.strip().lower() != "auto":
+        load_presets(args.presets, account.domain)
+    server = parse_dns_server(args.dns_server) if args.dns_server is not None else None
     verified_context(args.ca_file)
     history_dir = history.prepare(args.save) if args.save is not None else None
     crm_text = _crm_text(args.crm_error)
@@ -139,10 +146,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {SYMBOLS[result.status]} {result.preset.display} on {result.host}:"
               f"{result.port}: {result.code}", file=sys.stderr)
 
-    report = diagnose(account, presets=presets, ca_file=args.ca_file,
+    report = diagnose(account, presets=args.presets, ca_file=args.ca_file,
                       timeout=args.timeout, send_test=args.send_test,
                       on_result=progress if live else None,
-                      allow_plaintext_login=args.allow_plaintext_login)
+                      allow_plaintext_login=args.allow_plaintext_login,
+                      dns_server=Resolver(server, lifetime=args.timeout))
     if crm_text is not None:
         crm.attach(report, crm_text, secrets=[password])
     if history_dir is not None:

@@ -48,6 +48,8 @@ def _up(args: argparse.Namespace) -> int:
     print(f"  server   {info.server}   demo account {info.email('alice')}")
     print(f"  CA file  {info.ca_file}")
     print(f"  presets  {info.presets}")
+    print(f"  DNS      {info.dns_server} (--dns-server): customer domains such as "
+          f"info@bakery.example on {info.world['shared_server']}")
     print("  ports    " + "  ".join(f"{name}={port}" for name, port in info.ports.items()))
     return 0
 
@@ -75,7 +77,7 @@ def _status(args: argparse.Namespace) -> int:
     scenario = SCENARIOS[info.scenario]
     expected = lab.expected(scenario)
     print(f"lab {info.root}: scenario {info.scenario} ({scenario.title}); "
-          f"server {info.server}; CA {info.ca_file}")
+          f"server {info.server}; CA {info.ca_file}; DNS {info.world.get('resolver', '-')}")
     print(f"{'service':<12} {'port':>6} {'stands for':>10}  {'behaviour':<10} check")
     healthy = True
     for c in checks:

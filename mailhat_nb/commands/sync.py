@@ -5,6 +5,11 @@ or from a no-echo prompt, never from argv; it is held in a
 :class:`~mailhat_nb.secrets.Secret` and revealed only to the server's LOGIN.
 Progress goes to stderr as a tqdm bar when stderr is a terminal; the result
 goes to stdout (one line per folder, or ``--json``).
+
+``mailhat sync --accounts FILE`` syncs several accounts (a team) into one
+store, concurrently (:mod:`mailhat_nb.sync.accounts` holds the file format
+and the runner): one progress line per account, and an account that fails
+fails alone (exit 1, the others complete).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import urlsplit
 
 from mailhat_nb import secrets
 from mailhat_nb.checks import check_given, check_store_arg, check_timeout
+from mailhat_nb.commands import add_dns_server
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.imap import CONNECT_TIMEOUT
 
@@ -30,13 +36,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "ever changed) into a Parquet store. Incremental (only what changed since the last "
         "run) and resumable (an interrupted sync continues where it stopped).",
     )
-    sync.add_argument("--email", required=True, metavar="ADDR", help="the account's address")
-    sync.add_argument("--server", required=True, metavar="HOST",
+    sync.add_argument("--email", metavar="ADDR", help="the account's address")
+    sync.add_argument("--server", metavar="HOST",
                       help="IMAP server name (a pasted URL or host:port is understood)")
+    sync.add_argument("--accounts", metavar="FILE",
+                      help="sync several accounts into the store, concurrently: a TOML file "
+                      "with one [[account]] table each (email, server, port, security, "
+                      "username, password_env; never a password), instead of --email and "
+                      "--server")
+    sync.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="with --accounts: accounts synced at the same time (default 4)")
     sync.add_argument("--port", type=int, metavar="N",
                       help="port (default 993 for ssl, 143 otherwise)")
-    sync.add_argument("--security", choices=["ssl", "starttls", "none"], default="ssl",
-                      help="ssl = implicit TLS (993), starttls, or none (clear text!)")
+    sync.add_argument("--security", choices=["ssl", "starttls", "none"], default=None,
+                      help="ssl = implicit TLS (993, the default), starttls, or none (clear "
+                      "text!)")
     sync.add_argument("--username", metavar="USER", help="login name (default: --email)")
     sync.add_argument("--password-env", metavar="VAR",
                       help="environment variable holding the password (else: prompt)")
@@ -44,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="also trust this CA (a corporate CA, the lab's)")
     sync.add_argument("--folders", nargs="+", metavar="NAME",
                       help="only these folders (as the server names them); default: all")
+    add_dns_server(sync)
     sync.add_argument("--store", required=True, metavar="DIR", help="the store directory")
     sync.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT, metavar="S",
                       help="seconds to wait for each step of connecting: TCP, TLS, greeting "
@@ -57,8 +72,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp = sub.add_parser(
         "import", help="import an mbox file or a Maildir tree into a local store",
         description="Read messages offline (a Google Takeout mbox, a Maildir tree such as an "
-        "Enron custodian's) into the same store and frames as `mailhat sync`. Importing the "
-        "same source again replaces what it imported before.",
+        "Enron custodian's) into the same store and frames as `mailhat sync`. A second source "
+        "adds its folders to the account; importing the same source again replaces what it "
+        "imported before.",
     )
     source = imp.add_mutually_exclusive_group(required=True)
     source.add_argument("--mbox", metavar="FILE", help="an mbox file")
@@ -66,6 +82,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("--store", required=True, metavar="DIR", help="the store directory")
     imp.add_argument("--account", metavar="NAME",
                      help="account name in the store (default: from the source)")
+    imp.add_argument("--replace", action="store_true",
+                     help="replace folders of the same name that another file or tree "
+                     "imported (the same mailbox exported again elsewhere)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=_import)
 
@@ -129,6 +148,14 @@ def _sync(args: argparse.Namespace) -> int:
     from mailhat_nb.sync.engine import sync_account
     from mailhat_nb.sync.imap import ImapSettings
 
+    if args.accounts is not None:
+        return _sync_accounts(args)
+    if args.jobs is not None:
+        raise UsageError("--jobs goes with --accounts")
+    if not args.email or not args.server:
+        raise UsageError("give the account with --email and --server (or several with "
+                         "--accounts FILE)")
+    args.security = args.security or "ssl"
     check_store_arg(args.store)
     check_given(args.username, "--username", "give the login name, or leave --username out "
                 "to use the email address")
@@ -142,9 +169,14 @@ def _sync(args: argparse.Namespace) -> int:
     host, port, notes = _server(args.server, args.port)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    if args.dns_server is not None:
+        from mailhat_nb.diagnose.dns import parse_dns_server
+
+        parse_dns_server(args.dns_server)  # a bad value is said before the password prompt
     settings = ImapSettings(email=args.email, host=host, port=port,
                             security=args.security, username=args.username,
-                            ca_file=args.ca_file, connect_timeout=args.timeout)
+                            ca_file=args.ca_file, connect_timeout=args.timeout,
+                            dns_server=args.dns_server)
     password = secrets.obtain(args.password_env, f"Password for {settings.login}: ")
     if args.security == "none":
         print(f"warning: --security none sends the password for {settings.login} "
@@ -161,6 +193,13 @@ def _sync(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         return status
+    _print_summary(summary)
+    print(f"store: {Path(args.store).resolve()}")
+    return status
+
+
+def _print_summary(summary: Any) -> None:
+    """One account's result: a line for the account, one per folder."""
     print(f"{summary.account}: {summary.new} new, {summary.flags_changed} flag changes, "
           f"{summary.expunged} expunged; {summary.rows} messages in {len(summary.folders)} "
           f"folders; {summary.seconds:.1f}s"
@@ -173,16 +212,99 @@ def _sync(args: argparse.Namespace) -> int:
             extra += f": {f.error}"
         print(f"  {f.folder:<40} {f.action:<9} {f.rows:>8} rows  +{f.new} "
               f"~{f.flags_changed} -{f.expunged}{extra}")
-    print(f"store: {Path(args.store).resolve()}")
-    return status
 
 
-def _progress_bar() -> Any:
+def _progress_bar(**where: Any) -> Any:
     if not sys.stderr.isatty():
         return None
     from mailhat_nb.sync.progress import TqdmProgress
 
-    return TqdmProgress(file=sys.stderr)
+    return TqdmProgress(file=sys.stderr, **where)
+
+
+#: Options of one account: with --accounts they belong in the file.
+_ONE_ACCOUNT = ("email", "server", "port", "security", "username", "password_env", "folders")
+
+
+def _sync_accounts(args: argparse.Namespace) -> int:
+    """``mailhat sync --accounts FILE``: every account of the file, side by side."""
+    from mailhat_nb.errors import MailhatError
+    from mailhat_nb.secrets import Secret
+    from mailhat_nb.sync.accounts import DEFAULT_JOBS, AccountRun, load_accounts, sync_accounts
+
+    given = [f"--{o.replace('_', '-')}" for o in _ONE_ACCOUNT if getattr(args, o) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: with --accounts, each account's settings are "
+                         "in the file")
+    check_given(args.accounts, "--accounts", "give the TOML file of accounts")
+    check_store_arg(args.store)
+    check_timeout(args.timeout, "--timeout")
+    jobs = DEFAULT_JOBS if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if args.ca_file is not None and not Path(args.ca_file).is_file():
+        raise UsageError(f"--ca-file {args.ca_file}: no such file")
+
+    def server(raw: str, port: int | None) -> tuple[str, int | None]:
+        host, port, _ = _server(raw, port)
+        return host, port
+
+    entries = load_accounts(args.accounts, ca_file=args.ca_file, timeout=args.timeout,
+                            server=server)
+    # Every password first (prompts one after the other), then the syncs run
+    # together; a password missing for one account fails that account alone.
+    passwords: list[tuple[Any, Secret | MailhatError]] = []
+    for entry in entries:
+        try:
+            passwords.append((entry, secrets.obtain(
+                entry.password_env, f"Password for {entry.settings.login}: ")))
+        except UsageError as exc:
+            passwords.append((entry, exc))
+        if entry.settings.security == "none":
+            print(f"warning: security none sends the password for {entry.settings.login} "
+                  "unencrypted", file=sys.stderr)
+    width = max(len(e.settings.account) for e in entries)
+    bars = {e.settings.account: _progress_bar(position=i, label=e.settings.account.ljust(width))
+            for i, e in enumerate(entries)}
+
+    def ended(run: AccountRun) -> None:
+        if bars[run.account] is None:  # no live bars: one line per account as it ends
+            print(f"{run.account}: {_outcome(run)}", file=sys.stderr)
+
+    try:
+        runs = sync_accounts(passwords, args.store, jobs=jobs, progress=bars.get,
+                             finished=ended, verify=args.verify)
+    finally:
+        for bar in bars.values():
+            if bar is not None:
+                bar.close()
+    status = 1 if any(r.failed for r in runs) else 0
+    if args.json:
+        print(json.dumps({"store": str(Path(args.store).resolve()),
+                          "accounts": [r.to_dict() for r in runs],
+                          "failed": [r.account for r in runs if r.failed]},
+                         indent=2, ensure_ascii=False))
+        return status
+    for run in runs:
+        if run.summary is not None:
+            _print_summary(run.summary)
+        else:
+            print(f"{run.account}: {_outcome(run)}")
+    failed = [r.account for r in runs if r.failed]
+    print(f"{len(runs) - len(failed)} of {len(runs)} accounts synced"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(f"store: {Path(args.store).resolve()}")
+    return status
+
+
+def _outcome(run: Any) -> str:
+    """One account's result in a few words."""
+    if run.error is not None:
+        return f"failed: {run.error}"
+    summary = run.summary
+    folders = f"; {len(summary.failed)} folder(s) failed" if summary.failed else ""
+    return (f"{summary.new} new, {summary.rows} messages in {len(summary.folders)} folders"
+            f"{folders}; {run.seconds:.1f}s")
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -196,7 +318,8 @@ def _import(args: argparse.Namespace) -> int:
     check_store_arg(args.store)
     if not path.exists():
         raise UsageError(f"--{kind} {path}: no such file or directory")
-    summary = import_source(kind, path, args.store, account=args.account)
+    summary = import_source(kind, path, args.store, account=args.account,
+                            replace=args.replace)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0

@@ -14,9 +14,12 @@ The doctor never sends the password over an unencrypted connection unless
 ``security = "none"`` are judged from the capabilities the server advertises,
 and a report never says such a login worked when it was not tried.
 
+Without a server name the doctor discovers it first (:mod:`mailhat_nb.discovery`);
+``dns_server="IP[:PORT]"`` sends every lookup to that nameserver (:mod:`.dns`).
+
 Modules, by what they hold: :mod:`.normalise` (input), :mod:`.presets` (TOML
-data), :mod:`.probe` (the layers) over :mod:`.wire` (socket + TLS) and the
-protocol sessions :mod:`.imap`, :mod:`.pop3`, :mod:`.smtp`; :mod:`.classify`
+data), :mod:`.dns` (the resolver), :mod:`.probe` (the layers) over :mod:`.wire`
+(socket + TLS) and the protocol sessions :mod:`.imap`, :mod:`.pop3`, :mod:`.smtp`; :mod:`.classify`
 and :mod:`.certificate` (what went wrong), :mod:`.codes` (what to say),
 :mod:`.transcript` (redaction), :mod:`.gate` (one login per protocol),
 :mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep);

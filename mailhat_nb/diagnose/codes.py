@@ -52,6 +52,34 @@ _TABLE: tuple[Code, ...] = (
          "The server name {host} could not be looked up right now.",
          "Retry in a minute; if it persists, check the domain's DNS (nameservers, expired "
          "domain) or use the server name from the welcome email instead."),
+    Code("dns_no_record", "fail", "Name has no address",
+         "The name {host} exists, but has no address (or no record of the kind asked for).",
+         "The domain's DNS lacks the record: in the DNS zone (cPanel Zone Editor, or wherever "
+         "the domain's nameservers are), add an A record for {host} pointing at the mail "
+         "server's address; meanwhile use the server name from the welcome email."),
+    Code("dns_servfail", "fail", "Domain's DNS is broken",
+         "The domain's nameservers fail to answer for {host} (SERVFAIL): its DNS is broken, "
+         "or it points at nameservers that do not serve it.",
+         "Check the domain's nameservers at the registrar (an expired domain, a transfer "
+         "half done, nameservers that no longer host the zone); meanwhile connect with the "
+         "server name from the welcome email, which does not depend on the customer's DNS."),
+    Code("dns_timeout", "fail", "DNS did not answer",
+         "The DNS resolver gave no answer for {host} in time.",
+         "Check the resolver (--dns-server, or the machine's network settings) and retry; "
+         "if only this domain times out, its nameservers are unreachable: check them at the "
+         "registrar."),
+    Code("mx_elsewhere", "fail", "Mail is handled by another provider",
+         "This domain's mail is handled by another provider than the settings tested, so "
+         "these settings cannot work.",
+         "Use the settings of the provider the domain's MX records name (run with --presets "
+         "auto), with an app password or OAuth where that provider requires it."),
+    Code("mail_host_elsewhere", "fail", "mail.<domain> points elsewhere",
+         "{host} does not lead to the mail server any more: it points at a web server or "
+         "proxy (web ports answer, mail ports do not), typically after the domain's DNS "
+         "moved.",
+         "Use the server name from the welcome email or cPanel (it does not depend on the "
+         "domain's DNS); to fix mail.<domain>, set its A record (DNS only, not proxied) to "
+         "the mail server's address at the domain's current DNS provider."),
     Code("connection_refused", "fail", "Port closed",
          "The server {host} is reachable but nothing accepts connections on port {port}.",
          "Use another preset (e.g. 993 SSL/TLS instead of 143); if every port of this kind is "

@@ -16,20 +16,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 from mailhat_nb.checks import check_timeout
 from mailhat_nb.diagnose.certificate import verified_context
+from mailhat_nb.diagnose.dns import Resolver
 from mailhat_nb.diagnose.gate import AuthGate
 from mailhat_nb.diagnose.normalise import Account
-from mailhat_nb.diagnose.presets import Preset, Target, expand, load_presets
+from mailhat_nb.diagnose.presets import Preset, Target, builtin_names, expand, load_presets
 from mailhat_nb.diagnose.probe import ProbeConfig, probe
 from mailhat_nb.diagnose.report import Report
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.diagnose.sendtest import send_test as run_send_test
 from mailhat_nb.diagnose.verdict import decide
+from mailhat_nb.discovery.health import notes as health_notes
+from mailhat_nb.discovery.model import Discovery, Problem
 
 DEFAULT_TIMEOUT = 10.0
+#: Discovery before a sweep gets four fifths of one timeout: a source that hangs
+#: (an autoconfig server that never answers) then adds less than a timeout.
+DISCOVERY_SHARE = 0.8
 
 
 def sweep_gate(targets: list[Target], timeout: float) -> AuthGate:
@@ -57,6 +64,8 @@ def diagnose(
     on_result: Callable[[PresetResult], None] | None = None,
     concurrent: bool = True,
     allow_plaintext_login: bool = False,
+    dns_server: str | Resolver | None = None,
+    discovery: Discovery | None = None,
 ) -> Report:
     """Test every preset for ``account`` and conclude.
 
@@ -67,7 +76,9 @@ def diagnose(
     presets:
         A built-in name (``"hostgator"``, ``"gmail"`` ...; comma-separated for
         several), a presets file path, a list of :class:`Preset`, or None to
-        choose by the email domain (HostGator otherwise).
+        choose by the email domain (HostGator otherwise); ``"auto"`` (and None
+        after a discovery) picks the presets of the provider the domain's MX
+        reveals.
     ca_file:
         A PEM file of extra trusted CAs (a corporate CA, the lab's CA).
     timeout:
@@ -89,6 +100,15 @@ def diagnose(
         (``plaintext_auth_disabled``, or ``plaintext_password_exposed`` as a
         warning with "not sent"). Turn it on only for a CRM that can do
         nothing but "none" and only when the customer accepts the risk.
+        A host the doctor discovered never gets it in clear text.
+    dns_server:
+        ``IP[:PORT]`` (or a :class:`Resolver`) for every name lookup; None
+        for the system's resolver.
+    discovery:
+        A discovery already made; without one and without a server name in
+        ``account``, the doctor discovers first (:mod:`mailhat_nb.discovery`)
+        and tests the recommended host, whose password then goes only over
+        TLS whose certificate is valid for that name.
 
     Raises
     ------
@@ -97,11 +117,29 @@ def diagnose(
     """
     check_timeout(timeout)
     start = time.monotonic()
-    chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)
+    context = verified_context(ca_file)
+    resolver = dns_server if isinstance(dns_server, Resolver) else Resolver(
+        dns_server, lifetime=timeout)
+    discovered: frozenset[str] = frozenset()
+    if discovery is None and not account.server and wants_discovery(presets, account):
+        # Imported here: discovery builds on this package (dns, certificate).
+        from mailhat_nb.discovery.run import discover
+
+        discovery = discover(account.email, resolver, ca_file, timeout * DISCOVERY_SHARE)
+    mismatch = mx_elsewhere(discovery, presets) if discovery is not None else None
+    if mismatch is not None and discovery is not None:
+        discovery.problems.insert(0, mismatch)
+    elif discovery is not None and not account.server and discovery.recommended:
+        # (Another provider's server name would only be tried with the wrong presets.)
+        account = replace(account, server=discovery.recommended.host)
+        discovered = frozenset({discovery.recommended.host})
+    chosen = presets if isinstance(presets, list) else load_presets(
+        auto_presets(presets, discovery), account.domain)
     targets, notes = expand(chosen, account)
-    cfg = ProbeConfig(account=account, context=verified_context(ca_file), timeout=timeout,
+    cfg = ProbeConfig(account=account, context=context, timeout=timeout,
                       gate=sweep_gate(targets, timeout),
-                      allow_plaintext_login=allow_plaintext_login)
+                      allow_plaintext_login=allow_plaintext_login, resolver=resolver,
+                      discovered=discovered)
     results: list[PresetResult | None] = [None] * len(targets)
     if concurrent and targets:
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="probe") as pool:
@@ -120,7 +158,7 @@ def diagnose(
             if on_result is not None:
                 on_result(results[i])  # type: ignore[arg-type]
     done = [r for r in results if r is not None]
-    verdict = decide(done)
+    verdict = decide(done, discovery)
     if send_test:
         if verdict.outgoing_untested is not None:
             notes.append("send test skipped: the only usable outgoing preset is unencrypted "
@@ -130,12 +168,76 @@ def diagnose(
         else:
             outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
             notes.append(f"send test: {outcome.detail}")
-            verdict = decide(done)
+            verdict = decide(done, discovery)
     if verdict.code == "auth_failed" and account.password.padded:
         # The likeliest cause, and invisible in a Password box: say it first.
         verdict.summary = ("The password starts or ends with a space: most likely pasted "
                            "with it. Retype it without the space and run again. "
                            + verdict.summary)
+    health = outgoing_health(discovery, verdict.outgoing, resolver)
     return Report(account=account, results=done, verdict=verdict,
-                  elapsed_ms=(time.monotonic() - start) * 1000, notes=notes)
+                  elapsed_ms=(time.monotonic() - start) * 1000, notes=notes,
+                  discovery=discovery, health=health)
+
+
+def wants_discovery(presets: str | Path | list[Preset] | None, account: Account) -> bool:
+    """True when the presets need the server name (``{server}``) or a provider (``auto``).
+
+    Never for a single-label domain (``localhost``): no public DNS knows it.
+    """
+    if account.server or "." not in account.domain:
+        return False
+    if presets is None or str(presets).strip().lower() == "auto":
+        return True
+    chosen = presets if isinstance(presets, list) else load_presets(presets, account.domain)
+    return any("{server}" in t for p in chosen for t in (p.host, *p.alt_hosts))
+
+
+def auto_presets(presets: str | Path | None, discovery: Discovery | None) -> str | Path | None:
+    """Resolve ``"auto"`` (and None after a discovery) to the provider's presets.
+
+    Anything else passes through; without a provider, None (by the email domain).
+    """
+    wanted = str(presets).strip().lower() if presets is not None else None
+    if wanted not in (None, "auto"):
+        return presets
+    provider = discovery.provider if discovery is not None else None
+    if provider is not None and provider.presets in builtin_names():
+        return provider.presets
+    return None
+
+
+def mx_elsewhere(found: Discovery,
+                 presets: str | Path | list[Preset] | None) -> Problem | None:
+    """``mx_elsewhere`` when the presets tested are another provider's than the MX's.
+
+    Only built-in presets are judged (a file of one's own may be anything).
+    """
+    provider = found.provider
+    if provider is None or not provider.presets or isinstance(presets, list):
+        return None
+    names = [n.strip().lower() for n in str(presets).split(",")] if presets else []
+    if not names or names == ["auto"] or not set(names) <= set(builtin_names()):
+        return None
+    if provider.presets in names:
+        return None
+    tested = ", ".join(n.capitalize() if n != "hostgator" else "HostGator" for n in names)
+    return Problem("mx_elsewhere", f"this domain's mail is handled by {provider.name} "
+                   f"({provider.evidence}), not {tested}: {tested}'s settings cannot work; "
+                   f"{provider.advice}", found.domain)
+
+
+def outgoing_health(found: Discovery | None, outgoing: PresetResult | None,
+                    resolver: Resolver) -> list[str]:
+    """SPF/DMARC/DKIM advice for the recommended SMTP server (empty without a discovery)."""
+    if found is None or not found.domain:
+        return []
+    host = outgoing.host if outgoing is not None else None
+    address = None
+    if host is not None:
+        step = outgoing.step("tcp") if outgoing is not None else None
+        # The address the doctor really reached ("connected to 192.0.2.1 port 465").
+        if step is not None and step.detail.startswith("connected to "):
+            address = step.detail.split()[2]
+    return health_notes(found.dns, found.domain, host, address, resolver)
 

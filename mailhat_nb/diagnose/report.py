@@ -18,6 +18,7 @@ from mailhat_nb.diagnose import codes
 from mailhat_nb.diagnose.normalise import Account
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
 from mailhat_nb.diagnose.verdict import Verdict
+from mailhat_nb.discovery.model import Discovery
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,6 +62,10 @@ class Report:
     verdict: Verdict
     elapsed_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: What the doctor discovered first (no server name given), else None.
+    discovery: Discovery | None = None
+    #: Outgoing-mail advice (SPF, DMARC, DKIM): notes beside the SMTP verdict.
+    health: list[str] = field(default_factory=list)
     crm_error: CrmError | None = None
     history: History | None = None
 
@@ -87,8 +92,12 @@ class Report:
         account = self.account.to_dict()
         account["notes"] = list(account["notes"]) + [n for n in self.notes
                                                      if n not in account["notes"]]
-        out = {"account": account, "results": [r.to_dict() for r in self.results],
-               "verdict": self.verdict.to_dict()}
+        out: dict[str, Any] = {
+            "account": account,
+            "discovery": self.discovery.to_dict() if self.discovery else None,
+            "results": [r.to_dict() for r in self.results], "verdict": self.verdict.to_dict()}
+        if self.health:
+            out["outgoing_health"] = list(self.health)
         if self.crm_error is not None:
             out["crm_error"] = self.crm_error.to_dict()
         if self.history is not None:
@@ -149,6 +158,12 @@ class Report:
         out = [f"Connection doctor: {self.account.email} (username {self.account.username}"
                + (f", server {self.account.server}" if self.account.server else "") + ")"]
         out += [f"  note: {n}" for n in self._all_notes()]
+        if self.discovery is not None:
+            found = self.discovery
+            best = found.recommended
+            out.append("  discovered: " + (best.why if best else "no server name could be "
+                                            "recommended"))
+            out += [f"  discovery problem [{p.code}]: {p.detail}" for p in found.problems]
         out += ["", *lines, ""]
         for r in self.results:
             if r.status != "ok":
@@ -161,6 +176,7 @@ class Report:
         out += ["", f"Verdict [{self.verdict.code}]: {self.verdict.summary}"]
         if self.verdict.code not in ("ok",):
             out.append(f"Remedy: {self.verdict.remedy}")
+        out += [f"Outgoing mail: {h}" for h in self.health]
         if self.history is not None:
             out += ["", "Since the last run:" if self.history.previous_at else "History:"]
             out += [f"  {line}" for line in self.history.sentences()]
@@ -193,6 +209,14 @@ class Report:
         if v.code != "ok":
             md += ["", f"**For the customer:** {_md(v.explanation)}",
                    "", f"**Agent remedy:** {_md(v.remedy)}"]
+        if self.discovery is not None:
+            md += ["", "### Server found from the address", ""]
+            md += [f"- {'(recommended) ' if c.recommended else ''}{_code(c.host)}: {_md(c.why)}"
+                   for c in self.discovery.candidates[:5]]
+            md += [f"- Problem {_code(p.code)}: {_md(p.detail)}" for p in self.discovery.problems]
+        if self.health:
+            md += ["", "### Outgoing mail health (advice)", ""]
+            md += [f"- {_md(h)}" for h in self.health]
         if self.crm_error is not None:
             lines = self.crm_error.text.splitlines()
             fence = _fence(lines)

@@ -29,6 +29,7 @@ from mailhat_nb.diagnose import codes
 from mailhat_nb.diagnose.gate import REJECTIONS
 from mailhat_nb.diagnose.probe import CERT_CODES
 from mailhat_nb.diagnose.results import PresetResult
+from mailhat_nb.discovery.model import Discovery
 
 _SECURITY_RANK = {"ssl": 0, "starttls": 1, "none": 2}
 _UNREACHABLE = frozenset({"connect_timeout", "no_greeting"})
@@ -163,10 +164,45 @@ def _names(results: list[PresetResult]) -> str:
         f" and {len(results) - 4} more" if len(results) > 4 else "")
 
 
-def decide(results: list[PresetResult]) -> Verdict:
-    """Conclude a sweep (may re-read IMAP codes as ``pop_only``)."""
+def decide(results: list[PresetResult], discovery: Discovery | None = None) -> Verdict:
+    """Conclude a sweep (may re-read IMAP codes as ``pop_only``).
+
+    With a ``discovery``, what it found about the domain (its DNS failing,
+    its mail at another provider, ``mail.<domain>`` pointing at a web
+    proxy) is the root cause when no IMAP preset works: the failures of the
+    presets are its symptoms.
+    """
     verdict = _conclude(results)
+    if discovery is not None and verdict.incoming is None:
+        verdict = _discovered(discovery, verdict)
     verdict.results = list(results)
+    return verdict
+
+
+#: Discovery problems that explain a sweep with no working IMAP, in order.
+_DISCOVERED = ("dns_not_found", "dns_servfail", "dns_timeout", "mx_elsewhere",
+               "mail_host_elsewhere")
+
+
+def _discovered(found: Discovery, verdict: Verdict) -> Verdict:
+    """The verdict when the domain itself, not a port, is the cause."""
+    for code in _DISCOVERED:
+        problem = found.problem(code)
+        if problem is None:
+            continue
+        if code.startswith("dns_") and problem.subject != found.domain:
+            continue  # only the domain's own failure; mail.<domain> missing is a symptom
+        if code == "dns_not_found":
+            summary = (f"{problem.detail}: check the spelling of the email address; if it "
+                       "is right, the domain has expired or was never registered, and the "
+                       "customer must renew it at the registrar before any mail setting can "
+                       "work.")
+        elif code == "mx_elsewhere":
+            summary = f"{problem.detail[:1].upper()}{problem.detail[1:]}."
+        else:
+            summary = (f"{problem.detail}. "
+                       + codes.render(codes.get(code).remedy, host=problem.subject))
+        return Verdict(code, summary, None, verdict.outgoing)
     return verdict
 
 

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mailhat_nb.errors import LabError
+
 #: Names every good lab certificate covers.
 LAB_NAMES: tuple[str, ...] = ("localhost", "mail.localhost", "127.0.0.1", "127.0.0.2")
 #: Names the ``wrong-host`` certificate covers: a shared-hosting server name.
@@ -189,3 +191,22 @@ def make_tls_material(directory: Path) -> dict[str, CertFiles]:
         cert, key = _leaf(CERT_NAMES[stem], ca if signed else None, start, end)
         files[stem] = _write(directory, stem, cert, key)
     return files
+
+
+def issue(directory: Path, stem: str, names: tuple[str, ...]) -> CertFiles:
+    """Issue (once) a certificate for ``names`` from the lab CA in ``directory``.
+
+    For the world's web hosts (:mod:`mailhat_nb.lab.world`); an existing
+    ``<stem>.pem`` is kept.
+    """
+    existing = CertFiles(directory / f"{stem}.pem", directory / f"{stem}.key")
+    if existing.cert.exists() and existing.key.exists():
+        return existing
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise LabError(f"{directory / 'ca.key'} is not the lab CA's key")
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    cert, key = _leaf(names, (ca_cert, ca_key), now - day, now + 825 * day)
+    return _write(directory, stem, cert, key)

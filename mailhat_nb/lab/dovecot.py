@@ -25,8 +25,10 @@ from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import procs
+from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.scenarios import Scenario, bound_services
+from mailhat_nb.lab.world import World
 
 LISTEN = "127.0.0.1, 127.0.0.2"
 
@@ -133,12 +135,15 @@ def _capabilities(scenario: Scenario) -> str:
     return f"\nimap_capability = {' '.join(kept)}\n"
 
 
-def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
+def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+           world: World | None = None) -> str:
     """Return the dovecot.conf text for ``scenario``.
 
     Listeners of services that the scenario takes away (closed, silent,
     blackholed, or IMAP on a POP-only account) get ``port = 0``, which frees the
-    port for the lab's sidecar to hold.
+    port for the lab's sidecar to hold. With ``world``, the shared server of
+    :mod:`mailhat_nb.lab.world` also listens on its address, on the standard
+    ports, serving the certificate of its own name whatever the scenario.
     """
     bound = set(bound_services(scenario))
     blocks = []
@@ -150,8 +155,17 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
             if ssl:
                 lines.append("    ssl = yes")
             lines.append("  }")
+            if world is not None:
+                lines += [f"  inet_listener world_{name} {{",
+                          f"    address = {world.ip(world_mod.SHARED)}",
+                          f"    port = {world_mod.MAIL_PORTS[name]}"]
+                lines += ["    ssl = yes", "  }"] if ssl else ["  }"]
         lines.append("}")
         blocks.append("\n".join(lines))
+    if world is not None:
+        shared_cert = paths.tls / world_mod.SHARED_CERT
+        blocks.append(f"local {world.ip(world_mod.SHARED)} {{\n"
+                      f"  ssl_cert = <{shared_cert}.pem\n  ssl_key = <{shared_cert}.key\n}}")
     protocols = ["pop3", "lmtp"]
     if scenario.imap:
         protocols.insert(0, "imap")
@@ -170,10 +184,11 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
     ) + _capabilities(scenario)
 
 
-def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> None:
+def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+                 world: World | None = None) -> None:
     """Write dovecot.conf for ``scenario`` (atomically: a reload may read it any time)."""
     tmp = paths.dovecot_conf.with_suffix(".tmp")
-    tmp.write_text(render(paths, ports, scenario))
+    tmp.write_text(render(paths, ports, scenario, world))
     os.replace(tmp, paths.dovecot_conf)
 
 

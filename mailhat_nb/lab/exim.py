@@ -45,11 +45,13 @@ from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import procs
+from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.certs import CERT_NAMES
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.mailboxes import DOMAIN
 from mailhat_nb.lab.ports import ADDRESSES
 from mailhat_nb.lab.scenarios import SMTP_SERVICES, Scenario, bound_services
+from mailhat_nb.lab.world import World
 
 EXIM = Path("/usr/sbin/exim4")
 TRUSTED_CONFIGS = Path("/etc/exim4/trusted_configs")
@@ -61,7 +63,9 @@ LOG_FILES = ("main", "reject", "panic")
 _BODY = r"""
 # ---------------------------------------------------------------- main
 primary_hostname = LAB_HOST_NAME
-smtp_banner = $primary_hostname ESMTP Exim $version_number #$compile_number $tod_full\n\
+# The world's shared server (mailhat_nb.lab.world) greets with its own name.
+smtp_banner = ${if eq{$received_ip_address}{LAB_WORLD_IP}{LAB_WORLD_NAME}{$primary_hostname}} \
+  ESMTP Exim $version_number #$compile_number $tod_full\n\
   We do not authorize the use of this system to transport unsolicited, \n\
   and/or bulk e-mail.
 spool_directory = LAB_SPOOL
@@ -70,11 +74,12 @@ pid_file_path = LAB_PID_FILE
 local_interfaces = LAB_INTERFACES
 tls_on_connect_ports = LAB_SMTPS_PORT
 tls_advertise_hosts = ${if eq{$received_port}{LAB_RELAY_PORT}{}{*}}
-tls_certificate = LAB_TLS_CERT
+tls_certificate = ${if eq{$received_ip_address}{LAB_WORLD_IP}{LAB_WORLD_CERT}{LAB_TLS_CERT}}
 # Read per connection, by Debian-exim (an expansion is never preloaded by the
 # daemon): on the ports a scenario lists, the copy it cannot read.
-tls_privatekey = ${if inlist{$received_port}{LAB_KEYLESS_PORTS}\
-                   {LAB_KEY_ROOT_ONLY}{LAB_KEY_READABLE}}
+tls_privatekey = ${if eq{$received_ip_address}{LAB_WORLD_IP}{LAB_WORLD_KEY}\
+                   {${if inlist{$received_port}{LAB_KEYLESS_PORTS}\
+                     {LAB_KEY_ROOT_ONLY}{LAB_KEY_READABLE}}}}
 tls_verify_certificates =
 # AUTH after TLS (cPanel's default); before it too where the scenario allows
 # passwords in clear. Never on the relay port.
@@ -161,19 +166,28 @@ def _root_only_key(paths: LabPaths, stem: str) -> Path:
     return paths.tls / f"{stem}.root-only.key"
 
 
-def _macros(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> dict[str, str]:
+def _macros(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+            world: World | None) -> dict[str, str]:
     bound = [s for s in bound_services(scenario) if s in SMTP_SERVICES]
     listeners = [f"{address}.{ports[s]}" for s in bound for address in ADDRESSES]
     listeners.append(f"127.0.0.1.{ports['relay']}")
+    smtps = [str(ports["submissions"])] if "submissions" in bound else []
+    domains = [DOMAIN]
+    if world is not None:
+        # The shared server: every SMTP port, standard numbers, whatever the scenario.
+        shared = world.ip(world_mod.SHARED)
+        listeners += [f"{shared}.{world_mod.MAIL_PORTS[s]}" for s in SMTP_SERVICES]
+        smtps.append(str(world_mod.MAIL_PORTS["submissions"]))
+        domains += sorted(set(world_mod.USERS.values()))
     return {
         "LAB_HOST_NAME": CERT_NAMES[scenario.cert][0],
-        "LAB_DOMAIN": DOMAIN,
+        "LAB_DOMAIN": " : ".join(domains),
         "LAB_SPOOL": str(paths.exim_spool),
         "LAB_LOG_DIR": str(paths.log),
         "LAB_PID_FILE": str(paths.exim_pid),
         "LAB_PASSWD": str(paths.exim_passwd),
         "LAB_INTERFACES": "<; " + " ; ".join(listeners),
-        "LAB_SMTPS_PORT": str(ports["submissions"]) if "submissions" in bound else "",
+        "LAB_SMTPS_PORT": " : ".join(smtps),
         "LAB_RELAY_PORT": str(ports["relay"]),
         "LAB_LMTP_PORT": str(ports["lmtp"]),
         "LAB_TLS_CERT": str(paths.tls / f"{scenario.cert}.pem"),
@@ -181,28 +195,39 @@ def _macros(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> dict[
         "LAB_KEY_ROOT_ONLY": str(_root_only_key(paths, scenario.cert)),
         "LAB_KEYLESS_PORTS": ":".join(str(ports[s]) for s in scenario.tls_key_unreadable),
         "LAB_AUTH_IN_CLEAR": "yes" if scenario.smtp_plaintext_auth else "no",
+        # No world: an address no connection comes in on (compared with, never bound).
+        "LAB_WORLD_IP": world.ip(world_mod.SHARED) if world is not None
+        else "0.0.0.0",  # noqa: S104 - compared with the receiving address, never bound
+        "LAB_WORLD_NAME": world_mod.SHARED_NAME,
+        "LAB_WORLD_CERT": str(paths.tls / f"{world_mod.SHARED_CERT}.pem"),
+        "LAB_WORLD_KEY": str(_key(paths, world_mod.SHARED_CERT)),
     }
 
 
-def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> str:
+def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+           world: World | None = None) -> str:
     """Return the exim.conf text for ``scenario``.
 
     Services the scenario takes away (closed, silent, blackholed) are simply
-    not listened on, which frees their ports for the sidecar.
+    not listened on, which frees their ports for the sidecar. With ``world``,
+    the shared server's address gets every SMTP port too, its own banner
+    name and certificate, and the customer domains are local.
     """
     header = ["# Written by `mailhat lab`; rewritten on every `mailhat lab scenario`.",
               f"# Scenario: {scenario.name}"]
-    header += [f"{name} = {value}" for name, value in _macros(paths, ports, scenario).items()]
+    header += [f"{name} = {value}"
+               for name, value in _macros(paths, ports, scenario, world).items()]
     return "\n".join(header) + "\n" + _BODY
 
 
-def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario) -> bool:
+def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
+                 world: World | None = None) -> bool:
     """Write exim.conf for ``scenario``; True when its text changed.
 
     Root-owned and not writable by others: Exim refuses a trusted config
     anyone else could edit.
     """
-    text = render(paths, ports, scenario)
+    text = render(paths, ports, scenario, world)
     conf = paths.exim_conf
     if conf.exists() and conf.read_text() == text:
         return False

@@ -28,6 +28,7 @@ from pathlib import Path
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab.corpus import corpus_root
 from mailhat_nb.lab.layout import LabPaths
+from mailhat_nb.lab.world import USERS as WORLD_USERS
 
 DOMAIN = "localhost"
 MAIL_UID = 8  # Debian's `mail` user; Dovecot will not serve root-owned mail
@@ -70,7 +71,7 @@ def new_passwords() -> dict[str, str]:
     Random per lab, so nothing committed or printed can log in; ``chloe``'s
     contains non-ASCII letters to exercise ``password_not_ascii``.
     """
-    base = {user: "lab-" + secrets.token_urlsafe(12) for user in USERS}
+    base = {user: "lab-" + secrets.token_urlsafe(12) for user in [*USERS, *WORLD_USERS]}
     base["chloe"] = "Grüße-" + secrets.token_urlsafe(9)
     return base
 
@@ -83,7 +84,7 @@ def write_users(paths: LabPaths, passwords: dict[str, str]) -> dict[str, str]:
     """
     import grp
 
-    hashes = dict(zip((f"{user}@{DOMAIN}" for user in passwords),
+    hashes = dict(zip((address(user) for user in passwords),
                       _sha512_crypt(list(passwords.values())), strict=True))
     lines = [f"{address}:{digest}::::::" for address, digest in hashes.items()]
     paths.users.write_text("\n".join(lines) + "\n")
@@ -94,6 +95,11 @@ def write_users(paths: LabPaths, passwords: dict[str, str]) -> dict[str, str]:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(passwords, fh)
     return hashes
+
+
+def address(user: str) -> str:
+    """The full address of lab user ``user`` (world users live at customer domains)."""
+    return f"{user}@{WORLD_USERS.get(user, DOMAIN)}"
 
 
 def read_passwords(paths: LabPaths) -> dict[str, str]:

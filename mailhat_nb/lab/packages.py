@@ -26,6 +26,8 @@ PACKAGES: dict[str, str] = {
     "dovecot-pop3d": "/usr/lib/dovecot/pop3",
     "dovecot-lmtpd": "/usr/lib/dovecot/lmtp",
     "exim4-daemon-light": "/usr/sbin/exim4",
+    # The world's resolver (mailhat_nb.lab.dns).
+    "unbound": "/usr/sbin/unbound",
 }
 
 

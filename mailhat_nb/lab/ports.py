@@ -20,20 +20,24 @@ EXTRA_OFFSETS = {"lmtp": 24, "relay": 525, "silent": 1, "blackhole": 2, "closed"
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
 
 
-def port_free(port: int) -> bool:
-    """True when a server could bind ``port`` on every lab address now.
+def bindable(kind: int, address: str, port: int) -> bool:
+    """True when a server could bind ``address:port`` now (``kind``: TCP or UDP).
 
     SO_REUSEADDR as every server sets it: connections in TIME-WAIT from a
     previous scenario do not make a port busy.
     """
-    for address in ADDRESSES:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
     return True
+
+
+def port_free(port: int) -> bool:
+    """True when a server could bind ``port`` on every lab address now."""
+    return all(bindable(socket.SOCK_STREAM, address, port) for address in ADDRESSES)
 
 
 def allocate_ports(rng: random.Random | None = None) -> dict[str, int]:

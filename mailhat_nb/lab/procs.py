@@ -10,6 +10,8 @@ starts it:
 dovecot    ``dovecot -c <root>/dovecot.conf``
 exim       ``exim4 -C <root>/exim/exim.conf -bd ...``
 sidecar    ``python -m mailhat_nb.lab.sidecar --pid-file <root>/run/sidecar.pid ...``
+unbound    ``unbound -d -c <root>/dns/unbound.conf``
+web        ``python -m mailhat_nb.lab.web --config ... --pid-file <root>/run/web.pid``
 =========  ======================================================
 
 (Exim's daemon drops to ``Debian-exim`` once it listens; its command line
@@ -45,7 +47,8 @@ from mailhat_nb.lab.layout import LabPaths
 SIDECAR_MODULE = "mailhat_nb.lab.sidecar"
 #: The processes a lab starts; ``lab.json`` names nothing else. (``postfix``:
 #: what a lab started before Exim took over its SMTP still has running.)
-KNOWN = ("dovecot", "exim", "sidecar", "postfix")
+KNOWN = ("dovecot", "exim", "sidecar", "postfix", "unbound", "web")
+WEB_MODULE = "mailhat_nb.lab.web"
 STOP_TIMEOUT = 10.0
 START_TIMEOUT = 10.0
 
@@ -131,6 +134,13 @@ def owns(paths: LabPaths, name: str, argv: list[str] | None) -> bool:
         runs_module = any(argv[i:i + 2] == ["-m", SIDECAR_MODULE] for i in range(1, len(argv)))
         return runs_module and _points_into(_option(argv, "--pid-file"), paths,
                                             paths.sidecar_pid)
+    if name == "unbound":
+        return program == "unbound" and _points_into(_option(argv, "-c"), paths,
+                                                      paths.root / "dns" / "unbound.conf")
+    if name == "web":
+        runs_module = any(argv[i:i + 2] == ["-m", WEB_MODULE] for i in range(1, len(argv)))
+        return runs_module and _points_into(_option(argv, "--pid-file"), paths,
+                                            paths.run / "web.pid")
     return False
 
 

@@ -33,7 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mailhat_nb.errors import LabError, LabNotRunning
-from mailhat_nb.lab import certs, dovecot, exim, mailboxes, packages, procs
+from mailhat_nb.lab import certs, dns, dovecot, exim, mailboxes, packages, procs
+from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.check import PortCheck, knock
 from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.ports import allocate_ports, holders, port_free
@@ -49,6 +50,7 @@ from mailhat_nb.lab.scenarios import (
 )
 from mailhat_nb.lab.scenarios import get as get_scenario
 from mailhat_nb.lab.state import LabInfo, load_info, write_info
+from mailhat_nb.lab.world import World
 
 
 def _say_stderr(message: str) -> None:
@@ -161,22 +163,27 @@ class Lab:
         chosen = get_scenario(scenario)
         self._prepare()
         ports = allocate_ports()
+        world = world_mod.allocate()
         folders = self._mailboxes()
         info = LabInfo(
             root=str(self.paths.root), scenario=chosen.name, server=chosen.server,
             domain=mailboxes.DOMAIN, ports=ports, stands_for=dict(STANDS_FOR),
             ca_file=str(self.paths.ca_file), presets=str(self.paths.presets),
-            users=[f"{u}@{mailboxes.DOMAIN}" for u in mailboxes.USERS],
+            users=[mailboxes.address(u) for u in [*mailboxes.USERS, *world_mod.USERS]],
             folders=folders, started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            world=world.to_dict(),
         )
-        dovecot.write_config(self.paths, ports, chosen)
-        exim.write_config(self.paths, ports, chosen)
+        dovecot.write_config(self.paths, ports, chosen, world)
+        exim.write_config(self.paths, ports, chosen, world)
         write_presets(self.paths.presets, ports)
         try:
             exim.trust(self.paths)
             info.pids["dovecot"] = dovecot.start(self.paths)
             info.pids["exim"] = exim.start(self.paths)
             info.pids["sidecar"] = self._start_sidecar(info, chosen)
+            info.pids["unbound"] = dns.start(self.paths, world)
+            info.pids["web"] = world_mod.start_web(self.paths.root, self.paths.run,
+                                                   self.paths.log, world, self.paths.tls)
             write_info(self.paths.info, info)
             self._await(info, chosen)
         except BaseException:
@@ -217,7 +224,8 @@ class Lab:
         info = self.info()
         before = get_scenario(info.scenario)
         self._stop_pids({"sidecar": info.pids.pop("sidecar", -1)})
-        dovecot.write_config(self.paths, info.ports, chosen)
+        world = World.from_dict(info.world)
+        dovecot.write_config(self.paths, info.ports, chosen, world)
         if _dovecot_services(before) == _dovecot_services(chosen):
             # Same ports: a reload switches certificates and auth settings, and
             # connections already open keep going.
@@ -228,7 +236,7 @@ class Lab:
             # listening sockets open, so the ports would never come free.
             self._stop_pids({"dovecot": info.pids.pop("dovecot", -1)})
             info.pids["dovecot"] = dovecot.start(self.paths)
-        if exim.write_config(self.paths, info.ports, chosen):
+        if exim.write_config(self.paths, info.ports, chosen, world):
             # Exim reads its config once, at start; connections already open
             # finish on the old one.
             self._stop_pids({"exim": info.pids.pop("exim", -1)})
@@ -310,12 +318,14 @@ class Lab:
             d.chmod(0o755)
         if not (self.paths.tls / "server.pem").exists():
             certs.make_tls_material(self.paths.tls)
-        fresh = None if self.paths.password_file.exists() else mailboxes.new_passwords()
-        if fresh is not None or not self.paths.exim_passwd.exists():
-            # New users, or a lab directory made before Exim: both servers get
-            # the same hashes of the same passwords.
-            hashes = mailboxes.write_users(
-                self.paths, fresh or mailboxes.read_passwords(self.paths))
+        known = (mailboxes.read_passwords(self.paths) if self.paths.password_file.exists()
+                 else {})
+        fresh = mailboxes.new_passwords()
+        if set(fresh) - set(known) or not self.paths.exim_passwd.exists():
+            # New users (a new lab, or one made before some users existed), or a
+            # lab directory made before Exim: both servers get the same hashes of
+            # the same passwords, and known users keep theirs.
+            hashes = mailboxes.write_users(self.paths, fresh | known)
             exim.write_passwd(self.paths, hashes)
         exim.prepare(self.paths)
 
@@ -325,7 +335,7 @@ class Lab:
             counts: dict[str, int] = json.loads(marker.read_text())
             return counts
         counts = mailboxes.import_enron(self.paths, "alice")
-        for user in ("bob", "chloe", "bench"):
+        for user in ("bob", "chloe", "bench", *world_mod.USERS):
             mailboxes.empty_mailbox(self.paths, user)
         marker.write_text(json.dumps(counts, indent=1, sort_keys=True))
         return counts

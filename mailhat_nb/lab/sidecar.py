@@ -25,11 +25,13 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
 
 
-def _listen(address: str, port: int, backlog: int) -> socket.socket:
+def listen(address: str, port: int, backlog: int = 128) -> socket.socket:
+    """A listening socket; never accepted from, it is a silent port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((address, port))
@@ -37,16 +39,20 @@ def _listen(address: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def hold(silent: list[int], blackhole: list[int]) -> list[socket.socket]:
+def blackhole(address: str, port: int) -> list[socket.socket]:
+    """A port whose handshakes never complete: the sockets that must stay open."""
+    server = listen(address, port, 0)
+    return [server, socket.create_connection((address, port), timeout=2)]
+
+
+def hold(silent: list[int], blackholed: list[int]) -> list[socket.socket]:
     """Bind the ports and return every socket that must stay open."""
     held: list[socket.socket] = []
     for port in silent:
-        held += [_listen(address, port, 128) for address in ADDRESSES]
-    for port in blackhole:
+        held += [listen(address, port) for address in ADDRESSES]
+    for port in blackholed:
         for address in ADDRESSES:
-            server = _listen(address, port, 0)
-            filler = socket.create_connection((address, port), timeout=2)
-            held += [server, filler]
+            held += blackhole(address, port)
     return held
 
 
@@ -57,16 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blackhole", type=int, nargs="*", default=[])
     parser.add_argument("--pid-file", type=Path, required=True)
     args = parser.parse_args(argv)
-    held = hold(args.silent, args.blackhole)
-    args.pid_file.write_text(f"{os.getpid()}\n")
+    return run_until_stopped(hold(args.silent, args.blackhole), args.pid_file)
+
+
+def run_until_stopped(held: list[Any], pid_file: Path) -> int:
+    """Write ``pid_file``, sleep until SIGTERM, then close everything ``held``.
+
+    The lab's processes write their pid file only once every port is bound:
+    ``lab up`` waits for it.
+    """
+    pid_file.write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             signal.pause()
     finally:
-        for sock in held:
-            sock.close()
-        args.pid_file.unlink(missing_ok=True)
+        for item in held:
+            getattr(item, "server_close", item.close)()
+        pid_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from mailhat_nb.errors import LabError, reason
 from mailhat_nb.lab.check import PortCheck
 from mailhat_nb.lab.ports import EXTRA_OFFSETS
 from mailhat_nb.lab.scenarios import SCENARIOS, STANDS_FOR
+from mailhat_nb.lab.world import World
 
 
 @dataclass
@@ -34,6 +35,13 @@ class LabInfo:
     pids: dict[str, int] = field(default_factory=dict)
     folders: dict[str, int] = field(default_factory=dict)
     started: str = ""
+    #: The world's addresses (:meth:`World.to_dict`): ``resolver`` is the lab's DNS.
+    world: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dns_server(self) -> str:
+        """The lab's resolver, for ``--dns-server`` ("" for a lab started before it had one)."""
+        return self.world.get("resolver", "")
 
     def email(self, user: str = "alice") -> str:
         """The full address of lab user ``user``."""
@@ -47,7 +55,7 @@ class LabInfo:
 
 _TEXT_FIELDS = ("root", "scenario", "server", "domain", "ca_file", "presets", "started")
 _COUNT_FIELDS = ("ports", "stands_for", "pids", "folders")
-_OPTIONAL = {"pids", "folders", "started"}
+_OPTIONAL = {"pids", "folders", "started", "world"}
 
 
 def _shape_problem(data: object) -> str | None:
@@ -67,6 +75,11 @@ def _shape_problem(data: object) -> str | None:
         if not isinstance(value, dict) or not all(
                 isinstance(k, str) and type(v) is int for k, v in value.items()):
             return f"{key} is not an object of whole numbers"
+    world = data.get("world", {})
+    if not isinstance(world, dict) or not all(isinstance(v, str) for v in world.values()):
+        return "world is not an object of strings"
+    if world and World.from_dict(world) is None:
+        return "world names no resolver address of the lab's loopback blocks"
     if not isinstance(data["users"], list) or not all(isinstance(u, str) for u in data["users"]):
         return "users is not a list of strings"
     if data["scenario"] not in SCENARIOS:

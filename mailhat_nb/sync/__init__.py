@@ -11,6 +11,7 @@ The API the CLI, the widgets and the benchmarks use::
     summary = sync_account(ImapSettings("me@example.com", "mail.example.com"),
                            password, "store/")             # a Secret
     import_source("maildir", Path("backup/"), "store/")   # mbox / Maildir, same store
+    sync_accounts([(entry, password), ...], "store/")    # a team's accounts, side by side
 
 Modules, by what they hold:
 
@@ -23,7 +24,8 @@ Modules, by what they hold:
   schema of a stored message), :mod:`.folders` (folder roles);
 - the store: :mod:`.store` (Parquet parts and state records, one commit per
   change), :mod:`.uids` (sequence sets);
-- driving it: :mod:`.engine` (:func:`sync_account`), :mod:`.importer`
+- driving it: :mod:`.engine` (:func:`sync_account`), :mod:`.accounts`
+  (the accounts file, :func:`sync_accounts`), :mod:`.importer`
   (:func:`import_source`), :mod:`.progress`, :mod:`.memory`.
 
 Importing this package imports none of them: the names below load their
@@ -37,6 +39,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mailhat_nb.sync.accounts import AccountEntry, AccountRun, load_accounts, sync_accounts
     from mailhat_nb.sync.engine import FolderResult, SyncSummary, sync_account
     from mailhat_nb.sync.imap import ImapSettings, ImapSource
     from mailhat_nb.sync.importer import import_source
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from mailhat_nb.sync.store import Store, read_table
 
 _HOMES = {
+    "AccountEntry": "accounts",
+    "AccountRun": "accounts",
     "FolderBatch": "offline",
     "FolderResult": "engine",
     "ImapSettings": "imap",
@@ -55,13 +60,17 @@ _HOMES = {
     "SyncSummary": "engine",
     "TqdmProgress": "progress",
     "import_source": "importer",
+    "load_accounts": "accounts",
     "read_maildir": "offline",
     "read_mbox": "offline",
     "read_table": "store",
     "sync_account": "engine",
+    "sync_accounts": "accounts",
 }
 
 __all__ = [
+    "AccountEntry",
+    "AccountRun",
     "FolderBatch",
     "FolderResult",
     "ImapSettings",
@@ -72,10 +81,12 @@ __all__ = [
     "SyncSummary",
     "TqdmProgress",
     "import_source",
+    "load_accounts",
     "read_maildir",
     "read_mbox",
     "read_table",
     "sync_account",
+    "sync_accounts",
 ]
 
 

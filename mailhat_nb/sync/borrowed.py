@@ -9,7 +9,9 @@ things neither library makes public, touched here and nowhere else:
   :func:`connect` gives it a subclass (:class:`_Guarded`) that takes the
   capabilities from the greeting's ``[CAPABILITY ...]`` instead of asking
   again (imaplib always sends ``CAPABILITY`` after the greeting: a round trip
-  for what the server already said), through ``IMAP4._get_capabilities``;
+  for what the server already said), through ``IMAP4._get_capabilities``,
+  and whose ``_create_socket`` connects to an address chosen beforehand
+  (``--dns-server``) while TLS still checks the server's name;
 * ``IMAPClient._imap`` (that connection), ``IMAP4._new_tag()`` (the next tag,
   registered in ``IMAP4.tagged_commands`` so that imaplib never reuses it)
   and ``IMAP4.file`` (the buffered reader of the socket).
@@ -23,6 +25,7 @@ error from :func:`imaplib_of`, never a wrong answer.
 from __future__ import annotations
 
 import imaplib
+import socket
 import ssl
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
@@ -66,19 +69,33 @@ class _Guarded(imaplib.IMAP4):
 
 
 def connect(host: str, port: int, *, ssl_context: ssl.SSLContext | None,
-            timeout: SocketTimeout) -> IMAPClient:
+            timeout: SocketTimeout, address: str | None = None) -> IMAPClient:
     """An imapclient session on ``host:port``, greeted (implicit TLS when ``ssl_context``).
+
+    ``address``: connect there instead of where the system's resolver puts
+    ``host`` (``--dns-server``: the address that nameserver gave). Whatever
+    proves identity keeps the *name*: TLS's SNI and the certificate check,
+    implicit and after STARTTLS, are made against ``host``, so a certificate
+    valid only for the address, or for another name, is refused as without it.
 
     Raises what imapclient and imaplib raise (``OSError``, ``ssl.SSLError``,
     ``imaplib.IMAP4.error``): the caller translates it.
     """
     from imapclient import IMAPClient, imap4, tls
 
+    where = address or host
+
     class Plain(_Guarded, imap4.IMAP4WithTimeout):  # type: ignore[misc] # untyped base
-        pass
+        def _create_socket(self, timeout: float | None = None) -> socket.socket:
+            return socket.create_connection(
+                (where, self.port), self._timeout if timeout is None else timeout)
 
     class TLS(_Guarded, tls.IMAP4_TLS):  # type: ignore[misc] # untyped base
-        pass
+        def _create_socket(self, timeout: float | None = None) -> socket.socket:
+            sock = socket.create_connection(
+                (where, self.port), self._timeout if timeout is None else timeout)
+            wrapped: socket.socket = tls.wrap_socket(sock, self.ssl_context, self.host)
+            return wrapped
 
     class Client(IMAPClient):  # type: ignore[misc] # untyped base
         def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name

@@ -699,7 +699,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     run = _Run(root, folders, tracker, finished, chunk_size, workers, verify)
     attempt = 0
     logged_in = False  # has any connection of this run worked?
-    with root.lock():
+    with root.lock(account):
         try:
             run.prestart()
             while True:

@@ -53,6 +53,8 @@ from mailhat_nb.checks import check_username, split_email
 from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
+    DnsError,
+    MailhatError,
     MailServerError,
     PlaintextRefused,
     UsageError,
@@ -104,6 +106,9 @@ class ImapSettings:
     ca_file: str | None = None
     timeout: float = 30.0
     connect_timeout: float = CONNECT_TIMEOUT
+    #: ``IP[:PORT]`` of the nameserver to look ``host`` up with (``--dns-server``);
+    #: None: the system's resolver.
+    dns_server: str | None = None
 
     def __post_init__(self) -> None:
         if self.security not in DEFAULT_PORTS:
@@ -518,9 +523,12 @@ class ImapSource:
         timeout = SocketTimeout(connect=s.connect_timeout, read=s.timeout)
         ctx = self._ssl_context()
         try:
+            address = self._address() if s.dns_server else None
             client = borrowed.connect(s.host, s.effective_port,
                                       ssl_context=ctx if s.security == "ssl" else None,
-                                      timeout=timeout)
+                                      timeout=timeout, address=address)
+        except MailhatError:
+            raise
         except Exception as exc:
             raise connect_error(exc, s, [self._password]) from exc
         self._client = client
@@ -559,6 +567,23 @@ class ImapSource:
             after = asked.capabilities
         self.capabilities = Capabilities(after)
         return self
+
+    def _address(self) -> str:
+        """The server's address from ``--dns-server`` (the name still checked by TLS).
+
+        Raises
+        ------
+        MailServerError
+            When that nameserver has no address for the server name.
+        """
+        from mailhat_nb.diagnose.dns import Resolver
+
+        s = self.settings
+        try:
+            return Resolver(s.dns_server, lifetime=s.connect_timeout).addresses(
+                s.host).addresses[0]
+        except DnsError as exc:
+            raise MailServerError(f"connecting to {self._where()}: {exc} [{exc.code}]") from exc
 
     def close(self) -> None:
         """Log out without waiting for the answer (the connection may already be gone)."""

@@ -5,8 +5,18 @@ so memory stays flat on a multi-GB Takeout export); this module writes each
 batch as a Parquet part in the store's schema and commits a folder once its
 last batch is written, replacing whatever an earlier import stored for that
 folder. An mbox file and an IMAP account are then read back by the same
-:func:`~mailhat_nb.analysis.load.read_messages`. Folders an earlier import of the same kind
-stored for the account, and the source no longer has, are retired.
+:func:`~mailhat_nb.analysis.load.read_messages`.
+
+Imports add up: each folder records its **origin** (the resolved file or
+tree it came from), and a second source imported into the same account adds
+its folders beside the first's (Google Takeout gives one mbox per label).
+Only an import of the same origin replaces what that origin imported, and
+retires the folders it no longer has. A folder of the same name that another
+origin imported is never overwritten unless the user says so (``replace``:
+the same mailbox exported again to another place); one a sync stored is the
+server's and never replaced. Folders imported before origins were recorded
+are replaced by an import of the same name, as they were then, and never
+retired by another source.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Any, Literal
 from mailhat_nb.checks import as_text
 from mailhat_nb.errors import NothingToImport, UsageError
 from mailhat_nb.sync import rows as rowmod
-from mailhat_nb.sync.store import FolderStore, Store, utc_now
+from mailhat_nb.sync.store import FolderState, FolderStore, Store, utc_now
 
 Kind = Literal["mbox", "maildir"]
 
@@ -30,8 +40,12 @@ def default_account(kind: Kind, path: Path) -> str:
 
 
 def import_source(kind: Kind, path: Path, store: Path | str,
-                  account: str | None = None) -> dict[str, Any]:
+                  account: str | None = None, *, replace: bool = False) -> dict[str, Any]:
     """Read ``path`` with the offline reader and store it under ``account``.
+
+    ``replace``: a folder of the same name that another file or tree
+    imported is replaced by this source's (else the import stops there, see
+    the module docstring).
 
     Returns
     -------
@@ -46,7 +60,9 @@ def import_source(kind: Kind, path: Path, store: Path | str,
         The source holds no message at all (checked before the store is
         touched). Empty folders beside full ones are imported as such.
     UsageError
-        The source cannot be read, or ``store`` is not a directory.
+        The source cannot be read, or ``store`` is not a directory; or a
+        folder it would write holds another source's rows (the folders
+        written before it stay, nothing is lost).
     """
     from mailhat_nb.sync import offline
 
@@ -62,8 +78,10 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     now = utc_now()
     folders: dict[str, int] = {}
     skipped: list[str] = []
-    with root.lock():
-        set_aside = root.set_aside_damaged(account)  # damaged folders: imported anew
+    origin = str(path.resolve())
+    with root.lock(account):
+        set_aside = root.set_aside_damaged(account)  # unreadable records: imported anew
+        held = {state.folder: state for state in root.states(account)}
         current: FolderStore | None = None
         written: list[tuple[str, list[int]]] = []
         for batch in batches:
@@ -71,6 +89,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
                 skipped.append(batch.source)
                 continue
             if current is None or current.state.folder != batch.folder:
+                _check_folder(held.get(batch.folder), account, origin, replace)
                 current = root.open_folder(account, batch.folder)
                 current.commit_state(uidvalidity=batch.uidvalidity)
                 written = []
@@ -85,16 +104,38 @@ def import_source(kind: Kind, path: Path, store: Path | str,
                 count = sum(len(u) for _, u in written)
                 current.state.log("imported", source=str(path), rows=count)
                 current.replace_parts(
-                    written, source=kind, role=batch.folder_role, complete=True,
+                    written, source=kind, origin=origin, role=batch.folder_role, complete=True,
                     messages=count, last_sync=now, highestmodseq=None,
                     uidnext=max((u[-1] for _, u in written), default=0) + 1)
                 folders[batch.folder] = count
                 current = None
         for state in root.states(account):
-            if state.source == kind and state.folder not in folders and state.parts:
+            if state.origin == origin and state.folder not in folders and state.parts:
                 root.open_folder(account, state.folder).retire("gone_from_import_source")
     return {"account": account, "source": str(path), "rows": sum(folders.values()),
             "folders": folders, "skipped": skipped, "set_aside": set_aside}
+
+
+def _check_folder(state: FolderState | None, account: str, origin: str,
+                  replace: bool) -> None:
+    """Refuse to write over a folder another source filled (module docstring).
+
+    Raises
+    ------
+    UsageError
+        Naming the folder, what filled it, and the way out.
+    """
+    if state is None:
+        return
+    if state.source == "imap":
+        raise UsageError(f"folder {state.folder!r} of {account} holds what `mailhat sync` "
+                         "stored from the server: an import never replaces it; import into "
+                         "another --account")
+    if replace or state.origin in (None, origin) or not state.parts:
+        return
+    raise UsageError(f"folder {state.folder!r} of {account} holds what {state.origin} "
+                     "imported: this source would replace it. Import it into another "
+                     "--account, or add --replace if it is the same mailbox exported again")
 
 
 def _refuse_store_as_source(path: Path, store: Path) -> None:

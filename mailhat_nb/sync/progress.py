@@ -70,18 +70,21 @@ class TqdmProgress:
     Use as a context manager so the bar is closed even when the sync fails.
     """
 
-    def __init__(self, file: TextIO | None = None, **tqdm_args: Any) -> None:
+    def __init__(self, file: TextIO | None = None, *, label: str = "",
+                 **tqdm_args: Any) -> None:
         from tqdm import tqdm
 
+        self._label = label  # e.g. the account, when several bars share the terminal
         self._bar = tqdm(total=0, unit="msg", unit_scale=True, file=file, dynamic_ncols=True,
-                         **tqdm_args)
+                         desc=label or None, **tqdm_args)
 
     def __call__(self, event: Progress) -> None:
         """Move the bar to ``event``."""
         bar = self._bar
         if event.total != bar.total:
             bar.total = max(event.total, event.done)
-        bar.set_description_str(event.folder[-30:] or "sync", refresh=False)
+        where = event.folder[-30:] or ("done" if event.phase == "done" else "sync")
+        bar.set_description_str(f"{self._label} {where}".strip(), refresh=False)
         bar.update(event.done - bar.n)
 
     def close(self) -> None:

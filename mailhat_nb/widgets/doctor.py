@@ -24,7 +24,7 @@ sync panel.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ipywidgets as w
@@ -33,10 +33,16 @@ from mailhat_nb.app import params
 from mailhat_nb.diagnose import Account, Report, Target, builtin_names, diagnose, load_presets
 from mailhat_nb.diagnose.crm import attach as attach_crm_error
 from mailhat_nb.diagnose.crm import redact_pasted
-from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT
+from mailhat_nb.diagnose.doctor import (
+    DEFAULT_TIMEOUT,
+    DISCOVERY_SHARE,
+    auto_presets,
+    wants_discovery,
+)
 from mailhat_nb.diagnose.history import address_slug, keep, prepare
 from mailhat_nb.diagnose.presets import expand
 from mailhat_nb.diagnose.results import PresetResult
+from mailhat_nb.discovery import discover
 from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import Secret
 from mailhat_nb.widgets import render
@@ -140,10 +146,12 @@ class DoctorPanel(Panel):
                  password_env: str = params.DEFAULT_PASSWORD_ENV, ca_file: str = params.LAB,
                  timeout: float = DEFAULT_TIMEOUT, send_test: bool = False,
                  run_now: bool = False, export_dir: str | Path = ".",
-                 history_dir: str | Path | None = None, crm_error: str = "") -> None:
+                 history_dir: str | Path | None = None, crm_error: str = "",
+                 dns_server: str = "") -> None:
         super().__init__()
         self.password_env = password_env
         self.ca_file = ca_file
+        self.dns_server = dns_server
         self.export_dir = Path(export_dir)
         self.history_dir = Path(history_dir) if history_dir else None
         self.report: Report | None = None
@@ -161,8 +169,8 @@ class DoctorPanel(Panel):
                                    if (shown := params.shown_env_name(password_env))
                                    else "the customer's password")
         self.server = w.Text(value=server, description="Server name", style=style, layout=layout,
-                             placeholder="from the welcome email or cPanel, e.g. "
-                                         "gator1234.hostgator.com")
+                             placeholder="leave empty to find it (or from the welcome email "
+                                         "or cPanel, e.g. gator1234.hostgator.com)")
         options = provider_options(presets)
         self.provider = w.Dropdown(options=options, value=options[0][1], description="Provider",
                                    style=style, layout=layout)
@@ -252,11 +260,21 @@ class DoctorPanel(Panel):
         self._secret = found.secret
         self.password_source = found.source
         account = Account.from_input(email, found.secret, server=server)
-        presets = load_presets(params.resolve_presets(self.provider.value), account.domain)
         ca_file = params.resolve_ca_file(self.ca_file)
+        dns_server = params.resolve_dns_server(self.dns_server)
+        discovery = None
+        if wants_discovery(params.resolve_presets(self.provider.value), account):
+            self.say("Finding the server from the address (no password is sent)…")
+            discovery = discover(email, dns_server, ca_file,
+                                 float(self.timeout.value) * DISCOVERY_SHARE)
+        spec = auto_presets(params.resolve_presets(self.provider.value), discovery)
+        presets = load_presets(spec, account.domain)
+        shown = account
+        if discovery is not None and discovery.recommended is not None:
+            shown = replace(account, server=discovery.recommended.host)
         folder = (prepare(self.history_dir, "the history folder")
                   if self.history_dir is not None else None)
-        self.targets, _ = expand(presets, account)
+        self.targets, _ = expand(presets, shown)
         self.results = {}
         self.grid.value = render.grid_html(self.targets, self.results)
         self.say(progress_text(0, len(self.targets)) + f" (the password came {found.source})")
@@ -266,9 +284,9 @@ class DoctorPanel(Panel):
             self.grid.value = render.grid_html(self.targets, self.results)
             self.say(progress_text(len(self.results), len(self.targets)))
 
-        report = diagnose(account, presets=presets, ca_file=ca_file,
+        report = diagnose(account, presets=spec, ca_file=ca_file,
                           timeout=float(self.timeout.value), send_test=bool(self.send_test.value),
-                          on_result=arrived)
+                          on_result=arrived, dns_server=dns_server, discovery=discovery)
         if pasted.strip():
             self.crm_error.value = attach_crm_error(report, pasted, self._secrets()).text
         self.report = report
@@ -285,7 +303,7 @@ class DoctorPanel(Panel):
         self._show_transcript()
         self.details.layout.display = ""
         self.export_button.disabled = False
-        connection = params.connection_from_report(report, ca_file)
+        connection = params.connection_from_report(report, ca_file, dns_server=dns_server)
         seconds = report.elapsed_ms / 1000
         done = f"Done in {seconds:.1f} s; the password came {found.source}."
         if connection is None:

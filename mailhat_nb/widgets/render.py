@@ -237,8 +237,8 @@ def history_html(report: Report) -> str:
 
 
 def conclusion_html(report: Report) -> str:
-    """The verdict, then what the CRM said beside it, then what changed since the last run."""
-    return verdict_html(report) + crm_html(report) + history_html(report)
+    """The verdict, how the server was found, what the CRM said, what changed since last time."""
+    return verdict_html(report) + discovery_html(report) + crm_html(report) + history_html(report)
 
 
 def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:
@@ -310,6 +310,27 @@ def transcripts_html(results: Sequence[PresetResult]) -> str:
         f"<code>{esc(r.host)}:{r.port}</code>: {esc(r.title)}</summary>"
         f"{transcript_html(r)}</details>"
         for i, r in enumerate(ordered))
+
+
+def discovery_html(report: Report) -> str:
+    """How the server was found: the candidates as a small table, then the problems.
+
+    With the outgoing-mail advice; "" when the doctor was given a server name.
+    """
+    found = report.discovery
+    if found is None:
+        return ""
+    rows = [["✓" if c.recommended else "·", f"<code>{esc(c.host)}</code>", esc(c.why),
+             esc(", ".join(dict.fromkeys(s.kind for s in c.sources)))]
+            for c in found.candidates[:6]]
+    html = table(["", "Host", "Why", "Evidence"], rows, raw=True)
+    if found.provider is not None:
+        html += message(f"Provider: {found.provider.name} ({found.provider.evidence})", "info")
+    html += "".join(message(f"{p.code}: {p.detail}", "fail") for p in found.problems)
+    if report.health:
+        html += ("<p style='margin: 4px 0;'><b>Outgoing mail (advice):</b></p><ul>"
+                 + "".join(f"<li>{esc(h)}</li>" for h in report.health) + "</ul>")
+    return section("How the server was found (no password sent)", html)
 
 
 def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:

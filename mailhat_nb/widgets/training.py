@@ -16,6 +16,7 @@ from mailhat_nb.diagnose import Account, Report, codes, diagnose, load_presets
 from mailhat_nb.diagnose.presets import SECURITY_NAMES
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, Scenario
+from mailhat_nb.secrets import Secret
 from mailhat_nb.widgets import render
 
 
@@ -101,6 +102,89 @@ class ScenarioRun:
                 f" ({'as expected' if self.as_expected else 'NOT as expected'})")
 
 
+@dataclass(frozen=True)
+class WorldStory:
+    """A customer of the lab's world (:mod:`mailhat_nb.lab.world`) and what happens to them."""
+
+    name: str
+    title: str
+    story: str
+    email: str
+    expect: str
+    server: str | None = None
+    presets: str | None = None
+
+
+#: The world's stories, in the order the walkthrough tells them.
+WORLD_STORIES: dict[str, WorldStory] = {s.name: s for s in (
+    WorldStory("typed-mail-domain", "The customer typed mail.<domain> with SSL/TLS",
+               "bakery.example is hosted on a HostGator-style shared server. The customer "
+               "typed mail.bakery.example, port 993, SSL/TLS, as most people would; the "
+               "server's certificate names the server (gator4321.hostgator.com), not the "
+               "customer's domain.", "info@bakery.example", "cert_hostname_mismatch",
+               server="mail.bakery.example", presets="hostgator"),
+    WorldStory("find-the-server", "The doctor finds the server name",
+               "The same customer, with the server name left empty: the doctor asks DNS "
+               "(MX, mail.<domain>, reverse DNS), the SMTP banner and the certificate on 993, "
+               "and says which name to type, and why. No password is sent while it looks.",
+               "info@bakery.example", "ok"),
+    WorldStory("moved-dns", "The domain's DNS moved to a web proxy",
+               "moved.example moved its DNS to a CDN: mail.moved.example now points at the "
+               "web proxy, where the web ports answer and 993 times out.",
+               "c@moved.example", "mail_host_elsewhere"),
+    WorldStory("mail-at-google", "The domain's mail is at Google",
+               "bigcorp.example's MX names Google Workspace, while the agent tests the "
+               "HostGator presets.", "b@bigcorp.example", "mx_elsewhere", presets="hostgator"),
+    WorldStory("no-such-domain", "The domain does not exist",
+               "A typo in the address, or a domain that expired: gone.example does not exist.",
+               "d@gone.example", "dns_not_found"),
+    WorldStory("broken-dns", "The domain's nameservers fail",
+               "broken.example is delegated to a nameserver that refuses to answer for it "
+               "(a lame delegation): every lookup ends in SERVFAIL.",
+               "e@broken.example", "dns_servfail"),
+)}
+
+
+@dataclass
+class WorldRun:
+    """One world story: the doctor against the lab's DNS, and whether it found the fault."""
+
+    story: WorldStory
+    report: Report
+
+    @property
+    def as_expected(self) -> bool:
+        """True when the verdict (or an IMAP preset) names the story's code."""
+        imap = {r.code for r in self.report.results if r.protocol == "imap"}
+        return self.report.verdict.code == self.story.expect or self.story.expect in imap
+
+    def _repr_html_(self) -> str:
+        s, report = self.story, self.report
+        expect = codes.get(s.expect)
+        check = (("ok", f"The doctor says “{expect.title}” ({s.expect}), as this story is "
+                        "built to.") if self.as_expected else
+                 ("fail", f"Expected “{expect.title}” ({s.expect}); the doctor found "
+                          "something else."))
+        imap = [r for r in report.results if r.protocol == "imap"]
+        grid = render.grid_html([r.target for r in imap], {render.target_key(r): r for r in imap})
+        typed = (f"Server name typed: <code>{render.esc(s.server)}</code>" if s.server
+                 else "Server name left empty: the doctor finds it")
+        return (f'<div style="{render.FONT} border-top: 2px solid #ddd; margin-top: 8px;">'
+                f'<h3 style="margin: 8px 0 2px;">{render.esc(s.title)} '
+                f"<small><code>{render.esc(s.email)}</code></small></h3>"
+                f"<p style='margin: 2px 0;'><b>What the customer lives through:</b> "
+                f"{render.esc(s.story)}</p><p style='margin: 2px 0; color: #555;'><small>"
+                f"{typed}; the doctor ran in {report.elapsed_ms / 1000:.1f} s.</small></p>"
+                + render.section("What the doctor says", render.verdict_html(report))
+                + render.discovery_html(report)
+                + render.section("The IMAP presets, layer by layer", grid)
+                + render.message(check[1], check[0]) + "</div>")
+
+    def __repr__(self) -> str:
+        return (f"story {self.story.name}: verdict {self.report.verdict.code}"
+                f" ({'as expected' if self.as_expected else 'NOT as expected'})")
+
+
 class Walkthrough:
     """Drive the lab through its scenarios and run the doctor on each.
 
@@ -176,6 +260,32 @@ class Walkthrough:
         run = ScenarioRun(chosen, report, switched)
         self.runs[name] = run
         return run
+
+    def world(self, name: str, dns_server: str = params.LAB) -> WorldRun | View:
+        """Tell one story of the lab's world (see :data:`WORLD_STORIES`) with the doctor.
+
+        The doctor uses the lab's DNS (``dns_server``): the names resolve to
+        the world's servers exactly as a customer's would on the Internet.
+        """
+        if self.error:
+            return self._problem()
+        try:
+            if name not in WORLD_STORIES:
+                raise UsageError(f"unknown story {name!r}; the lab's world has: "
+                                 + ", ".join(WORLD_STORIES))
+            story = WORLD_STORIES[name]
+            lab_user = params.lab_user(story.email, self.lab)
+            # The world's other customers have no mailbox: the doctor never gets as
+            # far as a login there, so any password does.
+            secret = (params.find_password(story.email, "", None, self.lab).secret
+                      if lab_user else Secret("no-mailbox-in-the-lab"))
+            account = Account.from_input(story.email, secret, server=story.server)
+            report = diagnose(account, presets=story.presets, ca_file=self.ca_file,
+                              timeout=self.timeout,
+                              dns_server=params.resolve_dns_server(dns_server))
+        except MailhatError as exc:
+            return View(render.message(str(exc), "fail"), str(exc))
+        return WorldRun(story, report)
 
     def restore(self) -> View:
         """Put the lab back to normal and summarise the walkthrough."""

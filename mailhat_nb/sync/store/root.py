@@ -121,7 +121,7 @@ class Store:
         return sorted(found)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the store's writer lock (see :func:`~.lock.writer_lock`)."""
-        with writer_lock(self.root):
+    def lock(self, account: str) -> Iterator[None]:
+        """Hold ``account``'s writer lock (see :func:`~.lock.writer_lock`)."""
+        with writer_lock(self.root, account):
             yield

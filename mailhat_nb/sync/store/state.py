@@ -75,6 +75,9 @@ class FolderState:
     uids: str = ""
     complete: bool = False
     source: str = "imap"
+    #: where an import read the folder from (the resolved file or tree); only
+    #: a later import of the same origin may replace or retire the folder
+    origin: str | None = None
     last_sync: str | None = None
     parts: list[PartInfo] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)

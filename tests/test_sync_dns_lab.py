@@ -1,0 +1,63 @@
+"""``mailhat sync --dns-server``: connections go where that DNS says; TLS checks the name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailhat_nb.cli import main
+from mailhat_nb.errors import MailServerError
+from mailhat_nb.lab import Lab, LabInfo
+from mailhat_nb.lab.world import SHARED_NAME
+from mailhat_nb.secrets import Secret
+from mailhat_nb.sync.imap import ImapSettings, ImapSource
+
+pytestmark = pytest.mark.lab
+
+
+def settings(lab_info: LabInfo, host: str, **extra: object) -> ImapSettings:
+    return ImapSettings("info@bakery.example", host, ca_file=lab_info.ca_file,
+                        dns_server=lab_info.dns_server, connect_timeout=3,
+                        **extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_the_shared_server_is_reached_through_the_labs_dns(lab: Lab, lab_info: LabInfo,
+                                                           security: str) -> None:
+    session = ImapSource(settings(lab_info, SHARED_NAME, security=security),
+                          Secret(lab.password("info")))
+    try:
+        session.open()
+        assert session.folder_states()
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_the_certificate_is_checked_on_the_name_not_the_address(
+        lab: Lab, lab_info: LabInfo, security: str) -> None:
+    # mail.bakery.example resolves to the same server, whose certificate does not name it.
+    session = ImapSource(settings(lab_info, "mail.bakery.example", security=security),
+                          Secret(lab.password("info")))
+    with pytest.raises(MailServerError, match=r"certificate|hostname"):
+        session.open()
+    session.close()
+
+
+def test_a_name_the_dns_does_not_know_is_said(lab: Lab, lab_info: LabInfo) -> None:
+    session = ImapSource(settings(lab_info, "mail.florist.example"), Secret("x"))
+    with pytest.raises(MailServerError, match="dns_not_found"):
+        session.open()
+
+
+def test_sync_command_takes_dns_server(lab: Lab, lab_info: LabInfo, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILHAT_TEST_PW", lab.password("info"))
+    code = main(["sync", "--email", "info@bakery.example", "--server", SHARED_NAME,
+                 "--dns-server", lab_info.dns_server, "--ca-file", lab_info.ca_file,
+                 "--password-env", "MAILHAT_TEST_PW", "--store", str(tmp_path / "store"),
+                 "--json"])
+    assert code == 0
+    assert main(["sync", "--email", "a@b.example", "--server", SHARED_NAME, "--dns-server",
+                 "nonsense", "--store", str(tmp_path / "s2")]) == 2
