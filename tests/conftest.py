@@ -25,7 +25,15 @@ from mailhat_nb.lab.corpus import corpus_root
 #: (tls_handshake_failed, starttls_failed: issue 10). tests/test_lab.py checks
 #: their wire behaviour; the doctor's and the walkthrough's tests take them in
 #: once it names them.
-DOCTOR_PENDING = frozenset({"smtp-tls-handshake-fails", "smtp-starttls-fails"})
+#: Lab scenarios for the sync's fallbacks (a server without LIST-STATUS, SASL-IR,
+#: CONDSTORE): the doctor says ok, and an agent has nothing to learn from them,
+#: so the training walkthrough leaves them out (tests/test_sync_pipelined.py).
+SYNC_ONLY = frozenset({"no-list-status", "no-sasl-ir", "no-condstore", "imap4rev1-only"})
+DOCTOR_PENDING = frozenset({"smtp-tls-handshake-fails", "smtp-starttls-fails",
+                            # what no mail server sends (server_misbehaved): the sync's
+                            # bounds are tested (test_sync_hostile.py), the doctor's to come
+                            "hostile-endless-line", "hostile-huge-literal",
+                            "hostile-literal-never-sent", "hostile-garbage"})
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:

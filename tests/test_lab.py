@@ -7,6 +7,7 @@ behaviour, and the lab's life cycle (up, status, down) leaves nothing behind.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import imaplib
 import poplib
@@ -402,10 +403,60 @@ def test_smtp_starttls_offered_then_fails_and_465_still_works(  # type: ignore[n
         assert smtp.login("alice@localhost", lab_password)[0] == 235
 
 
+# -- The sync's scenarios: IMAP without an extension; a hostile server on the IMAP ports.
+
+_TAKEN_AWAY = {"no-list-status": {"LIST-STATUS"}, "no-sasl-ir": {"SASL-IR"},
+               "no-condstore": {"CONDSTORE", "QRESYNC"},
+               "imap4rev1-only": {"LIST-STATUS", "SASL-IR", "CONDSTORE", "ESEARCH", "ENABLE",
+                                  "LIST-EXTENDED", "SPECIAL-USE"}}
+
+
+@pytest.mark.parametrize("name", list(_TAKEN_AWAY))
+def test_an_extension_is_taken_away_before_and_after_login(  # type: ignore[no-untyped-def]
+        name: str, scenario, lab_password: str) -> None:
+    info = scenario(name)
+    with _imap(info, "imaps") as client:
+        before = {c.decode().upper() for c in client.capabilities()}
+        client.login("alice@localhost", lab_password)
+        after = {c.decode().upper() for c in client.capabilities()}
+    assert not (before | after) & _TAKEN_AWAY[name]
+    assert "IMAP4REV1" in after
+    assert "AUTH=PLAIN" in before
+
+
+@pytest.mark.parametrize(("name", "first"), [
+    ("hostile-endless-line", b"* CAPABILITY IMAP4rev1 xxxx"),
+    ("hostile-huge-literal", b"* CAPABILITY {4294967296}\r\nxxxx"),
+    ("hostile-literal-never-sent", b"* CAPABILITY {100}\r\n"),
+    ("hostile-garbage", b"\x16\x03\x01"),
+])
+def test_a_hostile_server_greets_then_misbehaves(  # type: ignore[no-untyped-def]
+        name: str, first: bytes, scenario) -> None:
+    info = scenario(name)
+    for service in ("imap", "imaps"):
+        with socket.create_connection(("localhost", info.ports[service]), timeout=5) as raw:
+            sock = _ctx(info).wrap_socket(raw, server_hostname="localhost") \
+                if service == "imaps" else raw
+            greeting = sock.recv(4096)
+            assert greeting.startswith(b"* OK ")
+            if b"\r\n" in greeting[:-2]:  # garbage came with the greeting
+                said = greeting.split(b"\r\n", 1)[1]
+            else:
+                sock.sendall(b"a CAPABILITY\r\n")
+                said = b""
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    sock.settimeout(1)
+                    while len(said) < 64:
+                        said += sock.recv(64)
+            assert said.startswith(first), said[:80]
+
+
 def test_every_scenario_is_covered_here() -> None:
     covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
                "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
                "ip-blocked", "closed-port", "smtp-tls-handshake-fails", "smtp-starttls-fails"}
+    covered |= set(_TAKEN_AWAY) | {"hostile-endless-line", "hostile-huge-literal",
+                                   "hostile-literal-never-sent", "hostile-garbage"}
     assert set(SCENARIOS) == covered
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DOCTOR_PENDING
+from conftest import DOCTOR_PENDING, SYNC_ONLY
 
 from mailhat_nb.app import demo as report
 from mailhat_nb.app.nbclean import problems
@@ -109,7 +109,7 @@ def test_cells_are_short_and_import_no_widgets(path: Path) -> None:
 
 def test_the_walkthrough_covers_every_scenario() -> None:
     source = (NOTEBOOK_DIR / "00_training_walkthrough.ipynb").read_text()
-    for name in set(SCENARIOS) - DOCTOR_PENDING:
+    for name in set(SCENARIOS) - DOCTOR_PENDING - SYNC_ONLY:
         assert f'walk.scenario(\\"{name}\\")' in source, name
 
 
@@ -159,7 +159,7 @@ def test_correspondence_notebook_draws_and_exports(run: dict[str, Any]) -> None:
 
 def test_walkthrough_shows_each_fault_as_expected(run: dict[str, Any], lab: Lab) -> None:
     nb = run["00_training_walkthrough"]
-    for name in set(SCENARIOS) - DOCTOR_PENDING:
+    for name in set(SCENARIOS) - DOCTOR_PENDING - SYNC_ONLY:
         shown = _outputs(nb, f'walk.scenario("{name}")')
         assert "as this scenario is built to" in shown, name
     assert "The lab is back to the normal scenario" in _outputs(nb, "walk.restore()")

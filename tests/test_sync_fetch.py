@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailhat_nb.errors import MailServerError
+from mailhat_nb.errors import MailServerError, ServerMisbehaved
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.sync import fetch, wire
 from mailhat_nb.sync import uids as uid_sets
@@ -333,3 +333,90 @@ def test_an_imapclient_without_what_the_fast_path_borrows_is_said_plainly() -> N
 
     with pytest.raises(MailServerError, match=r"install imapclient>="):
         imaplib_of(Changed())  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+class Endless(io.RawIOBase):
+    """A server that streams ``chunk`` for ever; counts what was read of it."""
+
+    def __init__(self, head: bytes, chunk: bytes = b"x" * 4096) -> None:
+        self.head, self.chunk, self.given = head, chunk, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.head or self.chunk
+        self.head = b""
+        n = min(len(buf), len(data))
+        buf[:n] = data[:n]
+        self.given += n
+        return n
+
+
+def test_a_literal_past_its_bound_is_refused_before_a_byte_of_it_is_read() -> None:
+    stream = Endless(b"* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2021 00:00:00 +0000\" "
+                     b"RFC822.SIZE 10 BODY[HEADER.FIELDS (FROM)] {4294967296}\r\n")
+    r = fetch.ResponseReader(io.BufferedReader(stream, buffer_size=1 << 16))
+    r.max_literal = 4 << 20
+    with pytest.raises(ServerMisbehaved, match="a literal of 4,294,967,296 bytes, more than"):
+        r.next_fetch()
+    assert stream.given < 1 << 20  # the 4 GB were announced, never read
+    r = fetch.ResponseReader(io.BufferedReader(Endless(b"* CAPABILITY {100}\r\n")))
+    r.max_literal = 0
+    with pytest.raises(ServerMisbehaved, match="a literal of 100 bytes where none belongs"):
+        r.next()
+
+
+def test_a_line_without_end_is_refused_at_its_bound() -> None:
+    for read in ("next", "next_fetch"):
+        stream = Endless(b"* CAPABILITY IMAP4rev1 ")
+        r = fetch.ResponseReader(io.BufferedReader(stream))
+        with pytest.raises(ServerMisbehaved, match="a line of more than 65,536 bytes"):
+            getattr(r, read)()
+        assert stream.given < 65_536 + fetch.READ_SIZE + 4096
+
+
+def test_an_answer_too_long_in_all_is_refused() -> None:
+    # Short literals one after the other, each within its bound, without end.
+    r = fetch.ResponseReader(io.BufferedReader(Endless(b"* 1 FETCH (", b"X {10}\r\n0123456789")))
+    with pytest.raises(ServerMisbehaved, match="an answer of more than"):
+        r.next()
+
+
+def test_the_wire_bounds_what_each_command_may_bring() -> None:
+    # A login's answer holds no literal; a header FETCH a few MB; a classic
+    # SEARCH a line as long as the folder's UIDs.
+    line = wire.Wire(FakeImap(b"* CAPABILITY {5}\r\nIMAP4\r\nT1 OK\r\n"))
+    with pytest.raises(ServerMisbehaved, match="where none belongs"):
+        line.run(wire.Authenticate("a@b", "pw"))
+    assert not line.clean
+    header = b"From: " + b"x" * 300_000 + b"\r\n\r\n"
+    answer = _msg(1, 1, header) + b"T1 OK\r\n"
+    fetched = wire.Fetch(1, None, b"(UID)", group="f", weight=1)
+    wire.Wire(FakeImap(answer, step=4096)).run(fetched)
+    assert fetched.result[0].header == header
+    uids = b" ".join(b"%d" % u for u in range(1, 30_001))
+    search = wire.Search("f", esearch=False, count=30_000)
+    wire.Wire(FakeImap(b"* SEARCH " + uids + b"\r\nT1 OK\r\n", step=4096)).run(search)
+    assert search.result == list(range(1, 30_001))
+    status = wire.Status("INBOX", ("MESSAGES",))  # a short answer: a short bound
+    with pytest.raises(ServerMisbehaved, match="a line of more than"):
+        wire.Wire(FakeImap(b"* SEARCH " + uids + b"\r\nT1 OK\r\n", step=4096)).run(status)
+
+
+def test_a_line_that_answers_nothing_sent_is_refused() -> None:
+    for answer in (b"T7 OK you never asked\r\n", b"\x16\x03\x01 garbage\r\n",
+                   b"HTTP/1.1 400 Bad Request\r\n"):
+        with pytest.raises(ServerMisbehaved, match="no answer to anything sent"):
+            wire.Wire(FakeImap(answer)).run(wire.Command(b"NOOP"))
+
+
+def test_a_fetch_range_keeps_one_message_per_uid_of_its_range() -> None:
+    # A server repeating the same message does not grow what the range holds.
+    answer = b"".join(_msg(1, 5) for _ in range(500)) + _msg(2, 99) + b"T1 OK\r\n"
+    fetched = wire.Fetch(1, 10, b"(UID)", group="f", weight=10)
+    wire.Wire(FakeImap(answer, step=4096)).run(fetched)
+    assert [m.uid for m in fetched.result] == [5]

@@ -71,6 +71,10 @@ class Scenario:
         TCP handshake, or is closed.
     server:
         The server name to diagnose the lab with in this scenario.
+    hostile:
+        A behaviour of :mod:`mailhat_nb.lab.hostile`: the IMAP ports are the
+        sidecar's hostile server's instead of Dovecot's (something no mail
+        server sends, for the bounds of every read).
     imap_without:
         IMAP capabilities Dovecot does not advertise (before and after
         login): a server without LIST-STATUS, SASL-IR or CONDSTORE, for the
@@ -92,6 +96,7 @@ class Scenario:
     closed: tuple[str, ...] = ()
     server: str = "localhost"
     imap_without: tuple[str, ...] = ()
+    hostile: str = ""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -206,6 +211,32 @@ SCENARIOS: dict[str, Scenario] = {
             expect="ok", imap_without=("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC",
                                        "ESEARCH", "ENABLE", "LIST-EXTENDED", "SPECIAL-USE"),
         ),
+        # -- A broken or hostile server on the IMAP ports (the sidecar's,
+        # -- mailhat_nb.lab.hostile): what no mail server sends.
+        Scenario(
+            "hostile-endless-line", "A line without end",
+            "Something on the IMAP ports greets, then answers with a line that never "
+            "ends: a broken proxy, or a server that wants the client to run out of memory.",
+            expect="server_misbehaved", hostile="endless-line",
+        ),
+        Scenario(
+            "hostile-huge-literal", "A 4 GB answer to a login",
+            "The server answers the login by announcing 4 GB of data and streaming it: "
+            "no mail server does; a client that reads it all runs out of memory.",
+            expect="server_misbehaved", hostile="huge-literal",
+        ),
+        Scenario(
+            "hostile-literal-never-sent", "Data announced, never sent",
+            "The server answers the login by announcing 100 bytes of data, then sends "
+            "nothing more: a client that waits for them waits for ever.",
+            expect="server_misbehaved", hostile="literal-never-sent",
+        ),
+        Scenario(
+            "hostile-garbage", "Garbage after the greeting",
+            "The IMAP port greets, then sends bytes that are no IMAP at all (a TLS "
+            "record, an HTTP error): something else shares the port.",
+            expect="server_misbehaved", hostile="garbage",
+        ),
     )
 }
 
@@ -228,6 +259,6 @@ def get(name: str) -> Scenario:
 def bound_services(scenario: Scenario) -> tuple[str, ...]:
     """Services the lab's servers (Dovecot, Exim) listen on in ``scenario``."""
     off = set(scenario.silent) | set(scenario.blackhole) | set(scenario.closed)
-    if not scenario.imap:
+    if not scenario.imap or scenario.hostile:
         off |= set(IMAP_SERVICES)
     return tuple(s for s in STANDS_FOR if s not in off)

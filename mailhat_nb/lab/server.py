@@ -40,6 +40,7 @@ from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.ports import allocate_ports, holders, port_free
 from mailhat_nb.lab.presets import write_presets
 from mailhat_nb.lab.scenarios import (
+    IMAP_SERVICES,
     PROTOCOL_OF,
     SCENARIOS,
     SMTP_SERVICES,
@@ -133,6 +134,7 @@ class Lab:
         expect |= {name: "greets" for name in bound_services(scenario)}
         expect |= {name: "tls_fails" if name in TLS_SERVICES else "starttls_fails"
                    for name in scenario.tls_key_unreadable}
+        expect |= {name: "greets" for name in IMAP_SERVICES if scenario.hostile}
         expect |= {name: "silent" for name in scenario.silent}
         expect |= {name: "blackhole" for name in scenario.blackhole}
         expect |= {"relay": "greets", "silent": "silent", "blackhole": "blackhole",
@@ -242,7 +244,8 @@ class Lab:
             self._stop_pids({"exim": info.pids.pop("exim", -1)})
             info.pids["exim"] = exim.start(self.paths)
         info.scenario, info.server = chosen.name, chosen.server
-        freed = [info.ports[s] for s in (*chosen.silent, *chosen.blackhole)]
+        freed = [info.ports[s] for s in (*chosen.silent, *chosen.blackhole,
+                                         *(IMAP_SERVICES if chosen.hostile else ()))]
         try:
             procs.wait_until(lambda: all(port_free(p) for p in freed), procs.START_TIMEOUT,
                              "Dovecot and Exim to release the scenario's ports")
@@ -347,6 +350,11 @@ class Lab:
         pid_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "mailhat_nb.lab.sidecar", "--pid-file", str(pid_file),
                "--silent", *map(str, silent), "--blackhole", *map(str, blackhole)]
+        if scenario.hostile:  # the IMAP ports are the hostile server's
+            cmd += ["--hostile", scenario.hostile, str(info.ports["imap"]),
+                    str(info.ports["imaps"]), "--tls",
+                    str(self.paths.tls / f"{scenario.cert}.pem"),
+                    str(self.paths.tls / f"{scenario.cert}.key")]
         with open(self.paths.log / "sidecar.log", "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)

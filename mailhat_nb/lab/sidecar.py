@@ -12,6 +12,9 @@ Two kinds of port cannot be a Dovecot setting, so a small process holds them:
     SYN, so a client's ``connect()`` never completes - what a firewall that
     drops packets looks like, on loopback only.
 
+A third kind serves what no mail server sends: a hostile IMAP server
+(:mod:`mailhat_nb.lab.hostile`) on the IMAP ports of a ``hostile-*`` scenario.
+
 Run as ``python -m mailhat_nb.lab.sidecar --silent PORT ... --blackhole PORT ...``;
 it binds each port on every lab address, writes its pid file and sleeps until
 SIGTERM.
@@ -62,8 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--silent", type=int, nargs="*", default=[])
     parser.add_argument("--blackhole", type=int, nargs="*", default=[])
     parser.add_argument("--pid-file", type=Path, required=True)
+    # A hostile IMAP server (mailhat_nb.lab.hostile) on a plain and a TLS port.
+    parser.add_argument("--hostile", nargs=3, metavar=("BEHAVIOUR", "PORT", "TLS_PORT"))
+    parser.add_argument("--tls", nargs=2, type=Path, metavar=("CERT", "KEY"))
     args = parser.parse_args(argv)
-    return run_until_stopped(hold(args.silent, args.blackhole), args.pid_file)
+    held: list[Any] = hold(args.silent, args.blackhole)
+    if args.hostile:
+        from mailhat_nb.lab.hostile import serve
+
+        behaviour, port, tls_port = args.hostile[0], int(args.hostile[1]), int(args.hostile[2])
+        for address in ADDRESSES:
+            held += [serve(behaviour, address, port),
+                     serve(behaviour, address, tls_port, tuple(args.tls))]
+    return run_until_stopped(held, args.pid_file)
 
 
 def run_until_stopped(held: list[Any], pid_file: Path) -> int:

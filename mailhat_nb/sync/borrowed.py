@@ -29,13 +29,16 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
-from mailhat_nb.errors import MailServerError
+from mailhat_nb.errors import MailServerError, ServerMisbehaved
+from mailhat_nb.sync.fetch import printable
 
 if TYPE_CHECKING:
     from imapclient import IMAPClient, SocketTimeout
 
 #: The imapclient releases the borrowing was tested with (a pip specifier).
 TESTED_IMAPCLIENT = ">=4.1.0,<4.2"
+#: Longest line imaplib may read here: a greeting, CAPABILITY, a LOGIN answer.
+LOGIN_LINE = 64 * 1024
 
 
 class ImaplibLike(Protocol):
@@ -49,15 +52,38 @@ class ImaplibLike(Protocol):
 
 
 class _Guarded(imaplib.IMAP4):
-    """imaplib, told to believe the greeting's capabilities (a mix-in before imapclient's classes).
+    """imaplib, bounded and told to believe the greeting (a mix-in before imapclient's classes).
 
     RFC 3501 7.1 lets a server list its capabilities in the greeting's
     response code, and every server this project met does; only when it did
     not, or after STARTTLS (where what was said in clear no longer counts,
     RFC 3501 6.2.1), is ``CAPABILITY`` asked.
+
+    imaplib reads the greeting, CAPABILITY, STARTTLS and a LOGIN's answer,
+    each to its end whatever its size (a literal of whatever length the
+    server announces, lines up to 1 MB). Here a line is at most
+    :data:`LOGIN_LINE` bytes, no literal is taken (none belongs before the
+    login is answered), and after the greeting a line that is not an IMAP
+    response is refused: :class:`~mailhat_nb.errors.ServerMisbehaved`.
     """
 
     _greeted = False
+
+    def readline(self) -> bytes:
+        line = self.file.readline(LOGIN_LINE + 1)
+        if not isinstance(line, bytes):
+            return b""
+        if len(line) > LOGIN_LINE:
+            raise ServerMisbehaved(f"a line of more than {LOGIN_LINE:,} bytes with no end")
+        prefix: Any = self.tagpre  # bytes at run time, whatever the stub says
+        tagged = isinstance(prefix, bytes) and line.startswith(prefix)
+        if self._greeted and line and not (line.startswith((b"* ", b"+")) or tagged):
+            raise ServerMisbehaved(f"a line that is not IMAP: {printable(line)}")
+        return line
+
+    def read(self, size: int) -> bytes:
+        raise ServerMisbehaved(f"a literal of {size:,} bytes where none belongs (before the "
+                               "login was answered)")
 
     def _get_capabilities(self) -> None:
         said: Any = self.untagged_responses.pop("CAPABILITY", None)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
+from mailhat_nb.errors import ServerMisbehaved
+
 #: Bytes asked of the socket per read; one TLS record is at most 16 KB, a plain
 #: socket may return more.
 READ_SIZE = 1 << 20
@@ -54,18 +56,60 @@ _UNQUOTE = re.compile(rb"\\(.)")
 # --------------------------------------------------------------------------- reading
 
 
+#: Longest text line taken by default: IMAP's are short (a FETCH's item list,
+#: a LIST entry); only a classic SEARCH answer grows with the folder, and its
+#: command says so (:attr:`ResponseReader.max_line`).
+MAX_LINE = 64 * 1024
+#: Longest literal taken by default (a mailbox name, a label sent as a literal).
+MAX_LITERAL = 64 * 1024
+
+
+def printable(data: bytes, limit: int = 60) -> str:
+    r"""The start of what a server sent, for a message: ASCII as it is, other bytes as ``\xNN``."""
+    text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in data[:limit])
+    return f"'{text}'" + ("..." if len(data) > limit else "")
+
+
 class ResponseReader:
     """Cuts a byte stream into IMAP responses, each a list of pieces.
 
     A response is returned as ``[text, literal, text, literal, ..., text]``:
     the text pieces still hold their ``{n}`` markers and never their CRLF;
     literals are the raw bytes. A response without literals is ``[text]``.
+
+    Every read is bounded: a text line by :attr:`max_line`, a literal by
+    :attr:`max_literal` (checked when it is announced, before a byte of it
+    is read: a server announcing 4 GB is refused at once, not read), a whole
+    response by :attr:`max_answer`. Past a bound the reader raises
+    :class:`~mailhat_nb.errors.ServerMisbehaved` and keeps nothing of it.
+    The caller sets the bounds for what it asked (:mod:`mailhat_nb.sync.wire`).
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._buf = b""
         self._pos = 0
+        self.max_line = MAX_LINE
+        self.max_literal = MAX_LITERAL
+        #: the pieces of a response cut by a read, and where its scan stopped
+        self._partial: tuple[list[bytes], int] | None = None
+
+    @property
+    def max_answer(self) -> int:
+        """Bytes one response may hold: its literal and some lines around it."""
+        return self.max_literal + 4 * self.max_line
+
+    def _line_bound(self, buf: bytes, pos: int) -> None:
+        """A line still without its end past :attr:`max_line` is no IMAP line."""
+        if len(buf) - pos > self.max_line:
+            raise ServerMisbehaved(f"a line of more than {self.max_line:,} bytes with no end")
+
+    def _literal_bound(self, size: int) -> None:
+        if size > self.max_literal:
+            raise ServerMisbehaved(
+                f"a literal of {size:,} bytes where none belongs" if not self.max_literal
+                else f"a literal of {size:,} bytes, more than the {self.max_literal:,} that "
+                     "belong there")
 
     def _fill(self, need: int = 0) -> None:
         """Read more: at least ``need`` bytes, else whatever one read gives."""
@@ -106,10 +150,12 @@ class ResponseReader:
             m = _DOVECOT_RESPONSE.match(buf, pos)
             if m is None:
                 if buf.find(b"\r\n", pos) < 0:
+                    self._line_bound(buf, pos)
                     self._fill()  # the first line is not all here yet: read, try again
                     continue
                 return self.next()
             start = m.end()
+            self._literal_bound(int(m.group(7)))
             end = start + int(m.group(7))
             if end + 3 > len(buf):
                 self._fill(end + 3 - len(buf))  # the rest of the literal, and ")\r\n"
@@ -124,25 +170,41 @@ class ResponseReader:
                 modseq=int(modseq) if modseq else None, seq=int(seq))
 
     def _scan(self) -> list[bytes] | None:
-        # The buffer never outgrows one read plus the unfinished response:
-        # _fill drops what was consumed before appending.
+        """The next response, or None after reading more (call again).
+
+        A response cut by a read is not scanned again from its start: the
+        pieces found so far and where the scan stopped are kept
+        (``_partial``), so a long answer costs its length, not its square.
+        The buffer never outgrows one read plus the unfinished response:
+        _fill drops what was consumed before appending.
+        """
         buf = self._buf
-        pos = self._pos
-        parts: list[bytes] = []
+        first = self._pos
+        parts, offset = self._partial if self._partial is not None else ([], 0)
+        self._partial = None
+        pos = first + offset
         while True:
+            if pos - first > self.max_answer:
+                raise ServerMisbehaved(f"an answer of more than {self.max_answer:,} bytes")
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
+                self._line_bound(buf, pos)
+                self._partial = (parts, pos - first)
                 self._fill()
                 return None
+            if eol - pos > self.max_line:
+                self._line_bound(buf[:eol], pos)
             if eol > pos and buf[eol - 1] == 0x7D:  # "}": maybe a literal follows
                 brace = buf.rfind(b"{", pos, eol)
                 digits = buf[brace + 1:eol - 1] if brace >= 0 else b""
                 if digits.endswith(b"+"):
                     digits = digits[:-1]
                 if digits.isdigit():
+                    self._literal_bound(int(digits))
                     lit_start = eol + 2
                     lit_end = lit_start + int(digits)
                     if lit_end > len(buf):
+                        self._partial = (parts, pos - first)
                         self._fill(lit_end - len(buf))
                         return None
                     parts.append(buf[pos:eol])

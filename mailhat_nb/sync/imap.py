@@ -57,6 +57,7 @@ from mailhat_nb.errors import (
     MailhatError,
     MailServerError,
     PlaintextRefused,
+    ServerMisbehaved,
     UsageError,
 )
 from mailhat_nb.secrets import Secret, redact
@@ -194,6 +195,10 @@ def translate_errors(what: str, secrets: Sequence[Secret] = ()) -> Iterator[None
 
     try:
         yield
+    except ServerMisbehaved as exc:
+        if exc.where:
+            raise
+        raise ServerMisbehaved(exc.detail, where=what) from exc
     except (AuthFailed, ConnectionLost, MailServerError, UsageError):
         raise
     except ice.LoginError as exc:
@@ -527,6 +532,8 @@ class ImapSource:
             client = borrowed.connect(s.host, s.effective_port,
                                       ssl_context=ctx if s.security == "ssl" else None,
                                       timeout=timeout, address=address)
+        except ServerMisbehaved as exc:
+            raise ServerMisbehaved(exc.detail, where=f"connecting to {self._where()}") from exc
         except MailhatError:
             raise
         except Exception as exc:

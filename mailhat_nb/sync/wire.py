@@ -31,6 +31,15 @@ delivering
     stores one before the answers sent ahead of it, and never one that was
     not completely received (a command is complete at its tagged reply).
 
+bounding
+    Each command says how long a line and a literal its answer may bring
+    (no literal at all in a login's, a few MB for a header block, a line
+    that grows with the folder for a classic SEARCH); the reader takes no
+    more than the widest bound of the commands answering, and a line that
+    answers nothing sent is refused too
+    (:class:`~mailhat_nb.errors.ServerMisbehaved`). A FETCH range keeps one
+    message per UID of its range, so it never holds more than its chunk.
+
 A tagged ``NO`` or ``BAD`` fails that command only (:attr:`Command.status`):
 the caller decides what it means. A command abandoned half-way (an error
 while reading) leaves the connection unusable: :attr:`Wire.clean` turns
@@ -54,13 +63,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mailhat_nb.errors import CommandFailed
+from mailhat_nb.errors import CommandFailed, ServerMisbehaved
 from mailhat_nb.sync.borrowed import Borrowed, ImaplibLike
-from mailhat_nb.sync.fetch import FetchedMessage, ResponseReader, parse_fetch, tokens
+from mailhat_nb.sync.fetch import (
+    MAX_LINE,
+    MAX_LITERAL,
+    FetchedMessage,
+    ResponseReader,
+    parse_fetch,
+    printable,
+    tokens,
+)
 from mailhat_nb.sync.uids import parse_sequence_set
 
 LOG = logging.getLogger(__name__)
 
+#: The longest header block taken (the header fields a sync asks for; a few
+#: MB at most, where a real message's are a few KB).
+MAX_HEADER = 4 << 20
 #: Messages asked for and not yet handed over, at most (see :class:`Wire`).
 #: Two chunks of the engine's: about 6 MB of header fields, far more than a
 #: bandwidth-delay product (50 Mbit/s at 150 ms is under 1 MB), and small
@@ -185,6 +205,10 @@ class Command:
         What the log shows instead of ``text`` (a login's secret masked).
     """
 
+    #: the longest line and literal its answer may bring (see :class:`ResponseReader`)
+    line_bound = MAX_LINE
+    literal_bound = MAX_LITERAL
+
     def __init__(self, text: bytes, *, group: object = None, weight: int = 0,
                  shown: bytes | None = None) -> None:
         self.text = text
@@ -229,8 +253,11 @@ class Authenticate(Command):
     """``AUTHENTICATE PLAIN`` with the initial response (RFC 4959, SASL-IR): one round trip.
 
     The answer usually lists the capabilities after login
-    (``OK [CAPABILITY ...]``), which saves asking for them.
+    (``OK [CAPABILITY ...]``), which saves asking for them. No literal
+    belongs in it.
     """
+
+    literal_bound = 0
 
     def __init__(self, login: str, password: str) -> None:
         payload = base64.b64encode(f"\0{login}\0{password}".encode())
@@ -252,6 +279,8 @@ class Authenticate(Command):
 
 class Capability(Command):
     """``CAPABILITY``, for a server that did not say them with its login answer."""
+
+    literal_bound = 0
 
     def __init__(self) -> None:
         super().__init__(b"CAPABILITY")
@@ -353,6 +382,8 @@ class Search(Command):
         text = b"UID SEARCH RETURN (ALL) ALL" if esearch else b"UID SEARCH ALL"
         # A classic answer lists every UID: some 7 bytes each, a header's hundred-odd.
         super().__init__(text, group=group, weight=0 if esearch else count // 100)
+        if not esearch:  # one line listing every UID
+            self.line_bound = MAX_LINE + 12 * count
         self.esearch = esearch
         self._uids: list[int] = []
 
@@ -393,6 +424,8 @@ class Fetch(Command):
         top = b"*" if hi is None else b"%d" % hi
         super().__init__(b"UID FETCH %d:%s %s" % (lo, top, items)
                          + (b" " + modifiers if modifiers else b""), group=group, weight=weight)
+        if headers:
+            self.literal_bound = MAX_HEADER
         self.lo, self.hi, self.headers = lo, hi, headers
         self._got: dict[int, FetchedMessage] = {}
 
@@ -497,9 +530,13 @@ class Wire:
             live = [c for c in self._sent if not c.status]
             current = live[0].group if live else None
             self._candidates = [c for c in live if c.group is None or c.group == current]
+            # What is read next may be any of theirs: the widest of their bounds.
+            self._reader.max_line = max((c.line_bound for c in live), default=MAX_LINE)
+            self._reader.max_literal = max((c.literal_bound for c in live), default=0)
         return self._candidates
 
     def _read(self) -> None:
+        self._answering()  # the bounds of what is asked
         got = self._reader.next_fetch()
         if isinstance(got, FetchedMessage):
             self._route_message(got)
@@ -530,12 +567,12 @@ class Wire:
             return
         tag, _, rest = head.partition(b" ")
         owner = self._by_tag.get(tag)
-        if owner is None:
-            return  # not a tag we sent
+        status, _, said = rest.partition(b" ")
+        if owner is None or status.upper() not in (b"OK", b"NO", b"BAD"):
+            raise ServerMisbehaved(f"a line that is no answer to anything sent: {printable(head)}")
         del self._by_tag[tag]
         self._candidates = None
         self._conn.done(tag)
-        status, _, said = rest.partition(b" ")
         owner.complete(status.decode("ascii", "replace").upper(), _text(said).strip())
         LOG.debug("< %s %s %s", tag.decode(), owner.status, owner.said[:200])
 
