@@ -412,22 +412,34 @@ class _FolderJob:
         assert sel is not None  # noqa: S101 - a round always starts with EXAMINE
         if self.server is None:
             gained = sum(1 for uid in self.fetched if uid < sel.uidnext)
-            if sel.messages == len(self.stored) + gained or self.rounds >= MAX_ROUNDS:
+            if sel.messages == len(self.stored) + gained:
                 return []
-            return self._round([self.session.examine(self.info.name, self),
-                                self.session.search(self, sel.messages)])
+            return self._again([self.session.search(self, sel.messages)])
         on_server = set(self.server)
         gone = self.stored - on_server
         if gone:
             self.result.expunged += self.fstore.expunge(gone, **self._first())
             self.stored -= gone
         missing = sorted(on_server - self.stored - self.fetched)
-        if not missing or self.rounds >= MAX_ROUNDS:
+        if not missing:
             return []
         self.fetched.update(missing)  # asked once: a message expunged meanwhile is not asked again
-        return self._round([self.session.examine(self.info.name, self)] + [
-            self.session.headers(self, lo, hi, hi - lo + 1, _header_fields())
-            for lo, hi in chunk_ranges(missing, self.run.chunk_size)])
+        return self._again([self.session.headers(self, lo, hi, hi - lo + 1, _header_fields())
+                            for lo, hi in chunk_ranges(missing, self.run.chunk_size)])
+
+    def _again(self, commands: list[Command]) -> list[Command]:
+        """Another round (EXAMINE first: another folder is selected by now), if one is left.
+
+        A folder that still needs more after :data:`MAX_ROUNDS` kept changing
+        under the sync: it fails for this run and stays incomplete (what was
+        committed stays), and the next run takes it from there.
+        """
+        if self.rounds >= MAX_ROUNDS:
+            self.error = MailServerError(
+                f"{self.info.name!r} kept changing on the server during the sync; what was "
+                "fetched is stored: run the sync again")
+            return []
+        return self._round([self.session.examine(self.info.name, self), *commands])
 
     # ------------------------------------------------------------------ commits
 
