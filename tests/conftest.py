@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,22 +19,24 @@ from pathlib import Path
 
 import pytest
 
+from mailhat_nb.diagnose import PresetResult, Verdict
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.corpus import corpus_root
 
-#: Lab scenarios built to show codes the doctor does not give yet
-#: (tls_handshake_failed, starttls_failed: issue 10). tests/test_lab.py checks
-#: their wire behaviour; the doctor's and the walkthrough's tests take them in
-#: once it names them.
 #: Lab scenarios for the sync's fallbacks (a server without LIST-STATUS, SASL-IR,
 #: CONDSTORE): the doctor says ok, and an agent has nothing to learn from them,
 #: so the training walkthrough leaves them out (tests/test_sync_pipelined.py).
 SYNC_ONLY = frozenset({"no-list-status", "no-sasl-ir", "no-condstore", "imap4rev1-only"})
-DOCTOR_PENDING = frozenset({"smtp-tls-handshake-fails", "smtp-starttls-fails",
-                            # what no mail server sends (server_misbehaved): the sync's
-                            # bounds are tested (test_sync_hostile.py), the doctor's to come
-                            "hostile-endless-line", "hostile-huge-literal",
+#: Lab scenarios built to show what the doctor does not name yet: a server that
+#: sends what no mail server sends (server_misbehaved, issue 10). The sync's
+#: bounds are tested against them (tests/test_sync_hostile.py), their wire
+#: behaviour in tests/test_lab.py; the doctor's and the walkthrough's tests take
+#: them in once it names them.
+DOCTOR_PENDING = frozenset({"hostile-endless-line", "hostile-huge-literal",
                             "hostile-literal-never-sent", "hostile-garbage"})
+#: A row remedy's generic advice to switch to a kind of setting ("Use SSL/TLS ...").
+SWITCH_ADVICE = re.compile(r"(?i)\buse (the )?(ssl/tls|starttls|an? (encrypted|ssl))")
+
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
@@ -95,3 +98,29 @@ def corpus() -> Path:
         pytest.fail(f"the test corpus is missing at {root} (tests/data/corpus.tar.xz, or "
                     "$MAILHAT_CORPUS)")
     return root
+
+
+def _recommends_no_failed_setting(verdict: Verdict, results: list[PresetResult]) -> None:
+    for r in results:
+        if r.status == "fail":
+            assert r.setting() not in verdict.remedy, (r.setting(), verdict.remedy)
+    for shown in (verdict.incoming, verdict.outgoing):
+        assert shown is None or shown.status != "fail", shown.setting()
+    assert not SWITCH_ADVICE.search(verdict.remedy), verdict.remedy
+
+
+@pytest.fixture(scope="session")
+def switch_advice() -> re.Pattern[str]:
+    """A row remedy's generic advice to switch to a kind of setting ("Use SSL/TLS ...")."""
+    return SWITCH_ADVICE
+
+
+@pytest.fixture(scope="session")
+def recommends_no_failed_setting() -> Callable[[Verdict, list[PresetResult]], None]:
+    """Check that a verdict's remedy, and the settings it names, point at no failed row.
+
+    The remedy is the cause's fix (which names no other setting) plus settings
+    from rows that did not fail; a row's own remedy may say "use SSL/TLS", the
+    verdict's never does.
+    """
+    return _recommends_no_failed_setting

@@ -161,3 +161,21 @@ def test_enron_charts_to_png(corpus: Path) -> None:
             assert path.stat().st_size > 10_000, path
         if person == "delainey-d":  # six Notes placeholder dates (corpus README)
             assert "placeholder dates" in texts(figs["health"])
+
+
+def test_team_chart_cuts_each_contact_by_teammate(mailbox: pd.DataFrame) -> None:
+    other = mailbox.assign(account="mate@example.com", uid=mailbox["uid"] + 10_000)
+    team = pd.concat([mailbox.assign(account=ME), other.iloc[:100]], ignore_index=True)
+    who = ca.team_identity(team)
+    per = ca.contacts_by_account(team, who)
+    people = ca.team_contacts(team, who, by_account=per)
+    fig = charts.team_chart(people, per, n=8)
+    words = texts(fig)
+    assert "Top 8 contacts, by teammate" in words
+    assert "mate@example.com" in words  # the legend names each teammate
+    assert f" · {people['owner'].iloc[0].partition('@')[0]}" in words  # and the owner
+    CHART_DIR.mkdir(parents=True, exist_ok=True)
+    fig.savefig(CHART_DIR / "team.png")
+    alone = charts.team_chart(ca.team_contacts(mailbox, ca.team_identity(mailbox)),
+                              ca.contacts_by_account(mailbox, ca.team_identity(mailbox)))
+    assert "one account" in texts(alone)

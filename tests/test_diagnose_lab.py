@@ -111,6 +111,11 @@ def by_id(report: Report) -> dict[str, str]:
     return {r.preset.id: r.code for r in report.results}
 
 
+def row(report: Report, preset_id: str) -> PresetResult:
+    """The result of preset ``preset_id`` (on the lab's server name)."""
+    return next(r for r in report.results if r.preset.id == preset_id)
+
+
 # ------------------------------------------------------------------ normal
 
 
@@ -233,10 +238,16 @@ def test_report_outputs_have_the_design_shape(lab: Lab, lab_info: LabInfo) -> No
     data = report.to_dict()
     assert set(data) == {"account", "discovery", "results", "verdict"}
     assert data["discovery"] is None  # a server name was given
-    # DESIGN.md's fields, plus the additive "usable_untested"
-    assert set(data["verdict"]) == {"code", "summary", "incoming", "outgoing", "usable_untested"}
+    # DESIGN.md's fields, plus the additive "remedy"
+    assert set(data["verdict"]) == {"code", "summary", "remedy", "incoming", "outgoing",
+                                    "incoming_setting", "outgoing_setting", "usable_untested"}
     assert data["verdict"]["incoming"] == "hostgator-imap-ssl"
-    assert data["verdict"]["usable_untested"] == {"incoming": None, "outgoing": None}
+    assert data["verdict"]["incoming_setting"] == {
+        "preset": "hostgator-imap-ssl", "host": lab_info.server, "port": lab_info.ports["imaps"],
+        "security": "ssl"}
+    assert data["verdict"]["usable_untested"] == {"incoming": None, "outgoing": None,
+                                                  "incoming_setting": None,
+                                                  "outgoing_setting": None}
     for result in data["results"]:
         # DESIGN.md's fields, plus the additive "login_tried"
         assert set(result) == {"preset", "protocol", "host", "port", "security", "status",
@@ -290,6 +301,13 @@ SCENARIO_PRESETS = {
     "firewalled": ("hostgator-imap-ssl", "hostgator-imap-none", "imap-starttls-143"),
     "ip-blocked": ("hostgator-imap-ssl", "hostgator-imap-none", "imap-starttls-143"),
     "closed-port": ("hostgator-imap-ssl",),
+    "tls-broken": ("hostgator-imap-ssl",),
+    "starttls-broken": ("imap-starttls-143",),
+    "self-signed-no-plaintext": ("hostgator-imap-ssl", "imap-starttls-143"),
+    # faults of the sending server: on the SMTP presets
+    "smtp-tls-handshake-fails": ("hostgator-smtp-ssl",),
+    "smtp-starttls-fails": ("smtp-starttls-587", "smtp-starttls-25", "smtp-starttls-26"),
+    "smtp-tls-broken": ("hostgator-smtp-ssl",),
     # Servers without an extension (the sync's fallbacks): nothing to diagnose.
     "no-list-status": ("hostgator-imap-ssl", "imap-starttls-143"),
     "no-sasl-ir": ("hostgator-imap-ssl", "imap-starttls-143"),
@@ -304,7 +322,9 @@ SCENARIO_PRESETS = {
 SCENARIO_EXIT = {
     "normal": 0, "wrong-host-cert": 1, "expired-cert": 1, "self-signed": 1, "pop-only": 1,
     "plaintext-disabled": 0, "plaintext-allowed": 0, "no-greeting": 1, "firewalled": 1,
-    "ip-blocked": 1, "closed-port": 0,
+    "ip-blocked": 1, "closed-port": 0, "tls-broken": 1, "starttls-broken": 1,
+    "self-signed-no-plaintext": 1, "smtp-tls-handshake-fails": 0, "smtp-starttls-fails": 0,
+    "smtp-tls-broken": 0,
     "no-list-status": 0, "no-sasl-ir": 0, "no-condstore": 0, "imap4rev1-only": 0,
 }
 
@@ -488,6 +508,16 @@ def test_plaintext_disabled_sends_no_password(lab: Lab,
     assert plaintext_auth(lines) == []
     assert exim_plain_auth(lab, exim_offset) == []
     assert report.verdict.code == "ok"  # SSL/TLS still works
+    # Clear-text logins allowed: the server still refuses them (LOGINDISABLED, no USER in
+    # CAPA, no AUTH before STARTTLS), so nothing is sent, and Dovecot saw no attempt.
+    offset = log_size(lab)
+    report = run(lab, info, info.presets, allow_plaintext_login=True)
+    for pid in NONE_PRESETS:
+        result = next(r for r in report.results if r.preset.id == pid)
+        assert (result.code, result.login_tried) == ("plaintext_auth_disabled", False), pid
+        assert credential_lines(result) == []
+    lines = log_since(lab, offset, lambda got: len(plaintext_quiet(got)) >= len(NONE_PRESETS))
+    assert plaintext_auth(lines) == []
 
 
 def test_plaintext_allowed_is_a_warning_and_the_opt_in_shows_the_login_working(
@@ -565,6 +595,111 @@ def test_json_incoming_is_never_an_untried_preset(
                                  and results[named]["status"] != "fail"), (direction, named)
     assert verdict["incoming"] is None
     assert verdict["usable_untested"]["incoming"] == "hostgator-imap-none"
+
+
+#: Faults on the server's side: what each IMAP preset gets, in the scenario built for it.
+SERVER_SIDE = {
+    "tls-broken": {"hostgator-imap-ssl": "tls_handshake_failed",
+                   "imap-starttls-143": "starttls_failed",
+                   "hostgator-imap-none": "plaintext_password_exposed"},
+    "starttls-broken": {"hostgator-imap-ssl": "connection_refused",
+                        "imap-starttls-143": "starttls_failed",
+                        "hostgator-imap-none": "plaintext_auth_disabled"},
+    "self-signed-no-plaintext": {"hostgator-imap-ssl": "cert_untrusted",
+                                 "imap-starttls-143": "cert_untrusted",
+                                 "hostgator-imap-none": "plaintext_auth_disabled"},
+}
+
+
+@pytest.mark.parametrize("name", list(SERVER_SIDE))
+def test_a_fault_of_the_servers_is_the_verdict_and_no_failing_setting_is_recommended(
+        name: str, lab: Lab, lab_password: str, scenario: Callable[[str], LabInfo],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        recommends_no_failed_setting: Callable[..., None]) -> None:
+    info = scenario(name)
+    report = run(lab, info, info.presets)
+    assert {pid: by_id(report)[pid] for pid in SERVER_SIDE[name]} == SERVER_SIDE[name]
+    v = report.verdict
+    assert v.code == SCENARIOS[name].expect, report.to_text()
+    recommends_no_failed_setting(v, report.results)
+    # with clear-text logins allowed, the verdict is the same, and no password goes out
+    # unencrypted where the server refuses it
+    allowed = run(lab, info, info.presets, allow_plaintext_login=True)
+    assert allowed.verdict.code == v.code
+    recommends_no_failed_setting(allowed.verdict, allowed.results)
+    for r in allowed.results:
+        if r.code == "plaintext_auth_disabled":
+            assert not r.login_tried
+            assert credential_lines(r) == [], r.preset.id
+    # the CLI (text and JSON) says what the API found, exit 1
+    status, data = cli(info, lab_password, monkeypatch, capsys)
+    assert status == SCENARIO_EXIT[name] == 1
+    verdict = data["verdict"]
+    assert isinstance(verdict, dict)
+    assert (verdict["code"], verdict["remedy"]) == (v.code, v.remedy)
+    assert main(["diagnose", "--email", info.email("alice"), "--server", info.server,
+                 "--presets", info.presets, "--ca-file", info.ca_file, "--timeout", str(FAST),
+                 "--password-env", "MAILHAT_TEST_DIAG_PW"]) == 1
+    text = capsys.readouterr().out
+    assert f"Verdict [{v.code}]" in text
+    assert f"Remedy: {v.remedy}" in text
+
+
+def test_a_server_whose_starttls_fails_on_its_side_keeps_its_words(
+        lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
+    report = run(lab, (info := scenario("tls-broken")), info.presets)
+    starttls, implicit = row(report, "imap-starttls-143"), row(report, "hostgator-imap-ssl")
+    assert (starttls.code, starttls.title) == ("starttls_failed", "STARTTLS failed on the server")
+    assert "TLS initialization failed" in starttls.detail  # Dovecot's own words
+    assert "report it to the host" in starttls.remedy
+    assert implicit.code == "tls_handshake_failed"
+    assert "hung up in the middle of the TLS handshake" in implicit.detail
+    v = report.verdict
+    assert v.summary.startswith("The encrypted settings fail: server's TLS is broken")
+    assert "TLS initialization failed" in v.summary  # the second fault, in its words
+    assert v.remedy.startswith("The server's TLS is broken: report it to the host")
+    assert ("Until that is fixed only an unencrypted setting is usable: IMAP option 2"
+            in v.remedy)
+    assert v.incoming_untested is not None
+    assert not report.incoming_ok
+
+
+def test_the_outgoing_line_blames_the_servers_tls_not_the_refused_clear_text(
+        lab: Lab, scenario: Callable[[str], LabInfo],
+        recommends_no_failed_setting: Callable[..., None]) -> None:
+    # 465 cuts the handshake off, 587/25/26 answer STARTTLS with 454, and 25/26 without
+    # encryption offer no AUTH (no password sent): the cause is the server's TLS.
+    report = run(lab, (info := scenario("smtp-tls-broken")), info.presets)
+    assert row(report, "hostgator-smtp-ssl").code == "tls_handshake_failed"
+    submission = row(report, "smtp-starttls-587")
+    assert (submission.code, submission.title) == ("starttls_failed",
+                                                   "STARTTLS failed on the server")
+    assert "offered, but unavailable now" in submission.detail
+    assert "454" in submission.detail
+    assert row(report, "hostgator-smtp-none-25").code == "plaintext_auth_disabled"
+    v = report.verdict
+    assert v.code == "ok"  # IMAP works
+    assert v.outgoing is None
+    out = v.summary.split("No outgoing (SMTP) setting works: ")[1]
+    assert out.startswith("server's TLS is broken (SMTP option 1")
+    assert "report it to the host" in out
+    assert "without encryption refused" not in v.summary
+    recommends_no_failed_setting(v, report.results)
+
+
+def test_an_untrusted_certificate_on_a_server_refusing_clear_text_is_about_the_certificate(
+        lab: Lab, scenario: Callable[[str], LabInfo]) -> None:
+    # The unencrypted preset is refused (no password sent): no evidence against the
+    # encrypted ones, which fail on the certificate. The remedy is about the certificate.
+    info = scenario("self-signed-no-plaintext")
+    report = run(lab, info, info.presets)
+    v = report.verdict
+    assert v.code == "cert_untrusted"
+    assert "which no trusted authority vouches for" in v.summary
+    assert "certificate" in v.remedy
+    assert "server name" in v.remedy
+    assert "right to refuse" not in v.remedy
+    assert "without encryption refused" not in v.summary
 
 
 # ------------------------------------------------------------------ credentials

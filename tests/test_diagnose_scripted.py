@@ -353,6 +353,41 @@ def test_smtp_unencrypted_preset_decides_from_ehlo(
     assert sent_credentials(server) == []
 
 
+def _smtp_ehlo(ehlo: bytes) -> Responder:
+    def respond(line: str) -> bytes | None:
+        if line.upper().startswith("EHLO"):
+            return ehlo
+        return b"221 bye\r\n" if line.upper() == "QUIT" else b"530 no\r\n"
+    return respond
+
+
+@pytest.mark.parametrize(("protocol", "greeting", "responder"), [
+    # IMAP: LOGINDISABLED, and no mechanism that carries a password before TLS
+    ("imap", b"* OK ready\r\n", imap_responder("IMAP4rev1 STARTTLS LOGINDISABLED",
+                                                lambda line: b"TAG OK in\r\n")),
+    ("imap", b"* OK ready\r\n", imap_responder("IMAP4rev1 LOGINDISABLED AUTH=LOGIN",
+                                                lambda line: b"TAG OK in\r\n")),
+    # POP3: CAPA without USER (with or without STLS), or USER refused in clear text
+    ("pop3", b"+OK ready\r\n", pop3_responder(b"TOP\r\nSTLS\r\nSASL\r\n")),
+    ("pop3", b"+OK ready\r\n", pop3_responder(b"TOP\r\nUIDL\r\n")),
+    ("pop3", b"+OK ready\r\n", pop3_responder(b"USER\r\n", DISALLOWED)),
+    ("pop3", b"+OK ready\r\n", pop3_responder(None, DISALLOWED)),
+    # SMTP: no AUTH (or a bare one) before STARTTLS
+    ("smtp", b"220 fake ESMTP\r\n", _smtp_ehlo(b"250-fake\r\n250 STARTTLS\r\n")),
+    ("smtp", b"220 fake ESMTP\r\n", _smtp_ehlo(b"250-fake\r\n250-AUTH\r\n250 STARTTLS\r\n")),
+])
+def test_no_password_where_the_server_refuses_it_even_when_clear_text_is_allowed(
+        protocol: str, greeting: bytes, responder: Responder,
+        serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
+    server = serve(greeting, responder)
+    (result,) = probe_one(server.port, protocol, "none", tmp_path, password="never-sent-2",
+                          allow_plaintext_login=True).results
+    assert result.code == "plaintext_auth_disabled", result.detail
+    assert sent_credentials(server) == []
+    assert not any("never-sent-2" in line for line in server.received)
+    assert not result.login_tried
+
+
 def test_send_test_is_skipped_rather_than_log_in_unencrypted(
         serve: Callable[..., ScriptedServer], tmp_path: Path) -> None:
     server = serve(b"220 fake ESMTP\r\n", smtp_responder())

@@ -6,28 +6,51 @@ with exactly the mix of results that used to fool it.
 
 from __future__ import annotations
 
+import itertools
+import random
+import re
+from collections.abc import Callable
+
 import mistune
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailhat_nb.commands.diagnose import exit_code
-from mailhat_nb.diagnose import Account, Preset, PresetResult, Report, Step, Target
-from mailhat_nb.diagnose.probe import planned_steps
+from mailhat_nb.diagnose import Account, Preset, PresetResult, Report, Step, Target, codes
+from mailhat_nb.diagnose.classify import classify_error, starttls_refused
+from mailhat_nb.diagnose.probe import CERT_CODES, planned_steps
 from mailhat_nb.diagnose.transcript import Line
-from mailhat_nb.diagnose.verdict import decide
+from mailhat_nb.diagnose.verdict import Verdict, decide
+from mailhat_nb.diagnose.wire import CLOSED, NotTLS, ReadTimeout, TLSHandshakeError
+
+#: The check of the ``recommends_no_failed_setting`` fixture.
+Check = Callable[[Verdict, list[PresetResult]], None]
 
 #: The step a code fails at (None: every step passes; warn codes warn at auth).
 FAILS_AT = {"ok": None, "plaintext_password_exposed": None, "dns_not_found": "dns",
-            "connection_refused": "tcp", "connect_timeout": "tcp", "auth_failed": "auth",
-            "cert_hostname_mismatch": "tls", "no_greeting": "greeting"}
+            "dns_failure": "dns", "connection_refused": "tcp", "connect_timeout": "tcp",
+            "auth_failed": "auth", "password_not_ascii": "auth",
+            "plaintext_auth_disabled": "auth", "smtp_auth_unavailable": "auth",
+            "mailbox_unavailable": "mailbox", "cert_hostname_mismatch": "tls",
+            "cert_untrusted": "tls", "cert_expired": "tls", "tls_handshake_failed": "tls",
+            "starttls_failed": "tls", "starttls_unavailable": "tls", "plain_on_tls_port": "tls",
+            "no_greeting": "greeting", "tls_on_plain_port": "greeting",
+            "wrong_protocol": "greeting", "server_disconnected": "capabilities",
+            "server_misbehaved": "capabilities", "unknown": "capabilities"}
+#: Codes whose row sent the password (unless said otherwise).
+LOGGED_IN = ("ok", "auth_failed", "password_not_ascii", "mailbox_unavailable")
 
 
 def result(protocol: str, port: int, security: str, code: str, host: str = "gator1.example.net",
-           login_tried: bool | None = None, detail: str = "") -> PresetResult:
+           login_tried: bool | None = None, detail: str = "", alternate: bool = False,
+           certificate: dict[str, object] | None = None) -> PresetResult:
     """A result as the probe would leave it: steps up to the failing one, the rest skipped."""
-    preset = Preset(id=f"{protocol}-{port}-{security}", label=f"{protocol.upper()} {port}",
+    preset = Preset(id=f"{protocol}-{port}-{security}",
+                    label=f"{protocol.upper()} {port}",
                     protocol=protocol, host="{server}", port=port, security=security)
     if login_tried is None:
-        login_tried = code in ("ok", "auth_failed")
+        login_tried = code in LOGGED_IN
     steps, failed = [], False
     for name in planned_steps(protocol, security):
         if failed:
@@ -41,7 +64,8 @@ def result(protocol: str, port: int, security: str, code: str, host: str = "gato
             steps.append(Step(name, "skip"))
         else:
             steps.append(Step(name, "ok"))
-    return PresetResult(Target(preset, host), code=code, steps=steps, login_tried=login_tried)
+    return PresetResult(Target(preset, host, alternate), code=code, steps=steps,
+                        login_tried=login_tried, certificate=certificate)
 
 
 def report_of(results: list[PresetResult]) -> Report:
@@ -115,7 +139,13 @@ def test_an_untested_unencrypted_preset_is_recommended_with_its_warning_not_as_w
     data = v.to_dict()
     assert data["incoming"] is None
     assert data["outgoing"] == "smtp-465-ssl"
-    assert data["usable_untested"] == {"incoming": "imap-143-none", "outgoing": None}
+    assert data["usable_untested"] == {
+        "incoming": "imap-143-none", "outgoing": None, "outgoing_setting": None,
+        "incoming_setting": {"preset": "imap-143-none", "host": "gator1.example.net",
+                             "port": 143, "security": "none"}}
+    assert data["incoming_setting"] is None
+    assert data["outgoing_setting"] == {"preset": "smtp-465-ssl", "host": "gator1.example.net",
+                                        "port": 465, "security": "ssl"}
     md = report.to_markdown()
     assert "**Incoming (IMAP):**" not in md
     assert "usable now but untested (unencrypted, login not tried):** IMAP 143" in md
@@ -136,7 +166,9 @@ def test_the_same_preset_with_a_login_that_worked_counts() -> None:
     report = report_of(results)
     assert report.verdict.incoming is results[1]
     assert report.verdict.to_dict()["incoming"] == "imap-143-none"  # it worked: named
-    assert report.verdict.to_dict()["usable_untested"] == {"incoming": None, "outgoing": None}
+    assert report.verdict.to_dict()["usable_untested"]["incoming"] is None
+    assert report.verdict.to_dict()["incoming_setting"] == {
+        "preset": "imap-143-none", "host": "gator1.example.net", "port": 143, "security": "none"}
     assert "only an unencrypted setting works" in report.verdict.summary
     assert results[1].title == "Works, but unencrypted"
     assert report.incoming_ok
@@ -151,8 +183,9 @@ def test_only_untested_clear_text_left_gives_the_exposure_warning() -> None:
     assert v.code == "plaintext_password_exposed"
     assert v.to_dict()["incoming"] is None
     assert v.to_dict()["outgoing"] is None
-    assert v.to_dict()["usable_untested"] == {"incoming": "imap-143-none",
-                                              "outgoing": "smtp-25-none"}
+    untested = v.to_dict()["usable_untested"]
+    assert (untested["incoming"], untested["outgoing"]) == ("imap-143-none", "smtp-25-none")
+    assert untested["outgoing_setting"]["port"] == 25
     assert v.summary.startswith("Incoming: the only usable setting is IMAP 143")
     assert "the doctor did not send it" in v.summary
 
@@ -290,3 +323,222 @@ def test_code_spans_hold_any_text(text: str) -> None:
     html = _rendered(f"before {_code(text)} after")
     assert html.count("<code>") == 1
     assert "after" in html.split("</code>")[1]
+
+
+# ------------------------------------------------------------------ causes ranked by evidence
+
+SELF_SIGNED = {"names": ["gator1.example.net"], "issuer": "gator1.example.net",
+               "self_signed": True, "not_after": "2030-01-01T00:00:00"}
+MISMATCHED = {"names": ["gator4321.hostgator.com", "*.hostgator.com"], "issuer": "Lab CA",
+              "recommended_host": "gator4321.hostgator.com", "not_after": "2030-01-01T00:00:00"}
+def test_untrusted_certificate_on_a_server_refusing_clear_text_is_about_the_certificate(
+        recommends_no_failed_setting: Check) -> None:
+    # issue 10, defect 1: the unencrypted row sent no password; it is no evidence
+    # against the encrypted ones, which all fail on the certificate.
+    # (in the HostGator presets' order: the unencrypted options before the STARTTLS ones)
+    results = [result("imap", 993, "ssl", "cert_untrusted", certificate=SELF_SIGNED),
+               result("imap", 143, "none", "plaintext_auth_disabled"),
+               result("smtp", 465, "ssl", "cert_untrusted", certificate=SELF_SIGNED),
+               result("smtp", 25, "none", "plaintext_auth_disabled"),
+               result("imap", 143, "starttls", "cert_untrusted", certificate=SELF_SIGNED)]
+    v = decide(results)
+    assert v.code == "cert_untrusted"
+    assert "certificate" in v.summary
+    assert "issued by gator1.example.net, which no trusted authority vouches for" in v.summary
+    assert "trusted" in v.remedy
+    assert "server name" in v.remedy
+    assert "server is right to refuse" not in v.remedy
+    assert v.incoming is None
+    recommends_no_failed_setting(v, results)
+    # the outgoing line blames the certificate too, not the refused clear text
+    out = v.summary.split("No outgoing (SMTP) setting works: ")[1]
+    assert out.startswith("untrusted certificate (SMTP 465")
+    assert "without encryption refused" not in v.summary
+
+
+def test_mismatched_certificate_on_a_server_refusing_clear_text_names_the_name_to_use(
+        recommends_no_failed_setting: Check) -> None:
+    results = [result("imap", 143, "none", "plaintext_auth_disabled"),
+               result("imap", 993, "ssl", "cert_hostname_mismatch", certificate=MISMATCHED),
+               result("imap", 143, "starttls", "cert_hostname_mismatch", certificate=MISMATCHED)]
+    v = decide(results)
+    assert v.code == "cert_hostname_mismatch"
+    assert "Enter server gator4321.hostgator.com with IMAP 993 (SSL/TLS) instead" in v.summary
+    assert "e.g. gator4321.hostgator.com" in v.remedy
+    recommends_no_failed_setting(v, results)
+
+
+def test_outgoing_line_blames_the_servers_tls_not_the_refused_clear_text(
+        recommends_no_failed_setting: Check) -> None:
+    # issue 10, defect 2: 465 breaks off the handshake, 587 answers STARTTLS with 454,
+    # 25/26 (no AUTH before STARTTLS) refuse passwords in clear.
+    results = [result("imap", 993, "ssl", "ok"),
+               result("smtp", 465, "ssl", "tls_handshake_failed",
+                      detail="the server hung up in the middle of the TLS handshake"),
+               result("smtp", 25, "none", "plaintext_auth_disabled"),
+               result("smtp", 26, "none", "plaintext_auth_disabled"),
+               result("smtp", 587, "starttls", "starttls_failed",
+                      detail="STARTTLS is offered, but unavailable now: the server answered "
+                             "'454 TLS currently unavailable'")]
+    v = decide(results)
+    assert v.code == "ok"
+    out = v.summary.split("No outgoing (SMTP) setting works: ")[1]
+    assert out.startswith("server's TLS is broken (SMTP 465: gator1.example.net, port 465")
+    assert "report it to the host" in out
+    assert "without encryption refused" not in v.summary
+    assert results[4].title == "STARTTLS failed on the server"
+    recommends_no_failed_setting(v, results)
+
+
+def test_a_454_reply_reads_as_offered_but_unavailable_now() -> None:
+    refused = starttls_refused("454 4.7.0 TLS currently unavailable", temporary=True)
+    assert refused.code == "starttls_failed"
+    assert "offered, but unavailable now" in refused.detail
+    assert "454 4.7.0 TLS currently unavailable" in refused.detail
+    assert codes.get(refused.code).title != codes.get("starttls_unavailable").title
+
+
+@pytest.mark.parametrize(("exc", "security", "code"), [
+    # issue 10, defect 3: Dovecot with a key it cannot use says OK, then "* BYE ... TLS
+    # initialization failed." in plain text, and hangs up: the server's STARTTLS failed.
+    (TLSHandshakeError("closed", None, CLOSED, b"* BYE [UNAVAILABLE] TLS initialization failed."),
+     "starttls", "starttls_failed"),
+    (NotTLS(b"* BYE [UNAVAILABLE] TLS initialization failed.\r\n"), "starttls",
+     "starttls_failed"),
+    (NotTLS(b"M003 NO STARTTLS failed: Permission denied\r\n"), "starttls", "starttls_failed"),
+    (TLSHandshakeError("closed", None, CLOSED), "starttls", "tls_handshake_failed"),
+    # implicit TLS: the server aborts or alerts during the handshake
+    (TLSHandshakeError("closed", None, CLOSED), "ssl", "tls_handshake_failed"),
+    (TLSHandshakeError("x", None, "TLSV1_ALERT_INTERNAL_ERROR"), "ssl", "tls_handshake_failed"),
+    (TLSHandshakeError("x", None, "SSLV3_ALERT_HANDSHAKE_FAILURE"), "ssl",
+     "tls_handshake_failed"),
+    (NotTLS(b"* BYE TLS initialization failed.\r\n"), "ssl", "tls_handshake_failed"),
+    # a plain port greets: that is plain text on a TLS port, not a TLS fault
+    (NotTLS(b"* OK [CAPABILITY IMAP4rev1] ready\r\n"), "ssl", "plain_on_tls_port"),
+    (NotTLS(b"220 mx.example.net ESMTP\r\n"), "ssl", "plain_on_tls_port"),
+    (TLSHandshakeError("x", None, "WRONG_VERSION_NUMBER"), "ssl", "plain_on_tls_port"),
+    (TLSHandshakeError("x", 18, "CERTIFICATE_VERIFY_FAILED"), "starttls", "cert_untrusted"),
+    # silence after an accepted STARTTLS is the server's failure, not a port that never greets
+    (ReadTimeout("t"), "starttls", "starttls_failed"),
+    (ReadTimeout("t"), "ssl", "no_greeting"),
+])
+def test_tls_failures_are_classified_from_what_the_server_said_and_did(
+        exc: Exception, security: str, code: str) -> None:
+    got, detail = classify_error(exc, "handshake", security)
+    assert got == code, detail
+    said = getattr(exc, "said", b"")
+    if said and code in ("starttls_failed", "tls_handshake_failed"):
+        assert said.decode().strip() in detail  # the server's own words are kept
+
+
+def test_server_side_faults_point_at_the_host(
+        recommends_no_failed_setting: Check) -> None:
+    for name in ("tls_handshake_failed", "starttls_failed", "server_misbehaved"):
+        code = codes.get(name)
+        assert code.host_side
+        assert "report it to the host" in code.remedy + code.verdict_fix
+    results = [result("imap", 993, "ssl", "tls_handshake_failed"),
+               result("imap", 143, "starttls", "starttls_failed"),
+               result("imap", 143, "none", "plaintext_auth_disabled")]
+    v = decide(results)
+    assert v.code == "tls_handshake_failed"
+    assert v.remedy.startswith("The server's TLS is broken: report it to the host")
+    assert "Until then no IMAP setting tested works." in v.remedy
+    recommends_no_failed_setting(v, results)
+
+
+def test_a_broken_tls_with_clear_text_left_makes_the_fault_the_verdict_and_clear_text_a_stopgap(
+        recommends_no_failed_setting: Check) -> None:
+    results = [result("imap", 993, "ssl", "tls_handshake_failed"),
+               result("imap", 143, "starttls", "starttls_failed"),
+               result("imap", 143, "none", "plaintext_password_exposed")]
+    v = decide(results)
+    assert v.code == "tls_handshake_failed"
+    assert v.incoming_untested is results[2]
+    assert "Until that is fixed only an unencrypted setting is usable: IMAP 143" in v.remedy
+    recommends_no_failed_setting(v, results)
+
+
+def test_a_closed_encrypted_port_is_no_fault_the_clear_text_warning_stays_the_verdict() -> None:
+    results = [result("imap", 993, "ssl", "connection_refused"),
+               result("imap", 143, "starttls", "starttls_unavailable"),
+               result("imap", 143, "none", "plaintext_password_exposed")]
+    assert decide(results).code == "plaintext_password_exposed"
+
+
+def test_fixes_name_no_setting_to_switch_to(switch_advice: re.Pattern[str]) -> None:
+    # The verdict's remedy is a fix plus settings from rows that did not fail, so a
+    # fix itself must not send the agent to a kind of setting (it may have failed).
+    for code in codes.CODES.values():
+        assert not switch_advice.search(code.verdict_fix), code.code
+        assert not re.search(r"\b(993|995|465|587|143|110)\b", code.verdict_fix), code.code
+
+
+# ------------------------------------------------------------------ the order property
+
+HOSTS = (("gator1.example.net", False), ("mail.example.com", True))
+#: (protocol, port, security) of the presets a sweep may hold.
+SLOTS = (("imap", 993, "ssl"), ("imap", 143, "starttls"), ("imap", 143, "none"),
+         ("pop3", 995, "ssl"), ("pop3", 110, "none"),
+         ("smtp", 465, "ssl"), ("smtp", 587, "starttls"), ("smtp", 25, "none"))
+ANY_LAYER = ("dns_not_found", "connection_refused", "connect_timeout", "no_greeting",
+             "server_disconnected", "server_misbehaved", "wrong_protocol", "unknown")
+TLS_CODES = ("cert_hostname_mismatch", "cert_untrusted", "cert_expired", "tls_handshake_failed")
+BY_SECURITY = {
+    "ssl": ("ok", "auth_failed", "mailbox_unavailable", "plain_on_tls_port", *TLS_CODES),
+    "starttls": ("ok", "auth_failed", "mailbox_unavailable", "starttls_failed",
+                 "starttls_unavailable", *TLS_CODES),
+    "none": ("plaintext_password_exposed", "plaintext_auth_disabled", "tls_on_plain_port",
+             "auth_failed"),
+}
+#: One preset's outcome: slot, host, code, login tried, certificate, reused rejection.
+Outcome = tuple[tuple[str, int, str], tuple[str, bool], str, bool, int, bool]
+
+
+@st.composite
+def outcomes(draw: st.DrawFn) -> list[Outcome]:
+    chosen = draw(st.lists(st.sampled_from([(s, h) for s in SLOTS for h in HOSTS]),
+                           min_size=1, max_size=10, unique=True))
+    out: list[Outcome] = []
+    for slot, host in chosen:
+        protocol, _, security = slot
+        pool = [c for c in (*ANY_LAYER, *BY_SECURITY[security])
+                if not (protocol == "smtp" and c == "mailbox_unavailable")]
+        if protocol == "smtp" and security == "none":
+            pool.append("smtp_auth_unavailable")
+        code = draw(st.sampled_from(pool))
+        tried = draw(st.booleans()) if code == "plaintext_password_exposed" else code in LOGGED_IN
+        reused = code == "auth_failed" and draw(st.booleans())
+        out.append((slot, host, code, tried and not reused, draw(st.integers(0, 2)), reused))
+    return out
+
+
+def build(outcome: Outcome) -> PresetResult:
+    (protocol, port, security), (host, alternate), code, tried, cert, reused = outcome
+    certificate = (SELF_SIGNED, MISMATCHED, None)[cert] if code in CERT_CODES else None
+    r = result(protocol, port, security, code, host=host, alternate=alternate,
+               login_tried=tried, certificate=certificate)
+    if reused:
+        r = _not_tried(protocol, port, security, "another preset")
+        r.target = Target(r.preset, host, alternate)
+    return r
+
+
+def seen(v: Verdict) -> dict[str, object]:
+    """Everything a reader of the verdict sees."""
+    return {"json": v.to_dict(), "explanation": v.explanation, "remedy": v.remedy}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(found=outcomes(), rnd=st.randoms(use_true_random=False))
+def test_the_verdict_is_the_same_for_every_order_of_the_presets(
+        found: list[Outcome], rnd: random.Random, recommends_no_failed_setting: Check) -> None:
+    first = decide([build(o) for o in found])
+    orders = [list(p) for p in itertools.permutations(found)] if len(found) <= 4 else [
+        rnd.sample(found, len(found)) for _ in range(12)]
+    for order in orders:
+        results = [build(o) for o in order]
+        v = decide(results)
+        assert seen(v) == seen(first), order
+        recommends_no_failed_setting(v, results)
+        assert seen(decide(results)) == seen(v)  # and again on the same results

@@ -26,7 +26,7 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
+from mailhat_nb.lab import SCENARIOS, Lab, LabInfo, check
 from mailhat_nb.lab.mailboxes import DEMO_PERSON, enron_files, lab_folder_for, read_passwords
 from mailhat_nb.lab.scenarios import INSECURE_HOST, STANDS_FOR
 
@@ -375,6 +375,66 @@ def test_closed_port_refuses(scenario, lab_password: str) -> None:  # type: igno
         client.login("alice@localhost", lab_password)
 
 
+def _starttls_reply(host: str, port: int) -> list[bytes]:
+    """A plain IMAP port's answer to STARTTLS, up to the hang-up (or three lines)."""
+    with socket.create_connection((host, port), timeout=5) as raw:
+        reader = raw.makefile("rb")
+        assert b"STARTTLS" in reader.readline()
+        raw.sendall(b"a STARTTLS\r\n")
+        return [line for line in (reader.readline() for _ in range(3)) if line]
+
+
+def test_broken_key_breaks_imap_and_pop3_tls_on_the_servers_side(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("tls-broken")
+    for service in ("imaps", "pop3s"):
+        with socket.create_connection(("localhost", info.ports[service]), timeout=5) as raw, \
+                pytest.raises((ssl.SSLError, ConnectionError)):
+            _ctx(info).wrap_socket(raw, server_hostname="localhost")
+    # offered, accepted, then the server's words in plain text, and it hangs up
+    reply = _starttls_reply("localhost", info.ports["imap"])
+    assert reply[0].startswith(b"a OK")
+    assert reply[1] == b"* BYE [UNAVAILABLE] TLS initialization failed.\r\n"
+    pop3 = check.knock("pop3", "pop3", "localhost", info.ports["pop3"], False, starttls=True)
+    assert pop3.behaviour == "starttls_fails"
+    # SMTP is not Dovecot's IMAP or POP3: it keeps working
+    with smtplib.SMTP_SSL("localhost", info.ports["submissions"], context=_ctx(info),
+                          timeout=5) as smtp:
+        assert smtp.ehlo()[0] == 250
+
+
+def test_starttls_broken_closes_993_and_refuses_clear_text(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("starttls-broken")
+    assert info.server == INSECURE_HOST
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((INSECURE_HOST, info.ports["imaps"]), timeout=2)
+    plain = imaplib.IMAP4(INSECURE_HOST, info.ports["imap"], timeout=5)
+    assert "LOGINDISABLED" in plain.capabilities
+    plain.shutdown()
+    assert _starttls_reply(INSECURE_HOST, info.ports["imap"])[1].startswith(b"* BYE")
+
+
+def test_smtp_tls_broken_everywhere(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("smtp-tls-broken")
+    knocked = {name: check.knock(name, "smtp", "localhost", info.ports[name], name == "submissions",
+                                 starttls=name != "submissions")
+               for name in ("submissions", "submission", "smtp", "smtp_alt")}
+    assert knocked.pop("submissions").behaviour == "tls_fails"
+    for name, seen in knocked.items():
+        assert seen.behaviour == "starttls_fails", name
+        assert seen.detail.startswith("454"), seen.detail
+
+
+def test_self_signed_with_clear_text_refused(scenario) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("self-signed-no-plaintext")
+    with socket.create_connection((INSECURE_HOST, info.ports["imaps"]), timeout=5) as raw, \
+            pytest.raises(ssl.SSLCertVerificationError) as caught:
+        _ctx(info).wrap_socket(raw, server_hostname=INSECURE_HOST)
+    assert caught.value.verify_code == 18  # DEPTH_ZERO_SELF_SIGNED_CERT
+    plain = imaplib.IMAP4(INSECURE_HOST, info.ports["imap"], timeout=5)
+    assert "LOGINDISABLED" in plain.capabilities
+    plain.shutdown()
+
+
 def test_smtp_tls_handshake_fails_on_465_and_starttls_still_works(  # type: ignore[no-untyped-def]
         scenario, lab_password: str) -> None:
     info = scenario("smtp-tls-handshake-fails")
@@ -454,7 +514,9 @@ def test_a_hostile_server_greets_then_misbehaves(  # type: ignore[no-untyped-def
 def test_every_scenario_is_covered_here() -> None:
     covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
                "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
-               "ip-blocked", "closed-port", "smtp-tls-handshake-fails", "smtp-starttls-fails"}
+               "ip-blocked", "closed-port", "tls-broken", "starttls-broken",
+               "self-signed-no-plaintext", "smtp-tls-handshake-fails", "smtp-starttls-fails",
+               "smtp-tls-broken"}
     covered |= set(_TAKEN_AWAY) | {"hostile-endless-line", "hostile-huge-literal",
                                    "hostile-literal-never-sent", "hostile-garbage"}
     assert set(SCENARIOS) == covered

@@ -64,7 +64,8 @@ folders = ["INBOX"]
     def clean(raw: str, port: int | None) -> tuple[str, int | None]:
         return _server(raw, port)[:2]
 
-    a, b = load_accounts(path, timeout=3.0, server=clean)
+    a, b = load_accounts(path, timeout=3.0, dns_server="127.0.0.1:5353", server=clean)
+    assert {a.settings.dns_server, b.settings.dns_server} == {"127.0.0.1:5353"}
     assert (a.settings.account, a.settings.host, a.settings.port) == (
         "alice@example.com", "mail.example.com", 993)
     assert a.settings.ca_file == str(tmp_path / "ca.pem")  # relative to the file

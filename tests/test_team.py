@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_contacts_enron import oracle_counts, oracle_records, oracle_self, oracle_unique
 
 from mailhat_nb import cli
 from mailhat_nb import contacts as ca
@@ -358,3 +362,58 @@ def test_empty_and_teamless_frames() -> None:
     assert people["owner"].tolist() == ["a@t.x"]
     assert ca.team_contacts(frame.iloc[:0], who).empty
     assert np.array_equal(ca.team_messages(frame)["copies"], [1])
+
+
+# --------------------------------------------------------------------------- Enron, four accounts
+
+
+ENRON = ["badeer-r", "cuilla-m", "dean-c", "delainey-d"]
+
+
+@pytest.fixture(scope="module")
+def enron_team(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four Enron mailboxes imported side by side: one store, four accounts."""
+    store = tmp_path_factory.mktemp("enron-team")
+    for person in ENRON:
+        assert cli.main(["import", "--maildir", str(corpus / "enron" / person),
+                         "--store", str(store)]) == 0
+    return store
+
+
+def test_enron_as_four_accounts_matches_the_plain_count(enron_team: Path, corpus: Path) -> None:
+    records = {p: oracle_records(corpus / "enron" / p) for p in ENRON}
+    own = {p: oracle_self(records[p]) for p in ENRON}
+    team = set().union(*own.values())
+    every = tuple(r for p in ENRON for r in records[p])
+    frame = read_messages(enron_team)
+    who = ca.team_identity(frame)
+    assert {p: set(who.loc[who["account"] == p, "address"]) for p in ENRON} == own
+    msgs = ca.team_messages(frame)
+    assert len(msgs) == len(oracle_unique(every))  # copies across mailboxes merged
+    assert len(msgs) < sum(len(oracle_unique(records[p])) for p in ENRON)
+    per = ca.contacts_by_account(msgs, who)
+    people = ca.team_contacts(msgs, who, by_account=per)
+    got = {c: (s, r) for c, s, r in zip(people["contact"], people["sent"], people["received"],
+                                        strict=True)}
+    assert got == oracle_counts(every, team)
+    assert ca.internal_mail(msgs, who).empty  # these four never wrote to each other
+
+    # Consistent with each account's own view: a contact's messages with one
+    # account are what that account's single view counts (no two of these
+    # mailboxes share an address), and the team counts each message once.
+    for person in ENRON:
+        alone = ca.contacts(frame[frame["account"] == person], who[who["account"] == person])
+        mine = per[per["account"] == person]
+        assert dict(zip(mine["contact"], zip(mine["sent"], mine["received"], strict=True),
+                        strict=True)) == {
+            c: (s, r) for c, s, r in zip(alone["contact"], alone["sent"], alone["received"],
+                                         strict=True)}
+    sums = per.groupby("contact")[["sent", "received", "total"]].sum()
+    table = people.set_index("contact")
+    assert (table["sent"] <= sums.loc[table.index, "sent"]).all()
+    assert (table["received"] <= sums.loc[table.index, "received"]).all()
+    assert (sums["total"] > table.loc[sums.index, "total"]).sum() > 0  # shared messages exist
+    best = per.sort_values(["contact", "total", "sent", "account"],
+                           ascending=[True, False, False, True]).drop_duplicates("contact")
+    assert dict(zip(best["contact"], best["account"], strict=True)) == dict(
+        zip(people["contact"], people["owner"], strict=True))

@@ -530,3 +530,58 @@ def test_a_password_pasted_as_password_env_is_refused_unseen() -> None:
         notebook.find_password("alice@localhost", "", "Hunter2 s3cret!", None)
     assert "Hunter2" not in str(caught.value)
     assert "NAME of an environment variable" in str(caught.value)
+
+
+def _team_frame() -> pd.DataFrame:
+    """Two accounts: ann writes to both, each writes to ann, alice writes to bob."""
+    def row(account: str, uid: int, folder: str, sender: str, to: list[str],
+            mid: str) -> dict[str, Any]:
+        return {"account": account, "folder": folder, "uidvalidity": 1, "uid": uid,
+                "message_id": mid, "from_addr": sender, "from_name": "", "to_addrs": to,
+                "subject": mid, "date_source": "header",
+                "folder_role": "sent" if folder == "Sent" else "inbox",
+                "date": dt.datetime(2024, 1, uid, 9, tzinfo=dt.UTC)}
+    a, b, ann = "alice@team.example", "bob@team.example", "ann@acme.example"
+    return messages_frame([
+        row(a, 1, "INBOX", ann, [a, b], "m1"), row(b, 1, "INBOX", ann, [a, b], "m1"),
+        row(a, 2, "Sent", a, [ann], "m2"), row(b, 3, "Sent", b, [ann], "m3"),
+        row(a, 4, "Sent", a, [b], "m4"), row(b, 4, "INBOX", a, [b], "m4")])
+
+
+def test_correspondence_team_view_and_the_account_chooser(tmp_path: Path) -> None:
+    panel = CorrespondencePanel(store=tmp_path, messages=_team_frame(),
+                                export_dir=tmp_path / "exports")
+    assert panel.error == ""
+    assert panel.team
+    assert [v for _, v in panel.view.options] == ["", "alice@team.example", "bob@team.example"]
+    ann = panel.people.set_index("contact").loc["ann@acme.example"]
+    assert (ann["sent"], ann["received"], ann["owner"]) == (2, 1, "alice@team.example")
+    assert list(panel.tabs.titles)[-1] == "By teammate"
+    assert panel.charts.static_html().count("data:image/png;base64,") == 5
+    html = panel.static_html()
+    assert "Mail inside the team" in html
+    assert "Owner" in html
+    inside = panel.table("internal")
+    assert inside[["from_account", "to_account", "messages"]].values.tolist() == [
+        ["alice@team.example", "bob@team.example", 1]]
+    assert len(json.loads(panel.export("per.json", "by_account").path.read_text())) == 2
+    # One account's view: bob's own numbers, alice is a contact there, no team tab.
+    panel.view.value = "bob@team.example"
+    assert panel.error == ""
+    assert not panel.team
+    bob = panel.people.set_index("contact")
+    assert (bob.loc["ann@acme.example", "sent"], bob.loc["ann@acme.example", "received"]) == (1, 1)
+    assert bob.loc["alice@team.example", "received"] == 1
+    assert "By teammate" not in list(panel.tabs.titles)
+    with pytest.raises(UsageError, match="team view"):
+        panel.table("internal")
+    # `me` for the team names whose address it is.
+    mixed = CorrespondencePanel(store=tmp_path, messages=_team_frame(), me=["x@team.example"])
+    assert "give me as {account: [addresses]}" in mixed.error
+    given = CorrespondencePanel(store=tmp_path, messages=_team_frame(),
+                                me={"bob@team.example": ["ann@acme.example"]})
+    assert given.error == ""
+    assert given.people.empty  # ann is bob's own address now: nobody is left outside
+    started = CorrespondencePanel(store=tmp_path, messages=_team_frame(),
+                                  account="alice@team.example", team=True)
+    assert started.team

@@ -176,6 +176,73 @@ def top_contacts_chart(contacts: pd.DataFrame, n: int = 15, *, ax: Axes | None =
     return fig
 
 
+# --------------------------------------------------------------------------- the team
+
+
+def team_chart(contacts: pd.DataFrame, by_account: pd.DataFrame, n: int = 15, *,
+               ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Who on the team handles each of the ``n`` busiest contacts: one bar per contact.
+
+    Each bar is cut by teammate: the messages each account had with the
+    contact (sent by it, or received in its mailbox). A message from a
+    client to two teammates is one message of the team (the number after
+    the bar) but counts for both, so the pieces can add up to more. The
+    label names the contact's ``owner``, the teammate with the most.
+
+    Parameters
+    ----------
+    contacts
+        :func:`mailhat_nb.contacts.team_contacts` (with ``owner``).
+    by_account
+        :func:`mailhat_nb.contacts.contacts_by_account` of the same messages.
+    n
+        How many contacts, the busiest first.
+    """
+    title = title or f"Top {n} contacts, by teammate"
+    top = contacts.sort_values(["total", "received", "contact"],
+                               ascending=[False, False, True], kind="stable").head(n)
+    height = 1.6 + 0.36 * max(len(top), 3)
+    fig, ax = _figure_and_axes(ax, (9.5, height))
+    if top.empty:
+        _no_data(ax, title)
+        return fig
+    accounts = sorted(by_account["account"].astype("str").unique())
+    if len(accounts) < 2:
+        _no_data(ax, title, "one account: every contact is its own (sync the teammates' "
+                 "mailboxes into the same store)")
+        return fig
+    table = by_account.pivot_table(index="contact", columns="account", values="total",
+                                   aggfunc="sum", fill_value=0)
+    table = table.reindex(index=top["contact"].astype("str"), columns=accounts, fill_value=0)
+    owners = top["owner"].astype("str").tolist() if "owner" in top.columns else [""] * len(top)
+    labels = [f"{label}  · {owner.partition('@')[0]}" if owner else label
+              for label, owner in zip(display_labels(list(top["contact"].astype("str")), top),
+                                      owners, strict=True)]
+    y = np.arange(len(top))[::-1]
+    left = np.zeros(len(top))
+    for i, account in enumerate(accounts):
+        values = table[account].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, height=0.62, color=PALETTE[i % len(PALETTE)],
+                label=_shorten(account, 28))
+        left += values
+    for yi, end, total in zip(y, left, top["total"].to_numpy(), strict=True):
+        ax.text(end + left.max() * 0.01, yi, f"{int(total):,}", va="center", fontsize=7.5,
+                color="#333333")
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, max(left.max(), 1) * 1.12)
+    ax.set_ylim(-0.7, len(top) - 0.3)
+    ax.set_xlabel("messages with each teammate (the number: the team's, each message once)")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+    ax.set_title(title, loc="left", fontweight="bold")
+    ax.legend(loc="lower right", frameon=False, title="teammate", fontsize=8,
+              title_fontsize=8)
+    ax.grid(axis="x", color="#eeeeee")
+    ax.set_axisbelow(True)
+    _tidy(ax)
+    return fig
+
+
 # --------------------------------------------------------------------------- volume
 
 

@@ -5,13 +5,13 @@ person can read and correct, never silently:
 
 * :func:`own_addresses`: the account's own addresses, each with the reason
   it counts as self (login, the From of sent mail, Delivered-To, the user).
-* :func:`team_identity`: the same rule applied to each account of a store
-  on its own rows (one account's login is never another's self); the team
-  is the union (``docs/team.md``).
   A Sent folder can hold an assistant's mail (Enron's ``delainey-d`` has
   ``kay.chapman@enron.com`` there): the table shows it, ``exclude`` drops it.
   It is the package's only rule for self: :func:`self_addresses` (the same
   rule as a set) is what the store's reader uses to set ``direction``.
+* :func:`team_identity`: the same rule applied to each account of a store
+  on its own rows (one account's login is never another's self); the team
+  is the union (``docs/team.md``).
 * which addresses are one person: :mod:`mailhat_nb.analysis.aliases`;
 * :func:`by_domain`: contacts rolled up per domain.
 """

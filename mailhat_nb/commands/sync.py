@@ -249,8 +249,12 @@ def _sync_accounts(args: argparse.Namespace) -> int:
         host, port, _ = _server(raw, port)
         return host, port
 
+    if args.dns_server is not None:
+        from mailhat_nb.diagnose.dns import parse_dns_server
+
+        parse_dns_server(args.dns_server)  # a bad value is said before any password prompt
     entries = load_accounts(args.accounts, ca_file=args.ca_file, timeout=args.timeout,
-                            server=server)
+                            dns_server=args.dns_server, server=server)
     # Every password first (prompts one after the other), then the syncs run
     # together; a password missing for one account fails that account alone.
     passwords: list[tuple[Any, Secret | MailhatError]] = []

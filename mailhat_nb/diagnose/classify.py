@@ -12,7 +12,14 @@ import errno
 import socket
 
 from mailhat_nb.diagnose.certificate import classify_verify
-from mailhat_nb.diagnose.wire import NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError, printable
+from mailhat_nb.diagnose.wire import (
+    CLOSED,
+    NotTLS,
+    PeerClosed,
+    ReadTimeout,
+    TLSHandshakeError,
+    printable,
+)
 from mailhat_nb.errors import MailServerError
 
 
@@ -112,31 +119,90 @@ def classify_smtp_auth(code: int, text: str) -> str:
     return classify_auth_reply(text) if code != 535 else "auth_failed"
 
 
+def starttls_refused(reply: str, temporary: bool = False) -> Diagnosed:
+    """``starttls_failed`` for a STARTTLS the server offered and then refused.
+
+    Offered (it is in the capabilities) and refused is the server's fault, not
+    a missing feature (``starttls_unavailable``): its words are kept. A
+    temporary refusal (SMTP ``454 TLS currently unavailable``) says so.
+    """
+    when = "unavailable now" if temporary else "refused"
+    return Diagnosed("starttls_failed", f"STARTTLS is offered, but {when}: the server "
+                     f"answered {reply[:160]!r}")
+
+
+#: OpenSSL reasons that mean the other side does not speak TLS at all.
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
+                              "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+
+
+def _tls_failing(text: str) -> bool:
+    """True when plain text a server sent instead of TLS says its TLS failed.
+
+    A plain port answers a TLS handshake with its greeting (``* OK``,
+    ``+OK``, ``220``, which may well list STARTTLS): the port is not a TLS
+    port. A server that tried TLS and failed says so in words, and they are
+    no greeting (Dovecot: ``* BYE [UNAVAILABLE] TLS initialization failed.``).
+
+    >>> _tls_failing("* BYE [UNAVAILABLE] TLS initialization failed.")
+    True
+    >>> _tls_failing("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready"), _tls_failing("220 mx ESMTP")
+    (False, False)
+    """
+    upper = text.upper()
+    greeting = upper.startswith(("* OK", "* PREAUTH", "+OK", "220"))
+    return not greeting and ("TLS" in upper or "SSL" in upper)
+
+
+def _classify_tls(exc: NotTLS | TLSHandshakeError, security: str) -> tuple[str, str]:
+    """Code for a TLS handshake that failed, from what the server said and did."""
+    said = printable(exc.said) if exc.said else ""
+    if isinstance(exc, TLSHandshakeError) and exc.verify_code is not None:
+        return classify_verify(exc.verify_code, exc.reason), f"certificate: {exc}"
+    after_starttls = security == "starttls"
+    if after_starttls and said:
+        # It agreed to switch, then said why it could not (and hung up or sent no TLS).
+        return ("starttls_failed", f"STARTTLS is offered and was accepted, then the server "
+                f"said {said!r} instead of starting TLS")
+    if isinstance(exc, NotTLS):
+        if _tls_failing(said):
+            return ("tls_handshake_failed", "the server answered the TLS handshake with an "
+                    f"error in plain text: {said!r}")
+        return ("plain_on_tls_port",
+                f"the server answered the TLS handshake in plain text: {said!r}")
+    if exc.reason in _NOT_TLS_REASONS and not after_starttls:
+        return "plain_on_tls_port", f"TLS handshake failed ({exc.reason}): not a TLS port"
+    if exc.reason == CLOSED:
+        what = "the server hung up in the middle of the TLS handshake"
+    else:
+        what = f"the server broke off the TLS handshake ({exc.reason or exc})"
+    if after_starttls:
+        what = f"STARTTLS is offered and was accepted, then {what}"
+    return "tls_handshake_failed", what
+
+
 def classify_error(exc: BaseException, step: str, security: str = "none") -> tuple[str, str]:
     """``(code, detail)`` for an exception raised in probe step ``step``.
 
     The one boundary where foreign errors become diagnosis codes. The detail is
     built from the exception, so callers must scrub it (the transcript does)
-    before it leaves the probe.
+    before it leaves the probe. ``security`` is the preset's: a handshake that
+    fails after STARTTLS was accepted is the server's fault, never "plain text
+    on a TLS port".
     """
     if isinstance(exc, Diagnosed):
         return exc.code, exc.detail
-    if isinstance(exc, NotTLS):
-        return ("plain_on_tls_port",
-                f"the server answered the TLS handshake in plain text: {printable(exc.data)!r}")
-    if isinstance(exc, TLSHandshakeError):
-        if exc.verify_code is not None:
-            return classify_verify(exc.verify_code, exc.reason), f"certificate: {exc}"
-        if exc.reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
-                          "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
-            return "plain_on_tls_port", f"TLS handshake failed ({exc.reason}): not a TLS port"
-        return "unknown", f"TLS handshake failed: {exc}"
+    if isinstance(exc, (NotTLS, TLSHandshakeError)):
+        return _classify_tls(exc, security)
     if isinstance(exc, ReadTimeout):
         if step == "greeting" and exc.partial:
             return ("wrong_protocol",
                     f"the server sent {printable(exc.partial)!r} and no complete greeting")
-        if step in ("greeting", "tls") and not exc.partial:
-            what = "answer the TLS handshake" if step == "tls" else "send a greeting"
+        if step == "handshake" and security == "starttls":
+            return ("starttls_failed", "STARTTLS is offered and was accepted, then the server "
+                    "did not answer the TLS handshake")
+        if step in ("greeting", "tls", "handshake") and not exc.partial:
+            what = "send a greeting" if step == "greeting" else "answer the TLS handshake"
             return "no_greeting", f"the connection opened but the server did not {what}"
         return "unknown", f"the server stopped answering during {step}"
     if isinstance(exc, PeerClosed):

@@ -29,7 +29,17 @@ class Code:
     explanation:
         A sentence the agent can read out or paste to the customer.
     remedy:
-        What the agent should do next.
+        What the agent should do next, for one preset's row (it may point to
+        another kind of setting, e.g. "use SSL/TLS on 993").
+    fix:
+        What to do about this cause when it is the verdict's, without naming
+        another setting: the verdict adds the settings that are left from the
+        rows that did not fail (:mod:`mailhat_nb.diagnose.verdict`), so it
+        never recommends one whose row failed. Empty when :attr:`remedy`
+        names no other setting and serves as it is.
+    host_side:
+        True when the fault is the server's (its TLS, its certificate, a hung
+        service): nothing in the customer's settings fixes it, the host must.
     """
 
     code: str
@@ -37,6 +47,13 @@ class Code:
     title: str
     explanation: str
     remedy: str
+    fix: str = ""
+    host_side: bool = False
+
+    @property
+    def verdict_fix(self) -> str:
+        """:attr:`fix`, or :attr:`remedy` when that serves as it is."""
+        return self.fix or self.remedy
 
 
 _TABLE: tuple[Code, ...] = (
@@ -83,7 +100,9 @@ _TABLE: tuple[Code, ...] = (
     Code("connection_refused", "fail", "Port closed",
          "The server {host} is reachable but nothing accepts connections on port {port}.",
          "Use another preset (e.g. 993 SSL/TLS instead of 143); if every port of this kind is "
-         "closed, the service is off for this account: ask the host."),
+         "closed, the service is off for this account: ask the host.",
+         fix="Nothing accepts connections on this port: if every port of this kind is closed, "
+             "the service is off for this account; ask the host to enable it."),
     Code("connect_timeout", "fail", "Connection timed out",
          "Connections to {host} on port {port} get no answer at all: a firewall drops them, "
          "or the client's IP address is blocked.",
@@ -93,40 +112,74 @@ _TABLE: tuple[Code, ...] = (
     Code("no_greeting", "fail", "Server never answered",
          "The connection to {host}:{port} opened but the server never said hello.",
          "The mail service behind this port is stuck or a proxy swallows it; try the other "
-         "presets, and report the port to the host if it stays silent."),
+         "presets, and report the port to the host if it stays silent.",
+         fix="The mail service behind this port is stuck or a proxy swallows it: report the "
+             "port to the host.", host_side=True),
     Code("tls_on_plain_port", "fail", "Port expects SSL/TLS",
          "Port {port} on {host} speaks encrypted SSL/TLS, but the settings say no encryption.",
          "Set security to SSL/TLS for port {port} (993 IMAP, 995 POP3, 465 SMTP are SSL/TLS "
-         "ports)."),
+         "ports).",
+         fix="This port expects encryption from the first byte: the security chosen for it "
+             "is wrong."),
     Code("plain_on_tls_port", "fail", "Port does not speak SSL/TLS",
          "Port {port} on {host} answers without encryption, but the settings say SSL/TLS.",
          "Use STARTTLS or no encryption on this port (143, 110, 25, 26, 587), or switch to the "
-         "SSL/TLS port (993, 995, 465)."),
+         "SSL/TLS port (993, 995, 465).",
+         fix="This port does not speak SSL/TLS: the security chosen for it is wrong, or the "
+             "host has turned encryption off on it."),
     Code("cert_hostname_mismatch", "fail", "Certificate for another name",
          "The server's certificate is valid, but for {names}, not for {host}.",
          "Use a host name the certificate covers{recommended} (for HostGator: the server "
-         "name, not mail.<domain>, with SSL/TLS)."),
+         "name, not mail.<domain>, with SSL/TLS).",
+         fix="Enter a server name the certificate covers{recommended} (for HostGator: the "
+             "server name from the welcome email, not mail.<domain>)."),
     Code("cert_untrusted", "fail", "Untrusted certificate",
          "The server's certificate is not issued by an authority the CRM trusts (for "
          "example, it is self-signed).",
          "Use the server name whose certificate is trusted (HostGator: the gatorNNNN server "
-         "name); or ask the host to install a proper certificate (AutoSSL)."),
+         "name); or ask the host to install a proper certificate (AutoSSL).",
+         fix="Enter the server name whose certificate is trusted (HostGator: the gatorNNNN "
+             "server name from the welcome email), or ask the host to install a certificate "
+             "from a trusted authority (cPanel AutoSSL)."),
     Code("cert_expired", "fail", "Certificate expired",
          "The server's certificate has expired (or is not valid yet), so encrypted "
          "connections are refused.",
          "Ask the host to renew the certificate (cPanel AutoSSL); meanwhile the server name "
-         "from the welcome email usually carries a valid one."),
+         "from the welcome email usually carries a valid one.", host_side=True),
+    Code("tls_handshake_failed", "fail", "Server's TLS is broken",
+         "The server on {host}:{port} broke off the encrypted connection while setting it up "
+         "(the TLS handshake): a fault on the server's side, not in these settings.",
+         "The server's TLS is broken: report it to the host with the transcript. Meanwhile "
+         "use another setting only if one works; changing this one's security will not help.",
+         fix="The server's TLS is broken: report it to the host with the transcript (nothing "
+             "in the customer's settings fixes it).", host_side=True),
     Code("starttls_unavailable", "fail", "STARTTLS not offered",
          "The server on {host}:{port} does not offer to switch to encryption (STARTTLS).",
-         "Use the SSL/TLS preset (993/465) instead."),
+         "Use the SSL/TLS preset (993/465) instead.",
+         fix="The server does not offer encryption (STARTTLS) on this port: ask the host "
+             "whether encryption is available for this service."),
+    Code("starttls_failed", "fail", "STARTTLS failed on the server",
+         "The server on {host}:{port} offers to switch to encryption (STARTTLS), but the switch "
+         "fails on its side; its own words are in the details.",
+         "The server's TLS is broken: report it to the host with its words from the "
+         "transcript. Meanwhile use another setting only if one works; this one's settings "
+         "are right.",
+         fix="The server's TLS is broken (STARTTLS fails on its side): report it to the host "
+             "with its words from the transcript (nothing in the customer's settings fixes "
+             "it).", host_side=True),
     Code("plaintext_auth_disabled", "fail", "Login without encryption refused",
          "The server refuses passwords over an unencrypted connection.",
-         "Use SSL/TLS (993/465) or STARTTLS; the server is right to refuse."),
+         "Use SSL/TLS (993/465) or STARTTLS; the server is right to refuse.",
+         fix="The server is right to refuse passwords without encryption: only an encrypted "
+             "setting can work here."),
     Code("plaintext_password_exposed", "warn", "Unencrypted login allowed",
          "The server on {host}:{port} accepts the password without encryption: with these "
          "settings it would cross the network in clear text, readable along the way.",
          "Prefer the SSL/TLS or STARTTLS preset that works; use this one only if the CRM "
-         "cannot do encryption."),
+         "cannot do encryption.",
+         fix="With this setting the password crosses the network in clear text: use it only "
+             "if the CRM can do nothing else and the customer accepts that, and ask the host "
+             "to offer encryption."),
     Code("auth_failed", "fail", "Login rejected",
          "The server rejected the username or password.",
          "Have the customer reset the email password in cPanel and enter the full email "
@@ -139,7 +192,9 @@ _TABLE: tuple[Code, ...] = (
          "a preset whose server supports AUTHENTICATE PLAIN."),
     Code("wrong_protocol", "fail", "Wrong kind of server",
          "Port {port} on {host} answers, but with a different protocol than {protocol}.",
-         "Check the port: IMAP is 993/143, POP3 995/110, SMTP 465/587/25/26."),
+         "Check the port: IMAP is 993/143, POP3 995/110, SMTP 465/587/25/26.",
+         fix="Another kind of server answers on this port: check the port number typed for "
+             "this protocol."),
     Code("pop_only", "fail", "POP-only account",
          "This account can only be reached over POP3; IMAP is off, and the CRM needs IMAP.",
          "Ask the host to enable IMAP for the account (or move it to a plan with IMAP); POP3 "
@@ -151,7 +206,9 @@ _TABLE: tuple[Code, ...] = (
     Code("smtp_auth_unavailable", "fail", "Sending server offers no login",
          "The sending server on {host}:{port} does not offer a login (SMTP AUTH).",
          "Use the SSL/TLS submission port (465) or 587 with STARTTLS; port 25 often only "
-         "accepts mail for local recipients."),
+         "accepts mail for local recipients.",
+         fix="This sending port offers no login; port 25 often only accepts mail for local "
+             "recipients: ask the host which port takes the account's login."),
     Code("send_rejected", "fail", "Test message rejected",
          "Login worked, but the server refused the test message.",
          "Check the account's sending limits and that the From address is the account's own; "
@@ -160,6 +217,12 @@ _TABLE: tuple[Code, ...] = (
          "The server on {host}:{port} closed the connection unexpectedly.",
          "Retry once; if it persists, the server may be overloaded or limiting connections: "
          "check with the host."),
+    Code("server_misbehaved", "fail", "Server sent nonsense",
+         "The server on {host}:{port} sent something no mail server sends (an endless line, "
+         "an oversized or missing block of data, or garbage), so the doctor stopped listening.",
+         "Check the server name and port (something other than a mail server may answer "
+         "there); if they are right, report it to the host with the transcript.",
+         host_side=True),
     Code("unknown", "fail", "Unexpected error",
          "Something unexpected happened; the details are in the transcript.",
          "Paste the transcript into the ticket and escalate."),

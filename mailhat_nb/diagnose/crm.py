@@ -62,8 +62,6 @@ CRM_CODES: Mapping[str, str] = {
     "ip_blocked": "Address blocked",
     "relay_denied": "Sending without login refused",
 }
-#: DESIGN.md codes the table may use before the doctor itself reports them, with their titles.
-_DESIGN_CODES: Mapping[str, str] = {"tls_handshake_failed": "TLS handshake failed"}
 #: Characters of the pasted text read (a whole stack trace fits) and kept.
 MAX_READ, MAX_KEPT = 20_000, 2_000
 _TABLE = "crm_errors.toml"
@@ -127,7 +125,7 @@ class CrmError:
             return "The server's own words"
         if self.code in codes.CODES:
             return codes.CODES[self.code].title
-        return CRM_CODES.get(self.code) or _DESIGN_CODES.get(self.code, self.code)
+        return CRM_CODES.get(self.code, self.code)
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md ``crm_error`` object (plus ``matched``, the table row)."""
@@ -171,7 +169,7 @@ def load_table(path: str | Path | None = None) -> tuple[KnownMessage, ...]:
 def _row(row: dict[str, Any], where: str) -> KnownMessage:
     if set(row) != _KEYS:
         raise UsageError(f"{where}: needs exactly the keys {', '.join(sorted(_KEYS))}")
-    known = set(codes.CODES) | set(CRM_CODES) | set(_DESIGN_CODES)
+    known = set(codes.CODES) | set(CRM_CODES)
     if row["code"] not in known:
         raise UsageError(f"{where}: unknown code {row['code']!r}")
     try:

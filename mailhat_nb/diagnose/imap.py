@@ -11,7 +11,12 @@ from __future__ import annotations
 import re
 import time
 
-from mailhat_nb.diagnose.classify import Diagnosed, classify_auth_reply, wrong_protocol
+from mailhat_nb.diagnose.classify import (
+    Diagnosed,
+    classify_auth_reply,
+    starttls_refused,
+    wrong_protocol,
+)
 from mailhat_nb.diagnose.session import Session, sasl_plain
 from mailhat_nb.diagnose.wire import Channel
 from mailhat_nb.secrets import Secret
@@ -146,7 +151,7 @@ class ImapSession(Session):
             raise Diagnosed("starttls_unavailable", "the server does not list STARTTLS")
         resp = self.command("STARTTLS")
         if not resp.ok:
-            raise Diagnosed("starttls_unavailable", f"STARTTLS refused: {resp.status} {resp.text}")
+            raise starttls_refused(f"{resp.status} {resp.text}")
 
     def _password_mechanisms(self) -> list[str]:
         """SASL mechanisms listed that carry a password as it is (PLAIN, LOGIN)."""

@@ -7,7 +7,12 @@ probe goes as far as STAT, to prove the login works.
 
 from __future__ import annotations
 
-from mailhat_nb.diagnose.classify import Diagnosed, classify_auth_reply, wrong_protocol
+from mailhat_nb.diagnose.classify import (
+    Diagnosed,
+    classify_auth_reply,
+    starttls_refused,
+    wrong_protocol,
+)
 from mailhat_nb.diagnose.session import Session, sasl_plain
 from mailhat_nb.diagnose.wire import Channel
 from mailhat_nb.secrets import Secret
@@ -68,20 +73,31 @@ class Pop3Session(Session):
             raise Diagnosed("starttls_unavailable", "the server does not list STLS in CAPA")
         reply = self._command("STLS")
         if not reply.startswith("+OK"):
-            raise Diagnosed("starttls_unavailable", f"STLS refused: {reply[:160]}")
+            raise starttls_refused(reply)
 
-    def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
-        sasl = sorted(c[5:] for c in self.caps if c.startswith("SASL=") and
+    def _password_sasl(self) -> list[str]:
+        """SASL mechanisms listed in CAPA that carry a password as it is."""
+        return sorted(c[5:] for c in self.caps if c.startswith("SASL=") and
                       c[5:] in ("PLAIN", "LOGIN"))
-        if self.capa and "USER" not in self.caps:
-            if sasl:
-                return f"CAPA lists SASL {' '.join(sasl)}"
-            # Dovecot and others drop USER and the plain SASL mechanisms from CAPA
-            # where they refuse passwords in clear text.
+
+    def _refuse_unlisted(self) -> None:
+        """Refuse to send a password the server's CAPA does not ask for.
+
+        Dovecot and others drop USER and the plain SASL mechanisms from CAPA
+        where they refuse passwords in clear text (RFC 2449: no USER, no
+        USER/PASS).
+        """
+        if self.capa and "USER" not in self.caps and not self._password_sasl():
             raise Diagnosed("plaintext_auth_disabled",
                             "CAPA lists neither USER nor SASL PLAIN/LOGIN on this unencrypted "
                             "connection" + (" (only STLS)" if "STLS" in self.caps else "")
                             + "; no password was sent")
+
+    def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
+        sasl = self._password_sasl()
+        self._refuse_unlisted()
+        if self.capa and "USER" not in self.caps:
+            return f"CAPA lists SASL {' '.join(sasl)}"
         # USER listed, or no CAPA to go by: USER (never PASS) shows whether the
         # server would go on to take the password here. The username is no secret.
         reply = self._command(f"USER {username}")
@@ -96,11 +112,8 @@ class Pop3Session(Session):
         raise Diagnosed(code, f"USER answered {self.said(reply[:160])}; no password was sent")
 
     def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
-        if (not self.encrypted and "STLS" in self.caps and "USER" not in self.caps
-                and not any(c.startswith("SASL=") for c in self.caps)):
-            raise Diagnosed("plaintext_auth_disabled",
-                            "the server offers no login on this unencrypted connection (only "
-                            "STLS); no password was sent")
+        if not self.encrypted:
+            self._refuse_unlisted()
         if "SASL=PLAIN" in self.caps:
             how = "AUTH PLAIN"
             reply = self._command(f"AUTH PLAIN {sasl_plain(username, password)}",

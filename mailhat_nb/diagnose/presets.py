@@ -85,10 +85,16 @@ class Preset:
 
 @dataclass(frozen=True)
 class Target:
-    """A preset with its host expanded for one account: what one probe connects to."""
+    """A preset with its host expanded for one account: what one probe connects to.
+
+    ``alternate`` is True when the host came from the preset's ``alt_hosts``
+    rather than its own ``host``: the presets file's preference between two
+    names that both work (the verdict's tie-break, never an order of probes).
+    """
 
     preset: Preset
     host: str
+    alternate: bool = False
 
     @property
     def protocol(self) -> str:  # noqa: D102 - shorthand
@@ -327,14 +333,14 @@ def expand(presets: list[Preset], account: Account) -> tuple[list[Target], list[
     seen: set[tuple[str, str, int, str]] = set()
     for preset in presets:
         hosts = [expand_host(t, account) for t in (preset.host, *preset.alt_hosts)]
-        usable = [h for h in hosts if h]
+        usable = [(h, index > 0) for index, h in enumerate(hosts) if h]
         if not usable:
             notes.append(f"skipped {preset.display}: it needs a server name (--server)")
             continue
-        for host in usable:
+        for host, alternate in usable:
             key = (preset.protocol, host, preset.port, preset.security)
             if key in seen:
                 continue
             seen.add(key)
-            targets.append(Target(preset, host))
+            targets.append(Target(preset, host, alternate))
     return targets, notes

@@ -47,7 +47,14 @@ from mailhat_nb.diagnose.results import PresetResult, Step
 from mailhat_nb.diagnose.session import Session
 from mailhat_nb.diagnose.smtp import SmtpSession
 from mailhat_nb.diagnose.transcript import Transcript, secret_forms
-from mailhat_nb.diagnose.wire import Channel, NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError
+from mailhat_nb.diagnose.wire import (
+    CLOSED,
+    Channel,
+    NotTLS,
+    PeerClosed,
+    ReadTimeout,
+    TLSHandshakeError,
+)
 from mailhat_nb.errors import DnsError, MailhatError
 
 log = logging.getLogger("mailhat_nb.diagnose")
@@ -223,11 +230,15 @@ def greet(session: Session, chan: Channel, host: str, timeout: float) -> str:
                              "handshake on the same connection")
         try:
             chan.start_tls(unverified_context(), host, timeout=margin)
+        except TLSHandshakeError as tls_exc:
+            if tls_exc.reason == CLOSED:
+                raise Diagnosed("no_greeting", "the connection opened but the server sent "
+                                f"nothing in {timeout:g} s, and hung up on a TLS handshake"
+                                ) from None
+            # otherwise its first bytes were TLS: that is what we wanted to know
         except (ReadTimeout, PeerClosed, NotTLS):
             raise Diagnosed("no_greeting", "the connection opened but the server sent nothing "
                             f"in {timeout:g} s (and did not answer TLS either)") from None
-        except TLSHandshakeError:
-            pass  # its first bytes were TLS: that is what we wanted to know
         raise Diagnosed("tls_on_plain_port", "the server sent no greeting but answered a TLS "
                         "handshake: this port expects SSL/TLS from the first byte") from None
 
@@ -238,8 +249,10 @@ def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, 
     host = run.target.host
     try:
         chan.start_tls(cfg.context, host)
-    except TLSHandshakeError as exc:
-        code, detail = classify_error(exc, "tls")
+    except (TLSHandshakeError, NotTLS, ReadTimeout) as exc:
+        # Classified as a handshake: after an accepted STARTTLS, silence or plain
+        # text is the server's TLS failing, not a port that speaks no TLS.
+        code, detail = classify_error(exc, "handshake", run.target.security)
         if code in CERT_CODES:
             run.certificate = read_certificate(run.target, addrs, cfg.timeout)
             if run.certificate:

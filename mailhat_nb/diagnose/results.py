@@ -122,11 +122,6 @@ class PresetResult:
         """The step that failed, if any."""
         return next((s for s in self.steps if s.status == "fail"), None)
 
-    @property
-    def depth(self) -> int:
-        """How many steps passed: ranks failures by how far they got."""
-        return sum(s.status in ("ok", "warn") for s in self.steps)
-
     # ---------------------------------------------------------------- wording
 
     def _fields(self) -> dict[str, str]:
@@ -172,7 +167,19 @@ class PresetResult:
     @property
     def remedy(self) -> str:
         """What the agent should do (provider hints included)."""
-        base = codes.render(codes.get(self.code).remedy, **self._fields())
+        return self._with_hint(codes.get(self.code).remedy)
+
+    @property
+    def fix(self) -> str:
+        """What to do about this result's cause, naming no other setting.
+
+        The verdict's remedy is built from it (see :attr:`Code.fix`); provider
+        hints are kept as in :attr:`remedy`.
+        """
+        return self._with_hint(codes.get(self.code).verdict_fix)
+
+    def _with_hint(self, text: str) -> str:
+        base = codes.render(text, **self._fields())
         hint = self.preset.hint
         if hint and self.code == "auth_failed" and self.preset.auth != "password":
             return hint

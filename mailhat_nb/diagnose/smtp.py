@@ -9,7 +9,12 @@ from __future__ import annotations
 import email.utils
 import socket
 
-from mailhat_nb.diagnose.classify import Diagnosed, classify_smtp_auth, wrong_protocol
+from mailhat_nb.diagnose.classify import (
+    Diagnosed,
+    classify_smtp_auth,
+    starttls_refused,
+    wrong_protocol,
+)
 from mailhat_nb.diagnose.session import Session, b64, sasl_plain
 from mailhat_nb.diagnose.wire import Channel
 from mailhat_nb.secrets import Secret
@@ -92,7 +97,9 @@ class SmtpSession(Session):
             raise Diagnosed("starttls_unavailable", "the server does not list STARTTLS in EHLO")
         code, text = self._command("STARTTLS")
         if code != 220:
-            raise Diagnosed("starttls_unavailable", f"STARTTLS refused: {code} {text[:120]}")
+            # 454 "TLS not available due to temporary reason" (RFC 3207): offered,
+            # but failing on the server's side right now.
+            raise starttls_refused(f"{code} {text}", temporary=code == 454)
 
     def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
         usable = [m for m in ("PLAIN", "LOGIN") if m in self.mechanisms]

@@ -1,28 +1,71 @@
-"""The verdict across presets: what to enter in the CRM, or the root cause.
+"""The verdict across presets: a decision over all the evidence.
 
 One preset's failure is a symptom; the pattern across all of them is the
 diagnosis. A closed IMAP port next to a working POP3 is a POP-only account,
 not a firewall; every port timing out is a blocked IP, not a dozen broken
-services; the same rejection over IMAP, POP3 and SMTP is a wrong password.
+services; the same rejection over IMAP, POP3 and SMTP is a wrong password;
+encrypted presets that all fail on the certificate are a certificate
+problem, whatever the unencrypted preset beside them says.
 
-Two rules keep the patterns honest:
+The rules, in the order they are tried (:data:`RULES`; the first that
+applies decides):
 
-* Host names that do not resolve are left out of the port patterns. The
-  built-in presets test both the server name and ``mail.<domain>``, and
-  ``mail.<domain>`` often does not exist; its ``dns_not_found`` says nothing
-  about the ports of the server that does.
-* An unencrypted preset the doctor did not log in over (it does not send a
-  password in clear text unless asked to) is never said to have worked. It
-  may be recommended as the only usable setting, with its warning, but not
-  once the credentials were rejected elsewhere, and it neither proves nor
-  disproves the credentials. The JSON keeps it apart from the working
-  presets: ``incoming``/``outgoing`` name only presets whose login worked,
-  ``usable_untested`` names such a preset.
+1. ``nothing_tested``: no result at all: ``unknown``.
+2. ``imap_usable``: an IMAP setting can be entered, and the best one is
+   recommended (a login that worked before one judged from the server's
+   offer, encrypted before unencrypted). Encrypted: ``ok``. Only an
+   unencrypted one left: the fault that makes the encrypted ones fail (their
+   certificate, the server's TLS) when there is one, the unencrypted setting
+   being a stopgap with its warning; else ``plaintext_password_exposed``.
+   An unencrypted setting nobody logged in over is not offered once the
+   password was rejected anywhere: it would most likely fail as well.
+3. ``domain_fault``: with a discovery, what it found about the domain (its
+   DNS failing, its mail at another provider, ``mail.<domain>`` pointing
+   elsewhere): the presets' failures are its symptoms.
+4. ``credentials_rejected``: the password was rejected on every protocol a
+   password was sent over: that rejection.
+5. ``pop_only``: every IMAP port refuses while POP3 answers.
+6. ``ip_blocked``: every port times out.
+7. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
+
+The outgoing (SMTP) line of the summary follows rules 2 and 7 for SMTP.
+
+What every rule holds to:
+
+* **Encrypted rows outrank unencrypted ones.** A cause is chosen among a
+  protocol's encrypted rows when any of them failed; the unencrypted rows
+  count only where there are none.
+* **A row that sent no password is no evidence about the password.** An
+  unencrypted preset judged from the server's offer never "worked" and
+  neither proves nor disproves the credentials; a row that only inherited
+  another's rejection (:attr:`PresetResult.rejection_reused`) ranks below
+  the row where the rejection happened.
+* **The most telling failure explains.** :data:`TELLING` ranks the codes by
+  what they say about the account and the server: a login the server
+  judged, then a certificate, then the server's own TLS failing, ..., a
+  name that does not resolve last.
+* **Names that do not resolve are left out of the port patterns** (rules 5
+  and 6): ``mail.<domain>`` often does not exist, and its ``dns_not_found``
+  says nothing about the ports of the server that does.
+* **The remedy never recommends a setting whose row failed.** It is the
+  cause's :attr:`~mailhat_nb.diagnose.codes.Code.fix`, which names no other
+  setting, plus the settings left from rows that did not fail.
+* **The order of the presets never matters.** The rows are put in one
+  canonical order first (:func:`preference`) and every tie is broken by it;
+  a test checks the verdict over every order (hypothesis).
+
+The JSON keeps the working presets apart from the untested ones:
+``incoming``/``outgoing`` (and their ``*_setting``) name only presets whose
+login worked, ``usable_untested`` an unencrypted preset recommended on the
+server's word alone.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from mailhat_nb.diagnose import codes
@@ -31,8 +74,37 @@ from mailhat_nb.diagnose.probe import CERT_CODES
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.discovery.model import Discovery
 
+#: The codes a failure can carry, most telling first (see the module doc).
+TELLING: tuple[str, ...] = (
+    # the login went through; what came after it failed
+    "mailbox_unavailable", "send_rejected",
+    # the server judged the credentials
+    "auth_failed", "password_not_ascii",
+    # the server would not take a password on this connection
+    "plaintext_auth_disabled", "smtp_auth_unavailable",
+    # TLS was reached: the certificate does not prove the name
+    "cert_hostname_mismatch", "cert_expired", "cert_untrusted",
+    # the server's own TLS failed, or is not on offer
+    "tls_handshake_failed", "starttls_failed", "starttls_unavailable",
+    # the server did what no mail server does, or hung up
+    "server_misbehaved", "server_disconnected",
+    # the port speaks something else than the setting says
+    "plain_on_tls_port", "tls_on_plain_port", "wrong_protocol", "unknown",
+    # nothing useful answered
+    "no_greeting", "pop_only", "connection_refused", "connect_timeout",
+    # the name did not lead to an address
+    "dns_no_record", "dns_servfail", "dns_timeout", "dns_failure", "dns_not_found",
+)
+_RANK = {code: i for i, code in enumerate(TELLING)}
 _SECURITY_RANK = {"ssl": 0, "starttls": 1, "none": 2}
+#: Standard ports in the order to recommend them when two settings work equally.
+_PORT_RANK = {993: 0, 143: 1, 995: 0, 110: 1, 465: 0, 587: 1, 25: 2, 26: 3}
 _UNREACHABLE = frozenset({"connect_timeout", "no_greeting"})
+_REFUSED = frozenset({"connection_refused", "pop_only"})
+
+#: What the verdict says of an unencrypted preset it did not log in over.
+_UNTESTED = ("the server accepts the password without encryption here; the doctor did not "
+             "send it, so the login itself is untested")
 
 
 @dataclass
@@ -55,6 +127,12 @@ class Verdict:
         text unless asked to): usable now, with its warning, but untested.
         :attr:`incoming_working` and :attr:`incoming_untested` tell them
         apart; the JSON (:meth:`to_dict`) names only a working one.
+    cause:
+        The result whose failure (or warning) the code names: it fills the
+        code's texts for the customer.
+    remedy:
+        What the agent should do; it never recommends a setting whose row
+        failed. Built by the rule that decided (default: the cause's fix).
     """
 
     code: str
@@ -62,6 +140,13 @@ class Verdict:
     incoming: PresetResult | None = None
     outgoing: PresetResult | None = None
     results: list[PresetResult] = field(default_factory=list, repr=False)
+    cause: PresetResult | None = field(default=None, repr=False)
+    remedy: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.remedy:
+            self.remedy = (self.cause.fix if self.cause is not None
+                           else codes.render(codes.get(self.code).verdict_fix, recommended=""))
 
     @property
     def incoming_working(self) -> PresetResult | None:
@@ -83,50 +168,32 @@ class Verdict:
         """The outgoing preset, when it is usable on the server's word only (no login)."""
         return _untested(self.outgoing)
 
-    def _cause(self) -> PresetResult | None:
-        """The result carrying the verdict's code (it fills the code's texts).
-
-        The recommended incoming preset when it carries it (the warning is
-        about that one), else the first where the failure really happened: a
-        preset that only inherited another's rejection (its login not tried)
-        would explain the gate instead of the problem.
-        """
-        if self.incoming is not None and self.incoming.code == self.code:
-            return self.incoming
-        carrying = [r for r in self.results if r.code == self.code]
-        return next((r for r in carrying if not r.rejection_reused),
-                    carrying[0] if carrying else None)
-
     @property
     def explanation(self) -> str:
         """The verdict's sentence for the customer, with its fields filled."""
-        cause = self._cause()
-        return cause.explanation if cause else codes.render(codes.get(self.code).explanation)
-
-    @property
-    def remedy(self) -> str:
-        """The verdict's remedy for the agent, with its fields filled."""
-        cause = self._cause()
-        if cause:
-            return cause.remedy
-        return codes.render(codes.get(self.code).remedy, recommended="")
+        if self.cause is not None and self.cause.code == self.code:
+            return self.cause.explanation
+        return codes.render(codes.get(self.code).explanation)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the DESIGN.md ``verdict`` object (presets by id).
+        """Return the DESIGN.md ``verdict`` object.
 
-        ``incoming``/``outgoing`` name only presets whose login worked (else
-        null), as DESIGN.md has them: "the working preset". The additive
-        ``usable_untested`` names, per direction, the unencrypted preset the
-        verdict recommends without a login having been tried over it (else
-        null); the summary says the same in words.
+        ``incoming``/``outgoing`` (ids) and ``incoming_setting``/
+        ``outgoing_setting`` (preset, host, port, security: one preset is
+        tried on several hosts) name only presets whose login worked, else
+        null. ``usable_untested`` names, per direction, the unencrypted
+        preset the verdict recommends without a login having been tried over
+        it (else null); the summary says the same in words. ``remedy`` is
+        additive: what the agent should do.
         """
-        def pid(result: PresetResult | None) -> str | None:
-            return result.preset.id if result is not None else None
-
-        return {"code": self.code, "summary": self.summary,
-                "incoming": pid(self.incoming_working), "outgoing": pid(self.outgoing_working),
-                "usable_untested": {"incoming": pid(self.incoming_untested),
-                                    "outgoing": pid(self.outgoing_untested)}}
+        return {"code": self.code, "summary": self.summary, "remedy": self.remedy,
+                "incoming": _id(self.incoming_working), "outgoing": _id(self.outgoing_working),
+                "incoming_setting": _setting(self.incoming_working),
+                "outgoing_setting": _setting(self.outgoing_working),
+                "usable_untested": {"incoming": _id(self.incoming_untested),
+                                    "outgoing": _id(self.outgoing_untested),
+                                    "incoming_setting": _setting(self.incoming_untested),
+                                    "outgoing_setting": _setting(self.outgoing_untested)}}
 
 
 def _working(result: PresetResult | None) -> PresetResult | None:
@@ -137,61 +204,170 @@ def _untested(result: PresetResult | None) -> PresetResult | None:
     return result if result is not None and not result.works else None
 
 
-def best(results: list[PresetResult], protocol: str,
-         untested_ok: bool = True) -> PresetResult | None:
-    """Pick the result of ``protocol`` to recommend: clean, logged in, most secure, first.
+def _id(result: PresetResult | None) -> str | None:
+    return result.preset.id if result is not None else None
 
-    ``untested_ok=False`` leaves out unencrypted presets the doctor did not
-    log in over (after a rejection they would most likely fail as well).
-    """
-    working = [(i, r) for i, r in enumerate(results) if r.protocol == protocol
-               and (r.usable if untested_ok else r.works)]
-    if not working:
+
+def _setting(result: PresetResult | None) -> dict[str, Any] | None:
+    if result is None:
         return None
-    return min(working, key=lambda ir: (ir[1].status != "ok", not ir[1].works,
-                                        _SECURITY_RANK[ir[1].security], ir[0]))[1]
+    return {"preset": result.preset.id, "host": result.host, "port": result.port,
+            "security": result.security}
 
 
-def deepest(results: list[PresetResult]) -> PresetResult | None:
-    """Pick the failure that got furthest (the most telling one), first on ties."""
-    if not results:
-        return None
-    return max(enumerate(results), key=lambda ir: (ir[1].depth, -ir[0]))[1]
+# ------------------------------------------------------------------ ranking
 
 
-def _names(results: list[PresetResult]) -> str:
-    return ", ".join(f"{r.preset.label} ({r.host}:{r.port})" for r in results[:4]) + (
-        f" and {len(results) - 4} more" if len(results) > 4 else "")
+def preference(result: PresetResult) -> tuple[Any, ...]:
+    """The canonical order of results, the verdict's only tie-break.
 
-
-def decide(results: list[PresetResult], discovery: Discovery | None = None) -> Verdict:
-    """Conclude a sweep (may re-read IMAP codes as ``pop_only``).
-
-    With a ``discovery``, what it found about the domain (its DNS failing,
-    its mail at another provider, ``mail.<domain>`` pointing at a web
-    proxy) is the root cause when no IMAP preset works: the failures of the
-    presets are its symptoms.
+    Most secure first, then the standard port to prefer (465 before 587
+    before 25), the preset's own host before its ``alt_hosts``, then names;
+    then what was found, so that two results never tie unless the verdict
+    cannot tell them apart.
     """
-    verdict = _conclude(results)
-    if discovery is not None and verdict.incoming is None:
-        verdict = _discovered(discovery, verdict)
-    verdict.results = list(results)
-    return verdict
+    cert = json.dumps(result.certificate or {}, sort_keys=True, default=str)
+    return (result.protocol, _SECURITY_RANK[result.security],
+            _PORT_RANK.get(result.preset.std_port, 9), result.target.alternate, result.host,
+            result.port, result.preset.id, result.code, result.login_tried, result.detail, cert)
 
 
-#: Discovery problems that explain a sweep with no working IMAP, in order.
+def most_telling(results: list[PresetResult]) -> PresetResult | None:
+    """The failure that explains most (:data:`TELLING`); a real rejection before a reused one."""
+    return min(results, key=lambda r: (_RANK.get(r.code, len(TELLING)), r.rejection_reused,
+                                       preference(r)), default=None)
+
+
+def is_fault(code: str) -> bool:
+    """True for a fault of the server's to fix: its certificate, its TLS, a hung service."""
+    return code in CERT_CODES or codes.get(code).host_side
+
+
+@dataclass
+class Evidence:
+    """The results of a sweep in canonical order, and what the rules ask of them."""
+
+    rows: list[PresetResult]
+    discovery: Discovery | None = None
+
+    def of(self, protocol: str) -> list[PresetResult]:
+        """The rows of ``protocol``."""
+        return [r for r in self.rows if r.protocol == protocol]
+
+    def resolved(self, protocol: str | None = None) -> list[PresetResult]:
+        """The rows (of ``protocol``) whose host name resolved."""
+        return [r for r in self.rows if _passed(r, "dns")
+                and (protocol is None or r.protocol == protocol)]
+
+    @cached_property
+    def rejected(self) -> list[PresetResult]:
+        """Rows whose credentials a server rejected (or that reuse such a rejection)."""
+        return [r for r in self.rows if r.code in REJECTIONS]
+
+    def best(self, protocol: str) -> PresetResult | None:
+        """The setting of ``protocol`` to recommend: logged in, most secure, canonical first.
+
+        An unencrypted preset nobody logged in over counts only while no
+        password was rejected anywhere, or once a login worked somewhere.
+        """
+        untested_ok = not self.rejected or any(r.works for r in self.rows)
+        found = [r for r in self.of(protocol) if r.works or (r.usable and untested_ok)]
+        return min(found, key=lambda r: (r.status != "ok", not r.works, preference(r)),
+                   default=None)
+
+    def cause(self, protocol: str) -> PresetResult | None:
+        """The failure that explains ``protocol``: among its encrypted rows when any failed."""
+        failed = [r for r in self.of(protocol) if r.status == "fail"]
+        return most_telling([r for r in failed if r.security != "none"] or failed)
+
+    def fault(self, protocol: str) -> PresetResult | None:
+        """The server's fault that makes an encrypted row of ``protocol`` fail, if any."""
+        return most_telling([r for r in self.of(protocol) if r.security != "none"
+                             and r.status == "fail" and is_fault(r.code)])
+
+    @cached_property
+    def incoming(self) -> PresetResult | None:
+        """The IMAP setting to recommend, if any (:meth:`best`)."""
+        return self.best("imap")
+
+    @cached_property
+    def outgoing(self) -> PresetResult | None:
+        """The SMTP setting to recommend, if any (:meth:`best`)."""
+        return self.best("smtp")
+
+    def outgoing_text(self, said: str = "") -> str:
+        """The summary's sentence about sending (rules 2 and 6 for SMTP).
+
+        A fix already ``said`` for the incoming side is not repeated.
+        """
+        smtp, out = self.of("smtp"), self.outgoing
+        if out is not None:
+            fault = self.fault("smtp") if out.security == "none" else None
+            if fault is not None:
+                return _join(f"Outgoing: the encrypted settings fail: {_title(fault)} "
+                             f"({fault.setting()}).", _unsaid(fault.fix, said), _stopgap(out))
+            if out.untested_plaintext:
+                return (f"Outgoing: the only usable setting is {out.setting()}, with a warning: "
+                        f"{_UNTESTED}.")
+            text = f"Outgoing: enter {out.setting()}."
+            return text + (f" (Warning: {_title(out)}.)" if out.status != "ok" else "")
+        cause = self.cause("smtp")
+        if not smtp or cause is None:
+            return ""
+        return _join(f"No outgoing (SMTP) setting works: {_title(cause)} ({cause.setting()}).",
+                     _unsaid(cause.fix, said))
+
+
+# ------------------------------------------------------------------ the rules
+
+
+def _nothing_tested(ev: Evidence) -> Verdict | None:
+    if ev.rows:
+        return None
+    return Verdict("unknown", "No preset could be tested: every preset chosen needs a server "
+                   "name (give the one from the welcome email or cPanel), or there were none.")
+
+
+def _imap_usable(ev: Evidence) -> Verdict | None:
+    incoming = ev.incoming
+    if incoming is None:
+        return None
+    fault = ev.fault("imap") if incoming.security == "none" else None
+    if fault is not None:
+        # Only clear text is left because the encrypted settings trip over a
+        # fault of the server's: that is the finding, the unencrypted setting a stopgap.
+        stopgap = _stopgap(incoming)
+        return Verdict(fault.code, _join(_finding(fault, ev), stopgap,
+                                         ev.outgoing_text(fault.fix)),
+                       incoming, ev.outgoing, cause=fault, remedy=f"{fault.fix} {stopgap}")
+    out = ev.outgoing_text()
+    if incoming.untested_plaintext:
+        summary = (f"Incoming: the only usable setting is {incoming.setting()}, with a warning: "
+                   f"{_UNTESTED}.")
+    else:
+        summary = f"Incoming: enter {incoming.setting()}."
+        if incoming.status != "ok":
+            summary += f" Warning: {_title(incoming)}; {incoming.explanation}"
+    code = "ok" if incoming.status == "ok" else incoming.code
+    return Verdict(code, _join(summary, out), incoming, ev.outgoing, cause=incoming)
+
+
+#: Discovery problems that explain a sweep with no usable IMAP, in order.
 _DISCOVERED = ("dns_not_found", "dns_servfail", "dns_timeout", "mx_elsewhere",
                "mail_host_elsewhere")
 
 
-def _discovered(found: Discovery, verdict: Verdict) -> Verdict:
-    """The verdict when the domain itself, not a port, is the cause."""
+def _domain_fault(ev: Evidence) -> Verdict | None:
+    found = ev.discovery
+    if found is None or ev.incoming is not None:
+        return None
     for code in _DISCOVERED:
         problem = found.problem(code)
         if problem is None:
             continue
         if code.startswith("dns_") and problem.subject != found.domain:
             continue  # only the domain's own failure; mail.<domain> missing is a symptom
+        remedy = codes.render(codes.get(code).verdict_fix, host=problem.subject)
         if code == "dns_not_found":
             summary = (f"{problem.detail}: check the spelling of the email address; if it "
                        "is right, the domain has expired or was never registered, and the "
@@ -200,75 +376,146 @@ def _discovered(found: Discovery, verdict: Verdict) -> Verdict:
         elif code == "mx_elsewhere":
             summary = f"{problem.detail[:1].upper()}{problem.detail[1:]}."
         else:
-            summary = (f"{problem.detail}. "
-                       + codes.render(codes.get(code).remedy, host=problem.subject))
-        return Verdict(code, summary, None, verdict.outgoing)
+            summary = f"{problem.detail}. {remedy}"
+        return Verdict(code, summary, None, ev.outgoing, remedy=remedy)
+    return None
+
+
+def _credentials_rejected(ev: Evidence) -> Verdict | None:
+    if not ev.rejected or any(r.works for r in ev.rows):
+        return None
+    # Only logins actually attempted count: an unencrypted preset judged from the
+    # server's offer neither confirms nor refutes the credentials.
+    tried = {r.protocol for r in ev.rows if r.login_tried or r.code in REJECTIONS}
+    refused = {r.protocol for r in ev.rejected}
+    if refused != tried:
+        return None
+    cause = most_telling(ev.rejected)
+    assert cause is not None  # rejected is not empty  # noqa: S101
+    protocols = ", ".join(p.upper() for p in sorted(refused))
+    return Verdict(cause.code, f"The credentials were rejected on every protocol tried "
+                   f"({protocols}): the password or username is wrong. Have the customer reset "
+                   "the password in cPanel and use the full email address as the username.",
+                   cause=cause)
+
+
+def _pop_only(ev: Evidence) -> Verdict | None:
+    imap = ev.resolved("imap")
+    pop_greeted = [r for r in ev.of("pop3") if _passed(r, "greeting")]
+    if not imap or not pop_greeted or not all(r.code in _REFUSED for r in imap):
+        return None
+    for r in imap:
+        r.code = "pop_only"
+        r.context = f"(Port {r.port} refused the connection while POP3 answers.)"
+    pop_works = [r for r in ev.of("pop3") if r.works]
+    shown = (pop_works or pop_greeted)[0]
+    summary = (f"POP-only account: every IMAP port is closed while POP3 answers "
+               f"({shown.setting()}" + (", login works" if pop_works else "") + "). The CRM "
+               "needs IMAP: ask the host to enable IMAP for this account.")
+    return Verdict("pop_only", _join(summary, ev.outgoing_text()), None, ev.outgoing,
+                   cause=imap[0])
+
+
+def _ip_blocked(ev: Evidence) -> Verdict | None:
+    resolved = ev.resolved()
+    if not resolved or not all(r.code == "connect_timeout" for r in resolved):
+        return None
+    remedy = ("Ask HostGator support to check the firewall for the customer's IP, and stop "
+              "login attempts until it is lifted.")
+    return Verdict("connect_timeout", "Every port timed out: the IP may be blocked (cPHulk/CSF "
+                   f"block an IP after failed logins). {remedy}", cause=resolved[0],
+                   remedy=remedy)
+
+
+def _cause(ev: Evidence) -> Verdict:
+    imap = ev.of("imap")
+    cause = ev.cause("imap") if imap else most_telling(
+        [r for r in ev.rows if r.status == "fail"])
+    if cause is None:
+        what = "IMAP setting" if imap else "IMAP preset was tested, and no"
+        return Verdict("unknown", f"No {what} can be recommended, and none failed in a way "
+                       "that names a cause: see each preset's result.", None, ev.outgoing)
+    remedy = cause.fix
+    if is_fault(cause.code):
+        remedy += " Until then no IMAP setting tested works."
+    resolved = ev.resolved("imap")
+    others_greet = any(_passed(r, "greeting") for r in ev.of("pop3") + ev.of("smtp"))
+    if resolved and others_greet and all(r.code in _UNREACHABLE for r in resolved):
+        finding = (f"No IMAP preset answers ({_title(cause)}) while other mail ports do: "
+                   f"{_why_silent({r.code for r in resolved})}.")
+    else:
+        finding = _finding(cause, ev)
+    return Verdict(cause.code, _join(finding, remedy, ev.outgoing_text(cause.fix)), None,
+                   ev.outgoing, cause=cause, remedy=remedy)
+
+
+#: The rules in the order they are tried: the first that returns a verdict decides.
+RULES: tuple[Callable[[Evidence], Verdict | None], ...] = (
+    _nothing_tested, _imap_usable, _domain_fault, _credentials_rejected, _pop_only,
+    _ip_blocked, _cause,
+)
+
+
+def decide(results: list[PresetResult], discovery: Discovery | None = None) -> Verdict:
+    """Conclude a sweep: the first of :data:`RULES` that applies.
+
+    ``discovery`` (what discovery found about the domain) may be the cause
+    when no IMAP setting is usable (rule 3). May re-read IMAP codes as
+    ``pop_only`` (and gives the same verdict when run again on the same
+    results). The verdict's ``results`` keep the order given; nothing else
+    depends on it.
+    """
+    ev = Evidence(sorted(results, key=preference), discovery)
+    verdict = next(v for v in (rule(ev) for rule in RULES) if v is not None)
+    verdict.results = list(results)
     return verdict
 
 
-def _conclude(results: list[PresetResult]) -> Verdict:
-    if not results:
-        return Verdict("unknown", "No preset could be tested: every preset chosen needs a "
-                       "server name (give the one from the welcome email or cPanel), or there "
-                       "were none.")
-    imap = [r for r in results if r.protocol == "imap"]
-    pop = [r for r in results if r.protocol == "pop3"]
-    smtp = [r for r in results if r.protocol == "smtp"]
-    rejected = [r for r in results if r.code in REJECTIONS]
-    incoming = best(results, "imap", untested_ok=not rejected)
-    outgoing = best(results, "smtp", untested_ok=not rejected)
-    out_text = _outgoing_text(outgoing, smtp)
-    # Port patterns are judged on the host names that exist (see the module doc).
-    resolved = [r for r in results if _passed(r, "dns")]
-    imap_resolved = [r for r in imap if _passed(r, "dns")]
+# ------------------------------------------------------------------ wording
 
-    if incoming is not None:
-        return _recommend(incoming, imap, out_text, outgoing)
 
-    pop_greeted = [r for r in pop if _passed(r, "greeting")]
-    if imap_resolved and pop_greeted and all(r.code == "connection_refused"
-                                             for r in imap_resolved):
-        for r in imap_resolved:
-            r.code = "pop_only"
-            r.context = f"(Port {r.port} refused the connection while POP3 answers.)"
-        pop_works = [r for r in pop if r.works]
-        shown = pop_works[0] if pop_works else pop_greeted[0]
-        summary = (f"POP-only account: every IMAP port is closed while POP3 answers "
-                   f"({shown.setting()}"
-                   + (", login works" if pop_works else "") + "). The CRM needs IMAP: ask the "
-                   "host to enable IMAP for this account.")
-        return Verdict("pop_only", f"{summary} {out_text}".strip(), None, outgoing)
+def _join(*parts: str) -> str:
+    return " ".join(p.strip() for p in parts if p.strip())
 
-    if resolved and all(r.code == "connect_timeout" for r in resolved):
-        return Verdict("connect_timeout",
-                       "Every port timed out: the IP may be blocked (cPHulk/CSF block an IP "
-                       "after failed logins). Ask HostGator support to check the firewall for "
-                       "the customer's IP, and stop login attempts until it is lifted.",
-                       None, None)
 
-    if rejected and not any(r.works for r in results):
-        # Only logins actually attempted count: an unencrypted preset judged from
-        # the server's offer neither confirms nor refutes the credentials.
-        tried = {r.protocol for r in results if r.login_tried or r.code in REJECTIONS}
-        refused = {r.protocol for r in rejected}
-        if refused == tried:
-            protocols = ", ".join(p.upper() for p in sorted(refused))
-            return Verdict(rejected[0].code,
-                           f"The credentials were rejected on every protocol tried ({protocols}): "
-                           "the password or username is wrong. Have the customer reset the "
-                           "password in cPanel and use the full email address as the username.",
-                           None, None)
+def _title(result: PresetResult) -> str:
+    """The result's title inside a sentence: "Server's TLS is broken" -> "server's TLS ..."."""
+    title = result.title
+    first = title.split(" ", 1)[0]
+    return title if first.isupper() else title[:1].lower() + title[1:]
 
-    worst = deepest(imap) if imap else deepest(results)
-    assert worst is not None  # results is not empty  # noqa: S101
-    if imap_resolved and all(r.code in _UNREACHABLE for r in imap_resolved) and any(
-            _passed(r, "greeting") for r in pop + smtp):
-        summary = (f"No IMAP preset answers ({worst.title.lower()}) while other mail ports do: "
-                   f"{_why_silent({r.code for r in imap_resolved})}. {worst.remedy}")
-    else:
-        summary = (f"No IMAP preset works. The furthest attempt, {worst.setting()}, failed: "
-                   f"{worst.title.lower()} ({worst.detail}). {worst.remedy}")
-    return Verdict(worst.code, f"{summary} {out_text}".strip(), None, outgoing)
+
+def _stopgap(usable: PresetResult) -> str:
+    """The unencrypted setting left while the encrypted ones fail, with its warning."""
+    if usable.untested_plaintext:
+        return (f"Until that is fixed only an unencrypted setting is usable: "
+                f"{usable.setting()}; {_UNTESTED}.")
+    return (f"Until that is fixed only an unencrypted setting works: {usable.setting()}, and "
+            "the password crosses the network in clear text (the doctor's own test login did).")
+
+
+def _unsaid(sentence: str, said: str) -> str:
+    return "" if sentence in said else sentence
+
+
+def _finding(cause: PresetResult, ev: Evidence) -> str:
+    """Why the settings fail, from the cause, and from a second fault of the server's.
+
+    A server whose TLS is broken usually breaks it for every encrypted
+    setting, in different words (a hang-up on 993, "TLS initialization
+    failed" after STARTTLS): each is evidence, and the agent quotes them.
+    """
+    if cause.code in CERT_CODES:
+        return _certificate_finding(cause)
+    lead = ("The encrypted settings fail" if cause.security != "none"
+            else f"No {cause.protocol.upper()} setting works")
+    text = f"{lead}: {_title(cause)} ({cause.setting()}): {cause.detail}."
+    if is_fault(cause.code):
+        also = most_telling([r for r in ev.of(cause.protocol) if r.security != "none"
+                             and r.code != cause.code and is_fault(r.code)])
+        if also is not None:
+            text += f" Also {_title(also)} ({also.setting()}): {also.detail}."
+    return text
 
 
 def _why_silent(found: set[str]) -> str:
@@ -289,38 +536,6 @@ def _why_silent(found: set[str]) -> str:
             + greetless)
 
 
-def _recommend(incoming: PresetResult, imap: list[PresetResult], out_text: str,
-               outgoing: PresetResult | None) -> Verdict:
-    """The verdict when an IMAP preset can be entered in the CRM."""
-    code = "ok" if incoming.status == "ok" else incoming.code
-    if incoming.untested_plaintext:
-        summary = (f"Incoming: the only usable setting is {incoming.setting()}, with a warning: "
-                   f"{_UNTESTED}.")
-    else:
-        summary = f"Incoming: enter {incoming.setting()}."
-        if incoming.status != "ok":
-            summary += f" Warning: {incoming.title.lower()}; {incoming.explanation}"
-    cert_failed = [r for r in imap if r.code in CERT_CODES]
-    if incoming.security == "none" and cert_failed:
-        # Only clear text is left because every encrypted preset trips over the
-        # certificate: that is the finding, the unencrypted setting a stopgap.
-        code = cert_failed[0].code
-        if incoming.untested_plaintext:
-            left = (f"Until that is fixed only an unencrypted setting is usable: "
-                    f"{incoming.setting()}; {_UNTESTED}.")
-        else:
-            left = (f"Until that is fixed only an unencrypted setting works: "
-                    f"{incoming.setting()}, and the password crosses the network in clear "
-                    "text (the doctor's own test login did).")
-        summary = f"{_certificate_finding(cert_failed[0])} {left}"
-    return Verdict(code, f"{summary} {out_text}".strip(), incoming, outgoing)
-
-
-#: What the verdict says of an unencrypted preset it did not log in over.
-_UNTESTED = ("the server accepts the password without encryption here; the doctor did not "
-             "send it, so the login itself is untested")
-
-
 def _certificate_finding(bad: PresetResult) -> str:
     """One or two sentences on why the encrypted presets fail, and what to use."""
     cert = bad.certificate or {}
@@ -339,25 +554,9 @@ def _certificate_finding(bad: PresetResult) -> str:
     if bad.code == "cert_untrusted" and cert.get("issuer"):
         return (f"The encrypted settings fail: the server's certificate is issued by "
                 f"{cert['issuer']}, which no trusted authority vouches for.")
-    return f"The encrypted settings fail: {bad.title.lower()} ({bad.detail})."
+    return f"The encrypted settings fail: {_title(bad)} ({bad.detail})."
 
 
 def _passed(result: PresetResult, step: str) -> bool:
     found = result.step(step)
     return found is not None and found.status in ("ok", "warn")
-
-
-def _outgoing_text(outgoing: PresetResult | None, smtp: list[PresetResult]) -> str:
-    if outgoing is not None:
-        if outgoing.untested_plaintext:
-            return (f"Outgoing: the only usable setting is {outgoing.setting()}, with a "
-                    f"warning: {_UNTESTED}.")
-        text = f"Outgoing: enter {outgoing.setting()}."
-        if outgoing.status != "ok":
-            text += f" (Warning: {outgoing.title.lower()}.)"
-        return text
-    if not smtp:
-        return ""
-    worst = deepest(smtp)
-    assert worst is not None  # noqa: S101
-    return f"No outgoing (SMTP) preset works: {worst.title.lower()} ({worst.setting()})."

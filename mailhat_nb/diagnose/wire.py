@@ -16,7 +16,8 @@ This module is the boundary where foreign errors (``OSError``,
     │   ├── ReadTimeout        nothing arrived before the deadline
     │   ├── PeerClosed         the server closed or reset the connection
     │   └── NotTLS             the server answered a TLS handshake in plain text
-    └── TLSHandshakeError              the handshake failed (``verify_code`` set for certificates)
+    └── TLSHandshakeError      the handshake failed: a certificate (``verify_code``), an
+                               alert, or the server hanging up during it (``CLOSED``)
 """
 
 from __future__ import annotations
@@ -49,11 +50,21 @@ class PeerClosed(ConnectionLost):
 
 
 class NotTLS(ConnectionLost):
-    """We started TLS and the server's first bytes were not a TLS record."""
+    """We started TLS and the server's first bytes were not a TLS record.
 
-    def __init__(self, data: bytes) -> None:
+    ``data`` is what it sent instead; ``said`` adds any plain text it sent
+    after agreeing to STARTTLS and before the handshake (its own words on
+    why TLS failed, when it gives them).
+    """
+
+    def __init__(self, data: bytes, early: bytes = b"") -> None:
         super().__init__("the server answered the TLS handshake in plain text")
         self.data = data
+        self.said = early + data
+
+
+#: :attr:`TLSHandshakeError.reason` when the server hung up during the handshake.
+CLOSED = "CLOSED"
 
 
 class TLSHandshakeError(MailServerError):
@@ -64,13 +75,20 @@ class TLSHandshakeError(MailServerError):
     verify_code:
         OpenSSL's X509 verification code for a certificate failure, else None.
     reason:
-        OpenSSL's reason string (``CERTIFICATE_VERIFY_FAILED``, ``WRONG_VERSION_NUMBER`` ...).
+        OpenSSL's reason string (``CERTIFICATE_VERIFY_FAILED``, ``WRONG_VERSION_NUMBER``,
+        ``TLSV1_ALERT_INTERNAL_ERROR`` ...), or :data:`CLOSED` when the server
+        closed or reset the connection in the middle of it.
+    said:
+        Plain text the server sent after agreeing to STARTTLS and before the
+        handshake (its words on what failed, when it gives them).
     """
 
-    def __init__(self, message: str, verify_code: int | None = None, reason: str = "") -> None:
+    def __init__(self, message: str, verify_code: int | None = None, reason: str = "",
+                 said: bytes = b"") -> None:
         super().__init__(message)
         self.verify_code = verify_code
         self.reason = reason
+        self.said = said
 
 
 def looks_like_tls(data: bytes) -> bool:
@@ -222,14 +240,18 @@ class Channel:
         NotTLS
             The server's first bytes were not TLS (it speaks plain text here).
         TLSHandshakeError
-            The handshake failed; certificate problems carry ``verify_code``.
-        ReadTimeout, PeerClosed
-            The server never answered the handshake, or hung up.
+            The handshake failed: certificate problems carry ``verify_code``,
+            a server that hung up in the middle of it :data:`CLOSED`.
+        ReadTimeout
+            The server never answered the handshake.
         """
-        if self._buf:
+        early = bytes(self._buf)
+        if early:
             # Bytes sent after "begin TLS" and before the handshake are a
-            # protocol violation (or an injection attempt): never trust them.
-            self.transcript.note(f"discarded {len(self._buf)} bytes sent before the handshake")
+            # protocol violation (or an injection attempt): never act on them.
+            # They are kept only as the server's words, should TLS then fail.
+            self.transcript.note(f"discarded {len(early)} bytes sent before the handshake: "
+                                 f"{printable(early)!r}")
             self._buf.clear()
         deadline = self._deadline(timeout)
         obj = context.wrap_bio(self._in, self._out, server_side=False,
@@ -242,16 +264,21 @@ class Channel:
                 break
             except ssl.SSLWantReadError:
                 self._flush()
-                data = self._recv(deadline)
+                try:
+                    data = self._recv(deadline)
+                except PeerClosed as exc:
+                    raise TLSHandshakeError(f"{exc} during the TLS handshake", None, CLOSED,
+                                            early) from exc
                 if first and not looks_like_tls(data):
-                    raise NotTLS(data) from None
+                    raise NotTLS(data, early) from None
                 first = False
                 self._in.write(data)
             except ssl.SSLCertVerificationError as exc:
                 raise TLSHandshakeError(exc.verify_message or str(exc), exc.verify_code,
-                                exc.reason or "") from exc
+                                        exc.reason or "", early) from exc
             except ssl.SSLError as exc:
-                raise TLSHandshakeError(str(exc.reason or exc), None, exc.reason or "") from exc
+                raise TLSHandshakeError(str(exc.reason or exc), None, exc.reason or "",
+                                        early) from exc
         self.tls = obj
         self.transcript.note(f"TLS established: {obj.version()}, {(obj.cipher() or ('?',))[0]}")
 

@@ -15,12 +15,13 @@ No password is involved anywhere: nothing here has one.
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,7 @@ def discover(email: str, resolver: Resolver | str | None = None,
         raise UsageError(f"{email!r} is not an email address (name@domain)")
     if not isinstance(resolver, Resolver):
         resolver = Resolver(resolver, lifetime=timeout)
-    context = verified_context(ca_file)
-    context.check_hostname = False  # names are judged per candidate (probes.valid_for)
+    context = chain_context(str(ca_file) if ca_file else None, _stamp(ca_file))
     found = Discovery(email=email.strip(), domain=domain)
     pool = ThreadPoolExecutor(max_workers=24, thread_name_prefix="discover")
     run = _Run(found, resolver, context, start + timeout, pool)
@@ -228,6 +228,33 @@ def discover(email: str, resolver: Resolver | str | None = None,
     _conclude(run)
     found.elapsed_ms = (time.monotonic() - start) * 1000
     return found
+
+
+@lru_cache(maxsize=8)
+def chain_context(ca_file: str | None, stamp: tuple[int, int] | None) -> ssl.SSLContext:
+    """A context verifying certificate chains, not names (judged per candidate).
+
+    Loading the system's CA store takes longer than a whole discovery on a
+    fast network, so the context is made once per CA file (``stamp``: its
+    modification time and size, so a new file is read again) and shared:
+    it is never changed after this.
+
+    Raises
+    ------
+    UsageError
+        For an unusable CA file.
+    """
+    context = verified_context(ca_file)
+    context.check_hostname = False  # names are judged per candidate (probes.valid_for)
+    return context
+
+
+def _stamp(ca_file: str | Path | None) -> tuple[int, int] | None:
+    try:
+        info = os.stat(ca_file) if ca_file else None
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size) if info else None
 
 
 def _first_wave(run: _Run, email: str, domain: str) -> None:

@@ -25,9 +25,9 @@ class PortCheck:
     ``behaviour`` is one of ``greets``, ``silent`` (TCP open, no bytes),
     ``blackhole`` (handshake never completed), ``closed`` (refused),
     ``tls_fails`` (the server broke off the TLS handshake), ``starttls_fails``
-    (STARTTLS offered, then refused), or ``broken`` (something else;
-    ``detail`` says what). ``cert_sha256`` is the certificate served, over
-    implicit TLS or after STARTTLS.
+    (STARTTLS offered, then refused, or its handshake broken off), or
+    ``broken`` (something else; ``detail`` says what). ``cert_sha256`` is the
+    certificate served, over implicit TLS or after STARTTLS.
     """
 
     service: str
@@ -63,34 +63,77 @@ def _smtp_reply(reader: BinaryIO) -> list[str]:
     return lines
 
 
-def _smtp_starttls(service: str, host: str, port: int, sock: socket.socket,
-                   timeout: float) -> PortCheck:
-    """Greeting, EHLO, and STARTTLS where offered: what came of it."""
+def _line(reader: BinaryIO) -> str:
+    return reader.readline(4096).decode("latin-1").rstrip("\r\n")
+
+
+def _tagged_reply(reader: BinaryIO, tag: str) -> list[str]:
+    """The lines of one IMAP response, up to its tagged line."""
+    lines = [_line(reader)]
+    while lines[-1] and not lines[-1].startswith(tag + " "):
+        lines.append(_line(reader))
+    return lines
+
+
+def _pop3_list(reader: BinaryIO) -> list[str]:
+    """The lines of one POP3 reply, multi-line (``CAPA``) up to its ``.`` when it is +OK."""
+    lines = [_line(reader)]
+    while lines[0].startswith("+OK") and lines[-1] not in (".", ""):
+        lines.append(_line(reader))
+    return lines
+
+
+#: Per protocol: how to ask for capabilities, STARTTLS, and the reply that agrees.
+_STARTTLS = {
+    "smtp": (b"EHLO mailhat-lab-check\r\n", b"STARTTLS\r\n", "220"),
+    "imap": (b"C1 CAPABILITY\r\n", b"S1 STARTTLS\r\n", "S1 OK"),
+    "pop3": (b"CAPA\r\n", b"STLS\r\n", "+OK"),
+}
+
+
+def _reply(protocol: str, reader: BinaryIO, tag: str, listing: bool = False) -> list[str]:
+    """One reply; ``listing``: a POP3 multi-line one (``CAPA``)."""
+    if protocol == "smtp":
+        return _smtp_reply(reader)
+    if protocol == "imap":
+        return _tagged_reply(reader, tag)
+    return _pop3_list(reader) if listing else [_line(reader)]
+
+
+def _starttls(service: str, protocol: str, host: str, port: int, sock: socket.socket,
+              timeout: float) -> PortCheck:
+    """Greeting, capabilities, and STARTTLS where offered: what came of it."""
     sock.settimeout(timeout)
+    ask_caps, ask_tls, agreed = _STARTTLS[protocol]
     with sock.makefile("rb") as reader:
         try:
-            greeting = _smtp_reply(reader)
+            greeting = _smtp_reply(reader) if protocol == "smtp" else [_line(reader)]
         except TimeoutError:
             return PortCheck(service, host, port, "silent")
-        if not greeting[0].startswith("220"):
+        if not greeting[0].encode("latin-1").startswith(GREETING_PREFIX[protocol]):
             return PortCheck(service, host, port, "broken", greeting[0][:80])
-        sock.sendall(b"EHLO mailhat-lab-check\r\n")
-        if "STARTTLS" not in (ln[4:].upper() for ln in _smtp_reply(reader)):
+        sock.sendall(ask_caps)
+        lines = _reply(protocol, reader, "C1", listing=True)
+        caps = " ".join(ln[4:] if protocol == "smtp" else ln for ln in lines).upper().split()
+        if "STARTTLS" not in caps and "STLS" not in caps:
             return PortCheck(service, host, port, "greets", greeting[0])
-        sock.sendall(b"STARTTLS\r\n")
-        said = _smtp_reply(reader)
-    if not said[-1].startswith("220"):
-        return PortCheck(service, host, port, "starttls_fails", said[-1])
-    with _unverified().wrap_socket(sock, server_hostname=host) as tls:
-        return PortCheck(service, host, port, "greets", greeting[0], _fingerprint(tls))
+        sock.sendall(ask_tls)
+        said = _reply(protocol, reader, "S1")[-1]
+    if not said.startswith(agreed):
+        return PortCheck(service, host, port, "starttls_fails", said)
+    try:
+        with _unverified().wrap_socket(sock, server_hostname=host) as tls:
+            return PortCheck(service, host, port, "greets", greeting[0], _fingerprint(tls))
+    except (ssl.SSLError, ConnectionError) as exc:
+        return PortCheck(service, host, port, "starttls_fails", f"{said}, then {exc}")
 
 
 def knock(service: str, protocol: str, host: str, port: int, tls: bool,
           timeout: float = 1.0, starttls: bool = False) -> PortCheck:
     """Connect to ``host:port`` and classify what happens within ``timeout``.
 
-    ``starttls`` (SMTP only) also says whether STARTTLS works, and with which
-    certificate.
+    ``starttls`` (a plain port) also says whether STARTTLS works, and with
+    which certificate.
     """
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
@@ -103,8 +146,8 @@ def knock(service: str, protocol: str, host: str, port: int, tls: bool,
     fingerprint = ""
     try:
         sock: socket.socket | ssl.SSLSocket = raw
-        if starttls and protocol == "smtp":
-            return _smtp_starttls(service, host, port, raw, timeout)
+        if starttls:
+            return _starttls(service, protocol, host, port, raw, timeout)
         if tls:
             try:
                 sock = _unverified().wrap_socket(raw, server_hostname=host)

@@ -26,11 +26,14 @@ from pathlib import Path
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import procs
 from mailhat_nb.lab import world as world_mod
+from mailhat_nb.lab.certs import CERT_NAMES
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.scenarios import Scenario, bound_services
 from mailhat_nb.lab.world import World
 
 LISTEN = "127.0.0.1, 127.0.0.2"
+#: The lab's own addresses (the world of :mod:`mailhat_nb.lab.world` lives in 127.0.N.0/24).
+LAB_NETWORK = "127.0.0.0/24"
 
 _LISTENERS = {
     "imap-login": (("imap", False), ("imaps", True)),
@@ -135,6 +138,20 @@ def _capabilities(scenario: Scenario) -> str:
     return f"\nimap_capability = {' '.join(kept)}\n"
 
 
+#: On the lab's own addresses (never the world's), IMAP and POP3 serve ``{key}``
+#: instead of the certificate's own key.
+_WRONG_KEY = """
+local {network} {{
+  protocol imap {{
+    ssl_key = <{key}
+  }}
+  protocol pop3 {{
+    ssl_key = <{key}
+  }}
+}}
+"""
+
+
 def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
            world: World | None = None) -> str:
     """Return the dovecot.conf text for ``scenario``.
@@ -143,7 +160,10 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
     blackholed, or IMAP on a POP-only account) get ``port = 0``, which frees the
     port for the lab's sidecar to hold. With ``world``, the shared server of
     :mod:`mailhat_nb.lab.world` also listens on its address, on the standard
-    ports, serving the certificate of its own name whatever the scenario.
+    ports, serving the certificate of its own name whatever the scenario. A
+    ``broken_key`` scenario gives IMAP and POP3 on the lab's addresses another
+    certificate's key: Dovecot reads it at start and fails each handshake at
+    connection time.
     """
     bound = set(bound_services(scenario))
     blocks = []
@@ -170,7 +190,7 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
     if scenario.imap:
         protocols.insert(0, "imap")
     dh = Path("/usr/share/dovecot/dh.pem")
-    return _TEMPLATE.format(
+    text = _TEMPLATE.format(
         scenario=scenario.name,
         instance=f"mailhat-lab-{ports['imaps']}",
         run=paths.run, state=paths.state, log=paths.dovecot_log,
@@ -182,6 +202,10 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
         listeners="\n".join(blocks),
         lmtp=ports["lmtp"],
     ) + _capabilities(scenario)
+    if not scenario.broken_key:
+        return text
+    other = next(stem for stem in CERT_NAMES if stem != scenario.cert)
+    return text + _WRONG_KEY.format(network=LAB_NETWORK, key=paths.tls / f"{other}.key")
 
 
 def write_config(paths: LabPaths, ports: dict[str, int], scenario: Scenario,

@@ -56,6 +56,12 @@ class Scenario:
         is on: the IMAP presets, or the SMTP ones for an SMTP fault.
     cert:
         Which certificate Dovecot and Exim serve (see :mod:`mailhat_nb.lab.certs`).
+    broken_key:
+        Dovecot's IMAP and POP3 serve a private key that does not belong to
+        their certificate (a botched renewal): every TLS handshake fails on
+        the server's side. Implicit TLS (993, 995) is reset mid-handshake;
+        STARTTLS is offered, accepted, then answered in plain text
+        (``* BYE [UNAVAILABLE] TLS initialization failed.``) and dropped.
     plaintext_auth:
         Dovecot's ``disable_plaintext_auth = no`` when true.
     smtp_plaintext_auth:
@@ -87,6 +93,7 @@ class Scenario:
     story: str
     expect: str
     cert: str = "server"
+    broken_key: bool = False
     plaintext_auth: bool = True
     smtp_plaintext_auth: bool = False
     tls_key_unreadable: tuple[str, ...] = ()
@@ -97,6 +104,11 @@ class Scenario:
     server: str = "localhost"
     imap_without: tuple[str, ...] = ()
     hostile: str = ""
+
+    @property
+    def protocol(self) -> str:
+        """The protocol whose presets the fault is on (``expect`` is their code)."""
+        return "smtp" if self.tls_key_unreadable else "imap"
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -168,6 +180,41 @@ SCENARIOS: dict[str, Scenario] = {
             "closed-port", "Port 993 closed",
             "Nothing listens on the IMAP SSL/TLS port; port 143 still works.",
             expect="connection_refused", closed=("imaps",),
+        ),
+        # -- Faults on the server's side (Dovecot's TLS, or all of Exim's), where the
+        # -- verdict must weigh every preset's evidence, not take the one that got furthest.
+        Scenario(
+            "tls-broken", "The server's TLS is broken",
+            "The host renewed the mail server's certificate but not its key: every "
+            "encrypted connection fails on the server's side (993 hangs up in the middle "
+            "of the handshake; 143 offers STARTTLS, then says 'TLS initialization "
+            "failed'). Only the unencrypted setting is left, and it should not be used.",
+            expect="tls_handshake_failed", broken_key=True,
+        ),
+        Scenario(
+            "starttls-broken", "STARTTLS fails on the server",
+            "The host opened only port 143, and its TLS is broken: STARTTLS is offered, "
+            "then fails on the server's side. Passwords without encryption are refused "
+            "(rightly), so nothing the customer types can work until the host fixes TLS.",
+            expect="starttls_failed", broken_key=True, closed=("imaps",),
+            plaintext_auth=False, server=INSECURE_HOST,
+        ),
+        Scenario(
+            "self-signed-no-plaintext", "Self-signed certificate, clear text refused",
+            "The server presents a certificate it issued itself and refuses passwords "
+            "without encryption: every encrypted setting fails on the certificate, the "
+            "unencrypted one is refused. The certificate is the problem, not the refusal.",
+            expect="cert_untrusted", cert="self-signed", plaintext_auth=False,
+            server=INSECURE_HOST,
+        ),
+        Scenario(
+            "smtp-tls-broken", "SMTP's TLS is broken",
+            "The host's Exim cannot read its private key at all: 465 cuts every "
+            "SSL/TLS connection off during the handshake, and 587, 25 and 26 list "
+            "STARTTLS, then answer '454 TLS currently unavailable'. AUTH is offered only "
+            "after TLS, so no outgoing setting works until the host fixes it.",
+            expect="tls_handshake_failed",
+            tls_key_unreadable=("submissions", "smtp", "smtp_alt", "submission"),
         ),
         # SMTP faults: Exim's own failures, on the SMTP presets.
         Scenario(

@@ -41,6 +41,7 @@ from mailhat_nb.lab.ports import allocate_ports, holders, port_free
 from mailhat_nb.lab.presets import write_presets
 from mailhat_nb.lab.scenarios import (
     IMAP_SERVICES,
+    INSECURE_HOST,
     PROTOCOL_OF,
     SCENARIOS,
     SMTP_SERVICES,
@@ -60,6 +61,11 @@ def _say_stderr(message: str) -> None:
 
 def _dovecot_services(scenario: Scenario) -> list[str]:
     return [s for s in bound_services(scenario) if s not in SMTP_SERVICES]
+
+
+def _broken_key(scenario: Scenario) -> list[str]:
+    """Dovecot's services whose TLS the scenario breaks (``broken_key``: IMAP and POP3)."""
+    return _dovecot_services(scenario) if scenario.broken_key else []
 
 
 class Lab:
@@ -112,12 +118,12 @@ class Lab:
     def checks(self, info: LabInfo | None = None, timeout: float = 1.0) -> list[PortCheck]:
         """Knock on every client-facing and extra port and report what each did.
 
-        Plain SMTP ports are also asked for STARTTLS: whether it works is part
-        of what a scenario sets.
+        Plain ports are also asked for STARTTLS: whether it works is part of
+        what a scenario sets.
         """
         info = info or self.info()
         jobs = [(name, PROTOCOL_OF[name], info.server, info.ports[name], name in TLS_SERVICES,
-                 PROTOCOL_OF[name] == "smtp" and name not in TLS_SERVICES)
+                 name not in TLS_SERVICES)
                 for name in STANDS_FOR]
         jobs.append(("relay", "smtp", "127.0.0.1", info.ports["relay"], False, True))
         jobs += [(name, "imap", "127.0.0.1", info.ports[name], False, False)
@@ -133,7 +139,7 @@ class Lab:
         expect = {name: "closed" for name in STANDS_FOR}
         expect |= {name: "greets" for name in bound_services(scenario)}
         expect |= {name: "tls_fails" if name in TLS_SERVICES else "starttls_fails"
-                   for name in scenario.tls_key_unreadable}
+                   for name in (*scenario.tls_key_unreadable, *_broken_key(scenario))}
         expect |= {name: "greets" for name in IMAP_SERVICES if scenario.hostile}
         expect |= {name: "silent" for name in scenario.silent}
         expect |= {name: "blackhole" for name in scenario.blackhole}
@@ -378,21 +384,29 @@ class Lab:
         """
         expected = self.expected(scenario)
         want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
+        # Dovecot's plain IMAP port lists LOGINDISABLED exactly when it refuses
+        # clear-text passwords from the scenario's client address.
+        refuses = not scenario.plaintext_auth and scenario.server == INSECURE_HOST
         last: list[PortCheck] = []
+        auth: list[str] = []
 
         def holds() -> bool:
-            nonlocal last
+            nonlocal last, auth
             last = self.checks(info, timeout=0.5)
             ok = all(c.behaviour == expected[c.service] for c in last)
             certs_ok = all(c.cert_sha256 == want_cert for c in last
                            if c.cert_sha256 and c.behaviour == "greets")
-            return ok and certs_ok
+            auth = [f"{c.service}:{c.port} LOGINDISABLED {'missing' if refuses else 'listed'}"
+                    for c in last if c.service == "imap" and c.behaviour == "greets"
+                    and "imap" in _dovecot_services(scenario)
+                    and ("LOGINDISABLED" in c.detail) != refuses]
+            return ok and certs_ok and not auth
 
         try:
             procs.wait_until(holds, procs.START_TIMEOUT, f"scenario {scenario.name!r} to hold")
         except LabError as exc:
             wrong = [f"{c.service}:{c.port} {c.behaviour} (want {expected[c.service]}) {c.detail}"
-                     for c in last if c.behaviour != expected[c.service]]
+                     for c in last if c.behaviour != expected[c.service]] + auth
             raise LabError(f"{exc}: " + "; ".join(wrong or ["certificate not switched yet"])) \
                 from None
 

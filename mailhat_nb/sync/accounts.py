@@ -56,7 +56,7 @@ class AccountEntry:
 
 
 def load_accounts(path: Path | str, *, ca_file: str | None = None,
-                  timeout: float | None = None,
+                  timeout: float | None = None, dns_server: str | None = None,
                   server: Callable[[str, int | None], tuple[str, int | None]] | None = None,
                   ) -> list[AccountEntry]:
     """Read and check the accounts file (module docstring) before anything connects.
@@ -69,6 +69,9 @@ def load_accounts(path: Path | str, *, ca_file: str | None = None,
         The CA file for accounts that name none (``--ca-file``).
     timeout
         The connect timeout of every account (``--timeout``).
+    dns_server
+        The nameserver every account's server name is looked up with
+        (``--dns-server``).
     server
         Cleans a typed server name and port into (host, port), e.g. the
         command's own rules for ``--server``; default: taken as written.
@@ -98,7 +101,8 @@ def load_accounts(path: Path | str, *, ca_file: str | None = None,
     out: list[AccountEntry] = []
     seen: set[str] = set()
     for number, table in enumerate(tables, start=1):
-        entry = _entry(table, f"{file}, account {number}", file.parent, ca_file, timeout,
+        entry = _entry(table, f"{file}, account {number}", file.parent, ca_file,
+                       {} if timeout is None else {"connect_timeout": timeout}, dns_server,
                        server)
         if entry.settings.account in seen:
             raise UsageError(f"{file}: {entry.settings.account} is listed twice")
@@ -108,7 +112,7 @@ def load_accounts(path: Path | str, *, ca_file: str | None = None,
 
 
 def _entry(table: dict[str, Any], where: str, base: Path, ca_file: str | None,
-           timeout: float | None,
+           timeout: dict[str, float], dns_server: str | None,
            server: Callable[[str, int | None], tuple[str, int | None]] | None) -> AccountEntry:
     if any("pass" in str(k).lower() and k != "password_env" for k in table):
         raise UsageError(f"{where}: a password is never read from the accounts file (it "
@@ -146,11 +150,11 @@ def _entry(table: dict[str, Any], where: str, base: Path, ca_file: str | None,
         raise UsageError(f"{where}: ca_file {ca}: no such file")
     if server is not None:
         host, port = server(host, port)
-    extra: dict[str, Any] = {} if timeout is None else {"connect_timeout": timeout}
     try:
         settings = ImapSettings(email=email, host=host, port=port,
                                 security=security,  # type: ignore[arg-type] # checked there
-                                username=text("username"), ca_file=ca, **extra)
+                                username=text("username"), ca_file=ca,
+                                dns_server=dns_server, **timeout)
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from None
     return AccountEntry(settings=settings, password_env=text("password_env"),

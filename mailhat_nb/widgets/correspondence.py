@@ -4,20 +4,24 @@ One :class:`CorrespondencePanel` reads the store once and holds the frames;
 its three parts are shown one per notebook cell, each with its own words
 above it:
 
+* the panel itself -- choose the view (the team, or one account, when the
+  store holds several) and read who counts as "you" and the busiest
+  contacts (with their owner, and the mail inside the team, for the team);
 * :attr:`CorrespondencePanel.charts` -- choose contacts and a period; the
-  charts (top contacts, volume over time, weekday × hour, reply times)
-  follow the choice;
+  charts (top contacts, volume over time, weekday × hour, reply times, and
+  for a team the contacts by teammate) follow the choice;
 * :attr:`CorrespondencePanel.aliases` -- addresses that look like one
   person, each to accept or reject; only accepted ones are merged;
 * :attr:`CorrespondencePanel.exports` -- save a table as CSV, JSON or Parquet.
 
-The counting rules (one message counted once across folders, self never a
-contact) are the analysis modules'; this panel only chooses and shows.
+The counting rules (one message counted once across folders and
+teammates, self never a contact; ``docs/team.md`` for a team) are the
+analysis modules'; this panel only chooses and shows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +42,16 @@ PERIOD_NAMES = {code: name for name, code in PERIODS}
 #: Chart tabs: title -> method name of :class:`CorrespondencePanel` drawing it.
 CHARTS = [("Top contacts", "top_chart"), ("Over time", "volume_chart"),
           ("Weekday × hour", "activity_chart"), ("Reply times", "response_chart")]
+#: Only for a store of several accounts.
+TEAM_CHARTS = [("By teammate", "team_chart")]
 TABLES = [("Contacts (volume per contact)", "contacts"),
           ("Volume per period (chosen contacts)", "volume"),
           ("Messages (one row per message)", "messages"),
           ("Alias decisions", "aliases")]
+TEAM_TABLES = [("Contacts by teammate (team view)", "by_account"),
+               ("Mail inside the team (team view)", "internal")]
+#: The account chooser's value for "every account, as one team".
+TEAM = ""
 FORMATS = [("CSV (spreadsheets)", ".csv"), ("JSON", ".json"), ("Parquet (pandas, DuckDB)",
                                                                  ".parquet")]
 CHOOSER_SIZE = 30
@@ -99,16 +109,19 @@ class _Part(Panel):
 
 
 class CorrespondencePanel(Panel):
-    """Correspondence of one account (or all) in a store.
+    """Correspondence of a team, or of one of its accounts, in a store.
 
     Parameters
     ----------
     store:
         The store directory the sync filled.
     account:
-        The account's address (None: every account in the store).
+        The account to show first (its address); None: the team, i.e.
+        every account of the store as one (the account itself when there is
+        only one). A chooser switches between the team and each account.
     me:
-        More addresses of the account's owner (old addresses, aliases).
+        More addresses of the account's owner (old addresses, aliases); for
+        the team, per account: ``{account: [addresses]}``.
     exclude:
         Addresses found as "self" that are not (an assistant in the Sent folder).
     contacts:
@@ -122,6 +135,9 @@ class CorrespondencePanel(Panel):
     messages:
         A ``messages`` frame to use instead of reading ``store`` (an mbox
         import, a frame built by hand).
+    team:
+        Start with the team even when ``account`` is given (the notebook's
+        ``email`` stays the account the chooser offers first).
     """
 
     title = "Correspondence"
@@ -129,17 +145,21 @@ class CorrespondencePanel(Panel):
     aliases: _Part
     exports: _Part
 
-    def __init__(self, store: str | Path, account: str | None = None, me: Sequence[str] = (),
+    def __init__(self, store: str | Path, account: str | None = None,
+                 me: Sequence[str] | Mapping[str, Sequence[str]] = (),
                  exclude: Sequence[str] = (), contacts: Sequence[str] = (), top: int = 6,
                  period: str = "M", export_dir: str | Path = "exports",
-                 messages: pd.DataFrame | None = None) -> None:
+                 messages: pd.DataFrame | None = None, team: bool = False) -> None:
         super().__init__()
         self._given = messages
         self.store = Path(store)
-        self.account = account.strip().lower() if account else None
+        self.account = account.strip().lower() if account and not team else None
         # A notebook parameter given as one string instead of a list means that
         # one address, not its letters.
-        self.extra_me, self.exclude = as_list(me), as_list(exclude)
+        self.extra_me: list[str] | dict[str, list[str]] = (
+            {str(k): as_list(v) for k, v in me.items()} if isinstance(me, Mapping)
+            else as_list(me))
+        self.exclude = as_list(exclude)
         contacts = as_list(contacts)
         self.top = top
         self._period_given = period
@@ -147,42 +167,96 @@ class CorrespondencePanel(Panel):
         self.saved: list[Saved] = []
         self._pngs: dict[str, bytes] = {}
         self.raw: pd.DataFrame | None = None
+        self.every: pd.DataFrame | None = None  # every account's rows, as read
+        self.accounts: list[str] = []
+        self.by_account: pd.DataFrame | None = None
+        self.internal: pd.DataFrame | None = None
         self.summary = w.HTML()
-        self.widget = w.VBox([self.status, self.summary])
+        self.view = w.Dropdown(description="View", style=field_style(),
+                               layout=w.Layout(width="520px", display="none"))
+        self.widget = w.VBox([self.status, self.view, self.summary])
         self._build_parts(period)
         if self.guarded(self._load):
             self.chooser.value = tuple(default_choice(self.people, contacts, top))
             self.guarded(self.redraw)
+            self.view.observe(lambda _: self.guarded(self._switch), names="value")
 
     # ------------------------------------------------------------------ data
 
+    @property
+    def team(self) -> bool:
+        """Whether the panel shows the team (several accounts as one)."""
+        return self.account is None and len(self.accounts) > 1
+
     def _load(self) -> None:
-        from mailhat_nb import contacts as ca
         from mailhat_nb.analysis.load import read_messages
 
         if self._period_given not in dict(PERIODS).values():
             raise UsageError(f"period {self._period_given!r} is not one of "
                              + ", ".join(f"{code!r} ({name.lower()})" for name, code in PERIODS))
         if self._given is not None:
-            raw = self._given
+            every = self._given
         elif not self.store.is_dir():
             raise UsageError(f"no store at {self.store}: sync the mailbox first "
                              "(notebook 02_sync_mailbox) with the same store parameter")
         else:
-            raw = read_messages(self.store, account=self.account)
-        if raw.empty:
+            every = read_messages(self.store)
+        self.accounts = sorted(str(a) for a in every["account"].dropna().unique())
+        if self.account is not None and not every.empty \
+                and self.account not in {a.lower() for a in self.accounts}:
+            raise UsageError(f"the store {self.store} holds no account {self.account}; it "
+                             "holds: " + ", ".join(self.accounts))
+        if every.empty:
             who = f" for {self.account}" if self.account else ""
             raise UsageError(f"the store {self.store} holds no messages{who}: sync first "
                              "(notebook 02_sync_mailbox)")
-        login = self.account or None
-        self.self_table = ca.own_addresses(raw, login=login, extra=self.extra_me,
-                                           exclude=self.exclude)
-        unique = ca.unique_messages(raw)
+        self.every = every
+        if len(self.accounts) > 1:
+            team = f"The team: all {len(self.accounts)} accounts, each message once"
+            self.view.options = [(team, TEAM), *((a, a.lower()) for a in self.accounts)]
+            self.view.value = self.account or TEAM
+            self.view.layout.display = None
+        self._select()
+
+    def _select(self) -> None:
+        """Identity, aliases and every table for the chosen view (the team, or one account)."""
+        from mailhat_nb import contacts as ca
+
+        assert self.every is not None  # noqa: S101 - only called after _load
+        every = self.every
+        if self.account is not None:
+            mine = (every["account"].astype("str").str.lower() == self.account).to_numpy()
+            raw = every[mine].reset_index(drop=True) if len(self.accounts) > 1 else every
+        else:
+            raw = every
+        if self.team:
+            extra = self.extra_me if isinstance(self.extra_me, dict) else {}
+            if self.extra_me and not isinstance(self.extra_me, dict):
+                raise UsageError("for the team, give me as {account: [addresses]}: whose "
+                                 "address it is decides who sent what")
+            self.self_table = ca.team_identity(raw, extra=extra, exclude=self.exclude)
+            unique = ca.team_messages(raw)
+        else:
+            extra_me = (self.extra_me if not isinstance(self.extra_me, dict)
+                        else self.extra_me.get(self.account or "", []))
+            self.self_table = ca.own_addresses(raw, login=self.account, extra=extra_me,
+                                               exclude=self.exclude)
+            unique = ca.unique_messages(raw)
         self.suggestions = ca.suggest_aliases(unique, self.self_table)
         self.decisions = {str(a): False for a in self.suggestions["address"]}
         self.raw = raw  # last: every part reads "loaded" from it
         self._compute(unique)
         self._fill_aliases()
+
+    def _switch(self) -> None:
+        """The view chooser moved: the team or another account, tables and charts anew."""
+        chosen = self.chosen()
+        self.account = str(self.view.value) or None
+        self._select()
+        known = {str(c) for c in self.people["contact"]}
+        self.chooser.value = tuple(c for c in chosen if c in known) or tuple(
+            default_choice(self.people, (), self.top))
+        self.redraw()
 
     def _compute(self, unique: pd.DataFrame | None = None) -> None:
         """(Re)compute every table from the raw rows and the accepted aliases.
@@ -197,13 +271,22 @@ class CorrespondencePanel(Panel):
         merged = (ca.apply_aliases(self.raw, self.accepted_aliases(), self.self_table)
                   if merging else self.raw)
         self.messages = merged
-        self.unique = ca.unique_messages(merged) if merging or unique is None else unique
+        dedupe = ca.team_messages if self.team else ca.unique_messages
+        self.unique = dedupe(merged) if merging or unique is None else unique
         # Replies are joined on the raw rows (a reply may cite any copy's id);
         # computed once here, not on every redraw.
         self.replies = ca.response_times(merged, self.self_table)
-        self.people = ca.contacts(self.unique, self.self_table)
+        if self.team:
+            self.by_account = ca.contacts_by_account(self.unique, self.self_table)
+            self.people = ca.team_contacts(self.unique, self.self_table,
+                                           by_account=self.by_account)
+            self.internal = ca.internal_mail(self.unique, self.self_table)
+        else:
+            self.by_account = self.internal = None
+            self.people = ca.contacts(self.unique, self.self_table)
         self.chooser.options = contact_options(self.people)
         self.summary.value = self._summary_html()
+        self._set_tabs()
 
     def accepted_aliases(self) -> pd.DataFrame:
         """The suggestions with the agent's decisions in ``accept``."""
@@ -213,23 +296,43 @@ class CorrespondencePanel(Panel):
 
     def _summary_html(self) -> str:
         assert self.raw is not None  # noqa: S101 - for mypy: loaded before any part draws
-        folders = self.raw["folder"].nunique()
-        me = render.table(["Your address", "Why it counts as you", "Messages from it"],
-                          [[str(a), str(s), f"{int(n):,}"] for a, s, n in zip(
-                              self.self_table["address"], self.self_table["sources"],
-                              self.self_table["messages"], strict=True)])
+        folders = self.raw[["account", "folder"]].drop_duplicates().shape[0]
+        team = self.team
+        me_rows = [([str(acct)] if team else []) + [str(a), str(s), f"{int(n):,}"]
+                   for acct, a, s, n in zip(
+                       self.self_table["account"] if team else [""] * len(self.self_table),
+                       self.self_table["address"], self.self_table["sources"],
+                       self.self_table["messages"], strict=True)]
+        me = render.table((["Account"] if team else [])
+                          + ["Address", "Why it counts as " + ("the team" if team else "you"),
+                             "Messages from it"], me_rows)
         people = self.people.head(10)
         top = render.table(
-            ["Contact", "Name", "You sent", "They sent", "Total", "First", "Last"],
+            ["Contact", "Name", "Sent", "Received", "Total", "First", "Last",
+             *(["Owner"] if team else [])],
             [[str(r.contact), "" if _missing(r.name) else str(r.name), f"{r.sent:,}",
-              f"{r.received:,}", f"{r.total:,}", _day(r.first), _day(r.last)]
+              f"{r.received:,}", f"{r.total:,}", _day(r.first), _day(r.last),
+              *([str(r.owner)] if team else [])]
              for r in people.itertuples(index=False)])
-        return (render.message(
-            f"{len(self.raw):,} rows in {folders} folders are {len(self.unique):,} distinct "
-            f"messages (a message filed in several folders counts once), with "
-            f"{len(self.people):,} contacts.", "ok")
-            + render.section("Who counts as you (never a contact)", me)
-            + render.section("The ten busiest contacts", top))
+        what = (f"{len(self.accounts)} accounts' {len(self.raw):,} rows in {folders} folders "
+                f"are {len(self.unique):,} distinct messages (a message filed in several "
+                "folders, or held by several teammates, counts once)" if team else
+                f"{len(self.raw):,} rows in {folders} folders are {len(self.unique):,} "
+                "distinct messages (a message filed in several folders counts once)")
+        out = (render.message(f"{what}, with {len(self.people):,} contacts.", "ok")
+               + render.section("Who counts as the team (never a contact)" if team
+                                else "Who counts as you (never a contact)", me)
+               + render.section("The ten busiest contacts" + (
+                   " (owner: the teammate with the most messages with them)" if team else ""),
+                   top))
+        if team and self.internal is not None:
+            inside = render.table(["From", "To", "Messages", "First", "Last"], [
+                [str(r.from_account), str(r.to_account), f"{r.messages:,}", _day(r.first),
+                 _day(r.last)] for r in self.internal.itertuples(index=False)]) \
+                if not self.internal.empty else render.message(
+                    "No mail between teammates.", "info")
+            out += render.section("Mail inside the team (nobody's contact)", inside)
+        return out
 
     # ------------------------------------------------------------------ parts
 
@@ -245,9 +348,8 @@ class CorrespondencePanel(Panel):
                                     button_style="primary", layout=w.Layout(width="200px"))
         self.draw_button.on_click(lambda _: self.guarded(self.redraw))
         self.images = {name: w.Image(format="png", layout=w.Layout(max_width="960px"))
-                       for _, name in CHARTS}
-        tabs = w.Tab(children=[self.images[name] for _, name in CHARTS],
-                     titles=[title for title, _ in CHARTS])
+                       for _, name in CHARTS + TEAM_CHARTS}
+        self.tabs = tabs = w.Tab()
         self.charts = _Part(self, "Correspondence charts", self._charts_static)
         self.charts.widget = w.VBox([
             w.HTML("<small>Tick contacts (Ctrl/Cmd-click for several) and a period, then draw."
@@ -321,12 +423,34 @@ class CorrespondencePanel(Panel):
             replies = replies[replies["contact"].isin(self.chosen())]
         return charts.response_time_chart(replies)
 
+    def team_chart(self) -> Figure:
+        """The busiest contacts, each bar cut by teammate (the team view only)."""
+        from mailhat_nb.analysis import charts
+
+        if self.by_account is None:
+            raise UsageError("the chart by teammate is the team view's: choose the team")
+        return charts.team_chart(self.people, self.by_account, n=12)
+
+    def shown_charts(self) -> list[tuple[str, str]]:
+        """The chart tabs of the current view: (title, method name)."""
+        return CHARTS + (TEAM_CHARTS if self.team else [])
+
+    def _set_tabs(self) -> None:
+        shown = self.shown_charts()
+        if [t for t, _ in shown] != list(self.tabs.titles):
+            self.tabs.children = [self.images[name] for _, name in shown]
+            self.tabs.titles = [title for title, _ in shown]
+        tables = TABLES + (TEAM_TABLES if self.team else [])
+        if list(self.table_choice.options) != tables:
+            self.table_choice.options = tables
+
     def redraw(self) -> None:
         """Draw every chart for the current choice."""
         if self.raw is None:
             raise UsageError("no messages loaded")
         self.charts.say("Drawing…")
-        for _, name in CHARTS:
+        self._pngs = {}
+        for _, name in self.shown_charts():
             fig: Figure = getattr(self, name)()
             self._pngs[name] = render.figure_png(fig)
             self.images[name].value = self._pngs[name]
@@ -342,7 +466,7 @@ class CorrespondencePanel(Panel):
         chosen = ", ".join(self.chosen()) or "the busiest"
         return (render.message(f"Contacts charted: {chosen}.", "info")
                 + "".join(render.section(title, render.png_img(self._pngs[name], title))
-                          for title, name in CHARTS if name in self._pngs))
+                          for title, name in self.shown_charts() if name in self._pngs))
 
     # ------------------------------------------------------------------ aliases
 
@@ -399,12 +523,16 @@ class CorrespondencePanel(Panel):
         """One of the exportable tables: contacts, volume, messages or aliases."""
         if self.raw is None:
             raise UsageError("no messages loaded")
-        tables: dict[str, Callable[[], pd.DataFrame]] = {
+        tables: dict[str, Callable[[], pd.DataFrame | None]] = {
             "contacts": lambda: self.people, "volume": self.volume,
-            "messages": lambda: self.unique, "aliases": self.accepted_aliases}
+            "messages": lambda: self.unique, "aliases": self.accepted_aliases,
+            "by_account": lambda: self.by_account, "internal": lambda: self.internal}
         if which not in tables:
             raise UsageError(f"unknown table {which!r}: choose {', '.join(tables)}")
-        return tables[which]()
+        table = tables[which]()
+        if table is None:
+            raise UsageError(f"the table {which!r} is the team view's: choose the team")
+        return table
 
     def export(self, filename: str, which: str = "contacts") -> Saved:
         """Save table ``which`` to ``export_dir/filename`` (.csv, .json or .parquet)."""

@@ -37,13 +37,14 @@ class View:
 def expected_seen(report: Report, scenario: Scenario) -> bool:
     """Whether the doctor said what the scenario is built to show.
 
-    The scenario's ``expect`` is the code its IMAP presets carry; the verdict
-    may name something else when another preset still works (a closed port
-    993 next to a working 143 is "use 143", not a failure), so the check is
-    on the IMAP results, or on the verdict.
+    The scenario's ``expect`` is the code the presets of its protocol carry
+    (IMAP, or SMTP for a fault of the sending server); the verdict may name
+    something else when another preset still works (a closed port 993 next to
+    a working 143 is "use 143", not a failure), so the check is on those
+    results, or on the verdict.
     """
-    imap_codes = {r.code for r in report.results if r.protocol == "imap"}
-    return scenario.expect in imap_codes or report.verdict.code == scenario.expect
+    found = {r.code for r in report.results if r.protocol == scenario.protocol}
+    return scenario.expect in found or report.verdict.code == scenario.expect
 
 
 @dataclass
@@ -63,16 +64,20 @@ class ScenarioRun:
     def _repr_html_(self) -> str:
         s, report = self.scenario, self.report
         expect = codes.get(s.expect)
-        imap = [r for r in report.results if r.protocol == "imap"]
-        check = ("ok", f"The IMAP presets show “{expect.title}” ({s.expect}), as this "
+        shown = [r for r in report.results if r.protocol == s.protocol]
+        kind = s.protocol.upper()
+        check = ("ok", f"The {kind} presets show “{expect.title}” ({s.expect}), as this "
                        "scenario is built to.") if self.as_expected else \
-            ("fail", f"Expected “{expect.title}” ({s.expect}) on the IMAP presets; the doctor "
-                     "found something else. Look at the grid and transcripts.")
+            ("fail", f"Expected “{expect.title}” ({s.expect}) on the {kind} presets; the "
+                     "doctor found something else. Look at the grid and transcripts.")
         done = {render.target_key(r): r for r in report.results}
-        grid = render.grid_html([r.target for r in imap], done)
-        bad = next((r for r in imap if r.code == s.expect), None)
-        explanation, remedy = ((bad.explanation, bad.remedy) if bad is not None
-                               else (report.verdict.explanation, report.verdict.remedy))
+        grid = render.grid_html([r.target for r in shown], done)
+        bad = next((r for r in shown if r.code == s.expect), None)
+        # The verdict's words when it names the fault (its remedy weighs every
+        # preset and never recommends one that failed); else the row's.
+        explanation, remedy = ((report.verdict.explanation, report.verdict.remedy)
+                               if report.verdict.code == s.expect or bad is None
+                               else (bad.explanation, bad.remedy))
         fix = (f"<p style='margin: 2px 0;'><b>For the customer:</b> "
                f"{render.esc(explanation)}</p><p style='margin: 2px 0;'><b>The fix:</b> "
                f"{render.esc(remedy)}</p>")
@@ -93,7 +98,7 @@ class ScenarioRun:
                 f"{self.switch_seconds:.1f} s, doctor ran in {report.elapsed_ms / 1000:.1f} s."
                 f"</small></p>"
                 + render.section("What the doctor says", render.verdict_html(report))
-                + render.section("The IMAP presets, layer by layer", grid)
+                + render.section(f"The {kind} presets, layer by layer", grid)
                 + render.message(check[1], check[0])
                 + render.box(fix, "info") + extra + "</div>")
 
