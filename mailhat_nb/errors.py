@@ -34,7 +34,9 @@ and never leave :mod:`mailhat_nb.diagnose` as they are (each becomes a code
 in the report): ``diagnose.wire`` (``ReadTimeout``, ``PeerClosed`` and
 ``NotTLS`` under ConnectionLost, ``TLSHandshakeError`` under
 MailServerError) and ``diagnose.classify`` (``Diagnosed`` under
-MailServerError).
+MailServerError). Discovery keeps one the same way:
+``discovery.autoconfig.NotAutoconfig`` (an autoconfig document that is no
+usable clientConfig; also a ValueError), caught where it is raised.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from defusedxml.common import DefusedXmlException
 
 from mailhat_nb.diagnose.dns import Resolver
 from mailhat_nb.discovery.model import Setting
-from mailhat_nb.errors import DnsError
+from mailhat_nb.errors import DnsError, MailhatError
 
 MAX_BYTES = 256 * 1024
 _SECURITY = {"SSL": "ssl", "STARTTLS": "starttls", "PLAIN": "none"}
@@ -42,8 +42,8 @@ class Fetched:
     settings: list[Setting]
 
 
-class NotAutoconfig(ValueError):
-    """The document is not a usable clientConfig (or is hostile)."""
+class NotAutoconfig(MailhatError, ValueError):
+    """The document is not a usable clientConfig (or is hostile); caught in this module."""
 
 
 def urls(email: str, domain: str) -> list[tuple[str, str, str]]:

@@ -122,8 +122,10 @@ class Lab:
         what a scenario sets.
         """
         info = info or self.info()
+        # A hostile server's plain port is knocked on, not asked: what it answers is the point.
+        hostile = set(IMAP_SERVICES) if get_scenario(info.scenario).hostile else set()
         jobs = [(name, PROTOCOL_OF[name], info.server, info.ports[name], name in TLS_SERVICES,
-                 name not in TLS_SERVICES)
+                 name not in TLS_SERVICES and name not in hostile)
                 for name in STANDS_FOR]
         jobs.append(("relay", "smtp", "127.0.0.1", info.ports["relay"], False, True))
         jobs += [(name, "imap", "127.0.0.1", info.ports[name], False, False)

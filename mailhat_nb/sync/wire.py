@@ -1,8 +1,8 @@
 r"""The sync's own IMAP commands: written together, answered in any order, delivered in order.
 
 imapclient waits for each command's answer before it sends the next, and a
-customer's server is 30-150 ms away: a re-sync of 60 folders spent 60 round
-trips on STATUS alone. Here commands are *pipelined* (RFC 3501 5.5): every
+customer's server is far: a re-sync of 60 folders spent 60 round trips on
+STATUS alone. Here commands are *pipelined* (RFC 3501 5.5): every
 command that is ready goes out in one write, and the answers are read as
 they come. :class:`Wire` does three things:
 
