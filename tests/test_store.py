@@ -220,7 +220,7 @@ def test_a_damaged_part_sets_its_folder_aside_whole(tmp_path: Path) -> None:
     other.append(table([1]), [1])
     damaged = fs.files()[1]
     damaged.write_bytes(b"PAR1 and then garbage")
-    with Store(tmp_path).lock():
+    with Store(tmp_path).lock(ACCOUNT):
         moved = Store(tmp_path).set_aside_damaged(ACCOUNT)
     assert len(moved) == 1
     assert moved[0].startswith("_retired/account=me@example.com/folder=INBOX-damaged-")
