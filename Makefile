@@ -10,9 +10,12 @@ OUT     ?= out
 # as cPanel runs it; unbound: the DNS of its world), and the browser for the UI tests.
 DEB_LAB := dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd exim4-daemon-light unbound
 DEB_UI  := chromium
+# Spark's Java runtime: only the tests need it (`make demo` does not).
+DEB_SPARK := openjdk-17-jre-headless
+SPARK_STAMP := .venv/.spark-stamp
 APT     := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 
-.PHONY: setup system demo test lint unit lab app bench clean
+.PHONY: setup system spark demo test lint unit lab app bench clean
 
 setup: system $(STAMP)
 
@@ -38,12 +41,22 @@ $(STAMP): pyproject.toml
 	@git rev-parse --git-dir >/dev/null 2>&1 && .venv/bin/nbstripout --install --attributes .gitattributes || true
 	@touch $(STAMP)
 
+## Spark for `--engine spark` and its tests: a Java runtime and the [spark] extra.
+spark: setup $(SPARK_STAMP)
+
+$(SPARK_STAMP): pyproject.toml
+	@dpkg-query -W -f='$${Status}' $(DEB_SPARK) 2>/dev/null | grep -q "ok installed" || { \
+	  echo "installing Debian packages: $(DEB_SPARK)"; \
+	  $(APT) update && $(APT) install --no-install-recommends $(DEB_SPARK) >/dev/null; }
+	$(PIP) install -q -e '.[test,dev,spark]'
+	@touch $(SPARK_STAMP)
+
 ## The main job on the built-in lab: diagnose, sync, chart; prints the report's path.
 demo: setup
 	$(PY) -m mailhat_nb.cli report --out $(OUT)
 
 ## The whole test suite (lint, types, unit, lab, notebooks, browser).
-test: setup lint
+test: setup spark lint
 	.venv/bin/pytest
 
 lint: setup
@@ -55,6 +68,7 @@ RESULTS := benchmarks/results
 bench: setup
 	@mkdir -p $(RESULTS)
 	$(PY) benchmarks/bench_diagnose.py --json $(RESULTS)/diagnose.json
+	$(PY) benchmarks/bench_discovery.py --json $(RESULTS)/discovery.json
 	$(PY) benchmarks/bench_parse.py --json $(RESULTS)/parse.json
 	$(PY) benchmarks/bench_contacts.py --json $(RESULTS)/contacts.json
 	$(PY) benchmarks/bench_sync.py --json $(RESULTS)/sync.json

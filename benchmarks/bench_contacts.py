@@ -43,13 +43,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from synthetic_store import office_hours  # this directory: benchmarks/
 
 from mailhat_nb import contacts as ca
 from mailhat_nb.analysis import charts
 from mailhat_nb.analysis.frames import conform
 
 SELF = ["me@example.com", "me.old@example.org"]
-DAY_NS = 86_400 * 10**9
 
 
 def _peak_rss_mb() -> float:
@@ -104,16 +104,8 @@ def synthetic_messages(rows: int, seed: int = 7, lists: str = "arrow") -> pd.Dat
     n_orig = n - n_reply
     sent = rng.random(n_orig) < 0.25
     contact = rng.choice(n_contacts, n_orig, p=weights)
-    start = pd.Timestamp("2019-01-01", tz="UTC").value
-    day = rng.integers(0, 5 * 365, n_orig)
-    weekday = (day + 1) % 7                            # 2019-01-01 was a Tuesday
-    day = np.where((weekday >= 5) & (rng.random(n_orig) < 0.7), day - (weekday - 4), day)
-    hour = np.clip(rng.normal(13.5, 3.2, n_orig), 0, 23.99)
-    offset_min = rng.choice(np.array([-480, -300, 0, 60, 330, 540]), n_orig,
-                            p=[0.25, 0.3, 0.15, 0.15, 0.1, 0.05])
-    # whole seconds, as Date headers have them
-    local_ns = start + day * DAY_NS + (hour * 3600).astype(np.int64) * 10**9
-    date = local_ns - offset_min * 60 * 10**9
+    date_us, offset_min = office_hours(rng, n_orig)   # whole seconds, as Date headers
+    date = date_us * 1000
 
     parent = rng.integers(0, n_orig, n_reply)
     delay = np.exp(rng.normal(np.log(3 * 3600), 1.6, n_reply)) * 1e9

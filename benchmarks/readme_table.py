@@ -38,6 +38,7 @@ def table(results: Path) -> str:
     sync = _load(results, "sync")
     parse = _load(results, "parse")
     contacts = _load(results, "contacts")
+    disco = _load(results, "discovery")
 
     first = min(sync["first_sync_inline"]["seconds"], sync["first_sync_worker"]["seconds"])
     bulk = sync["imaplib bulk FETCH + email parser"]
@@ -65,15 +66,27 @@ def table(results: Path) -> str:
          f"{parse['ours_us']:.1f} µs/message, "
          f"{parse['compat32_fields_us'] / parse['ours_us']:.1f}x faster than stdlib compat32 "
          "reading the same fields", "`benchmarks/bench_parse.py`"),
+        (f"discovery on the lab (`{disco['email']}`)",
+         f"{disco['concurrent'] * 1000:.0f} ms concurrent vs {disco['sequential'] * 1000:.0f} ms "
+         f"one question after another ({disco['sequential'] / disco['concurrent']:.1f}x); "
+         "bound 500 ms", "`benchmarks/bench_discovery.py`"),
+        (f"discovery + sweep, autoconfig host hanging, {disco['timeout']:g} s timeout",
+         f"{disco['whole']:.2f} s: the sweep alone {disco['sweep']:.2f} s plus "
+         f"{'less' if disco['whole'] <= disco['sweep'] + disco['timeout'] else 'more'} than "
+         f"one timeout (bound {disco['sweep'] + disco['timeout']:.2f} s)", "same"),
         (f"contacts + every chart, {contacts['rows']:,} rows",
          f"{contacts['seconds']:.2f} s, peak RSS {contacts['peak_rss_mib']:.0f} MiB",
          "`benchmarks/bench_contacts.py`"),
     ]
-    load = max(sync["loadavg_start"][0], parse["loadavg"][0], contacts["loadavg"][0])
+    load = max(sync["loadavg_start"][0], sync["loadavg_end"][0], parse["loadavg"][0],
+               contacts["loadavg"][0])
     lines = [f"Measured on a {sync['cpus']}-CPU machine with a load average up to {load:.1f} "
              "(`make bench` runs the scripts and writes this table; on a busy machine every "
-             "time grows, the ratios much less):", "", "| what | result | command |",
-             "|---|---|---|"]
+             "time grows, and a ratio moves when the load changes between its two runs):",
+             "", "| what | result | command |", "|---|---|---|"]
+    rows.append(("the same from the store, per engine (pandas, DuckDB, Spark), 1M / 3M / 10M "
+                 "rows in 20 accounts", "run by hand: its stores take minutes to build",
+                 "`benchmarks/bench_engines.py`"))
     lines += [f"| {what} | {result} | {command} |" for what, result, command in rows]
     return "\n".join(lines)
 

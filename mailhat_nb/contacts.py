@@ -43,6 +43,7 @@ from mailhat_nb.analysis.identity import by_domain, is_sent_folder, own_addresse
 from mailhat_nb.analysis.metrics import (
     activity,
     contacts,
+    response_histogram,
     response_medians,
     response_times,
     top_contacts,
@@ -67,6 +68,7 @@ __all__ = [
     "internal_mail",
     "is_sent_folder",
     "own_addresses",
+    "response_histogram",
     "response_medians",
     "response_times",
     "suggest_aliases",

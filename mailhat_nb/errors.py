@@ -28,15 +28,14 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     ├── SyncError             a sync could not continue (after retries)
     └── KernelFailed          a kernel of the demo report died or timed out
 
-The connection doctor's probe keeps its own subclasses beside the code that
-raises them, because they carry what the probe needs to name a diagnosis
-and never leave :mod:`mailhat_nb.diagnose` as they are (each becomes a code
-in the report): ``diagnose.wire`` (``ReadTimeout``, ``PeerClosed`` and
-``NotTLS`` under ConnectionLost, ``TLSHandshakeError`` under
-MailServerError) and ``diagnose.classify`` (``Diagnosed`` under
-MailServerError). Discovery keeps one the same way:
-``discovery.autoconfig.NotAutoconfig`` (an autoconfig document that is no
-usable clientConfig; also a ValueError), caught where it is raised.
+The connection doctor's probe and discovery keep their own subclasses
+beside the code that raises them, because they carry what that code needs
+to name a diagnosis and never leave it as they are (each becomes a code or
+a skipped source in the report): ``diagnose.wire`` (``ReadTimeout``,
+``PeerClosed`` and ``NotTLS`` under ConnectionLost, ``TLSHandshakeError``
+under MailServerError), ``diagnose.classify`` (``Diagnosed`` under
+MailServerError) and ``discovery.autoconfig`` (``NotAutoconfig`` under
+MailhatError: a document that is not a usable clientConfig).
 """
 
 from __future__ import annotations

@@ -257,7 +257,8 @@ def test_public_api_is_importable_from_contacts() -> None:
     assert sorted(ca.__all__) == [
         "activity", "apply_aliases", "by_domain", "contacts", "contacts_by_account",
         "data_health", "duplicate_groups", "export", "internal_mail", "is_sent_folder",
-        "own_addresses", "response_medians", "response_times", "suggest_aliases",
+        "own_addresses", "response_histogram", "response_medians", "response_times",
+        "suggest_aliases",
         "team_contacts", "team_identity", "team_messages", "team_records", "to_csv",
         "to_parquet", "to_records", "top_contacts", "unique_messages", "volume"]
     homes = {"unique_messages": dedupe, "duplicate_groups": dedupe, "data_health": health,

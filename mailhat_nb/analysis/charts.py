@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from mailhat_nb.analysis.dedupe import SUSPECT_BEFORE
-from mailhat_nb.analysis.metrics import WEEKDAYS
+from mailhat_nb.analysis.metrics import WEEKDAYS, response_histogram
 from mailhat_nb.errors import UsageError
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
@@ -451,7 +451,10 @@ def response_time_chart(responses: pd.DataFrame, *, ax: Axes | None = None,
     Parameters
     ----------
     responses
-        What :func:`mailhat_nb.contacts.response_times` returns.
+        What :func:`mailhat_nb.contacts.response_times` returns (one row per
+        reply), or its histogram, :func:`mailhat_nb.contacts.response_histogram`
+        (what an out-of-core engine hands over for a big store): the chart is
+        drawn from the histogram either way.
 
     Notes
     -----
@@ -460,26 +463,30 @@ def response_time_chart(responses: pd.DataFrame, *, ax: Axes | None = None,
     """
     title = title or "How fast replies come: you vs your contacts"
     fig, ax = _figure_and_axes(ax, (9.0, 4.2))
-    if responses.empty:
+    hist = responses if "left" in responses.columns else response_histogram(responses)
+    if hist.empty:
         _no_data(ax, title, "no replies found:\nno In-Reply-To or References header "
                  "points to a message in this mailbox")
         return fig
-    hours = responses["hours"].to_numpy(dtype=float)
-    low = max(float(np.min(hours[hours > 0], initial=1 / 60)), 1 / 60)
-    high = max(float(np.max(hours)), low * 10)
-    bins = [float(b) for b in np.logspace(np.log10(low), np.log10(high), 40)]
+    medians = hist.attrs.get("median_hours", {})
+    low = float(hist["left"].min())
+    high = float(hist["right"].max())
     for who, color, label in (("self", SENT_COLOR, "you replied"),
                               ("contact", RECEIVED_COLOR, "they replied")):
-        h = responses.loc[responses["replier"] == who, "hours"].to_numpy(dtype=float)
-        if len(h) == 0:
+        bins = hist[hist["replier"] == who]
+        if bins.empty:
             continue
-        h = np.clip(h, low, None)
-        med = float(np.median(h))
+        edges = np.r_[bins["left"].to_numpy(dtype=float), bins["right"].to_numpy(dtype=float)]
+        edges = np.unique(edges)
+        counts = np.zeros(len(edges) - 1)
+        counts[np.searchsorted(edges, bins["left"].to_numpy(dtype=float))] = bins["replies"]
+        med = float(medians.get(who, np.nan))
         # A light fill plus a full-colour outline: two overlapping
         # distributions stay readable where they overlap.
-        ax.hist(h, bins=bins, color=color, alpha=0.25, histtype="stepfilled")
-        ax.hist(h, bins=bins, color=color, linewidth=1.6, histtype="step",
-                label=f"{label}: {len(h):,} replies, median {_human_hours(med)}")
+        ax.stairs(counts, edges, color=color, alpha=0.25, fill=True)
+        ax.stairs(counts, edges, color=color, linewidth=1.6,
+                  label=f"{label}: {int(bins['replies'].sum()):,} replies, "
+                  f"median {_human_hours(med)}")
         ax.axvline(med, color=color, linestyle="--", linewidth=1.5)
     ax.set_xscale("log")
     ticks = [(v, t) for v, t in _TIME_TICKS if low / 2 <= v <= high * 2]

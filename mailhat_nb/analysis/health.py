@@ -207,6 +207,16 @@ def data_health(
         "uidvalidity_values": uv_values,
     })
     out = out.sort_values(["account", "folder"], kind="stable", ignore_index=True)
+    return finish_health(out, server_counts, uidvalidity_events)
+
+
+def finish_health(out: pd.DataFrame, server_counts: FolderCounts | None,
+                  uidvalidity_events: pd.DataFrame | Mapping[str, int] | None) -> pd.DataFrame:
+    """Add what the rows cannot say to a per-folder table: the server's view and events.
+
+    Shared by :func:`data_health` and the SQL engines (:mod:`mailhat_nb.analysis.engines`),
+    which count the per-folder columns their own way and finish the same way.
+    """
     out = _add_server_only_folders(out, server_counts)
     out["server_count"] = _per_folder(out, server_counts)
     out["missing"] = out["server_count"] - pd.Series(out["rows"], dtype="Int64")

@@ -254,7 +254,8 @@ def top_contacts(contacts_frame: pd.DataFrame, n: int = 10) -> list[str]:
 # --------------------------------------------------------------------------- over time
 
 
-def _freq(freq: str) -> Freq:
+def normalise_freq(freq: str) -> Freq:
+    """The period code (``D``, ``W``, ``M``, ``Y``) of any alias (``"month"``, ``"MS"``...)."""
     try:
         return _FREQ_ALIASES[freq.lower()]
     except KeyError:
@@ -269,7 +270,7 @@ def period_start(dates_ns: npt.NDArray[np.int64], freq: str) -> npt.NDArray[np.i
     Done with numpy's calendar units rather than ``Period`` objects: a
     million dates in milliseconds.
     """
-    f = _freq(freq)
+    f = normalise_freq(freq)
     missing = dates_ns == NAT
     dt = dates_ns.view("datetime64[ns]")
     if f == "D":
@@ -344,7 +345,7 @@ def volume(
     out["contact"] = pd.Series(prep.uniques.take(out["code"].to_numpy()), dtype="str")
     out["period"] = to_utc(out["period"].to_numpy(dtype=np.int64))
     out = out[VOLUME_COLUMNS].astype({"sent": "int64", "received": "int64", "total": "int64"})
-    out.attrs["freq"] = _freq(freq)  # lets a chart fill empty periods with 0
+    out.attrs["freq"] = normalise_freq(freq)  # lets a chart fill empty periods with 0
     return out
 
 
@@ -505,6 +506,61 @@ def response_medians(responses: pd.DataFrame) -> pd.DataFrame:
     order = out["self_replies"] + out["contact_replies"]
     out = out.iloc[np.lexsort((out["contact"].to_numpy(), -order.to_numpy()))]
     return out.reset_index(drop=True)[cols]
+
+
+#: The response-time histogram's bins: log-spaced from one minute to the slowest reply.
+RESPONSE_BINS = 40
+RESPONSE_FLOOR_HOURS = 1 / 60
+HISTOGRAM_COLUMNS = ["replier", "left", "right", "replies"]
+
+
+def response_bin_edges(slowest_hours: float) -> list[float]:
+    """The histogram's bin edges: log-spaced, one minute to ``slowest_hours`` (10 min at least)."""
+    high = max(float(slowest_hours), RESPONSE_FLOOR_HOURS * 10)
+    edges = [float(e) for e in
+             np.logspace(np.log10(RESPONSE_FLOOR_HOURS), np.log10(high), RESPONSE_BINS)]
+    # 10 ** log10(x) can miss x by a rounding step: pin the ends, so the
+    # slowest reply is always inside the last bin.
+    edges[0], edges[-1] = RESPONSE_FLOOR_HOURS, high
+    return edges
+
+
+def response_histogram(responses: pd.DataFrame) -> pd.DataFrame:
+    """Reply delays as a histogram per replier: the response-time chart's input.
+
+    An aggregate (at most 2 x 39 rows, whatever the number of replies), so
+    an engine that cannot hand over every reply of a big store can draw the
+    same chart (:meth:`mailhat_nb.analysis.engines.run.Analysis.response_histogram`).
+    Delays under a minute count in the first bin.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``replier, left, right, replies`` (hours; the last bin includes its
+        right edge), bins without replies left out; ``attrs["median_hours"]``
+        maps each replier to its median delay.
+    """
+    out = pd.DataFrame({c: pd.Series(dtype="str" if c == "replier" else "float64")
+                        for c in HISTOGRAM_COLUMNS}).astype({"replies": "int64"})
+    out.attrs["median_hours"] = {}
+    if responses.empty:
+        return out
+    hours = responses["hours"].to_numpy(dtype=float)
+    edges = np.asarray(response_bin_edges(float(np.max(hours))))
+    parts = []
+    medians: dict[str, float] = {}
+    for who in ("self", "contact"):
+        h = np.clip(hours[(responses["replier"] == who).to_numpy()], RESPONSE_FLOOR_HOURS, None)
+        if len(h) == 0:
+            continue
+        counts, _ = np.histogram(h, bins=edges)
+        used = np.flatnonzero(counts)
+        parts.append(pd.DataFrame({"replier": who, "left": edges[used],
+                                   "right": edges[used + 1], "replies": counts[used]}))
+        medians[who] = float(np.median(h))
+    out = pd.concat(parts, ignore_index=True).astype({"replier": "str", "replies": "int64"})
+    out.attrs["median_hours"] = medians
+    return out[HISTOGRAM_COLUMNS]
 
 
 # --------------------------------------------------------------------------- time of day

@@ -206,7 +206,7 @@ def contacts_by_account(messages: pd.DataFrame, identity: pd.DataFrame) -> pd.Da
     return _by_account(_team(messages, identity))
 
 
-def _owners(by_account: pd.DataFrame) -> pd.Series:
+def owners(by_account: pd.DataFrame) -> pd.Series:
     """Contact -> the account with the most messages with them (ties: more sent, then name)."""
     ranked = by_account.sort_values(["contact", "total", "sent", "account"],
                                     ascending=[True, False, False, True], kind="stable")
@@ -240,7 +240,7 @@ def team_contacts(messages: pd.DataFrame, identity: pd.DataFrame,
     team = _team(messages, identity)
     people = contacts_from(team.prep)
     table = _by_account(team) if by_account is None else by_account
-    people["owner"] = people["contact"].map(_owners(table)).astype("str")
+    people["owner"] = people["contact"].map(owners(table)).astype("str")
     return people[TEAM_COLUMNS]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailhat_nb.checks import check_store_arg
@@ -18,6 +19,8 @@ from mailhat_nb.errors import UsageError
 
 if TYPE_CHECKING:  # every `mailhat` command registers this one: pandas only when it runs
     import pandas as pd
+
+    from mailhat_nb.analysis.engines import Engine
 
 TABLE_TOP = 20
 
@@ -50,6 +53,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--top", type=int, default=None, metavar="N",
                         help=f"only the N busiest contacts (default: all for --json/--csv, "
                         f"{TABLE_TOP} for the table)")
+    parser.add_argument("--engine", choices=["auto", "pandas", "duckdb", "spark"],
+                        default="auto",
+                        help="pandas (in memory), duckdb (out of core, bounded memory) or spark "
+                        "(a cluster); auto: duckdb from half a million stored rows, else pandas")
+    parser.add_argument("--spark-master", default=None, metavar="URL",
+                        help="with --engine spark: the cluster's master (spark://host:7077); "
+                        "default local[*]. The store must be on storage every executor reads")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true",
                      help="print a JSON list of {contact, name, sent, received, total, "
@@ -59,14 +69,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=_run)
 
 
-def _read(given: str, account: str | None) -> pd.DataFrame:
-    """The store's messages, or a usage error that says why there are none.
+def _check_store(given: str, account: str | None) -> Path:
+    """The store's path, or a usage error that says why there is nothing to read.
 
     "no contacts" is an answer about the mail; a directory that is not a
     store, or an account it does not hold, is a mistake in the command and
     must not look like an empty mailbox.
     """
-    from mailhat_nb.analysis.load import read_messages
     from mailhat_nb.sync.store import Store
 
     store = check_store_arg(given)
@@ -78,6 +87,13 @@ def _read(given: str, account: str | None) -> pd.DataFrame:
                          "given to `mailhat sync --store`?)")
     if account is not None and account.casefold() not in {a.casefold() for a in held}:
         raise UsageError(f"{store} holds no account {account!r}; it holds: {', '.join(held)}")
+    return store
+
+
+def _read(store: Path, account: str | None) -> pd.DataFrame:
+    """The store's messages as the pandas frame."""
+    from mailhat_nb.analysis.load import read_messages
+
     frame: pd.DataFrame = read_messages(store, account=account)
     return frame
 
@@ -171,49 +187,31 @@ def _identity_line(me: pd.DataFrame, team: bool) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from mailhat_nb.analysis.addresses import check_addresses
-    from mailhat_nb.contacts import (
-        contacts,
-        contacts_by_account,
-        internal_mail,
-        own_addresses,
-        team_contacts,
-        team_identity,
-        team_messages,
-        team_records,
-        to_csv,
-        to_records,
-    )
+    from mailhat_nb.analysis.engines import choose_engine
+    from mailhat_nb.contacts import team_records, to_csv, to_records
     from mailhat_nb.sync.store import Store
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
+    if args.spark_master and args.engine != "spark":
+        raise UsageError("--spark-master goes with --engine spark")
     # Checked before reading the store: a typo in --self would change every count.
     not_mine = check_addresses(args.exclude, "--exclude")
-    store = check_store_arg(args.store)
-    held = Store(store).accounts() if store.is_dir() else []
+    store = _check_store(args.store, args.account)
+    held = Store(store).accounts()
     team = args.account is None and len(held) > 1
     if args.internal and not team:
         raise UsageError("--internal is the mail between teammates: it needs a store of "
                          "several accounts, without --account")
     mine = _self_args(args.self_addrs, team, held, args.account)
-    frame = _read(args.store, args.account)
     top = args.top if args.top is not None else (None if args.json or args.csv else TABLE_TOP)
-    per = None
-    if team:
-        me = team_identity(frame, extra=mine, exclude=not_mine)
-        msgs = team_messages(frame)
-        if args.internal:
-            result = _top(internal_mail(msgs, me), top)
-            lines = _internal_table(result)
-        else:
-            per = contacts_by_account(msgs, me)
-            result = _top(team_contacts(msgs, me, by_account=per), top)
-            lines = _table(result)
+    engine = choose_engine(store, args.engine, None if args.account is None else [args.account])
+    if engine == "pandas":
+        me, result, per = _pandas(store, args, team, mine, not_mine)
     else:
-        me = own_addresses(frame, extra=[a for v in mine.values() for a in v],
-                           exclude=not_mine)
-        result = _top(contacts(frame, me), top)
-        lines = _table(result)
+        me, result, per = _sql(store, engine, args, team, mine, not_mine)
+    result = _top(result, top)
+    lines = _internal_table(result) if args.internal else _table(result)
     if args.json:
         records = to_records(result) if per is None else team_records(result, per)
         print(json.dumps(records, indent=2, ensure_ascii=False))
@@ -222,3 +220,49 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("\n".join([_identity_line(me, team=team), *lines]))
     return 0
+
+
+Tables = tuple["pd.DataFrame", "pd.DataFrame", "pd.DataFrame | None"]
+
+
+def _pandas(store: Path, args: argparse.Namespace, team: bool, mine: dict[str, list[str]],
+            not_mine: list[str]) -> Tables:
+    """(self table, contacts or internal mail, per-account counts) from the pandas frame."""
+    from mailhat_nb.contacts import (
+        contacts,
+        contacts_by_account,
+        internal_mail,
+        own_addresses,
+        team_contacts,
+        team_identity,
+        team_messages,
+    )
+
+    frame = _read(store, args.account)
+    if not team:
+        me = own_addresses(frame, extra=[a for v in mine.values() for a in v],
+                           exclude=not_mine)
+        return me, contacts(frame, me), None
+    me = team_identity(frame, extra=mine, exclude=not_mine)
+    msgs = team_messages(frame)
+    if args.internal:
+        return me, internal_mail(msgs, me), None
+    per = contacts_by_account(msgs, me)
+    return me, team_contacts(msgs, me, by_account=per), per
+
+
+def _sql(store: Path, engine: Engine, args: argparse.Namespace, team: bool,
+         mine: dict[str, list[str]], not_mine: list[str]) -> Tables:
+    """The same tables from DuckDB or Spark (``mailhat_nb.analysis.engines``)."""
+    from mailhat_nb.analysis.engines import open_analysis
+
+    with open_analysis(store, engine, spark_master=args.spark_master,
+                       accounts=None if args.account is None else [args.account],
+                       extra=mine, exclude=not_mine) as analysis:
+        me = analysis.own_addresses()
+        if not team:
+            return me, analysis.contacts(), None
+        if args.internal:
+            return me, analysis.internal_mail(), None
+        per = analysis.contacts_by_account()
+        return me, analysis.team_contacts(), per

@@ -42,8 +42,8 @@ class Fetched:
     settings: list[Setting]
 
 
-class NotAutoconfig(MailhatError, ValueError):
-    """The document is not a usable clientConfig (or is hostile); caught in this module."""
+class NotAutoconfig(MailhatError):
+    """The document is not a usable clientConfig (or is hostile)."""
 
 
 def urls(email: str, domain: str) -> list[tuple[str, str, str]]:

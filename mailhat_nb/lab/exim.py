@@ -195,9 +195,8 @@ def _macros(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
         "LAB_KEY_ROOT_ONLY": str(_root_only_key(paths, scenario.cert)),
         "LAB_KEYLESS_PORTS": ":".join(str(ports[s]) for s in scenario.tls_key_unreadable),
         "LAB_AUTH_IN_CLEAR": "yes" if scenario.smtp_plaintext_auth else "no",
-        # No world: an address no connection comes in on (compared with, never bound).
-        "LAB_WORLD_IP": world.ip(world_mod.SHARED) if world is not None
-        else "0.0.0.0",  # noqa: S104 - compared with the receiving address, never bound
+        # No world: an address no connection comes in on.
+        "LAB_WORLD_IP": world.ip(world_mod.SHARED) if world is not None else "0.0.0.0",
         "LAB_WORLD_NAME": world_mod.SHARED_NAME,
         "LAB_WORLD_CERT": str(paths.tls / f"{world_mod.SHARED_CERT}.pem"),
         "LAB_WORLD_KEY": str(_key(paths, world_mod.SHARED_CERT)),

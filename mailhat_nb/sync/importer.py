@@ -80,7 +80,7 @@ def import_source(kind: Kind, path: Path, store: Path | str,
     skipped: list[str] = []
     origin = str(path.resolve())
     with root.lock(account):
-        set_aside = root.set_aside_damaged(account)  # unreadable records: imported anew
+        set_aside = root.set_aside_damaged(account)  # damaged folders: imported anew
         held = {state.folder: state for state in root.states(account)}
         current: FolderStore | None = None
         written: list[tuple[str, list[int]]] = []

@@ -1,0 +1,78 @@
+"""The few places where DuckDB's SQL and Spark SQL differ, and nothing else.
+
+Every query of :mod:`.queries` is written once, in the SQL both engines
+share (joins, group-bys, window functions, ``CASE``, ``array_sort``,
+``array_distinct``, ``concat`` of lists, ``regexp_replace``, ``median``);
+what they spell differently goes through a :class:`Dialect`: lambdas
+(DuckDB ``lambda x: ...``, Spark ``x -> ...``), the list functions named
+after them, a 64-bit hash, microseconds since the epoch and exploding a
+list. Regular expressions and string literals avoid backslashes, which
+Spark un-escapes in literals and DuckDB does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine spells what the other spells differently."""
+
+    name: str
+    transform_fn: str       # map a lambda over a list
+    filter_fn: str          # keep the elements a lambda accepts
+    size_fn: str            # number of elements of a list
+    hash_fn: str            # a 64-bit hash of any number of values
+    epoch_us_fn: str        # a timestamp as microseconds since 1970-01-01 UTC
+    explode_fn: str         # one row per element of a list (in a SELECT list)
+    last_fmt: str           # the last element of a list, NULL when empty
+    empty_list: str         # an empty list of strings
+    arrow: bool             # Spark's ``x -> body`` rather than DuckDB's ``lambda x: body``
+
+    def lam(self, var: str, body: str) -> str:
+        """A one-argument lambda."""
+        return f"{var} -> {body}" if self.arrow else f"lambda {var}: {body}"
+
+    def transform(self, items: str, var: str, body: str) -> str:
+        """``[body for var in items]``."""
+        return f"{self.transform_fn}({items}, {self.lam(var, body)})"
+
+    def filter(self, items: str, var: str, cond: str) -> str:
+        """``[var for var in items if cond]``."""
+        return f"{self.filter_fn}({items}, {self.lam(var, cond)})"
+
+    def size(self, items: str) -> str:
+        """The length of a list (NULL for a NULL list)."""
+        return f"{self.size_fn}({items})"
+
+    def last(self, items: str) -> str:
+        """The last element of a list, NULL for an empty one (Spark's ``[i]`` counts from 0)."""
+        return self.last_fmt.format(items)
+
+    def hash(self, *values: str) -> str:
+        """A 64-bit hash; equality of keys is all it is used for."""
+        return f"{self.hash_fn}({', '.join(values)})"
+
+    def epoch_us(self, ts: str) -> str:
+        """Microseconds since the epoch of a UTC timestamp."""
+        return f"{self.epoch_us_fn}({ts})"
+
+    def explode(self, items: str) -> str:
+        """One row per element of ``items`` (NULL and empty lists give none)."""
+        return f"{self.explode_fn}({items})"
+
+
+DUCKDB: Final = Dialect(
+    name="duckdb", transform_fn="list_transform", filter_fn="list_filter", size_fn="len",
+    hash_fn="hash", epoch_us_fn="epoch_us", explode_fn="unnest", last_fmt="{}[-1]",
+    empty_list="CAST([] AS VARCHAR[])",
+    arrow=False,
+)
+SPARK: Final = Dialect(
+    name="spark", transform_fn="transform", filter_fn="filter", size_fn="size",
+    hash_fn="xxhash64", epoch_us_fn="unix_micros", explode_fn="explode",
+    last_fmt="try_element_at({}, -1)", empty_list="CAST(array() AS ARRAY<STRING>)",
+    arrow=True,
+)

@@ -1,0 +1,490 @@
+"""Every query of the out-of-core analysis, written once for DuckDB and Spark.
+
+The queries restate, in SQL, the pandas definitions of :mod:`..identity`,
+:mod:`..dedupe`, :mod:`..metrics` and :mod:`..health` (those are the
+reference; ``tests/test_engines.py`` compares the two row by row). What the
+engines spell differently goes through :class:`~.dialect.Dialect`.
+
+The tables, in the order :class:`~.run.Analysis` builds them:
+
+``folders``  (registered from Python) one row per stored folder, in store
+             order (account, then folder, by code point): the partition
+             values the engine reads (``akey``, ``fkey``), the real names,
+             whether the folder's name says Sent.
+``src``      the Parquet rows joined to ``folders``: a view, read again by
+             each query that needs it (projection and predicate pushdown keep
+             each read to the columns and accounts it uses).
+``cand``, ``core``  (registered) per account, the Delivered-To addresses to
+             check and the addresses they must not have written to.
+``me``, ``owners``  (registered) the team's addresses, and whose each one is.
+``fv``       (registered) each folder's UIDVALIDITY values, ranked.
+``m``        one compact row per stored row: position, keys of the duplicate
+             rule as 64-bit hashes, what the metrics read.
+``rk``       the recipient-set hash of the rows whose content key is shared.
+``lab``      each row's message label (connected components of the two
+             keys, across the team); ``hlab`` the same within each account.
+``kept``     per message: the row that stands for it and how many rows it had.
+``u``        the unique messages (``m`` joined to ``kept``).
+``held``     (message, account): whose mailboxes hold a copy.
+``sends``    (message, account): who sent a message of the team.
+``rt``       the timed replies.
+
+Positions: a row's position is ``rank * 2**32 + uid``, where the rank orders
+(account, folder, UIDVALIDITY) as docs/team.md's store order does: wherever
+the pandas code says "the first row in store order", the SQL says "the
+smallest position".
+
+Hashes: the duplicate rule's keys and Message-IDs are compared through 64-bit
+hashes (DuckDB ``hash``, Spark ``xxhash64``): two different keys share a hash
+with odds about n**2 / 2**65 (3 in a million at ten million rows), the
+price of never holding the strings of ten million Message-IDs in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailhat_nb.analysis.dedupe import HEADER_DATE_SOURCES, SUSPECT_BEFORE
+from mailhat_nb.analysis.engines.dialect import Dialect
+from mailhat_nb.analysis.identity import SENT_LABELS
+
+#: Positions are ``folder rank * 2**32 + uid``; a copy's preference goes above them.
+RANK_SHIFT = 2**32
+PREF_SHIFT = 2**60
+US_PER_DAY = 86_400_000_000
+US_PER_HOUR = 3_600_000_000
+WS = " \t\n\r\f\v"                              # whitespace, without a backslash
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _in_list(values: frozenset[str] | set[str]) -> str:
+    return "(" + ", ".join(_quote(v) for v in sorted(values)) + ")"
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The SQL of every step, for one dialect and one store read."""
+
+    d: Dialect
+    source: str          # the raw Parquet rows: a table function or a view name
+    now_us: int          # "now" for the plausible-date rule, fixed once per run
+
+    # ------------------------------------------------------------------ expressions
+
+    @staticmethod
+    def trim(expr: str, chars: str = WS) -> str:
+        """``expr`` without leading and trailing ``chars`` (SQL's ``trim``, no regex)."""
+        return f"trim(BOTH {_quote(chars)} FROM {expr})"
+
+    @staticmethod
+    def addr(expr: str) -> str:
+        """An address as the analysis compares it (blank = NULL).
+
+        The store holds addresses as the parser wrote them, stripped and
+        lower-cased (DESIGN.md, "Frames"); the pandas path normalises again
+        for frames built by hand, which a store never holds.
+        """
+        return f"nullif({expr}, '')"
+
+    def clean_id(self, expr: str) -> str:
+        """A Message-ID without blanks and angle brackets; blank = NULL (``clean_ids``).
+
+        The parser stores IDs bare, so only a value whose first or last
+        character is a blank or a bracket is trimmed (cheap test first).
+        """
+        edge = "(" + ", ".join(_quote(c) for c in WS + "<>") + ")"
+        slow = self.trim(self.trim(self.trim(expr), "<>"))
+        return (f"nullif(CASE WHEN left({expr}, 1) IN {edge} OR right({expr}, 1) IN {edge} "
+                f"THEN {slow} ELSE {expr} END, '')")
+
+    def rcpts(self, *, ordered: bool = True) -> str:
+        """The recipients of a row: To + Cc, distinct (and sorted, for a set key).
+
+        Taken as stored: the parser lower-cases and strips every address it
+        writes (DESIGN.md, "Frames"), so normalising each element again, as
+        the pandas path does for frames built by hand, would cost a lambda
+        per address and change nothing.
+        """
+        d = self.d
+        both = (f"concat(coalesce(r.to_addrs, {d.empty_list}), "
+                f"coalesce(r.cc_addrs, {d.empty_list}))")
+        return f"array_sort(array_distinct({both}))" if ordered else f"array_distinct({both})"
+
+    def sent_row(self) -> str:
+        """Whether a row is filed as sent mail (``identity.is_sent_folder``)."""
+        d = self.d
+        role = f"nullif(lower({self.trim('CAST(r.folder_role AS STRING)')}), '')"
+        labels = ", ".join("concat(chr(92), " + _quote(x[1:]) + ")"  # no backslash in SQL
+                           if x.startswith(chr(92)) else _quote(x) for x in sorted(SENT_LABELS))
+        hit = d.filter("r.labels", "x", f"lower({self.trim('x')}) IN ({labels})")
+        # The lambda runs only where there are labels (Gmail): most rows have none.
+        by_label = f"CASE WHEN {d.size('r.labels')} > 0 THEN {d.size(hit)} > 0 ELSE false END"
+        return (f"(CASE WHEN {role} IS NOT NULL THEN {role} = 'sent' ELSE r.name_sent END "
+                f"OR coalesce({by_label}, false))")
+
+    def plausible(self, us: str) -> str:
+        """A date that could be real: after 1990, not ahead of now (``dedupe.plausible``)."""
+        low = SUSPECT_BEFORE.value // 1000
+        high = self.now_us + US_PER_DAY
+        return f"({us} >= {low} AND {us} <= {high})"
+
+    # ------------------------------------------------------------------ the rows
+
+    def src(self, accounts: list[str] | None) -> str:
+        """The stored rows of the chosen accounts, with the folder's facts."""
+        where = f"WHERE r.account IN {_in_list(set(accounts))}" if accounts else ""
+        return (f"SELECT r.*, f.aid, f.fid, f.fid AS frank, f.name_sent, "
+                f"{self.addr('r.from_addr')} AS sender "
+                f"FROM {self.source} r JOIN folders f "
+                f"ON r.account = f.akey AND r.folder = f.fkey {where}")
+
+    def senders(self) -> str:
+        """Per account and sender: rows from it, and how many of those are sent mail."""
+        return (f"SELECT aid, sender, count(*) AS messages, "
+                f"sum(CASE WHEN {self.sent_row()} THEN 1 ELSE 0 END) AS sent_rows "
+                f"FROM src r WHERE sender IS NOT NULL GROUP BY aid, sender")
+
+    def delivered_to(self) -> str:
+        """Every Delivered-To address, per account."""
+        return (f"SELECT DISTINCT aid, {self.addr('x')} AS a FROM (SELECT DISTINCT aid, "
+                f"{self.d.explode('delivered_to')} AS x FROM src) t "
+                f"WHERE {self.addr('x')} IS NOT NULL")
+
+    def wrote_to(self) -> str:
+        """Which ``cand`` senders wrote to their account's ``core``, outside its sent mail."""
+        return (f"SELECT DISTINCT t.aid, t.sender FROM (SELECT r.aid, r.sender, "
+                f"{self.d.explode(self.rcpts())} AS rc FROM src r JOIN cand c "
+                f"ON r.aid = c.aid AND r.sender = c.address "
+                f"WHERE NOT {self.sent_row()}) t "
+                f"JOIN core ON t.aid = core.aid AND t.rc = core.address")
+
+    @staticmethod
+    def versions() -> str:
+        """The (folder, UIDVALIDITY) pairs, which order the rows after the folder."""
+        return "SELECT DISTINCT fid, uidvalidity FROM src"
+
+    @staticmethod
+    def pos() -> str:
+        """A row's position (see the module docstring)."""
+        return f"(r.vrank * {RANK_SHIFT} + r.uid)"
+
+    @staticmethod
+    def ranked() -> str:
+        """``src`` with each row's (folder, UIDVALIDITY) rank, for positions."""
+        return ("SELECT s.*, v.vrank FROM src s JOIN fv v "
+                "ON s.fid = v.fid AND s.uidvalidity = v.uidvalidity")
+
+    def messages(self) -> str:
+        """``m``: one compact row per stored row.
+
+        ``ck`` is the content key without the recipients: rows alone under
+        it can match no other row, so the recipient set, the costly part, is
+        added by :meth:`recipient_keys` only for the few rows that share one.
+        """
+        d = self.d
+        no_date = "(r.date IS NULL)"
+        header = _in_list(HEADER_DATE_SOURCES)
+        pref = f"CASE WHEN lower(CAST(r.date_source AS STRING)) IN {header} THEN 0 ELSE 1 END"
+        content = d.hash("coalesce(r.sender, '')", "r.sender IS NULL",
+                         "coalesce(r.subject, '')", "r.subject IS NULL", no_date,
+                         f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
+        # The IDs are cleaned once, in the inner query, then hashed.
+        return f"""
+            SELECT pos, aid, fid, sender, from_name, ts, offset_min, pref,
+                   CASE WHEN mid IS NULL THEN NULL ELSE {d.hash('mid')} END AS idk, ck,
+                   CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
+                   rcpts, uidvalidity, defects
+            FROM (SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid,
+                         CAST(r.fid AS INT) AS fid, r.sender, r.from_name, r.date AS ts,
+                         CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
+                         {self.clean_id('r.message_id')} AS mid, {content} AS ck,
+                         coalesce({self.clean_id('r.in_reply_to')},
+                                  {self.clean_id(d.last('r.references'))}) AS parent,
+                         CASE WHEN r.sender IN (SELECT address FROM me)
+                              THEN {self.rcpts(ordered=False)} END AS rcpts,
+                         r.uidvalidity, r.defects
+                  FROM srcv r) t"""
+
+    def recipient_keys(self) -> str:
+        """A hash of the recipient set, for rows that share a content key with another."""
+        return f"""
+            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM srcv r
+            WHERE {self.pos()} IN (SELECT pos FROM m WHERE ck IN (
+                SELECT ck FROM m GROUP BY ck HAVING count(*) > 1))"""
+
+    # ------------------------------------------------------------------ the duplicate rule
+
+    def first_labels(self, *, per_account: bool = False) -> str:
+        """Each row's full keys, and its own position as its label to start from.
+
+        ``per_account``: the keys carry the account, so copies match within
+        one mailbox only (data health's question); else across the team.
+        """
+        d = self.d
+        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {d.hash('m.ck', 'rk.rh')} END"
+        idk = "m.idk"
+        if per_account:
+            ck, idk = d.hash("m.aid", ck), f"CASE WHEN m.idk IS NULL THEN NULL ELSE " \
+                f"{d.hash('m.aid', 'm.idk')} END"
+        return (f"SELECT m.pos, m.aid, {idk} AS idk, {ck} AS ck, m.pref, m.pos AS l "
+                f"FROM m LEFT JOIN rk ON m.pos = rk.pos")
+
+    @staticmethod
+    def propagate(table: str) -> str:
+        """One pass of label propagation: smallest label per content key, then per ID.
+
+        Group-bys and joins rather than window functions: hash aggregates
+        stream and spill, where a window sorts each partition.
+        """
+        return f"""
+            WITH c AS (SELECT t.pos, t.aid, t.idk, t.ck, t.pref, g.l AS lc
+                       FROM {table} t JOIN (SELECT ck, min(l) AS l FROM {table} GROUP BY ck) g
+                       ON t.ck = g.ck)
+            SELECT c.pos, c.aid, c.idk, c.ck, c.pref, coalesce(g.l, c.lc) AS l
+            FROM c LEFT JOIN (SELECT idk, min(lc) AS l FROM c WHERE idk IS NOT NULL
+                              GROUP BY idk) g ON c.idk = g.idk"""
+
+    @staticmethod
+    def unsettled(table: str) -> str:
+        """Content keys whose rows still carry different labels (0: the labels are final).
+
+        After :meth:`propagate` every Message-ID group agrees on its label;
+        when every content group does too, no pass can change anything.
+        """
+        return (f"SELECT count(*) AS n FROM (SELECT ck FROM {table} GROUP BY ck "
+                f"HAVING min(l) <> max(l)) t")
+
+    @staticmethod
+    def kept() -> str:
+        """Per message: the kept row (a header-dated copy first, then the first) and copies."""
+        return (f"SELECT l, min(pref * {PREF_SHIFT} + pos) % {PREF_SHIFT} AS kpos, "
+                f"count(*) AS copies FROM lab GROUP BY l")
+
+    @staticmethod
+    def unique() -> str:
+        """The unique messages: each message's kept row, its label and number of copies."""
+        return "SELECT m.*, k.l, k.copies FROM m JOIN kept k ON m.pos = k.kpos"
+
+    @staticmethod
+    def held() -> str:
+        """(message label, account): the account's mailbox holds a copy."""
+        return "SELECT DISTINCT l, aid FROM lab"
+
+    @staticmethod
+    def senders_of() -> str:
+        """(message label, account) for the team's messages: who sent it (docs/team.md).
+
+        The owners of its From address that hold a copy; when none does,
+        every owner of the address.
+        """
+        return """
+            WITH cand AS (SELECT u.l, o.aid FROM u JOIN owners o ON u.sender = o.address),
+            hold AS (SELECT c.l, c.aid, CASE WHEN h.l IS NULL THEN 0 ELSE 1 END AS holds
+                     FROM cand c LEFT JOIN held h ON c.l = h.l AND c.aid = h.aid),
+            anyh AS (SELECT l, max(holds) AS any_holds FROM hold GROUP BY l)
+            SELECT hold.l, hold.aid FROM hold JOIN anyh ON hold.l = anyh.l
+            WHERE hold.holds = 1 OR anyh.any_holds = 0"""
+
+    # ------------------------------------------------------------------ contacts
+
+    def contacts(self) -> str:
+        """``contact, name, sent, received, first_us, last_us`` (unsorted)."""
+        d = self.d
+        us = d.epoch_us("ts")
+        ok = self.plausible(us)
+        first = f"min(CASE WHEN {ok} THEN {us} END)"
+        last = f"max(CASE WHEN {ok} THEN {us} END)"
+        return f"""
+            WITH recv AS (
+                SELECT sender AS contact, count(*) AS received, {first} AS f, {last} AS l
+                FROM u WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
+                GROUP BY sender),
+            sent AS (
+                SELECT rc AS contact, count(*) AS sent, {first} AS f, {last} AS l
+                FROM (SELECT {d.explode('rcpts')} AS rc, ts FROM u WHERE rcpts IS NOT NULL) t
+                WHERE rc NOT IN (SELECT address FROM me) GROUP BY rc),
+            both_ AS (
+                SELECT coalesce(s.contact, r.contact) AS contact,
+                       coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received,
+                       least(s.f, r.f) AS first_us, greatest(s.l, r.l) AS last_us
+                FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact)
+            SELECT b.*, n.name FROM both_ b LEFT JOIN ({self.names()}) n ON b.contact = n.sender
+        """
+
+    def names(self) -> str:
+        """Per sender, the most used display name, cleaned (``metrics._names``).
+
+        Blanks, then quotes around it, then blanks stripped; empty names and
+        the address itself dropped; a tie goes to the smallest name.
+        """
+        clean = self.trim(self.trim(self.trim("from_name"), "'\""))
+        return f"""
+            SELECT sender, name FROM (
+                SELECT sender, name, row_number() OVER (
+                    PARTITION BY sender ORDER BY n DESC, name ASC) AS k
+                FROM (SELECT sender, {clean} AS name, count(*) AS n
+                      FROM u WHERE sender IS NOT NULL AND from_name IS NOT NULL
+                      GROUP BY sender, {clean}) c
+                WHERE name <> '' AND lower(name) <> lower(sender)) t
+            WHERE k = 1"""
+
+    # ------------------------------------------------------------------ over time
+
+    def volume(self, contacts: list[str], unit: str) -> str:
+        """Per period (``date_trunc`` unit, UTC) and chosen contact: sent and received."""
+        d = self.d
+        chosen = _in_list(set(contacts)) if contacts else "(NULL)"
+        period = d.epoch_us(f"date_trunc('{unit}', ts)")
+        return f"""
+            SELECT {period} AS period_us, contact, sum(s) AS sent, sum(1 - s) AS received
+            FROM (SELECT ts, sender AS contact, 0 AS s FROM u
+                  WHERE sender IN {chosen} AND sender NOT IN (SELECT address FROM me)
+                  UNION ALL
+                  SELECT ts, rc AS contact, 1 AS s
+                  FROM (SELECT {d.explode('rcpts')} AS rc, ts FROM u
+                        WHERE rcpts IS NOT NULL) t
+                  WHERE rc IN {chosen} AND rc NOT IN (SELECT address FROM me)) v
+            WHERE ts IS NOT NULL
+            GROUP BY {period}, contact"""
+
+    def activity(self, direction: str | None) -> str:
+        """Weekday x hour counts on the writer's clock (``metrics.activity``)."""
+        local = f"({self.d.epoch_us('ts')} + CAST(coalesce(offset_min, 0) AS BIGINT) * 60000000)"
+        day = f"CAST(floor({local} / {US_PER_DAY}) AS BIGINT)"
+        hour = f"CAST(floor({local} / {US_PER_HOUR}) AS BIGINT)"
+        where = "ts IS NOT NULL"
+        self_sender = "(sender IS NOT NULL AND sender IN (SELECT address FROM me))"
+        if direction == "sent":
+            where += f" AND {self_sender}"
+        elif direction == "received":
+            where += f" AND NOT {self_sender}"
+        return f"""
+            SELECT ((({day} + 3) % 7) + 7) % 7 AS weekday, (({hour} % 24) + 24) % 24 AS hour,
+                   count(*) AS n, max(CASE WHEN offset_min IS NOT NULL THEN 1 ELSE 0 END) AS tz
+            FROM u WHERE {where} GROUP BY 1, 2"""
+
+    # ------------------------------------------------------------------ response times
+
+    def responses(self) -> str:
+        """Replies between self and a contact (``metrics.response_times``)."""
+        us = self.d.epoch_us
+        me = "(SELECT address FROM me)"
+        return f"""
+            WITH carriers AS (
+                SELECT idk, max(pos) AS carrier FROM m WHERE idk IS NOT NULL GROUP BY idk),
+            pairs AS (
+                SELECT r.pos AS reply, r.sender AS rs, r.ts AS rts,
+                       o.pos AS orig, o.sender AS os, o.ts AS ots
+                FROM u r JOIN carriers c ON r.par_h = c.idk
+                JOIN lab ON lab.pos = c.carrier
+                JOIN kept k ON k.l = lab.l
+                JOIN u o ON o.pos = k.kpos
+                WHERE r.par_h IS NOT NULL AND o.pos <> r.pos),
+            typed AS (
+                SELECT *,
+                  (rs IS NOT NULL AND rs IN {me}) AND NOT (os IS NOT NULL AND os IN {me})
+                    AND os IS NOT NULL AS by_self,
+                  NOT (rs IS NOT NULL AND rs IN {me}) AND (os IS NOT NULL AND os IN {me})
+                    AND rs IS NOT NULL AS by_contact
+                FROM pairs)
+            SELECT CASE WHEN by_self THEN os ELSE rs END AS contact,
+                   CASE WHEN by_self THEN 'self' ELSE 'contact' END AS replier,
+                   {us('ots')} AS asked_us, {us('rts')} AS answered_us, reply,
+                   CAST(({us('rts')} - {us('ots')}) * 1000 AS DOUBLE) / 3.6e12 AS hours
+            FROM typed
+            WHERE (by_self OR by_contact) AND ots IS NOT NULL AND rts IS NOT NULL
+              AND rts >= ots"""
+
+    @staticmethod
+    def response_histogram(edges: list[float], floor: float) -> str:
+        """Replies per replier and bin, and the medians (``metrics.response_histogram``).
+
+        Bins are found by comparing with the very edges numpy uses (written
+        as exact double literals), so every reply lands where ``np.histogram``
+        puts it: bin i holds ``edges[i] <= h < edges[i + 1]``, the last bin
+        its right edge too.
+        """
+        def lit(x: float) -> str:
+            text = repr(float(x))
+            return text if "e" in text else text + "e0"
+
+        cases = " ".join(f"WHEN h < {lit(e)} THEN {i}" for i, e in enumerate(edges[1:-1]))
+        return f"""
+            SELECT replier, b, count(*) AS replies, min(med) AS median_hours
+            FROM (SELECT replier, CASE {cases} ELSE {len(edges) - 2} END AS b,
+                         median(h) OVER (PARTITION BY replier) AS med
+                  FROM (SELECT replier, greatest(hours, {lit(floor)}) AS h FROM rt) t) t2
+            GROUP BY replier, b"""
+
+    # ------------------------------------------------------------------ the team
+
+    def by_account(self) -> str:
+        """Per contact and account: messages sent by the account, and received in its mailbox."""
+        explode = self.d.explode("rcpts")
+        return f"""
+            WITH sent AS (
+                SELECT t.rc AS contact, s.aid, count(*) AS sent
+                FROM (SELECT l, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
+                JOIN sends s ON t.l = s.l
+                WHERE t.rc NOT IN (SELECT address FROM me) GROUP BY t.rc, s.aid),
+            recv AS (
+                SELECT u.sender AS contact, h.aid, count(*) AS received
+                FROM u JOIN held h ON u.l = h.l
+                WHERE u.sender IS NOT NULL AND u.sender NOT IN (SELECT address FROM me)
+                GROUP BY u.sender, h.aid)
+            SELECT coalesce(s.contact, r.contact) AS contact, coalesce(s.aid, r.aid) AS aid,
+                   coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received
+            FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact AND s.aid = r.aid"""
+
+    def internal(self) -> str:
+        """Per (sending account, recipient account): the team's messages between them."""
+        us = self.d.epoch_us("u.ts")
+        ok = self.plausible(us)
+        return f"""
+            WITH ins AS (
+                SELECT t.l, o.aid AS to_aid
+                FROM (SELECT l, {self.d.explode('rcpts')} AS rc FROM u
+                      WHERE rcpts IS NOT NULL) t
+                JOIN owners o ON t.rc = o.address),
+            pairs AS (
+                SELECT DISTINCT s.l, s.aid AS from_aid, i.to_aid
+                FROM sends s JOIN ins i ON s.l = i.l WHERE s.aid <> i.to_aid)
+            SELECT p.from_aid, p.to_aid, count(*) AS messages,
+                   min(CASE WHEN {ok} THEN {us} END) AS first_us,
+                   max(CASE WHEN {ok} THEN {us} END) AS last_us
+            FROM pairs p JOIN u ON p.l = u.l GROUP BY p.from_aid, p.to_aid"""
+
+    # ------------------------------------------------------------------ data health
+
+    def health(self) -> str:
+        """Per folder: rows, duplicates, date fallbacks, missing and placeholder dates..."""
+        us = self.d.epoch_us("ts")
+        return f"""
+            SELECT m.fid, count(*) AS rows,
+                   sum(CASE WHEN k.copies > 1 THEN 1 ELSE 0 END) AS duplicates,
+                   sum(m.pref) AS date_fallbacks,
+                   sum(CASE WHEN m.ts IS NULL THEN 1 ELSE 0 END) AS no_date,
+                   sum(CASE WHEN m.ts IS NOT NULL AND NOT {self.plausible(us)}
+                       THEN 1 ELSE 0 END) AS suspect_dates,
+                   sum(CASE WHEN {self.d.size('m.defects')} > 0 THEN 1 ELSE 0 END) AS defects,
+                   count(DISTINCT m.uidvalidity) AS uidvalidity_values
+            FROM m JOIN hlab ON m.pos = hlab.pos
+            JOIN (SELECT l, count(*) AS copies FROM hlab GROUP BY l) k ON k.l = hlab.l
+            GROUP BY m.fid"""
+
+    def top_defects(self) -> str:
+        """Per folder, the most common defect; ties go to the one seen first in the store."""
+        explode = self.d.explode("defects")
+        return f"""
+            SELECT fid, defect FROM (
+                SELECT c.fid, c.defect, row_number() OVER (
+                    PARTITION BY c.fid ORDER BY c.n DESC, fp.p ASC, c.defect ASC) AS k
+                FROM (SELECT fid, defect, count(*) AS n
+                      FROM (SELECT fid, {explode} AS defect FROM m) t GROUP BY fid, defect) c
+                JOIN (SELECT defect, min(pos) AS p
+                      FROM (SELECT pos, {explode} AS defect FROM m) t GROUP BY defect) fp
+                  ON c.defect = fp.defect) t
+            WHERE k = 1"""

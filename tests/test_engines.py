@@ -1,0 +1,218 @@
+"""DuckDB and Spark give the pandas path's numbers, row by row.
+
+The pandas functions (:mod:`mailhat_nb.contacts`) are the reference. Each
+engine analyses the same store (real Enron mailboxes imported with
+``mailhat import``, and a synthetic team store from
+``benchmarks/synthetic_store.py``) and every frame must be equal: the self
+table, contacts, volume, activity, response times and data health.
+Spark starts once per session (it takes tens of seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mailhat_nb import contacts as ca
+from mailhat_nb.analysis.engines import AUTO_DUCKDB_ROWS, choose_engine, stored_rows
+from mailhat_nb.analysis.engines.duck import DuckBackend
+from mailhat_nb.analysis.engines.run import Analysis, Backend
+from mailhat_nb.analysis.load import read_messages
+from mailhat_nb.errors import UsageError
+from mailhat_nb.sync.importer import import_source
+from mailhat_nb.sync.store import uidvalidity_events
+
+ROOT = Path(__file__).resolve().parents[1]
+ENRON = ["cuilla-m", "dean-c", "delainey-d"]
+RESPONSE_ORDER = ["answered", "asked", "contact", "replier"]
+
+
+@pytest.fixture(scope="session")
+def enron_store(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
+    """Three Enron mailboxes imported into one store, as `mailhat import` does."""
+    store = tmp_path_factory.mktemp("enron") / "store"
+    for person in ENRON:
+        import_source("maildir", corpus / "enron" / person, store, account=person)
+    return store
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 150,000-row team store of four accounts (copies, threads, internal mail)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from synthetic_store import generate  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    store = tmp_path_factory.mktemp("synthetic") / "store"
+    generate(store, 150_000, accounts=4, seed=11, chunk_rows=60_000)
+    return store
+
+
+def pandas_results(store: Path, account: str | None) -> dict[str, Any]:
+    """Every metric the reference way: the store as one frame, then the pandas functions.
+
+    On a store of several accounts (no ``account``) that is the team view.
+    """
+    frame = read_messages(store, account=account)
+    me = ca.own_addresses(frame)
+    people = ca.contacts(frame, me)
+    chosen = list(people["contact"].head(6))
+    team: dict[str, Any] = {}
+    if "account" in me.columns:
+        msgs = ca.team_messages(frame)
+        per = ca.contacts_by_account(msgs, me)
+        team = {"team_contacts": ca.team_contacts(msgs, me, by_account=per),
+                "by_account": per, "internal": ca.internal_mail(msgs, me)}
+    return {
+        **team,
+        "me": me,
+        "contacts": people,
+        "volume": ca.volume(frame, me, "M", contacts=chosen),
+        "volume_weeks": ca.volume(frame, me, "W", contacts=chosen),
+        "activity": ca.activity(frame),
+        "activity_sent": ca.activity(frame, me, direction="sent"),
+        "responses": ca.response_times(frame, me),
+        "response_histogram": ca.response_histogram(ca.response_times(frame, me)),
+        "health": ca.data_health(frame, uidvalidity_events=uidvalidity_events(store)),
+    }
+
+
+def engine_results(backend: Backend, store: Path, account: str | None) -> dict[str, Any]:
+    with Analysis(backend, store, accounts=None if account is None else [account]) as an:
+        people = an.contacts()
+        chosen = list(people["contact"].head(6))
+        team: dict[str, Any] = {}
+        if an.team:
+            team = {"team_contacts": an.team_contacts(), "by_account": an.contacts_by_account(),
+                    "internal": an.internal_mail()}
+        return {
+            **team,
+            "me": an.own_addresses(),
+            "contacts": people,
+            "volume": an.volume(chosen, "M"),
+            "volume_weeks": an.volume(chosen, "W"),
+            "activity": an.activity(),
+            "activity_sent": an.activity("sent"),
+            "responses": an.response_times(),
+            "response_histogram": an.response_histogram(),
+            "health": an.data_health(uidvalidity_events=uidvalidity_events(store)),
+        }
+
+
+def assert_same(want: dict[str, Any], got: dict[str, Any]) -> None:
+    """Every frame equal (values, dtypes, order; volume and replies compared sorted)."""
+    for name in ("volume", "volume_weeks"):
+        for res in (want, got):
+            attrs = res[name].attrs
+            res[name] = res[name].sort_values(["period", "contact"], ignore_index=True)
+            res[name].attrs = attrs
+    for res in (want, got):
+        res["responses"] = res["responses"].sort_values(RESPONSE_ORDER, ignore_index=True)
+    assert set(want) == set(got)
+    for name, frame in want.items():
+        pd.testing.assert_frame_equal(got[name], frame, obj=name)
+        assert got[name].attrs == frame.attrs, name
+    assert len(want["contacts"]) > 20
+
+
+@pytest.mark.parametrize("account", [*ENRON, None])
+def test_duckdb_equals_pandas_on_enron(enron_store: Path, account: str | None) -> None:
+    assert_same(pandas_results(enron_store, account), engine_results(
+        DuckBackend(memory_limit="256MB", threads=2), enron_store, account))
+
+
+@pytest.mark.slow
+def test_duckdb_equals_pandas_on_a_synthetic_team_store(synthetic_store: Path) -> None:
+    want = pandas_results(synthetic_store, None)
+    # A small memory limit: the work spills to disk rather than failing.
+    got = engine_results(DuckBackend(memory_limit="128MB", threads=2), synthetic_store, None)
+    assert_same(want, got)
+    assert want["health"]["duplicates"].sum() > 0      # copies across folders were found
+    assert len(want["responses"]) > 1000               # threads were followed
+    assert (want["contacts"]["sent"] > 0).any()
+
+
+@pytest.mark.slow
+def test_duckdb_equals_pandas_for_one_account_of_the_team(synthetic_store: Path) -> None:
+    account = sorted(ca.own_addresses(read_messages(synthetic_store))["address"])[0]
+    assert_same(pandas_results(synthetic_store, account), engine_results(
+        DuckBackend(threads=2), synthetic_store, account))
+
+
+def test_retired_rows_and_temporary_files_are_not_read(enron_store: Path,
+                                                       tmp_path: Path) -> None:
+    """``_retired/`` and ``_tmp-*`` files are not data (DuckDB skips no ``_`` path itself)."""
+    store = tmp_path / "store"
+    shutil.copytree(enron_store / f"account={ENRON[0]}", store / f"account={ENRON[0]}")
+    before = engine_results(DuckBackend(), store, None)["contacts"]
+    part = next(store.glob("account=*/folder=*/*.parquet"))
+    retired = store / "_retired" / part.parent.parent.name / part.parent.name / "v1-x"
+    retired.mkdir(parents=True)
+    shutil.copy(part, retired / part.name)
+    shutil.copy(part, part.parent / f"_tmp-1-{part.name}.tmp")
+    pd.testing.assert_frame_equal(engine_results(DuckBackend(), store, None)["contacts"],
+                                  before)
+
+
+def test_auto_picks_duckdb_for_big_stores_only(enron_store: Path) -> None:
+    rows = stored_rows(enron_store)
+    assert 0 < rows < AUTO_DUCKDB_ROWS
+    assert choose_engine(enron_store, "auto") == "pandas"
+    assert choose_engine(enron_store, "spark") == "spark"
+    with pytest.raises(UsageError, match="unknown engine"):
+        choose_engine(enron_store, "polars")
+
+
+def _contacts_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mailhat_nb.cli", "contacts", *args],
+                          capture_output=True, text=True, check=False, timeout=600)
+
+
+def test_cli_engines_print_the_same_json(enron_store: Path) -> None:
+    runs = {engine: _contacts_cli("--store", str(enron_store), "--account", ENRON[1],
+                                  "--engine", engine, "--json")
+            for engine in ("pandas", "duckdb")}
+    for engine, run in runs.items():
+        assert run.returncode == 0, (engine, run.stderr)
+    assert json.loads(runs["duckdb"].stdout) == json.loads(runs["pandas"].stdout)
+    assert len(json.loads(runs["pandas"].stdout)) > 20
+
+
+def test_cli_spark_master_needs_the_spark_engine(enron_store: Path) -> None:
+    run = _contacts_cli("--store", str(enron_store), "--engine", "duckdb",
+                        "--spark-master", "spark://example.invalid:7077")
+    assert run.returncode == 2
+    assert "--engine spark" in run.stderr
+
+
+# --------------------------------------------------------------------------- Spark
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local Spark for the whole session (starting it takes tens of seconds)."""
+    pytest.importorskip("pyspark", reason="pyspark is the [spark] extra (make test installs it)")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime (make test installs openjdk-17-jre-headless)")
+    from mailhat_nb.analysis.engines.spark import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.mark.slow
+def test_spark_equals_pandas_on_enron(spark: Any, enron_store: Path) -> None:
+    from mailhat_nb.analysis.engines.spark import SparkBackend
+
+    assert_same(pandas_results(enron_store, None),
+                engine_results(SparkBackend(spark), enron_store, None))
