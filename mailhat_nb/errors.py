@@ -20,8 +20,8 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   ├── CommandFailed     a raw command of the sync's fast path got a tagged NO or BAD
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
     │   ├── PlaintextRefused  the server refuses passwords without encryption: none was sent
-    │   ├── ServerMisbehaved  the server sent something no mail server sends (past a bound)
-    │   └── ConnectionLost    the connection dropped; callers may retry
+    │   ├── ConnectionLost    the connection dropped; callers may retry
+    │   └── ServerMisbehaved  the server sent what no mail server sends; no retry helps
     ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
     ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
@@ -73,6 +73,18 @@ class ConnectionLost(MailServerError):
     """The connection dropped mid-conversation; safe to retry."""
 
 
+class ServerMisbehaved(MailServerError):
+    """The server sent something no mail server sends.
+
+    An endless line, a literal larger than any answer could need (or one
+    announced where none belongs, as in a reply to a login), a literal that
+    never arrives, garbage instead of the protocol, more data than the
+    conversation can hold. Raised by the readers that bound what a server
+    may send, so that a hostile or broken server costs a bounded amount of
+    memory and time; the message says what it sent.
+    """
+
+
 class StoreError(MailhatError):
     """The local store could not be read or written."""
 
@@ -106,23 +118,6 @@ class PlaintextRefused(MailServerError):
     must not send LOGIN then). Not :class:`AuthFailed`: no login was tried,
     and the password may well be right; the remedy is encryption.
     """
-
-
-class ServerMisbehaved(MailServerError):
-    """The server sent something no mail server sends, and the sync stopped reading.
-
-    Every read of a sync is bounded (a line, a literal, an answer); past a
-    bound, or on a line that is not IMAP at all, the sync stops at once
-    instead of buffering what a broken or hostile server streams. Not
-    retried: a server that did it once does it again. ``detail`` says what
-    came; ``where`` what the sync was doing (filled in at the boundary that
-    knows, :func:`mailhat_nb.sync.imap.translate_errors`).
-    """
-
-    def __init__(self, detail: str, where: str | None = None) -> None:
-        said = f"the server sent something no mail server sends: {detail}"
-        super().__init__(f"{where}: {said}" if where else said)
-        self.detail, self.where = detail, where
 
 
 class KernelFailed(MailhatError):

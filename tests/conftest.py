@@ -23,17 +23,6 @@ from mailhat_nb.diagnose import PresetResult, Verdict
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.corpus import corpus_root
 
-#: Lab scenarios for the sync's fallbacks (a server without LIST-STATUS, SASL-IR,
-#: CONDSTORE): the doctor says ok, and an agent has nothing to learn from them,
-#: so the training walkthrough leaves them out (tests/test_sync_pipelined.py).
-SYNC_ONLY = frozenset({"no-list-status", "no-sasl-ir", "no-condstore", "imap4rev1-only"})
-#: Lab scenarios built to show what the doctor does not name yet: a server that
-#: sends what no mail server sends (server_misbehaved, issue 10). The sync's
-#: bounds are tested against them (tests/test_sync_hostile.py), their wire
-#: behaviour in tests/test_lab.py; the doctor's and the walkthrough's tests take
-#: them in once it names them.
-DOCTOR_PENDING = frozenset({"hostile-endless-line", "hostile-huge-literal",
-                            "hostile-literal-never-sent", "hostile-garbage"})
 #: A row remedy's generic advice to switch to a kind of setting ("Use SSL/TLS ...").
 SWITCH_ADVICE = re.compile(r"(?i)\buse (the )?(ssl/tls|starttls|an? (encrypted|ssl))")
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DOCTOR_PENDING, SYNC_ONLY
 
 from mailhat_nb.app import demo as report
 from mailhat_nb.app.nbclean import problems
@@ -107,9 +106,13 @@ def test_cells_are_short_and_import_no_widgets(path: Path) -> None:
             assert "IPython" not in source
 
 
+#: The scenarios an agent will meet (the hostile servers are for the clients' tests).
+TRAINING = [name for name, s in SCENARIOS.items() if s.training]
+
+
 def test_the_walkthrough_covers_every_scenario() -> None:
     source = (NOTEBOOK_DIR / "00_training_walkthrough.ipynb").read_text()
-    for name in set(SCENARIOS) - DOCTOR_PENDING - SYNC_ONLY:
+    for name in TRAINING:
         assert f'walk.scenario(\\"{name}\\")' in source, name
 
 
@@ -159,7 +162,7 @@ def test_correspondence_notebook_draws_and_exports(run: dict[str, Any]) -> None:
 
 def test_walkthrough_shows_each_fault_as_expected(run: dict[str, Any], lab: Lab) -> None:
     nb = run["00_training_walkthrough"]
-    for name in set(SCENARIOS) - DOCTOR_PENDING - SYNC_ONLY:
+    for name in TRAINING:
         shown = _outputs(nb, f'walk.scenario("{name}")')
         assert "as this scenario is built to" in shown, name
     assert "The lab is back to the normal scenario" in _outputs(nb, "walk.restore()")

@@ -1,110 +1,132 @@
-"""Hostile IMAP servers for the lab's sidecar: what no mail server sends, on demand.
+"""A hostile or broken IMAP server, for the lab's sidecar: what no mail server sends.
 
-The agent connects to servers nobody vouches for. A broken or hostile one
-can stream without end; these stand in for it, one behaviour per scenario
-(:attr:`mailhat_nb.lab.scenarios.Scenario.hostile`), on the IMAP ports the
-scenario takes from Dovecot, with the lab's certificate on the TLS one so a
-client gets as far as it would with a real server. Each greets, then:
+The doctor and the sync connect to servers nobody vouches for. This server
+greets and answers ``CAPABILITY`` and ``STARTTLS`` like any IMAP server, then
+misbehaves in one of the ways of :data:`MISBEHAVIOURS`, so that tests can show
+a client stops within its timeout and holds little memory, whatever it is
+sent. It serves plain IMAP (with STARTTLS) and implicit TLS with the lab's
+certificate. Before TLS it lists ``LOGINDISABLED``, as a server refusing
+clear-text passwords does: a client that honours it meets the misbehaviour
+over TLS only. Its greeting names the misbehaviour, so the lab (and a test)
+can check on the wire which one is on.
 
-``endless-line``
-    greets without capabilities, so a client asks CAPABILITY; answers with a
-    line that never ends (1 GB of it, as fast as the client reads);
-``huge-literal``
-    greets with ``SASL-IR``, so a client logs in at once; answers the login
-    with a literal of 4 GB announced, and streams 300 MB of it;
-``literal-never-sent``
-    the same, with a literal of 100 bytes announced and never sent;
-``garbage``
-    greets without capabilities, then sends bytes that are no IMAP at all.
-
-A client is sent nothing it did not provoke before the greeting, and nothing
-of what it sends is kept or logged (a password may be in it).
+The lab's scenarios ``hostile-<misbehaviour>`` (:mod:`mailhat_nb.lab.scenarios`)
+put it on the IMAP ports; any client of the lab can be pointed at them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import socketserver
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-#: The behaviours, by name (see the module docstring).
-BEHAVIOURS = ("endless-line", "huge-literal", "literal-never-sent", "garbage")
-
-_GREETING = b"* OK hostile lab server ready\r\n"
-_GREETING_SASL_IR = b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hostile lab server ready\r\n"
+#: What the server does, by name. "At login" is its answer to ``LOGIN`` or
+#: ``AUTHENTICATE``, where a client has just sent the password and waits for
+#: a tagged reply: no mail server sends a literal there.
+MISBEHAVIOURS: dict[str, str] = {
+    "endless-line": "at login, a line that never ends (bytes with no line break, streamed)",
+    "huge-literal": "at login, a 4 GB literal announced, and 300 MB of it streamed",
+    "literal-never-sent": "at login, a 1000-byte literal announced and never sent",
+    "garbage-after-greeting": "right after the greeting, a stream of random bytes (the same "
+                              "on every connection)",
+}
+#: Most the server streams to one connection (what made a client grow to 918 MB).
+STREAM_LIMIT = 300 * 1024 * 1024
+#: How long a connection is held at most, for a client that stopped reading.
+HOLD_SECONDS = 120.0
 _CHUNK = 64 * 1024
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    behaviour = ""
-    tls: ssl.SSLContext | None = None
-
-
 class _Handler(socketserver.BaseRequestHandler):
-    server: _Server
+    """One connection: greet, answer like a server, then misbehave."""
+
+    server: HostileServer
 
     def handle(self) -> None:
-        sock: socket.socket = self.request
-        with contextlib.suppress(OSError):  # the client hung up: it is done with us
-            if self.server.tls is not None:
-                sock = self.server.tls.wrap_socket(sock, server_side=True)
-            behave(self.server.behaviour, sock)
+        conn: socket.socket = self.request
+        conn.settimeout(HOLD_SECONDS)
+        with contextlib.suppress(OSError):  # the client hung up: what it should do
+            self._talk(conn, self.server.tls)
+
+    def _talk(self, conn: socket.socket, tls: bool) -> None:
+        behaviour, context = self.server.misbehaviour, self.server.context
+        sock = context.wrap_socket(conn, server_side=True) if tls else conn
+        sock.sendall(f"* OK [CAPABILITY {_caps(tls)}] mailhat lab sidecar: {behaviour}\r\n"
+                     .encode())
+        if behaviour == "garbage-after-greeting":
+            # The same bytes on every connection: what a client makes of them repeats.
+            noise = random.Random(0)  # noqa: S311 - test data, not security
+            _stream(sock, b"", lambda: noise.randbytes(_CHUNK))
+            return
+        reader = sock.makefile("rb")
+        while line := reader.readline(_CHUNK):
+            tag, _, rest = line.decode("ascii", "replace").strip().partition(" ")
+            command = rest.split(" ", 1)[0].upper()
+            if command == "CAPABILITY":
+                sock.sendall(f"* CAPABILITY {_caps(tls)}\r\n{tag} OK done\r\n".encode())
+            elif command == "STARTTLS" and not tls:
+                sock.sendall(f"{tag} OK Begin TLS negotiation now.\r\n".encode())
+                sock, tls = context.wrap_socket(conn, server_side=True), True
+                reader = sock.makefile("rb")
+            elif command in ("LOGIN", "AUTHENTICATE"):
+                _misbehave(sock, behaviour)
+                return
+            elif command == "LOGOUT":
+                sock.sendall(f"* BYE bye\r\n{tag} OK done\r\n".encode())
+                return
+            else:
+                sock.sendall(f"{tag} BAD not here\r\n".encode())
 
 
-def _command(sock: socket.socket) -> None:
-    """Wait for the client's first command line (read and dropped: it may hold a password)."""
-    seen = b""
-    while b"\n" not in seen:
-        data = sock.recv(4096)
-        if not data:
-            raise ConnectionResetError
-        seen = (seen + data)[-4096:]
+def _caps(tls: bool) -> str:
+    return "IMAP4rev1 SASL-IR AUTH=PLAIN" if tls else "IMAP4rev1 STARTTLS LOGINDISABLED"
 
 
-def _stream(sock: socket.socket, total: int) -> None:
-    block = b"x" * _CHUNK
-    for _ in range(total // _CHUNK):
-        sock.sendall(block)
+def _misbehave(sock: socket.socket, behaviour: str) -> None:
+    if behaviour == "endless-line":
+        _stream(sock, b"* OK ", lambda: b"x" * _CHUNK)
+    elif behaviour == "huge-literal":
+        _stream(sock, b"* CAPABILITY {4294967296}\r\n", lambda: b"A" * _CHUNK)
+    elif behaviour == "literal-never-sent":
+        sock.sendall(b"* CAPABILITY {1000}\r\n")
+        sock.recv(1)  # hold the connection until the client gives up
 
 
-def behave(behaviour: str, sock: socket.socket) -> None:
-    """Greet on ``sock``, then misbehave as ``behaviour`` says."""
-    if behaviour in ("endless-line", "garbage"):
-        sock.sendall(_GREETING)
-    else:
-        sock.sendall(_GREETING_SASL_IR)
-    if behaviour == "garbage":
-        sock.sendall(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1garbage\xff\xfe\r\n"
-                     b"HTTP/1.1 400 Bad Request\r\n\r\n")
-    else:
-        _command(sock)
-        if behaviour == "endless-line":
-            sock.sendall(b"* CAPABILITY IMAP4rev1 ")
-            _stream(sock, 1 << 30)
-        elif behaviour == "huge-literal":
-            sock.sendall(b"* CAPABILITY {4294967296}\r\n")
-            _stream(sock, 300 << 20)
-        else:
-            sock.sendall(b"* CAPABILITY {100}\r\n")
-    while sock.recv(4096):  # hold the connection until the client gives up
-        pass
+def _stream(sock: socket.socket, head: bytes, chunk: Callable[[], bytes]) -> None:
+    """Send ``head``, then chunks up to :data:`STREAM_LIMIT`, then hold without closing."""
+    sock.sendall(head)
+    for _ in range(STREAM_LIMIT // _CHUNK):
+        sock.sendall(chunk())
+    sock.recv(1)
 
 
-def serve(behaviour: str, address: str, port: int,
-          tls: tuple[Path, Path] | None = None) -> socketserver.BaseServer:
-    """A hostile server on ``address:port`` (TLS with ``(cert, key)``), serving in a thread."""
-    if behaviour not in BEHAVIOURS:
-        raise ValueError(f"unknown behaviour {behaviour!r}; known: {', '.join(BEHAVIOURS)}")
-    server = _Server((address, port), _Handler)
-    server.behaviour = behaviour
-    if tls is not None:
-        server.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server.tls.load_cert_chain(str(tls[0]), str(tls[1]))
-    threading.Thread(target=server.serve_forever, daemon=True,
-                     name=f"hostile-{behaviour}-{port}").start()
-    return server
+class HostileServer(socketserver.ThreadingTCPServer):
+    """The server on one address and port (``tls``: implicit TLS), a thread per client."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], misbehaviour: str, context: ssl.SSLContext,
+                 tls: bool) -> None:
+        if misbehaviour not in MISBEHAVIOURS:
+            raise ValueError(f"unknown misbehaviour {misbehaviour!r}; known: "
+                             + ", ".join(MISBEHAVIOURS))
+        self.misbehaviour, self.context, self.tls = misbehaviour, context, tls
+        super().__init__(address, _Handler)
+
+
+def serve(misbehaviour: str, addresses: tuple[str, ...], plain: int, tls: int, cert: Path,
+          key: Path) -> list[HostileServer]:
+    """Start the server on the plain and TLS ports of every address; return the servers."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    servers = [HostileServer((address, port), misbehaviour, context, is_tls)
+               for address in addresses for port, is_tls in ((plain, False), (tls, True))]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    return servers

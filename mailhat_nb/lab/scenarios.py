@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailhat_nb.lab.hostile import MISBEHAVIOURS
+
 #: Every client-facing listener of the lab, and the standard port it stands for.
 STANDS_FOR: dict[str, int] = {
     "imap": 143,
@@ -78,9 +80,10 @@ class Scenario:
     server:
         The server name to diagnose the lab with in this scenario.
     hostile:
-        A behaviour of :mod:`mailhat_nb.lab.hostile`: the IMAP ports are the
-        sidecar's hostile server's instead of Dovecot's (something no mail
-        server sends, for the bounds of every read).
+        A misbehaviour of :data:`mailhat_nb.lab.hostile.MISBEHAVIOURS`: the
+        sidecar holds the IMAP ports with a server that misbehaves so.
+    training:
+        Shown in the training walkthrough (a fault an agent will meet).
     imap_without:
         IMAP capabilities Dovecot does not advertise (before and after
         login): a server without LIST-STATUS, SASL-IR or CONDSTORE, for the
@@ -102,8 +105,9 @@ class Scenario:
     blackhole: tuple[str, ...] = ()
     closed: tuple[str, ...] = ()
     server: str = "localhost"
-    imap_without: tuple[str, ...] = ()
     hostile: str = ""
+    training: bool = True
+    imap_without: tuple[str, ...] = ()
 
     @property
     def protocol(self) -> str:
@@ -216,6 +220,13 @@ SCENARIOS: dict[str, Scenario] = {
             expect="tls_handshake_failed",
             tls_key_unreadable=("submissions", "smtp", "smtp_alt", "submission"),
         ),
+        # A server that sends what no mail server sends, one scenario per way
+        # (hostile-endless-line, hostile-huge-literal, ...): for the tests that show
+        # a client stops within its timeout and under its memory bound.
+        *(Scenario(f"hostile-{name}", f"Hostile IMAP server: {name}",
+                   f"The IMAP ports are held by a server that misbehaves: {what}.",
+                   expect="server_misbehaved", hostile=name, training=False)
+          for name, what in MISBEHAVIOURS.items()),
         # SMTP faults: Exim's own failures, on the SMTP presets.
         Scenario(
             "smtp-tls-handshake-fails", "SMTP SSL/TLS port breaks off the handshake",
@@ -232,57 +243,33 @@ SCENARIOS: dict[str, Scenario] = {
             expect="starttls_failed", tls_key_unreadable=("smtp", "smtp_alt", "submission"),
         ),
         # -- Servers that lack an extension the sync uses where it is offered:
-        # -- the sync must fall back and store exactly what it stores elsewhere.
+        # -- the sync must fall back and store exactly what it stores elsewhere
+        # -- (nothing for an agent to learn: not in the walkthrough).
         Scenario(
             "no-list-status", "No LIST-STATUS",
             "An IMAP server without RFC 5819's LIST-STATUS: each folder's counts take a "
             "STATUS command of their own.",
-            expect="ok", imap_without=("LIST-STATUS",),
+            expect="ok", training=False, imap_without=("LIST-STATUS",),
         ),
         Scenario(
             "no-sasl-ir", "No SASL-IR",
             "An IMAP server without SASL-IR (RFC 4959): a login cannot carry the password "
             "with the AUTHENTICATE command, so clients use LOGIN.",
-            expect="ok", imap_without=("SASL-IR",),
+            expect="ok", training=False, imap_without=("SASL-IR",),
         ),
         Scenario(
             "no-condstore", "No CONDSTORE",
             "An IMAP server without CONDSTORE or QRESYNC: no modification sequences, so "
             "every sync reads every message's flags to see what changed.",
-            expect="ok", imap_without=("CONDSTORE", "QRESYNC"),
+            expect="ok", training=False, imap_without=("CONDSTORE", "QRESYNC"),
         ),
         Scenario(
             "imap4rev1-only", "A plain IMAP4rev1 server",
             "An older IMAP server with none of the extensions above, nor ESEARCH, ENABLE, "
             "LIST-EXTENDED or SPECIAL-USE: everything still works, in more round trips.",
-            expect="ok", imap_without=("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC",
-                                       "ESEARCH", "ENABLE", "LIST-EXTENDED", "SPECIAL-USE"),
-        ),
-        # -- A broken or hostile server on the IMAP ports (the sidecar's,
-        # -- mailhat_nb.lab.hostile): what no mail server sends.
-        Scenario(
-            "hostile-endless-line", "A line without end",
-            "Something on the IMAP ports greets, then answers with a line that never "
-            "ends: a broken proxy, or a server that wants the client to run out of memory.",
-            expect="server_misbehaved", hostile="endless-line",
-        ),
-        Scenario(
-            "hostile-huge-literal", "A 4 GB answer to a login",
-            "The server answers the login by announcing 4 GB of data and streaming it: "
-            "no mail server does; a client that reads it all runs out of memory.",
-            expect="server_misbehaved", hostile="huge-literal",
-        ),
-        Scenario(
-            "hostile-literal-never-sent", "Data announced, never sent",
-            "The server answers the login by announcing 100 bytes of data, then sends "
-            "nothing more: a client that waits for them waits for ever.",
-            expect="server_misbehaved", hostile="literal-never-sent",
-        ),
-        Scenario(
-            "hostile-garbage", "Garbage after the greeting",
-            "The IMAP port greets, then sends bytes that are no IMAP at all (a TLS "
-            "record, an HTTP error): something else shares the port.",
-            expect="server_misbehaved", hostile="garbage",
+            expect="ok", training=False,
+            imap_without=("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC", "ESEARCH", "ENABLE",
+                          "LIST-EXTENDED", "SPECIAL-USE"),
         ),
     )
 }

@@ -1,6 +1,6 @@
-"""The lab's sidecar: ports that misbehave at the TCP level.
+"""The lab's sidecar: ports that misbehave where no server setting reaches.
 
-Two kinds of port cannot be a Dovecot setting, so a small process holds them:
+Three kinds of port cannot be a Dovecot setting, so a small process holds them:
 
 ``silent``
     Listens and lets the kernel complete every handshake, then never reads and
@@ -11,13 +11,14 @@ Two kinds of port cannot be a Dovecot setting, so a small process holds them:
     of its own that is never accepted; the kernel then drops every further
     SYN, so a client's ``connect()`` never completes - what a firewall that
     drops packets looks like, on loopback only.
+``hostile``
+    A hostile or broken IMAP server on the two IMAP ports (plain and implicit
+    TLS), misbehaving in one of the ways of
+    :data:`mailhat_nb.lab.hostile.MISBEHAVIOURS`.
 
-A third kind serves what no mail server sends: a hostile IMAP server
-(:mod:`mailhat_nb.lab.hostile`) on the IMAP ports of a ``hostile-*`` scenario.
-
-Run as ``python -m mailhat_nb.lab.sidecar --silent PORT ... --blackhole PORT ...``;
-it binds each port on every lab address, writes its pid file and sleeps until
-SIGTERM.
+Run as ``python -m mailhat_nb.lab.sidecar --silent PORT ... --blackhole PORT ...
+[--hostile NAME PLAIN_PORT TLS_PORT --cert PEM --key KEY]``; it binds each port
+on every lab address, writes its pid file and sleeps until SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from mailhat_nb.lab import hostile
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
 
@@ -64,19 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--silent", type=int, nargs="*", default=[])
     parser.add_argument("--blackhole", type=int, nargs="*", default=[])
+    parser.add_argument("--hostile", nargs=3, metavar=("NAME", "PLAIN_PORT", "TLS_PORT"))
+    parser.add_argument("--cert", type=Path, help="the hostile server's certificate (PEM)")
+    parser.add_argument("--key", type=Path, help="its private key")
     parser.add_argument("--pid-file", type=Path, required=True)
-    # A hostile IMAP server (mailhat_nb.lab.hostile) on a plain and a TLS port.
-    parser.add_argument("--hostile", nargs=3, metavar=("BEHAVIOUR", "PORT", "TLS_PORT"))
-    parser.add_argument("--tls", nargs=2, type=Path, metavar=("CERT", "KEY"))
     args = parser.parse_args(argv)
     held: list[Any] = hold(args.silent, args.blackhole)
     if args.hostile:
-        from mailhat_nb.lab.hostile import serve
-
-        behaviour, port, tls_port = args.hostile[0], int(args.hostile[1]), int(args.hostile[2])
-        for address in ADDRESSES:
-            held += [serve(behaviour, address, port),
-                     serve(behaviour, address, tls_port, tuple(args.tls))]
+        name, plain, tls = args.hostile
+        held += hostile.serve(name, ADDRESSES, int(plain), int(tls), args.cert, args.key)
     return run_until_stopped(held, args.pid_file)
 
 

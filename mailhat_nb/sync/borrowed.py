@@ -29,8 +29,8 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
-from mailhat_nb.errors import MailServerError, ServerMisbehaved
-from mailhat_nb.sync.fetch import printable
+from mailhat_nb.errors import MailServerError
+from mailhat_nb.sync.fetch import misbehaved, printable
 
 if TYPE_CHECKING:
     from imapclient import IMAPClient, SocketTimeout
@@ -74,15 +74,15 @@ class _Guarded(imaplib.IMAP4):
         if not isinstance(line, bytes):
             return b""
         if len(line) > LOGIN_LINE:
-            raise ServerMisbehaved(f"a line of more than {LOGIN_LINE:,} bytes with no end")
+            raise misbehaved(f"a line of more than {LOGIN_LINE:,} bytes with no end")
         prefix: Any = self.tagpre  # bytes at run time, whatever the stub says
         tagged = isinstance(prefix, bytes) and line.startswith(prefix)
         if self._greeted and line and not (line.startswith((b"* ", b"+")) or tagged):
-            raise ServerMisbehaved(f"a line that is not IMAP: {printable(line)}")
+            raise misbehaved(f"a line that is not IMAP: {printable(line)}")
         return line
 
     def read(self, size: int) -> bytes:
-        raise ServerMisbehaved(f"a literal of {size:,} bytes where none belongs (before the "
+        raise misbehaved(f"a literal of {size:,} bytes where none belongs (before the "
                                "login was answered)")
 
     def _get_capabilities(self) -> None:

@@ -64,6 +64,11 @@ MAX_LINE = 64 * 1024
 MAX_LITERAL = 64 * 1024
 
 
+def misbehaved(what: str) -> ServerMisbehaved:
+    """The error for a server that sent ``what``: the sync's words, the same at every bound."""
+    return ServerMisbehaved(f"the server sent something no mail server sends: {what}")
+
+
 def printable(data: bytes, limit: int = 60) -> str:
     r"""The start of what a server sent, for a message: ASCII as it is, other bytes as ``\xNN``."""
     text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in data[:limit])
@@ -102,11 +107,11 @@ class ResponseReader:
     def _line_bound(self, buf: bytes, pos: int) -> None:
         """A line still without its end past :attr:`max_line` is no IMAP line."""
         if len(buf) - pos > self.max_line:
-            raise ServerMisbehaved(f"a line of more than {self.max_line:,} bytes with no end")
+            raise misbehaved(f"a line of more than {self.max_line:,} bytes with no end")
 
     def _literal_bound(self, size: int) -> None:
         if size > self.max_literal:
-            raise ServerMisbehaved(
+            raise misbehaved(
                 f"a literal of {size:,} bytes where none belongs" if not self.max_literal
                 else f"a literal of {size:,} bytes, more than the {self.max_literal:,} that "
                      "belong there")
@@ -185,7 +190,7 @@ class ResponseReader:
         pos = first + offset
         while True:
             if pos - first > self.max_answer:
-                raise ServerMisbehaved(f"an answer of more than {self.max_answer:,} bytes")
+                raise misbehaved(f"an answer of more than {self.max_answer:,} bytes")
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 self._line_bound(buf, pos)

@@ -195,10 +195,8 @@ def translate_errors(what: str, secrets: Sequence[Secret] = ()) -> Iterator[None
 
     try:
         yield
-    except ServerMisbehaved as exc:
-        if exc.where:
-            raise
-        raise ServerMisbehaved(exc.detail, where=what) from exc
+    except ServerMisbehaved as exc:  # the readers' words; what we were doing is said here
+        raise ServerMisbehaved(f"{what}: {exc}") from exc
     except (AuthFailed, ConnectionLost, MailServerError, UsageError):
         raise
     except ice.LoginError as exc:
@@ -533,7 +531,7 @@ class ImapSource:
                                       ssl_context=ctx if s.security == "ssl" else None,
                                       timeout=timeout, address=address)
         except ServerMisbehaved as exc:
-            raise ServerMisbehaved(exc.detail, where=f"connecting to {self._where()}") from exc
+            raise ServerMisbehaved(f"connecting to {self._where()}: {exc}") from exc
         except MailhatError:
             raise
         except Exception as exc:

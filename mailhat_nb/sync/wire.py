@@ -63,13 +63,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mailhat_nb.errors import CommandFailed, ServerMisbehaved
+from mailhat_nb.errors import CommandFailed
 from mailhat_nb.sync.borrowed import Borrowed, ImaplibLike
 from mailhat_nb.sync.fetch import (
     MAX_LINE,
     MAX_LITERAL,
     FetchedMessage,
     ResponseReader,
+    misbehaved,
     parse_fetch,
     printable,
     tokens,
@@ -569,7 +570,7 @@ class Wire:
         owner = self._by_tag.get(tag)
         status, _, said = rest.partition(b" ")
         if owner is None or status.upper() not in (b"OK", b"NO", b"BAD"):
-            raise ServerMisbehaved(f"a line that is no answer to anything sent: {printable(head)}")
+            raise misbehaved(f"a line that is no answer to anything sent: {printable(head)}")
         del self._by_tag[tag]
         self._candidates = None
         self._conn.done(tag)
