@@ -19,7 +19,8 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   ├── AuthFailed        the server rejected the credentials
     │   ├── CommandFailed     a raw command of the sync's fast path got a tagged NO or BAD
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
-    │   └── ConnectionLost    the connection dropped; callers may retry
+    │   ├── ConnectionLost    the connection dropped; callers may retry
+    │   └── ServerMisbehaved  the server sent what no mail server sends; no retry helps
     ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
     ├── NothingToImport       an import source holds no message
     ├── StoreError            the local Parquet store is unreadable or inconsistent
@@ -69,6 +70,18 @@ class AuthFailed(MailServerError):
 
 class ConnectionLost(MailServerError):
     """The connection dropped mid-conversation; safe to retry."""
+
+
+class ServerMisbehaved(MailServerError):
+    """The server sent something no mail server sends.
+
+    An endless line, a literal larger than any answer could need (or one
+    announced where none belongs, as in a reply to a login), a literal that
+    never arrives, garbage instead of the protocol, more data than the
+    conversation can hold. Raised by the readers that bound what a server
+    may send, so that a hostile or broken server costs a bounded amount of
+    memory and time; the message says what it sent.
+    """
 
 
 class StoreError(MailhatError):

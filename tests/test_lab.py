@@ -26,6 +26,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo, check
+from mailhat_nb.lab.hostile import MISBEHAVIOURS
 from mailhat_nb.lab.mailboxes import DEMO_PERSON, enron_files, lab_folder_for, read_passwords
 from mailhat_nb.lab.scenarios import INSECURE_HOST, STANDS_FOR
 
@@ -462,12 +463,44 @@ def test_smtp_starttls_offered_then_fails_and_465_still_works(  # type: ignore[n
         assert smtp.login("alice@localhost", lab_password)[0] == 235
 
 
+#: What each hostile server sends first in answer to a login (over TLS).
+AT_LOGIN = {"endless-line": b"* OK xxxxxxxx", "huge-literal": b"* CAPABILITY {4294967296}\r\nAAA",
+            "literal-never-sent": b"* CAPABILITY {1000}\r\n"}
+
+
+@pytest.mark.parametrize("misbehaviour", sorted(MISBEHAVIOURS))
+def test_the_sidecar_plays_each_hostile_server(scenario, misbehaviour: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario(f"hostile-{misbehaviour}")
+    with socket.create_connection(("localhost", info.ports["imaps"]), timeout=5) as raw, \
+            _ctx(info).wrap_socket(raw, server_hostname="localhost") as tls:
+        greeting = tls.recv(200)
+        assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] mailhat "
+                                   b"lab sidecar: " + misbehaviour.encode())
+        if misbehaviour == "garbage-after-greeting":
+            assert len(tls.recv(65536)) > 0  # bytes keep coming, no command needed
+            return
+        tls.sendall(b"a1 LOGIN alice secret\r\n")
+        got = b""
+        while len(got) < len(AT_LOGIN[misbehaviour]):
+            got += tls.recv(64)
+        assert got.startswith(AT_LOGIN[misbehaviour])
+        if misbehaviour == "literal-never-sent":
+            tls.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                tls.recv(1)  # announced, never sent
+    # before TLS it refuses clear-text passwords, as a careful server does
+    plain = imaplib.IMAP4("localhost", info.ports["imap"], timeout=5)
+    assert "LOGINDISABLED" in plain.capabilities
+    plain.shutdown()
+
+
 def test_every_scenario_is_covered_here() -> None:
     covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
                "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
                "ip-blocked", "closed-port", "tls-broken", "starttls-broken",
                "self-signed-no-plaintext", "smtp-tls-handshake-fails", "smtp-starttls-fails",
-               "smtp-tls-broken"}
+               "smtp-tls-broken", "hostile-endless-line", "hostile-huge-literal",
+               "hostile-literal-never-sent", "hostile-garbage-after-greeting"}
     assert set(SCENARIOS) == covered
 
 

@@ -108,9 +108,13 @@ def test_cells_are_short_and_import_no_widgets(path: Path) -> None:
             assert "IPython" not in source
 
 
+#: The scenarios an agent will meet (the hostile servers are for the clients' tests).
+TRAINING = [name for name, s in SCENARIOS.items() if s.training]
+
+
 def test_the_walkthrough_covers_every_scenario() -> None:
     source = (NOTEBOOK_DIR / "00_training_walkthrough.ipynb").read_text()
-    for name in SCENARIOS:
+    for name in TRAINING:
         assert f'walk.scenario(\\"{name}\\")' in source, name
 
 
@@ -160,7 +164,7 @@ def test_correspondence_notebook_draws_and_exports(run: dict[str, Any]) -> None:
 
 def test_walkthrough_shows_each_fault_as_expected(run: dict[str, Any], lab: Lab) -> None:
     nb = run["00_training_walkthrough"]
-    for name in SCENARIOS:
+    for name in TRAINING:
         shown = _outputs(nb, f'walk.scenario("{name}")')
         assert "as this scenario is built to" in shown, name
     assert "The lab is back to the normal scenario" in _outputs(nb, "walk.restore()")

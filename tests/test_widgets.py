@@ -19,7 +19,7 @@ from mailhat_nb.app import params as notebook
 from mailhat_nb.diagnose import Preset, PresetResult, Step, Target
 from mailhat_nb.diagnose.transcript import Line
 from mailhat_nb.errors import AuthFailed, UsageError
-from mailhat_nb.lab import LabInfo
+from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.progress import Progress
 from mailhat_nb.widgets import render
@@ -32,6 +32,7 @@ from mailhat_nb.widgets.correspondence import (
 )
 from mailhat_nb.widgets.doctor import DoctorPanel, progress_text, provider_options, ticket_filename
 from mailhat_nb.widgets.sync import SyncPanel, folder_label, preview_frame, progress_words
+from mailhat_nb.widgets.training import ScenarioRun
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "Sup3r-s3cret-Pw"
@@ -651,3 +652,23 @@ def test_correspondence_team_view_and_the_account_chooser(tmp_path: Path) -> Non
     started = CorrespondencePanel(store=tmp_path, messages=_team_frame(),
                                   account="alice@team.example", team=True)
     assert started.team
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", ["tls-broken", "starttls-broken", "self-signed-no-plaintext",
+                                  "smtp-tls-broken"])
+def test_the_walkthrough_fix_for_a_fault_of_the_servers_recommends_no_failing_setting(
+        name: str, on_lab: LabInfo, lab: Lab, switch_advice: re.Pattern[str]) -> None:
+    from mailhat_nb.widgets import Walkthrough
+
+    walk = Walkthrough(on_lab.email("alice"), timeout=2)
+    try:
+        run = walk.scenario(name)
+        assert isinstance(run, ScenarioRun), run
+        html = run._repr_html_()
+    finally:
+        lab.set_scenario("normal")
+    assert run.as_expected
+    fix = html.split("<b>The fix:</b>")[1].split("</p>")[0]
+    assert "report it to the host" in fix or "certificate" in fix, fix
+    assert not switch_advice.search(fix), fix

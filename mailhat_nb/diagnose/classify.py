@@ -20,7 +20,7 @@ from mailhat_nb.diagnose.wire import (
     TLSHandshakeError,
     printable,
 )
-from mailhat_nb.errors import MailServerError
+from mailhat_nb.errors import MailServerError, ServerMisbehaved
 
 
 class Diagnosed(MailServerError):
@@ -192,6 +192,8 @@ def classify_error(exc: BaseException, step: str, security: str = "none") -> tup
     """
     if isinstance(exc, Diagnosed):
         return exc.code, exc.detail
+    if isinstance(exc, ServerMisbehaved):
+        return "server_misbehaved", f"{exc}; the doctor stopped listening"
     if isinstance(exc, (NotTLS, TLSHandshakeError)):
         return _classify_tls(exc, security)
     if isinstance(exc, ReadTimeout):

@@ -18,8 +18,18 @@ from mailhat_nb.diagnose.classify import (
     wrong_protocol,
 )
 from mailhat_nb.diagnose.session import Session, sasl_plain
-from mailhat_nb.diagnose.wire import Channel
+from mailhat_nb.diagnose.wire import Channel, ReadTimeout, printable
+from mailhat_nb.errors import ServerMisbehaved
 from mailhat_nb.secrets import Secret
+
+#: Largest literal accepted once logged in: none of the doctor's commands
+#: (LIST, NAMESPACE, EXAMINE, SEARCH) gets one anywhere near it. Before a
+#: login has worked none is accepted at all: greetings, capabilities and
+#: answers to a login carry none.
+MAX_LITERAL = 1024 * 1024
+#: Lines in one response that are not IMAP at all (no ``*``, ``+`` or our tag)
+#: tolerated before the server is taken to send garbage.
+MAX_STRAY_LINES = 20
 
 _LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 _CAP_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
@@ -60,12 +70,19 @@ class ImapSession(Session):
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
         self._tag = 0
+        #: Largest literal accepted now: none until a login worked (MAX_LITERAL then).
+        self.literal_limit = 0
 
     # ------------------------------------------------------------------ wire
 
-    def _read(self) -> str:
-        """One response line with its literals inlined (as quoted strings)."""
-        raw = self.chan.read_line(record=False)
+    def _read(self, until: float) -> str:
+        """One response line with its literals inlined (as quoted strings).
+
+        Every read ends by ``until``; a literal larger than
+        :attr:`literal_limit`, or one that does not arrive in time, is the
+        server misbehaving, and it is not read.
+        """
+        raw = self.chan.read_line(record=False, until=until)
         parts = [raw]
         shown = [raw]
         while True:
@@ -73,8 +90,20 @@ class ImapSession(Session):
             if not m:
                 break
             size = int(m.group(1))
-            data = self.chan.read_exact(size).decode("utf-8", errors="replace")
-            rest = self.chan.read_line(record=False)
+            if size > self.literal_limit:
+                self.chan.transcript.server("".join(shown))
+                where = ("before any login worked, where no mail server sends one"
+                         if self.literal_limit == 0 else
+                         f"larger than the {self.literal_limit // 1024} KB any answer the "
+                         "doctor asks for needs")
+                raise ServerMisbehaved(f"the server announced a {size:,}-byte literal {where}")
+            try:
+                data = self.chan.read_exact(size, until=until).decode("utf-8", "replace")
+            except ReadTimeout as exc:
+                self.chan.transcript.server("".join(shown))
+                raise ServerMisbehaved(f"the server announced a {size:,}-byte literal and did "
+                                       "not send it") from exc
+            rest = self.chan.read_line(record=False, until=until)
             head = parts[-1][: m.start()]
             parts[-1] = head + quote(data)
             shown[-1] = head + f"{{{size}}} {quote(data)}"
@@ -91,8 +120,10 @@ class ImapSession(Session):
                   continuation_shown: str = "***") -> Response:
         untagged: list[str] = []
         pending = list(continuation or [])
+        until = self.chan.deadline()  # the whole response, not each line
+        stray = 0
         while True:
-            line = self._read()
+            line = self._read(until)
             if line.startswith("+"):
                 if not pending:
                     # Unexpected: answer with an empty line so the server ends it.
@@ -106,6 +137,13 @@ class ImapSession(Session):
             if line.startswith(tag + " "):
                 status, _, text = line[len(tag) + 1:].partition(" ")
                 return Response(status.upper(), text, untagged)
+            if not line.startswith("*"):
+                stray += 1
+                if stray > MAX_STRAY_LINES:
+                    sample = printable(line.encode("utf-8", "replace"), 60)
+                    raise ServerMisbehaved(f"the server sent {stray} lines that are not IMAP "
+                                           f"in one answer, such as {sample!r}")
+                continue
             untagged.append(line)
             if line.upper().startswith("* CAPABILITY "):
                 # Servers announce new capabilities after login (UIDPLUS ...).
@@ -189,6 +227,7 @@ class ImapSession(Session):
             resp = self._login(username, password)
         if resp.ok:
             self._note_caps(resp.text)
+            self.literal_limit = MAX_LITERAL
             return f"logged in as {username} with {how}"
         code = classify_auth_reply(f"{resp.status} {resp.text}")
         if non_ascii and how == "LOGIN" and code == "auth_failed":

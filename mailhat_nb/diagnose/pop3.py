@@ -37,8 +37,9 @@ class Pop3Session(Session):
 
     def _multiline(self) -> list[str]:
         lines: list[str] = []
+        until = self.chan.deadline()  # the whole listing, not each line
         while True:
-            line = self.chan.read_line()
+            line = self.chan.read_line(until=until)
             if line == ".":
                 return lines
             lines.append(line[1:] if line.startswith("..") else line)

@@ -30,10 +30,14 @@ class SmtpSession(Session):
         self.mechanisms: list[str] = []
 
     def reply(self, timeout: float | None = None) -> tuple[int, str]:
-        """One (possibly multi-line) reply: ``(code, text)``; code 0 when unparseable."""
+        """One (possibly multi-line) reply: ``(code, text)``; code 0 when unparseable.
+
+        The whole reply ends within ``timeout`` (default the channel's), not each line.
+        """
         lines: list[str] = []
+        until = self.chan.deadline(timeout)
         while True:
-            line = self.chan.read_line(timeout=timeout)
+            line = self.chan.read_line(until=until)
             lines.append(line)
             if len(line) < 4 or line[3] != "-":
                 break
@@ -49,12 +53,13 @@ class SmtpSession(Session):
         return self.reply()
 
     def greeting(self, timeout: float) -> str:  # noqa: D102 - see Session
-        first = self.chan.read_line(timeout=timeout)
+        until = self.chan.deadline(timeout)
+        first = self.chan.read_line(until=until)
         if not first[:3].isdigit():
             raise wrong_protocol(first, "SMTP")
         lines = [first]
         while len(lines[-1]) >= 4 and lines[-1][3] == "-":
-            lines.append(self.chan.read_line())
+            lines.append(self.chan.read_line(until=until))
         code = int(first[:3])
         if code != 220:
             raise Diagnosed("server_disconnected",

@@ -180,11 +180,15 @@ class Transcript:
     """
 
     MAX_LINE = 500
+    #: Lines kept; a server that sends more (a huge LIST, or garbage) has the
+    #: rest counted, not kept: a transcript goes into a ticket.
+    MAX_LINES = 2000
 
     def __init__(self, secrets: Iterable[str] = (), label: str = "") -> None:
         self._start = time.monotonic()
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._lines: list[Line] = []
+        self._dropped = 0
         self._lock = threading.Lock()
         self.label = label
         self.redactor = Redactor()
@@ -229,6 +233,9 @@ class Transcript:
             text = text[: self.MAX_LINE] + f"... ({len(text)} chars)"
         line = Line((time.monotonic() - self._start) * 1000, direction, text)
         with self._lock:
+            if len(self._lines) >= self.MAX_LINES:
+                self._dropped += 1
+                return
             self._lines.append(line)
         log.debug("%s %s: %s", self.label, direction, line.text)
 
@@ -261,9 +268,15 @@ class Transcript:
         self._add("*", text)
 
     def lines(self) -> list[Line]:
-        """Return a copy of the lines so far."""
+        """Return a copy of the lines so far (and a note of how many were not kept)."""
         with self._lock:
-            return list(self._lines)
+            kept = list(self._lines)
+            dropped = self._dropped
+        if dropped:
+            kept.append(Line((time.monotonic() - self._start) * 1000, "*",
+                             f"{dropped:,} more lines not kept (a transcript keeps its first "
+                             f"{self.MAX_LINES:,})"))
+        return kept
 
     def extend(self, other: Transcript) -> None:
         """Append another transcript's lines (e.g. a send test), re-timed to this one."""

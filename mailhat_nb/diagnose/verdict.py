@@ -312,11 +312,11 @@ class Evidence:
         return self.best("smtp")
 
     def outgoing_text(self, said: str = "") -> str:
-        """The summary's sentence about sending (rules 2 and 6 for SMTP).
+        """The summary's sentence about sending (rules 2 and 7 for SMTP).
 
         A fix already ``said`` for the incoming side is not repeated.
         """
-        smtp, out = self.of("smtp"), self.outgoing
+        out = self.outgoing
         if out is not None:
             fault = self.fault("smtp") if out.security == "none" else None
             if fault is not None:
@@ -328,7 +328,7 @@ class Evidence:
             text = enter("Outgoing", out)
             return text + (f" (Warning: {_title(out)}.)" if out.status != "ok" else "")
         cause = self.cause("smtp")
-        if not smtp or cause is None:
+        if cause is None:
             return ""
         return _join(f"No outgoing (SMTP) setting works: {_title(cause)} ({cause.setting()}).",
                      _unsaid(cause.fix, said))

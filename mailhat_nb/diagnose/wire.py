@@ -16,6 +16,7 @@ This module is the boundary where foreign errors (``OSError``,
     │   ├── ReadTimeout        nothing arrived before the deadline
     │   ├── PeerClosed         the server closed or reset the connection
     │   └── NotTLS             the server answered a TLS handshake in plain text
+    ├── ServerMisbehaved       it sent what no mail server sends (see the bounds below)
     └── TLSHandshakeError      the handshake failed: a certificate (``verify_code``), an
                                alert, or the server hanging up during it (``CLOSED``)
 """
@@ -28,9 +29,16 @@ import ssl
 import time
 
 from mailhat_nb.diagnose.transcript import Transcript
-from mailhat_nb.errors import ConnectionLost, MailServerError
+from mailhat_nb.errors import ConnectionLost, MailServerError, ServerMisbehaved
 
+#: Longest line a server may send: a greeting, a capability list or a LIST
+#: line is a few hundred bytes.
 MAX_LINE = 64 * 1024
+#: Most a server may send on one connection: the largest answer a probe asks
+#: for is the folder list of a big account.
+MAX_SESSION_BYTES = 8 * 1024 * 1024
+#: Most lines a server may send on one connection.
+MAX_SESSION_LINES = 100_000
 
 
 class ReadTimeout(ConnectionLost):
@@ -131,10 +139,17 @@ class Channel:
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._buf = bytearray()
+        self._received = 0
+        self._lines = 0
 
     # ----------------------------------------------------------------- raw I/O
 
-    def _deadline(self, timeout: float | None) -> float:
+    def deadline(self, timeout: float | None = None) -> float:
+        """When a wait that starts now must end: ``timeout`` (default the channel's) from now.
+
+        A reader of a whole reply (several lines, literals) takes one deadline
+        and passes it to each read, so the reply, not each line, is bounded.
+        """
         return time.monotonic() + (self.timeout if timeout is None else timeout)
 
     def _recv(self, deadline: float) -> bytes:
@@ -152,6 +167,10 @@ class Channel:
             raise PeerClosed(f"connection error: {exc.strerror or exc}", bytes(self._buf)) from exc
         if not data:
             raise PeerClosed("the server closed the connection", bytes(self._buf))
+        self._received += len(data)
+        if self._received > MAX_SESSION_BYTES:
+            raise ServerMisbehaved(f"the server sent more than {MAX_SESSION_BYTES // 2**20} MB "
+                                   "on one connection, more than any answer the doctor asks for")
         return data
 
     def _flush(self) -> None:
@@ -190,26 +209,46 @@ class Channel:
 
     # ------------------------------------------------------------------- lines
 
-    def read_line(self, timeout: float | None = None, record: bool = True) -> str:
-        """One line from the server, without CRLF, decoded leniently as UTF-8."""
-        deadline = self._deadline(timeout)
-        while b"\n" not in self._buf:
-            if len(self._buf) > MAX_LINE:
-                raise PeerClosed("the server sent an endless line", bytes(self._buf[:200]))
+    def read_line(self, timeout: float | None = None, record: bool = True,
+                  until: float | None = None) -> str:
+        """One line from the server, without CRLF, decoded leniently as UTF-8.
+
+        Waits until ``until`` (a :meth:`deadline`), else ``timeout`` from now.
+
+        Raises
+        ------
+        ServerMisbehaved
+            For a line longer than :data:`MAX_LINE`, or more lines than
+            :data:`MAX_SESSION_LINES` on the connection.
+        """
+        deadline = self.deadline(timeout) if until is None else until
+        while (end := self._buf.find(b"\n")) < 0 and len(self._buf) <= MAX_LINE:
             self._fill(deadline)
-        raw, _, rest = bytes(self._buf).partition(b"\n")
-        self._buf = bytearray(rest)
+        if not 0 <= end <= MAX_LINE:
+            raise ServerMisbehaved(f"the server sent a line of more than {MAX_LINE // 1024} KB: "
+                                   f"{printable(bytes(self._buf[:60]), 60)!r}...")
+        self._lines += 1
+        if self._lines > MAX_SESSION_LINES:
+            raise ServerMisbehaved(f"the server sent more than {MAX_SESSION_LINES:,} lines on "
+                                   "one connection")
+        raw = bytes(self._buf[:end])
+        del self._buf[:end + 1]
         line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
         if record:
             self.transcript.server(line)
         return line
 
-    def read_exact(self, size: int, timeout: float | None = None) -> bytes:
-        """Exactly ``size`` bytes (an IMAP literal); not recorded."""
-        deadline = self._deadline(timeout)
+    def read_exact(self, size: int, until: float | None = None) -> bytes:
+        """Exactly ``size`` bytes (an IMAP literal); not recorded.
+
+        The caller bounds ``size`` (see :mod:`mailhat_nb.diagnose.imap`); the
+        connection's byte budget bounds it again.
+        """
+        deadline = self.deadline() if until is None else until
         while len(self._buf) < size:
             self._fill(deadline)
-        data, self._buf = bytes(self._buf[:size]), self._buf[size:]
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
         return data
 
     def pending(self) -> bytes:
@@ -253,7 +292,7 @@ class Channel:
             self.transcript.note(f"discarded {len(early)} bytes sent before the handshake: "
                                  f"{printable(early)!r}")
             self._buf.clear()
-        deadline = self._deadline(timeout)
+        deadline = self.deadline(timeout)
         obj = context.wrap_bio(self._in, self._out, server_side=False,
                                server_hostname=server_hostname)
         first = True

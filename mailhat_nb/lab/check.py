@@ -67,10 +67,14 @@ def _line(reader: BinaryIO) -> str:
     return reader.readline(4096).decode("latin-1").rstrip("\r\n")
 
 
+#: Most lines a check reads of one reply: a server sending more is broken.
+_MAX_LINES = 200
+
+
 def _tagged_reply(reader: BinaryIO, tag: str) -> list[str]:
     """The lines of one IMAP response, up to its tagged line."""
     lines = [_line(reader)]
-    while lines[-1] and not lines[-1].startswith(tag + " "):
+    while lines[-1] and not lines[-1].startswith(tag + " ") and len(lines) < _MAX_LINES:
         lines.append(_line(reader))
     return lines
 
@@ -78,7 +82,8 @@ def _tagged_reply(reader: BinaryIO, tag: str) -> list[str]:
 def _pop3_list(reader: BinaryIO) -> list[str]:
     """The lines of one POP3 reply, multi-line (``CAPA``) up to its ``.`` when it is +OK."""
     lines = [_line(reader)]
-    while lines[0].startswith("+OK") and lines[-1] not in (".", ""):
+    while (lines[0].startswith("+OK") and lines[-1] not in (".", "")
+           and len(lines) < _MAX_LINES):
         lines.append(_line(reader))
     return lines
 

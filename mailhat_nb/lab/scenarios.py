@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailhat_nb.lab.hostile import MISBEHAVIOURS
+
 #: Every client-facing listener of the lab, and the standard port it stands for.
 STANDS_FOR: dict[str, int] = {
     "imap": 143,
@@ -77,6 +79,11 @@ class Scenario:
         TCP handshake, or is closed.
     server:
         The server name to diagnose the lab with in this scenario.
+    hostile:
+        A misbehaviour of :data:`mailhat_nb.lab.hostile.MISBEHAVIOURS`: the
+        sidecar holds the IMAP ports with a server that misbehaves so.
+    training:
+        Shown in the training walkthrough (a fault an agent will meet).
     """
 
     name: str
@@ -93,6 +100,8 @@ class Scenario:
     blackhole: tuple[str, ...] = ()
     closed: tuple[str, ...] = ()
     server: str = "localhost"
+    hostile: str = ""
+    training: bool = True
 
     @property
     def protocol(self) -> str:
@@ -205,6 +214,13 @@ SCENARIOS: dict[str, Scenario] = {
             expect="tls_handshake_failed",
             tls_key_unreadable=("submissions", "smtp", "smtp_alt", "submission"),
         ),
+        # A server that sends what no mail server sends, one scenario per way
+        # (hostile-endless-line, hostile-huge-literal, ...): for the tests that show
+        # a client stops within its timeout and under its memory bound.
+        *(Scenario(f"hostile-{name}", f"Hostile IMAP server: {name}",
+                   f"The IMAP ports are held by a server that misbehaves: {what}.",
+                   expect="server_misbehaved", hostile=name, training=False)
+          for name, what in MISBEHAVIOURS.items()),
         # SMTP faults: Exim's own failures, on the SMTP presets.
         Scenario(
             "smtp-tls-handshake-fails", "SMTP SSL/TLS port breaks off the handshake",
@@ -242,6 +258,6 @@ def get(name: str) -> Scenario:
 def bound_services(scenario: Scenario) -> tuple[str, ...]:
     """Services the lab's servers (Dovecot, Exim) listen on in ``scenario``."""
     off = set(scenario.silent) | set(scenario.blackhole) | set(scenario.closed)
-    if not scenario.imap:
+    if not scenario.imap or scenario.hostile:
         off |= set(IMAP_SERVICES)
     return tuple(s for s in STANDS_FOR if s not in off)

@@ -40,6 +40,7 @@ from mailhat_nb.lab.layout import LabPaths, default_root
 from mailhat_nb.lab.ports import allocate_ports, holders, port_free
 from mailhat_nb.lab.presets import write_presets
 from mailhat_nb.lab.scenarios import (
+    IMAP_SERVICES,
     INSECURE_HOST,
     PROTOCOL_OF,
     SCENARIOS,
@@ -60,6 +61,11 @@ def _say_stderr(message: str) -> None:
 
 def _dovecot_services(scenario: Scenario) -> list[str]:
     return [s for s in bound_services(scenario) if s not in SMTP_SERVICES]
+
+
+def _hostile_services(scenario: Scenario) -> tuple[str, ...]:
+    """The IMAP services the sidecar's hostile server holds in ``scenario``."""
+    return IMAP_SERVICES if scenario.hostile else ()
 
 
 def _broken_key(scenario: Scenario) -> list[str]:
@@ -118,11 +124,13 @@ class Lab:
         """Knock on every client-facing and extra port and report what each did.
 
         Plain ports are also asked for STARTTLS: whether it works is part of
-        what a scenario sets.
+        what a scenario sets (not of the sidecar's hostile server: its
+        misbehaviour may start right after the greeting).
         """
         info = info or self.info()
+        hostile = _hostile_services(get_scenario(info.scenario))
         jobs = [(name, PROTOCOL_OF[name], info.server, info.ports[name], name in TLS_SERVICES,
-                 name not in TLS_SERVICES)
+                 name not in TLS_SERVICES and name not in hostile)
                 for name in STANDS_FOR]
         jobs.append(("relay", "smtp", "127.0.0.1", info.ports["relay"], False, True))
         jobs += [(name, "imap", "127.0.0.1", info.ports[name], False, False)
@@ -136,7 +144,8 @@ class Lab:
     def expected(self, scenario: Scenario) -> dict[str, str]:
         """Service -> the behaviour :func:`check.knock` should see in ``scenario``."""
         expect = {name: "closed" for name in STANDS_FOR}
-        expect |= {name: "greets" for name in bound_services(scenario)}
+        expect |= {name: "greets" for name in (*bound_services(scenario),
+                                                *_hostile_services(scenario))}
         expect |= {name: "tls_fails" if name in TLS_SERVICES else "starttls_fails"
                    for name in (*scenario.tls_key_unreadable, *_broken_key(scenario))}
         expect |= {name: "silent" for name in scenario.silent}
@@ -248,7 +257,8 @@ class Lab:
             self._stop_pids({"exim": info.pids.pop("exim", -1)})
             info.pids["exim"] = exim.start(self.paths)
         info.scenario, info.server = chosen.name, chosen.server
-        freed = [info.ports[s] for s in (*chosen.silent, *chosen.blackhole)]
+        freed = [info.ports[s]
+                 for s in (*chosen.silent, *chosen.blackhole, *_hostile_services(chosen))]
         try:
             procs.wait_until(lambda: all(port_free(p) for p in freed), procs.START_TIMEOUT,
                              "Dovecot and Exim to release the scenario's ports")
@@ -353,6 +363,10 @@ class Lab:
         pid_file.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "mailhat_nb.lab.sidecar", "--pid-file", str(pid_file),
                "--silent", *map(str, silent), "--blackhole", *map(str, blackhole)]
+        if scenario.hostile:
+            cmd += ["--hostile", scenario.hostile, str(info.ports["imap"]),
+                    str(info.ports["imaps"]), "--cert", str(self.paths.tls / "server.pem"),
+                    "--key", str(self.paths.tls / "server.key")]
         with open(self.paths.log / "sidecar.log", "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
@@ -392,6 +406,10 @@ class Lab:
                     for c in last if c.service == "imap" and c.behaviour == "greets"
                     and "imap" in _dovecot_services(scenario)
                     and ("LOGINDISABLED" in c.detail) != refuses]
+            # the sidecar's hostile server names its misbehaviour in its greeting
+            auth += [f"{c.service}:{c.port} greets without '{scenario.hostile}'"
+                     for c in last if c.service in _hostile_services(scenario)
+                     and f"sidecar: {scenario.hostile}" not in c.detail]
             return ok and certs_ok and not auth
 
         try:

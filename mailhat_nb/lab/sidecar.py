@@ -1,6 +1,6 @@
-"""The lab's sidecar: ports that misbehave at the TCP level.
+"""The lab's sidecar: ports that misbehave where no server setting reaches.
 
-Two kinds of port cannot be a Dovecot setting, so a small process holds them:
+Three kinds of port cannot be a Dovecot setting, so a small process holds them:
 
 ``silent``
     Listens and lets the kernel complete every handshake, then never reads and
@@ -11,10 +11,14 @@ Two kinds of port cannot be a Dovecot setting, so a small process holds them:
     of its own that is never accepted; the kernel then drops every further
     SYN, so a client's ``connect()`` never completes - what a firewall that
     drops packets looks like, on loopback only.
+``hostile``
+    A hostile or broken IMAP server on the two IMAP ports (plain and implicit
+    TLS), misbehaving in one of the ways of
+    :data:`mailhat_nb.lab.hostile.MISBEHAVIOURS`.
 
-Run as ``python -m mailhat_nb.lab.sidecar --silent PORT ... --blackhole PORT ...``;
-it binds each port on every lab address, writes its pid file and sleeps until
-SIGTERM.
+Run as ``python -m mailhat_nb.lab.sidecar --silent PORT ... --blackhole PORT ...
+[--hostile NAME PLAIN_PORT TLS_PORT --cert PEM --key KEY]``; it binds each port
+on every lab address, writes its pid file and sleeps until SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from mailhat_nb.lab import hostile
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
 
@@ -61,9 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--silent", type=int, nargs="*", default=[])
     parser.add_argument("--blackhole", type=int, nargs="*", default=[])
+    parser.add_argument("--hostile", nargs=3, metavar=("NAME", "PLAIN_PORT", "TLS_PORT"))
+    parser.add_argument("--cert", type=Path, help="the hostile server's certificate (PEM)")
+    parser.add_argument("--key", type=Path, help="its private key")
     parser.add_argument("--pid-file", type=Path, required=True)
     args = parser.parse_args(argv)
-    return run_until_stopped(hold(args.silent, args.blackhole), args.pid_file)
+    held: list[Any] = hold(args.silent, args.blackhole)
+    if args.hostile:
+        name, plain, tls = args.hostile
+        held += hostile.serve(name, ADDRESSES, int(plain), int(tls), args.cert, args.key)
+    return run_until_stopped(held, args.pid_file)
 
 
 def run_until_stopped(held: list[Any], pid_file: Path) -> int:
