@@ -43,7 +43,7 @@ from mailhat_nb.lab import Lab, LabInfo
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 NOTEBOOKS = ROOT / "notebooks"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 START_TIMEOUT = 90.0

@@ -637,7 +637,8 @@ def test_a_fault_of_the_servers_is_the_verdict_and_no_failing_setting_is_recomme
                  "--presets", info.presets, "--ca-file", info.ca_file, "--timeout", str(FAST),
                  "--password-env", "MAILHAT_TEST_DIAG_PW"]) == 1
     text = " ".join(capsys.readouterr().out.split())
-    assert text.startswith(f"✗ Verdict [{v.code}]")
+    # the answer first: ✗ nothing works, ⚠ only a stopgap with its catch is left
+    assert re.match(rf"[✗⚠] Verdict \[{v.code}\]", text), text[:80]
     assert f"Remedy: {v.remedy}" in text
 
 

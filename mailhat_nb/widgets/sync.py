@@ -120,15 +120,13 @@ class SyncPanel(Panel):
         # Shown as an absolute path: "../.store" means nothing to a reader.
         self.store = Path(store).resolve()
         self.wanted = as_list(folders) or None  # "INBOX" is one folder, not five
-        self.connection: params.Connection | None = None
+        self.connection = connection or (params.recall(email) if email else None)
         self.server_counts: dict[str, int] = {}
         self.summary: SyncSummary | None = None
         self.messages: pd.DataFrame | None = None
         self.health: pd.DataFrame | None = None
         self._health_png: bytes | None = None
         self._typed: Secret | None = None
-
-        self.connection = connection or (params.recall(email) if email else None)
 
         style, layout = field_style(), w.Layout(**FIELD_LAYOUT)
         self.how = w.HTML()
