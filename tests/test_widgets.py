@@ -495,7 +495,7 @@ def test_after_a_good_verdict_the_doctor_syncs_in_place(
     # The verdict first: the box, then the offer, then the grid.
     children = list(doctor.widget.children)
     assert children.index(doctor.verdict) < children.index(doctor.sync_offer) \
-        < children.index(doctor.grid)
+        < children.index(doctor.findings) < children.index(doctor.grid)
     # No other password source from here on: no lab file, no variable, an empty box.
     monkeypatch.setattr(notebook, "running_lab", lambda: None)
     doctor.sync_button.click()

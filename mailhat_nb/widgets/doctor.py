@@ -206,6 +206,7 @@ class DoctorPanel(Panel):
         self.sync_offer = w.HBox([self.sync_button, self.sync_note],
                                  layout=w.Layout(display="none"))
         self.sync_area = w.VBox()
+        self.findings = w.HTML()
         self.grid = w.HTML()
         self.certificates = w.HTML()
         self.transcript_choice = w.Dropdown(description="Transcript of", style=style,
@@ -229,9 +230,9 @@ class DoctorPanel(Panel):
         form = w.VBox([self.email, self.password, self.server, self.provider, self.crm_error,
                        w.HBox([self.timeout, self.send_test]), self.run_button])
         # The verdict sits right under the form: it is what the agent came for; then
-        # the sync it allows, then the grid and the details.
-        self.widget = w.VBox([form, self.verdict, self.sync_offer, self.sync_area, self.status,
-                              self.grid, self.details])
+        # the sync it allows, what failed, the grid and the details.
+        self.widget = w.VBox([form, self.verdict, self.sync_offer, self.sync_area,
+                              self.findings, self.status, self.grid, self.details])
         if run_now:
             self.run()
 
@@ -253,7 +254,7 @@ class DoctorPanel(Panel):
         self.exported = None
         self.export_note.value = ""
         self.markdown.layout.display = "none"
-        self.verdict.value = ""
+        self.verdict.value = self.findings.value = ""
         self.connection = None
         self.sync_offer.layout.display = "none"
         self.sync_area.children = ()
@@ -316,7 +317,8 @@ class DoctorPanel(Panel):
         self.report = report
         self.results = {render.target_key(r): r for r in report.results}
         self.grid.value = render.grid_html(self.targets, self.results)
-        self.verdict.value = render.conclusion_html(report)
+        self.verdict.value = render.answer_html(report)
+        self.findings.value = render.findings_html(report)
         self.certificates.value = render.certificate_html(report.results)
         self.transcript_choice.options = [
             (f"{render.symbol(r.status)} {r.preset.display} on {r.host}:{r.port}", i)
@@ -349,7 +351,7 @@ class DoctorPanel(Panel):
             self.say(done, "info")
         if folder is not None:  # last: a disk that refuses it must not hide the verdict
             keep(report, folder, what="the history folder")
-            self.verdict.value = render.conclusion_html(report)
+            self.verdict.value = render.answer_html(report)
 
     def sync_mailbox(self) -> SyncPanel | None:
         """Open the sync panel under the verdict, with the connection that worked, and sync.

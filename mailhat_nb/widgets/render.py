@@ -264,10 +264,19 @@ def history_html(report: Report) -> str:
                "warn" if kept.changes else "info")
 
 
+def answer_html(report: Report) -> str:
+    """The answer: the verdict, what the CRM's error means beside it, what changed since."""
+    return verdict_html(report) + crm_html(report) + history_html(report)
+
+
+def findings_html(report: Report) -> str:
+    """What stands behind the answer: what failed (grouped), how the server was found."""
+    return failures_html(report) + discovery_html(report)
+
+
 def conclusion_html(report: Report) -> str:
-    """The verdict, what the CRM said, what changed since last time, what failed, discovery."""
-    return (verdict_html(report) + crm_html(report) + history_html(report)
-            + failures_html(report) + discovery_html(report))
+    """The answer (:func:`answer_html`), then the findings (:func:`findings_html`)."""
+    return answer_html(report) + findings_html(report)
 
 
 def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:
