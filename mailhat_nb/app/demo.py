@@ -349,7 +349,6 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f'<table class="mh-index"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-
 def lab_section(ctx: Context) -> str:
     """The lab's services and what each port did when knocked."""
     expected = ctx.lab.expected(SCENARIOS[ctx.info.scenario])
@@ -417,7 +416,7 @@ def story_html(pages: list[Page], out: Path, email: str) -> str:
             body = page.headline
         else:
             why = page.error or "; ".join(page.withheld) or "it showed nothing to summarise"
-            body = (f'<p>✗ Not shown: {html.escape(why)}</p>')
+            body = f"<p>✗ Not shown: {html.escape(why)}</p>"
         more = (f'<p class="mh-more"><a href="{html.escape(page.html.relative_to(out).as_posix())}'
                 f'">{html.escape(page.title or page.name)}: the whole page</a></p>'
                 if page.html is not None else "")

@@ -99,7 +99,7 @@ class Group:
         """What happened, once: the shared detail, or its shape with the differences in words.
 
         A host, port or address that is the same in every member is named;
-        one that differs is said in words ("the server"), the group's
+        one that differs is said in words ("each server name"), the group's
         :meth:`where` naming them all.
         """
         details = list(dict.fromkeys(r.detail for r in self.results))
