@@ -79,7 +79,8 @@ DESIGN_CODES = (
 
 
 @pytest.mark.parametrize("module", ["transcript", "wire", "certificate", "classify",
-                                    "normalise", "presets", "probe", "imap", "report"])
+                                    "normalise", "presets", "probe", "imap", "report",
+                                    "grouping", "verdict"])
 def test_docstring_examples_hold(module: str) -> None:
     mod = importlib.import_module(f"mailhat_nb.diagnose.{module}")
     failed, tried = doctest.testmod(mod)
