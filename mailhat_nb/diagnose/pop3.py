@@ -141,4 +141,4 @@ class Pop3Session(Session):
         return f"STAT: {self.said(count)} messages, {self.said(size)} bytes"
 
     def _goodbye(self) -> None:
-        self._command("QUIT")
+        self.chan.send_line("QUIT")
