@@ -35,7 +35,7 @@ from mailhat_nb.diagnose.classify import (
     starttls_refused,
     wrong_protocol,
 )
-from mailhat_nb.diagnose.session import Session, sasl_plain
+from mailhat_nb.diagnose.session import Session, b64, sasl_plain
 from mailhat_nb.diagnose.wire import Channel, ReadTimeout, printable
 from mailhat_nb.errors import ServerMisbehaved
 from mailhat_nb.secrets import Secret
@@ -261,23 +261,33 @@ class ImapSession(Session):
         offers += [f"AUTHENTICATE {m}" for m in mechanisms]
         return f"it offers {', '.join(offers)}"
 
-    def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
-        if "LOGINDISABLED" in self.caps and "AUTH=PLAIN" not in self.caps and not self.encrypted:
+    def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102 - see Session
+        mechanisms = self._password_mechanisms()
+        if "LOGINDISABLED" in self.caps and not mechanisms and not self.encrypted:
             raise Diagnosed("plaintext_auth_disabled",
                             "the server lists LOGINDISABLED on this unencrypted connection; "
                             "no password was sent")
         non_ascii = not password.reveal().isascii()
-        if "AUTH=PLAIN" in self.caps:
+        if "PLAIN" in mechanisms:
             how = "AUTHENTICATE PLAIN"
             payload = sasl_plain(username, password)
             tag = self._next_tag()
-            if "SASL-IR" in self.caps:
+            if "SASL-IR" in self.caps:  # RFC 4959: the login in one round trip
                 self.chan.send_line(f"{tag} AUTHENTICATE PLAIN {payload}", secret=True,
                                     shown=f"{tag} AUTHENTICATE PLAIN ***")
                 resp = self._response(tag)
             else:
                 self.chan.send_line(f"{tag} AUTHENTICATE PLAIN")
                 resp = self._response(tag, continuation=[payload.encode("ascii")])
+        elif "LOGIN" in mechanisms and "LOGINDISABLED" in self.caps:
+            # No LOGIN command, but SASL LOGIN (Dovecot without PLAIN, whose LOGIN
+            # command is PLAIN underneath): the username, then the password, each
+            # asked for by the server.
+            how = "AUTHENTICATE LOGIN"
+            tag = self._next_tag()
+            self.chan.send_line(f"{tag} AUTHENTICATE LOGIN")
+            resp = self._response(tag, continuation=[b64(username).encode("ascii"),
+                                                     b64(password.reveal()).encode("ascii")])
         else:
             how = "LOGIN"
             resp = self._login(username, password)

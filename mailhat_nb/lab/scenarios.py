@@ -84,6 +84,11 @@ class Scenario:
         sidecar holds the IMAP ports with a server that misbehaves so.
     training:
         Shown in the training walkthrough (a fault an agent will meet).
+    auth_plain:
+        Dovecot and Exim offer the SASL PLAIN mechanism (IMAP ``AUTH=PLAIN``,
+        POP3 ``SASL PLAIN``, SMTP ``AUTH PLAIN``). False leaves LOGIN alone,
+        as some servers do: a client logs in with IMAP ``LOGIN``, POP3
+        ``USER``/``PASS`` or SMTP ``AUTH LOGIN``, in more round trips.
     """
 
     name: str
@@ -102,6 +107,7 @@ class Scenario:
     server: str = "localhost"
     hostile: str = ""
     training: bool = True
+    auth_plain: bool = True
 
     @property
     def protocol(self) -> str:
@@ -221,6 +227,15 @@ SCENARIOS: dict[str, Scenario] = {
                    f"The IMAP ports are held by a server that misbehaves: {what}.",
                    expect="server_misbehaved", hostile=name, training=False)
           for name, what in MISBEHAVIOURS.items()),
+        # Servers without what the doctor uses where it is offered (fewer round
+        # trips): the same verdict the longer way (mailhat_nb/diagnose/imap.py).
+        Scenario(
+            "no-auth-plain", "No SASL PLAIN",
+            "The mail servers offer no SASL PLAIN, only LOGIN: a client logs in to IMAP "
+            "with LOGIN, to POP3 with USER and PASS, to SMTP with AUTH LOGIN. Everything "
+            "works, in more round trips.",
+            expect="ok", auth_plain=False, training=False,
+        ),
         # SMTP faults: Exim's own failures, on the SMTP presets.
         Scenario(
             "smtp-tls-handshake-fails", "SMTP SSL/TLS port breaks off the handshake",
