@@ -1,8 +1,9 @@
 """IMAP, as much as the doctor needs, spoken line by line (RFC 3501/9051).
 
 Greeting, CAPABILITY, STARTTLS, one login (AUTHENTICATE PLAIN when offered,
-because it carries a UTF-8 password; LOGIN otherwise), LIST, NAMESPACE, and a
-read-only EXAMINE of INBOX. Also the polling used by ``--send-test`` to see a
+because it carries a UTF-8 password; LOGIN otherwise, or over TLS AUTHENTICATE
+LOGIN where the server disabled LOGIN), LIST, NAMESPACE, and a read-only
+EXAMINE of INBOX. Also the polling used by ``--send-test`` to see a
 message arrive.
 
 Round trips are what a customer's distance from the server multiplies, so the
@@ -19,9 +20,9 @@ doctor spends them as a careful client does, and no more:
   answer is still judged on its own;
 * ``LOGOUT`` is sent, not waited for.
 
-A server that offers none of these (no capabilities in its greeting, no
-``SASL-IR``, no ``AUTH=PLAIN``) is asked and answered one command at a time,
-as before.
+A server without them (no capabilities in its greeting, no ``SASL-IR``, no
+``AUTH=PLAIN``) is asked and answered one command at a time, and comes to
+the same diagnosis.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class ImapSession(Session):
         return self._responses(tags)
 
     def _note_caps(self, text: str) -> bool:
-        """Take the capabilities from a ``[CAPABILITY ...]`` response code; True if there was one."""
+        """Take the capabilities from a ``[CAPABILITY ...]`` code; True when ``text`` had one."""
         m = _CAP_CODE.search(text)
         if m:
             self.caps = {w.upper() for w in m.group(1).split()}
@@ -263,7 +264,7 @@ class ImapSession(Session):
 
     def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102 - see Session
         mechanisms = self._password_mechanisms()
-        if "LOGINDISABLED" in self.caps and not mechanisms and not self.encrypted:
+        if "LOGINDISABLED" in self.caps and "PLAIN" not in mechanisms and not self.encrypted:
             raise Diagnosed("plaintext_auth_disabled",
                             "the server lists LOGINDISABLED on this unencrypted connection; "
                             "no password was sent")
@@ -280,9 +281,9 @@ class ImapSession(Session):
                 self.chan.send_line(f"{tag} AUTHENTICATE PLAIN")
                 resp = self._response(tag, continuation=[payload.encode("ascii")])
         elif "LOGIN" in mechanisms and "LOGINDISABLED" in self.caps:
-            # No LOGIN command, but SASL LOGIN (Dovecot without PLAIN, whose LOGIN
-            # command is PLAIN underneath): the username, then the password, each
-            # asked for by the server.
+            # Over TLS (see above): no LOGIN command, but SASL LOGIN (Dovecot without
+            # PLAIN, whose LOGIN command is PLAIN underneath): the username, then the
+            # password, each asked for by the server.
             how = "AUTHENTICATE LOGIN"
             tag = self._next_tag()
             self.chan.send_line(f"{tag} AUTHENTICATE LOGIN")
@@ -327,10 +328,10 @@ class ImapSession(Session):
     def mailbox(self) -> str:  # noqa: D102 - see Session
         # One write for all three (see the module docstring); NAMESPACE only
         # where the capabilities (the login's answer's, when it sent them) list it.
-        names = ["LIST", "NAMESPACE", "EXAMINE"] if "NAMESPACE" in self.caps else \
-            ["LIST", "EXAMINE"]
         commands = {"LIST": 'LIST "" "*"', "NAMESPACE": "NAMESPACE", "EXAMINE": "EXAMINE INBOX"}
-        replies = dict(zip(names, self.pipeline([commands[n] for n in names]), strict=True))
+        if "NAMESPACE" not in self.caps:
+            del commands["NAMESPACE"]
+        replies = dict(zip(commands, self.pipeline(list(commands.values())), strict=True))
         listed = replies["LIST"]
         if not listed.ok:
             raise Diagnosed("mailbox_unavailable",
@@ -339,7 +340,7 @@ class ImapSession(Session):
         folders = [m for m in (_LIST.match(line) for line in untagged) if m]
         delimiters = {m.group(2).strip('"') for m in folders if m.group(2).upper() != "NIL"}
         prefix = ""
-        for line in untagged if "NAMESPACE" in replies else ():
+        for line in untagged:
             m = re.match(r'^\* NAMESPACE \(\("([^"]*)"', line, re.IGNORECASE)
             if m:
                 prefix = m.group(1)

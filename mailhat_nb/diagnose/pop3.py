@@ -126,7 +126,7 @@ class Pop3Session(Session):
             how = "AUTH LOGIN"
             reply = self._command("AUTH LOGIN")
             for field in (username, password.reveal()):
-                if not reply.startswith("+ ") and reply != "+":
+                if reply.split(" ", 1)[0] != "+":  # not asking for it (RFC 5034 "+ ...")
                     break
                 reply = self._command(b64(field), masked_as="***")
         else:

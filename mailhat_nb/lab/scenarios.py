@@ -86,9 +86,10 @@ class Scenario:
         Shown in the training walkthrough (a fault an agent will meet).
     auth_plain:
         Dovecot and Exim offer the SASL PLAIN mechanism (IMAP ``AUTH=PLAIN``,
-        POP3 ``SASL PLAIN``, SMTP ``AUTH PLAIN``). False leaves LOGIN alone,
-        as some servers do: a client logs in with IMAP ``LOGIN``, POP3
-        ``USER``/``PASS`` or SMTP ``AUTH LOGIN``, in more round trips.
+        POP3 ``SASL PLAIN``, SMTP ``AUTH PLAIN``). False leaves SASL LOGIN
+        alone, as some servers do; Dovecot then refuses its IMAP ``LOGIN``
+        command and POP3 ``PASS`` too (PLAIN underneath), though its CAPA
+        still lists ``USER``.
     """
 
     name: str
@@ -231,9 +232,9 @@ SCENARIOS: dict[str, Scenario] = {
         # trips): the same verdict the longer way (mailhat_nb/diagnose/imap.py).
         Scenario(
             "no-auth-plain", "No SASL PLAIN",
-            "The mail servers offer no SASL PLAIN, only LOGIN: a client logs in to IMAP "
-            "with LOGIN, to POP3 with USER and PASS, to SMTP with AUTH LOGIN. Everything "
-            "works, in more round trips.",
+            "The mail servers offer no SASL PLAIN, only SASL LOGIN (and Dovecot then "
+            "refuses IMAP's LOGIN command and POP3's PASS, PLAIN underneath): a client "
+            "logs in with SASL LOGIN, in more round trips, and everything works.",
             expect="ok", auth_plain=False, training=False,
         ),
         # SMTP faults: Exim's own failures, on the SMTP presets.
