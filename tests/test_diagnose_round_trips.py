@@ -110,14 +110,22 @@ def test_the_careful_path_on_the_wire(lab: Lab, lab_info: LabInfo) -> None:
 # ------------------------------------------------------------------ a greeting without them
 
 
-@contextlib.contextmanager
-def greeting_without_capabilities(upstream: tuple[str, int]) -> Iterator[int]:
-    """A relay to ``upstream`` that takes the ``[CAPABILITY ...]`` code out of the greeting.
+#: A greeting without its ``[CAPABILITY ...]`` code, as Exchange and many older servers greet.
+NO_CAPABILITIES = (re.compile(rb"\[CAPABILITY [^]]*\] ?"), b"")
+#: A greeting's capabilities without ``SASL-IR`` (RFC 4959).
+NO_SASL_IR = (re.compile(rb" SASL-IR\b"), b"")
 
-    Dovecot always lists its capabilities in the greeting; Exchange and many
-    older servers do not. Everything after the greeting passes untouched
-    (STARTTLS's TLS included). Yields the port to connect to.
+
+@contextlib.contextmanager
+def greeting_rewritten(upstream: tuple[str, int],
+                       rewrite: tuple[re.Pattern[bytes], bytes]) -> Iterator[int]:
+    """A relay to ``upstream`` that rewrites the greeting line: ``pattern.sub(replacement)``.
+
+    Dovecot always lists its capabilities in the greeting, SASL-IR among them;
+    this is Dovecot as a server that does not. Everything after the greeting
+    passes untouched (STARTTLS's TLS included). Yields the port to connect to.
     """
+    pattern, replacement = rewrite
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
 
@@ -136,7 +144,7 @@ def greeting_without_capabilities(upstream: tuple[str, int]) -> Iterator[int]:
             while b"\r\n" not in greeting and (data := server.recv(4096)):
                 greeting += data
             first, _, rest = greeting.partition(b"\r\n")
-            client.sendall(re.sub(rb"\[CAPABILITY [^]]*\] ?", b"", first) + b"\r\n" + rest)
+            client.sendall(pattern.sub(replacement, first) + b"\r\n" + rest)
             for src, dst in ((client, server), (server, client)):
                 threading.Thread(target=pump, args=(src, dst), daemon=True).start()
 
@@ -164,7 +172,7 @@ def test_a_greeting_without_capabilities_gets_them_asked_for(
     entries = [("none", "imap", lab_info.ports["imap"], "none"),
                ("starttls", "imap", lab_info.ports["imap"], "starttls")]
     direct = run(lab, lab_info, presets_file(tmp_path, entries), allow_plaintext_login=plain)
-    with greeting_without_capabilities(("127.0.0.1", lab_info.ports["imap"])) as port:
+    with greeting_rewritten(("127.0.0.1", lab_info.ports["imap"]), NO_CAPABILITIES) as port:
         relayed = run(lab, lab_info,
                       presets_file(tmp_path, [(i, p, port, s) for i, p, _, s in entries]),
                       allow_plaintext_login=plain)
@@ -188,6 +196,30 @@ def test_a_greeting_without_capabilities_gets_them_asked_for(
     none = client_lines(row(relayed, "none"))
     assert none[0] == "M001 CAPABILITY"
     assert none[1] == ("M002 AUTHENTICATE PLAIN ***" if plain else "M002 LOGOUT")
+
+
+def test_without_sasl_ir_the_password_waits_for_the_go_ahead(lab: Lab, lab_info: LabInfo,
+                                                             tmp_path: Path) -> None:
+    # Clear text on loopback, where Dovecot takes it: the relay can then read the
+    # greeting (inside STARTTLS's TLS it could not).
+    with greeting_rewritten(("127.0.0.1", lab_info.ports["imap"]), NO_SASL_IR) as port:
+        report = run(lab, lab_info, presets_file(tmp_path, [("none", "imap", port, "none")]),
+                     allow_plaintext_login=True)
+    result = row(report, "none")
+    assert (result.code, result.login_tried, result.works) == (
+        "plaintext_password_exposed", True, True), result.detail
+    greeting = result.step("greeting")
+    assert greeting is not None
+    assert "SASL-IR" not in greeting.detail.split()
+    assert "AUTH=PLAIN" in greeting.detail
+    # the payload only after the server's "+": masked, on its own line
+    lines = [(ln.direction, ln.text) for ln in result.transcript if ln.direction in "CS"]
+    at = lines.index(("C", "M001 AUTHENTICATE PLAIN"))
+    assert lines[at + 1][0] == "S"
+    assert lines[at + 1][1].startswith("+")
+    assert lines[at + 2] == ("C", "***")
+    assert [text for d, text in lines[at + 3:] if d == "C"] == [
+        'M002 LIST "" "*"', "M003 NAMESPACE", "M004 EXAMINE INBOX", "M005 LOGOUT"]
 
 
 # ------------------------------------------------------------------ no SASL PLAIN
