@@ -307,6 +307,9 @@ SCENARIO_PRESETS = {
     "smtp-tls-handshake-fails": ("hostgator-smtp-ssl",),
     "smtp-starttls-fails": ("smtp-starttls-587", "smtp-starttls-25", "smtp-starttls-26"),
     "smtp-tls-broken": ("hostgator-smtp-ssl",),
+    # servers without SASL PLAIN: the same verdict the longer way
+    # (tests/test_diagnose_round_trips.py follows each login)
+    "no-auth-plain": ("hostgator-imap-ssl", "imap-starttls-143"),
     # servers that send what no mail server sends (tests/test_diagnose_bounds.py measures them)
     **{name: ("hostgator-imap-ssl", "imap-starttls-143") for name, s in SCENARIOS.items()
        if s.hostile},
@@ -326,7 +329,7 @@ SCENARIO_EXIT = {
     "plaintext-disabled": 0, "plaintext-allowed": 0, "no-greeting": 1, "firewalled": 1,
     "ip-blocked": 1, "closed-port": 0, "tls-broken": 1, "starttls-broken": 1,
     "self-signed-no-plaintext": 1, "smtp-tls-handshake-fails": 0, "smtp-starttls-fails": 0,
-    "smtp-tls-broken": 0,
+    "smtp-tls-broken": 0, "no-auth-plain": 0,
     "no-list-status": 0, "no-sasl-ir": 0, "no-condstore": 0, "imap4rev1-only": 0,
     **{name: 1 for name, s in SCENARIOS.items() if s.hostile},
 }

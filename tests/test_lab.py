@@ -515,13 +515,44 @@ def test_the_sidecar_plays_each_hostile_server(scenario, misbehaviour: str) -> N
     plain.shutdown()
 
 
+def test_no_auth_plain_leaves_sasl_login_alone(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("no-auth-plain")
+    with _imap(info, "imaps") as client:
+        caps = {c.decode().upper() for c in client.capabilities()}
+        assert "AUTH=LOGIN" in caps
+        assert "AUTH=PLAIN" not in caps
+        # Dovecot's LOGIN command is PLAIN underneath: it says so, and refuses it
+        assert "LOGINDISABLED" in caps
+        with pytest.raises(LoginError):
+            client.login("alice@localhost", lab_password)
+    imap = imaplib.IMAP4_SSL("localhost", info.ports["imaps"], ssl_context=_ctx(info),
+                             timeout=5)
+    answers = [b"alice@localhost", lab_password.encode()]  # to "Username:", "Password:"
+    imap.authenticate("LOGIN", lambda challenge: answers.pop(0))
+    assert imap.select("INBOX", readonly=True)[0] == "OK"
+    imap.logout()
+    pop = poplib.POP3_SSL("localhost", info.ports["pop3s"], context=_ctx(info), timeout=5)
+    capa = pop.capa()
+    assert capa["SASL"] == ["LOGIN"]
+    assert "USER" in capa  # listed, and yet PASS fails: PLAIN is missing underneath
+    pop.user("alice@localhost")
+    with pytest.raises(poplib.error_proto, match="Unsupported authentication mechanism"):
+        pop.pass_(lab_password)
+    pop.close()
+    with _smtp(info, "submissions") as smtp:
+        smtp.ehlo()
+        assert smtp.esmtp_features["auth"].split() == ["LOGIN"]
+        assert smtp.login("alice@localhost", lab_password)[0] == 235  # with AUTH LOGIN
+
+
 def test_every_scenario_is_covered_here() -> None:
     covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
                "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
                "ip-blocked", "closed-port", "tls-broken", "starttls-broken",
                "self-signed-no-plaintext", "smtp-tls-handshake-fails", "smtp-starttls-fails",
                "smtp-tls-broken", "hostile-endless-line", "hostile-huge-literal",
-               "hostile-literal-never-sent", "hostile-garbage-after-greeting"}
+               "hostile-literal-never-sent", "hostile-garbage-after-greeting",
+               "no-auth-plain"}
     covered |= set(_TAKEN_AWAY)
     assert set(SCENARIOS) == covered
 

@@ -59,7 +59,7 @@ ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 {ssl_dh}
 disable_plaintext_auth = {disable_plaintext}
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 auth_cache_size = 0
 mail_max_userip_connections = 200
@@ -198,6 +198,7 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
         cert=paths.tls / f"{scenario.cert}.pem", key=paths.tls / f"{scenario.cert}.key",
         ssl_dh=f"ssl_dh = <{dh}" if dh.exists() else "",
         disable_plaintext="no" if scenario.plaintext_auth else "yes",
+        mechanisms="plain login" if scenario.auth_plain else "login",
         users=paths.users, mail=paths.mail,
         listeners="\n".join(blocks),
         lmtp=ports["lmtp"],

@@ -89,6 +89,12 @@ class Scenario:
         login): a server without LIST-STATUS, SASL-IR or CONDSTORE, for the
         sync's fallbacks. The commands still work if sent; a client that
         reads the capabilities, as it must, does not send them.
+    auth_plain:
+        Dovecot and Exim offer the SASL PLAIN mechanism (IMAP ``AUTH=PLAIN``,
+        POP3 ``SASL PLAIN``, SMTP ``AUTH PLAIN``). False leaves SASL LOGIN
+        alone, as some servers do; Dovecot then refuses its IMAP ``LOGIN``
+        command and POP3 ``PASS`` too (PLAIN underneath), though its CAPA
+        still lists ``USER``.
     """
 
     name: str
@@ -108,6 +114,7 @@ class Scenario:
     hostile: str = ""
     training: bool = True
     imap_without: tuple[str, ...] = ()
+    auth_plain: bool = True
 
     @property
     def protocol(self) -> str:
@@ -227,6 +234,15 @@ SCENARIOS: dict[str, Scenario] = {
                    f"The IMAP ports are held by a server that misbehaves: {what}.",
                    expect="server_misbehaved", hostile=name, training=False)
           for name, what in MISBEHAVIOURS.items()),
+        # Servers without what the doctor uses where it is offered (fewer round
+        # trips): the same verdict the longer way (mailhat_nb/diagnose/imap.py).
+        Scenario(
+            "no-auth-plain", "No SASL PLAIN",
+            "The mail servers offer no SASL PLAIN, only SASL LOGIN (and Dovecot then "
+            "refuses IMAP's LOGIN command and POP3's PASS, PLAIN underneath): a client "
+            "logs in with SASL LOGIN, in more round trips, and everything works.",
+            expect="ok", auth_plain=False, training=False,
+        ),
         # SMTP faults: Exim's own failures, on the SMTP presets.
         Scenario(
             "smtp-tls-handshake-fails", "SMTP SSL/TLS port breaks off the handshake",
