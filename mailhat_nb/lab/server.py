@@ -43,7 +43,6 @@ from mailhat_nb.lab.scenarios import (
     IMAP_SERVICES,
     INSECURE_HOST,
     PROTOCOL_OF,
-    SCENARIOS,
     SMTP_SERVICES,
     STANDS_FOR,
     TLS_SERVICES,
@@ -391,8 +390,10 @@ class Lab:
         expected = self.expected(scenario)
         want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
         # Dovecot's plain IMAP port lists LOGINDISABLED exactly when it refuses
-        # clear-text passwords from the scenario's client address.
-        refuses = not scenario.plaintext_auth and scenario.server == INSECURE_HOST
+        # clear-text passwords from the scenario's client address, or has no SASL
+        # PLAIN (its LOGIN command is PLAIN underneath).
+        refuses = (not scenario.plaintext_auth and scenario.server == INSECURE_HOST) \
+            or not scenario.auth_plain
         last: list[PortCheck] = []
         auth: list[str] = []
 
@@ -440,8 +441,3 @@ class Lab:
 def _cert_sha256(pem_path: Path) -> str:
     der = ssl.PEM_cert_to_DER_cert(pem_path.read_text())
     return hashlib.sha256(der).hexdigest()
-
-
-def scenario_names() -> list[str]:
-    """All scenario names, for the CLI's choices."""
-    return list(SCENARIOS)

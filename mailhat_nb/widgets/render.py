@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.diagnose import codes
-from mailhat_nb.diagnose.report import TABLE_LAYERS
+from mailhat_nb.diagnose.grouping import group
+from mailhat_nb.diagnose.report import TABLE_LAYERS, setting_lines, verdict_kind
 from mailhat_nb.diagnose.report import layer_status as report_layer_status
 from mailhat_nb.diagnose.results import SYMBOLS
 
@@ -71,6 +72,19 @@ class Notice:
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class Html:
+    """Markup that displays itself in a notebook (made here, so escaped where it must be)."""
+
+    markup: str
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __str__(self) -> str:
+        return self.markup
 
 
 def section(title: str, body: str) -> str:
@@ -169,40 +183,53 @@ def grid_html(targets: Sequence[Target],
 
 
 def verdict_html(report: Report) -> str:
-    """The verdict in plain words: what to enter in the CRM, or what is wrong and what to do."""
+    """The verdict in plain words: what to type in the CRM, or what is wrong and what to do.
+
+    The same order as the terminal's: the headline, the settings to type
+    field by field (server, port, security, username), what was found,
+    then, when something is wrong, the words for the customer and the
+    remedy; no sentence twice (:attr:`~mailhat_nb.diagnose.verdict.Verdict.finding`).
+    """
     v = report.verdict
     code = codes.get(v.code)
-    works_now = ""
-    if v.incoming is not None and v.code == "ok":
-        kind, head = "ok", f"✓ Use {v.incoming.setting()}"
-    elif v.incoming is not None:
+    kind = verdict_kind(v)
+    if kind == "ok" and v.incoming is not None:
+        head = f"✓ Use {v.incoming.setting()}"
+    elif kind == "warn":
         # Something works, but with a catch (no encryption, a certificate problem):
-        # the catch is the headline, the working setting the fallback.
-        kind, head = "warn", f"⚠ {code.title}"
-        # The doctor does not log in unencrypted unless asked: such a setting is
-        # usable on the server's word, not one that was seen to work.
-        what = ("What works now:" if v.incoming.works
-                else "Usable now (login not tried, unencrypted):")
-        works_now = (f"<p style='margin: 2px 0;'><b>{what}</b> "
-                     f"{esc(v.incoming.setting())}</p>")
+        # the catch is the headline, the usable setting below it.
+        head = f"⚠ {code.title}"
     else:
-        kind, head = "fail", f"✗ {code.title}: no IMAP setting works"
+        head = f"✗ {code.title}: no IMAP setting works"
     lines = [f'<p style="margin: 0 0 6px; font-size: 17px; font-weight: 700; '
-             f'color: {COLORS[kind]};">{esc(head)}</p>', works_now]
-    if v.outgoing is not None:
-        lines.append(f"<p style='margin: 2px 0;'><b>For sending (SMTP):</b> "
-                     f"{esc(v.outgoing.setting())}</p>")
-    if v.code != "ok":  # when all is well, the headline and SMTP line say it all
-        lines.append(f"<p style='margin: 6px 0;'>{esc(v.summary)}</p>")
+             f'color: {COLORS[kind]};">{esc(head)}</p>']
+    typed = setting_lines(v, report.account.username)
+    if typed:
+        lines.append(table(None, [[f"<b>{esc(label)}</b>", esc(text)] for label, text in typed],
+                           raw=True))
+    if v.finding:
+        lines.append(f"<p style='margin: 6px 0;'>{esc(v.finding)}</p>")
     if v.code != "ok":
         lines.append(f"<p style='margin: 4px 0;'><b>For the customer:</b> "
                      f"{esc(v.explanation)}</p>")
         lines.append(f"<p style='margin: 4px 0;'><b>What to do:</b> {esc(v.remedy)}</p>")
-    notes = [*report.account.notes, *[n for n in report.notes if n not in report.account.notes]]
-    if notes:
+    if report.all_notes:
         lines.append("<p style='margin: 4px 0; color: #555;'><small>Notes: "
-                     + esc("; ".join(notes)) + "</small></p>")
+                     + esc("; ".join(report.all_notes)) + "</small></p>")
     return box("".join(lines), kind)
+
+
+def failures_html(report: Report) -> str:
+    """What failed, identical failures in one line each (:mod:`mailhat_nb.diagnose.grouping`)."""
+    groups = group(report.results)
+    if not groups:
+        return ""
+    items = "".join(
+        f'<li style="list-style: none; margin: 2px 0;"><span style="color: '
+        f'{COLORS[g.status]}; font-weight: 700;">{symbol(g.status)}</span> '
+        f"{esc(g.sentence(len(report.results)))}</li>" for g in groups)
+    title = "What failed" if any(g.status == "fail" for g in groups) else "Warnings"
+    return section(title, f'<ul style="padding-left: 4px; margin: 4px 0;">{items}</ul>')
 
 
 def crm_html(report: Report) -> str:
@@ -236,9 +263,14 @@ def history_html(report: Report) -> str:
                "warn" if kept.changes else "info")
 
 
-def conclusion_html(report: Report) -> str:
-    """The verdict, how the server was found, what the CRM said, what changed since last time."""
-    return verdict_html(report) + discovery_html(report) + crm_html(report) + history_html(report)
+def answer_html(report: Report) -> str:
+    """The answer: the verdict, what the CRM's error means beside it, what changed since."""
+    return verdict_html(report) + crm_html(report) + history_html(report)
+
+
+def findings_html(report: Report) -> str:
+    """What stands behind the answer: what failed (grouped), how the server was found."""
+    return failures_html(report) + discovery_html(report)
 
 
 def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:
@@ -288,17 +320,12 @@ def certificate_html(results: Sequence[PresetResult]) -> str:
     return "".join(parts)
 
 
-def transcript_text(result: PresetResult) -> str:
-    """The redacted transcript of one probe as plain text (C: client, S: server, *: note)."""
-    return "\n".join(f"{line.ms:8.1f} ms  {line.direction}: {line.text}"
-                     for line in result.transcript)
-
-
 def transcript_html(result: PresetResult) -> str:
-    """One probe's redacted transcript, escaped, in a scrollable block."""
+    """One probe's redacted transcript, escaped, in a scrollable block (lines as the ticket's)."""
+    text = "\n".join(str(line) for line in result.transcript)
     return (f'<pre style="max-height: 22em; overflow: auto; background: #fafafa; '
             f'border: 1px solid #e3e3e3; padding: 6px; font-size: 12px; line-height: 1.35; '
-            f'white-space: pre-wrap;">{esc(transcript_text(result))}</pre>')
+            f'white-space: pre-wrap;">{esc(text)}</pre>')
 
 
 def transcripts_html(results: Sequence[PresetResult]) -> str:
@@ -331,21 +358,6 @@ def discovery_html(report: Report) -> str:
         html += ("<p style='margin: 4px 0;'><b>Outgoing mail (advice):</b></p><ul>"
                  + "".join(f"<li>{esc(h)}</li>" for h in report.health) + "</ul>")
     return section("How the server was found (no password sent)", html)
-
-
-def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:
-    """The whole diagnosis as static HTML: verdict, grid, certificates, transcripts."""
-    done = {target_key(r): r for r in report.results}
-    shown = list(targets) if targets is not None else [r.target for r in report.results]
-    title = f"Connection doctor: {report.account.email}"
-    if report.account.server:
-        title += f" (server {report.account.server})"
-    return (f'<div style="{FONT}"><h3 style="margin: 6px 0;">{esc(title)}</h3>'
-            + conclusion_html(report)
-            + section("Every preset, layer by layer", grid_html(shown, done))
-            + section("Certificate helper", certificate_html(report.results))
-            + section("Transcripts (passwords redacted)", transcripts_html(report.results))
-            + "</div>")
 
 
 # --------------------------------------------------------------------------- frames and figures
