@@ -148,6 +148,41 @@ def test_duckdb_equals_pandas_for_one_account_of_the_team(synthetic_store: Path)
         DuckBackend(threads=2), synthetic_store, account))
 
 
+def _mbox(messages: list[tuple[str, str, str, str]]) -> str:
+    """An mbox of (Message-ID, From, Subject, Date) messages to one address."""
+    return "".join(
+        f"From {sender} Mon Jan  1 00:00:00 2024\nMessage-ID: <{mid}>\nFrom: {sender}\n"
+        f"To: me@team.test\nSubject: {subject}\nDate: {date}\n\nbody\n\n"
+        for mid, sender, subject, date in messages)
+
+
+def test_a_chain_of_copies_needs_a_second_pass_and_is_one_message(tmp_path: Path) -> None:
+    """A and B share content, B and C an ID, C and D content: one message, not two.
+
+    The first pass of the labels leaves D apart from A, B and C (D's content
+    key still holds two labels), so the engine must propagate again.
+    """
+    one = "Mon, 1 Jan 2024 10:00:00 +0000"
+    two = "Mon, 1 Jan 2024 11:00:00 +0000"
+    mbox = tmp_path / "inbox.mbox"
+    mbox.write_text(_mbox([("a@x.test", "ann@x.test", "Plan", one),
+                           ("b@x.test", "ann@x.test", "Plan", one),
+                           ("b@x.test", "bob@y.test", "Re: Plan", two),
+                           ("d@x.test", "bob@y.test", "Re: Plan", two),
+                           ("e@x.test", "cy@z.test", "Other", two)]))
+    store = tmp_path / "store"
+    import_source("mbox", mbox, store, account="me@team.test")
+    frame = read_messages(store)
+    me = ca.own_addresses(frame)
+    with Analysis(DuckBackend(), store) as an:
+        got, health = an.contacts(), an.data_health()
+    want = ca.contacts(frame, me)
+    pd.testing.assert_frame_equal(got, want)
+    assert int(want["received"].sum()) == 2          # the chain, and the other message
+    pd.testing.assert_frame_equal(health, ca.data_health(frame))
+    assert int(health["duplicates"].sum()) == 4
+
+
 def test_retired_rows_and_temporary_files_are_not_read(enron_store: Path,
                                                        tmp_path: Path) -> None:
     """``_retired/`` and ``_tmp-*`` files are not data (DuckDB skips no ``_`` path itself)."""

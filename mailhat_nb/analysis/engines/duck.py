@@ -94,6 +94,10 @@ class DuckBackend:
         result: pd.DataFrame = self._run(sql).df()
         return result
 
+    def drop(self, name: str) -> None:
+        """See :class:`~.run.Backend`."""
+        self._run(f"DROP TABLE IF EXISTS {name}")
+
     def close(self) -> None:
         """See :class:`~.run.Backend`."""
         self.con.close()

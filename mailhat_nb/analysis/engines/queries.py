@@ -95,11 +95,14 @@ class Queries:
         """A Message-ID without blanks and angle brackets; blank = NULL (``clean_ids``).
 
         The parser stores IDs bare, so only a value whose first or last
-        character is a blank or a bracket is trimmed (cheap test first).
+        character could be a blank or a bracket is trimmed (a cheap test of
+        character codes first: any control character or space, ``<``, ``>``;
+        the trims leave other control characters as they are).
         """
-        edge = "(" + ", ".join(_quote(c) for c in WS + "<>") + ")"
+        def edge(char: str) -> str:
+            return f"(ascii({char}) <= 32 OR ascii({char}) IN (60, 62))"
         slow = self.trim(self.trim(self.trim(expr), "<>"))
-        return (f"nullif(CASE WHEN left({expr}, 1) IN {edge} OR right({expr}, 1) IN {edge} "
+        return (f"nullif(CASE WHEN {edge(expr)} OR {edge(f'right({expr}, 1)')} "
                 f"THEN {slow} ELSE {expr} END, '')")
 
     def rcpts(self, *, ordered: bool = True) -> str:
@@ -111,9 +114,14 @@ class Queries:
         per address and change nothing.
         """
         d = self.d
-        both = (f"concat(coalesce(r.to_addrs, {d.empty_list}), "
-                f"coalesce(r.cc_addrs, {d.empty_list}))")
-        return f"array_sort(array_distinct({both}))" if ordered else f"array_distinct({both})"
+        to = f"coalesce(r.to_addrs, {d.empty_list})"
+        cc = f"coalesce(r.cc_addrs, {d.empty_list})"
+        both = f"concat({to}, {cc})"
+        if ordered:
+            return f"array_sort(array_distinct({both}))"
+        # One address and no Cc (most mail) is distinct already.
+        return (f"CASE WHEN {d.size(cc)} = 0 AND {d.size(to)} <= 1 THEN {to} "
+                f"ELSE array_distinct({both}) END")
 
     def sent_row(self) -> str:
         """Whether a row is filed as sent mail (``identity.is_sent_folder``)."""
@@ -198,16 +206,19 @@ class Queries:
                          f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
         raw = d.hash(f"coalesce(r.to_addrs, {d.empty_list})",
                      f"coalesce(r.cc_addrs, {d.empty_list})")
+        # Data health's facts of the row, as small integers: 1 for no date, 2 for an
+        # implausible one; whether the parser noted a defect.
+        dq = (f"CASE WHEN {no_date} THEN 1 WHEN NOT {self.plausible(d.epoch_us('r.date'))} "
+              f"THEN 2 ELSE 0 END")
+        bad = f"CASE WHEN {d.size('r.defects')} > 0 THEN 1 ELSE 0 END"
         # The IDs are cleaned once, in the inner query, then hashed.
         return f"""
-            SELECT pos, aid, fid, ts, pref,
-                   CASE WHEN mid IS NULL THEN NULL ELSE {d.hash('mid')} END AS idk, ck, rr,
-                   uidvalidity, defects
+            SELECT pos, aid, CASE WHEN mid IS NULL THEN NULL ELSE {d.hash('mid')} END AS idk,
+                   ck, rr, pref, dq, bad
             FROM (SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid,
-                         CAST(r.fid AS INT) AS fid, r.date AS ts, {pref} AS pref,
-                         {self.clean_id('r.message_id')} AS mid, {content} AS ck, {raw} AS rr,
-                         r.uidvalidity,
-                         CASE WHEN {d.size('r.defects')} > 0 THEN r.defects END AS defects
+                         CAST({pref} AS TINYINT) AS pref, CAST({dq} AS TINYINT) AS dq,
+                         CAST({bad} AS TINYINT) AS bad,
+                         {self.clean_id('r.message_id')} AS mid, {content} AS ck, {raw} AS rr
                   FROM srcv r) t"""
 
     @staticmethod
@@ -227,7 +238,7 @@ class Queries:
         return "SELECT pos, ck AS rh FROM m WHERE 1 = 0"
 
     def unique(self) -> str:
-        """``u``: the unique messages, each its kept row's values, label and copies.
+        """``u``: the unique messages, each its kept row's values and label.
 
         A second read of the store, joined to ``kept``: the strings and lists
         are read, and the parent's ID cleaned, for the kept rows only; no
@@ -235,61 +246,81 @@ class Queries:
         """
         d = self.d
         return f"""
-            SELECT pos, aid, sender, from_name, ts, offset_min,
+            SELECT pos, sender, from_name, ts, offset_min,
                    CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
-                   rcpts, l, copies
-            FROM (SELECT k.kpos AS pos, CAST(r.aid AS INT) AS aid, r.sender, r.from_name,
+                   rcpts, l
+            FROM (SELECT k.kpos AS pos, r.sender, r.from_name,
                          r.date AS ts, CAST(r.date_offset_min AS INT) AS offset_min,
                          coalesce({self.clean_id('r.in_reply_to')},
                                   {self.clean_id(d.last('r.references'))}) AS parent,
                          CASE WHEN r.sender IN (SELECT address FROM me)
                               THEN {self.rcpts(ordered=False)} END AS rcpts,
-                         k.l, k.copies
+                         k.l
                   FROM srcv r JOIN kept k ON {self.pos()} = k.kpos) t"""
 
     # ------------------------------------------------------------------ the duplicate rule
 
     def first_labels(self) -> str:
-        """Each row's full keys, and its own position as its label to start from."""
+        """Each row's full keys and its label after a first pass, and whether it ``moved``.
+
+        The first pass, from each row's own position as its label: the
+        smallest position per content key, then the smallest of those per
+        Message-ID (window aggregates: one statement, no join back). A row
+        ``moved`` when its ID's label is smaller than its content key's: only
+        the content keys of such rows can still disagree (see :meth:`unsettled`).
+        """
         ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {self.d.hash('m.ck', 'rk.rh')} END"
-        return (f"SELECT m.pos, m.aid, m.idk, {ck} AS ck, m.pref, m.pos AS l "
-                f"FROM m LEFT JOIN rk ON m.pos = rk.pos")
+        return f"""
+            SELECT pos, aid, idk, ck, pref, dq, bad, l,
+                   CASE WHEN l < lc THEN 1 ELSE 0 END AS moved
+            FROM (SELECT pos, aid, idk, ck, pref, dq, bad, lc,
+                         CASE WHEN idk IS NULL THEN lc
+                              ELSE min(lc) OVER (PARTITION BY idk) END AS l
+                  FROM (SELECT pos, aid, idk, ck, pref, dq, bad,
+                               min(pos) OVER (PARTITION BY ck) AS lc
+                        FROM (SELECT m.pos, m.aid, m.idk, {ck} AS ck, m.pref, m.dq, m.bad
+                              FROM m LEFT JOIN rk ON m.pos = rk.pos) t0) t1) t2"""
 
     @staticmethod
     def propagate(table: str) -> str:
-        """One pass of label propagation: smallest label per content key, then per ID.
+        """One more pass of label propagation: smallest label per content key, then per ID.
 
-        Group-bys and joins rather than window functions: hash aggregates
-        stream and spill, where a window sorts each partition.
+        Group-bys and joins: real mail rarely needs this pass (see
+        :meth:`first_labels`).
         """
         return f"""
-            WITH c AS (SELECT t.pos, t.aid, t.idk, t.ck, t.pref, g.l AS lc
+            WITH c AS (SELECT t.pos, t.aid, t.idk, t.ck, t.pref, t.dq, t.bad, g.l AS lc
                        FROM {table} t JOIN (SELECT ck, min(l) AS l FROM {table} GROUP BY ck) g
                        ON t.ck = g.ck)
-            SELECT c.pos, c.aid, c.idk, c.ck, c.pref, coalesce(g.l, c.lc) AS l
+            SELECT c.pos, c.aid, c.idk, c.ck, c.pref, c.dq, c.bad, coalesce(g.l, c.lc) AS l
             FROM c LEFT JOIN (SELECT idk, min(lc) AS l FROM c WHERE idk IS NOT NULL
                               GROUP BY idk) g ON c.idk = g.idk"""
 
     @staticmethod
-    def unsettled(table: str) -> str:
+    def unsettled(table: str, *, moved_only: bool = False) -> str:
         """Content keys whose rows still carry different labels (0: the labels are final).
 
         After :meth:`propagate` every Message-ID group agrees on its label;
         when every content group does too, no pass can change anything.
+        ``moved_only``: after :meth:`first_labels`, only a content key with a
+        row that ``moved`` can disagree (the others hold their smallest
+        position throughout), so only those few are grouped.
         """
-        return (f"SELECT count(*) AS n FROM (SELECT ck FROM {table} GROUP BY ck "
+        where = (f"WHERE ck IN (SELECT ck FROM {table} WHERE moved = 1) " if moved_only
+                 else "")
+        return (f"SELECT count(*) AS n FROM (SELECT ck FROM {table} {where}GROUP BY ck "
                 f"HAVING min(l) <> max(l)) t")
 
     @staticmethod
     def kept() -> str:
-        """Per message: the kept row (a header-dated copy first, then the first) and copies."""
-        return (f"SELECT l, min(pref * {PREF_SHIFT} + pos) % {PREF_SHIFT} AS kpos, "
-                f"count(*) AS copies FROM lab GROUP BY l")
+        """Per message: the kept row (a header-dated copy first, then the first)."""
+        return (f"SELECT l, min(CAST(pref AS BIGINT) * {PREF_SHIFT} + pos) % {PREF_SHIFT} "
+                f"AS kpos FROM lab GROUP BY l")
 
     @staticmethod
     def held() -> str:
-        """(message label, account): the account's mailbox holds a copy."""
-        return "SELECT DISTINCT l, aid FROM lab"
+        """(message label, account): the account's mailbox holds ``n`` copies."""
+        return "SELECT l, aid, count(*) AS n FROM lab GROUP BY l, aid"
 
     @staticmethod
     def senders_of() -> str:
@@ -341,17 +372,21 @@ class Queries:
         distinct (sender, name), not once per message.
         """
         clean = self.trim(self.trim(self.trim("from_name"), "'\""))
+        # Usable names rank first, and the test comes after the ranking: a filter on
+        # the name before it would be pushed below the counts, to every message.
         return f"""
             SELECT sender, name FROM (
-                SELECT sender, name, row_number() OVER (
-                    PARTITION BY sender ORDER BY n DESC, name ASC) AS k
-                FROM (SELECT sender, {clean} AS name, sum(n) AS n
-                      FROM (SELECT sender, from_name, count(*) AS n FROM u
-                            WHERE sender IS NOT NULL AND from_name IS NOT NULL
-                            GROUP BY sender, from_name) raw
-                      GROUP BY sender, {clean}) c
-                WHERE name <> '' AND lower(name) <> lower(sender)) t
-            WHERE k = 1"""
+                SELECT sender, name, ok, row_number() OVER (
+                    PARTITION BY sender ORDER BY ok DESC, n DESC, name ASC) AS k
+                FROM (SELECT sender, name, n,
+                             CASE WHEN name <> '' AND lower(name) <> lower(sender)
+                                  THEN 1 ELSE 0 END AS ok
+                      FROM (SELECT sender, {clean} AS name, sum(n) AS n
+                            FROM (SELECT sender, from_name, count(*) AS n FROM u
+                                  WHERE sender IS NOT NULL AND from_name IS NOT NULL
+                                  GROUP BY sender, from_name) raw
+                            GROUP BY sender, {clean}) c) c2) t
+            WHERE k = 1 AND ok = 1"""
 
     # ------------------------------------------------------------------ over time
 
@@ -490,44 +525,56 @@ class Queries:
 
         A row is a duplicate when its message has another copy in the same
         account, that is, when another row of its account shares its
-        Message-ID or its full content key: a group of connected rows has
+        Message-ID or its full content key (a group of connected rows has
         two or more rows exactly when each of its rows shares a key with
-        another. So no second label propagation (within each account) is
-        needed, only two counts per key.
+        another): no second label propagation, within each account, is
+        needed. Such rows are in the same team message too, so only the
+        messages an account holds twice or more (``held``) are looked at.
+        Rows are counted per (folder, UIDVALIDITY) rank, the position's high
+        bits, then per folder.
         """
-        d = self.d
-        us = d.epoch_us("x.ts")
-        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {d.hash('m.ck', 'rk.rh')} END"
+        def vrank(pos: str) -> str:
+            return f"CAST(floor({pos} / {RANK_SHIFT}) AS BIGINT)"
         return f"""
-            WITH x AS (SELECT m.aid, m.fid, m.idk, {ck} AS ck, m.pref, m.ts, m.defects,
-                              m.uidvalidity
-                       FROM m LEFT JOIN rk ON m.pos = rk.pos),
-            di AS (SELECT aid, idk FROM x WHERE idk IS NOT NULL
+            WITH c AS (SELECT x.pos, x.aid, x.idk, x.ck FROM lab x
+                       JOIN (SELECT l, aid FROM held WHERE n > 1) h
+                       ON x.l = h.l AND x.aid = h.aid),
+            di AS (SELECT aid, idk FROM c WHERE idk IS NOT NULL
                    GROUP BY aid, idk HAVING count(*) > 1),
-            dc AS (SELECT aid, ck FROM x GROUP BY aid, ck HAVING count(*) > 1)
-            SELECT x.fid, count(*) AS rows,
-                   sum(CASE WHEN di.idk IS NOT NULL OR dc.ck IS NOT NULL THEN 1 ELSE 0 END)
-                       AS duplicates,
-                   sum(x.pref) AS date_fallbacks,
-                   sum(CASE WHEN x.ts IS NULL THEN 1 ELSE 0 END) AS no_date,
-                   sum(CASE WHEN x.ts IS NOT NULL AND NOT {self.plausible(us)}
-                       THEN 1 ELSE 0 END) AS suspect_dates,
-                   sum(CASE WHEN {d.size('x.defects')} > 0 THEN 1 ELSE 0 END) AS defects,
-                   count(DISTINCT x.uidvalidity) AS uidvalidity_values
-            FROM x LEFT JOIN di ON x.aid = di.aid AND x.idk = di.idk
-            LEFT JOIN dc ON x.aid = dc.aid AND x.ck = dc.ck
-            GROUP BY x.fid"""
+            dc AS (SELECT aid, ck FROM c GROUP BY aid, ck HAVING count(*) > 1),
+            dup AS (SELECT {vrank('c.pos')} AS vrank, count(*) AS duplicates
+                    FROM c LEFT JOIN di ON c.aid = di.aid AND c.idk = di.idk
+                    LEFT JOIN dc ON c.aid = dc.aid AND c.ck = dc.ck
+                    WHERE di.idk IS NOT NULL OR dc.ck IS NOT NULL
+                    GROUP BY {vrank('c.pos')}),
+            per AS (
+                SELECT {vrank('pos')} AS vrank, count(*) AS rows,
+                       sum(pref) AS date_fallbacks,
+                       sum(CASE WHEN dq = 1 THEN 1 ELSE 0 END) AS no_date,
+                       sum(CASE WHEN dq = 2 THEN 1 ELSE 0 END) AS suspect_dates,
+                       sum(bad) AS defects
+                FROM lab GROUP BY {vrank('pos')})
+            SELECT v.fid, sum(p.rows) AS rows, sum(coalesce(d.duplicates, 0)) AS duplicates,
+                   sum(p.date_fallbacks) AS date_fallbacks, sum(p.no_date) AS no_date,
+                   sum(p.suspect_dates) AS suspect_dates, sum(p.defects) AS defects,
+                   count(DISTINCT v.uidvalidity) AS uidvalidity_values
+            FROM per p JOIN fv v ON p.vrank = v.vrank
+            LEFT JOIN dup d ON p.vrank = d.vrank
+            GROUP BY v.fid"""
 
     def top_defects(self) -> str:
-        """Per folder, the most common defect; ties go to the one seen first in the store."""
-        explode = self.d.explode("defects")
+        """Per folder, the most common defect; ties go to the one seen first in the store.
+
+        Read from the store again (the defects column only): few rows have any.
+        """
+        d = self.d
         return f"""
+            WITH t AS (SELECT r.fid, {self.pos()} AS pos, {d.explode('r.defects')} AS defect
+                       FROM srcv r WHERE {d.size('r.defects')} > 0)
             SELECT fid, defect FROM (
                 SELECT c.fid, c.defect, row_number() OVER (
                     PARTITION BY c.fid ORDER BY c.n DESC, fp.p ASC, c.defect ASC) AS k
-                FROM (SELECT fid, defect, count(*) AS n
-                      FROM (SELECT fid, {explode} AS defect FROM m) t GROUP BY fid, defect) c
-                JOIN (SELECT defect, min(pos) AS p
-                      FROM (SELECT pos, {explode} AS defect FROM m) t GROUP BY defect) fp
-                  ON c.defect = fp.defect) t
+                FROM (SELECT fid, defect, count(*) AS n FROM t GROUP BY fid, defect) c
+                JOIN (SELECT defect, min(pos) AS p FROM t GROUP BY defect) fp
+                  ON c.defect = fp.defect) t2
             WHERE k = 1"""

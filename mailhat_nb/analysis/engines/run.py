@@ -67,6 +67,9 @@ class Backend(Protocol):
     def frame(self, sql: str) -> pd.DataFrame:
         """Run a query and return its (small) result."""
 
+    def drop(self, name: str) -> None:
+        """Forget table ``name`` (its memory, or its disk space, is needed by what follows)."""
+
     def close(self) -> None:
         """Release what the engine holds."""
 
@@ -236,6 +239,7 @@ class Analysis:
         self._labels("lab")
         b.table("kept", q.kept())
         b.table("u", q.unique())
+        b.drop("kept")
         b.table("held", q.held())
         self._deduped = True
 
@@ -243,6 +247,10 @@ class Analysis:
         """Label propagation into table ``name`` until every content key agrees."""
         b, q = self.backend, self.q
         b.table(name, q.first_labels())
+        for table in ("m", "rk", "mixed"):   # `name` holds all that is needed from here on
+            b.drop(table)
+        if int(b.frame(q.unsettled(name, moved_only=True))["n"].iloc[0]) == 0:
+            return
         for _ in range(MAX_PASSES):
             b.table(name, q.propagate(name))
             if int(b.frame(q.unsettled(name))["n"].iloc[0]) == 0:

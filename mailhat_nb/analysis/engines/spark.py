@@ -128,6 +128,10 @@ class SparkBackend:
         result = self._sql(sql)
         return pd.DataFrame([r.asDict() for r in result.collect()], columns=result.columns)
 
+    def drop(self, name: str) -> None:
+        """See :class:`~.run.Backend`."""
+        self.spark.catalog.dropTempView(name)
+
     def close(self) -> None:
         """See :class:`~.run.Backend`."""
         for name in dict.fromkeys(self._views):
