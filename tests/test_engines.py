@@ -148,6 +148,17 @@ def test_duckdb_equals_pandas_for_one_account_of_the_team(synthetic_store: Path)
         DuckBackend(threads=2), synthetic_store, account))
 
 
+def test_a_team_too_big_for_masks_gives_the_same_frames(enron_store: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MASK_ACCOUNTS accounts, who holds a message is a table (``held``), not a mask."""
+    from mailhat_nb.analysis.engines import run
+
+    monkeypatch.setattr(run, "MASK_ACCOUNTS", len(ENRON) - 1)
+    backend = DuckBackend()
+    got = engine_results(backend, enron_store, None)
+    assert_same(pandas_results(enron_store, None), got)
+
+
 def _mbox(messages: list[tuple[str, str, str, str]]) -> str:
     """An mbox of (Message-ID, From, Subject, Date) messages to one address."""
     return "".join(

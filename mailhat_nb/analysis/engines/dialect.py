@@ -30,6 +30,8 @@ class Dialect:
     last_fmt: str           # the last element of a list, NULL when empty
     empty_list: str         # an empty list of strings
     arrow: bool             # Spark's ``x -> body`` rather than DuckDB's ``lambda x: body``
+    shl_fmt: str            # a 64-bit integer shifted left
+    shr_fmt: str            # a 64-bit integer shifted right
 
     def lam(self, var: str, body: str) -> str:
         """A one-argument lambda."""
@@ -59,6 +61,14 @@ class Dialect:
         """Microseconds since the epoch of a UTC timestamp."""
         return f"{self.epoch_us_fn}({ts})"
 
+    def shl(self, value: str, bits: str) -> str:
+        """``value << bits``."""
+        return self.shl_fmt.format(value, bits)
+
+    def shr(self, value: str, bits: str) -> str:
+        """``value >> bits``."""
+        return self.shr_fmt.format(value, bits)
+
     def explode(self, items: str) -> str:
         """One row per element of ``items`` (NULL and empty lists give none)."""
         return f"{self.explode_fn}({items})"
@@ -68,11 +78,11 @@ DUCKDB: Final = Dialect(
     name="duckdb", transform_fn="list_transform", filter_fn="list_filter", size_fn="len",
     hash_fn="hash", epoch_us_fn="epoch_us", explode_fn="unnest", last_fmt="{}[-1]",
     empty_list="CAST([] AS VARCHAR[])",
-    arrow=False,
+    arrow=False, shl_fmt="({} << {})", shr_fmt="({} >> {})",
 )
 SPARK: Final = Dialect(
     name="spark", transform_fn="transform", filter_fn="filter", size_fn="size",
     hash_fn="xxhash64", epoch_us_fn="unix_micros", explode_fn="explode",
     last_fmt="try_element_at({}, -1)", empty_list="CAST(array() AS ARRAY<STRING>)",
-    arrow=True,
+    arrow=True, shl_fmt="shiftleft({}, {})", shr_fmt="shiftright({}, {})",
 )

@@ -50,6 +50,8 @@ from mailhat_nb.analysis.dedupe import HEADER_DATE_SOURCES, SUSPECT_BEFORE
 from mailhat_nb.analysis.engines.dialect import Dialect
 from mailhat_nb.analysis.identity import SENT_LABELS
 
+#: Teams of up to this many accounts have who holds each message as a 64-bit mask.
+MASK_ACCOUNTS = 62
 #: Positions are ``folder rank * 2**32 + uid``; a copy's preference goes above them.
 RANK_SHIFT = 2**32
 PREF_SHIFT = 2**60
@@ -73,6 +75,15 @@ class Queries:
     d: Dialect
     source: str          # the raw Parquet rows: a table function or a view name
     now_us: int          # "now" for the plausible-date rule, fixed once per run
+    masks: bool = False  # who holds a message as a bit mask of accounts (MASK_ACCOUNTS or fewer)
+
+    def bit(self, aid: str) -> str:
+        """The bit of account ``aid`` in a mask."""
+        return self.d.shl("CAST(1 AS BIGINT)", aid)
+
+    def holds(self, mask: str, aid: str) -> str:
+        """Whether ``mask`` has account ``aid``'s bit."""
+        return f"({self.d.shr(mask, aid)} & 1) = 1"
 
     # ------------------------------------------------------------------ expressions
 
@@ -245,17 +256,18 @@ class Queries:
         string is held for every stored row.
         """
         d = self.d
+        more = ", mask, copies" if self.masks else ""
         return f"""
             SELECT pos, sender, from_name, ts, offset_min,
                    CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
-                   rcpts, l
+                   rcpts, l{more}
             FROM (SELECT k.kpos AS pos, r.sender, r.from_name,
                          r.date AS ts, CAST(r.date_offset_min AS INT) AS offset_min,
                          coalesce({self.clean_id('r.in_reply_to')},
                                   {self.clean_id(d.last('r.references'))}) AS parent,
                          CASE WHEN r.sender IN (SELECT address FROM me)
                               THEN {self.rcpts(ordered=False)} END AS rcpts,
-                         k.l
+                         k.l{more}
                   FROM srcv r JOIN kept k ON {self.pos()} = k.kpos) t"""
 
     # ------------------------------------------------------------------ the duplicate rule
@@ -311,24 +323,34 @@ class Queries:
         return (f"SELECT count(*) AS n FROM (SELECT ck FROM {table} {where}GROUP BY ck "
                 f"HAVING min(l) <> max(l)) t")
 
-    @staticmethod
-    def kept() -> str:
-        """Per message: the kept row (a header-dated copy first, then the first)."""
+    def kept(self) -> str:
+        """Per message: the kept row (a header-dated copy first, then the first).
+
+        With :attr:`masks`, also the accounts that hold a copy (``mask``) and
+        how many rows it had (``copies``): that takes the place of ``held``.
+        """
+        more = (f", bit_or({self.bit('aid')}) AS mask, count(*) AS copies" if self.masks
+                else "")
         return (f"SELECT l, min(CAST(pref AS BIGINT) * {PREF_SHIFT} + pos) % {PREF_SHIFT} "
-                f"AS kpos FROM lab GROUP BY l")
+                f"AS kpos{more} FROM lab GROUP BY l")
 
     @staticmethod
     def held() -> str:
         """(message label, account): the account's mailbox holds ``n`` copies."""
         return "SELECT l, aid, count(*) AS n FROM lab GROUP BY l, aid"
 
-    @staticmethod
-    def senders_of() -> str:
+    def senders_of(self) -> str:
         """(message label, account) for the team's messages: who sent it (docs/team.md).
 
         The owners of its From address that hold a copy; when none does,
         every owner of the address.
         """
+        if self.masks:
+            owned = f"SELECT address, bit_or({self.bit('aid')}) AS om FROM owners GROUP BY address"
+            return f"""
+                SELECT u.l, o.aid FROM u JOIN owners o ON u.sender = o.address
+                JOIN ({owned}) w ON u.sender = w.address
+                WHERE (u.mask & w.om) = 0 OR {self.holds('u.mask', 'o.aid')}"""
         return """
             WITH cand AS (SELECT u.l, o.aid FROM u JOIN owners o ON u.sender = o.address),
             hold AS (SELECT c.l, c.aid, CASE WHEN h.l IS NULL THEN 0 ELSE 1 END AS holds
@@ -491,14 +513,26 @@ class Queries:
                 FROM (SELECT l, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
                 JOIN sends s ON t.l = s.l
                 WHERE t.rc NOT IN (SELECT address FROM me) GROUP BY t.rc, s.aid),
-            recv AS (
-                SELECT u.sender AS contact, h.aid, count(*) AS received
-                FROM u JOIN held h ON u.l = h.l
-                WHERE u.sender IS NOT NULL AND u.sender NOT IN (SELECT address FROM me)
-                GROUP BY u.sender, h.aid)
+            recv AS ({self._received()})
             SELECT coalesce(s.contact, r.contact) AS contact, coalesce(s.aid, r.aid) AS aid,
                    coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received
             FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact AND s.aid = r.aid"""
+
+    def _received(self) -> str:
+        """Per contact and account: the contact's messages the account's mailbox holds."""
+        if self.masks:    # per (contact, mask) first: a few rows per contact, then the bits
+            return f"""
+                SELECT g.sender AS contact, a.aid, sum(g.n) AS received
+                FROM (SELECT sender, mask, count(*) AS n FROM u
+                      WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
+                      GROUP BY sender, mask) g
+                JOIN accts a ON {self.holds('g.mask', 'a.aid')}
+                GROUP BY g.sender, a.aid"""
+        return """
+                SELECT u.sender AS contact, h.aid, count(*) AS received
+                FROM u JOIN held h ON u.l = h.l
+                WHERE u.sender IS NOT NULL AND u.sender NOT IN (SELECT address FROM me)
+                GROUP BY u.sender, h.aid"""
 
     def internal(self) -> str:
         """Per (sending account, recipient account): the team's messages between them."""
@@ -529,16 +563,18 @@ class Queries:
         two or more rows exactly when each of its rows shares a key with
         another): no second label propagation, within each account, is
         needed. Such rows are in the same team message too, so only the
-        messages an account holds twice or more (``held``) are looked at.
+        messages an account holds twice or more are looked at (``held``; or,
+        with masks, the messages with more rows than holders).
         Rows are counted per (folder, UIDVALIDITY) rank, the position's high
         bits, then per folder.
         """
         def vrank(pos: str) -> str:
             return f"CAST(floor({pos} / {RANK_SHIFT}) AS BIGINT)"
+        twice = ("JOIN (SELECT l FROM u WHERE copies > bit_count(mask)) h ON x.l = h.l"
+                 if self.masks else   # more rows than holders: some account holds two
+                 "JOIN (SELECT l, aid FROM held WHERE n > 1) h ON x.l = h.l AND x.aid = h.aid")
         return f"""
-            WITH c AS (SELECT x.pos, x.aid, x.idk, x.ck FROM lab x
-                       JOIN (SELECT l, aid FROM held WHERE n > 1) h
-                       ON x.l = h.l AND x.aid = h.aid),
+            WITH c AS (SELECT x.pos, x.aid, x.idk, x.ck FROM lab x {twice}),
             di AS (SELECT aid, idk FROM c WHERE idk IS NOT NULL
                    GROUP BY aid, idk HAVING count(*) > 1),
             dc AS (SELECT aid, ck FROM c GROUP BY aid, ck HAVING count(*) > 1),

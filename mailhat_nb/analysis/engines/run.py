@@ -22,7 +22,7 @@ import pandas as pd
 
 from mailhat_nb.analysis.addresses import as_address_set, check_addresses, is_address
 from mailhat_nb.analysis.dedupe import NAT, to_utc
-from mailhat_nb.analysis.engines.queries import Queries
+from mailhat_nb.analysis.engines.queries import MASK_ACCOUNTS, Queries
 from mailhat_nb.analysis.health import HEALTH_COLUMNS, FolderCounts, finish_health
 from mailhat_nb.analysis.identity import OWN_COLUMNS, TEAM_OWN_COLUMNS
 from mailhat_nb.analysis.metrics import (
@@ -144,8 +144,10 @@ class Analysis:
 
         dialect = {"duckdb": DUCKDB, "spark": SPARK}[backend.dialect_name]
         self.q = Queries(dialect, backend.source(self.store),
-                         int(time.time() * 1_000_000))
+                         int(time.time() * 1_000_000), masks=len(self.accounts) <= MASK_ACCOUNTS)
         backend.register("folders", self.folders)
+        backend.register("accts", pd.DataFrame({"aid": np.arange(len(self.accounts),
+                                                                 dtype=np.int64)}))
         keys = None if accounts is None else sorted(set(self.folders["akey"]))
         backend.view("src", self.q.src(keys))
         self._me: pd.DataFrame | None = None
@@ -240,7 +242,8 @@ class Analysis:
         b.table("kept", q.kept())
         b.table("u", q.unique())
         b.drop("kept")
-        b.table("held", q.held())
+        if not q.masks:     # else `u` says who holds each message
+            b.table("held", q.held())
         self._deduped = True
 
     def _labels(self, name: str) -> None:
