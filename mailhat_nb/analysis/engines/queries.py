@@ -20,8 +20,9 @@ The tables, in the order :class:`~.run.Analysis` builds them:
 ``fv``       (registered) each folder's UIDVALIDITY values, ranked.
 ``m``        one narrow row per stored row: position, keys of the duplicate
              rule as 64-bit hashes, date, what data health counts; no strings.
-``mixed``    content keys whose rows carry different recipient lists.
-``rk``       the recipient-set hash of the rows under a ``mixed`` key.
+``gck``      per content key: its smallest position; whether its rows carry
+             different recipient lists (``mixed``).
+``rk``       the rows under a mixed key: their key with the recipient set.
 ``lab``      each row's message label (connected components of the two
              keys, across the team).
 ``kept``     per message: the row that stands for it and how many rows it had.
@@ -233,20 +234,31 @@ class Queries:
                   FROM srcv r) t"""
 
     @staticmethod
-    def mixed() -> str:
-        """Content keys whose rows carry different recipient lists (as stored)."""
-        return "SELECT ck FROM m GROUP BY ck HAVING min(rr) <> max(rr)"
+    def content_groups() -> str:
+        """``gck``: per content key, its smallest position, and whether it is ``mixed``.
+
+        Mixed: its rows carry different recipient lists (as stored), so the
+        recipient sets must be compared (:meth:`recipient_keys`) before the
+        key says which rows are one message.
+        """
+        return ("SELECT ck, min(pos) AS lc, CASE WHEN min(rr) <> max(rr) THEN 1 ELSE 0 END "
+                "AS mixed FROM m GROUP BY ck")
 
     def recipient_keys(self) -> str:
-        """A hash of the recipient set, for the rows of the :meth:`mixed` content keys."""
+        """``rk``: the rows of the mixed content keys, their full key and its smallest position."""
+        full = self.d.hash("x.ck", "x.rh")
         return f"""
-            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM srcv r
-            WHERE {self.pos()} IN (SELECT pos FROM m WHERE ck IN (SELECT ck FROM mixed))"""
+            SELECT pos, ck, min(pos) OVER (PARTITION BY ck) AS lc
+            FROM (SELECT x.pos, {full} AS ck
+                  FROM (SELECT mm.pos, mm.ck, {self.d.hash(self.rcpts())} AS rh
+                        FROM srcv r JOIN (SELECT pos, ck FROM m WHERE ck IN (
+                                              SELECT ck FROM gck WHERE mixed = 1)) mm
+                        ON {self.pos()} = mm.pos) x) t"""
 
     @staticmethod
     def no_recipient_keys() -> str:
         """An empty ``rk`` (no content key is mixed), typed as :meth:`recipient_keys`."""
-        return "SELECT pos, ck AS rh FROM m WHERE 1 = 0"
+        return "SELECT pos, ck, pos AS lc FROM m WHERE 1 = 0"
 
     def unique(self) -> str:
         """``u``: the unique messages, each its kept row's values and label.
@@ -272,26 +284,27 @@ class Queries:
 
     # ------------------------------------------------------------------ the duplicate rule
 
-    def first_labels(self) -> str:
-        """Each row's full keys and its label after a first pass, and whether it ``moved``.
+    @staticmethod
+    def first_labels() -> str:
+        """Each row's full key and its label after a first pass, and whether it ``moved``.
 
         The first pass, from each row's own position as its label: the
-        smallest position per content key, then the smallest of those per
-        Message-ID (window aggregates: one statement, no join back). A row
-        ``moved`` when its ID's label is smaller than its content key's: only
-        the content keys of such rows can still disagree (see :meth:`unsettled`).
+        smallest position per content key (``gck``, or ``rk`` for the rows
+        of a mixed key), then the smallest of those per Message-ID (a window
+        aggregate). A row ``moved`` when its ID's label is smaller than its
+        content key's: only the content keys of such rows can still disagree
+        (see :meth:`unsettled`).
         """
-        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {self.d.hash('m.ck', 'rk.rh')} END"
-        return f"""
+        return """
             SELECT pos, aid, idk, ck, pref, dq, bad, l,
                    CASE WHEN l < lc THEN 1 ELSE 0 END AS moved
             FROM (SELECT pos, aid, idk, ck, pref, dq, bad, lc,
                          CASE WHEN idk IS NULL THEN lc
                               ELSE min(lc) OVER (PARTITION BY idk) END AS l
-                  FROM (SELECT pos, aid, idk, ck, pref, dq, bad,
-                               min(pos) OVER (PARTITION BY ck) AS lc
-                        FROM (SELECT m.pos, m.aid, m.idk, {ck} AS ck, m.pref, m.dq, m.bad
-                              FROM m LEFT JOIN rk ON m.pos = rk.pos) t0) t1) t2"""
+                  FROM (SELECT m.pos, m.aid, m.idk, coalesce(rk.ck, m.ck) AS ck, m.pref, m.dq,
+                               m.bad, coalesce(rk.lc, g.lc) AS lc
+                        FROM m JOIN gck g ON m.ck = g.ck
+                        LEFT JOIN rk ON m.pos = rk.pos) t0) t1"""
 
     @staticmethod
     def propagate(table: str) -> str:

@@ -217,7 +217,7 @@ class Analysis:
     # ------------------------------------------------------------------ duplicate rule
 
     def _dedupe(self) -> None:
-        """Build the tables of the duplicate rule once: ``m`` to ``held`` (see :mod:`.queries`)."""
+        """Build the tables of the duplicate rule once: ``m`` to ``u`` (see :mod:`.queries`)."""
         if self._deduped:
             return
         me = self.own_addresses()
@@ -235,8 +235,8 @@ class Analysis:
         b.view("srcv", q.ranked())
         b.table("m", q.messages())
         # The set key of the recipients only where stored lists differ under one content key.
-        b.table("mixed", q.mixed())
-        mixed = int(b.frame("SELECT count(*) AS n FROM mixed")["n"].iloc[0])
+        b.table("gck", q.content_groups())
+        mixed = int(b.frame("SELECT count(*) AS n FROM gck WHERE mixed = 1")["n"].iloc[0])
         b.table("rk", q.recipient_keys() if mixed else q.no_recipient_keys())
         self._labels("lab")
         b.table("kept", q.kept())
@@ -250,7 +250,7 @@ class Analysis:
         """Label propagation into table ``name`` until every content key agrees."""
         b, q = self.backend, self.q
         b.table(name, q.first_labels())
-        for table in ("m", "rk", "mixed"):   # `name` holds all that is needed from here on
+        for table in ("m", "gck", "rk"):   # `name` holds all that is needed from here on
             b.drop(table)
         if int(b.frame(q.unsettled(name, moved_only=True))["n"].iloc[0]) == 0:
             return
