@@ -359,10 +359,9 @@ class Queries:
         every owner of the address.
         """
         if self.masks:
-            owned = f"SELECT address, bit_or({self.bit('aid')}) AS om FROM owners GROUP BY address"
             return f"""
                 SELECT u.l, o.aid FROM u JOIN owners o ON u.sender = o.address
-                JOIN ({owned}) w ON u.sender = w.address
+                JOIN ({self._owned()}) w ON u.sender = w.address
                 WHERE (u.mask & w.om) = 0 OR {self.holds('u.mask', 'o.aid')}"""
         return """
             WITH cand AS (SELECT u.l, o.aid FROM u JOIN owners o ON u.sender = o.address),
@@ -521,15 +520,32 @@ class Queries:
         """Per contact and account: messages sent by the account, and received in its mailbox."""
         explode = self.d.explode("rcpts")
         return f"""
-            WITH sent AS (
-                SELECT t.rc AS contact, s.aid, count(*) AS sent
-                FROM (SELECT l, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
-                JOIN sends s ON t.l = s.l
-                WHERE t.rc NOT IN (SELECT address FROM me) GROUP BY t.rc, s.aid),
+            WITH sent AS ({self._sent(explode)}),
             recv AS ({self._received()})
             SELECT coalesce(s.contact, r.contact) AS contact, coalesce(s.aid, r.aid) AS aid,
                    coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received
             FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact AND s.aid = r.aid"""
+
+    def _sent(self, explode: str) -> str:
+        """Per contact and account: the account's messages to the contact (``senders_of``)."""
+        if self.masks:    # the rule of senders_of on each row, against the small owners table
+            return f"""
+                SELECT t.rc AS contact, o.aid, count(*) AS sent
+                FROM (SELECT sender, mask, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
+                JOIN owners o ON t.sender = o.address
+                JOIN ({self._owned()}) w ON t.sender = w.address
+                WHERE ((t.mask & w.om) = 0 OR {self.holds('t.mask', 'o.aid')})
+                  AND t.rc NOT IN (SELECT address FROM me)
+                GROUP BY t.rc, o.aid"""
+        return f"""
+                SELECT t.rc AS contact, s.aid, count(*) AS sent
+                FROM (SELECT l, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
+                JOIN sends s ON t.l = s.l
+                WHERE t.rc NOT IN (SELECT address FROM me) GROUP BY t.rc, s.aid"""
+
+    def _owned(self) -> str:
+        """Per team address, the mask of the accounts that own it."""
+        return f"SELECT address, bit_or({self.bit('aid')}) AS om FROM owners GROUP BY address"
 
     def _received(self) -> str:
         """Per contact and account: the contact's messages the account's mailbox holds."""

@@ -386,7 +386,9 @@ class Analysis:
 
     def contacts_by_account(self) -> pd.DataFrame:
         """Per contact and account: :func:`mailhat_nb.contacts.contacts_by_account`."""
-        self._sends()
+        if not self.q.masks:
+            self._sends()
+        self._dedupe()
         raw = self.backend.frame(self.q.by_account())
         out = pd.DataFrame({
             "contact": pd.Series(raw["contact"], dtype="str"),
