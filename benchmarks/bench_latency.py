@@ -621,6 +621,12 @@ def readme_block(rows: list[Row], breakdown: dict[str, Any],
         worst = max(diagnose, key=lambda d: d["round_trips"])
         notes.append(f"diagnose: the connection that waited most, to the {worst['listener']} "
                      f"port, {worst['round_trips']}: {collapse(worst['waits'])}")
+        per_port: dict[str, list[int]] = {}
+        for conn in diagnose:
+            per_port.setdefault(conn["listener"], []).append(conn["round_trips"])
+        notes.append("diagnose, each preset's connection by port (a port two presets share "
+                     "has two): " + ", ".join(f"{port} {' and '.join(map(str, sorted(rts)))}"
+                                              for port, rts in per_port.items()))
     farthest = f"at {max(r.rtt_ms for r in rows):g} ms"
     notes += [line for line in growth(rows)["folders"] if farthest in line]
     if notes:

@@ -19,6 +19,7 @@ user input must pass it through :func:`mailhat_nb.secrets.redact` first.
     │   ├── AuthFailed        the server rejected the credentials
     │   ├── CommandFailed     a raw command of the sync's fast path got a tagged NO or BAD
     │   ├── ConnectFailed     a sync's first connection failed: a setting to fix
+    │   ├── PlaintextRefused  the server refuses passwords without encryption: none was sent
     │   ├── ConnectionLost    the connection dropped; callers may retry
     │   └── ServerMisbehaved  the server sent what no mail server sends; no retry helps
     ├── DnsError              a DNS lookup failed (``code``: dns_not_found, dns_servfail ...)
@@ -108,6 +109,15 @@ class CommandFailed(MailServerError):
     def __init__(self, command: str, status: str, text: str) -> None:
         super().__init__(f"the server answered {command} with {status}: {text}")
         self.command, self.status, self.text = command, status, text
+
+
+class PlaintextRefused(MailServerError):
+    """The server refuses passwords on this unencrypted connection, so none was sent.
+
+    It said so before the login (``LOGINDISABLED``, RFC 3501 6.2.3: a client
+    must not send LOGIN then). Not :class:`AuthFailed`: no login was tried,
+    and the password may well be right; the remedy is encryption.
+    """
 
 
 class KernelFailed(MailhatError):

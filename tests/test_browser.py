@@ -7,7 +7,9 @@ port and stops by its pid (with its process group: the kernels it started):
   fill the form by its labels, run, read the verdict; the password box is
   empty afterwards and the password appears nowhere in the page;
 * the doctor notebook in JupyterLab: run all cells, run the doctor with the
-  password from the environment, read the verdict;
+  password from the environment, read the verdict, then press "Sync this
+  mailbox": the sync runs in place, in the same kernel, with no password
+  asked and no kernel switched;
 * the correspondence notebook in Voilà: the charts draw, follow a choice of
   contact, and switch tabs.
 
@@ -41,7 +43,7 @@ from mailhat_nb.lab import Lab, LabInfo
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 NOTEBOOKS = ROOT / "notebooks"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 START_TIMEOUT = 90.0
@@ -208,7 +210,9 @@ def test_voila_doctor_app(browser: Any, lab_info: LabInfo, lab_password: str,
         verdict = page.get_by_text("⚠ Certificate for another name")
         verdict.wait_for()
         assert page.get_by_text(
-            "Usable now (login not tried, unencrypted): IMAP option 2").count() == 1
+            "Incoming (IMAP), usable now but untested (unencrypted, login not tried)",
+            exact=True).count() == 1
+        assert page.get_by_role("button", name="Sync this mailbox").is_hidden()
         page.get_by_text("Use this server name instead").wait_for()
         helper = page.get_by_role("cell", name="Problem", exact=True)
         _tall_shot(page, _screenshots(tmp_path) / "doctor-voila-certificate.png", verdict,
@@ -264,6 +268,17 @@ def test_doctor_notebook_in_jupyterlab(browser: Any, lab_info: LabInfo, lab_pass
         page.keyboard.press("Control+b")  # fold the file browser away for the picture
         page.wait_for_timeout(300)
         page.screenshot(path=str(_screenshots(tmp_path) / "doctor-jupyterlab.png"))
+        # The good verdict offers the sync in place: same kernel, nothing typed again.
+        page.get_by_role("button", name="Sync this mailbox").click()
+        total = sum(lab_info.folders.values())
+        stored = page.get_by_text(f"Stored {total:,} messages").first
+        stored.wait_for()
+        page.get_by_text("the password that worked there is reused, not asked again").wait_for()
+        page.get_by_text("every folder matches the server's count").first.wait_for()
+        assert (tmp_path / ".store").is_dir()  # the notebook's store parameter, ../.store
+        assert lab_password not in page.content()
+        _tall_shot(page, _screenshots(tmp_path) / "doctor-sync-in-place.png",
+                   page.get_by_text(f"Use IMAP option 1: {lab_info.server}").first, stored)
         page.close()
 
 

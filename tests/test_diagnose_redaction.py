@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,16 +55,48 @@ def test_no_password_in_any_output_or_log(user: str, wrong: bool, plain: bool, l
     report = diagnose(account, presets=lab_info.presets, ca_file=lab_info.ca_file, timeout=3,
                       allow_plaintext_login=plain)
     assert report.verdict.code == ("auth_failed" if wrong else "ok")
-    # the probes really logged in (or tried): the transcripts show masked credentials
+    # the probes really logged in (or tried): the transcripts show masked credentials,
+    # the initial responses (SASL-IR, RFC 4954/5034) carrying the password in base64
     shown = [ln.text for r in report.results for ln in r.transcript if ln.direction == "C"]
     assert any(t.endswith("AUTHENTICATE PLAIN ***") for t in shown)
     assert any(t == "AUTH PLAIN ***" for t in shown)
+    # IMAP over SSL/TLS logs in with its first command: the greeting listed SASL-IR (a
+    # wrong password is tried once per protocol, maybe on 143 first)
+    imaps = next(r for r in report.results if r.preset.id == "hostgator-imap-ssl")
+    if not wrong:
+        assert next(ln.text for ln in imaps.transcript if ln.direction == "C") == \
+            "M001 AUTHENTICATE PLAIN ***"
     # (the lab's Exim, as cPanel's, offers no AUTH without TLS: nothing to try in clear)
     assert all(r.login_tried == (plain and r.protocol != "smtp")
                for r in report.results if r.security == "none")
     assert caplog.records  # the transcript is logged at DEBUG
     texts = [*everything(report), caplog.text, repr(account), str(account.to_dict())]
     for secret in forms(email, password):
+        for text in texts:
+            assert secret not in text
+
+
+@pytest.mark.parametrize(("wrong", "plain"), [(False, False), (True, False), (False, True)])
+def test_no_password_in_the_longer_logins(wrong: bool, plain: bool, lab: Lab,
+                                          scenario: Callable[[str], LabInfo],
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Without SASL PLAIN: SASL LOGIN's username and password, each its own line, masked."""
+    info = scenario("no-auth-plain")
+    password = lab.password("alice") + ("-wrong" if wrong else "")
+    caplog.set_level(logging.DEBUG, logger="mailhat_nb")
+    account = Account.from_input("alice@localhost", password, server=info.server)
+    report = diagnose(account, presets=info.presets, ca_file=info.ca_file, timeout=3,
+                      allow_plaintext_login=plain)
+    assert report.verdict.code == ("auth_failed" if wrong else "ok")
+    for result in report.results:
+        if not result.login_tried:
+            continue
+        shown = [ln.text for ln in result.transcript if ln.direction == "C"]
+        at = next(i for i, t in enumerate(shown) if t.endswith(("AUTHENTICATE LOGIN",
+                                                                 "AUTH LOGIN")))
+        assert shown[at + 1:at + 3] == ["***", "***"], (result.preset.id, shown)
+    texts = [*everything(report), caplog.text]
+    for secret in forms("alice@localhost", password):
         for text in texts:
             assert secret not in text
 

@@ -501,11 +501,15 @@ def test_short_passwords_leave_every_text_intact(
     assert f"probing IMAP option 1: localhost, port {server.port}, no encryption as " \
            "user@localhost" in texts
     assert GREETING in texts
-    assert "* CAPABILITY IMAP4rev1" in texts
+    # the capabilities come from the greeting (no CAPABILITY sent): the doctor's note intact
+    assert "capabilities as the greeting lists them (RFC 3501 7.1): CAPABILITY not sent" in texts
+    assert server.received == ["M001 LOGOUT"]
     assert WITHHELD not in texts
-    dns, greeting = result.step("dns"), result.step("greeting")
+    dns, greeting, caps = result.step("dns"), result.step("greeting"), result.step("capabilities")
     assert dns is not None
     assert greeting is not None
+    assert caps is not None
+    assert caps.detail == "IMAP4REV1 (listed in the greeting)"
     assert dns.detail.startswith("localhost → ")
     assert greeting.detail == GREETING
     assert f"S: {GREETING}" in report.to_markdown()
@@ -523,10 +527,11 @@ def test_short_passwords_echoed_after_login_are_withheld_whole(
                        host="localhost", label="IMAP option 1", email="user@localhost",
                        allow_plaintext_login=True)
     (result,) = report.results
-    assert f'LOGIN "user@localhost" "{password}"' in server.received[1]  # it was sent ...
+    # it was sent (the first command: the greeting listed the capabilities) ...
+    assert server.received[0] == f'M001 LOGIN "user@localhost" "{password}"'
     lines = result.transcript
     login = next(i for i, ln in enumerate(lines) if ln.direction == "C" and "LOGIN" in ln.text)
-    assert lines[login].text == 'M002 LOGIN "user@localhost" ***'
+    assert lines[login].text == 'M001 LOGIN "user@localhost" ***'
     before = [ln.text for ln in lines[:login]]
     assert GREETING in before  # ... and what came before it is untouched
     assert f"probing IMAP option 1: localhost, port {server.port}, no encryption as " \

@@ -36,7 +36,13 @@ from mailhat_nb.diagnose.transcript import (
     redact_login,
     secret_forms,
 )
-from mailhat_nb.diagnose.wire import NotTLS, PeerClosed, ReadTimeout, TLSHandshakeError
+from mailhat_nb.diagnose.wire import (
+    Channel,
+    NotTLS,
+    PeerClosed,
+    ReadTimeout,
+    TLSHandshakeError,
+)
 from mailhat_nb.errors import PresetsError, UsageError
 from mailhat_nb.secrets import Secret
 
@@ -82,7 +88,8 @@ DESIGN_CODES = (
 
 
 @pytest.mark.parametrize("module", ["transcript", "wire", "certificate", "classify",
-                                    "normalise", "presets", "probe", "imap", "report"])
+                                    "normalise", "presets", "probe", "imap", "report",
+                                    "grouping", "verdict"])
 def test_docstring_examples_hold(module: str) -> None:
     mod = importlib.import_module(f"mailhat_nb.diagnose.{module}")
     failed, tried = doctest.testmod(mod)
@@ -116,7 +123,11 @@ def test_render_leaves_unknown_fields() -> None:
     ("a1 login bob hunter2", "a1 login bob ***"),
     ('a1 LOGIN "we\\"ird" {7+}', 'a1 LOGIN "we\\"ird" ***'),
     ("M002 AUTHENTICATE PLAIN AGJvYgBodW50ZXIy", "M002 AUTHENTICATE PLAIN ***"),
+    ("m1 authenticate plain AGJvYgBodW50ZXIy", "m1 authenticate plain ***"),
+    ("M001 AUTHENTICATE LOGIN", "M001 AUTHENTICATE LOGIN"),
     ("AUTH PLAIN AGJvYgBodW50ZXIy", "AUTH PLAIN ***"),
+    ("AUTH PLAIN =", "AUTH PLAIN ***"),  # an empty initial response (RFC 4954)
+    ("AUTH LOGIN Ym9i", "AUTH LOGIN ***"),  # the username as an initial response
     ("auth login", "auth login"),
     ("PASS hunter2", "PASS ***"),
     ("USER bob@x.com", "USER bob@x.com"),
@@ -142,6 +153,21 @@ def test_redactor_masks_sasl_continuations_until_the_exchange_ends() -> None:
     assert r2.client("AGJvYgBodW50ZXIy") == "***"
     r2.server("M002 OK done")
     assert r2.client("M003 LOGOUT") == "M003 LOGOUT"
+
+
+def test_pipelined_lines_pass_the_redactor_one_by_one() -> None:
+    """A write of several lines records each; a credential among them masks what follows."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        tr = Transcript(secret_forms("bob", "hunter2"))
+        chan = Channel(ours, tr, 1.0)
+        chan.send_lines(['M002 LIST "" "*"', "M003 NAMESPACE", "M004 EXAMINE INBOX"])
+        chan.send_lines(["M005 AUTHENTICATE PLAIN AGJvYgBodW50ZXIy", "aHVudGVyMg=="])
+        assert theirs.recv(4096).count(b"\r\n") == 5  # all sent
+        assert [ln.text for ln in tr.lines()] == [
+            'M002 LIST "" "*"', "M003 NAMESPACE", "M004 EXAMINE INBOX",
+            "M005 AUTHENTICATE PLAIN ***", "***"]
+        assert tr.credentials_sent
 
 
 def test_redact_login_without_parseable_user_masks_everything() -> None:

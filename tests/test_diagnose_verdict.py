@@ -150,7 +150,8 @@ def test_an_untested_unencrypted_preset_is_recommended_with_its_warning_not_as_w
                                         "port": 465, "security": "ssl"}
     md = report.to_markdown()
     assert "**Incoming (IMAP):**" not in md
-    assert "usable now but untested (unencrypted, login not tried):** IMAP 143" in md
+    assert ("usable now but untested (unencrypted, login not tried):** server "
+            "gator1.example.net, port 143, security no encryption") in md
     assert ("the server accepts the password without encryption here; the doctor did not "
             "send it") in v.summary
     assert "works" not in v.summary.split("Outgoing")[0]
@@ -265,12 +266,15 @@ def test_a_preset_not_tried_after_a_rejection_says_so() -> None:
     assert skipped.title == "Not tried (login rejected on another preset)"
     assert skipped.detail.startswith("not tried: IMAP 993 already rejected")
     assert "did not try it on this preset" in skipped.explanation
-    text = report.to_text()
-    assert "Not tried (login rejected on another preset). not tried: IMAP 993" in text
-    # every problem line carries its detail: none ends bare after the title
-    problems = [ln for ln in text.splitlines() if ln.startswith(("✗", "⚠"))]
+    text = " ".join(report.to_text().split())
+    assert ("Not tried (login rejected on another preset) on gator1.example.net port 143 (1 "
+            "preset stopped there): not tried: IMAP 993") in text
+    # --verbose: every problem line carries its detail, none ends bare after the title
+    verbose = report.to_text(verbose=True).split("Every preset:")[1].split("\n\n")[0]
+    problems = [ln.strip() for ln in verbose.splitlines() if ln.strip().startswith(("✗", "⚠"))]
     assert len(problems) == 2
     assert all(ln.partition(". ")[2].strip() for ln in problems), problems
+    assert "Not tried (login rejected on another preset). not tried: IMAP 993" in verbose
     md = report.to_markdown()
     assert "What happened: not tried: IMAP 993 already rejected" in md
 

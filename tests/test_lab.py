@@ -463,6 +463,27 @@ def test_smtp_starttls_offered_then_fails_and_465_still_works(  # type: ignore[n
         assert smtp.login("alice@localhost", lab_password)[0] == 235
 
 
+# -- The sync's fallback scenarios: IMAP without an extension.
+
+_TAKEN_AWAY = {"no-list-status": {"LIST-STATUS"}, "no-sasl-ir": {"SASL-IR"},
+               "no-condstore": {"CONDSTORE", "QRESYNC"},
+               "imap4rev1-only": {"LIST-STATUS", "SASL-IR", "CONDSTORE", "ESEARCH", "ENABLE",
+                                  "LIST-EXTENDED", "SPECIAL-USE"}}
+
+
+@pytest.mark.parametrize("name", list(_TAKEN_AWAY))
+def test_an_extension_is_taken_away_before_and_after_login(  # type: ignore[no-untyped-def]
+        name: str, scenario, lab_password: str) -> None:
+    info = scenario(name)
+    with _imap(info, "imaps") as client:
+        before = {c.decode().upper() for c in client.capabilities()}
+        client.login("alice@localhost", lab_password)
+        after = {c.decode().upper() for c in client.capabilities()}
+    assert not (before | after) & _TAKEN_AWAY[name]
+    assert "IMAP4REV1" in after
+    assert "AUTH=PLAIN" in before
+
+
 #: What each hostile server sends first in answer to a login (over TLS).
 AT_LOGIN = {"endless-line": b"* OK xxxxxxxx", "huge-literal": b"* CAPABILITY {4294967296}\r\nAAA",
             "literal-never-sent": b"* CAPABILITY {1000}\r\n"}
@@ -494,13 +515,45 @@ def test_the_sidecar_plays_each_hostile_server(scenario, misbehaviour: str) -> N
     plain.shutdown()
 
 
+def test_no_auth_plain_leaves_sasl_login_alone(scenario, lab_password: str) -> None:  # type: ignore[no-untyped-def]
+    info = scenario("no-auth-plain")
+    with _imap(info, "imaps") as client:
+        caps = {c.decode().upper() for c in client.capabilities()}
+        assert "AUTH=LOGIN" in caps
+        assert "AUTH=PLAIN" not in caps
+        # Dovecot's LOGIN command is PLAIN underneath: it says so, and refuses it
+        assert "LOGINDISABLED" in caps
+        with pytest.raises(LoginError):
+            client.login("alice@localhost", lab_password)
+    imap = imaplib.IMAP4_SSL("localhost", info.ports["imaps"], ssl_context=_ctx(info),
+                             timeout=5)
+    answers = [b"alice@localhost", lab_password.encode()]  # to "Username:", "Password:"
+    imap.authenticate("LOGIN", lambda challenge: answers.pop(0))
+    assert imap.select("INBOX", readonly=True)[0] == "OK"
+    imap.logout()
+    pop = poplib.POP3_SSL("localhost", info.ports["pop3s"], context=_ctx(info), timeout=5)
+    capa = pop.capa()
+    assert capa["SASL"] == ["LOGIN"]
+    assert "USER" in capa  # listed, and yet PASS fails: PLAIN is missing underneath
+    pop.user("alice@localhost")
+    with pytest.raises(poplib.error_proto, match="Unsupported authentication mechanism"):
+        pop.pass_(lab_password)
+    pop.close()
+    with _smtp(info, "submissions") as smtp:
+        smtp.ehlo()
+        assert smtp.esmtp_features["auth"].split() == ["LOGIN"]
+        assert smtp.login("alice@localhost", lab_password)[0] == 235  # with AUTH LOGIN
+
+
 def test_every_scenario_is_covered_here() -> None:
     covered = {"normal", "wrong-host-cert", "expired-cert", "self-signed", "pop-only",
                "plaintext-disabled", "plaintext-allowed", "no-greeting", "firewalled",
                "ip-blocked", "closed-port", "tls-broken", "starttls-broken",
                "self-signed-no-plaintext", "smtp-tls-handshake-fails", "smtp-starttls-fails",
                "smtp-tls-broken", "hostile-endless-line", "hostile-huge-literal",
-               "hostile-literal-never-sent", "hostile-garbage-after-greeting"}
+               "hostile-literal-never-sent", "hostile-garbage-after-greeting",
+               "no-auth-plain"}
+    covered |= set(_TAKEN_AWAY)
     assert set(SCENARIOS) == covered
 
 

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbstripout import strip_output
 
-from mailhat_nb.app.nbclean import problems
+from mailhat_nb.app.nbclean import declared_parameters, problems, unread_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +63,36 @@ def test_a_password_env_parameter_is_not_a_credential() -> None:
     nb = {"metadata": {}, "cells": [{"cell_type": "code", "execution_count": None, "outputs": [],
                                      "source": 'password_env = "MAILHAT_PASSWORD"\n'}]}
     assert problems(nb) == []
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize("path", _committed_notebooks(), ids=lambda p: p.name)
+def test_every_parameter_is_read_by_a_later_cell(path: Path) -> None:
+    # An agent who edits a parameter must see an effect: none may be declared for nothing.
+    nb = json.loads(path.read_text())
+    assert declared_parameters(nb), "no parameters cell"
+    assert unread_parameters(nb) == []
+
+
+def test_the_parameter_check_finds_one_nobody_reads() -> None:
+    def cell(source: str, tags: list[str] | None = None) -> dict[str, object]:
+        return {"cell_type": "code", "source": source, "metadata": {"tags": tags or []},
+                "outputs": [], "execution_count": None}
+
+    nb = {"metadata": {}, "cells": [
+        cell("email = 'a@example.com'\nserver = 'x'  # for the sync\nstore: str = 's'\n",
+             ["parameters"]),
+        cell("server = 'overwritten, not read'\n"),
+        {"cell_type": "markdown", "source": "server is mentioned here", "metadata": {}},
+        cell("Panel(email=email, store=store)\n")]}
+    assert declared_parameters(nb) == ["email", "server", "store"]
+    assert unread_parameters(nb) == ["server"]
+
+
+def test_no_page_asks_the_agent_to_switch_kernels() -> None:
+    # The doctor syncs in place ("Sync this mailbox"); a kernel switch is an expert's move.
+    pages = [*_committed_notebooks(), *ROOT.glob("docs/*.md"), ROOT / "README.md"]
+    for path in pages:
+        assert "change kernel" not in path.read_text().lower(), path

@@ -129,6 +129,47 @@ def test_output_widget_capture_is_caught_as_a_silent_cell(tmp_path: Path) -> Non
     assert "widgets" not in ran["metadata"]
 
 
+@pytest.mark.slow
+def test_a_headline_cell_runs_in_the_notebooks_kernel_and_leaves_no_trace(
+        tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from mailhat_nb.widgets.render import Html\n"
+                                  "panel = Html(f'<b>x is {x}</b>')\npanel"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"}})
+    path = tmp_path / "story.ipynb"
+    nbformat.write(nb, path)
+    ran = report.run_notebook(path, {"x": 2}, report.kernel_env("/tmp/none"),
+                              headline="panel")
+    assert len(ran["cells"]) == 4  # the injected parameters and the headline cell
+    assert report.take_headline(ran) == "<b>x is 2</b>"  # the kernel's own state
+    assert len(ran["cells"]) == 3
+    assert report.HEADLINE_TAG not in json.dumps(ran)
+
+
+def test_notebook_pages_hide_the_code_behind_a_button() -> None:
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell("DoctorPanel(email=email)", outputs=[
+            nbformat.v4.new_output("display_data", data={"text/html": "<b>verdict</b>"})]),
+    ])
+    page = report.to_html(nb)
+    assert "DoctorPanel" in page  # hidden, not removed: the button shows it
+    assert "<b>verdict</b>" in page
+    assert ".jp-CodeCell .jp-Cell-inputWrapper" in page
+    assert "body:not(.mh-code)" in page
+    assert ">Show the code</button>" in page
+    assert 'href="report.html"' in page
+
+
+def test_parameters_are_only_those_a_notebook_declares(tmp_path: Path) -> None:
+    info = FakeLab(running=True).info()
+    assert "server" not in report.parameters("03_correspondence", info, tmp_path)
+    assert "store" in report.parameters("03_correspondence", info, tmp_path)
+    assert "store" in report.parameters("01_connection_doctor", info, tmp_path)
+
+
 # --------------------------------------------------------------------------- the whole report
 
 
@@ -145,6 +186,18 @@ def test_report_renders_every_notebook_against_the_lab(lab: Lab, lab_info: LabIn
     assert [p["name"] for p in summary] == list(report.ORDER)
     assert all(p["ok"] for p in summary), summary
     page = index.read_text()
+    # the first page tells the story before the links: the verdict box, what was
+    # synced (messages, folders, data health), the top-contacts chart
+    flat = html.unescape(" ".join(page.split()))
+    story = [flat.index(f"Can {lab_info.email('alice')} connect to the CRM?"),
+             flat.index("✓ Use IMAP option 1: localhost, port"),
+             flat.index(f"username {lab_info.email('alice')} (IMAP option 1)"),
+             flat.index("What was synced"),
+             flat.index(f"{sum(lab_info.folders.values()):,} messages in "),
+             flat.index("every folder matches the server's count"),
+             flat.index("Top contacts"), flat.index("data:image/png;base64,"),
+             flat.index("The notebooks"), flat.index('href="notebooks/01_connection_doctor')]
+    assert story == sorted(story)
     for name in report.ORDER:
         assert f'href="{name}.html"' in page
         assert f'href="notebooks/{name}.ipynb"' in page
@@ -152,6 +205,8 @@ def test_report_renders_every_notebook_against_the_lab(lab: Lab, lab_info: LabIn
         assert "cdnjs" not in text
         assert "mathjax" not in text.lower()
         assert "application/vnd.jupyter.widget-state+json" not in text
+        assert ">Show the code</button>" in text
+        assert report.HEADLINE_TAG not in text
     doctor = html.unescape((out / "01_connection_doctor.html").read_text())
     assert "Use IMAP option 1" in doctor
     assert "from the lab's password file" in doctor

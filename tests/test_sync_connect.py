@@ -13,20 +13,25 @@ server crash and restart) pins that side.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from relay import relay
 
 from mailhat_nb import cli
 from mailhat_nb.errors import AuthFailed, ConnectFailed, ConnectionLost, MailServerError
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
-from mailhat_nb.sync.imap import ImapSettings
+from mailhat_nb.sync.imap import ImapSettings, ImapSource, system_trust
 
 #: Short, so the tests are quick; the default (10 s) is pinned in test_sync_units.
 WAIT = 1.5
@@ -136,6 +141,62 @@ def test_cli_takes_a_pasted_url_as_the_server(lab: Lab, lab_info: LabInfo,
     assert f"took the host name {lab_info.server}" in proc.stderr
     assert f"using the port {lab_info.ports['imaps']}" in proc.stderr
     assert "INBOX" in proc.stdout
+
+
+@pytest.mark.lab
+def test_cli_sends_no_password_where_the_server_refuses_it(
+        lab: Lab, tmp_path: Path, scenario: Callable[[str], LabInfo]) -> None:
+    # The plaintext-disabled scenario: on 127.0.0.2 the plain port lists
+    # LOGINDISABLED (RFC 3501 6.2.3: the client must not send LOGIN). The
+    # relay records every byte the sync sends.
+    info = scenario("plaintext-disabled")
+    password = lab.password("alice")
+    with relay(info.server, info.ports["imap"]) as wire:
+        proc = _cli(password, "sync", "--email", "alice@localhost", "--server", "127.0.0.1",
+                    "--port", str(wire.port), "--security", "none", "--password-env", "MH_PW",
+                    "--store", str(tmp_path / "store"))
+        sent = wire.sent()
+        greeting = wire.connections[0][0][1]
+    assert b"LOGINDISABLED" in greeting  # the scenario holds
+    assert proc.returncode == 1, proc.stderr
+    assert "this server refuses passwords without encryption: use ssl or starttls" \
+        in proc.stderr
+    assert "rejected the login" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert password.encode() not in sent
+    assert base64.b64encode(password.encode()) not in sent
+    assert not re.search(rb"(?im)^\S+ (LOGIN|AUTHENTICATE)\b", sent), sent
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.parquet"))
+
+
+@pytest.mark.lab
+def test_the_system_trust_verifies_from_the_hashed_directory(
+        lab: Lab, lab_info: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lab's CA in a hashed directory standing for the system's: a session
+    # with no --ca-file verifies the server through it, and parses nothing first.
+    hashed = tmp_path / "certs"
+    hashed.mkdir()
+    (hashed / "lab-ca.pem").write_bytes(Path(lab_info.ca_file).read_bytes())
+    subprocess.run(["openssl", "rehash", str(hashed)], check=True)
+    real = ssl.get_default_verify_paths()
+
+    def paths(cafile: str | None) -> ssl.DefaultVerifyPaths:
+        return ssl.DefaultVerifyPaths(cafile, str(hashed), real.openssl_cafile_env,
+                                      real.openssl_cafile, real.openssl_capath_env,
+                                      str(hashed))
+
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths(None))
+    assert system_trust().cert_store_stats()["x509_ca"] == 0
+    settings = ImapSettings("alice@localhost", "localhost", port=lab_info.ports["imaps"])
+    with ImapSource(settings, Secret(lab.password("alice"))) as session:
+        assert "IMAP4REV1" in session.capabilities.raw
+    # A bundle of the user's own (SSL_CERT_FILE elsewhere): loaded the default way,
+    # which reads it: here one without the lab's CA, so the server is not trusted.
+    other = tmp_path / "bundle.pem"
+    other.write_text("")
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths(str(other)))
+    with pytest.raises(ConnectFailed, match="certificate is not trusted"):
+        sync_account(settings, Secret(lab.password("alice")), tmp_path / "store")
 
 
 # --------------------------------------------------------------------------- no lab

@@ -29,7 +29,7 @@ def test_the_shared_server_is_reached_through_the_labs_dns(lab: Lab, lab_info: L
                           Secret(lab.password("info")))
     try:
         session.open()
-        assert session.folders()
+        assert session.folder_states()
     finally:
         session.close()
 

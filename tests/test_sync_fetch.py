@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailhat_nb.errors import MailServerError
+from mailhat_nb.errors import MailServerError, ServerMisbehaved
 from mailhat_nb.lab import Lab, LabInfo
-from mailhat_nb.sync import fetch
+from mailhat_nb.sync import fetch, wire
 from mailhat_nb.sync import uids as uid_sets
 from mailhat_nb.sync.borrowed import TESTED_IMAPCLIENT, imaplib_of
 from mailhat_nb.sync.parse import FETCH_HEADER_FIELDS
@@ -43,7 +43,7 @@ def reader(data: bytes, step: int = 7) -> fetch.ResponseReader:
 
 
 class FakeImap:
-    """Just enough of imaplib.IMAP4 for :class:`fetch.Wire`, with a scripted server."""
+    """Just enough of imaplib.IMAP4 for :class:`wire.Wire`, with a scripted server."""
 
     def __init__(self, answer: bytes, step: int = 13) -> None:
         self.file = io.BufferedReader(Trickle(answer, step), buffer_size=64)
@@ -159,43 +159,108 @@ def test_chunk_ranges_cover_every_uid_once(uids: list[int], size: int) -> None:
     assert all(sum(lo <= u <= hi for u in uids) <= size for lo, hi in ranges)
 
 
-def test_pipelined_answers_are_sorted_by_uid_not_by_arrival() -> None:
-    # Dovecot runs pipelined FETCHes concurrently: answers interleave and both
-    # tagged completions come last. A stray "* n FETCH" for a UID outside every
-    # range (n:* returning the last message) is dropped.
-    def msg(seq: int, uid: int) -> bytes:
-        return (b'* %d FETCH (UID %d FLAGS () INTERNALDATE "01-Jan-2021 00:00:00 +0000" '
-                b"RFC822.SIZE 10 BODY[HEADER.FIELDS (FROM)] {10}\r\nFrom: x\r\n\r\n)\r\n"
-                % (seq, uid))
+def _msg(seq: int, uid: int, header: bytes = b"From: x\r\n\r\n") -> bytes:
+    return (b'* %d FETCH (UID %d FLAGS () INTERNALDATE "01-Jan-2021 00:00:00 +0000" '
+            b"RFC822.SIZE 10 BODY[HEADER.FIELDS (FROM)] {%d}\r\n%s)\r\n"
+            % (seq, uid, len(header), header))
 
-    answer = (msg(1, 1) + msg(3, 10) + msg(2, 2) + b"* 4 EXISTS\r\n" + msg(4, 11)
-              + msg(9, 99) + b"T2 OK b\r\nT1 OK a\r\n")
+
+def test_pipelined_answers_are_sorted_by_uid_and_handed_back_in_order() -> None:
+    # Dovecot runs pipelined FETCHes concurrently: answers interleave, and here
+    # the second completes first. A stray "* n FETCH" for a UID outside every
+    # range (n:* returning the last message) is nobody's.
+    answer = (_msg(1, 1) + _msg(3, 10) + _msg(2, 2) + b"* 4 EXISTS\r\n" + _msg(4, 11)
+              + _msg(9, 99) + b"T2 OK b\r\nT1 OK a\r\n")
     imap = FakeImap(answer)
-    wire = fetch.Wire(imap)
-    got = list(fetch.fetch_ranges(wire, [(1, 5), (10, 12)], b"(UID)"))
-    assert [(rng, [m.uid for m in msgs]) for rng, msgs in got] == [((1, 5), [1, 2]),
-                                                                   ((10, 12), [10, 11])]
-    assert imap.sent == [b"T1 UID FETCH 1:5 (UID)\r\n", b"T2 UID FETCH 10:12 (UID)\r\n"]
-    assert wire.clean
+    line = wire.Wire(imap)
+    first = wire.Fetch(1, 5, b"(UID)", group="f", weight=5)
+    second = wire.Fetch(10, None, b"(UID)", group="f", weight=3)
+    line.submit(first, second)
+    assert list(line.results()) == [first, second]
+    assert [m.uid for m in first.result] == [1, 2]
+    assert [m.uid for m in second.result] == [10, 11, 99]
+    assert imap.sent == [b"T1 UID FETCH 1:5 (UID)\r\nT2 UID FETCH 10:* (UID)\r\n"]  # one write
+    assert line.clean
     assert imap.tagged_commands == {}
 
 
-def test_tagged_no_raises_and_bye_is_a_dropped_connection() -> None:
-    wire = fetch.Wire(FakeImap(b"T1 NO [SERVERBUG] oops\r\n"))
-    with pytest.raises(fetch.CommandFailed) as info:
-        wire.command(b"UID SEARCH ALL")
-    assert isinstance(info.value, MailServerError)
-    assert "oops" in str(info.value)
-    wire = fetch.Wire(FakeImap(b"* BYE shutting down\r\n"))
+def test_the_window_holds_back_what_would_overflow_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "WINDOW", 5)
+    imap = FakeImap(_msg(1, 1) + b"T1 OK\r\n" + _msg(2, 6) + b"T2 OK\r\n")
+    line = wire.Wire(imap)
+    line.submit(wire.Fetch(1, 5, b"(UID)", group="f", weight=5),
+                wire.Fetch(6, 10, b"(UID)", group="f", weight=5))
+    got = list(line.results())
+    assert [[m.uid for m in c.result] for c in got if isinstance(c, wire.Fetch)] == [[1], [6]]
+    assert imap.sent == [b"T1 UID FETCH 1:5 (UID)\r\n", b"T2 UID FETCH 6:10 (UID)\r\n"]
+
+
+def test_a_folders_answers_never_mix_with_the_next_folders() -> None:
+    # Both folders have a UID 1: only the order of the replies tells whose it is.
+    answer = (b"* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 4] ok\r\n"
+              b"T1 OK [READ-ONLY] done\r\n" + _msg(1, 1, b"From: a\r\n\r\n")
+              + b"T2 OK\r\n* 5 EXISTS\r\n* OK [UIDVALIDITY 8] ok\r\n"
+              b"* OK [HIGHESTMODSEQ 12] ok\r\nT3 OK [READ-ONLY] done\r\n"
+              + _msg(1, 1, b"From: b\r\n\r\n") + b"T4 OK\r\n")
+    line = wire.Wire(FakeImap(answer))
+    a, b = wire.Examine("A", "A"), wire.Examine("B", "B")
+    fa = wire.Fetch(1, None, b"(UID)", group="A", weight=3)
+    fb = wire.Fetch(1, None, b"(UID)", group="B", weight=5)
+    line.submit(a, fa, b, fb)
+    assert list(line.results()) == [a, fa, b, fb]
+    assert a.result == wire.FolderStatus(3, 4, 7, None)
+    assert b.result == wire.FolderStatus(5, 0, 8, 12)
+    assert [m.header for m in fa.result] == [b"From: a\r\n\r\n"]
+    assert [m.header for m in fb.result] == [b"From: b\r\n\r\n"]
+
+
+def test_a_tagged_no_fails_that_command_only_and_bye_is_a_dropped_connection() -> None:
+    imap = FakeImap(b'T1 NO [SERVERBUG] oops\r\n* STATUS "INBOX.a b" (MESSAGES 2 UIDNEXT 3)\r\n'
+                    b"T2 OK\r\n")
+    line = wire.Wire(imap)
+    search, status = wire.Search("f", esearch=False), wire.Status("INBOX.a b", ("MESSAGES",))
+    line.run(search, status)
+    assert (search.status, search.ok) == ("NO", False)
+    assert isinstance(search.failure(), MailServerError)
+    assert "oops" in str(search.failure())
+    assert status.result == wire.FolderStatus(2, 3, 0, None)
+    assert b'STATUS "INBOX.a b" (MESSAGES)' in imap.sent[0]
+    line = wire.Wire(FakeImap(b"* BYE shutting down\r\n"))
     with pytest.raises(ConnectionResetError):
-        wire.command(b"NOOP")
+        line.run(wire.Command(b"NOOP"))
+    assert not line.clean
 
 
-def test_esearch_answer_is_expanded() -> None:
-    wire = fetch.Wire(FakeImap(b'* ESEARCH (TAG "T1") UID ALL 1:3,7,9:10\r\nT1 OK\r\n'))
-    assert fetch.esearch_uids(wire) == [1, 2, 3, 7, 9, 10]
-    wire = fetch.Wire(FakeImap(b'* ESEARCH (TAG "T1") UID\r\nT1 OK\r\n'))
-    assert fetch.esearch_uids(wire) == []
+def test_esearch_answer_is_expanded_and_taken_by_its_tag_only() -> None:
+    line = wire.Wire(FakeImap(b'* ESEARCH (TAG "X9") UID ALL 5\r\n'
+                              b'* ESEARCH (TAG "T1") UID ALL 1:3,7,9:10\r\nT1 OK\r\n'))
+    search = wire.Search("f", esearch=True)
+    line.run(search)
+    assert search.result == [1, 2, 3, 7, 9, 10]
+    line = wire.Wire(FakeImap(b'* ESEARCH (TAG "T1") UID\r\nT1 OK\r\n'))
+    search = wire.Search("f", esearch=True)
+    line.run(search)
+    assert search.result == []
+
+
+def test_list_status_reads_names_flags_and_counts() -> None:
+    answer = (b'* LIST (\\HasChildren) "." INBOX\r\n* STATUS INBOX (MESSAGES 71 UIDNEXT 72 '
+              b'UIDVALIDITY 5 HIGHESTMODSEQ 9)\r\n* LIST (\\HasNoChildren \\Sent) "." '
+              b'"INBOX.Entw&APw-rfe"\r\n* STATUS "INBOX.Entw&APw-rfe" (MESSAGES 0 UIDNEXT 1 '
+              b'UIDVALIDITY 6 HIGHESTMODSEQ 1)\r\n* LIST (\\Noselect) "." {7}\r\nArchive\r\n'
+              b"T1 OK done\r\n")
+    imap = FakeImap(answer)
+    listing = wire.ListFolders(("MESSAGES", "UIDNEXT"), special_use=True)
+    wire.Wire(imap).run(listing)
+    assert imap.sent == [b'T1 LIST "" "*" RETURN (CHILDREN SPECIAL-USE STATUS (MESSAGES UIDNEXT))'
+                         b"\r\n"]
+    assert listing.folders == [
+        wire.FolderInfo("INBOX", ".", ("\\HasChildren",), True),
+        wire.FolderInfo("INBOX.Entwürfe", ".", ("\\HasNoChildren", "\\Sent"), True),
+        wire.FolderInfo("Archive", ".", ("\\Noselect",), False)]
+    assert listing.statuses == {"INBOX": wire.FolderStatus(71, 72, 5, 9),
+                                "INBOX.Entwürfe": wire.FolderStatus(0, 1, 6, 1)}
+    assert wire.mailbox('a"b\\c ü') == b'"a\\"b\\\\c &APw-"'
 
 
 # --------------------------------------------------------------------------- against the lab
@@ -219,11 +284,12 @@ def test_fast_path_matches_imapclient_on_the_demo_mailbox(alice: imapclient.IMAP
         section = f"BODY.PEEK[HEADER.FIELDS ({' '.join(FETCH_HEADER_FIELDS)})]"
         # imapclient needs an explicit UID list: fetch("1:*") raises in 4.0.1 / 4.1.0.
         theirs = alice.fetch(uids, ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", section])
-        wire = fetch.Wire(imaplib_of(alice))
-        ours = [m for _, got in fetch.fetch_ranges(
-            wire, uid_sets.chunk_ranges(fetch.esearch_uids(wire), 50),
-            fetch.fetch_items(FETCH_HEADER_FIELDS)) for m in got]
-        assert wire.clean
+        line = wire.Wire(imaplib_of(alice))
+        fetches = [wire.Fetch(lo, hi, fetch.fetch_items(FETCH_HEADER_FIELDS), group=folder,
+                              weight=50) for lo, hi in uid_sets.chunk_ranges(uids, 50)]
+        line.run(wire.Examine(folder, folder), *fetches)
+        ours = [m for f in fetches for m in f.result]
+        assert line.clean
         assert [m.uid for m in ours] == sorted(theirs)
         body_key = next(k for k in theirs[uids[0]] if k.startswith(b"BODY[HEADER"))
         for m in ours:
@@ -267,3 +333,90 @@ def test_an_imapclient_without_what_the_fast_path_borrows_is_said_plainly() -> N
 
     with pytest.raises(MailServerError, match=r"install imapclient>="):
         imaplib_of(Changed())  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+class Endless(io.RawIOBase):
+    """A server that streams ``chunk`` for ever; counts what was read of it."""
+
+    def __init__(self, head: bytes, chunk: bytes = b"x" * 4096) -> None:
+        self.head, self.chunk, self.given = head, chunk, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.head or self.chunk
+        self.head = b""
+        n = min(len(buf), len(data))
+        buf[:n] = data[:n]
+        self.given += n
+        return n
+
+
+def test_a_literal_past_its_bound_is_refused_before_a_byte_of_it_is_read() -> None:
+    stream = Endless(b"* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"01-Jan-2021 00:00:00 +0000\" "
+                     b"RFC822.SIZE 10 BODY[HEADER.FIELDS (FROM)] {4294967296}\r\n")
+    r = fetch.ResponseReader(io.BufferedReader(stream, buffer_size=1 << 16))
+    r.max_literal = 4 << 20
+    with pytest.raises(ServerMisbehaved, match="a literal of 4,294,967,296 bytes, more than"):
+        r.next_fetch()
+    assert stream.given < 1 << 20  # the 4 GB were announced, never read
+    r = fetch.ResponseReader(io.BufferedReader(Endless(b"* CAPABILITY {100}\r\n")))
+    r.max_literal = 0
+    with pytest.raises(ServerMisbehaved, match="a literal of 100 bytes where none belongs"):
+        r.next()
+
+
+def test_a_line_without_end_is_refused_at_its_bound() -> None:
+    for read in ("next", "next_fetch"):
+        stream = Endless(b"* CAPABILITY IMAP4rev1 ")
+        r = fetch.ResponseReader(io.BufferedReader(stream))
+        with pytest.raises(ServerMisbehaved, match="a line of more than 65,536 bytes"):
+            getattr(r, read)()
+        assert stream.given < 65_536 + fetch.READ_SIZE + 4096
+
+
+def test_an_answer_too_long_in_all_is_refused() -> None:
+    # Short literals one after the other, each within its bound, without end.
+    r = fetch.ResponseReader(io.BufferedReader(Endless(b"* 1 FETCH (", b"X {10}\r\n0123456789")))
+    with pytest.raises(ServerMisbehaved, match="an answer of more than"):
+        r.next()
+
+
+def test_the_wire_bounds_what_each_command_may_bring() -> None:
+    # A login's answer holds no literal; a header FETCH a few MB; a classic
+    # SEARCH a line as long as the folder's UIDs.
+    line = wire.Wire(FakeImap(b"* CAPABILITY {5}\r\nIMAP4\r\nT1 OK\r\n"))
+    with pytest.raises(ServerMisbehaved, match="where none belongs"):
+        line.run(wire.Authenticate("a@b", "pw"))
+    assert not line.clean
+    header = b"From: " + b"x" * 300_000 + b"\r\n\r\n"
+    answer = _msg(1, 1, header) + b"T1 OK\r\n"
+    fetched = wire.Fetch(1, None, b"(UID)", group="f", weight=1)
+    wire.Wire(FakeImap(answer, step=4096)).run(fetched)
+    assert fetched.result[0].header == header
+    uids = b" ".join(b"%d" % u for u in range(1, 30_001))
+    search = wire.Search("f", esearch=False, count=30_000)
+    wire.Wire(FakeImap(b"* SEARCH " + uids + b"\r\nT1 OK\r\n", step=4096)).run(search)
+    assert search.result == list(range(1, 30_001))
+    status = wire.Status("INBOX", ("MESSAGES",))  # a short answer: a short bound
+    with pytest.raises(ServerMisbehaved, match="a line of more than"):
+        wire.Wire(FakeImap(b"* SEARCH " + uids + b"\r\nT1 OK\r\n", step=4096)).run(status)
+
+
+def test_a_line_that_answers_nothing_sent_is_refused() -> None:
+    for answer in (b"T7 OK you never asked\r\n", b"\x16\x03\x01 garbage\r\n",
+                   b"HTTP/1.1 400 Bad Request\r\n"):
+        with pytest.raises(ServerMisbehaved, match="no answer to anything sent"):
+            wire.Wire(FakeImap(answer)).run(wire.Command(b"NOOP"))
+
+
+def test_a_fetch_range_keeps_one_message_per_uid_of_its_range() -> None:
+    # A server repeating the same message does not grow what the range holds.
+    answer = b"".join(_msg(1, 5) for _ in range(500)) + _msg(2, 99) + b"T1 OK\r\n"
+    fetched = wire.Fetch(1, 10, b"(UID)", group="f", weight=10)
+    wire.Wire(FakeImap(answer, step=4096)).run(fetched)
+    assert [m.uid for m in fetched.result] == [5]

@@ -28,6 +28,7 @@ from mailhat_nb.errors import AuthFailed, StoreError
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.lab.generate import generate_into_lab
 from mailhat_nb.secrets import Secret
+from mailhat_nb.sync import wire
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings
 from mailhat_nb.sync.store import Store, uidvalidity_events
@@ -77,6 +78,15 @@ def imap_client(lab: Lab, lab_info: LabInfo) -> Iterator[imapclient.IMAPClient]:
     client.login(BENCH, lab.password("bench"))
     yield client
     client.logout()
+
+
+@pytest.fixture
+def narrow_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One 100-message range asked at a time: a connection dropped after the first
+    chunk's commit then drops with most of the mailbox still unasked (with the
+    default window, all of a small mailbox is asked at once and may well have
+    arrived before the drop, which the sync then never notices)."""
+    monkeypatch.setattr(wire, "WINDOW", 100)
 
 
 @pytest.fixture
@@ -324,6 +334,7 @@ def test_a_folder_the_server_refuses_does_not_stop_the_others(
     assert {f.folder: f.rows for f in again.folders}["INBOX.Broken"] == 1
 
 
+@pytest.mark.usefixtures("narrow_window")
 def test_dropped_connection_is_retried(lab: Lab, lab_info: LabInfo, tmp_path: Path,
                                        bench: dict[str, int]) -> None:
     kicked = []
@@ -461,6 +472,7 @@ def _kill_server_side_of_my_connections(port: int) -> list[int]:
     return killed
 
 
+@pytest.mark.usefixtures("narrow_window")
 def test_server_crash_and_restart_mid_sync(lab: Lab, lab_info: LabInfo, tmp_path: Path,
                                            bench: dict[str, int],
                                            scenario: Callable[[str], LabInfo]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import imaplib
+import itertools
 import socket
 import ssl
 from pathlib import Path
@@ -13,12 +14,21 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from imapclient import exceptions as ice
 
-from mailhat_nb.errors import AuthFailed, ConnectionLost, MailServerError, UsageError
+from mailhat_nb.errors import (
+    AuthFailed,
+    ConnectionLost,
+    MailServerError,
+    PlaintextRefused,
+    UsageError,
+)
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync import engine, rows
 from mailhat_nb.sync import imap as imap_module
+from mailhat_nb.sync import uids as uid_sets
 from mailhat_nb.sync.fetch import FetchedMessage, parse_fetch
 from mailhat_nb.sync.imap import (
     CONNECT_TIMEOUT,
@@ -185,8 +195,8 @@ def test_progress_rate_and_eta() -> None:
 
 
 def test_unchanged_needs_every_number_to_match() -> None:
-    from mailhat_nb.sync.imap import FolderStatus
     from mailhat_nb.sync.store import FolderState
+    from mailhat_nb.sync.wire import FolderStatus
 
     state = FolderState("a", "INBOX", uidvalidity=1, uidnext=10, highestmodseq=5, messages=9,
                         complete=True)
@@ -282,3 +292,66 @@ def test_a_parse_worker_that_dies_says_how_and_what_it_said_last(
             broken.send(job)  # it is gone already: the first job is refused
     finally:
         broken.close()
+
+
+# --------------------------------------------------------------------------- login and ranges
+
+
+_LOGIN_CAPS = ["IMAP4REV1", "SASL-IR", "AUTH=PLAIN", "AUTH=LOGIN", "LOGINDISABLED", "STARTTLS",
+               "AUTH=CRAM-MD5", "LITERAL+"]
+
+
+@given(st.sets(st.sampled_from(_LOGIN_CAPS)), st.booleans(), st.booleans())
+def test_the_login_goes_only_where_the_server_takes_it(caps: set[str], encrypted: bool,
+                                                       ascii_only: bool) -> None:
+    # Decided from what the server listed, whatever else it listed and in any order.
+    try:
+        method = imap_module.login_method(caps, encrypted=encrypted, ascii_only=ascii_only,
+                                          where="h:143 (none)")
+    except PlaintextRefused as exc:
+        said = str(exc)
+        assert not encrypted
+        assert "LOGINDISABLED" in caps
+        assert "this server refuses passwords without encryption: use ssl or starttls" in said
+        return
+    except AuthFailed:
+        assert "AUTH=PLAIN" not in caps
+        assert not ascii_only or "LOGINDISABLED" in caps
+        return
+    assert encrypted or "LOGINDISABLED" not in caps  # never a password it refuses in clear
+    if method == "sasl-ir":
+        assert {"SASL-IR", "AUTH=PLAIN"} <= caps
+    elif method == "login":
+        assert ascii_only
+        assert "LOGINDISABLED" not in caps
+        assert not {"SASL-IR", "AUTH=PLAIN"} <= caps
+    else:
+        assert "AUTH=PLAIN" in caps
+        assert "SASL-IR" not in caps
+
+
+@given(st.integers(1, 10_000), st.integers(0, 12_000), st.integers(0, 12_000),
+       st.integers(1, 3000), st.booleans())
+def test_uid_ranges_cover_the_span_and_beyond_in_bounded_steps(
+        lo: int, span: int, expected: int, size: int, small_first: bool) -> None:
+    hi = lo + span - 1
+    widths = iter([max(1, size // 3)] if small_first else [])
+
+    def width(left: int) -> int:
+        return next(widths, size)
+
+    ranges = uid_sets.uid_ranges(lo, hi, expected, size, width)
+    if span == 0:
+        assert ranges == []
+        return
+    if span > 2 * expected + size:
+        assert ranges is None  # too sparse: a SEARCH says which UIDs there are
+        return
+    assert ranges is not None
+    assert ranges[0][0] == lo
+    assert ranges[-1][1] is None  # open: what arrives meanwhile comes too
+    for (a, b, w), (c, _, _) in itertools.pairwise(ranges):
+        assert b is not None
+        assert b - a + 1 == w <= size
+        assert c == b + 1  # no gap, no overlap
+    assert len(ranges) <= span // max(1, size // 3) + 2

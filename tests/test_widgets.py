@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as w
 import pandas as pd
 import pytest
 
@@ -481,6 +482,69 @@ def test_sync_panel_reuses_the_doctors_connection(on_lab: LabInfo, lab_password:
 
 
 @pytest.mark.lab
+def test_after_a_good_verdict_the_doctor_syncs_in_place(
+        on_lab: LabInfo, lab_password: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    doctor = DoctorPanel(email=on_lab.email("alice"), server=on_lab.server, password_env="",
+                         timeout=5, dns_server="lab", store=tmp_path / "store")
+    assert doctor.sync_offer.layout.display == "none"  # nothing to offer before a verdict
+    doctor.password.value = lab_password
+    assert doctor.run() is not None
+    assert doctor.sync_offer.layout.display == ""
+    assert doctor.sync_button.description == "Sync this mailbox"
+    # The verdict first: the box, then the offer, then the grid.
+    children = list(doctor.widget.children)
+    assert children.index(doctor.verdict) < children.index(doctor.sync_offer) \
+        < children.index(doctor.findings) < children.index(doctor.grid)
+    # No other password source from here on: no lab file, no variable, an empty box.
+    monkeypatch.setattr(notebook, "running_lab", lambda: None)
+    doctor.sync_button.click()
+    sync = doctor.sync
+    assert sync is not None
+    assert sync.error == "", sync.error
+    assert sync.connection is doctor.connection  # the same setting, resolver and password
+    assert sync.connection.settings.dns_server == on_lab.dns_server
+    assert sync.connection.settings.port == on_lab.ports["imaps"]
+    assert list(doctor.sync_area.children) == [sync.widget]
+    assert sync.summary is not None
+    assert sync.summary.rows == sum(on_lab.folders.values())
+    assert "reused, not asked again" in sync.how.value
+    assert sync.password.layout.display == "none"
+    assert "Synced the headers from IMAP option 1" in str(sync.headline())
+    # The password is in memory only: not in any widget's state, nor in what the page shows.
+    state = json.dumps(w.Widget.get_manager_state(drop_defaults=False))
+    assert lab_password not in state
+    assert lab_password not in doctor.static_html()
+    assert "every folder matches the server&#x27;s count" in doctor.static_html()
+    # A new run puts the offer and the old sync away until its verdict is in.
+    doctor.password.value = "wrong-" + lab_password
+    doctor.run()
+    assert doctor.sync is None
+    assert list(doctor.sync_area.children) == []
+
+
+@pytest.mark.lab
+def test_the_sync_notebook_alone_asks_for_the_password_and_finds_the_setting(
+        on_lab: LabInfo, lab_password: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook.forget()  # a kernel of its own: nothing remembered
+    monkeypatch.setattr(notebook, "running_lab", lambda: None)
+    sync = SyncPanel(email=on_lab.email("alice"), server=on_lab.server, presets=on_lab.presets,
+                     ca_file=on_lab.ca_file, store=tmp_path / "store", password_env="",
+                     folders=["INBOX"])
+    assert "Type the password" in sync.how.value
+    assert sync.password.layout.display != "none"
+    sync.password.value = lab_password
+    assert sync.connect()
+    assert sync.password.value == ""
+    assert sync.connection is not None
+    assert sync.connection.found_by == "a connection doctor run by this panel"
+    assert sync.sync() is not None
+    assert sync.summary is not None
+    assert sync.summary.rows == on_lab.folders["INBOX"]
+
+
+@pytest.mark.lab
 def test_sync_panel_without_any_password_explains(on_lab: LabInfo, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notebook, "running_lab", lambda: None)
@@ -521,7 +585,9 @@ def test_a_setting_with_a_catch_is_not_handed_to_the_sync(
     assert "not handed to the sync panel" in panel.status.value
     assert notebook.recall(on_lab.email("alice")) is None
     assert "⚠ Certificate for another name" in panel.verdict.value
-    assert "Usable now (login not tried, unencrypted):" in panel.verdict.value
+    assert "usable now but untested (unencrypted, login not tried)" in panel.verdict.value
+    assert panel.connection is None
+    assert panel.sync_offer.layout.display == "none"  # no "Sync this mailbox" on a catch
 
 
 def test_a_password_pasted_as_password_env_is_refused_unseen() -> None:

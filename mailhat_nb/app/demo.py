@@ -1,11 +1,20 @@
-"""The demo report: the notebooks, executed against the lab, rendered to HTML with an index.
+"""The demo report: the story of a run on its first page, then the notebooks behind it.
 
 ``mailhat report`` (and ``make demo``) starts the lab when it is not already
 running, executes every notebook of ``notebooks/`` headless with papermill
 (parameters pointing at the lab), renders each executed notebook to HTML
-with nbconvert, writes ``<out>/report.html`` linking them, and stops the lab
-again if it started it. The panels leave static HTML and PNG charts in their
-outputs, so the pages read well without any widget JavaScript.
+with nbconvert, writes ``<out>/report.html``, and stops the lab again if it
+started it. The panels leave static HTML and PNG charts in their outputs,
+so the pages read well without any widget JavaScript.
+
+``report.html`` tells the story first: the doctor's verdict box, what was
+synced (messages, folders, data health in a sentence) and the top-contacts
+chart, then the links to the executed notebooks and the lab's ports. Each
+of the three is the ``headline()`` of the notebook's own panel, shown by a
+cell the report adds after the notebook's last one, in the same kernel, and
+takes out again before the notebook is written (:data:`HEADLINES`): the
+first page shows what the notebooks found, not a second run. The notebook
+pages open with the code cells hidden; a button shows them.
 
 Secrets, by construction:
 
@@ -18,7 +27,8 @@ Secrets, by construction:
   Password widget's value would sit, is stripped from the executed notebook
   in memory, and the notebook is checked for every lab password
   (:func:`mailhat_nb.app.nbclean.problems`) before anything reaches the disk. A
-  notebook that fails the check is withheld, and the index says so.
+  notebook that fails the check is withheld, and the index says so; the
+  first page itself is checked before it is written.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from mailhat_nb import __version__
-from mailhat_nb.app.nbclean import problems, strip_widget_state
+from mailhat_nb.app.nbclean import declared_parameters, problems, strip_widget_state
 from mailhat_nb.errors import KernelFailed, MailhatError, UsageError
 from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
 from mailhat_nb.secrets import DEFAULT_PASSWORD_ENV, redact
@@ -51,6 +61,11 @@ KERNEL = "python3"
 CELL_TIMEOUT = 180
 #: Cells that need not produce output: papermill's parameter cells.
 QUIET_TAGS = frozenset({"parameters", "injected-parameters"})
+#: Per notebook, the call whose display is its part of the report's first page.
+HEADLINES = {"01_connection_doctor": "doctor.headline()", "02_sync_mailbox": "sync.headline()",
+             "03_correspondence": "explorer.headline()"}
+#: The tag of the cell that runs it (added for the run, taken out before anything is written).
+HEADLINE_TAG = "mailhat-headline"
 
 
 @dataclass
@@ -75,6 +90,8 @@ class Page:
     withheld: list[str] = field(default_factory=list)
     html: Path | None = None
     ipynb: Path | None = None
+    #: The notebook's part of the first page (HTML), "" when it has none or did not run.
+    headline: str = ""
 
     @property
     def ok(self) -> bool:
@@ -88,7 +105,8 @@ class Page:
 def parameters(name: str, info: LabInfo, out: Path) -> dict[str, Any]:
     """Papermill parameters for notebook ``name``: the lab's account, files and ``out``.
 
-    Never a password: see the module docstring.
+    Only those the notebook declares (each reads only what it uses). Never a
+    password: see the module docstring.
     """
     common: dict[str, Any] = {
         "email": info.email("alice"), "server": info.server, "presets": info.presets,
@@ -103,7 +121,9 @@ def parameters(name: str, info: LabInfo, out: Path) -> dict[str, Any]:
         "03_correspondence": {"export_dir": str(out / "exports")},
         "00_training_walkthrough": {"timeout": 3.0},
     }
-    return common | extra.get(name, {})
+    declared = declared_parameters(json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(
+        encoding="utf-8")))
+    return {k: v for k, v in (common | extra.get(name, {})).items() if k in declared}
 
 
 def kernel_env(lab_root: Path | str, password_env: str = DEFAULT_PASSWORD_ENV,
@@ -149,14 +169,18 @@ def _kernel(env: Mapping[str, str], cwd: Path) -> Iterator[Any]:
 
 
 def run_notebook(path: Path, params: Mapping[str, Any], env: Mapping[str, str],
-                 cwd: Path | None = None, timeout: int = CELL_TIMEOUT) -> Any:
+                 cwd: Path | None = None, timeout: int = CELL_TIMEOUT,
+                 headline: str | None = None) -> Any:
     """Execute notebook ``path`` headless with papermill ``params``; return it, unsaved.
 
     papermill parameterizes (``prepare_only``, no output path: nothing is
     written), nbclient executes in our kernel; the notebook comes back with
     its widget state already stripped. A cell that raised leaves its error
     output in place (execution stops there), and :func:`first_error` finds it.
+    With ``headline`` (code), a last cell runs it in the same kernel:
+    :func:`take_headline` takes that cell out again, with what it showed.
     """
+    import nbformat
     import papermill
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -164,6 +188,9 @@ def run_notebook(path: Path, params: Mapping[str, Any], env: Mapping[str, str],
     nb = papermill.execute_notebook(str(path), None, parameters=dict(params),
                                     kernel_name=KERNEL, language="python", prepare_only=True,
                                     progress_bar=False)
+    if headline is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]  # untyped lib
+            headline, metadata={"tags": [HEADLINE_TAG]}))
     workdir = cwd or path.parent
     with _kernel(env, workdir) as km:
         client = NotebookClient(nb, km=km, kernel_name=KERNEL, timeout=timeout,
@@ -171,6 +198,16 @@ def run_notebook(path: Path, params: Mapping[str, Any], env: Mapping[str, str],
         with contextlib.suppress(CellExecutionError):
             client.execute()
     return strip_widget_state(nb)
+
+
+def take_headline(nb: Any) -> str:
+    """Remove the cell :func:`run_notebook` added; return the HTML it showed ("" if none)."""
+    shown = []
+    for cell in [c for c in nb.cells if HEADLINE_TAG in c.get("metadata", {}).get("tags", [])]:
+        nb.cells.remove(cell)
+        shown += [str(o["data"]["text/html"]) for o in cell.get("outputs", [])
+                  if "text/html" in o.get("data", {})]
+    return "".join(shown)
 
 
 def first_error(nb: Mapping[str, Any]) -> str:
@@ -203,8 +240,32 @@ def silent_cells(nb: Mapping[str, Any]) -> list[int]:
     return out
 
 
+#: The notebook pages open with the code hidden (an agent reads results); the bar's
+#: button shows it. Without JavaScript the code stays hidden and the results read the same.
+_PAGE_CSS = """
+body:not(.mh-code) .jp-CodeCell .jp-Cell-inputWrapper,
+body:not(.mh-code) .jp-CodeCell.jp-mod-noOutputs { display: none; }
+body:not(.mh-code) .jp-OutputPrompt { visibility: hidden; }
+.mh-bar { position: sticky; top: 0; z-index: 10; display: flex; gap: 1.2rem;
+          align-items: center; padding: 8px 16px; background: #f7f7f7;
+          border-bottom: 1px solid #ddd; font: 14px system-ui, sans-serif; }
+.mh-bar button { font: inherit; padding: 3px 10px; cursor: pointer; }
+"""
+_PAGE_BAR = (
+    '<nav class="mh-bar"><a href="report.html">&larr; The report</a>'
+    '<button type="button" aria-pressed="false" onclick="'
+    "var on = document.body.classList.toggle('mh-code');"
+    "this.setAttribute('aria-pressed', on);"
+    "this.textContent = on ? 'Hide the code' : 'Show the code';"
+    '">Show the code</button><small>The code cells are hidden: the results are what they '
+    "showed.</small></nav>")
+
+
 def to_html(nb: Any) -> str:
-    """Render an executed notebook as a standalone HTML page (no CDN scripts)."""
+    """Render an executed notebook as a standalone HTML page (no CDN scripts).
+
+    The code cells are hidden until the page's "Show the code" button shows them.
+    """
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
@@ -213,7 +274,9 @@ def to_html(nb: Any) -> str:
         "{% extends 'lab/index.html.j2' %}"
         "{% block html_head_js_requirejs %}{% endblock %}"
         "{% block html_head_js_mathjax %}{% endblock %}"
-        "{% block html_head_js_mermaidjs %}{% endblock %}")})
+        "{% block html_head_js_mermaidjs %}{% endblock %}"
+        "{% block extra_css %}<style>" + _PAGE_CSS + "</style>{% endblock extra_css %}"
+        "{% block body_header %}{{ super() }}" + _PAGE_BAR + "{% endblock body_header %}")})
     exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # untyped lib
         template_name="lab", extra_loaders=[loader], template_file="mailhat_report.html.j2")
     body, _ = exporter.from_notebook_node(nb)
@@ -247,12 +310,14 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
     page = Page(name)
     start = time.monotonic()
     try:
-        nb = run_notebook(path, parameters(name, ctx.info, ctx.out), env, cwd=NOTEBOOKS)
+        nb = run_notebook(path, parameters(name, ctx.info, ctx.out), env, cwd=NOTEBOOKS,
+                          headline=HEADLINES.get(name))
     except Exception as exc:  # the kernel died, a timeout: the index says so
         page.error = redact(f"{type(exc).__name__}: {str(exc)[:300]}", secrets)
         page.seconds = time.monotonic() - start
         return page
     page.seconds = time.monotonic() - start
+    headline = take_headline(nb)
     page.title, page.intro = _heading(nb)
     page.error = first_error(nb)
     page.silent = [] if page.error else silent_cells(nb)
@@ -270,6 +335,8 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
     page.ipynb.write_text(nbformat.writes(nb), encoding="utf-8")  # type: ignore[no-untyped-call]  # untyped lib
     page.html = ctx.out / f"{name}.html"
     page.html.write_text(text, encoding="utf-8")
+    if not any(s and s in headline for s in secrets):
+        page.headline = headline
     return page
 
 
@@ -279,7 +346,7 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<table class="mh-index"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def lab_section(ctx: Context) -> str:
@@ -323,24 +390,58 @@ def _page_row(page: Page, out: Path) -> list[str]:
 
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222;
+       padding: 0 1rem; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: .35rem .6rem; text-align: left; font-size: .92rem;
-         vertical-align: top; }
-th { background: #f3f3f3; } small { color: #555; }
+.mh-index th, .mh-index td { border: 1px solid #ccc; padding: .35rem .6rem; text-align: left;
+         font-size: .92rem; vertical-align: top; }
+.mh-index th { background: #f3f3f3; } small { color: #555; }
+h2 { margin: 1.6rem 0 .4rem; } .mh-more { margin: .2rem 0 0; font-size: .9rem; }
 """
+#: The story's three parts: the notebook whose headline it is, and its heading.
+STORY = (("01_connection_doctor", "Can {email} connect to the CRM?"),
+         ("02_sync_mailbox", "What was synced"),
+         ("03_correspondence", "Top contacts"))
 
 
-def index_html(pages: list[Page], lab_html: str, seconds: float, out: Path) -> str:
-    """The report's front page: one row per notebook (links relative to ``out``), then the lab."""
+def story_html(pages: list[Page], out: Path, email: str) -> str:
+    """The first page's story: each notebook's headline under its heading, with its link."""
+    by_name = {p.name: p for p in pages}
+    parts = []
+    for name, heading in STORY:
+        page = by_name.get(name)
+        if page is None:
+            continue
+        if page.headline:
+            body = page.headline
+        else:
+            why = page.error or "; ".join(page.withheld) or "it showed nothing to summarise"
+            body = f"<p>✗ Not shown: {html.escape(why)}</p>"
+        more = (f'<p class="mh-more"><a href="{html.escape(page.html.relative_to(out).as_posix())}'
+                f'">{html.escape(page.title or page.name)}: the whole page</a></p>'
+                if page.html is not None else "")
+        parts.append(f"<h2>{html.escape(heading.format(email=email))}</h2>{body}{more}")
+    return "".join(parts)
+
+
+def index_html(pages: list[Page], lab_html: str, seconds: float, out: Path,
+               email: str = "the demo account", story: bool = True) -> str:
+    """The report's front page: the story (:func:`story_html`), the notebooks, the lab.
+
+    Links are relative to ``out``. ``story`` False leaves the story out (a
+    headline that would show a password).
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = [_page_row(p, out) for p in sorted(pages, key=lambda p: p.name)]
     return (
         "<!doctype html><html><head><meta charset=utf-8><title>mailhat report</title>"
         f"<style>{_CSS}</style></head><body><h1>mailhat report</h1>"
-        f"<p>mailhat {__version__}, {stamp}: every notebook executed against the built-in lab "
-        f"in {seconds:.0f} s. Each page is the notebook as it ran, with its results and "
-        "charts; the interactive panels appear there as static snapshots.</p>"
+        f"<p>mailhat {__version__}, {stamp}: the connection doctor, the sync and the "
+        f"correspondence charts for the lab's demo account {html.escape(email)}, every notebook "
+        f"executed against the built-in lab in {seconds:.0f} s.</p>"
+        + (story_html(pages, out, email) if story else "")
+        + "<h2>The notebooks</h2><p>Each page is the notebook as it ran, with its results and "
+        "charts (the interactive panels as static snapshots; the code behind a button).</p>"
         + _table(["Notebook", "Run", "Executed notebook"], rows) + lab_html
         + "</body></html>")
 
@@ -390,7 +491,11 @@ def build(out: Path, lab: Lab | None = None, names: tuple[str, ...] = ORDER) -> 
         elif lab.is_running() and lab.info().scenario != previous:
             lab.set_scenario(previous)
     path = out / "report.html"
-    path.write_text(index_html(pages, lab_html, time.monotonic() - start, out), encoding="utf-8")
+    seconds, email = time.monotonic() - start, info.email("alice")
+    front = index_html(pages, lab_html, seconds, out, email)
+    if any(s and s in front for s in secrets):  # the notebooks' checks should make this moot
+        front = index_html(pages, lab_html, seconds, out, email, story=False)
+    path.write_text(front, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(
         [{"name": p.name, "ok": p.ok, "seconds": round(p.seconds, 1), "error": p.error,
           "silent_cells": p.silent, "withheld": p.withheld} for p in pages], indent=2),

@@ -10,6 +10,7 @@ committed and every executed notebook.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,47 @@ _SECRET_ASSIGNMENT = re.compile(
     r"""(?ix)(pass(word|wd)?|secret|token|api[_-]?key)\s*[:=]\s*["'][^"'\s{}$]{6,}["']"""
 )
 _WIDGET_MIME = "application/vnd.jupyter.widget-state+json"
+
+
+def _code_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+
+
+def _tags(cell: dict[str, Any]) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def declared_parameters(nb: dict[str, Any]) -> list[str]:
+    """The names the notebook's ``parameters`` cell assigns, in order ([] without one)."""
+    cell = next((c for c in _code_cells(nb) if "parameters" in _tags(c)), None)
+    if cell is None:
+        return []
+    names: list[str] = []
+    for node in ast.parse("".join(cell.get("source", ""))).body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
+
+
+def unread_parameters(nb: dict[str, Any]) -> list[str]:
+    """Parameters no later code cell reads: a value the agent could edit to no effect.
+
+    A parameter is read when a code cell after the ``parameters`` cell uses
+    its name as a value (``DoctorPanel(store=store)`` reads ``store``).
+    """
+    cells = _code_cells(nb)
+    at = next((i for i, c in enumerate(cells) if "parameters" in _tags(c)), None)
+    if at is None:
+        return []
+    read: set[str] = set()
+    for cell in cells[at + 1:]:
+        if _tags(cell) & {"injected-parameters"}:
+            continue
+        tree = ast.parse("".join(cell.get("source", "")))
+        read |= {n.id for n in ast.walk(tree)
+                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return [name for name in declared_parameters(nb) if name not in read]
 
 
 def strip_widget_state(nb: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TextIO
 
 from mailhat_nb.checks import check_given, check_timeout
 from mailhat_nb.commands import add_dns_server
@@ -91,6 +92,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="keep this run in DIR (redacted JSON, one file per run, the folder "
                         "private) and say what changed since the last saved run for the same "
                         "address")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print every preset's own line (by default identical "
+                        "failures are said once, with the presets they stopped)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--markdown", action="store_true",
                         help="print the ticket-ready Markdown report")
@@ -141,16 +145,14 @@ def run(args: argparse.Namespace) -> int:
     account = Account.from_input(args.email, password, server=args.server,
                                  username=args.username)
     live = not args.json and not args.markdown and sys.stderr.isatty()
-
-    def progress(result: PresetResult) -> None:
-        print(f"  {SYMBOLS[result.status]} {result.preset.display} on {result.host}:"
-              f"{result.port}: {result.code}", file=sys.stderr)
-
+    progress = Progress(sys.stderr) if live else None
     report = diagnose(account, presets=args.presets, ca_file=args.ca_file,
                       timeout=args.timeout, send_test=args.send_test,
-                      on_result=progress if live else None,
+                      on_result=progress,
                       allow_plaintext_login=args.allow_plaintext_login,
                       dns_server=Resolver(server, lifetime=args.timeout))
+    if progress is not None:
+        progress.clear()
     if crm_text is not None:
         crm.attach(report, crm_text, secrets=[password])
     if history_dir is not None:
@@ -160,8 +162,36 @@ def run(args: argparse.Namespace) -> int:
     elif args.markdown:
         print(report.to_markdown())
     else:
-        print(report.to_text())
+        print(report.to_text(verbose=args.verbose))
     return exit_code(report)
+
+
+class Progress:
+    """One status line on a terminal, rewritten as each preset finishes, gone at the end.
+
+    The answer is printed after it: a line per preset here would push the
+    verdict off the screen.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.counts = {"ok": 0, "warn": 0, "fail": 0}
+        self.width = 0
+
+    def __call__(self, result: PresetResult) -> None:
+        """Count ``result`` and rewrite the line."""
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        line = (f"  testing: {sum(self.counts.values())} presets done ("
+                + ", ".join(f"{n} {SYMBOLS[s]}" for s, n in self.counts.items() if n) + ")")
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+        self.width = len(line)
+
+    def clear(self) -> None:
+        """Remove the line."""
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
 
 
 def _crm_text(given: str | None) -> str | None:

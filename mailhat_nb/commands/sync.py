@@ -180,7 +180,8 @@ def _sync(args: argparse.Namespace) -> int:
     password = secrets.obtain(args.password_env, f"Password for {settings.login}: ")
     if args.security == "none":
         print(f"warning: --security none sends the password for {settings.login} "
-              "unencrypted", file=sys.stderr)
+              "unencrypted (unless the server refuses that: then nothing is sent)",
+              file=sys.stderr)
     bar = _progress_bar()
     try:
         summary = sync_account(settings, password, args.store, folders=args.folders,

@@ -1,9 +1,28 @@
 """IMAP, as much as the doctor needs, spoken line by line (RFC 3501/9051).
 
 Greeting, CAPABILITY, STARTTLS, one login (AUTHENTICATE PLAIN when offered,
-because it carries a UTF-8 password; LOGIN otherwise), LIST, NAMESPACE, and a
-read-only EXAMINE of INBOX. Also the polling used by ``--send-test`` to see a
+because it carries a UTF-8 password; LOGIN otherwise, or over TLS AUTHENTICATE
+LOGIN where the server disabled LOGIN), LIST, NAMESPACE, and a read-only
+EXAMINE of INBOX. Also the polling used by ``--send-test`` to see a
 message arrive.
+
+Round trips are what a customer's distance from the server multiplies, so the
+doctor spends them as a careful client does, and no more:
+
+* the capabilities a greeting lists (``* OK [CAPABILITY ...]``, RFC 3501
+  7.1) are used, not asked for again; after STARTTLS they no longer hold
+  (RFC 3501 6.2.1) and are asked for; the login's answer brings those after
+  login (``OK [CAPABILITY ...]`` or an untagged ``CAPABILITY``);
+* the login is one round trip where the server offers ``SASL-IR`` (RFC 4959:
+  ``AUTHENTICATE PLAIN`` with its initial response);
+* the mailbox step's commands (``LIST``, ``NAMESPACE``, ``EXAMINE INBOX``)
+  go in one write (RFC 3501 5.5: none depends on another's answer), and each
+  answer is still judged on its own;
+* ``LOGOUT`` is sent, not waited for.
+
+A server without them (no capabilities in its greeting, no ``SASL-IR``, no
+``AUTH=PLAIN``) is asked and answered one command at a time, and comes to
+the same diagnosis.
 """
 
 from __future__ import annotations
@@ -17,7 +36,7 @@ from mailhat_nb.diagnose.classify import (
     starttls_refused,
     wrong_protocol,
 )
-from mailhat_nb.diagnose.session import Session, sasl_plain
+from mailhat_nb.diagnose.session import Session, b64, sasl_plain
 from mailhat_nb.diagnose.wire import Channel, ReadTimeout, printable
 from mailhat_nb.errors import ServerMisbehaved
 from mailhat_nb.secrets import Secret
@@ -72,6 +91,8 @@ class ImapSession(Session):
         self._tag = 0
         #: Largest literal accepted now: none until a login worked (MAX_LITERAL then).
         self.literal_limit = 0
+        #: True while :attr:`caps` are the greeting's own list (no STARTTLS since).
+        self.caps_from_greeting = False
 
     # ------------------------------------------------------------------ wire
 
@@ -118,6 +139,19 @@ class ImapSession(Session):
 
     def _response(self, tag: str, continuation: list[bytes] | None = None,
                   continuation_shown: str = "***") -> Response:
+        return self._responses([tag], continuation, continuation_shown)[0]
+
+    def _responses(self, tags: list[str], continuation: list[bytes] | None = None,
+                   continuation_shown: str = "***") -> list[Response]:
+        """Read until every tag in ``tags`` is answered; their responses, in ``tags``' order.
+
+        One deadline for them all, as for one response. A response's
+        ``untagged`` are the untagged lines read since the previous
+        completion (a server may interleave those of pipelined commands, so
+        a caller that pipelines judges them by kind, not by position).
+        Tagged completions may come in any order.
+        """
+        done: dict[str, Response] = {}
         untagged: list[str] = []
         pending = list(continuation or [])
         until = self.chan.deadline()  # the whole response, not each line
@@ -134,9 +168,14 @@ class ImapSession(Session):
                                             shown=continuation_shown)
                 self.chan.send_bytes(data + b"\r\n")
                 continue
-            if line.startswith(tag + " "):
-                status, _, text = line[len(tag) + 1:].partition(" ")
-                return Response(status.upper(), text, untagged)
+            tag, _, rest = line.partition(" ")
+            if tag in tags and tag not in done:
+                status, _, text = rest.partition(" ")
+                done[tag] = Response(status.upper(), text, untagged)
+                if len(done) == len(tags):
+                    return [done[t] for t in tags]
+                untagged = []
+                continue
             if not line.startswith("*"):
                 stray += 1
                 if stray > MAX_STRAY_LINES:
@@ -158,10 +197,22 @@ class ImapSession(Session):
             self.chan.send_line(f"{tag} {text}")
         return self._response(tag)
 
-    def _note_caps(self, text: str) -> None:
+    def pipeline(self, commands: list[str]) -> list[Response]:
+        """Send ``commands`` in one write and read their replies (RFC 3501 5.5).
+
+        Only for commands that carry no credentials and need no continuation,
+        and whose results do not depend on one another.
+        """
+        tags = [self._next_tag() for _ in commands]
+        self.chan.send_lines([f"{tag} {text}" for tag, text in zip(tags, commands, strict=True)])
+        return self._responses(tags)
+
+    def _note_caps(self, text: str) -> bool:
+        """Take the capabilities from a ``[CAPABILITY ...]`` code; True when ``text`` had one."""
         m = _CAP_CODE.search(text)
         if m:
             self.caps = {w.upper() for w in m.group(1).split()}
+        return m is not None
 
     # ---------------------------------------------------------------- layers
 
@@ -169,13 +220,17 @@ class ImapSession(Session):
         line = self.chan.read_line(timeout=timeout)
         upper = line.upper()
         if upper.startswith("* OK") or upper.startswith("* PREAUTH"):
-            self._note_caps(line)
+            self.caps_from_greeting = self._note_caps(line)
             return line[:160]
         if upper.startswith("* BYE"):
             raise Diagnosed("server_disconnected", f"the server refused the session: {line[:160]}")
         raise wrong_protocol(line, "IMAP")
 
-    def capabilities(self) -> str:  # noqa: D102
+    def capabilities(self) -> str:  # noqa: D102 - see Session
+        if self.caps_from_greeting:
+            self.chan.transcript.note("capabilities as the greeting lists them (RFC 3501 7.1): "
+                                      "CAPABILITY not sent")
+            return self.caps_detail() + " (listed in the greeting)"
         resp = self.command("CAPABILITY")
         for line in resp.untagged:
             if line.upper().startswith("* CAPABILITY"):
@@ -190,6 +245,8 @@ class ImapSession(Session):
         resp = self.command("STARTTLS")
         if not resp.ok:
             raise starttls_refused(f"{resp.status} {resp.text}")
+        # What was said before TLS no longer counts (RFC 3501 6.2.1): ask again.
+        self.caps, self.caps_from_greeting = set(), False
 
     def _password_mechanisms(self) -> list[str]:
         """SASL mechanisms listed that carry a password as it is (PLAIN, LOGIN)."""
@@ -205,23 +262,33 @@ class ImapSession(Session):
         offers += [f"AUTHENTICATE {m}" for m in mechanisms]
         return f"it offers {', '.join(offers)}"
 
-    def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
-        if "LOGINDISABLED" in self.caps and "AUTH=PLAIN" not in self.caps and not self.encrypted:
+    def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102 - see Session
+        mechanisms = self._password_mechanisms()
+        if "LOGINDISABLED" in self.caps and "PLAIN" not in mechanisms and not self.encrypted:
             raise Diagnosed("plaintext_auth_disabled",
                             "the server lists LOGINDISABLED on this unencrypted connection; "
                             "no password was sent")
         non_ascii = not password.reveal().isascii()
-        if "AUTH=PLAIN" in self.caps:
+        if "PLAIN" in mechanisms:
             how = "AUTHENTICATE PLAIN"
             payload = sasl_plain(username, password)
             tag = self._next_tag()
-            if "SASL-IR" in self.caps:
+            if "SASL-IR" in self.caps:  # RFC 4959: the login in one round trip
                 self.chan.send_line(f"{tag} AUTHENTICATE PLAIN {payload}", secret=True,
                                     shown=f"{tag} AUTHENTICATE PLAIN ***")
                 resp = self._response(tag)
             else:
                 self.chan.send_line(f"{tag} AUTHENTICATE PLAIN")
                 resp = self._response(tag, continuation=[payload.encode("ascii")])
+        elif "LOGIN" in mechanisms and "LOGINDISABLED" in self.caps:
+            # Over TLS (see above): no LOGIN command, but SASL LOGIN (Dovecot without
+            # PLAIN, whose LOGIN command is PLAIN underneath): the username, then the
+            # password, each asked for by the server.
+            how = "AUTHENTICATE LOGIN"
+            tag = self._next_tag()
+            self.chan.send_line(f"{tag} AUTHENTICATE LOGIN")
+            resp = self._response(tag, continuation=[b64(username).encode("ascii"),
+                                                     b64(password.reveal()).encode("ascii")])
         else:
             how = "LOGIN"
             resp = self._login(username, password)
@@ -258,21 +325,26 @@ class ImapSession(Session):
             return self._response(tag)
         return self._response(tag, continuation=[data])
 
-    def mailbox(self) -> str:  # noqa: D102
-        resp = self.command('LIST "" "*"')
-        if not resp.ok:
+    def mailbox(self) -> str:  # noqa: D102 - see Session
+        # One write for all three (see the module docstring); NAMESPACE only
+        # where the capabilities (the login's answer's, when it sent them) list it.
+        commands = {"LIST": 'LIST "" "*"', "NAMESPACE": "NAMESPACE", "EXAMINE": "EXAMINE INBOX"}
+        if "NAMESPACE" not in self.caps:
+            del commands["NAMESPACE"]
+        replies = dict(zip(commands, self.pipeline(list(commands.values())), strict=True))
+        listed = replies["LIST"]
+        if not listed.ok:
             raise Diagnosed("mailbox_unavailable",
-                            f"LIST failed: {self.said(f'{resp.status} {resp.text}')}")
-        folders = [m for m in (_LIST.match(line) for line in resp.untagged) if m]
+                            f"LIST failed: {self.said(f'{listed.status} {listed.text}')}")
+        untagged = [line for reply in replies.values() for line in reply.untagged]
+        folders = [m for m in (_LIST.match(line) for line in untagged) if m]
         delimiters = {m.group(2).strip('"') for m in folders if m.group(2).upper() != "NIL"}
         prefix = ""
-        if "NAMESPACE" in self.caps:
-            ns = self.command("NAMESPACE")
-            for line in ns.untagged:
-                m = re.match(r'^\* NAMESPACE \(\("([^"]*)"', line, re.IGNORECASE)
-                if m:
-                    prefix = m.group(1)
-        exists = self.examine_inbox()
+        for line in untagged:
+            m = re.match(r'^\* NAMESPACE \(\("([^"]*)"', line, re.IGNORECASE)
+            if m:
+                prefix = m.group(1)
+        exists = self._inbox_count(replies["EXAMINE"], untagged)
         where = "delimiter " + self.said(repr("/".join(sorted(delimiters)) or "?"))
         if prefix:
             where += ", namespace prefix " + self.said(repr(prefix))
@@ -282,10 +354,20 @@ class ImapSession(Session):
     def examine_inbox(self, select: bool = False) -> int:
         """EXAMINE (or SELECT) INBOX; return its message count."""
         resp = self.command(("SELECT" if select else "EXAMINE") + " INBOX")
+        return self._inbox_count(resp, resp.untagged)
+
+    def _inbox_count(self, resp: Response, untagged: list[str]) -> int:
+        """The message count an EXAMINE/SELECT of INBOX (``resp``) reported in ``untagged``.
+
+        Raises
+        ------
+        Diagnosed
+            ``mailbox_unavailable`` when the server refused to open INBOX.
+        """
         if not resp.ok:
             raise Diagnosed("mailbox_unavailable", "INBOX could not be opened: "
                             + self.said(f"{resp.status} {resp.text}"))
-        for line in resp.untagged:
+        for line in untagged:
             parts = line.split()
             if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit():
                 return int(parts[1])
@@ -319,4 +401,4 @@ class ImapSession(Session):
         return self.command(f"UID EXPUNGE {uid}").ok
 
     def _goodbye(self) -> None:
-        self.command("LOGOUT")
+        self.chan.send_line(f"{self._next_tag()} LOGOUT")

@@ -14,7 +14,7 @@ from mailhat_nb.diagnose.classify import (
     starttls_refused,
     wrong_protocol,
 )
-from mailhat_nb.diagnose.session import Session, sasl_plain
+from mailhat_nb.diagnose.session import Session, b64, sasl_plain
 from mailhat_nb.diagnose.wire import Channel
 from mailhat_nb.secrets import Secret
 
@@ -125,9 +125,19 @@ class Pop3Session(Session):
         if not self.encrypted:
             self._refuse_unlisted()
         if "SASL=PLAIN" in self.caps:
+            # RFC 5034's initial response: the login in one round trip.
             how = "AUTH PLAIN"
             reply = self._command(f"AUTH PLAIN {sasl_plain(username, password)}",
                                   masked_as="AUTH PLAIN ***")
+        elif "SASL=LOGIN" in self.caps:
+            # Before USER/PASS, as mail clients do: a server without SASL PLAIN may
+            # list USER and still refuse PASS (Dovecot, whose PASS is PLAIN underneath).
+            how = "AUTH LOGIN"
+            reply = self._command("AUTH LOGIN")
+            for field in (username, password.reveal()):
+                if reply.split(" ", 1)[0] != "+":  # not asking for it (RFC 5034 "+ ...")
+                    break
+                reply = self._command(b64(field), masked_as="***")
         else:
             how = "USER/PASS"
             reply = self._command(f"USER {username}")
@@ -154,4 +164,4 @@ class Pop3Session(Session):
         return f"STAT: {self.said(count)} messages, {self.said(size)} bytes"
 
     def _goodbye(self) -> None:
-        self._command("QUIT")
+        self.chan.send_line("QUIT")

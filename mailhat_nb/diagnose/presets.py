@@ -113,16 +113,31 @@ class Target:
     def security(self) -> str:  # noqa: D102
         return self.preset.security
 
+    @property
+    def port_text(self) -> str:
+        """The port to type, and the one a lab port stands for: "31993 (standing for 993)"."""
+        p = self.preset
+        if p.stands_for and p.stands_for != p.port:
+            return f"{p.port} (standing for {p.stands_for})"
+        return str(p.port)
+
     def setting(self) -> str:
         """Say what to type into the CRM.
 
         E.g. "IMAP option 1: gator1234.hostgator.com, port 993, SSL/TLS".
         """
         p = self.preset
-        port = f"port {p.port}"
-        if p.stands_for and p.stands_for != p.port:
-            port += f" (standing for {p.stands_for})"
-        return f"{p.label}: {self.host}, {port}, {SECURITY_NAMES[p.security]}"
+        return f"{p.label}: {self.host}, port {self.port_text}, {SECURITY_NAMES[p.security]}"
+
+    def fields(self, username: str) -> str:
+        """The setting field by field, as the CRM's form asks for it, with the username.
+
+        E.g. "server gator1234.hostgator.com, port 993, security SSL/TLS, username
+        info@customer.com (IMAP option 1)".
+        """
+        p = self.preset
+        return (f"server {self.host}, port {self.port_text}, security "
+                f"{SECURITY_NAMES[p.security]}, username {username} ({p.label})")
 
 
 # ------------------------------------------------------------------ loading

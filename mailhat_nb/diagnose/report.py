@@ -11,10 +11,11 @@ from __future__ import annotations
 import html
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose import codes, grouping
 from mailhat_nb.diagnose.normalise import Account
 from mailhat_nb.diagnose.results import SYMBOLS, PresetResult
 from mailhat_nb.diagnose.verdict import Verdict
@@ -33,6 +34,8 @@ TABLE_LAYERS: dict[str, tuple[str, ...]] = {
     "Send": ("send", "arrival"),
 }
 _WORST = {"fail": 3, "warn": 2, "ok": 1, "skip": 0}
+#: Where the terminal view wraps its sentences.
+WIDTH = 100
 
 
 @dataclass
@@ -144,43 +147,64 @@ class Report:
 
     # ------------------------------------------------------------------ text
 
-    def to_text(self) -> str:
-        """Render the terminal view: a presets × layers table (✓ ⚠ ✗ ·) and the verdict."""
-        header = ["Preset", "Host:port", *TABLE_LAYERS, "Result"]
-        rows = [[r.preset.display, f"{r.host}:{r.port}",
-                 *[SYMBOLS.get(layer_status(r, names) or "", "–")
-                   for names in TABLE_LAYERS.values()],
-                 r.code if r.code == "ok" else f"{r.code}: {r.title}"] for r in self.results]
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-        lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                 for row in [header, *rows]]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        out = [f"Connection doctor: {self.account.email} (username {self.account.username}"
-               + (f", server {self.account.server}" if self.account.server else "") + ")"]
-        out += [f"  note: {n}" for n in self._all_notes()]
-        if self.discovery is not None:
-            found = self.discovery
-            best = found.recommended
-            out.append("  discovered: " + (best.why if best else "no server name could be "
-                                            "recommended"))
-            out += [f"  discovery problem [{p.code}]: {p.detail}" for p in found.problems]
-        out += ["", *lines, ""]
-        for r in self.results:
-            if r.status != "ok":
-                out.append(f"{SYMBOLS[r.status]} {r.preset.display} on {r.host}:{r.port}: "
-                           f"{r.title}. {r.detail}")
+    def to_text(self, verbose: bool = False) -> str:
+        """Render the terminal view, the answer first.
+
+        In this order: the verdict with the settings to type (server, port,
+        security, username), what was found and the remedy (each sentence
+        once); what the CRM's error means; what changed since the last run;
+        the failures, identical ones grouped in one sentence
+        (:mod:`~mailhat_nb.diagnose.grouping`); the grid, one line per
+        preset; then how the server was found and the outgoing-mail advice.
+        ``verbose`` adds every preset's own line under the groups.
+        """
+        v = self.verdict
+        kind = verdict_kind(v)
+        head = {"ok": "it works; type this in the CRM",
+                "warn": codes.get(v.code).title,
+                "fail": f"{codes.get(v.code).title}; no IMAP setting works"}[kind]
+        out = [f"{SYMBOLS[kind]} Verdict [{v.code}] for {self.account.email}: {head}"]
+        out += [f"    {label}: {text}" for label, text in setting_lines(v, self.account.username)]
+        if v.finding:
+            out.append(_wrap(v.finding))
+        if v.code != "ok":
+            out.append(_wrap(f"Remedy: {v.remedy}"))
         if self.crm_error is not None:
             crm = self.crm_error
             out += ["", "The CRM said: " + crm.text.replace("\n", "\n  "),
-                    f"  which means [{crm.code}]: {crm.summary}"]
-        out += ["", f"Verdict [{self.verdict.code}]: {self.verdict.summary}"]
-        if self.verdict.code not in ("ok",):
-            out.append(f"Remedy: {self.verdict.remedy}")
-        out += [f"Outgoing mail: {h}" for h in self.health]
+                    _wrap(f"which means [{crm.code}]: {crm.summary}", "    ")]
         if self.history is not None:
             out += ["", "Since the last run:" if self.history.previous_at else "History:"]
-            out += [f"  {line}" for line in self.history.sentences()]
+            out += [_wrap(line, "    ") for line in self.history.sentences()]
+        groups = grouping.group(self.results)
+        if groups:
+            out += ["", "What failed:" if any(g.status == "fail" for g in groups)
+                    else "Warnings:"]
+            out += [_wrap(f"{SYMBOLS[g.status]} {g.sentence(len(self.results))}", "  ", "    ")
+                    for g in groups]
+        if verbose:
+            out += ["", "Every preset:"]
+            out += [f"  {SYMBOLS[r.status]} {r.preset.display} on {r.host}:{r.port}: "
+                    f"{r.title}. {r.detail}" for r in self.results if r.status != "ok"]
+        out += ["", *self._grid()]
+        out += [f"note: {n}" for n in self._all_notes()]
+        if self.discovery is not None:
+            best = self.discovery.recommended
+            out.append(_wrap("discovered: " + (best.why if best else
+                                               "no server name could be recommended"), ""))
+            out += [f"discovery problem [{p.code}]: {p.detail}" for p in self.discovery.problems]
+        out += [_wrap(f"Outgoing mail: {h}", "") for h in self.health]
         return "\n".join(out)
+
+    def _grid(self) -> list[str]:
+        """The presets x layers grid: one aligned line per preset (✓ ⚠ ✗ · –)."""
+        header = ["", "Preset", "Host:port", *TABLE_LAYERS, "Result"]
+        rows = [[SYMBOLS[r.status], r.preset.display, f"{r.host}:{r.port}",
+                 *[SYMBOLS.get(layer_status(r, names) or "", "–")
+                   for names in TABLE_LAYERS.values()], r.title] for r in self.results]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+        return [" ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                for row in [header, *rows]]
 
     def _all_notes(self) -> list[str]:
         return list(self.account.notes) + [n for n in self.notes if n not in self.account.notes]
@@ -188,7 +212,11 @@ class Report:
     # -------------------------------------------------------------- markdown
 
     def to_markdown(self, transcripts: bool = True) -> str:
-        """Render a ticket-ready Markdown report (no password anywhere).
+        """Render a ticket-ready Markdown report (no password anywhere), the answer first.
+
+        The same order as :meth:`to_text`: the verdict and the settings to
+        type, the CRM's error, the history, the failures grouped, the
+        presets table, then the details and transcripts.
 
         Much of the text comes from servers (replies, certificate names) or
         from presets files, and a ticket system renders it: all of it is
@@ -197,26 +225,19 @@ class Report:
         cannot put a link, an image or HTML into the agent's ticket.
         """
         v = self.verdict
-        md = [f"## Mail connection diagnosis: {_md(self.account.email)}", ""]
-        md.append(f"- **Username:** {_code(self.account.username)}")
-        if self.account.server:
-            md.append(f"- **Server name given:** {_code(self.account.server)}")
-        md += [f"- Note: {_md(n)}" for n in self._all_notes()]
-        md += ["", f"### Verdict: {_md(codes.get(v.code).title)} ({_code(v.code)})", "",
-               _md(v.summary), ""]
-        md += _setting_line("Incoming (IMAP)", v.incoming_working, v.incoming_untested)
-        md += _setting_line("Outgoing (SMTP)", v.outgoing_working, v.outgoing_untested)
+        md = [f"## Mail connection diagnosis: {_md(self.account.email)}", "",
+              f"### Verdict: {_md(codes.get(v.code).title)} ({_code(v.code)})", ""]
+        md += [f"- **{label}:** {_md(text)}"
+               for label, text in setting_lines(v, self.account.username)]
+        if v.finding:
+            md += ["", _md(v.finding)] if md[-1] else [_md(v.finding)]
         if v.code != "ok":
             md += ["", f"**For the customer:** {_md(v.explanation)}",
                    "", f"**Agent remedy:** {_md(v.remedy)}"]
-        if self.discovery is not None:
-            md += ["", "### Server found from the address", ""]
-            md += [f"- {'(recommended) ' if c.recommended else ''}{_code(c.host)}: {_md(c.why)}"
-                   for c in self.discovery.candidates[:5]]
-            md += [f"- Problem {_code(p.code)}: {_md(p.detail)}" for p in self.discovery.problems]
-        if self.health:
-            md += ["", "### Outgoing mail health (advice)", ""]
-            md += [f"- {_md(h)}" for h in self.health]
+        md += ["", f"- **Username:** {_code(self.account.username)}"]
+        if self.account.server:
+            md.append(f"- **Server name given:** {_code(self.account.server)}")
+        md += [f"- Note: {_md(n)}" for n in self._all_notes()]
         if self.crm_error is not None:
             lines = self.crm_error.text.splitlines()
             fence = _fence(lines)
@@ -227,6 +248,10 @@ class Report:
             md += ["", "### Since the last run" if self.history.previous_at else "### History",
                    ""]
             md += [f"- {_md(line)}" for line in self.history.sentences()]
+        groups = grouping.group(self.results)
+        if groups:
+            md += ["", "### What failed", ""]
+            md += [f"- {SYMBOLS[g.status]} {_md(g.sentence(len(self.results)))}" for g in groups]
         md += ["", "### Presets tested", "",
                "| Preset | Host | Port | Security | Result | Code |",
                "|---|---|---|---|---|---|"]
@@ -234,22 +259,19 @@ class Report:
             md.append(f"| {_md(r.preset.label)} | {_cell(_code(r.host))} | {r.port} | "
                       f"{r.security_name} | {SYMBOLS[r.status]} {_md(r.title)} | "
                       f"{_cell(_code(r.code))} |")
-        problems = [r for r in self.results if r.status != "ok"]
-        if problems:
+        if self.discovery is not None:
+            md += ["", "### Server found from the address", ""]
+            md += [f"- {'(recommended) ' if c.recommended else ''}{_code(c.host)}: {_md(c.why)}"
+                   for c in self.discovery.candidates[:5]]
+            md += [f"- Problem {_code(p.code)}: {_md(p.detail)}" for p in self.discovery.problems]
+        if self.health:
+            md += ["", "### Outgoing mail health (advice)", ""]
+            md += [f"- {_md(h)}" for h in self.health]
+        if groups:
             md += ["", "### Details", ""]
-            for r in problems:
-                md += [f"**{_md(r.preset.display)}** on {_code(f'{r.host}:{r.port}')}: "
-                       f"{_md(r.title)} ({_code(r.code)})", "",
-                       f"- What happened: {_md(r.detail)}",
-                       f"- For the customer: {_md(r.explanation)}",
-                       f"- Remedy: {_md(r.remedy)}"]
-                cert = r.certificate or {}
-                if cert.get("names"):
-                    md.append(f"- Certificate: covers {_code(', '.join(cert['names']))}; issuer "
-                              f"{_code(cert.get('issuer') or '?')}; valid "
-                              f"{_md(str(cert.get('not_before', ''))[:10])} to "
-                              f"{_md(str(cert.get('not_after', ''))[:10])}")
-                md.append("")
+            said = {v.explanation, v.remedy} if v.code != "ok" else set()
+            for g in groups:
+                md += _group_details(g, said)
         if transcripts:
             md += ["", "### Transcripts (passwords redacted)", ""]
             for r in self.results:
@@ -259,6 +281,60 @@ class Report:
                        f"{html.escape(r.host)}:{r.port}: {html.escape(r.code)}</summary>", "",
                        fence, *lines, fence, "", "</details>", ""]
         return "\n".join(md).rstrip() + "\n"
+
+
+def verdict_kind(verdict: Verdict) -> str:
+    """``ok`` (an IMAP setting to enter), ``warn`` (one with a catch) or ``fail`` (none)."""
+    if verdict.incoming is None:
+        return "fail"
+    return "ok" if verdict.code == "ok" else "warn"
+
+
+def setting_lines(verdict: Verdict, username: str) -> list[tuple[str, str]]:
+    """The settings to type, as (label, fields) pairs: incoming first, then outgoing.
+
+    A setting nobody logged in over (unencrypted, judged from the server's
+    offer) says so in its label.
+    """
+    lines = []
+    for label, working, untested in (
+            ("Incoming (IMAP)", verdict.incoming_working, verdict.incoming_untested),
+            ("Outgoing (SMTP)", verdict.outgoing_working, verdict.outgoing_untested)):
+        if working is not None:
+            lines.append((label, working.fields(username)))
+        elif untested is not None:
+            lines.append((f"{label}, usable now but untested (unencrypted, login not tried)",
+                          untested.fields(username)))
+    return lines
+
+
+def _wrap(text: str, indent: str = "  ", subsequent: str | None = None) -> str:
+    """``text`` wrapped for a terminal, each line indented."""
+    return textwrap.fill(text, width=WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if subsequent is None else subsequent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _group_details(g: grouping.Group, said: set[str]) -> list[str]:
+    """A failure group in the ticket: what happened, for the customer, the remedy.
+
+    A sentence the verdict already ``said`` (its explanation, its remedy) is
+    not said again.
+    """
+    first = g.results[0]
+    md = [f"**{_md(g.title)}** ({_code(g.code)}) on {_md(g.where())}", "",
+          f"- What happened: {_md(g.detail())}"]
+    md += [f"- For the customer: {_md(e)}" for e in g.once([r.explanation for r in g.results])
+           if e not in said]
+    md += [f"- Remedy: {_md(rem)}" for rem in g.once([r.remedy for r in g.results])
+           if rem not in said]
+    cert = first.certificate or {}
+    if cert.get("names"):
+        md.append(f"- Certificate: covers {_code(', '.join(cert['names']))}; issuer "
+                  f"{_code(cert.get('issuer') or '?')}; valid "
+                  f"{_md(str(cert.get('not_before', ''))[:10])} to "
+                  f"{_md(str(cert.get('not_after', ''))[:10])}")
+    return [*md, ""]
 
 
 def layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
@@ -275,17 +351,6 @@ def layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
 _MD_ACTIVE = re.compile(r"([\\`*_\[\]<>#|~&])")
 #: GFM turns bare "www." and "scheme:" text into links; an escape breaks the match.
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|xmpp|file|javascript|data|www)([:.])")
-
-
-def _setting_line(label: str, working: PresetResult | None,
-                  untested: PresetResult | None) -> list[str]:
-    """The Markdown line for the setting to enter, saying when it is untested."""
-    if working is not None:
-        return [f"- **{label}:** {_md(working.setting())}"]
-    if untested is not None:
-        return [f"- **{label}, usable now but untested (unencrypted, login not tried):** "
-                f"{_md(untested.setting())}"]
-    return []
 
 
 def _md(text: str) -> str:

@@ -227,6 +227,10 @@ class PresetResult:
         """Say what to enter in the CRM (see :meth:`Target.setting`)."""
         return self.target.setting()
 
+    def fields(self, username: str) -> str:
+        """What to type, field by field, username included (see :meth:`Target.fields`)."""
+        return self.target.fields(username)
+
     @property
     def security_name(self) -> str:  # noqa: D102
         return SECURITY_NAMES[self.security]

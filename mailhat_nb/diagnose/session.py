@@ -56,7 +56,11 @@ class Session(ABC):
 
     @abstractmethod
     def capabilities(self) -> str:
-        """Ask for capabilities (CAPABILITY, CAPA, EHLO); return a detail line."""
+        """Learn the capabilities (CAPABILITY, CAPA, EHLO); return a detail line.
+
+        Asks the server unless it already listed them where they still hold
+        (an IMAP greeting's ``[CAPABILITY ...]``, before any STARTTLS).
+        """
 
     @abstractmethod
     def starttls(self) -> None:
@@ -96,7 +100,11 @@ class Session(ABC):
 
     @abstractmethod
     def _goodbye(self) -> None:
-        """Send the protocol's polite ending (LOGOUT, QUIT)."""
+        """Send the protocol's polite ending (LOGOUT, QUIT), without waiting for its answer.
+
+        Its answer tells the doctor nothing, and waiting for it would cost
+        every probe a round trip: the connection is closed right after.
+        """
 
     def close(self, polite: bool = True) -> None:
         """Say goodbye (when ``polite`` and greeted), then close; never raises."""

@@ -183,4 +183,4 @@ class SmtpSession(Session):
         return self.said(f"{code} {text[:120]}")
 
     def _goodbye(self) -> None:
-        self._command("QUIT")
+        self.chan.send_line("QUIT")

@@ -71,6 +71,7 @@ server's word alone.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -177,6 +178,21 @@ class Verdict:
     def outgoing_untested(self) -> PresetResult | None:
         """The outgoing preset, when it is usable on the server's word only (no login)."""
         return _untested(self.outgoing)
+
+    @property
+    def finding(self) -> str:
+        """The summary without the sentences of the remedy: what was found, said once.
+
+        Several rules put the remedy into the summary, so that the JSON's
+        summary reads on its own; where the remedy is shown beside it (the
+        terminal, the ticket, the panel) this is what goes above it, so no
+        sentence is said twice. The plain "Incoming: enter ..." sentences go
+        too: those views show the settings to type field by field.
+        """
+        said = set(sentences(self.remedy))
+        said |= {enter(direction, shown) for direction, shown in
+                 (("Incoming", self.incoming), ("Outgoing", self.outgoing)) if shown is not None}
+        return " ".join(s for s in sentences(self.summary) if s not in said)
 
     @property
     def explanation(self) -> str:
@@ -321,7 +337,7 @@ class Evidence:
             if out.untested_plaintext:
                 return (f"Outgoing: the only usable setting is {out.setting()}, with a warning: "
                         f"{_UNTESTED}.")
-            text = f"Outgoing: enter {out.setting()}."
+            text = enter("Outgoing", out)
             return text + (f" (Warning: {_title(out)}.)" if out.status != "ok" else "")
         cause = self.cause("smtp")
         if cause is None:
@@ -357,7 +373,7 @@ def _imap_usable(ev: Evidence) -> Verdict | None:
         summary = (f"Incoming: the only usable setting is {incoming.setting()}, with a warning: "
                    f"{_UNTESTED}.")
     else:
-        summary = f"Incoming: enter {incoming.setting()}."
+        summary = enter("Incoming", incoming)
         if incoming.status != "ok":
             summary += f" Warning: {_title(incoming)}; {incoming.explanation}"
     code = "ok" if incoming.status == "ok" else incoming.code
@@ -580,6 +596,24 @@ def decide(results: list[PresetResult], discovery: Discovery | None = None,
 
 
 # ------------------------------------------------------------------ wording
+
+
+#: Where one sentence ends and the next begins ("e.g. gator1234" does not end one).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+
+
+def sentences(text: str) -> list[str]:
+    """Split ``text`` into its sentences.
+
+    >>> sentences("Port closed. Use 993 (e.g. gator1.example). Done!")
+    ['Port closed.', 'Use 993 (e.g. gator1.example).', 'Done!']
+    """
+    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+
+
+def enter(direction: str, result: PresetResult) -> str:
+    """The summary's sentence naming the setting to enter: "Incoming: enter ..."."""
+    return f"{direction}: enter {result.setting()}."
 
 
 def _join(*parts: str) -> str:

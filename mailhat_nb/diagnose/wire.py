@@ -260,6 +260,17 @@ class Channel:
         self.transcript.client(text, secret=secret, shown=shown)
         self.send_bytes(text.encode("utf-8") + b"\r\n")
 
+    def send_lines(self, texts: list[str]) -> None:
+        """Send several lines in one write (pipelined), each recorded as :meth:`send_line` does.
+
+        Every line passes the transcript's redactor; none is marked secret, so
+        a credential command among them is still masked, and so is every
+        line after it until the server answers (the redactor's SASL rule).
+        """
+        for text in texts:
+            self.transcript.client(text)
+        self.send_bytes(b"".join(text.encode("utf-8") + b"\r\n" for text in texts))
+
     def send_bytes(self, data: bytes) -> None:
         """Send raw bytes (the caller records them)."""
         if self.tls is None:
@@ -328,6 +339,17 @@ class Channel:
         return self.tls.getpeercert(binary_form=True)
 
     def close(self) -> None:
-        """Close the socket; never raises."""
+        """Close the socket; never raises.
+
+        Bytes that already arrived and were not read are taken off first,
+        without waiting: a socket closed with unread data sends a reset, and
+        the server would then lose a goodbye it had not read yet. At most
+        :data:`MAX_LINE` bytes are drained, whatever the server streams.
+        """
+        with contextlib.suppress(OSError):
+            self.sock.setblocking(False)
+            drained = 0
+            while drained <= MAX_LINE and (data := self.sock.recv(MAX_LINE)):
+                drained += len(data)
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -59,7 +59,7 @@ ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 {ssl_dh}
 disable_plaintext_auth = {disable_plaintext}
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 auth_cache_size = 0
 mail_max_userip_connections = 200
@@ -114,6 +114,28 @@ service lmtp {{
   }}
 }}
 """
+
+
+#: What Dovecot 2.3 (Debian's) advertises after login, in its order. Dovecot can
+#: only replace the list (``imap_capability``), not take from it, so a scenario
+#: that drops a capability (:attr:`Scenario.imap_without`) gives this list
+#: without it; the same list then serves before login, where Dovecot adds
+#: STARTTLS, LOGINDISABLED and the AUTH= mechanisms itself.
+IMAP_CAPABILITIES = (
+    "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+    "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+    "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+    "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+)
+
+
+def _capabilities(scenario: Scenario) -> str:
+    """The ``imap_capability`` line of a scenario that drops some; empty otherwise."""
+    if not scenario.imap_without:
+        return ""
+    kept = [c for c in IMAP_CAPABILITIES.split() if c not in scenario.imap_without]
+    return f"\nimap_capability = {' '.join(kept)}\n"
 
 
 #: On the lab's own addresses (never the world's), IMAP and POP3 serve ``{key}``
@@ -176,10 +198,11 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
         cert=paths.tls / f"{scenario.cert}.pem", key=paths.tls / f"{scenario.cert}.key",
         ssl_dh=f"ssl_dh = <{dh}" if dh.exists() else "",
         disable_plaintext="no" if scenario.plaintext_auth else "yes",
+        mechanisms="plain login" if scenario.auth_plain else "login",
         users=paths.users, mail=paths.mail,
         listeners="\n".join(blocks),
         lmtp=ports["lmtp"],
-    )
+    ) + _capabilities(scenario)
     if not scenario.broken_key:
         return text
     other = next(stem for stem in CERT_NAMES if stem != scenario.cert)

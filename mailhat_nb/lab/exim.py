@@ -144,6 +144,8 @@ begin authenticators
 PLAIN:
   driver = plaintext
   public_name = PLAIN
+  # Not offered where a scenario takes SASL PLAIN away (LOGIN alone is left).
+  server_advertise_condition = LAB_AUTH_PLAIN
   server_prompts = :
   server_condition = ${if crypteq{$auth3}{${lookup{$auth2}lsearch{LAB_PASSWD}{$value}{*}}}}
   server_set_id = $auth2
@@ -195,6 +197,7 @@ def _macros(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
         "LAB_KEY_ROOT_ONLY": str(_root_only_key(paths, scenario.cert)),
         "LAB_KEYLESS_PORTS": ":".join(str(ports[s]) for s in scenario.tls_key_unreadable),
         "LAB_AUTH_IN_CLEAR": "yes" if scenario.smtp_plaintext_auth else "no",
+        "LAB_AUTH_PLAIN": "yes" if scenario.auth_plain else "no",
         # No world: an address no connection comes in on.
         "LAB_WORLD_IP": world.ip(world_mod.SHARED) if world is not None else "0.0.0.0",
         "LAB_WORLD_NAME": world_mod.SHARED_NAME,

@@ -84,6 +84,17 @@ class Scenario:
         sidecar holds the IMAP ports with a server that misbehaves so.
     training:
         Shown in the training walkthrough (a fault an agent will meet).
+    imap_without:
+        IMAP capabilities Dovecot does not advertise (before and after
+        login): a server without LIST-STATUS, SASL-IR or CONDSTORE, for the
+        sync's fallbacks. The commands still work if sent; a client that
+        reads the capabilities, as it must, does not send them.
+    auth_plain:
+        Dovecot and Exim offer the SASL PLAIN mechanism (IMAP ``AUTH=PLAIN``,
+        POP3 ``SASL PLAIN``, SMTP ``AUTH PLAIN``). False leaves SASL LOGIN
+        alone, as some servers do; Dovecot then refuses its IMAP ``LOGIN``
+        command and POP3 ``PASS`` too (PLAIN underneath), though its CAPA
+        still lists ``USER``.
     """
 
     name: str
@@ -102,6 +113,8 @@ class Scenario:
     server: str = "localhost"
     hostile: str = ""
     training: bool = True
+    imap_without: tuple[str, ...] = ()
+    auth_plain: bool = True
 
     @property
     def protocol(self) -> str:
@@ -221,6 +234,15 @@ SCENARIOS: dict[str, Scenario] = {
                    f"The IMAP ports are held by a server that misbehaves: {what}.",
                    expect="server_misbehaved", hostile=name, training=False)
           for name, what in MISBEHAVIOURS.items()),
+        # Servers without what the doctor uses where it is offered (fewer round
+        # trips): the same verdict the longer way (mailhat_nb/diagnose/imap.py).
+        Scenario(
+            "no-auth-plain", "No SASL PLAIN",
+            "The mail servers offer no SASL PLAIN, only SASL LOGIN (and Dovecot then "
+            "refuses IMAP's LOGIN command and POP3's PASS, PLAIN underneath): a client "
+            "logs in with SASL LOGIN, in more round trips, and everything works.",
+            expect="ok", auth_plain=False, training=False,
+        ),
         # SMTP faults: Exim's own failures, on the SMTP presets.
         Scenario(
             "smtp-tls-handshake-fails", "SMTP SSL/TLS port breaks off the handshake",
@@ -235,6 +257,35 @@ SCENARIOS: dict[str, Scenario] = {
             "unavailable': the private key it uses on those ports is unreadable to "
             "it. SSL/TLS on 465 still works.",
             expect="starttls_failed", tls_key_unreadable=("smtp", "smtp_alt", "submission"),
+        ),
+        # -- Servers that lack an extension the sync uses where it is offered:
+        # -- the sync must fall back and store exactly what it stores elsewhere
+        # -- (nothing for an agent to learn: not in the walkthrough).
+        Scenario(
+            "no-list-status", "No LIST-STATUS",
+            "An IMAP server without RFC 5819's LIST-STATUS: each folder's counts take a "
+            "STATUS command of their own.",
+            expect="ok", training=False, imap_without=("LIST-STATUS",),
+        ),
+        Scenario(
+            "no-sasl-ir", "No SASL-IR",
+            "An IMAP server without SASL-IR (RFC 4959): a login cannot carry the password "
+            "with the AUTHENTICATE command, so clients use LOGIN.",
+            expect="ok", training=False, imap_without=("SASL-IR",),
+        ),
+        Scenario(
+            "no-condstore", "No CONDSTORE",
+            "An IMAP server without CONDSTORE or QRESYNC: no modification sequences, so "
+            "every sync reads every message's flags to see what changed.",
+            expect="ok", training=False, imap_without=("CONDSTORE", "QRESYNC"),
+        ),
+        Scenario(
+            "imap4rev1-only", "A plain IMAP4rev1 server",
+            "An older IMAP server with none of the extensions above, nor ESEARCH, ENABLE, "
+            "LIST-EXTENDED or SPECIAL-USE: everything still works, in more round trips.",
+            expect="ok", training=False,
+            imap_without=("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC", "ESEARCH", "ENABLE",
+                          "LIST-EXTENDED", "SPECIAL-USE"),
         ),
     )
 }

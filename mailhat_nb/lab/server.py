@@ -391,8 +391,10 @@ class Lab:
         expected = self.expected(scenario)
         want_cert = _cert_sha256(self.paths.tls / f"{scenario.cert}.pem")
         # Dovecot's plain IMAP port lists LOGINDISABLED exactly when it refuses
-        # clear-text passwords from the scenario's client address.
-        refuses = not scenario.plaintext_auth and scenario.server == INSECURE_HOST
+        # clear-text passwords from the scenario's client address, or has no SASL
+        # PLAIN (its LOGIN command is PLAIN underneath).
+        refuses = (not scenario.plaintext_auth and scenario.server == INSECURE_HOST) \
+            or not scenario.auth_plain
         last: list[PortCheck] = []
         auth: list[str] = []
 

@@ -16,8 +16,9 @@ The API the CLI, the widgets and the benchmarks use::
 Modules, by what they hold:
 
 - sources: :mod:`.imap` (the IMAP session, the one boundary for foreign
-  errors) over :mod:`.fetch` (the bulk FETCH on the socket); :mod:`.offline`
-  (Maildir trees and mbox files);
+  errors) over :mod:`.wire` (its commands, pipelined), :mod:`.fetch` (the
+  answers read and lexed fast) and :mod:`.borrowed` (the one use of what
+  imapclient keeps private); :mod:`.offline` (Maildir trees and mbox files);
 - rows: :mod:`.parse` (header blocks, never raising), :mod:`.rows` (chunks
   to Arrow tables, in :mod:`.worker` processes), :mod:`.schema` (the one
   schema of a stored message), :mod:`.folders` (folder roles);

@@ -7,27 +7,40 @@ One call, :func:`sync_account`, does a whole account::
     summary = sync_account(ImapSettings("me@example.com", "mail.example.com"),
                            password, "store/")
 
-Per folder it asks STATUS first and skips a folder whose UIDVALIDITY,
-UIDNEXT, MESSAGES and HIGHESTMODSEQ all match the stored state (a re-sync of
-an unchanged mailbox is a LIST and one STATUS per folder). Otherwise it
-EXAMINEs the folder (read-only) and, in this order:
+Every folder's state comes first, in one round trip where the server offers
+LIST-STATUS (else LIST and STATUS pipelined); a folder whose UIDVALIDITY,
+UIDNEXT, MESSAGES and HIGHESTMODSEQ all match the stored state is skipped (a
+re-sync of an unchanged mailbox costs the login and that one round trip,
+whatever the number of folders). Every other folder's commands are planned
+from its STATUS and sent together, all folders at once (pipelined:
+:mod:`mailhat_nb.sync.wire`), and their answers applied in the order sent:
 
-1. UIDVALIDITY changed: the folder's rows are retired and it is fetched anew;
-2. expunges: stored UIDs the server no longer lists (one ``UID SEARCH``,
-   compact with ESEARCH) leave the store;
-3. flag changes: ``CHANGEDSINCE`` the stored HIGHESTMODSEQ (CONDSTORE), else
-   every message's FLAGS, applied to the stored rows;
-4. new messages: the UIDs the server has and the store lacks, in chunks of
-   UID ranges, each parsed and committed before the next is stored, so a
-   sync killed at any point resumes from the last chunk.
+1. EXAMINE (read-only); UIDVALIDITY changed: the folder's rows are retired
+   and it is fetched anew (as when STATUS said so already);
+2. flag changes of stored messages: ``CHANGEDSINCE`` the stored
+   HIGHESTMODSEQ (CONDSTORE), else every message's FLAGS;
+3. new messages: UID ranges from the highest stored UID to UIDNEXT (the
+   last range open), no SEARCH needed to know their UIDs; each range is
+   parsed and committed before the next is stored, so a sync killed at any
+   point resumes from the last commit;
+4. expunges: the stored count plus the new messages must equal EXAMINE's
+   EXISTS; only when it does not is ``UID SEARCH`` sent (compact with
+   ESEARCH), and stored UIDs it does not list leave the store, while UIDs it
+   lists that the store lacks are fetched. A folder a run left half-done,
+   or whose UIDs are too sparse for ranges, is SEARCHed in step 1's write.
+
+A folder STATUS calls empty is neither EXAMINEd nor SEARCHed.
 
 Why this order: the HIGHESTMODSEQ taken at EXAMINE is the point as of which
-the stored flags are current once step 3 is done, and new rows fetched
-after it are at least as fresh; recording it with the first commit of the
-run keeps that true however the run ends. A dropped connection (server
-restart, network) is retried with exponential backoff from the last commit;
-a first connection that fails is not (:class:`~mailhat_nb.errors.ConnectFailed`): that
-is a wrong setting, and minutes of retries would only hide it.
+the stored flags are current once step 2 is done, and new rows fetched
+after it are at least as fresh; the flag changes are committed before any
+new chunk of the folder (their answer is sent, and so handed back, first),
+and the first commit of a run marks the folder incomplete until its last,
+so however the run ends the next one trusts nothing it did not finish. A
+dropped connection (server restart, network) is retried with exponential
+backoff from the last commit; a first connection that fails is not
+(:class:`~mailhat_nb.errors.ConnectFailed`): that is a wrong setting, and
+minutes of retries would only hide it.
 """
 
 from __future__ import annotations
@@ -51,12 +64,14 @@ from mailhat_nb.errors import (
 )
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync import rows
+from mailhat_nb.sync.fetch import FetchedMessage
 from mailhat_nb.sync.folders import folder_role
-from mailhat_nb.sync.imap import FolderInfo, FolderStatus, ImapSettings, ImapSource
+from mailhat_nb.sync.imap import ImapSettings, ImapSource
 from mailhat_nb.sync.memory import gc_paused
 from mailhat_nb.sync.progress import ProgressCallback, Tracker
 from mailhat_nb.sync.store import FolderState, FolderStore, Store, utc_now
-from mailhat_nb.sync.uids import chunk_ranges
+from mailhat_nb.sync.uids import chunk_ranges, uid_ranges
+from mailhat_nb.sync.wire import Command, Examine, Fetch, FolderInfo, FolderStatus, Search
 from mailhat_nb.sync.worker import Worker, WorkerPool
 
 #: Messages per FETCH command (and per Parquet part on a first sync).
@@ -76,6 +91,9 @@ MAX_WORKERS = 2
 RETRIES = 5
 BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+#: Rounds of commands per folder and run, at most: the first, a SEARCH where
+#: the count shows expunges, the messages it found missing (and one spare).
+MAX_ROUNDS = 4
 
 
 @dataclass
@@ -153,11 +171,12 @@ def _auto_workers(new_messages: int) -> int:
     Measured on the lab (2 CPUs, server on the same machine, with
     ``benchmarks/bench_sync.py``): one worker is faster than parsing in this
     process for any run. For a *small* run the worker starts (pyarrow and
-    the parser, never pandas) while this process logs in and asks STATUS,
-    so this process never imports pyarrow and pandas just to add a few
-    rows; for a big one, this process reads and lexes the socket while the
-    worker parses, converts and writes (see ``_Pipeline``). From 4 CPUs up
-    a big run uses half of them, at most :data:`MAX_WORKERS`.
+    the parser, never pandas) while this process connects and logs in
+    (:meth:`_Run.prestart`), so this process never imports pyarrow and
+    pandas just to add a few rows; for a big one, this process reads and
+    lexes the socket while the worker parses, converts and writes (see
+    ``_Pipeline``). From 4 CPUs up a big run uses half of them, at most
+    :data:`MAX_WORKERS`.
     """
     if new_messages <= 0:
         return 0
@@ -189,122 +208,259 @@ def _role(info: FolderInfo, state: FolderState) -> str:
     return folder_role(info.name, info.flags)
 
 
-class _FolderSync:
-    """One folder's sync on an open session (the numbered steps of the module doc).
+class _FolderJob:
+    """One changed folder's sync: rounds of pipelined commands, and what each answer does.
 
-    :meth:`run` fetches and hands the chunks to the account's
-    :class:`_Pipeline`, then queues :meth:`finish` behind them: the next folder
-    is EXAMINEd and fetched while this one's last chunks are still parsed.
+    :meth:`start` plans the first round from the folder's state and its
+    STATUS (see the module docstring); the session sends it with every other
+    folder's, and hands each completed command to :meth:`handle`, in the
+    order sent. When a round's last answer is in, :meth:`next_round` says
+    what else the folder needs (a SEARCH where the count shows expunges,
+    the messages a SEARCH found missing), or nothing: then its last commit,
+    :meth:`finish`, is queued behind its chunks in the account's
+    :class:`_Pipeline`, so the next folder is fetched while this one's last
+    chunks are still parsed.
     """
 
     def __init__(self, session: ImapSource, fstore: FolderStore, info: FolderInfo,
-                 tracker: Tracker, chunk_size: int, pipeline: _Pipeline,
+                 status: FolderStatus, run: _Run, pipeline: _Pipeline,
                  result: FolderResult) -> None:
         self.session = session
         self.fstore = fstore
         self.info = info
-        self.tracker = tracker
-        self.chunk_size = chunk_size
+        self.status = status
+        self.run = run
         self.pipeline = pipeline
         self.result = result
+        self.role = _role(info, fstore.state)
+        result.role = self.role
+        #: the first round's EXAMINE (or the STATUS of an empty folder): the
+        #: snapshot whose UIDNEXT and HIGHESTMODSEQ the folder's commits record
         self.sel: FolderStatus | None = None
+        self.stored: set[int] = set()
+        self.server: list[int] | None = None  # every UID, once a SEARCH said
+        self.fetched: set[int] = set()
+        self.pending = 0  # this round's commands not yet handed back
+        self.rounds = 0
+        self.stale = False  # UIDVALIDITY changed between STATUS and EXAMINE
+        self.error: MailServerError | StoreError | None = None
         self.started = time.monotonic()
         self.lost_chunks = False  # a chunk was dropped on the way out of an error
         #: the store failed for this folder (a part it could not write): its
         #: later chunks are dropped, the other folders go on
         self.store_error: StoreError | None = None
+        self._marked = False
 
-    def run(self) -> None:
-        """Steps 1-4; the folder's last commit is queued (see :meth:`finish`)."""
-        session, fstore, info = self.session, self.fstore, self.info
-        state = fstore.state
-        role = _role(info, state)
-        self.result.role = role
-        sel = self.sel = session.examine(info.name)
-        self.result.server_messages = sel.messages
-        self.result.uidvalidity = sel.uidvalidity
-        meta = {"role": role, "delimiter": info.delimiter, "flags": list(info.flags)}
-        if state.uidvalidity is not None and state.uidvalidity != sel.uidvalidity:
-            old = state.uidvalidity
-            self.result.retired += fstore.retire("uidvalidity_changed", **meta)
+    # ------------------------------------------------------------------ planning
+
+    def start(self) -> list[Command]:
+        """The first round's commands, all planned from STATUS and sent at once.
+
+        A folder STATUS calls empty needs none (it is done here).
+        """
+        state, status = self.fstore.state, self.status
+        same = state.uidvalidity == status.uidvalidity
+        self.stored = set(state.uid_list()) if same else set()
+        if status.messages == 0:
+            self._examined(status)  # nothing to EXAMINE, SEARCH or fetch
+            if self.stored:  # all of them expunged
+                self.result.expunged += self.fstore.expunge(self.stored, **self._first())
+                self.stored = set()
+            return []
+        return self._round([self.session.examine(self.info.name, self),
+                            *self._plan(status)])
+
+    def _round(self, commands: list[Command]) -> list[Command]:
+        self.rounds += 1
+        self.pending = len(commands)
+        return commands
+
+    def _first(self) -> dict[str, Any]:
+        """``complete=False`` for the run's first change to the folder, nothing after.
+
+        A run killed after it changed the folder leaves it incomplete, so the
+        next run SEARCHes instead of trusting counts (see :meth:`next_round`).
+        """
+        if self._marked:
+            return {}
+        self._marked = True
+        return {"complete": False}
+
+    def _plan(self, status: FolderStatus) -> list[Command]:
+        """What follows the first EXAMINE: SEARCH if needed, flag changes, new headers.
+
+        New messages are asked for by UID range, from the highest stored UID
+        to STATUS's UIDNEXT (the last range open, ``n:*``, so what arrives
+        meanwhile comes too): no SEARCH is needed to know their UIDs unless
+        the UIDs are too sparse for ranges (:func:`uid_ranges`).
+        """
+        session, state = self.session, self.fstore.state
+        top = max(self.stored, default=0)
+        # Where the store may lack messages below its highest UID (a run that
+        # ended half-way), only a SEARCH says which.
+        search = bool(self.stored) and not state.complete
+        ranges = uid_ranges(top + 1, status.uidnext - 1,
+                            max(status.messages - len(self.stored), 0),
+                            self.run.chunk_size, self.run.range_width)
+        if ranges is None:  # UIDs too sparse to cover by ranges: ask for them
+            search, ranges = True, []
+        commands: list[Command] = []
+        if search:
+            commands.append(session.search(self, status.messages))
+        if self.stored:
+            since = state.highestmodseq if session.capabilities.condstore else None
+            commands.append(session.flags(self, top, since))
+        commands += [session.headers(self, lo, hi, weight, _header_fields())
+                     for lo, hi, weight in ranges]
+        return commands
+
+    # ------------------------------------------------------------------ answers
+
+    def handle(self, command: Command) -> None:
+        """One completed command of this folder's, in the order sent."""
+        self.pending -= 1
+        if self.error is not None or self.stale:
+            return  # the rest of a failed or outdated round: nothing to use
+        if not command.ok:
+            # The server refused this folder (EXAMINE or FETCH answered NO): what
+            # was committed stays; the other folders still sync.
+            self.error = command.failure()
+            return
+        try:
+            if isinstance(command, Examine):
+                self._examined(command.result)
+            elif isinstance(command, Search):
+                self.server = command.result
+            elif isinstance(command, Fetch) and not command.headers:
+                self._flags(command.result)
+            elif isinstance(command, Fetch):
+                self._chunk(command.result)
+        except StoreError as exc:
+            self.error = exc
+
+    def _examined(self, sel: FolderStatus) -> None:
+        """The folder as EXAMINE (or, empty, STATUS) found it: retire, record, or stop."""
+        if self.sel is not None:  # a later round: still the folder the first one read?
+            if sel.uidvalidity != self.sel.uidvalidity:
+                self.error = MailServerError(
+                    f"{self.info.name!r} was replaced on the server during the sync (its "
+                    "UIDVALIDITY changed); run the sync again")
+            return
+        if sel.uidvalidity != self.status.uidvalidity:
+            # Replaced between STATUS and EXAMINE: plan again from what EXAMINE says.
+            self.stale, self.status = True, sel
+            return
+        self.sel = sel
+        fstore, result = self.fstore, self.result
+        result.server_messages, result.uidvalidity = sel.messages, sel.uidvalidity
+        meta = {"role": self.role, "delimiter": self.info.delimiter,
+                "flags": list(self.info.flags)}
+        old = fstore.state.uidvalidity
+        if old is not None and old != sel.uidvalidity:
+            result.retired += fstore.retire("uidvalidity_changed", **meta)
             fstore.state.events[-1]["new_uidvalidity"] = sel.uidvalidity
             fstore.state.events[-1]["old_uidvalidity"] = old
-            self.result.action = "reset"
+            result.action = "reset"
+            self._marked = True  # retire() left the folder incomplete
         if fstore.state.uidvalidity != sel.uidvalidity or any(
                 getattr(fstore.state, k) != v for k, v in meta.items()):
             fstore.commit_state(uidvalidity=sel.uidvalidity, **meta)
-        if self.result.action == "unchanged":
-            self.result.action = "synced"
-        server = session.uids()
-        stored = set(fstore.state.uid_list())
-        # 2. expunges
-        gone = stored.difference(server)
-        if gone:
-            self.result.expunged += fstore.expunge(gone)
-            stored -= gone
-        # 3. flag changes, then the modseq snapshot as of which stored flags are current
-        modseq_known = fstore.state.highestmodseq
-        if stored:
-            since = modseq_known if session.capabilities.condstore else None
-            changes = session.changed_flags(max(stored), since)
-            flags = {m.uid: m.flags for m in changes if m.uid in stored}
-            labels = {m.uid: m.gm_labels for m in changes
-                      if m.uid in stored and m.gm_labels is not None}
-            if flags or labels or fstore.state.highestmodseq != sel.highestmodseq:
-                self.result.flags_changed += fstore.update_flags(
-                    flags, labels or None, highestmodseq=sel.highestmodseq)
-        # 4. new messages
-        missing = sorted(set(server).difference(stored))
-        with gc_paused():
-            self._fetch_chunks(missing, sel)
-        self.pipeline.add(_Finish(self))
+        if result.action == "unchanged":
+            result.action = "synced"
 
-    def _fetch_chunks(self, missing: list[int], sel: FolderStatus) -> None:
-        """Fetch ``missing`` UIDs chunk by chunk into the pipeline.
+    def _flags(self, changes: list[FetchedMessage]) -> None:
+        """Flag changes of stored messages; then HIGHESTMODSEQ says they are current."""
+        assert self.sel is not None  # noqa: S101 - EXAMINE came first
+        fstore, stored = self.fstore, self.stored
+        flags = {m.uid: m.flags for m in changes if m.uid in stored}
+        labels = {m.uid: m.gm_labels for m in changes
+                  if m.uid in stored and m.gm_labels is not None}
+        if flags or labels or fstore.state.highestmodseq != self.sel.highestmodseq:
+            self.result.flags_changed += fstore.update_flags(
+                flags, labels or None, highestmodseq=self.sel.highestmodseq, **self._first())
 
-        Chunks are parsed by the workers (see :class:`_Pipeline`), or here
-        without workers, and committed in order as they come back, at most :data:`MAX_IN_FLIGHT` per
-        worker behind the socket. If the connection drops, the chunks already
-        received are still parsed and committed before the error goes up
-        (:meth:`_Pipeline.drain`), so a retry starts after them.
+    def _chunk(self, got: list[FetchedMessage]) -> None:
+        """New messages of one FETCH range, handed to the pipeline (parsed, then committed)."""
+        assert self.sel is not None  # noqa: S101 - EXAMINE came first
+        msgs = [m for m in got if m.uid not in self.stored and m.uid not in self.fetched]
+        self.fetched.update(m.uid for m in msgs)
+        if not msgs or self.store_error is not None:
+            return  # nothing new, or the folder's store failed
+        pipeline = self.pipeline
+        name, tmp = self.fstore.reserve_part(msgs[0].uid, msgs[-1].uid)
+        job = rows.ChunkJob.from_messages(msgs, self.role, self.sel.uidvalidity, str(tmp))
+        pipeline.chunks += 1
+        pipeline.add(_Pending(self, name, job.uids, pipeline.start(job)))
+        pipeline.commit_ready(keep=pipeline.keep)
+
+    def next_round(self) -> list[Command]:
+        """What the folder needs once a round's answers are all in; [] when it is done.
+
+        Expunges: a SEARCH's UIDs say which stored messages are gone. Without
+        one, the count does: the folder held ``len(stored)`` messages and
+        gained those fetched below EXAMINE's UIDNEXT, so EXISTS equals their
+        sum exactly when nothing was expunged (UIDs only grow, and a complete
+        folder's store holds every UID below its highest). Only when the
+        count differs is SEARCH sent.
         """
+        if self.error is not None:
+            return []
+        if self.stale:
+            self.stale, self.rounds = False, 0
+            return self.start()
+        sel = self.sel
+        assert sel is not None  # noqa: S101 - a round always starts with EXAMINE
+        if self.server is None:
+            gained = sum(1 for uid in self.fetched if uid < sel.uidnext)
+            if sel.messages == len(self.stored) + gained:
+                return []
+            return self._again([self.session.search(self, sel.messages)])
+        on_server = set(self.server)
+        gone = self.stored - on_server
+        if gone:
+            self.result.expunged += self.fstore.expunge(gone, **self._first())
+            self.stored -= gone
+        missing = sorted(on_server - self.stored - self.fetched)
         if not missing:
-            return
-        fstore, pipeline = self.fstore, self.pipeline
-        wanted = set(missing)
-        first = FIRST_CHUNK if pipeline.chunks == 0 else None
-        for _, got in self.session.fetch_headers(
-                chunk_ranges(missing, self.chunk_size, first), _header_fields()):
-            msgs = [m for m in got if m.uid in wanted]
-            if not msgs or self.store_error is not None:
-                continue  # nothing new, or the folder failed: read the answer to its end
-            wanted.difference_update(m.uid for m in msgs)
-            name, tmp = fstore.reserve_part(msgs[0].uid, msgs[-1].uid)
-            job = rows.ChunkJob.from_messages(msgs, self.result.role, sel.uidvalidity,
-                                             str(tmp))
-            pipeline.chunks += 1
-            pipeline.add(_Pending(self, name, job.uids, pipeline.start(job)))
-            pipeline.commit_ready(keep=pipeline.keep)
+            return []
+        self.fetched.update(missing)  # asked once: a message expunged meanwhile is not asked again
+        return self._again([self.session.headers(self, lo, hi, hi - lo + 1, _header_fields())
+                            for lo, hi in chunk_ranges(missing, self.run.chunk_size)])
+
+    def _again(self, commands: list[Command]) -> list[Command]:
+        """Another round (EXAMINE first: another folder is selected by now), if one is left.
+
+        A folder that still needs more after :data:`MAX_ROUNDS` kept changing
+        under the sync: it fails for this run and stays incomplete (what was
+        committed stays), and the next run takes it from there.
+        """
+        if self.rounds >= MAX_ROUNDS:
+            self.error = MailServerError(
+                f"{self.info.name!r} kept changing on the server during the sync; what was "
+                "fetched is stored: run the sync again")
+            return []
+        return self._round([self.session.examine(self.info.name, self), *commands])
+
+    # ------------------------------------------------------------------ commits
 
     def commit_chunk(self, pending: _Pending, done: rows.ChunkDone) -> None:
         """Commit one parsed chunk (the pipeline calls this in UID order)."""
-        assert self.sel is not None  # noqa: S101 - set by run() before any chunk
+        assert self.sel is not None  # noqa: S101 - set before any chunk
         self.fstore.append_written(pending.name, pending.uids,
-                                   highestmodseq=self.sel.highestmodseq)
+                                   highestmodseq=self.sel.highestmodseq, **self._first())
         self.result.new += done.rows
-        self.tracker.advance(self.info.name, "fetch", done.rows)
+        self.run.tracker.advance(self.info.name, "fetch", done.rows)
 
     def finish(self, error: MailServerError | StoreError | None = None) -> FolderResult:
         """The folder's last commit, once all its chunks are in (or its failure)."""
         fstore = self.fstore
         if error is not None:
-            # The server refused this folder (EXAMINE or FETCH answered NO),
-            # or the store could not take it: what was committed stays; the
-            # other folders still sync.
+            # The server refused this folder, or the store could not take it:
+            # what was committed stays; the other folders still sync.
             self.result.action, self.result.error = "failed", str(error)
         else:
             sel = self.sel
-            assert sel is not None  # noqa: S101 - run() completed
+            assert sel is not None  # noqa: S101 - every round started from one
             fstore.commit_state(
                 complete=True, uidnext=sel.uidnext, highestmodseq=sel.highestmodseq,
                 messages=len(fstore.state.uid_list()), last_sync=utc_now(),
@@ -319,7 +475,7 @@ class _FolderSync:
 class _Pending:
     """A chunk not yet committed: held, handed to a worker, or already done in-process."""
 
-    folder: _FolderSync
+    folder: _FolderJob
     name: str
     uids: list[int]
     item: Worker | rows.ChunkJob | rows.ChunkDone | StoreError | None  # see _Pipeline
@@ -334,7 +490,7 @@ class _Finish:
     incomplete, so the next run resumes it) while the others go on.
     """
 
-    folder: _FolderSync
+    folder: _FolderJob
     error: MailServerError | StoreError | None = None
 
 
@@ -557,6 +713,7 @@ def sync_account(settings: ImapSettings, password: Secret, store: Path | str,
     logged_in = False  # has any connection of this run worked?
     with root.lock(account):
         try:
+            run.prestart()
             while True:
                 session = ImapSource(settings, password)
                 try:
@@ -607,81 +764,143 @@ class _Run:
         self.partial: dict[str, FolderResult] = {}
         #: damaged folders, moved to ``_retired/`` (see Store.set_aside_damaged)
         self.set_aside: list[str] = []
+        self._first_taken = False
+        #: new messages the run still has to plan FETCH ranges for (see range_width)
+        self.left = 0
 
     def close(self) -> None:
         if self.workers is not None:
             self.workers.close()
             self.workers = None
 
+    def prestart(self) -> None:
+        """Start the parse workers now, before connecting.
+
+        A worker takes a while to start (an interpreter, pyarrow, the
+        parser), far longer than the round trips that tell whether the run
+        has anything to parse: started once STATUS has shown the work, it
+        would make even a handful of new messages wait for it. Started now,
+        that happens while the session connects and logs in; a run with
+        nothing new stops it unused (:meth:`WorkerPool.close` does not wait
+        for a worker that never had a job).
+        """
+        if self.want_workers is None and self.workers is None and _auto_workers(1):
+            self.workers = WorkerPool(1)
+
+    def range_width(self, left: int) -> int:
+        """How many UIDs the run's next FETCH range spans (``left``: its folder's still to ask).
+
+        :data:`FIRST_CHUNK` for the first range of the run (nothing is parsed
+        before it is in) and for the last :attr:`chunk_size` messages of the
+        run (nothing is committed before a range is in, so the last range is
+        parsed after the last byte arrived: a small one ends the run
+        sooner); :attr:`chunk_size` between.
+        """
+        small = min(FIRST_CHUNK, self.chunk_size)
+        wide = self.left - min(self.chunk_size, left) >= self.chunk_size
+        step = self.chunk_size if self._first_taken and wide else small
+        self._first_taken = True
+        self.left -= min(step, left)
+        return step
+
     def sync(self, session: ImapSource) -> None:
         root, finished, tracker = self.root, self.finished, self.tracker
         account = session.settings.account
-        listed = session.folders()
-        chosen = _choose_folders(session, listed, self.folders)
         self.set_aside += root.set_aside_damaged(account, deep=self.verify)
         self.verify = False  # read whole once, not again after a reconnect
         known = root.states(account)
+        # The folders to expect: a server without LIST-STATUS gets their STATUS
+        # in the same write as the LIST.
+        expect = self.folders if self.folders is not None \
+            else [st.folder for st in known if st.source == "imap"]
+        listing = session.folder_states([n for n in expect if n not in finished])
+        listed = [entry.info for entry in listing]
+        chosen = _choose_folders(session, listed, self.folders)
         if self.folders is None:
             _retire_vanished(root, known, {f.name for f in listed if f.selectable}, finished)
         # A folder just retired is not on the server's list, so never looked up here.
-        states = {s.folder: s for s in known}
-        todo: list[FolderInfo] = []
+        states = {st.folder: st for st in known}
+        by_name = {entry.info.name: entry for entry in listing}
+        todo: list[tuple[FolderInfo, FolderStatus]] = []
         total = 0
         for info in chosen:
             if info.name in finished:
                 continue
-            t0 = time.monotonic()
-            state = states.get(info.name)
-            try:
-                status = session.status(info.name)
-            except (ConnectionLost, AuthFailed):
-                raise
-            except MailServerError as exc:  # this folder only, as below
+            state, entry = states.get(info.name), by_name[info.name]
+            if entry.status is None:  # the server refused its STATUS: this folder only
                 finished[info.name] = FolderResult(
                     folder=info.name, role=state.role if state else "", action="failed",
-                    rows=state.messages if state else 0, error=str(exc))
+                    rows=state.messages if state else 0, error=str(entry.error))
                 continue
+            status = entry.status
             if state is not None and _unchanged(state, status):
                 finished[info.name] = FolderResult(
                     folder=info.name, role=state.role, rows=state.messages,
-                    server_messages=status.messages, uidvalidity=status.uidvalidity,
-                    seconds=time.monotonic() - t0)
+                    server_messages=status.messages, uidvalidity=status.uidvalidity)
                 continue
-            todo.append(info)
+            todo.append((info, status))
             have = state.messages if state is not None \
                 and state.uidvalidity == status.uidvalidity else 0
             total += max(status.messages - have, 0)
         tracker.total = tracker.done + total
         tracker.advance("", "start")
+        self.left = total
         count = self.want_workers if self.want_workers is not None else _auto_workers(total)
         if count > 0 and self.workers is None:
             self.workers = WorkerPool(count)
+        elif self.workers is not None and count > len(self.workers.workers):
+            self.workers.grow(count)  # a big run
         pipeline = _Pipeline(self.workers, finished, tracker)
         try:
-            for info in todo:
-                try:
-                    fstore = root.open_folder(account, info.name)
-                except StoreError as exc:  # e.g. a part it cannot move into place
-                    finished[info.name] = FolderResult(folder=info.name, action="failed",
-                                                       error=str(exc))
-                    continue
-                # A retry after a dropped connection goes on counting where the
-                # dropped attempt stopped (what it committed is in the store).
-                result = self.partial.setdefault(info.name, FolderResult(folder=info.name))
-                folder_sync = _FolderSync(session, fstore, info, tracker, self.chunk_size,
-                                          pipeline, result)
-                try:
-                    folder_sync.run()
-                except (ConnectionLost, AuthFailed):
-                    raise
-                except (MailServerError, StoreError) as exc:
-                    # The server refused this folder, or the store could not
-                    # take its changes: it fails, the other folders go on.
-                    pipeline.add(_Finish(folder_sync, exc))
+            for info, status in todo:
+                self._start(session, pipeline, info, status)
+            with gc_paused():
+                for command in session.results():
+                    job = command.group
+                    assert isinstance(job, _FolderJob)  # noqa: S101 - only jobs submit here
+                    job.handle(command)
+                    if job.pending == 0:
+                        self._next(session, pipeline, job)
         except BaseException:
             pipeline.drain(quiet=True)
             raise
         pipeline.drain()
+
+    def _start(self, session: ImapSource, pipeline: _Pipeline, info: FolderInfo,
+               status: FolderStatus) -> None:
+        """Plan a changed folder's first round and queue it (every folder's go out together)."""
+        account = session.settings.account
+        try:
+            fstore = self.root.open_folder(account, info.name)
+        except StoreError as exc:  # e.g. a part it cannot move into place
+            self.finished[info.name] = FolderResult(folder=info.name, action="failed",
+                                                    error=str(exc))
+            return
+        # A retry after a dropped connection goes on counting where the
+        # dropped attempt stopped (what it committed is in the store).
+        result = self.partial.setdefault(info.name, FolderResult(folder=info.name))
+        job = _FolderJob(session, fstore, info, status, self, pipeline, result)
+        try:
+            commands = job.start()
+        except StoreError as exc:  # the store could not take its changes: it fails
+            pipeline.add(_Finish(job, exc))
+            return
+        if commands:
+            session.submit(*commands)
+        else:
+            pipeline.add(_Finish(job))
+
+    @staticmethod
+    def _next(session: ImapSource, pipeline: _Pipeline, job: _FolderJob) -> None:
+        """A folder's round is answered: queue its next one, or its last commit."""
+        try:
+            more = job.next_round()
+        except StoreError as exc:
+            job.error, more = exc, []
+        if more:
+            session.submit(*more)
+        else:
+            pipeline.add(_Finish(job, job.error))
 
 
 def _retire_vanished(root: Store, states: list[FolderState], listed: set[str],

@@ -4,20 +4,16 @@ Why this module exists: over IMAPS on loopback a server hands a whole
 mailbox's header blocks across the socket many times faster than
 imapclient's pure-Python response lexer turns them into objects
 (``benchmarks/bench_sync.py`` measures both), and imaplib's own reader calls
-``readline`` per line and concatenates. Here a command is written to the
-connection imapclient already opened and authenticated, and the
-answer is read in large blocks and cut up with ``bytes.find`` and slicing:
-a literal ``{n}\r\n`` is located once and taken as one slice. Only the few
-short text pieces around each literal go through a regular expression.
+``readline`` per line and concatenates. Here the answer is read in large
+blocks and cut up with ``bytes.find`` and slicing: a literal ``{n}\r\n`` is
+located once and taken as one slice. Only the few short text pieces around
+each literal go through a regular expression.
 
-Everything else in a session (login, CAPABILITY, LIST, STATUS, EXAMINE) stays
-with imapclient; this module only borrows its socket between two complete
-commands (through :mod:`mailhat_nb.sync.borrowed`, the one place that
-touches the libraries' private attributes), so imapclient's bookkeeping
-(tags, untagged responses) is never disturbed. Foreign errors (``OSError``,
-``ssl.SSLError``) pass through untranslated: :mod:`mailhat_nb.sync.imap`
-translates them at its one boundary. A tagged ``NO``/``BAD`` is ours and
-raises :class:`CommandFailed`.
+This module reads and lexes; it writes nothing. :mod:`mailhat_nb.sync.wire`
+writes the commands (pipelined, on the connection imapclient opened and
+:mod:`mailhat_nb.sync.borrowed` lends) and routes what this module reads.
+Foreign errors (``OSError``, ``ssl.SSLError``) pass through untranslated:
+:mod:`mailhat_nb.sync.imap` translates them at its one boundary.
 
 Two server limits shape the commands: Dovecot refuses command lines over
 64 KB, so messages are always addressed by UID *ranges* (``a:b``), never long
@@ -28,14 +24,12 @@ its UID is below ``n``, so results are filtered to the requested range.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
-from mailhat_nb.errors import CommandFailed
-from mailhat_nb.sync.borrowed import Borrowed, ImaplibLike
-from mailhat_nb.sync.uids import parse_sequence_set
+from mailhat_nb.errors import ServerMisbehaved
 
 #: Bytes asked of the socket per read; one TLS record is at most 16 KB, a plain
 #: socket may return more.
@@ -62,18 +56,65 @@ _UNQUOTE = re.compile(rb"\\(.)")
 # --------------------------------------------------------------------------- reading
 
 
+#: Longest text line taken by default: IMAP's are short (a FETCH's item list,
+#: a LIST entry); only a classic SEARCH answer grows with the folder, and its
+#: command says so (:attr:`ResponseReader.max_line`).
+MAX_LINE = 64 * 1024
+#: Longest literal taken by default (a mailbox name, a label sent as a literal).
+MAX_LITERAL = 64 * 1024
+
+
+def misbehaved(what: str) -> ServerMisbehaved:
+    """The error for a server that sent ``what``: the sync's words, the same at every bound."""
+    return ServerMisbehaved(f"the server sent something no mail server sends: {what}")
+
+
+def printable(data: bytes, limit: int = 60) -> str:
+    r"""The start of what a server sent, for a message: ASCII as it is, other bytes as ``\xNN``."""
+    text = "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in data[:limit])
+    return f"'{text}'" + ("..." if len(data) > limit else "")
+
+
 class ResponseReader:
     """Cuts a byte stream into IMAP responses, each a list of pieces.
 
     A response is returned as ``[text, literal, text, literal, ..., text]``:
     the text pieces still hold their ``{n}`` markers and never their CRLF;
     literals are the raw bytes. A response without literals is ``[text]``.
+
+    Every read is bounded: a text line by :attr:`max_line`, a literal by
+    :attr:`max_literal` (checked when it is announced, before a byte of it
+    is read: a server announcing 4 GB is refused at once, not read), a whole
+    response by :attr:`max_answer`. Past a bound the reader raises
+    :class:`~mailhat_nb.errors.ServerMisbehaved` and keeps nothing of it.
+    The caller sets the bounds for what it asked (:mod:`mailhat_nb.sync.wire`).
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._buf = b""
         self._pos = 0
+        self.max_line = MAX_LINE
+        self.max_literal = MAX_LITERAL
+        #: the pieces of a response cut by a read, and where its scan stopped
+        self._partial: tuple[list[bytes], int] | None = None
+
+    @property
+    def max_answer(self) -> int:
+        """Bytes one response may hold: its literal and some lines around it."""
+        return self.max_literal + 4 * self.max_line
+
+    def _line_bound(self, buf: bytes, pos: int) -> None:
+        """A line still without its end past :attr:`max_line` is no IMAP line."""
+        if len(buf) - pos > self.max_line:
+            raise misbehaved(f"a line of more than {self.max_line:,} bytes with no end")
+
+    def _literal_bound(self, size: int) -> None:
+        if size > self.max_literal:
+            raise misbehaved(
+                f"a literal of {size:,} bytes where none belongs" if not self.max_literal
+                else f"a literal of {size:,} bytes, more than the {self.max_literal:,} that "
+                     "belong there")
 
     def _fill(self, need: int = 0) -> None:
         """Read more: at least ``need`` bytes, else whatever one read gives."""
@@ -114,10 +155,12 @@ class ResponseReader:
             m = _DOVECOT_RESPONSE.match(buf, pos)
             if m is None:
                 if buf.find(b"\r\n", pos) < 0:
+                    self._line_bound(buf, pos)
                     self._fill()  # the first line is not all here yet: read, try again
                     continue
                 return self.next()
             start = m.end()
+            self._literal_bound(int(m.group(7)))
             end = start + int(m.group(7))
             if end + 3 > len(buf):
                 self._fill(end + 3 - len(buf))  # the rest of the literal, and ")\r\n"
@@ -132,25 +175,41 @@ class ResponseReader:
                 modseq=int(modseq) if modseq else None, seq=int(seq))
 
     def _scan(self) -> list[bytes] | None:
-        # The buffer never outgrows one read plus the unfinished response:
-        # _fill drops what was consumed before appending.
+        """The next response, or None after reading more (call again).
+
+        A response cut by a read is not scanned again from its start: the
+        pieces found so far and where the scan stopped are kept
+        (``_partial``), so a long answer costs its length, not its square.
+        The buffer never outgrows one read plus the unfinished response:
+        _fill drops what was consumed before appending.
+        """
         buf = self._buf
-        pos = self._pos
-        parts: list[bytes] = []
+        first = self._pos
+        parts, offset = self._partial if self._partial is not None else ([], 0)
+        self._partial = None
+        pos = first + offset
         while True:
+            if pos - first > self.max_answer:
+                raise misbehaved(f"an answer of more than {self.max_answer:,} bytes")
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
+                self._line_bound(buf, pos)
+                self._partial = (parts, pos - first)
                 self._fill()
                 return None
+            if eol - pos > self.max_line:
+                self._line_bound(buf[:eol], pos)
             if eol > pos and buf[eol - 1] == 0x7D:  # "}": maybe a literal follows
                 brace = buf.rfind(b"{", pos, eol)
                 digits = buf[brace + 1:eol - 1] if brace >= 0 else b""
                 if digits.endswith(b"+"):
                     digits = digits[:-1]
                 if digits.isdigit():
+                    self._literal_bound(int(digits))
                     lit_start = eol + 2
                     lit_end = lit_start + int(digits)
                     if lit_end > len(buf):
+                        self._partial = (parts, pos - first)
                         self._fill(lit_end - len(buf))
                         return None
                     parts.append(buf[pos:eol])
@@ -341,137 +400,6 @@ def parse_fetch(parts: list[bytes]) -> FetchedMessage | None:
     return msg if msg.uid else None
 
 
-# --------------------------------------------------------------------------- commands
-
-
-@dataclass
-class Completion:
-    """How a raw command ended, and the untagged responses it produced."""
-
-    status: str
-    text: str
-    untagged: list[list[Any]] = field(default_factory=list)
-
-
-class Wire:
-    """Raw commands on an open, authenticated imaplib connection.
-
-    Between two complete commands the connection is ours to use. Commands may
-    be pipelined, and a server may run pipelined commands *concurrently*
-    (Dovecot does with FETCH: the untagged answers of two commands interleave
-    and both tagged completions come at the end), so untagged responses are
-    never attributed by their order, only by what they contain (a UID).
-    A command abandoned half-way leaves the connection unusable: :attr:`clean`
-    turns False, and the caller must log in again rather than read some other
-    command's answer.
-    """
-
-    def __init__(self, imap: ImaplibLike) -> None:
-        self._conn = Borrowed(imap)
-        self._reader = ResponseReader(self._conn.stream)
-        self._in_flight: dict[bytes, str] = {}
-
-    @property
-    def clean(self) -> bool:
-        """True when no command is in flight (its answer not completely read)."""
-        return not self._in_flight
-
-    def send(self, command: bytes) -> bytes:
-        """Send ``command`` (without tag and CRLF); return its tag."""
-        tag = self._conn.send(command)
-        self._in_flight[tag] = command.split(b" (", 1)[0].decode("ascii", "replace")
-        return tag
-
-    def next_event(self) -> tuple[bytes | None, list[bytes]]:
-        """The next response: ``(tag, pieces)`` if tagged, else ``(None, pieces)``.
-
-        Raises
-        ------
-        CommandFailed
-            On a tagged ``NO`` or ``BAD`` (the command is no longer in flight).
-        ConnectionResetError
-            On ``* BYE`` or end of stream.
-        """
-        while True:
-            event = self._event(self._reader.next())
-            if event is not None:
-                return event
-
-    def next_fetch_or_event(self) -> FetchedMessage | tuple[bytes | None, list[bytes]]:
-        """:meth:`next_event`, but a FETCH of Dovecot's usual shape comes parsed.
-
-        See :meth:`ResponseReader.next_fetch`; raises as :meth:`next_event`.
-        """
-        while True:
-            got = self._reader.next_fetch()
-            if isinstance(got, FetchedMessage):
-                return got
-            event = self._event(got)
-            if event is not None:
-                return event
-
-    def _event(self, parts: list[bytes]) -> tuple[bytes | None, list[bytes]] | None:
-        """Classify one response; None for one to skip."""
-        head = parts[0]
-        if head[:2] == b"* ":
-            if head[2:5].upper() == b"BYE":
-                raise ConnectionResetError(
-                    "the server said BYE: " + head[5:].decode("utf-8", "replace").strip())
-            return None, parts
-        if head[:1] == b"+":
-            return None  # a continuation request we did not ask for: ignore
-        tag, _, rest = head.partition(b" ")
-        command = self._in_flight.pop(tag, None)
-        if command is None:
-            return None  # not ours (cannot happen unless the server misbehaves)
-        self._conn.done(tag)
-        status, _, text = rest.partition(b" ")
-        if status.upper() != b"OK":
-            raise CommandFailed(command, status.decode("ascii", "replace"),
-                                text.decode("utf-8", "replace"))
-        return tag, parts
-
-    def command(self, command: bytes) -> Completion:
-        """Run one command (nothing else in flight); collect its parsed untagged responses."""
-        if self._in_flight:
-            raise RuntimeError("Wire.command needs an idle connection")
-        tag = self.send(command)
-        untagged: list[list[Any]] = []
-        while True:
-            got, parts = self.next_event()
-            if got == tag:
-                text = parts[0][len(tag) + 1:].decode("utf-8", "replace")
-                return Completion("OK", text, untagged)
-            untagged.append(tokens(parts))
-
-
-def esearch_uids(wire: Wire, criteria: bytes = b"ALL") -> list[int]:
-    """``UID SEARCH RETURN (ALL) criteria`` -> sorted UIDs (needs ESEARCH).
-
-    The compact answer (``1:54990``) is a few bytes where a classic SEARCH
-    lists 100,000 numbers.
-    """
-    done = wire.command(b"UID SEARCH RETURN (ALL) " + criteria)
-    for resp in done.untagged:
-        if len(resp) >= 2 and resp[1] == b"ESEARCH":
-            items = resp[2:]
-            for k, item in enumerate(items):
-                if isinstance(item, bytes) and item.upper() == b"ALL" and k + 1 < len(items):
-                    return sorted(set(parse_sequence_set(items[k + 1])))
-            return []
-    return []
-
-
-def search_uids(wire: Wire, criteria: bytes = b"ALL") -> list[int]:
-    """Classic ``UID SEARCH criteria`` -> sorted UIDs (any IMAP4rev1 server)."""
-    done = wire.command(b"UID SEARCH " + criteria)
-    out: list[int] = []
-    for resp in done.untagged:
-        if len(resp) >= 2 and resp[1] == b"SEARCH":
-            out.extend(int(x) for x in resp[2:] if isinstance(x, bytes) and x.isdigit())
-    return sorted(set(out))
-
-
 def fetch_items(fields: Iterable[str], *, modseq: bool = False, gmail: bool = False) -> bytes:
     """The FETCH item list for a header sync."""
     items = b"UID FLAGS INTERNALDATE RFC822.SIZE"
@@ -481,68 +409,3 @@ def fetch_items(fields: Iterable[str], *, modseq: bool = False, gmail: bool = Fa
         items += b" X-GM-MSGID X-GM-THRID X-GM-LABELS"
     names = " ".join(fields).upper().encode("ascii")
     return b"(" + items + b" BODY.PEEK[HEADER.FIELDS (" + names + b")])"
-
-
-def fetch_ranges(wire: Wire, ranges: Sequence[tuple[int, int]], items: bytes,
-                 modifiers: bytes = b"", depth: int = 2,
-                 ) -> Iterator[tuple[tuple[int, int], list[FetchedMessage]]]:
-    """``UID FETCH a:b items`` for each range, pipelined; one list per range, in order.
-
-    Up to ``depth`` commands are in flight, so the server is already sending
-    the next chunk while the caller parses and stores one. Answers are sorted
-    into ranges by UID (the server may interleave concurrent commands), and a
-    range is yielded once its command completed and all ranges before it were
-    yielded, so a caller checkpointing after each range never skips one.
-    Messages outside every requested range (``n:*`` answering with a lower
-    UID, unsolicited FETCHes) are dropped. ``ranges`` must be sorted and
-    disjoint.
-    """
-    import bisect
-
-    suffix = b" " + modifiers if modifiers else b""
-    starts = [lo for lo, _ in ranges]
-    buckets: dict[int, list[FetchedMessage]] = {}
-    by_tag: dict[bytes, int] = {}
-    done: set[int] = set()
-    next_to_send = 0
-    next_to_yield = 0
-
-    def send_next() -> None:
-        nonlocal next_to_send
-        lo, hi = ranges[next_to_send]
-        tag = wire.send(b"UID FETCH %d:%d %s%s" % (lo, hi, items, suffix))
-        by_tag[tag] = next_to_send
-        buckets[next_to_send] = []
-        next_to_send += 1
-
-    while next_to_yield < len(ranges):
-        while next_to_send < len(ranges) and len(by_tag) < depth:
-            send_next()
-        event = wire.next_fetch_or_event()
-        if isinstance(event, FetchedMessage):
-            msg: FetchedMessage | None = event
-            tag = None
-        else:
-            tag, parts = event
-            msg = parse_fetch(parts) if tag is None else None
-        if tag is None:
-            if msg is None:
-                continue
-            idx = bisect.bisect_right(starts, msg.uid) - 1
-            bucket = buckets.get(idx)
-            if bucket is not None and idx not in done and msg.uid <= ranges[idx][1]:
-                bucket.append(msg)
-            continue
-        idx = by_tag.pop(tag, -1)
-        if idx < 0:
-            continue
-        done.add(idx)
-        while next_to_yield in done:
-            got = buckets.pop(next_to_yield)
-            got.sort(key=_uid_of)
-            yield ranges[next_to_yield], got
-            next_to_yield += 1
-
-
-def _uid_of(msg: FetchedMessage) -> int:
-    return msg.uid

@@ -1,13 +1,25 @@
 r"""The IMAP side of a sync: one session, and the one place foreign errors become ours.
 
-:class:`ImapSource` logs in with imapclient and answers the questions the
-sync engine asks: which folders exist (LIST, modified UTF-7 names decoded,
-special-use flags turned into roles), what each holds (STATUS), which UIDs
-a folder has now (ESEARCH, else SEARCH), which flags changed since a
-modification sequence (CONDSTORE ``CHANGEDSINCE``), and the header blocks of
-new messages (the bulk FETCH of :mod:`mailhat_nb.sync.fetch`, on the same
-connection). Folders are only ever EXAMINEd (read-only) and bodies only
-``BODY.PEEK``ed, so a sync never sets ``\Seen`` or any other flag.
+:class:`ImapSource` connects with imapclient and answers the questions the
+sync engine asks, in as few round trips as the server allows: which folders
+exist and what each holds (LIST with RFC 5819's ``RETURN (STATUS ...)``,
+else LIST and STATUS pipelined), and, for the folders that changed, the
+commands the engine builds here (EXAMINE, ``UID SEARCH``, flag changes
+since a modification sequence with CONDSTORE ``CHANGEDSINCE``, the header
+blocks of new messages), all pipelined on the same connection by
+:mod:`mailhat_nb.sync.wire`. Folders are only ever EXAMINEd (read-only) and
+bodies only ``BODY.PEEK``ed, so a sync never sets ``\Seen`` or any other flag.
+
+Logging in takes what the server already said: the capabilities in its
+greeting decide how (``AUTHENTICATE PLAIN`` with SASL-IR in one round trip
+where offered, else LOGIN, else AUTHENTICATE PLAIN for a password that is
+not ASCII), the login's answer gives the capabilities after login, and a
+server that refuses passwords in clear text is sent none
+(:func:`refuse_plaintext`). imapclient keeps what it does well (TCP, TLS,
+the greeting, STARTTLS, LOGIN); after the login every command is the
+wire's, so imapclient's ``fetch("1:*")`` bug (``ValueError: invalid literal
+for int()`` in 4.0.1 and 4.1.0, raised after the whole answer was read) and
+its naive local INTERNALDATEs never meet the sync.
 
 Every call into imapclient, imaplib, ``ssl`` or ``socket`` goes through
 :func:`translate_errors`, so callers only ever see :mod:`mailhat_nb.errors`:
@@ -22,13 +34,6 @@ says which step failed (TCP, TLS handshake, greeting) and what that usually
 means (a closed or filtered port, TLS against a plain port or the reverse,
 another protocol on the port), within :data:`CONNECT_TIMEOUT` seconds, and
 the engine retries only a connection that had worked (:class:`ConnectFailed`).
-
-Two imapclient habits are worked around here: ``fetch("1:*")`` raises
-``ValueError: invalid literal for int()`` in imapclient 4.0.1 and 4.1.0 (it
-filters its result through ``int()`` of the message set *after* the whole
-answer was read), so FETCH never goes through imapclient; and imapclient
-turns INTERNALDATE into naive local times unless ``normalise_times`` is False,
-which it is set to.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import imaplib
+import os
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,11 +56,25 @@ from mailhat_nb.errors import (
     DnsError,
     MailhatError,
     MailServerError,
+    PlaintextRefused,
+    ServerMisbehaved,
     UsageError,
 )
 from mailhat_nb.secrets import Secret, redact
-from mailhat_nb.sync import fetch
-from mailhat_nb.sync.borrowed import imaplib_of
+from mailhat_nb.sync import borrowed, fetch
+from mailhat_nb.sync.wire import (
+    Authenticate,
+    Capability,
+    Command,
+    Examine,
+    Fetch,
+    FolderInfo,
+    FolderStatus,
+    ListFolders,
+    Search,
+    Status,
+    Wire,
+)
 
 if TYPE_CHECKING:
     from imapclient import IMAPClient
@@ -66,18 +86,6 @@ DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
 #: on a working connection is not going to, and a user waiting on a wrong
 #: port or a firewall should hear so in seconds, not minutes.
 CONNECT_TIMEOUT = 10.0
-_NOT_SELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
-
-
-def _folder_status(answer: Mapping[Any, Any], count_key: str) -> FolderStatus:
-    """A STATUS or SELECT answer as a :class:`FolderStatus`; ``count_key`` holds the count."""
-    got = {_text(k).upper(): v for k, v in answer.items()}
-    modseq = got.get("HIGHESTMODSEQ")
-    return FolderStatus(
-        messages=int(got.get(count_key, 0)), uidnext=int(got.get("UIDNEXT", 0)),
-        uidvalidity=int(got.get("UIDVALIDITY", 0)),
-        highestmodseq=int(modseq) if modseq is not None else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -131,30 +139,6 @@ class ImapSettings:
         return self.port or DEFAULT_PORTS[self.security]
 
 
-@dataclass(frozen=True)
-class FolderInfo:
-    """One LIST entry: decoded name, raw flags and whether it can be examined.
-
-    The folder's role is not decided here: :func:`mailhat_nb.sync.folders.folder_role`
-    is the one rule (flags first, then the name), applied by the engine.
-    """
-
-    name: str
-    delimiter: str | None
-    flags: tuple[str, ...]
-    selectable: bool
-
-
-@dataclass(frozen=True)
-class FolderStatus:
-    """STATUS (or EXAMINE) of a folder; ``highestmodseq`` is None without CONDSTORE."""
-
-    messages: int
-    uidnext: int
-    uidvalidity: int
-    highestmodseq: int | None
-
-
 @dataclass
 class Capabilities:
     """What the server offers that the sync cares about."""
@@ -173,6 +157,21 @@ class Capabilities:
     def gmail(self) -> bool:
         """Gmail's extensions (X-GM-EXT-1): labels, message and thread ids."""
         return "X-GM-EXT-1" in self.raw
+
+    @property
+    def list_status(self) -> bool:
+        """LIST ... RETURN (STATUS ...) (RFC 5819): every folder's state in one command."""
+        return "LIST-STATUS" in self.raw
+
+    @property
+    def special_use(self) -> bool:
+        """Special-use flags (RFC 6154), which LIST-EXTENDED returns only when asked."""
+        return "SPECIAL-USE" in self.raw
+
+    @property
+    def enable(self) -> bool:
+        """ENABLE (RFC 5161): CONDSTORE switched on once, for every EXAMINE after."""
+        return "ENABLE" in self.raw
 
 
 # --------------------------------------------------------------------------- errors
@@ -196,6 +195,8 @@ def translate_errors(what: str, secrets: Sequence[Secret] = ()) -> Iterator[None
 
     try:
         yield
+    except ServerMisbehaved as exc:  # the readers' words; what we were doing is said here
+        raise ServerMisbehaved(f"{what}: {exc}") from exc
     except (AuthFailed, ConnectionLost, MailServerError, UsageError):
         raise
     except ice.LoginError as exc:
@@ -351,6 +352,104 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def refuse_plaintext(caps: Set[str], *, encrypted: bool, where: str) -> None:
+    """Refuse to send a password the server said it refuses in clear text.
+
+    A server that lists ``LOGINDISABLED`` on an unencrypted connection
+    refuses passwords there (RFC 3501 6.2.3: the client must not send
+    LOGIN), and one that lists it beside ``AUTH=PLAIN`` says the same of
+    the mechanism that carries the password as it is. Sending it anyway
+    would put the password on the wire for nothing, and the server's "no"
+    would read like a wrong password: the sync sends nothing and says why.
+
+    Raises
+    ------
+    PlaintextRefused
+        ``caps`` (of the unencrypted connection) hold ``LOGINDISABLED``.
+    """
+    if not encrypted and "LOGINDISABLED" in caps:
+        raise PlaintextRefused(
+            f"{where}: this server refuses passwords without encryption: use ssl or starttls "
+            "(it lists LOGINDISABLED on this connection; no password was sent)")
+
+
+def system_trust() -> ssl.SSLContext:
+    """A verifying TLS client context that trusts the system's CAs.
+
+    :func:`ssl.create_default_context` parses the whole CA bundle (some 140
+    certificates) each time, a noticeable share of a re-sync that has
+    nothing to fetch. Where the system keeps the same CAs in OpenSSL's
+    hashed directory (Debian's ``/etc/ssl/certs``), that directory is given
+    instead: OpenSSL reads from it only the issuer a handshake needs. Where
+    there is no such directory, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    point somewhere else than the system's own, the default loading is kept.
+    Either way the context is :func:`ssl.create_default_context`'s, with its
+    hardening.
+    """
+    paths = ssl.get_default_verify_paths()  # SSL_CERT_FILE / SSL_CERT_DIR applied
+
+    def system(given: str | None, default: str) -> bool:
+        return given is None or os.path.realpath(given) == os.path.realpath(default)
+
+    if paths.capath and system(paths.cafile, paths.openssl_cafile) \
+            and system(paths.capath, paths.openssl_capath):
+        try:
+            hashed = any(name.endswith(".0") for name in os.listdir(paths.capath))
+        except OSError:
+            hashed = False
+        if hashed:
+            return ssl.create_default_context(capath=paths.capath)
+    return ssl.create_default_context()
+
+
+# --------------------------------------------------------------------------- login
+
+
+LoginMethod = Literal["sasl-ir", "login", "plain"]
+
+
+def login_method(caps: Set[str], *, encrypted: bool, ascii_only: bool,
+                 where: str) -> LoginMethod:
+    """How to send the password, from what the server said it takes (``caps``).
+
+    ``sasl-ir``: ``AUTHENTICATE PLAIN`` with the initial response (RFC 4959),
+    one round trip, UTF-8; ``login``: ``LOGIN``, one round trip, ASCII only;
+    ``plain``: ``AUTHENTICATE PLAIN`` answering the server's challenge, two
+    round trips, for a password that is not ASCII on a server without SASL-IR.
+
+    Raises
+    ------
+    PlaintextRefused
+        On an unencrypted connection whose server refuses passwords there
+        (see :func:`refuse_plaintext`): nothing may be sent.
+    AuthFailed
+        When no mechanism the server offers can carry this login.
+    """
+    refuse_plaintext(caps, encrypted=encrypted, where=where)
+    if "AUTH=PLAIN" in caps and "SASL-IR" in caps:
+        return "sasl-ir"
+    if ascii_only and "LOGINDISABLED" not in caps:
+        return "login"
+    if "AUTH=PLAIN" in caps:
+        return "plain"
+    if not ascii_only:
+        raise AuthFailed(
+            f"the password or login has non-ASCII characters, and {where} offers no "
+            "AUTHENTICATE PLAIN to send them (plain LOGIN is ASCII only): change the password "
+            "to ASCII, or use another server")
+    raise AuthFailed(f"{where} lists LOGINDISABLED and no AUTHENTICATE PLAIN: it offers no "
+                     "way to log in with a password")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One folder as LIST showed it, with its STATUS (or why there is none)."""
+
+    info: FolderInfo
+    status: FolderStatus | None = None
+    error: MailServerError | None = None
+
+
 # --------------------------------------------------------------------------- session
 
 
@@ -366,16 +465,16 @@ class ImapSource:
     settings:
         Server, port, security and login.
     password:
-        Revealed only to imapclient's LOGIN.
+        Revealed only to the login.
     """
 
     def __init__(self, settings: ImapSettings, password: Secret) -> None:
         self.settings = settings
         self._password = password
         self._client: IMAPClient | None = None
-        self._wire: fetch.Wire | None = None
+        self._wire: Wire | None = None
+        self._enabled = False
         self.capabilities = Capabilities()
-        self.selected: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -384,7 +483,7 @@ class ImapSource:
         return f"{s.host}:{s.effective_port} ({s.security})"
 
     def _ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
+        ctx = system_trust()
         if self.settings.ca_file:
             try:
                 ctx.load_verify_locations(cafile=self.settings.ca_file)
@@ -394,7 +493,11 @@ class ImapSource:
         return ctx
 
     def open(self) -> ImapSource:
-        """Connect, secure, log in, read capabilities, enable CONDSTORE.
+        """Connect, secure, log in; the capabilities come from what the server said.
+
+        Round trips: TCP, TLS, the greeting (its ``[CAPABILITY ...]`` decides
+        how to log in), the login (whose answer lists the capabilities after
+        login); STARTTLS adds its own, and ``CAPABILITY`` after it.
 
         Raises
         ------
@@ -403,6 +506,9 @@ class ImapSource:
             out, closed); the message names the step and the likely cause.
         AuthFailed
             The server refused the login.
+        PlaintextRefused
+            ``--security none`` and the server refuses passwords without
+            encryption: nothing was sent.
         MailServerError
             Anything else (DNS, TLS against a plain port, another protocol,
             an untrusted certificate). Whatever fails, the socket is closed.
@@ -414,38 +520,57 @@ class ImapSource:
             raise
 
     def _open(self) -> ImapSource:
-        from imapclient import IMAPClient, SocketTimeout
-
-        from mailhat_nb.sync.resolved import ResolvedIMAPClient
+        from imapclient import SocketTimeout
 
         s = self.settings
         timeout = SocketTimeout(connect=s.connect_timeout, read=s.timeout)
         ctx = self._ssl_context()
-        options: dict[str, Any] = {"port": s.effective_port, "ssl": s.security == "ssl",
-                                   "ssl_context": ctx if s.security == "ssl" else None,
-                                   "timeout": timeout}
         try:
-            if s.dns_server:
-                client = ResolvedIMAPClient(s.host, self._address(), **options)
-            else:
-                client = IMAPClient(s.host, **options)
+            address = self._address() if s.dns_server else None
+            client = borrowed.connect(s.host, s.effective_port,
+                                      ssl_context=ctx if s.security == "ssl" else None,
+                                      timeout=timeout, address=address)
+        except ServerMisbehaved as exc:
+            raise ServerMisbehaved(f"connecting to {self._where()}: {exc}") from exc
         except MailhatError:
             raise
         except Exception as exc:
             raise connect_error(exc, s, [self._password]) from exc
         self._client = client
-        client.normalise_times = False  # tz-aware INTERNALDATEs, never naive local
         if s.security == "starttls":
             with translate_errors(f"starting TLS with {self._where()}", [self._password]):
                 client.starttls(ctx)
-        with translate_errors(f"logging in to {self._where()} as {s.login}", [self._password]):
-            self._login(client)
-        with translate_errors(f"reading the capabilities of {self._where()}"):
-            caps = frozenset(_text(c).upper() for c in client.capabilities())
-            self.capabilities = Capabilities(caps)
-            if self.capabilities.condstore and "ENABLE" in caps:
-                client.enable("CONDSTORE")
-            self._wire = fetch.Wire(imaplib_of(client))
+        imap = borrowed.imaplib_of(client)
+        login, password = s.login, self._password.reveal()
+        what = f"logging in to {self._where()} as {login}"
+        method = login_method(frozenset(c.upper() for c in imap.capabilities),
+                              encrypted=s.security != "none",
+                              ascii_only=password.isascii() and login.isascii(),
+                              where=self._where())
+        after: frozenset[str] | None
+        with translate_errors(what, [self._password]):
+            if method == "sasl-ir":
+                wire = Wire(imap)
+                auth = Authenticate(login, password)
+                wire.run(auth)
+                if not auth.ok:
+                    raise AuthFailed(f"{what}: the server rejected the login "
+                                     f"({redact(auth.said, [self._password]) or auth.status})")
+                after = auth.capabilities or wire.announced
+            else:
+                if method == "login":
+                    client.login(login, password)
+                else:
+                    client.plain_login(login, password)
+                after = frozenset(_text(c).upper() for c in client.capabilities())
+                wire = Wire(imap)
+        self._wire = wire
+        if not after:
+            asked = Capability()
+            with translate_errors(f"reading the capabilities of {self._where()}"):
+                wire.run(asked)
+            after = asked.capabilities
+        self.capabilities = Capabilities(after)
         return self
 
     def _address(self) -> str:
@@ -465,35 +590,16 @@ class ImapSource:
         except DnsError as exc:
             raise MailServerError(f"connecting to {self._where()}: {exc} [{exc.code}]") from exc
 
-    def _login(self, client: IMAPClient) -> None:
-        """LOGIN, or AUTHENTICATE PLAIN for a password that is not ASCII.
-
-        LOGIN's arguments are ASCII only (imaplib raises UnicodeEncodeError);
-        SASL PLAIN carries UTF-8 (RFC 4616), which is how such passwords work
-        with Dovecot and most servers.
-        """
-        login, password = self.settings.login, self._password.reveal()
-        if password.isascii() and login.isascii():
-            client.login(login, password)
-            return
-        caps = {_text(c).upper() for c in client.capabilities()}
-        if "AUTH=PLAIN" not in caps:
-            raise AuthFailed(
-                f"the password or login for {login} has non-ASCII characters, and "
-                f"{self._where()} offers no AUTHENTICATE PLAIN to send them (plain LOGIN is "
-                "ASCII only): change the password to ASCII, or use another server")
-        client.plain_login(login, password)
-
     def close(self) -> None:
-        """Log out (best effort: the connection may already be gone)."""
-        client, self._client, self._wire = self._client, None, None
+        """Log out without waiting for the answer (the connection may already be gone)."""
+        client, wire, self._client, self._wire = self._client, self._wire, None, None
         if client is None:
             return
-        try:
-            client.logout()
-        except Exception:
+        if wire is not None and wire.clean:
             with contextlib.suppress(Exception):
-                client.shutdown()
+                wire.send_and_forget(b"LOGOUT")
+        with contextlib.suppress(Exception):
+            client.shutdown()
 
     def __enter__(self) -> ImapSource:
         return self.open()
@@ -502,90 +608,110 @@ class ImapSource:
         self.close()
 
     @property
-    def client(self) -> IMAPClient:
-        """The imapclient session (raises when not connected)."""
-        if self._client is None:
-            raise ConnectionLost("not connected")
-        return self._client
-
-    @property
-    def wire(self) -> fetch.Wire:
-        """Raw commands on this connection; unusable after an abandoned command."""
+    def wire(self) -> Wire:
+        """The connection's commands; unusable after a command was abandoned mid-answer."""
         if self._wire is None:
             raise ConnectionLost("not connected")
-        if not self._wire.clean:
-            raise ConnectionLost("a previous command was abandoned mid-answer")
         return self._wire
 
-    # ------------------------------------------------------------------ folders
+    # ------------------------------------------------------------------ commands
 
-    def folders(self) -> list[FolderInfo]:
-        """Every folder from LIST, names decoded from modified UTF-7."""
-        with translate_errors(f"listing folders on {self._where()}"):
-            listed = self.client.list_folders()
+    def submit(self, *commands: Command) -> None:
+        """Queue commands (built by the methods below); :meth:`results` sends them."""
+        self.wire.submit(*commands)
+
+    def results(self) -> Iterator[Command]:
+        """Completed commands in the order submitted (see :meth:`Wire.results`).
+
+        Raises
+        ------
+        ConnectionLost, MailServerError
+            The connection dropped or broke (translated here, the one boundary).
+        """
+        answers = self.wire.results()
+        while True:
+            with translate_errors(f"reading answers from {self._where()}", [self._password]):
+                try:
+                    done = next(answers)
+                except StopIteration:
+                    return
+            yield done
+
+    def run(self, *commands: Command) -> None:
+        """Submit ``commands`` and wait until they (and all queued) have completed."""
+        self.submit(*commands)
+        for _ in self.results():
+            pass
+
+    def _status_items(self) -> tuple[str, ...]:
+        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+        return (*items, "HIGHESTMODSEQ") if self.capabilities.condstore else items
+
+    def folder_states(self, names: Iterable[str] = ()) -> list[Listing]:
+        """Every folder from LIST, with the STATUS of each one that can be examined.
+
+        One round trip where the server offers LIST-STATUS (RFC 5819): the
+        LIST carries every STATUS. Elsewhere LIST and the STATUS of ``names``
+        (the folders the caller expects) go in one write, and the STATUS of
+        folders LIST showed beyond them in a second. ``ENABLE CONDSTORE``
+        goes in the first write (once per session), so every EXAMINE after
+        it reports HIGHESTMODSEQ.
+        """
+        caps = self.capabilities
+        first: list[Command] = []
+        if caps.condstore and caps.enable and not self._enabled:
+            first.append(Command(b"ENABLE CONDSTORE"))
+            self._enabled = True
+        items = self._status_items()
+        listing = ListFolders(items if caps.list_status else (), special_use=caps.special_use)
+        asked = {} if caps.list_status else {name: Status(name, items)
+                                             for name in dict.fromkeys(names)}
+        self.run(*first, listing, *asked.values())
+        if not listing.ok and caps.list_status:  # advertised, then refused: ask as elsewhere
+            listing = ListFolders()
+            self.run(listing)
+        if not listing.ok:
+            raise MailServerError(f"listing folders on {self._where()}: {listing.failure()}")
+        statuses: dict[str, FolderStatus | MailServerError] = dict(listing.statuses)
+        for name, status in asked.items():
+            statuses[name] = status.result if status.result is not None else status.failure()
+        missing = [Status(f.name, items) for f in listing.folders
+                   if f.selectable and f.name not in statuses]
+        self.run(*missing)
+        for status in missing:
+            statuses[status.name] = status.result if status.result is not None \
+                else status.failure()
         out = []
-        for flags_raw, delim, name in listed:
-            flags = tuple(_text(f) for f in flags_raw)
-            lower = {f.lower() for f in flags}
-            out.append(FolderInfo(
-                name=_text(name), delimiter=_text(delim) if delim else None, flags=flags,
-                selectable=not (lower & _NOT_SELECTABLE),
-            ))
+        for info in listing.folders:
+            got = statuses.get(info.name) if info.selectable else None
+            out.append(Listing(info, got, None) if not isinstance(got, MailServerError)
+                       else Listing(info, None, MailServerError(f"STATUS of {info.name!r}: {got}")))
         return out
 
-    def status(self, folder: str) -> FolderStatus:
-        """STATUS MESSAGES UIDNEXT UIDVALIDITY (HIGHESTMODSEQ with CONDSTORE)."""
-        what = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
-        if self.capabilities.condstore:
-            what.append("HIGHESTMODSEQ")
-        with translate_errors(f"STATUS of {folder!r}"):
-            return _folder_status(self.client.folder_status(folder, what), "MESSAGES")
+    def examine(self, name: str, group: object) -> Examine:
+        """EXAMINE (read-only SELECT) of ``name``; ``group`` is the folder's own token."""
+        return Examine(name, group)
 
-    def examine(self, folder: str) -> FolderStatus:
-        """EXAMINE (read-only SELECT): nothing we do can change a flag."""
-        with translate_errors(f"examining {folder!r}"):
-            answer = self.client.select_folder(folder, readonly=True)
-        self.selected = folder
-        return _folder_status(answer, "EXISTS")
+    def search(self, group: object, count: int) -> Search:
+        """Every UID of the examined folder (``count``: about how many)."""
+        return Search(group, self.capabilities.esearch, count)
 
-    # ------------------------------------------------------------------ messages
-
-    def uids(self) -> list[int]:
-        """Every UID in the examined folder, sorted."""
-        with translate_errors(f"listing the UIDs of {self.selected!r}"):
-            if self.capabilities.esearch:
-                return fetch.esearch_uids(self.wire)
-            return fetch.search_uids(self.wire)
-
-    def changed_flags(self, up_to: int, since: int | None) -> list[fetch.FetchedMessage]:
-        """FLAGS (and Gmail labels) of messages ``1:up_to`` changed after modseq ``since``.
+    def flags(self, group: object, up_to: int, since: int | None) -> Fetch:
+        """FLAGS (and Gmail labels) of UIDs ``1:up_to`` changed after modseq ``since``.
 
         Without CONDSTORE (or without a previous modseq) every message's flags
-        are fetched: the only way such a server tells flag changes.
+        come: the only way such a server tells flag changes.
         """
-        if up_to < 1:
-            return []
         items = b"(UID FLAGS" + (b" X-GM-LABELS" if self.capabilities.gmail else b"") + b")"
         modifiers = b""
         if since is not None and self.capabilities.condstore:
             modifiers = b"(CHANGEDSINCE %d)" % since
-        out: list[fetch.FetchedMessage] = []
-        with translate_errors(f"fetching flag changes in {self.selected!r}"):
-            for _, got in fetch.fetch_ranges(self.wire, [(1, up_to)], items, modifiers):
-                out.extend(got)
-        return out
+        # A flags-only answer is about a tenth of a header block's.
+        return Fetch(1, up_to, items, group=group, weight=up_to // 10, modifiers=modifiers,
+                     headers=False)
 
-    def fetch_headers(self, ranges: Sequence[tuple[int, int]], fields: Sequence[str],
-                      ) -> Iterator[tuple[tuple[int, int], list[fetch.FetchedMessage]]]:
-        """Header blocks for UID ``ranges``, one list per range, in order (pipelined)."""
+    def headers(self, group: object, lo: int, hi: int | None, expected: int,
+                fields: Sequence[str]) -> Fetch:
+        """Header blocks of UIDs ``lo:hi`` (``hi`` None: ``lo:*``), about ``expected`` of them."""
         items = fetch.fetch_items(fields, gmail=self.capabilities.gmail)
-        what = f"fetching headers from {self.selected!r}"
-        with translate_errors(what):
-            chunks = fetch.fetch_ranges(self.wire, ranges, items)
-        while True:
-            with translate_errors(what):
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    return
-            yield chunk
+        return Fetch(lo, hi, items, group=group, weight=expected)

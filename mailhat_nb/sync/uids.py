@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def parse_sequence_set(text: str | bytes) -> list[int]:
@@ -54,6 +54,39 @@ def chunk_ranges(uids: Sequence[int], size: int, first: int | None = None,
         uids = uids[first:]
     return head + [(uids[i], uids[min(i + size, len(uids)) - 1])
                    for i in range(0, len(uids), size)]
+
+
+def uid_ranges(lo: int, hi: int, expected: int, size: int,
+               width: Callable[[int], int] | None = None,
+               ) -> list[tuple[int, int | None, int]] | None:
+    """UID ranges from ``lo`` on, for messages whose UIDs a SEARCH did not list.
+
+    Each range is ``(first, last, width)``; together they cover ``lo..hi``,
+    and the last one is open (``last`` None: ``lo:*``), so messages that
+    arrive after ``hi`` was read come too. The server skips UIDs that do not
+    exist, and each range holds at most its width of messages: that is what
+    bounds a chunk. Widths are ``size``, or what ``width(left)`` says for
+    each range in turn (``left``: the UIDs still to cover). [] when
+    ``lo > hi``.
+
+    None when the UIDs are too sparse for that: the span is wider than
+    twice the ``expected`` number of messages plus ``size``, and ranges
+    would mostly ask for nothing (a SEARCH listing the UIDs is cheaper then).
+    """
+    if lo > hi:
+        return []
+    if hi - lo + 1 > 2 * expected + size:
+        return None
+    out: list[tuple[int, int | None, int]] = []
+    start = lo
+    while True:
+        left = hi - start + 1
+        step = width(left) if width is not None else size
+        if step >= left:
+            out.append((start, None, left))
+            return out
+        out.append((start, start + step - 1, step))
+        start += step
 
 
 def overlaps(existing: str, new: Sequence[int]) -> bool:

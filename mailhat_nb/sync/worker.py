@@ -81,6 +81,7 @@ class Worker:
             process_group=0,
         )
         self.pending = 0
+        self.used = False  # ever given a job
         self._jobs: queue.SimpleQueue[ChunkJob | None] = queue.SimpleQueue()
         self._write_error: BaseException | None = None
         self._writer = threading.Thread(target=self._write_jobs, name="mailhat-worker-feed",
@@ -134,6 +135,7 @@ class Worker:
             raise self.died() from self._write_error
         self._jobs.put(job)
         self.pending += 1
+        self.used = True
 
     def ready(self) -> bool:
         """Whether an answer can be read without waiting."""
@@ -158,7 +160,9 @@ class Worker:
         return answer
 
     def close(self) -> None:
-        """End its input; it exits after the jobs already sent."""
+        """End its input; it exits after the jobs already sent (at once if it never had one)."""
+        if not self.used:  # still starting, or idle: nothing of it to wait for
+            self.proc.kill()
         self._jobs.put(None)
         self._writer.join(timeout=30)
         try:
@@ -197,6 +201,10 @@ class WorkerPool:
 
     def __init__(self, count: int) -> None:
         self.workers: Sequence[Worker] = [Worker() for _ in range(count)]
+
+    def grow(self, count: int) -> None:
+        """Start more workers, up to ``count`` in all."""
+        self.workers = [*self.workers, *(Worker() for _ in range(count - len(self.workers)))]
 
     def busy(self) -> int:
         """Jobs pending in the least busy worker."""

@@ -460,6 +460,18 @@ class CorrespondencePanel(Panel):
                         f"{PERIOD_NAMES[str(self.period.value)].lower()}.",
                         "ok")
 
+    def headline(self) -> render.Html:
+        """The top-contacts chart and a sentence (the demo report's)."""
+        if self.raw is None or "top_chart" not in self._pngs:
+            return render.Html(self.error_html() or render.message("No chart was drawn.",
+                                                                   "warn"))
+        busiest = self.people.head(3)
+        who = ", ".join(str(c) for c in busiest["contact"])
+        return render.Html(render.message(
+            f"{len(self.unique):,} distinct messages, {len(self.people):,} contacts; the "
+            f"busiest: {who}.", "info") + render.png_img(self._pngs["top_chart"],
+                                                         "Top contacts: sent and received"))
+
     def _charts_static(self) -> str:
         if not self._pngs:
             return ""

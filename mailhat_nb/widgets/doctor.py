@@ -16,9 +16,10 @@ what changed since the customer's last run (:mod:`mailhat_nb.diagnose.history`).
 
 The Password box is emptied the moment Run reads it, so the password is
 not left in the form (nor in any widget state a tool might save). When the
-IMAP verdict is good, the settings and the password that worked are
-remembered in this kernel (:func:`mailhat_nb.app.params.remember`) for the
-sync panel.
+IMAP verdict is good, the settings and the password that worked are kept in
+this kernel's memory (:func:`mailhat_nb.app.params.remember`), and the panel
+offers **Sync this mailbox** right under the verdict: the sync panel opens in
+place, with that setting, resolver and password, nothing typed again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import Secret
 from mailhat_nb.widgets import render
 from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, field_style
+from mailhat_nb.widgets.sync import SyncPanel
 
 #: How the built-in presets files are named in the Provider list.
 PROVIDER_NAMES = {
@@ -138,6 +140,10 @@ class DoctorPanel(Panel):
         doctor notebook passes its ``history_dir`` parameter); None keeps nothing.
     crm_error:
         Pre-filled into "What the CRM said".
+    dns_server:
+        The DNS server to ask (``"lab"``: the lab's; ``""``: the system's).
+    store:
+        Where "Sync this mailbox" keeps the synced headers.
     """
 
     title = "Connection doctor"
@@ -147,7 +153,7 @@ class DoctorPanel(Panel):
                  timeout: float = DEFAULT_TIMEOUT, send_test: bool = False,
                  run_now: bool = False, export_dir: str | Path = ".",
                  history_dir: str | Path | None = None, crm_error: str = "",
-                 dns_server: str = "") -> None:
+                 dns_server: str = "", store: str | Path = "store") -> None:
         super().__init__()
         self.password_env = password_env
         self.ca_file = ca_file
@@ -160,6 +166,11 @@ class DoctorPanel(Panel):
         self.password_source = ""
         self.exported: Path | None = None
         self._secret: Secret | None = None
+        self.store = store
+        #: The IMAP settings and password that worked (memory only), after a good verdict.
+        self.connection: params.Connection | None = None
+        #: The sync panel "Sync this mailbox" opened, if any.
+        self.sync: SyncPanel | None = None
 
         style, layout = field_style(), w.Layout(**FIELD_LAYOUT)
         self.email = w.Text(value=email, description="Email address", style=style,
@@ -188,6 +199,14 @@ class DoctorPanel(Panel):
                                    icon="stethoscope", layout=w.Layout(width="180px"))
         self.run_button.on_click(lambda _: self.run())
         self.verdict = w.HTML()
+        self.sync_button = w.Button(description="Sync this mailbox", button_style="success",
+                                    icon="refresh", layout=w.Layout(width="230px"))
+        self.sync_button.on_click(lambda _: self.sync_mailbox())
+        self.sync_note = w.HTML()
+        self.sync_offer = w.HBox([self.sync_button, self.sync_note],
+                                 layout=w.Layout(display="none"))
+        self.sync_area = w.VBox()
+        self.findings = w.HTML()
         self.grid = w.HTML()
         self.certificates = w.HTML()
         self.transcript_choice = w.Dropdown(description="Transcript of", style=style,
@@ -210,8 +229,10 @@ class DoctorPanel(Panel):
         ]
         form = w.VBox([self.email, self.password, self.server, self.provider, self.crm_error,
                        w.HBox([self.timeout, self.send_test]), self.run_button])
-        # The verdict sits right under the form: it is what the agent came for.
-        self.widget = w.VBox([form, self.verdict, self.status, self.grid, self.details])
+        # The verdict sits right under the form: it is what the agent came for; then
+        # the sync it allows, what failed, the grid and the details.
+        self.widget = w.VBox([form, self.verdict, self.sync_offer, self.sync_area,
+                              self.findings, self.status, self.grid, self.details])
         if run_now:
             self.run()
 
@@ -233,7 +254,11 @@ class DoctorPanel(Panel):
         self.exported = None
         self.export_note.value = ""
         self.markdown.layout.display = "none"
-        self.verdict.value = ""
+        self.verdict.value = self.findings.value = ""
+        self.connection = None
+        self.sync_offer.layout.display = "none"
+        self.sync_area.children = ()
+        self.sync = None
         try:
             if self.guarded(lambda: self._run(typed, pasted), self._secrets):
                 return self.report
@@ -292,7 +317,8 @@ class DoctorPanel(Panel):
         self.report = report
         self.results = {render.target_key(r): r for r in report.results}
         self.grid.value = render.grid_html(self.targets, self.results)
-        self.verdict.value = render.conclusion_html(report)
+        self.verdict.value = render.answer_html(report)
+        self.findings.value = render.findings_html(report)
         self.certificates.value = render.certificate_html(report.results)
         self.transcript_choice.options = [
             (f"{render.symbol(r.status)} {r.preset.display} on {r.host}:{r.port}", i)
@@ -310,8 +336,13 @@ class DoctorPanel(Panel):
             params.forget(account.email)  # an older good result no longer holds
         if connection is not None:
             params.remember(connection)
-            self.say(f"{done} The IMAP settings that worked are remembered in this kernel: "
-                     "the sync panel will use them without asking for the password again.",
+            self.connection = connection
+            self.sync_note.value = render.message(
+                f"Copies the headers of every folder into {Path(self.store).resolve()} with "
+                "the IMAP setting above; the password that worked is reused, not asked again.")
+            self.sync_offer.layout.display = ""
+            self.say(f"{done} The IMAP settings that worked are kept in this kernel's memory: "
+                     "Sync this mailbox uses them without asking for the password again.",
                      "ok")
         elif report.verdict.incoming is not None:
             self.say(f"{done} The usable setting has a catch (see the verdict), so it is "
@@ -320,7 +351,29 @@ class DoctorPanel(Panel):
             self.say(done, "info")
         if folder is not None:  # last: a disk that refuses it must not hide the verdict
             keep(report, folder, what="the history folder")
-            self.verdict.value = render.conclusion_html(report)
+            self.verdict.value = render.answer_html(report)
+
+    def sync_mailbox(self) -> SyncPanel | None:
+        """Open the sync panel under the verdict, with the connection that worked, and sync.
+
+        Same kernel, same setting, resolver and CA, and the password from
+        memory: nothing is typed again. The panel stays, for another sync of
+        chosen folders.
+        """
+        def open_and_sync() -> None:
+            if self.connection is None:
+                raise UsageError("run the doctor first: a good verdict offers the sync")
+            self.sync_button.disabled = True
+            self.sync = SyncPanel(email=self.connection.email, store=self.store,
+                                  connection=self.connection)
+            self.sync_area.children = (self.sync.widget,)
+            if self.sync.connect():
+                self.sync.sync()
+
+        try:
+            return self.sync if self.guarded(open_and_sync, self._secrets) else None
+        finally:
+            self.sync_button.disabled = False
 
     def _show_transcript(self) -> None:
         if self.report is None or self.transcript_choice.value is None:
@@ -368,10 +421,19 @@ class DoctorPanel(Panel):
 
     # ------------------------------------------------------------------ static view
 
+    def headline(self) -> render.Html:
+        """The verdict box alone: the first thing the demo report shows."""
+        if self.report is None:
+            return render.Html(self.error_html() or render.message(
+                "The doctor has not run.", "info"))
+        return render.Html(render.verdict_html(self.report))
+
     def static_html(self) -> str:
         """The verdict, grid, certificate helper and transcripts (or the form's state)."""
         if self.report is not None:
             out = render.report_html(self.report, self.targets) + str(self.status.value)
+            if self.sync is not None:
+                out += render.section("Sync this mailbox", self.sync.static_html())
             if self.exported is not None:
                 out += render.message(f"Ticket Markdown saved to {self.exported}", "ok")
             return out

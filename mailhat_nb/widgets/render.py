@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.diagnose import codes
-from mailhat_nb.diagnose.report import TABLE_LAYERS
+from mailhat_nb.diagnose.grouping import group
+from mailhat_nb.diagnose.report import TABLE_LAYERS, setting_lines, verdict_kind
 from mailhat_nb.diagnose.report import layer_status as report_layer_status
 from mailhat_nb.diagnose.results import SYMBOLS
 
@@ -71,6 +72,19 @@ class Notice:
 
     def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True)
+class Html:
+    """Markup that displays itself in a notebook (made here, so escaped where it must be)."""
+
+    markup: str
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __str__(self) -> str:
+        return self.markup
 
 
 def section(title: str, body: str) -> str:
@@ -169,31 +183,32 @@ def grid_html(targets: Sequence[Target],
 
 
 def verdict_html(report: Report) -> str:
-    """The verdict in plain words: what to enter in the CRM, or what is wrong and what to do."""
+    """The verdict in plain words: what to type in the CRM, or what is wrong and what to do.
+
+    The same order as the terminal's: the headline, the settings to type
+    field by field (server, port, security, username), what was found,
+    then, when something is wrong, the words for the customer and the
+    remedy; no sentence twice (:attr:`~mailhat_nb.diagnose.verdict.Verdict.finding`).
+    """
     v = report.verdict
     code = codes.get(v.code)
-    works_now = ""
-    if v.incoming is not None and v.code == "ok":
-        kind, head = "ok", f"✓ Use {v.incoming.setting()}"
-    elif v.incoming is not None:
+    kind = verdict_kind(v)
+    if kind == "ok" and v.incoming is not None:
+        head = f"✓ Use {v.incoming.setting()}"
+    elif kind == "warn":
         # Something works, but with a catch (no encryption, a certificate problem):
-        # the catch is the headline, the working setting the fallback.
-        kind, head = "warn", f"⚠ {code.title}"
-        # The doctor does not log in unencrypted unless asked: such a setting is
-        # usable on the server's word, not one that was seen to work.
-        what = ("What works now:" if v.incoming.works
-                else "Usable now (login not tried, unencrypted):")
-        works_now = (f"<p style='margin: 2px 0;'><b>{what}</b> "
-                     f"{esc(v.incoming.setting())}</p>")
+        # the catch is the headline, the usable setting below it.
+        head = f"⚠ {code.title}"
     else:
-        kind, head = "fail", f"✗ {code.title}: no IMAP setting works"
+        head = f"✗ {code.title}: no IMAP setting works"
     lines = [f'<p style="margin: 0 0 6px; font-size: 17px; font-weight: 700; '
-             f'color: {COLORS[kind]};">{esc(head)}</p>', works_now]
-    if v.outgoing is not None:
-        lines.append(f"<p style='margin: 2px 0;'><b>For sending (SMTP):</b> "
-                     f"{esc(v.outgoing.setting())}</p>")
-    if v.code != "ok":  # when all is well, the headline and SMTP line say it all
-        lines.append(f"<p style='margin: 6px 0;'>{esc(v.summary)}</p>")
+             f'color: {COLORS[kind]};">{esc(head)}</p>']
+    typed = setting_lines(v, report.account.username)
+    if typed:
+        lines.append(table(None, [[f"<b>{esc(label)}</b>", esc(text)] for label, text in typed],
+                           raw=True))
+    if v.finding:
+        lines.append(f"<p style='margin: 6px 0;'>{esc(v.finding)}</p>")
     if v.code != "ok":
         lines.append(f"<p style='margin: 4px 0;'><b>For the customer:</b> "
                      f"{esc(v.explanation)}</p>")
@@ -203,6 +218,19 @@ def verdict_html(report: Report) -> str:
         lines.append("<p style='margin: 4px 0; color: #555;'><small>Notes: "
                      + esc("; ".join(notes)) + "</small></p>")
     return box("".join(lines), kind)
+
+
+def failures_html(report: Report) -> str:
+    """What failed, identical failures in one line each (:mod:`mailhat_nb.diagnose.grouping`)."""
+    groups = group(report.results)
+    if not groups:
+        return ""
+    items = "".join(
+        f'<li style="list-style: none; margin: 2px 0;"><span style="color: '
+        f'{COLORS[g.status]}; font-weight: 700;">{symbol(g.status)}</span> '
+        f"{esc(g.sentence(len(report.results)))}</li>" for g in groups)
+    title = "What failed" if any(g.status == "fail" for g in groups) else "Warnings"
+    return section(title, f'<ul style="padding-left: 4px; margin: 4px 0;">{items}</ul>')
 
 
 def crm_html(report: Report) -> str:
@@ -236,9 +264,19 @@ def history_html(report: Report) -> str:
                "warn" if kept.changes else "info")
 
 
+def answer_html(report: Report) -> str:
+    """The answer: the verdict, what the CRM's error means beside it, what changed since."""
+    return verdict_html(report) + crm_html(report) + history_html(report)
+
+
+def findings_html(report: Report) -> str:
+    """What stands behind the answer: what failed (grouped), how the server was found."""
+    return failures_html(report) + discovery_html(report)
+
+
 def conclusion_html(report: Report) -> str:
-    """The verdict, how the server was found, what the CRM said, what changed since last time."""
-    return verdict_html(report) + discovery_html(report) + crm_html(report) + history_html(report)
+    """The answer (:func:`answer_html`), then the findings (:func:`findings_html`)."""
+    return answer_html(report) + findings_html(report)
 
 
 def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mailhat_nb.sync.engine import SyncSummary
-    from mailhat_nb.widgets.doctor import DoctorPanel
 
 #: Columns of the preview, in the order an agent reads a mail list.
 PREVIEW_COLUMNS = ["date", "folder", "direction", "from_addr", "to_addrs", "subject"]
@@ -85,17 +84,19 @@ class SyncPanel(Panel):
 
     Parameters
     ----------
-    email, server, presets, password_env, ca_file:
+    email, server, presets, password_env, ca_file, dns_server:
         As for :class:`~mailhat_nb.widgets.doctor.DoctorPanel`; used only when
-        no working connection is remembered in this kernel.
+        no working connection is given or remembered in this kernel: Connect
+        then runs the doctor on them, asking for the password.
     store:
         The store directory.
     folders:
         Folder names to tick (None: all).
     sync_now:
         Connect and sync at once (headless runs, reports).
-    doctor:
-        A doctor panel whose verdict to use (else the one remembered for ``email``).
+    connection:
+        The settings and password that worked in a doctor panel (its "Sync
+        this mailbox" passes its own); else the one remembered for ``email``.
     timeout:
         For the doctor run that finds the settings.
     """
@@ -105,34 +106,27 @@ class SyncPanel(Panel):
     def __init__(self, email: str = "", server: str = "", presets: str = params.LAB,
                  password_env: str = params.DEFAULT_PASSWORD_ENV, ca_file: str = params.LAB,
                  store: str | Path = "store", folders: Sequence[str] | None = None,
-                 sync_now: bool = False, doctor: DoctorPanel | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 sync_now: bool = False, connection: params.Connection | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, dns_server: str = "") -> None:
         super().__init__()
         self.email_param = email
         self.server_param = server
         self.presets = presets
         self.password_env = password_env
         self.ca_file = ca_file
+        self.dns_server = dns_server
         self.timeout = timeout
         self.store_given = str(store)
         # Shown as an absolute path: "../.store" means nothing to a reader.
-        self.store = Path(store).absolute()
+        self.store = Path(store).resolve()
         self.wanted = as_list(folders) or None  # "INBOX" is one folder, not five
-        self.connection: params.Connection | None = None
+        self.connection = connection or (params.recall(email) if email else None)
         self.server_counts: dict[str, int] = {}
         self.summary: SyncSummary | None = None
         self.messages: pd.DataFrame | None = None
         self.health: pd.DataFrame | None = None
         self._health_png: bytes | None = None
         self._typed: Secret | None = None
-
-        if doctor is not None and doctor.report is not None:
-            conn = params.connection_from_report(
-                doctor.report, params.resolve_ca_file(doctor.ca_file))
-            if conn is not None:
-                self.connection = conn
-        elif email:
-            self.connection = params.recall(email)
 
         style, layout = field_style(), w.Layout(**FIELD_LAYOUT)
         self.how = w.HTML()
@@ -180,8 +174,8 @@ class SyncPanel(Panel):
     def _describe_connection(self) -> None:
         if self.connection is not None:
             self.how.value = render.message(
-                f"Using {self.connection.label}, found by {self.connection.found_by} in this "
-                "kernel: the password that worked there is reused, not asked again.", "ok")
+                f"Using {self.connection.label}, found by {self.connection.found_by}: the "
+                "password that worked there is reused, not asked again.", "ok")
             self.password.layout.display = "none"
         else:
             shown = params.shown_env_name(self.password_env)
@@ -189,9 +183,9 @@ class SyncPanel(Panel):
                 "password file)" if shown else "for a lab account leave it empty to use the " \
                 "lab's password file"
             self.how.value = render.message(
-                f"No working settings from the connection doctor in this kernel yet: Connect "
-                f"runs the doctor for {self.email_param or 'the account'} first. Type the "
-                f"password, or {empty}.", "info")
+                f"Connect runs the connection doctor for {self.email_param or 'the account'} "
+                f"first, to find the IMAP setting that works. Type the password, or {empty}.",
+                "info")
 
     def connect(self) -> bool:
         """Find the settings (if needed), log in, and list the folders with their counts."""
@@ -214,8 +208,8 @@ class SyncPanel(Panel):
         conn = self.connection
         self.say(f"Logging in to {conn.settings.host}:{conn.settings.effective_port}…")
         with ImapSource(conn.settings, conn.password) as session:
-            folders = [f for f in session.folders() if f.selectable]
-            self.server_counts = {f.name: session.status(f.name).messages for f in folders}
+            self.server_counts = {f.info.name: f.status.messages
+                                  for f in session.folder_states() if f.status is not None}
         names = list(self.server_counts)
         if self.wanted is not None:
             unknown = [f for f in self.wanted if f not in self.server_counts]
@@ -238,10 +232,12 @@ class SyncPanel(Panel):
                  f"(the password came {found.source})…")
         account = Account.from_input(email, found.secret, server=self.server_param or None)
         ca_file = params.resolve_ca_file(self.ca_file)
+        dns_server = params.resolve_dns_server(self.dns_server)
         report = diagnose(account, presets=params.resolve_presets(self.presets),
-                          ca_file=ca_file, timeout=self.timeout)
+                          ca_file=ca_file, timeout=self.timeout, dns_server=dns_server)
         conn = params.connection_from_report(report, ca_file,
-                                               found_by="a connection doctor run by this panel")
+                                             found_by="a connection doctor run by this panel",
+                                             dns_server=dns_server)
         if conn is None:
             raise UsageError(f"no IMAP setting works for {email}: {report.verdict.summary} "
                              "Open the connection doctor (01_connection_doctor) for details.")
@@ -308,6 +304,20 @@ class SyncPanel(Panel):
         self.health_chart.value = self._health_png
 
     # ------------------------------------------------------------------ static view
+
+    def headline(self) -> render.Html:
+        """What was synced, and the data health, in a sentence or two (the demo report's)."""
+        if self.summary is None or self.health is None:
+            return render.Html(self.error_html() or render.message("Nothing was synced.",
+                                                                   "warn"))
+        said = render.health_sentences(self.health)
+        kind = ("fail" if any(k == "fail" for k, _ in said)
+                else "warn" if any(k == "warn" for k, _ in said) else "ok")
+        where = self.connection.label if self.connection is not None else "the server"
+        text = (f"Synced the headers from {where} in {self.summary.seconds:.1f} s "
+                f"({render.plural(self.summary.new, 'new message')}): "
+                + " ".join(sentence for _, sentence in said))
+        return render.Html(render.message(text, kind))
 
     def static_html(self) -> str:
         """What was synced, the preview and the data health (or why nothing was)."""

@@ -20,8 +20,8 @@ import pandas as pd
 
 from mailhat_nb.errors import MailhatError
 
-#: Memory DuckDB may use before it spills (its own buffers; the Python process adds ~150 MB).
-MEMORY_LIMIT = "1GB"
+#: Memory DuckDB may use before it spills to disk (Python's own memory comes on top).
+MEMORY_LIMIT = "512MB"
 
 
 class DuckBackend:

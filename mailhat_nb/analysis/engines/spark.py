@@ -14,6 +14,7 @@ unless ``--engine spark`` is asked for.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,12 @@ def spark_session(master: str = LOCAL_MASTER, app_name: str = "mailhat") -> Any:
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.memory", "1g"))
+    if master.startswith("local"):
+        # Local mode talks to itself only: keep the driver on loopback rather
+        # than the address the host name resolves to.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # read by the JVM it starts
+        builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.driver.host", "127.0.0.1"))
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # py4j/Java start-up failures come in several kinds
