@@ -592,7 +592,7 @@ def test_a_setting_with_a_catch_is_not_handed_to_the_sync(
         on_lab: LabInfo, scenario: Callable[[str], LabInfo]) -> None:
     good = DoctorPanel(email=on_lab.email("alice"), server=on_lab.server, timeout=3,
                        run_now=True)
-    assert good.report is not None
+    assert good.report is not None, good.error
     assert notebook.recall(on_lab.email("alice")) is not None
     scenario("wrong-host-cert")
     panel = DoctorPanel(email=on_lab.email("alice"), server=on_lab.server, timeout=3,

@@ -40,7 +40,6 @@ Who "self" is (and so which rows are ``sent``) is decided in one place,
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -73,6 +72,10 @@ _KIND_DTYPES: Final[dict[str, Any]] = {LIST: LIST_DTYPE, STR: STR_DTYPE, TS: UTC
                                         INT64: "Int64", INT16: "Int16"}
 
 
+#: ``account`` and ``folder``: categories of whatever values the store holds.
+_ANY_CATEGORY: Final = "category"
+
+
 def _dtype(name: str, kind: str) -> Any:
     if kind == DICT:
         return pd.CategoricalDtype(list(CATEGORIES[name]))
@@ -81,8 +84,8 @@ def _dtype(name: str, kind: str) -> Any:
 
 #: Column name -> dtype, in column order (see the module docstring).
 MESSAGE_DTYPES: Final[dict[str, Any]] = {
-    "account": "category",
-    "folder": "category",
+    "account": _ANY_CATEGORY,
+    "folder": _ANY_CATEGORY,
     **{name: _dtype(name, kind) for name, kind in STORE_COLUMNS.items() if name != "defects"},
     "direction": pd.CategoricalDtype(list(DIRECTIONS)),
     "defects": LIST_DTYPE,
@@ -91,30 +94,60 @@ MESSAGE_DTYPES: Final[dict[str, Any]] = {
 #: The ``messages`` columns, in order (DESIGN.md's, plus the parse extras).
 MESSAGE_COLUMNS: Final[tuple[str, ...]] = tuple(MESSAGE_DTYPES)
 
-_LIST_ARROW: Final = arrow_type(LIST)
-_TS_ARROW: Final = arrow_type(TS)
+_ARROW_TYPES: Final[dict[str, pa.DataType]] = {
+    "account": pa.string(), "folder": pa.string(), "direction": pa.string(),
+    **{name: arrow_type(kind) for name, kind in STORE_COLUMNS.items()},
+}
 
 
-def _column(name: str, values: list[Any]) -> Any:
-    """One column as a pandas array of the contract dtype."""
+#: Arrow types whose pandas dtype is not the default one (see the module docstring).
+_PANDAS_TYPES: Final[dict[pa.DataType, Any]] = {
+    pa.large_string(): STR_DTYPE, pa.int64(): pd.Int64Dtype(), pa.int16(): pd.Int16Dtype()}
+
+
+def _column(name: str, arr: pa.Array | pa.ChunkedArray) -> Any:
+    """One Arrow column -> a pandas array of the contract dtype (``name``'s)."""
     dtype = MESSAGE_DTYPES[name]
-    if dtype is LIST_DTYPE:
-        if None in values:
-            values = [v if v is not None else [] for v in values]
-        arr = pa.array(values, type=_LIST_ARROW)
-        return pd.arrays.ArrowExtensionArray(arr)
-    if dtype is UTC_DTYPE:
-        arr = pa.array(values, type=_TS_ARROW, from_pandas=True)
-        return pd.array(arr.to_pandas(), dtype=UTC_DTYPE)
-    if dtype is STR_DTYPE:
-        return pd.array(values, dtype=STR_DTYPE)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if isinstance(dtype, pd.CategoricalDtype) or dtype is _ANY_CATEGORY:
+        if not pa.types.is_dictionary(arr.type):
+            arr = arr.cast(pa.string()).dictionary_encode()
+        values = pd.Categorical(arr.to_pandas())
+        return values.set_categories(dtype.categories) \
+            if isinstance(dtype, pd.CategoricalDtype) else values
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
     if name in NOT_NULL:
-        return np.asarray(values, dtype=np.int64)
-    if isinstance(dtype, pd.CategoricalDtype):  # fixed categories (before: it == "category")
-        return pd.Categorical(values, dtype=dtype)
-    if dtype == "category":
-        return pd.Categorical(values)
-    return pd.array(values, dtype=dtype)
+        return arr.cast(pa.int64()).fill_null(NOT_NULL[name]).to_numpy(zero_copy_only=False)
+    arr = arr.cast(_ARROW_TYPES[name])
+    if dtype is LIST_DTYPE:
+        return pd.arrays.ArrowExtensionArray(arr.fill_null(pa.scalar([], arr.type)))
+    return pd.array(arr.to_pandas(types_mapper=_PANDAS_TYPES.get), dtype=dtype)
+
+
+def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
+    """A table holding (some of) :data:`MESSAGE_COLUMNS` -> the typed ``messages`` frame.
+
+    The one conversion to the contract: the store's tables
+    (:func:`mailhat_nb.analysis.load.read_messages`), row dicts through the
+    store's own :func:`~mailhat_nb.sync.rows.rows_to_table`
+    (:func:`messages_frame`), and any frame (:func:`conform`) come through
+    here. A column the table lacks takes its empty value; other columns are
+    dropped.
+    """
+    n = table.num_rows
+    data: dict[str, Any] = {}
+    for name in MESSAGE_COLUMNS:
+        arr = table.column(name) if name in table.column_names else \
+            pa.nulls(n, _ARROW_TYPES[name])
+        try:
+            data[name] = _column(name, arr)
+        except (TypeError, ValueError, OverflowError, pa.ArrowException) as exc:
+            raise UsageError(
+                f"messages column {name!r}: cannot convert the values ({exc})"
+            ) from exc
+    return pd.DataFrame(data, columns=list(MESSAGE_COLUMNS))
 
 
 def messages_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -138,48 +171,16 @@ def messages_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataF
     """
     if isinstance(rows, pd.DataFrame):
         return conform(rows)
+    from mailhat_nb.sync.rows import rows_to_table
+
+    rows = rows if isinstance(rows, list) else list(rows)
     with gc_paused():
-        return _build(rows if isinstance(rows, list) else list(rows))
-
-
-def _build(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
-    columns = _transpose(rows)
-    data: dict[str, Any] = {}
-    for name in MESSAGE_COLUMNS:
-        default = NOT_NULL.get(name)
-        values = columns.get(name)
-        if values is None:
-            values = [r.get(name, default) for r in rows]
-        if default is not None and None in values:
-            values = [default if v is None else v for v in values]
         try:
-            data[name] = _column(name, values)
+            table = rows_to_table(rows, {n: _ARROW_TYPES[n]
+                                         for n in ("account", "folder", "direction")})
         except (TypeError, ValueError, OverflowError, pa.ArrowException) as exc:
-            raise UsageError(
-                f"messages column {name!r}: cannot convert the values ({exc})"
-            ) from exc
-    return pd.DataFrame(data, columns=list(MESSAGE_COLUMNS))
-
-
-def _transpose(rows: list[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Columns of the keys every row has, transposed in C (itemgetter + zip).
-
-    Twice as fast as one ``[r.get(c) for r in rows]`` per column; keys some
-    row lacks are left to the caller's per-column path.
-    """
-    if not rows:
-        return {}
-    keys = [c for c in MESSAGE_COLUMNS if c in rows[0]]
-    if not keys:
-        return {}
-    getter = operator.itemgetter(*keys)
-    try:
-        tuples = [getter(r) for r in rows]
-    except KeyError:
-        return {}
-    if len(keys) == 1:
-        return {keys[0]: tuples}
-    return {k: list(col) for k, col in zip(keys, zip(*tuples, strict=True), strict=True)}
+            raise UsageError(f"messages {exc}") from exc
+        return frame_from_arrow(table)
 
 
 def _same_dtype(have: Any, want: Any) -> bool:
@@ -200,23 +201,6 @@ def _same_dtype(have: Any, want: Any) -> bool:
         return False
 
 
-def _from_arrow(name: str, col: pd.Series) -> Any:
-    """An Arrow-backed column (``dtype_backend="pyarrow"``) to the contract dtype."""
-    dtype = MESSAGE_DTYPES[name]
-    arr = pa.chunked_array(col.array.__arrow_array__()).combine_chunks()
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
-    if dtype is LIST_DTYPE:
-        arr = arr.cast(_LIST_ARROW).fill_null(pa.scalar([], _LIST_ARROW))
-        return pd.arrays.ArrowExtensionArray(arr)
-    if dtype is UTC_DTYPE:
-        return pd.array(arr.cast(_TS_ARROW).to_pandas(), dtype=UTC_DTYPE)
-    values = arr.to_pylist()
-    if name in NOT_NULL:
-        values = [NOT_NULL[name] if v is None else v for v in values]
-    return _column(name, values)
-
-
 def conform(df: pd.DataFrame) -> pd.DataFrame:
     """Re-type any messages-like frame to the contract (columns added, ordered).
 
@@ -232,30 +216,16 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
     the pandas metadata to numpy). Read such files with
     ``conform(pd.read_parquet(path, dtype_backend="pyarrow"))``.
     """
-    out: dict[str, Any] = {}
     n = len(df)
-    for name in MESSAGE_COLUMNS:
-        dtype = MESSAGE_DTYPES[name]
-        if name not in df.columns:
-            out[name] = _column(name, [NOT_NULL.get(name)] * n)
-            continue
-        col = df[name]
-        if _same_dtype(col.dtype, dtype):
-            out[name] = col.array
-        elif isinstance(col.dtype, pd.ArrowDtype):
-            out[name] = _from_arrow(name, col)
-        elif dtype is LIST_DTYPE:
-            values = [
-                [] if v is None or (isinstance(v, float) and np.isnan(v)) else list(v)
-                for v in col.to_numpy(dtype=object)
-            ]
-            out[name] = _column(name, values)
-        elif dtype is UTC_DTYPE:
-            out[name] = pd.array(pd.to_datetime(col, utc=True), dtype=UTC_DTYPE)
-        else:
-            out[name] = col.astype(dtype).array
+    kept = {name: df[name].array for name in MESSAGE_COLUMNS
+            if name in df.columns and _same_dtype(df[name].dtype, MESSAGE_DTYPES[name])}
+    redo = [name for name in MESSAGE_COLUMNS if name not in kept]
+    arrays = {name: pa.array(df[name], from_pandas=True) if name in df.columns
+              else pa.nulls(n, _ARROW_TYPES[name]) for name in redo}
+    out = frame_from_arrow(pa.table(arrays) if arrays else pa.table({"_": pa.nulls(n)}))
     extra = {c: df[c].array for c in df.columns if c not in MESSAGE_DTYPES}
-    return pd.DataFrame({**out, **extra}, index=pd.RangeIndex(n))
+    return pd.DataFrame({name: kept.get(name, out[name].array) for name in MESSAGE_COLUMNS}
+                        | extra, index=pd.RangeIndex(n))
 
 
 def concat_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

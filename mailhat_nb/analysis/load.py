@@ -22,12 +22,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from mailhat_nb.analysis.frames import add_direction, concat_frames, conform, messages_frame
+from mailhat_nb.analysis.frames import (
+    add_direction,
+    concat_frames,
+    frame_from_arrow,
+    messages_frame,
+)
 from mailhat_nb.analysis.identity import self_addresses
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.offline import FolderBatch, read_maildir, read_mbox
@@ -55,16 +58,9 @@ def read_messages(store_dir: Path | str, account: str | None = None,
     """
     if not Path(store_dir).is_dir():
         raise UsageError(f"no store at {store_dir}: run `mailhat sync` or `mailhat import` first")
-    table = read_table(store_dir, account, folders)
-    if table.num_rows == 0:
-        return messages_frame([])
-
-    def arrow_lists(dtype: pa.DataType) -> Any:
-        if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
-            return pd.ArrowDtype(dtype)
-        return None
-
-    df = conform(table.to_pandas(types_mapper=arrow_lists))
+    df = frame_from_arrow(read_table(store_dir, account, folders))
+    if df.empty:
+        return df
     parts = []
     for acct, rows in df.groupby("account", observed=True, sort=False):
         parts.append(add_direction(rows, self_addresses(rows, login=str(acct))))

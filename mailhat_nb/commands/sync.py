@@ -156,23 +156,14 @@ def _sync(args: argparse.Namespace) -> int:
         raise UsageError("give the account with --email and --server (or several with "
                          "--accounts FILE)")
     args.security = args.security or "ssl"
-    check_store_arg(args.store)
     check_given(args.username, "--username", "give the login name, or leave --username out "
                 "to use the email address")
-    check_given(args.ca_file, "--ca-file", "give a PEM file of CA certificates, or leave "
-                "--ca-file out")
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
-    check_timeout(args.timeout, "--timeout")
-    if args.ca_file and not Path(args.ca_file).is_file():
-        raise UsageError(f"--ca-file {args.ca_file}: no such file")
+    _check_shared(args)
     host, port, notes = _server(args.server, args.port)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.dns_server is not None:
-        from mailhat_nb.diagnose.dns import parse_dns_server
-
-        parse_dns_server(args.dns_server)  # a bad value is said before the password prompt
     settings = ImapSettings(email=args.email, host=host, port=port,
                             security=args.security, username=args.username,
                             ca_file=args.ca_file, connect_timeout=args.timeout,
@@ -196,6 +187,23 @@ def _sync(args: argparse.Namespace) -> int:
     _print_summary(summary)
     print(f"store: {Path(args.store).resolve()}")
     return status
+
+
+def _check_shared(args: argparse.Namespace) -> None:
+    """``--store``, ``--ca-file``, ``--timeout`` and ``--dns-server``: one account or several.
+
+    Checked before any password prompt, so a typo is said first.
+    """
+    check_store_arg(args.store)
+    check_given(args.ca_file, "--ca-file", "give a PEM file of CA certificates, or leave "
+                "--ca-file out")
+    check_timeout(args.timeout, "--timeout")
+    if args.ca_file and not Path(args.ca_file).is_file():
+        raise UsageError(f"--ca-file {args.ca_file}: no such file")
+    if args.dns_server is not None:
+        from mailhat_nb.diagnose.dns import parse_dns_server
+
+        parse_dns_server(args.dns_server)
 
 
 def _print_summary(summary: Any) -> None:
@@ -237,22 +245,15 @@ def _sync_accounts(args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(given)}: with --accounts, each account's settings are "
                          "in the file")
     check_given(args.accounts, "--accounts", "give the TOML file of accounts")
-    check_store_arg(args.store)
-    check_timeout(args.timeout, "--timeout")
     jobs = DEFAULT_JOBS if args.jobs is None else args.jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    if args.ca_file is not None and not Path(args.ca_file).is_file():
-        raise UsageError(f"--ca-file {args.ca_file}: no such file")
+    _check_shared(args)
 
     def server(raw: str, port: int | None) -> tuple[str, int | None]:
         host, port, _ = _server(raw, port)
         return host, port
 
-    if args.dns_server is not None:
-        from mailhat_nb.diagnose.dns import parse_dns_server
-
-        parse_dns_server(args.dns_server)  # a bad value is said before any password prompt
     entries = load_accounts(args.accounts, ca_file=args.ca_file, timeout=args.timeout,
                             dns_server=args.dns_server, server=server)
     # Every password first (prompts one after the other), then the syncs run

@@ -290,13 +290,3 @@ def system_lookup(name: str, port: int | None, timeout: float) -> list[tuple[Any
         raise DnsError("dns_failure", f"{name}: {exc}") from exc
     addrs: list[tuple[Any, ...]] = box["addrs"]
     return addrs
-
-
-def is_name(host: str) -> bool:
-    """True for a host name (not an IP address)."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return False
-

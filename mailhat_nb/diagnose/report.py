@@ -92,11 +92,8 @@ class Report:
 
         Plus ``crm_error`` and ``history`` when the run has them.
         """
-        account = self.account.to_dict()
-        account["notes"] = list(account["notes"]) + [n for n in self.notes
-                                                     if n not in account["notes"]]
         out: dict[str, Any] = {
-            "account": account,
+            "account": {**self.account.to_dict(), "notes": self.all_notes},
             "discovery": self.discovery.to_dict() if self.discovery else None,
             "results": [r.to_dict() for r in self.results], "verdict": self.verdict.to_dict()}
         if self.health:
@@ -187,7 +184,7 @@ class Report:
             out += [f"  {SYMBOLS[r.status]} {r.preset.display} on {r.host}:{r.port}: "
                     f"{r.title}. {r.detail}" for r in self.results if r.status != "ok"]
         out += ["", *self._grid()]
-        out += [f"note: {n}" for n in self._all_notes()]
+        out += [f"note: {n}" for n in self.all_notes]
         if self.discovery is not None:
             best = self.discovery.recommended
             out.append(_wrap("discovered: " + (best.why if best else
@@ -206,7 +203,9 @@ class Report:
         return [" ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in [header, *rows]]
 
-    def _all_notes(self) -> list[str]:
+    @property
+    def all_notes(self) -> list[str]:
+        """The account's input repairs, then this run's other notes (each once)."""
         return list(self.account.notes) + [n for n in self.notes if n not in self.account.notes]
 
     # -------------------------------------------------------------- markdown
@@ -237,7 +236,7 @@ class Report:
         md += ["", f"- **Username:** {_code(self.account.username)}"]
         if self.account.server:
             md.append(f"- **Server name given:** {_code(self.account.server)}")
-        md += [f"- Note: {_md(n)}" for n in self._all_notes()]
+        md += [f"- Note: {_md(n)}" for n in self.all_notes]
         if self.crm_error is not None:
             lines = self.crm_error.text.splitlines()
             fence = _fence(lines)

@@ -43,7 +43,6 @@ from mailhat_nb.lab.scenarios import (
     IMAP_SERVICES,
     INSECURE_HOST,
     PROTOCOL_OF,
-    SCENARIOS,
     SMTP_SERVICES,
     STANDS_FOR,
     TLS_SERVICES,
@@ -442,8 +441,3 @@ class Lab:
 def _cert_sha256(pem_path: Path) -> str:
     der = ssl.PEM_cert_to_DER_cert(pem_path.read_text())
     return hashlib.sha256(der).hexdigest()
-
-
-def scenario_names() -> list[str]:
-    """All scenario names, for the CLI's choices."""
-    return list(SCENARIOS)

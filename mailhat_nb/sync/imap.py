@@ -47,7 +47,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from mailhat_nb.checks import check_username, split_email
 from mailhat_nb.errors import (
@@ -74,6 +74,7 @@ from mailhat_nb.sync.wire import (
     Search,
     Status,
     Wire,
+    capability_names,
 )
 
 if TYPE_CHECKING:
@@ -356,12 +357,6 @@ def certificate_error(exc: ssl.SSLCertVerificationError, settings: ImapSettings,
         address=address, dns_server=s.dns_server, timeout=s.connect_timeout))
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 def refuse_plaintext(caps: Set[str], *, encrypted: bool, where: str) -> None:
     """Refuse to send a password the server said it refuses in clear text.
 
@@ -577,14 +572,14 @@ class ImapSource:
                     client.login(login, password)
                 else:
                     client.plain_login(login, password)
-                after = frozenset(_text(c).upper() for c in client.capabilities())
+                after = capability_names(client.capabilities())
                 wire = Wire(imap)
         self._wire = wire
         if not after:
             asked = Capability()
             with translate_errors(f"reading the capabilities of {self._where()}"):
                 wire.run(asked)
-            after = asked.capabilities
+            after = asked.capabilities or frozenset()
         self.capabilities = Capabilities(after)
         return self
 

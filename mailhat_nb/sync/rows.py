@@ -31,32 +31,45 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+def rows_to_table(rows: Sequence[Mapping[str, Any]],
+                  extra: Mapping[str, pa.DataType] | None = None) -> pa.Table:
     """Row dicts (parse output plus the server's facts) -> a table in :func:`store_schema`.
 
     Missing keys take the frame's empty values: null, ``[]`` for lists, 0
-    for ``uid``, ``uidvalidity`` and ``size``. Rows are transposed with one
-    ``itemgetter`` call each and ``zip``, both in C: a per-column
-    comprehension costs more than the parse of a header.
+    for ``uid``, ``uidvalidity`` and ``size``. The keys of the first row are
+    transposed with one ``itemgetter`` call per row and ``zip``, both in C
+    (a per-column comprehension costs more than the parse of a header); a
+    key some row lacks is read per column. ``extra`` columns (the frame's
+    ``account`` and ``folder``) follow the schema's, typed as given.
     """
-    names = list(STORE_COLUMNS)
-    getter = itemgetter(*names)
-    try:
-        tuples = [getter(r) for r in rows]
-    except KeyError:
-        tuples = [tuple(r.get(n) for n in names) for r in rows]
-    columns: list[Sequence[Any]] = list(zip(*tuples, strict=True)) if tuples \
-        else [()] * len(names)
+    import pyarrow as pa
+
+    extra = extra or {}
+    names = [n for n in (*STORE_COLUMNS, *extra) if rows and n in rows[0]]
+    columns: dict[str, Sequence[Any]] = {}
+    if names:
+        getter = itemgetter(*names)
+        try:
+            tuples = [getter(r) for r in rows]
+        except KeyError:
+            names = []
+        else:
+            columns = dict(zip(names, zip(*tuples, strict=True) if len(names) > 1
+                               else [tuples], strict=True))
     fixed: dict[str, Sequence[Any]] = {}
-    for name, values in zip(names, columns, strict=True):
-        kind = STORE_COLUMNS[name]
+    for name, kind in STORE_COLUMNS.items():
+        values = columns[name] if name in columns else [r.get(name) for r in rows]
         if None in values:
             if kind == LIST:
                 values = [v if v is not None else [] for v in values]
             elif name in NOT_NULL:
                 values = [v if v is not None else 0 for v in values]
         fixed[name] = values
-    return columns_to_table(fixed)
+    table = columns_to_table(fixed)
+    for name, kind in extra.items():
+        table = table.append_column(name, pa.array(
+            columns[name] if name in columns else [r.get(name) for r in rows], kind))
+    return table
 
 
 def columns_to_table(columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Table:
@@ -70,13 +83,16 @@ def columns_to_table(columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Tabl
     arrays = []
     for name, kind in STORE_COLUMNS.items():
         values = columns[name]
-        if isinstance(values, pa.Array):
-            arrays.append(values)
-        elif kind == DICT:
-            arr = pa.array(values, pa.large_string()).dictionary_encode()
-            arrays.append(arr.cast(arrow_type(kind)))
-        else:
-            arrays.append(pa.array(values, arrow_type(kind)))
+        try:
+            if isinstance(values, pa.Array):
+                arrays.append(values)
+            elif kind == DICT:
+                arr = pa.array(values, pa.large_string()).dictionary_encode()
+                arrays.append(arr.cast(arrow_type(kind)))
+            else:
+                arrays.append(pa.array(values, arrow_type(kind)))
+        except (TypeError, ValueError, OverflowError) as exc:  # Arrow's are among them
+            raise type(exc)(f"column {name!r}: {exc}") from exc
     return pa.Table.from_arrays(arrays, schema=store_schema())
 
 

@@ -59,7 +59,7 @@ import base64
 import logging
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,48 +250,47 @@ class Command:
         self.status, self.said = status, said
 
 
-class Authenticate(Command):
-    """``AUTHENTICATE PLAIN`` with the initial response (RFC 4959, SASL-IR): one round trip.
+def capability_names(words: Iterable[Any]) -> frozenset[str]:
+    """Capability names as a set, upper-cased (bytes from the wire or imapclient's)."""
+    return frozenset(_text(w).upper() for w in words)
 
-    The answer usually lists the capabilities after login
-    (``OK [CAPABILITY ...]``), which saves asking for them. No literal
-    belongs in it.
+
+class Capability(Command):
+    """``CAPABILITY``, for a server that did not say them with its login answer.
+
+    Also the base of a command whose answer may list them unasked. No literal
+    belongs in such an answer.
     """
 
     literal_bound = 0
 
-    def __init__(self, login: str, password: str) -> None:
-        payload = base64.b64encode(f"\0{login}\0{password}".encode())
-        super().__init__(b"AUTHENTICATE PLAIN " + payload, shown=b"AUTHENTICATE PLAIN ***")
+    def __init__(self, text: bytes = b"CAPABILITY", shown: bytes | None = None) -> None:
+        super().__init__(text, shown=shown)
         self.capabilities: frozenset[str] | None = None
 
     def take(self, response: Untagged, oldest: bool) -> bool:  # noqa: D102 - see Command
         if response.kind == b"CAPABILITY":
-            self.capabilities = frozenset(_text(w).upper() for w in response.parts[0].split()[2:])
+            self.capabilities = capability_names(response.parts[0].split()[2:])
             return True
         return False
+
+
+class Authenticate(Capability):
+    """``AUTHENTICATE PLAIN`` with the initial response (RFC 4959, SASL-IR): one round trip.
+
+    The answer usually lists the capabilities after login
+    (``OK [CAPABILITY ...]``), which saves asking for them.
+    """
+
+    def __init__(self, login: str, password: str) -> None:
+        payload = base64.b64encode(f"\0{login}\0{password}".encode())
+        super().__init__(b"AUTHENTICATE PLAIN " + payload, shown=b"AUTHENTICATE PLAIN ***")
 
     def complete(self, status: str, said: str) -> None:  # noqa: D102 - see Command
         super().complete(status, said)
         code = re.match(r"\[CAPABILITY ([^\]]*)\]", said, re.IGNORECASE)
         if code:
-            self.capabilities = frozenset(code.group(1).upper().split())
-
-
-class Capability(Command):
-    """``CAPABILITY``, for a server that did not say them with its login answer."""
-
-    literal_bound = 0
-
-    def __init__(self) -> None:
-        super().__init__(b"CAPABILITY")
-        self.capabilities: frozenset[str] = frozenset()
-
-    def take(self, response: Untagged, oldest: bool) -> bool:  # noqa: D102 - see Command
-        if response.kind == b"CAPABILITY":
-            self.capabilities = frozenset(_text(w).upper() for w in response.parts[0].split()[2:])
-            return True
-        return False
+            self.capabilities = capability_names(code.group(1).split())
 
 
 class ListFolders(Command):
@@ -558,7 +557,7 @@ class Wire:
                 if cmd.take(response, oldest=cmd is answering[0]):
                     return
             if response.kind == b"CAPABILITY":
-                self.announced = frozenset(_text(w).upper() for w in head.split()[2:])
+                self.announced = capability_names(head.split()[2:])
             return
         if head[:1] == b"+":
             # A continuation request: none of our commands asks for one (no

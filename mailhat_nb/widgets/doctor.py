@@ -429,14 +429,22 @@ class DoctorPanel(Panel):
         return render.Html(render.verdict_html(self.report))
 
     def static_html(self) -> str:
-        """The verdict, grid, certificate helper and transcripts (or the form's state)."""
+        """What the live panel shows (the form aside), every transcript folded under its preset."""
         if self.report is not None:
-            out = render.report_html(self.report, self.targets) + str(self.status.value)
-            if self.sync is not None:
-                out += render.section("Sync this mailbox", self.sync.static_html())
-            if self.exported is not None:
-                out += render.message(f"Ticket Markdown saved to {self.exported}", "ok")
-            return out
+            r = self.report
+            title = f"Connection doctor: {r.account.email}" + (
+                f" (server {r.account.server})" if r.account.server else "")
+            sync = render.section("Sync this mailbox", self.sync.static_html()) \
+                if self.sync is not None else ""
+            saved = render.message(f"Ticket Markdown saved to {self.exported}", "ok") \
+                if self.exported is not None else ""
+            return (f'<div style="{render.FONT}"><h3 style="margin: 6px 0;">{render.esc(title)}'
+                    f"</h3>{self.verdict.value}{sync}{self.findings.value}{self.status.value}"
+                    + render.section("Every preset, layer by layer", self.grid.value)
+                    + render.section("Certificate helper", self.certificates.value)
+                    + render.section("Transcripts (passwords redacted)",
+                                     render.transcripts_html(r.results))
+                    + f"{saved}</div>")
         hint = render.message(
             "The connection doctor form appears here when this notebook runs in JupyterLab or "
             "as the app (make app): type the customer's email, password and server name, then "

@@ -213,10 +213,9 @@ def verdict_html(report: Report) -> str:
         lines.append(f"<p style='margin: 4px 0;'><b>For the customer:</b> "
                      f"{esc(v.explanation)}</p>")
         lines.append(f"<p style='margin: 4px 0;'><b>What to do:</b> {esc(v.remedy)}</p>")
-    notes = [*report.account.notes, *[n for n in report.notes if n not in report.account.notes]]
-    if notes:
+    if report.all_notes:
         lines.append("<p style='margin: 4px 0; color: #555;'><small>Notes: "
-                     + esc("; ".join(notes)) + "</small></p>")
+                     + esc("; ".join(report.all_notes)) + "</small></p>")
     return box("".join(lines), kind)
 
 
@@ -274,11 +273,6 @@ def findings_html(report: Report) -> str:
     return failures_html(report) + discovery_html(report)
 
 
-def conclusion_html(report: Report) -> str:
-    """The answer (:func:`answer_html`), then the findings (:func:`findings_html`)."""
-    return answer_html(report) + findings_html(report)
-
-
 def certificate_rows(results: Sequence[PresetResult]) -> list[dict[str, Any]]:
     """One entry per distinct certificate seen, with the presets that saw it.
 
@@ -329,17 +323,12 @@ def certificate_html(results: Sequence[PresetResult]) -> str:
     return "".join(parts)
 
 
-def transcript_text(result: PresetResult) -> str:
-    """The redacted transcript of one probe as plain text (C: client, S: server, *: note)."""
-    return "\n".join(f"{line.ms:8.1f} ms  {line.direction}: {line.text}"
-                     for line in result.transcript)
-
-
 def transcript_html(result: PresetResult) -> str:
-    """One probe's redacted transcript, escaped, in a scrollable block."""
+    """One probe's redacted transcript, escaped, in a scrollable block (lines as the ticket's)."""
+    text = "\n".join(str(line) for line in result.transcript)
     return (f'<pre style="max-height: 22em; overflow: auto; background: #fafafa; '
             f'border: 1px solid #e3e3e3; padding: 6px; font-size: 12px; line-height: 1.35; '
-            f'white-space: pre-wrap;">{esc(transcript_text(result))}</pre>')
+            f'white-space: pre-wrap;">{esc(text)}</pre>')
 
 
 def transcripts_html(results: Sequence[PresetResult]) -> str:
@@ -372,21 +361,6 @@ def discovery_html(report: Report) -> str:
         html += ("<p style='margin: 4px 0;'><b>Outgoing mail (advice):</b></p><ul>"
                  + "".join(f"<li>{esc(h)}</li>" for h in report.health) + "</ul>")
     return section("How the server was found (no password sent)", html)
-
-
-def report_html(report: Report, targets: Sequence[Target] | None = None) -> str:
-    """The whole diagnosis as static HTML: verdict, grid, certificates, transcripts."""
-    done = {target_key(r): r for r in report.results}
-    shown = list(targets) if targets is not None else [r.target for r in report.results]
-    title = f"Connection doctor: {report.account.email}"
-    if report.account.server:
-        title += f" (server {report.account.server})"
-    return (f'<div style="{FONT}"><h3 style="margin: 6px 0;">{esc(title)}</h3>'
-            + conclusion_html(report)
-            + section("Every preset, layer by layer", grid_html(shown, done))
-            + section("Certificate helper", certificate_html(report.results))
-            + section("Transcripts (passwords redacted)", transcripts_html(report.results))
-            + "</div>")
 
 
 # --------------------------------------------------------------------------- frames and figures

@@ -320,23 +320,13 @@ class SyncPanel(Panel):
         return render.Html(render.message(text, kind))
 
     def static_html(self) -> str:
-        """What was synced, the preview and the data health (or why nothing was)."""
-        parts = [self.how.value]
-        if self.summary is not None:
-            parts.append(render.message(
-                f"Stored {self.summary.rows:,} messages ({self.summary.new:,} new) in "
-                f"{self.store} in {self.summary.seconds:.1f} s.", "ok"))
-            parts.append(self.result.value)
-        if self.messages is not None:
-            parts.append(render.section("The newest messages",
-                                        render.frame_html(preview_frame(self.messages))))
-        if self.health is not None:
-            body = render.health_html(self.health)
-            if self._health_png:
-                body += render.png_img(self._health_png, "Data health per folder")
-            parts.append(render.section("Data health", body))
+        """What the live panel shows (the form aside): how it connects, what it did and found."""
+        shown = [self.how.value, self.status.value, self.result.value, self.preview_html.value,
+                 self.health_text.value]
+        if self._health_png:
+            shown.append(render.png_img(self._health_png, "Data health per folder"))
         if self.summary is None and not self.error:
-            parts.append(render.message(
+            shown.append(render.message(
                 "The sync panel appears here in JupyterLab or Voilà: Connect, choose folders, "
                 "then Sync.", "info"))
-        return self.error_html() + "".join(parts)
+        return "".join(shown)

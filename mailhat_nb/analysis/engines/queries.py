@@ -18,13 +18,15 @@ The tables, in the order :class:`~.run.Analysis` builds them:
              check and the addresses they must not have written to.
 ``me``, ``owners``  (registered) the team's addresses, and whose each one is.
 ``fv``       (registered) each folder's UIDVALIDITY values, ranked.
-``m``        one compact row per stored row: position, keys of the duplicate
-             rule as 64-bit hashes, what the metrics read.
-``rk``       the recipient-set hash of the rows whose content key is shared.
+``m``        one narrow row per stored row: position, keys of the duplicate
+             rule as 64-bit hashes, date, what data health counts; no strings.
+``mixed``    content keys whose rows carry different recipient lists.
+``rk``       the recipient-set hash of the rows under a ``mixed`` key.
 ``lab``      each row's message label (connected components of the two
-             keys, across the team); ``hlab`` the same within each account.
+             keys, across the team).
 ``kept``     per message: the row that stands for it and how many rows it had.
-``u``        the unique messages (``m`` joined to ``kept``).
+``u``        the unique messages: the kept rows, read again from the store
+             with the strings and lists the metrics need.
 ``held``     (message, account): whose mailboxes hold a copy.
 ``sends``    (message, account): who sent a message of the team.
 ``rt``       the timed replies.
@@ -178,11 +180,14 @@ class Queries:
                 "ON s.fid = v.fid AND s.uidvalidity = v.uidvalidity")
 
     def messages(self) -> str:
-        """``m``: one compact row per stored row.
+        """``m``: one narrow row per stored row, only fixed-width values (and rare defects).
 
-        ``ck`` is the content key without the recipients: rows alone under
-        it can match no other row, so the recipient set, the costly part, is
-        added by :meth:`recipient_keys` only for the few rows that share one.
+        ``ck`` is the content key without the recipients, and ``rr`` a hash of
+        the recipient lists exactly as stored: rows sharing ``ck`` and ``rr``
+        have the same recipient set, so the order-free set key, the costly
+        part, is built by :meth:`recipient_keys` only where a content key
+        holds two different ``rr``. The strings the metrics read are taken
+        later, for the kept rows only (:meth:`unique`).
         """
         d = self.d
         no_date = "(r.date IS NULL)"
@@ -191,45 +196,63 @@ class Queries:
         content = d.hash("coalesce(r.sender, '')", "r.sender IS NULL",
                          "coalesce(r.subject, '')", "r.subject IS NULL", no_date,
                          f"CASE WHEN {no_date} THEN {self.pos()} ELSE {d.epoch_us('r.date')} END")
+        raw = d.hash(f"coalesce(r.to_addrs, {d.empty_list})",
+                     f"coalesce(r.cc_addrs, {d.empty_list})")
         # The IDs are cleaned once, in the inner query, then hashed.
         return f"""
-            SELECT pos, aid, fid, sender, from_name, ts, offset_min, pref,
-                   CASE WHEN mid IS NULL THEN NULL ELSE {d.hash('mid')} END AS idk, ck,
-                   CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
-                   rcpts, uidvalidity, defects
+            SELECT pos, aid, fid, ts, pref,
+                   CASE WHEN mid IS NULL THEN NULL ELSE {d.hash('mid')} END AS idk, ck, rr,
+                   uidvalidity, defects
             FROM (SELECT {self.pos()} AS pos, CAST(r.aid AS INT) AS aid,
-                         CAST(r.fid AS INT) AS fid, r.sender, r.from_name, r.date AS ts,
-                         CAST(r.date_offset_min AS INT) AS offset_min, {pref} AS pref,
-                         {self.clean_id('r.message_id')} AS mid, {content} AS ck,
+                         CAST(r.fid AS INT) AS fid, r.date AS ts, {pref} AS pref,
+                         {self.clean_id('r.message_id')} AS mid, {content} AS ck, {raw} AS rr,
+                         r.uidvalidity,
+                         CASE WHEN {d.size('r.defects')} > 0 THEN r.defects END AS defects
+                  FROM srcv r) t"""
+
+    @staticmethod
+    def mixed() -> str:
+        """Content keys whose rows carry different recipient lists (as stored)."""
+        return "SELECT ck FROM m GROUP BY ck HAVING min(rr) <> max(rr)"
+
+    def recipient_keys(self) -> str:
+        """A hash of the recipient set, for the rows of the :meth:`mixed` content keys."""
+        return f"""
+            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM srcv r
+            WHERE {self.pos()} IN (SELECT pos FROM m WHERE ck IN (SELECT ck FROM mixed))"""
+
+    @staticmethod
+    def no_recipient_keys() -> str:
+        """An empty ``rk`` (no content key is mixed), typed as :meth:`recipient_keys`."""
+        return "SELECT pos, ck AS rh FROM m WHERE 1 = 0"
+
+    def unique(self) -> str:
+        """``u``: the unique messages, each its kept row's values, label and copies.
+
+        A second read of the store, joined to ``kept``: the strings and lists
+        are read, and the parent's ID cleaned, for the kept rows only; no
+        string is held for every stored row.
+        """
+        d = self.d
+        return f"""
+            SELECT pos, aid, sender, from_name, ts, offset_min,
+                   CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
+                   rcpts, l, copies
+            FROM (SELECT k.kpos AS pos, CAST(r.aid AS INT) AS aid, r.sender, r.from_name,
+                         r.date AS ts, CAST(r.date_offset_min AS INT) AS offset_min,
                          coalesce({self.clean_id('r.in_reply_to')},
                                   {self.clean_id(d.last('r.references'))}) AS parent,
                          CASE WHEN r.sender IN (SELECT address FROM me)
                               THEN {self.rcpts(ordered=False)} END AS rcpts,
-                         r.uidvalidity, r.defects
-                  FROM srcv r) t"""
-
-    def recipient_keys(self) -> str:
-        """A hash of the recipient set, for rows that share a content key with another."""
-        return f"""
-            SELECT {self.pos()} AS pos, {self.d.hash(self.rcpts())} AS rh FROM srcv r
-            WHERE {self.pos()} IN (SELECT pos FROM m WHERE ck IN (
-                SELECT ck FROM m GROUP BY ck HAVING count(*) > 1))"""
+                         k.l, k.copies
+                  FROM srcv r JOIN kept k ON {self.pos()} = k.kpos) t"""
 
     # ------------------------------------------------------------------ the duplicate rule
 
-    def first_labels(self, *, per_account: bool = False) -> str:
-        """Each row's full keys, and its own position as its label to start from.
-
-        ``per_account``: the keys carry the account, so copies match within
-        one mailbox only (data health's question); else across the team.
-        """
-        d = self.d
-        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {d.hash('m.ck', 'rk.rh')} END"
-        idk = "m.idk"
-        if per_account:
-            ck, idk = d.hash("m.aid", ck), f"CASE WHEN m.idk IS NULL THEN NULL ELSE " \
-                f"{d.hash('m.aid', 'm.idk')} END"
-        return (f"SELECT m.pos, m.aid, {idk} AS idk, {ck} AS ck, m.pref, m.pos AS l "
+    def first_labels(self) -> str:
+        """Each row's full keys, and its own position as its label to start from."""
+        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {self.d.hash('m.ck', 'rk.rh')} END"
+        return (f"SELECT m.pos, m.aid, m.idk, {ck} AS ck, m.pref, m.pos AS l "
                 f"FROM m LEFT JOIN rk ON m.pos = rk.pos")
 
     @staticmethod
@@ -262,11 +285,6 @@ class Queries:
         """Per message: the kept row (a header-dated copy first, then the first) and copies."""
         return (f"SELECT l, min(pref * {PREF_SHIFT} + pos) % {PREF_SHIFT} AS kpos, "
                 f"count(*) AS copies FROM lab GROUP BY l")
-
-    @staticmethod
-    def unique() -> str:
-        """The unique messages: each message's kept row, its label and number of copies."""
-        return "SELECT m.*, k.l, k.copies FROM m JOIN kept k ON m.pos = k.kpos"
 
     @staticmethod
     def held() -> str:
@@ -318,15 +336,19 @@ class Queries:
         """Per sender, the most used display name, cleaned (``metrics._names``).
 
         Blanks, then quotes around it, then blanks stripped; empty names and
-        the address itself dropped; a tie goes to the smallest name.
+        the address itself dropped; a tie goes to the smallest name. Names
+        are counted as stored first, then cleaned: the trims run once per
+        distinct (sender, name), not once per message.
         """
         clean = self.trim(self.trim(self.trim("from_name"), "'\""))
         return f"""
             SELECT sender, name FROM (
                 SELECT sender, name, row_number() OVER (
                     PARTITION BY sender ORDER BY n DESC, name ASC) AS k
-                FROM (SELECT sender, {clean} AS name, count(*) AS n
-                      FROM u WHERE sender IS NOT NULL AND from_name IS NOT NULL
+                FROM (SELECT sender, {clean} AS name, sum(n) AS n
+                      FROM (SELECT sender, from_name, count(*) AS n FROM u
+                            WHERE sender IS NOT NULL AND from_name IS NOT NULL
+                            GROUP BY sender, from_name) raw
                       GROUP BY sender, {clean}) c
                 WHERE name <> '' AND lower(name) <> lower(sender)) t
             WHERE k = 1"""
@@ -369,19 +391,23 @@ class Queries:
     # ------------------------------------------------------------------ response times
 
     def responses(self) -> str:
-        """Replies between self and a contact (``metrics.response_times``)."""
+        """Replies between self and a contact (``metrics.response_times``).
+
+        The parent is the message (label) holding the cited Message-ID: every
+        row of one ID carries one label, so the label and then the message's
+        kept row in ``u`` are found by joins, with no per-ID pick of a row.
+        """
         us = self.d.epoch_us
         me = "(SELECT address FROM me)"
         return f"""
-            WITH carriers AS (
-                SELECT idk, max(pos) AS carrier FROM m WHERE idk IS NOT NULL GROUP BY idk),
+            WITH parents AS (
+                SELECT idk, min(l) AS l FROM lab
+                WHERE idk IN (SELECT par_h FROM u WHERE par_h IS NOT NULL) GROUP BY idk),
             pairs AS (
                 SELECT r.pos AS reply, r.sender AS rs, r.ts AS rts,
                        o.pos AS orig, o.sender AS os, o.ts AS ots
-                FROM u r JOIN carriers c ON r.par_h = c.idk
-                JOIN lab ON lab.pos = c.carrier
-                JOIN kept k ON k.l = lab.l
-                JOIN u o ON o.pos = k.kpos
+                FROM u r JOIN parents p ON r.par_h = p.idk
+                JOIN u o ON o.l = p.l
                 WHERE r.par_h IS NOT NULL AND o.pos <> r.pos),
             typed AS (
                 SELECT *,
@@ -460,20 +486,37 @@ class Queries:
     # ------------------------------------------------------------------ data health
 
     def health(self) -> str:
-        """Per folder: rows, duplicates, date fallbacks, missing and placeholder dates..."""
-        us = self.d.epoch_us("ts")
+        """Per folder: rows, duplicates, date fallbacks, missing and placeholder dates...
+
+        A row is a duplicate when its message has another copy in the same
+        account, that is, when another row of its account shares its
+        Message-ID or its full content key: a group of connected rows has
+        two or more rows exactly when each of its rows shares a key with
+        another. So no second label propagation (within each account) is
+        needed, only two counts per key.
+        """
+        d = self.d
+        us = d.epoch_us("x.ts")
+        ck = f"CASE WHEN rk.rh IS NULL THEN m.ck ELSE {d.hash('m.ck', 'rk.rh')} END"
         return f"""
-            SELECT m.fid, count(*) AS rows,
-                   sum(CASE WHEN k.copies > 1 THEN 1 ELSE 0 END) AS duplicates,
-                   sum(m.pref) AS date_fallbacks,
-                   sum(CASE WHEN m.ts IS NULL THEN 1 ELSE 0 END) AS no_date,
-                   sum(CASE WHEN m.ts IS NOT NULL AND NOT {self.plausible(us)}
+            WITH x AS (SELECT m.aid, m.fid, m.idk, {ck} AS ck, m.pref, m.ts, m.defects,
+                              m.uidvalidity
+                       FROM m LEFT JOIN rk ON m.pos = rk.pos),
+            di AS (SELECT aid, idk FROM x WHERE idk IS NOT NULL
+                   GROUP BY aid, idk HAVING count(*) > 1),
+            dc AS (SELECT aid, ck FROM x GROUP BY aid, ck HAVING count(*) > 1)
+            SELECT x.fid, count(*) AS rows,
+                   sum(CASE WHEN di.idk IS NOT NULL OR dc.ck IS NOT NULL THEN 1 ELSE 0 END)
+                       AS duplicates,
+                   sum(x.pref) AS date_fallbacks,
+                   sum(CASE WHEN x.ts IS NULL THEN 1 ELSE 0 END) AS no_date,
+                   sum(CASE WHEN x.ts IS NOT NULL AND NOT {self.plausible(us)}
                        THEN 1 ELSE 0 END) AS suspect_dates,
-                   sum(CASE WHEN {self.d.size('m.defects')} > 0 THEN 1 ELSE 0 END) AS defects,
-                   count(DISTINCT m.uidvalidity) AS uidvalidity_values
-            FROM m JOIN hlab ON m.pos = hlab.pos
-            JOIN (SELECT l, count(*) AS copies FROM hlab GROUP BY l) k ON k.l = hlab.l
-            GROUP BY m.fid"""
+                   sum(CASE WHEN {d.size('x.defects')} > 0 THEN 1 ELSE 0 END) AS defects,
+                   count(DISTINCT x.uidvalidity) AS uidvalidity_values
+            FROM x LEFT JOIN di ON x.aid = di.aid AND x.idk = di.idk
+            LEFT JOIN dc ON x.aid = dc.aid AND x.ck = dc.ck
+            GROUP BY x.fid"""
 
     def top_defects(self) -> str:
         """Per folder, the most common defect; ties go to the one seen first in the store."""

@@ -212,7 +212,7 @@ class Analysis:
     # ------------------------------------------------------------------ duplicate rule
 
     def _dedupe(self) -> None:
-        """Build ``m``, ``rk``, ``lab``, ``kept``, ``u`` and ``held`` once (see :mod:`.queries`)."""
+        """Build the tables of the duplicate rule once: ``m`` to ``held`` (see :mod:`.queries`)."""
         if self._deduped:
             return
         me = self.own_addresses()
@@ -229,17 +229,20 @@ class Analysis:
         b.register("fv", versions.astype("int64"))
         b.view("srcv", q.ranked())
         b.table("m", q.messages())
-        b.table("rk", q.recipient_keys())
-        self._labels("lab", per_account=False)
+        # The set key of the recipients only where stored lists differ under one content key.
+        b.table("mixed", q.mixed())
+        mixed = int(b.frame("SELECT count(*) AS n FROM mixed")["n"].iloc[0])
+        b.table("rk", q.recipient_keys() if mixed else q.no_recipient_keys())
+        self._labels("lab")
         b.table("kept", q.kept())
         b.table("u", q.unique())
         b.table("held", q.held())
         self._deduped = True
 
-    def _labels(self, name: str, *, per_account: bool) -> None:
+    def _labels(self, name: str) -> None:
         """Label propagation into table ``name`` until every content key agrees."""
         b, q = self.backend, self.q
-        b.table(name, q.first_labels(per_account=per_account))
+        b.table(name, q.first_labels())
         for _ in range(MAX_PASSES):
             b.table(name, q.propagate(name))
             if int(b.frame(q.unsettled(name))["n"].iloc[0]) == 0:
@@ -343,10 +346,6 @@ class Analysis:
                     ) -> pd.DataFrame:
         """Per folder, how complete and clean: :func:`mailhat_nb.contacts.data_health`."""
         self._dedupe()
-        if self.team:   # copies across teammates are no flaw of a folder
-            self._labels("hlab", per_account=True)
-        else:
-            self.backend.view("hlab", "SELECT * FROM lab")
         raw = self.backend.frame(self.q.health())
         top = self.backend.frame(self.q.top_defects())
         names = self.folders.set_index("fid")
