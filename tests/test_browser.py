@@ -305,16 +305,14 @@ def synced_store(lab_info: LabInfo, lab_password: str, tmp_path: Path) -> Path:
 
 def test_correspondence_charts_in_voila(browser: Any, lab: Lab, lab_info: LabInfo,
                                         synced_store: Path, tmp_path: Path) -> None:
-    import nbformat
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
+    import papermill
 
-    nb = parameterize_notebook(
-        load_notebook_node(str(NOTEBOOKS / "03_correspondence.ipynb")),
-        {"store": str(synced_store), "email": lab_info.email("alice"),
-         "export_dir": str(tmp_path / "exports")}, kernel_name="python3", language="python")
     path = tmp_path / "03_correspondence.ipynb"
-    nbformat.write(nb, path)
+    papermill.execute_notebook(  # parameterized and written, not run (voila runs it)
+        str(NOTEBOOKS / "03_correspondence.ipynb"), str(path),
+        parameters={"store": str(synced_store), "email": lab_info.email("alice"),
+                    "export_dir": str(tmp_path / "exports")},
+        kernel_name="python3", language="python", prepare_only=True, progress_bar=False)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     cmd = [_bin("voila"), str(path), "--Voila.ip=127.0.0.1", f"--port={port}", "--no-browser",
