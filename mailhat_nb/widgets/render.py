@@ -308,6 +308,9 @@ def certificate_html(results: Sequence[PresetResult]) -> str:
         rec = cert.get("recommended_host")
         if rec and not cert.get("covers_host", True):
             facts.append(["Use this server name instead", rec])
+        elif cert.get("not_here"):
+            # Its names were vetted and none leads to this server: none is offered.
+            facts.append(["No name it covers leads here", str(cert["not_here"])])
         if problems:
             facts.append(["Problem", "; ".join(codes.get(c).title for c in problems)])
         parts.append(box(table(None, facts), kind))
