@@ -89,13 +89,31 @@ def corpus() -> Path:
     return root
 
 
+#: Where a text sends the agent to a host name: "Enter server X", "... covers, e.g. X",
+#: "; use X".
+RECOMMENDED_HOST = re.compile(r"(?:Enter server|covers, e\.g\.|; use) "
+                              r"([a-z0-9][a-z0-9.-]*[a-z0-9])")
+
+
 def _recommends_no_failed_setting(verdict: Verdict, results: list[PresetResult]) -> None:
-    for r in results:
-        if r.status == "fail":
-            assert r.setting() not in verdict.remedy, (r.setting(), verdict.remedy)
+    failed = [r for r in results if r.status == "fail"]
+    # The verdict's remedy, and each row's own remedy and detail, name no failed setting ...
+    for text in (verdict.remedy, *(r.remedy for r in results)):
+        for r in failed:
+            assert r.setting() not in text, (r.setting(), text)
+        assert not SWITCH_ADVICE.search(text), text
     for shown in (verdict.incoming, verdict.outgoing):
         assert shown is None or shown.status != "fail", shown.setting()
-    assert not SWITCH_ADVICE.search(verdict.remedy), verdict.remedy
+    # ... and a host name they recommend is one shown to lead to the server: a row's
+    # host that resolved, or a certificate's name the probe vetted (certificate.vet).
+    reachable = {r.host for r in results if r.status != "fail" or r.code not in (
+        "dns_not_found", "dns_no_record", "dns_servfail", "dns_timeout", "dns_failure")}
+    reachable |= {str(r.certificate["recommended_host"]) for r in results
+                  if r.certificate and r.certificate.get("recommended_host")}
+    for text in (verdict.summary, verdict.remedy, *(r.remedy for r in results),
+                 *(r.detail for r in results)):
+        for host in RECOMMENDED_HOST.findall(text):
+            assert host in reachable, (host, text)
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,11 @@ def test_no_server_names_the_shared_server_with_a_working_verdict(
              and r["security"] != "none"]
     assert typed
     assert all(r["code"] == "cert_hostname_mismatch" and not r["login_tried"] for r in typed)
+    # The name the certificate covers leads to the same server: it is recommended (D4's
+    # other half: one that does not resolve never is, test_diagnose_lab).
+    assert all(r["certificate"]["recommended_host"] == SHARED_NAME for r in typed)
+    assert all(f"; use {SHARED_NAME}" in step["detail"]
+               for r in typed for step in r["steps"] if step["name"] == "tls")
     assert any("SPF" in note for note in data["outgoing_health"])
 
 

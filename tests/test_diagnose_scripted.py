@@ -261,7 +261,8 @@ def test_unencrypted_imap_preset_is_judged_without_sending_the_password(
     assert "the server accepts passwords without encryption on this port" in auth.detail
     assert "it offers LOGIN, AUTHENTICATE PLAIN" in auth.detail
     assert "the doctor did not send the password" in auth.detail
-    assert "the server offers STARTTLS on this port: use it" in auth.detail
+    assert "the server also offers STARTTLS on this port" in auth.detail
+    assert "use it" not in auth.detail  # a fact; whether STARTTLS works is its own row
     assert mailbox.status == "skip"
     assert "no login" in mailbox.detail
     assert not result.works
@@ -327,6 +328,67 @@ def test_pop3_unencrypted_preset_never_sends_pass(
     assert sent_credentials(server) == []
     assert ("USER user@example.com" in server.received) == user_sent
     assert not result.login_tried
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return int(sock.getsockname()[1])
+
+
+def test_pop3_login_delay_is_no_wrong_password(serve: Callable[..., ScriptedServer],
+                                               tmp_path: Path) -> None:
+    # D2: Debian's Cyrus (popminpoll: 1) answers a second login within a minute so.
+    capa = b"TOP\r\nUSER\r\nSASL PLAIN\r\nLOGIN-DELAY 60\r\n"
+
+    def respond(line: str) -> bytes | None:
+        if line.startswith("AUTH PLAIN"):
+            return b"-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart\r\n"
+        return pop3_responder(capa)(line)
+
+    server = serve(b"+OK cyrus ready\r\n", respond)
+    path = tmp_path / "p.toml"
+    path.write_text(f'[[preset]]\nid = "pop"\nlabel = "POP3"\nprotocol = "pop3"\n'
+                    f'host = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n\n'
+                    f'[[preset]]\nid = "imap"\nlabel = "IMAP"\nprotocol = "imap"\n'
+                    f'host = "127.0.0.1"\nport = {closed_port()}\nsecurity = "none"\n')
+    report = diagnose(Account.from_input("alice@example.com", "pw-1"), presets=str(path),
+                      timeout=2, allow_plaintext_login=True)
+    pop = next(r for r in report.results if r.protocol == "pop3")
+    assert pop.code == "login_delayed", pop.detail
+    assert "the server allows one login per 60 s" in pop.detail
+    assert "Do not reset the password" in pop.remedy
+    # the account is POP-only, whatever the second run meets
+    assert report.verdict.code == "pop_only"
+    assert "reset" not in report.verdict.summary
+
+
+def test_pop3_username_refused_before_any_password(serve: Callable[..., ScriptedServer],
+                                                   tmp_path: Path) -> None:
+    # D5: Cyrus without virtdomains knows "alice", not the full address.
+    server = serve(b"+OK cyrus ready\r\n",
+                   pop3_responder(b"TOP\r\nUSER\r\n", b"-ERR [AUTH] Invalid user\r\n"))
+    report = probe_one(server.port, "pop3", "none", tmp_path, email="alice@cyrus.test")
+    (result,) = report.results
+    assert result.code == "auth_failed"
+    assert result.detail.startswith("USER rejected: -ERR [AUTH] Invalid user")
+    assert sent_credentials(server) == []
+    assert "POP3 refused the username itself" in report.verdict.summary
+    assert "(such as alice)" in report.verdict.remedy
+    assert "full email address as the username" not in report.verdict.remedy
+
+
+def test_pop3_refusal_lists_what_capa_offers(serve: Callable[..., ScriptedServer],
+                                            tmp_path: Path) -> None:
+    # D9: Cyrus with allowplaintext: no lists STLS and SASL mechanisms that carry no
+    # password as it is; "(only STLS)" was wrong.
+    capa = b"TOP\r\nSTLS\r\nSASL SCRAM-SHA-512 DIGEST-MD5 CRAM-MD5\r\n"
+    server = serve(b"+OK ready\r\n", pop3_responder(capa))
+    (result,) = probe_one(server.port, "pop3", "none", tmp_path).results
+    assert result.code == "plaintext_auth_disabled"
+    assert ("(it lists SASL CRAM-MD5, SASL DIGEST-MD5, SASL SCRAM-SHA-512, STLS)"
+            in result.detail)
+    assert "only STLS" not in result.detail
 
 
 @pytest.mark.parametrize(("ehlo", "code", "says"), [

@@ -67,6 +67,9 @@ DESIGN_CODES = (
     "plaintext_auth_disabled",
     "plaintext_password_exposed",
     "auth_failed",
+    "account_locked",
+    "login_delayed",
+    "server_unavailable",
     "password_not_ascii",
     "wrong_protocol",
     "pop_only",
@@ -274,8 +277,32 @@ def test_classify_verify_codes() -> None:
     ("-ERR [AUTH] Authentication failed.", "auth_failed"),
     ("NO [PRIVACYREQUIRED] Plaintext authentication disallowed", "plaintext_auth_disabled"),
     ("-ERR [IN-USE] Mailbox locked", "mailbox_unavailable"),
-    ("NO [UNAVAILABLE] Temporary authentication failure", "unknown"),
+    ("NO [UNAVAILABLE] Temporary authentication failure", "server_unavailable"),
     ("NO AUTHENTICATE failed.", "auth_failed"),
+    # The foreign servers' own words (Cyrus IMAP 3.6.1, Courier-IMAP 5.0.13): the
+    # response code decides, the wording only where there is none.
+    ("-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart", "login_delayed"),
+    ("-ERR [SYS/TEMP] Unable to open maildrop: Mailbox already exists", "server_unavailable"),
+    ("-ERR [SYS/PERM] Unable to open maildrop", "server_unavailable"),
+    ("-ERR [AUTH] authenticating: authentication failure", "auth_failed"),
+    ("-ERR [AUTH] Invalid user", "auth_failed"),
+    ("NO Login failed: authentication failure", "auth_failed"),
+    ("-ERR Login failed.", "auth_failed"),
+    ("NO Login failed.", "auth_failed"),
+    ("NO STARTTLS required", "plaintext_auth_disabled"),
+    ("-ERR TLS required to log in.", "plaintext_auth_disabled"),
+    ("NO Login only available under a layer", "plaintext_auth_disabled"),
+    # RFC 5530's codes (Dovecot and others): the code, not the words around it
+    ("NO [AUTHENTICATIONFAILED] Try again later or use another password", "auth_failed"),
+    ("NO [EXPIRED] Password expired: change it", "account_locked"),
+    ("NO [CONTACTADMIN] Account suspended", "account_locked"),
+    ("NO [LIMIT] Too many simultaneous connections", "login_delayed"),
+    ("NO [INUSE] Mailbox in use", "mailbox_unavailable"),
+    ("NO [SERVERBUG] Internal error", "server_unavailable"),
+    ("* NO [ALERT] Login failed", "auth_failed"),
+    # Dovecot words its clear-text refusal under [AUTH]: the words say which
+    ("-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+     "plaintext_auth_disabled"),
 ])
 def test_classify_auth_reply(text: str, code: str) -> None:
     assert classify_auth_reply(text) == code
@@ -287,7 +314,7 @@ def test_classify_auth_reply(text: str, code: str) -> None:
     (530, "5.7.0 Must issue a STARTTLS command first", "plaintext_auth_disabled"),
     (538, "5.7.11 Encryption required", "plaintext_auth_disabled"),
     (504, "5.5.4 Unrecognized authentication type", "smtp_auth_unavailable"),
-    (454, "4.7.0 Temporary authentication failure", "unknown"),
+    (454, "4.7.0 Temporary authentication failure", "server_unavailable"),
 ])
 def test_classify_smtp_auth(code: int, text: str, want: str) -> None:
     assert classify_smtp_auth(code, text) == want
@@ -353,10 +380,19 @@ def test_account_converts_idn_domains() -> None:
     assert any("xn--bcher-kva.de" in n for n in acct.notes)
 
 
-def test_username_without_domain_is_warned_not_refused() -> None:
-    acct = Account.from_input("alice@example.com", "pw", username="alice")
+def test_username_without_domain_is_warned_for_cpanel_presets_only(tmp_path: Path) -> None:
+    acct = Account.from_input("alice@example.com", "pw", username="alice", server="gator1.x.com")
     assert acct.username == "alice"
-    assert any("full email" in n for n in acct.notes)
+    _, notes = expand(load_presets("hostgator"), acct)
+    assert any("cPanel (HostGator) expects the full email address" in n for n in notes)
+    # D9: a presets file of one's own (Cyrus, which knows users as "alice") says nothing
+    own = tmp_path / "own.toml"
+    own.write_text('[[preset]]\nid = "x"\nlabel = "IMAP"\nprotocol = "imap"\n'
+                   'host = "{server}"\nport = 993\nsecurity = "ssl"\n')
+    _, notes = expand(load_presets(str(own)), acct)
+    assert not any("full email" in n for n in notes)
+    _, notes = expand(load_presets("hostgator"), Account.from_input("alice@example.com", "pw"))
+    assert not any("full email" in n for n in notes)
 
 
 def test_non_ascii_password_is_noted_never_shown() -> None:

@@ -195,8 +195,26 @@ def test_the_system_trust_verifies_from_the_hashed_directory(
     other = tmp_path / "bundle.pem"
     other.write_text("")
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths(str(other)))
-    with pytest.raises(ConnectFailed, match="certificate is not trusted"):
+    with pytest.raises(ConnectFailed, match=r"certificate is not trusted .*pass the CA with "
+                                            r"--ca-file if it is a private one"):
         sync_account(settings, Secret(lab.password("alice")), tmp_path / "store")
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_an_expired_certificate_is_the_hosts_to_renew_not_a_ca_to_add(
+        lab: Lab, scenario: Callable[[str], LabInfo], security: str) -> None:
+    # D8: --ca-file is the remedy of an untrusted issuer only; this one is trusted.
+    info = scenario("expired-cert")
+    port = info.ports["imaps" if security == "ssl" else "imap"]
+    settings = ImapSettings("alice@localhost", "localhost", port=port, security=security,
+                            ca_file=info.ca_file, connect_timeout=WAIT)  # type: ignore[arg-type]
+    with pytest.raises(MailServerError) as caught:
+        ImapSource(settings, Secret(lab.password("alice"))).open()
+    said = str(caught.value)
+    assert "the server's certificate has expired or is not valid yet" in said
+    assert "the host must renew it" in said
+    assert "--ca-file" not in said
 
 
 # --------------------------------------------------------------------------- no lab

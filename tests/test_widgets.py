@@ -158,6 +158,24 @@ def test_server_text_is_escaped_in_transcripts_and_grid() -> None:
     assert "&lt;script&gt;" in out
 
 
+def test_the_certificate_helper_offers_only_a_vetted_name() -> None:
+    # D4: a name the certificate covers is offered once it leads to the same server;
+    # otherwise the helper says why none is.
+    steps = [Step("dns"), Step("tcp"), Step("tls", "fail")]
+    base = {"names": ["shared42.hosting.example"], "issuer": "CA", "covers_host": False}
+    vetted = _result("cert_hostname_mismatch", steps)
+    vetted.certificate = {**base, "recommended_host": "shared42.hosting.example"}
+    html = render.certificate_html([vetted])
+    assert "Use this server name instead" in html
+    assert "leads here" not in html
+    nowhere = _result("cert_hostname_mismatch", steps)
+    nowhere.certificate = {**base, "not_here": "shared42.hosting.example does not resolve"}
+    html = render.certificate_html([nowhere])
+    assert "Use this server name instead" not in html
+    assert "No name it covers leads here" in html
+    assert "shared42.hosting.example does not resolve" in html
+
+
 def test_layer_status_is_the_worst_step_of_the_layer() -> None:
     result = _result("plaintext_password_exposed", [
         Step("dns"), Step("capabilities", "ok"), Step("capabilities_tls", "warn"),

@@ -4,7 +4,8 @@ The certificate helper exists because "certificate error" helps nobody: on a
 verification failure the doctor reads the certificate anyway (a second
 connection with verification off, over which no credential is ever sent) and
 reports the names it covers, its issuer and its dates, then recommends a
-host name it does cover.
+host name it does cover, once that name is shown to lead to the same server
+(:func:`vet`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,37 @@ def recommend(names: list[str], host: str) -> str | None:
         return count
 
     return max(exact, key=lambda n: (shared(n), -exact.index(n)))
+
+
+def vet(cert: dict[str, Any], here: set[str],
+        addresses_of: Callable[[str], set[str]]) -> dict[str, Any]:
+    """Keep the certificate's ``recommended_host`` only if it leads to this server.
+
+    A name the certificate covers is only a guess at the name to type: one
+    that does not resolve (a hosting company's internal name) would send the
+    agent from a certificate error to a DNS error, and one that resolves
+    elsewhere to another server. So the recommendation stands only when the
+    name resolves to one of ``here`` (the addresses the probe reached);
+    otherwise it goes, and ``not_here`` says why in a sentence.
+
+    >>> cert = {"names": ["shared42.hosting.example"], "covers_host": False,
+    ...         "recommended_host": "shared42.hosting.example"}
+    >>> vet(cert, {"192.0.2.7"}, lambda name: set())["not_here"]
+    'shared42.hosting.example does not resolve'
+    >>> vet(cert, {"192.0.2.7"}, lambda name: {"192.0.2.7"})["recommended_host"]
+    'shared42.hosting.example'
+    """
+    name = cert.get("recommended_host")
+    if not name or cert.get("covers_host"):
+        return cert
+    found = addresses_of(name)
+    if found & here:
+        return cert
+    out = {k: v for k, v in cert.items() if k != "recommended_host"}
+    out["not_here"] = (f"{name} does not resolve" if not found else
+                       f"{name} leads to {', '.join(sorted(found)[:4])}, not to this server "
+                       f"({', '.join(sorted(here)[:4])})")
+    return out
 
 
 def _is_ip(text: str) -> bool:

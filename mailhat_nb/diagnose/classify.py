@@ -9,6 +9,7 @@ to a login. All are pure functions, unit-tested without a server.
 from __future__ import annotations
 
 import errno
+import re
 import socket
 
 from mailhat_nb.diagnose.certificate import classify_verify
@@ -80,24 +81,77 @@ def wrong_protocol(line: str, expected: str) -> Diagnosed:
                      f"{line[:120]!r}")
 
 
+#: Response codes a server puts in its answer to a login, and the cause each
+#: one names: POP3's (RFC 2449 section 8, RFC 3206) and IMAP's (RFC 5530).
+#: They are the server's own words, so they decide before any wording.
+RESPONSE_CODES: dict[str, str] = {
+    # the account itself is barred: expired, suspended, "call the admin"
+    "EXPIRED": "account_locked", "CONTACTADMIN": "account_locked",
+    # no password on this connection
+    "PRIVACYREQUIRED": "plaintext_auth_disabled",
+    # not now: too soon after the last login, too many sessions
+    "LOGIN-DELAY": "login_delayed", "LIMIT": "login_delayed",
+    # the mailbox is locked by another session
+    "IN-USE": "mailbox_unavailable", "INUSE": "mailbox_unavailable",
+    # the server failed on its side, for a while or for good
+    "SYS/TEMP": "server_unavailable", "SYS/PERM": "server_unavailable",
+    "UNAVAILABLE": "server_unavailable", "SERVERBUG": "server_unavailable",
+}
+#: Response codes that say "the credentials": they outrank words such as "try
+#: again later", but not a refusal of clear text, which Dovecot words under
+#: ``[AUTH]`` ("-ERR [AUTH] Plaintext authentication disallowed ...").
+CREDENTIAL_CODES = frozenset({"AUTH", "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED"})
+_RESPONSE_CODE = re.compile(r"\[([A-Z][A-Z0-9/-]*)[\] ]", re.IGNORECASE)
+#: Words of a refusal to take a password without encryption, for servers that
+#: give no response code (Courier: "-ERR TLS required to log in.").
+_PLAINTEXT_WORDS = ("plaintext authentication disallowed", "encryption required",
+                    "must issue a starttls", "tls required", "starttls required",
+                    "requires encryption", "must use tls", "starttls first",
+                    "only available under a layer")
+_TEMPORARY_WORDS = ("temporary", "temporarily", "try again")
+#: How the detail of a POP3 login whose USER the server refused begins: the
+#: server judged the username itself, before any password (Cyrus: "-ERR
+#: [AUTH] Invalid user"). The verdict reads it (:mod:`.verdict`).
+USER_REFUSED = "USER rejected"
+
+
+def response_code(text: str) -> str | None:
+    """The first response code in a reply (``[LOGIN-DELAY]``, ``[AUTHENTICATIONFAILED]``).
+
+    >>> response_code("-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart")
+    'LOGIN-DELAY'
+    >>> response_code("M001 NO [UNAVAILABLE] Try later"), response_code("-ERR Login failed.")
+    ('UNAVAILABLE', None)
+    """
+    m = _RESPONSE_CODE.search(text)
+    return m.group(1).upper() if m else None
+
+
 def classify_auth_reply(text: str) -> str:
-    """Code for a rejected login, from the server's words.
+    """Code for a rejected login, from the server's response code first, then its words.
+
+    Only a response code that says the credentials were judged, or no code
+    and no words that say otherwise, is ``auth_failed``: a server that
+    says "not now" (``[LOGIN-DELAY]``, ``[SYS/TEMP]``) did not judge the
+    password, and the agent must not have it reset.
 
     >>> classify_auth_reply("NO [AUTHENTICATIONFAILED] Authentication failed.")
     'auth_failed'
+    >>> classify_auth_reply("-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart")
+    'login_delayed'
     >>> classify_auth_reply("-ERR Plaintext authentication disallowed on non-secure connections")
     'plaintext_auth_disabled'
+    >>> classify_auth_reply("-ERR [SYS/PERM] Unable to open maildrop")
+    'server_unavailable'
     """
+    given = response_code(text) or ""
+    if given in RESPONSE_CODES:
+        return RESPONSE_CODES[given]
     t = text.lower()
-    plaintext = ("plaintext authentication disallowed", "[privacyrequired]", "encryption required",
-                 "must issue a starttls", "tls required", "requires encryption",
-                 "must use tls", "starttls first")
-    if any(p in t for p in plaintext):
+    if any(p in t for p in _PLAINTEXT_WORDS):
         return "plaintext_auth_disabled"
-    if "[in-use]" in t:
-        return "mailbox_unavailable"
-    if "[unavailable]" in t or "[sys/temp]" in t or "temporary" in t or "try again" in t:
-        return "unknown"
+    if given not in CREDENTIAL_CODES and any(p in t for p in _TEMPORARY_WORDS):
+        return "server_unavailable"
     return "auth_failed"
 
 
@@ -115,7 +169,7 @@ def classify_smtp_auth(code: int, text: str) -> str:
     if code == 504:
         return "smtp_auth_unavailable"
     if 400 <= code < 500:
-        return "unknown"
+        return "server_unavailable"  # RFC 4954: 454 temporary failure, 432 transition
     return classify_auth_reply(text) if code != 535 else "auth_failed"
 
 

@@ -29,14 +29,11 @@ class Code:
     explanation:
         A sentence the agent can read out or paste to the customer.
     remedy:
-        What the agent should do next, for one preset's row (it may point to
-        another kind of setting, e.g. "use SSL/TLS on 993").
-    fix:
-        What to do about this cause when it is the verdict's, without naming
-        another setting: the verdict adds the settings that are left from the
-        rows that did not fail (:mod:`mailhat_nb.diagnose.verdict`), so it
-        never recommends one whose row failed. Empty when :attr:`remedy`
-        names no other setting and serves as it is.
+        What the agent should do about this cause, naming no other setting
+        ("use SSL/TLS on 993" may be the very setting that failed): the
+        verdict, and each row, add the settings that worked in the same
+        sweep (:mod:`mailhat_nb.diagnose.verdict`), so nothing recommends
+        a setting whose row failed.
     host_side:
         True when the fault is the server's (its TLS, its certificate, a hung
         service): nothing in the customer's settings fixes it, the host must.
@@ -47,13 +44,7 @@ class Code:
     title: str
     explanation: str
     remedy: str
-    fix: str = ""
     host_side: bool = False
-
-    @property
-    def verdict_fix(self) -> str:
-        """:attr:`fix`, or :attr:`remedy` when that serves as it is."""
-        return self.fix or self.remedy
 
 
 _TABLE: tuple[Code, ...] = (
@@ -99,10 +90,10 @@ _TABLE: tuple[Code, ...] = (
          "the mail server's address at the domain's current DNS provider."),
     Code("connection_refused", "fail", "Port closed",
          "The server {host} is reachable but nothing accepts connections on port {port}.",
-         "Use another preset (e.g. 993 SSL/TLS instead of 143); if every port of this kind is "
-         "closed, the service is off for this account: ask the host.",
-         fix="Nothing accepts connections on this port: if every port of this kind is closed, "
-             "the service is off for this account; ask the host to enable it."),
+         "Nothing accepts connections on this port: if the server's other mail ports "
+         "answer, this service is off for the account (ask the host to enable it); if "
+         "none does, check the server name and the address it leads to, and ask the host "
+         "whether the mail server is up."),
     Code("connect_timeout", "fail", "Connection timed out",
          "Connections to {host} on port {port} get no answer at all: a firewall drops them, "
          "or the client's IP address is blocked.",
@@ -111,36 +102,26 @@ _TABLE: tuple[Code, ...] = (
          "HostGator support to whitelist the IP."),
     Code("no_greeting", "fail", "Server never answered",
          "The connection to {host}:{port} opened but the server never said hello.",
-         "The mail service behind this port is stuck or a proxy swallows it; try the other "
-         "presets, and report the port to the host if it stays silent.",
-         fix="The mail service behind this port is stuck or a proxy swallows it: report the "
-             "port to the host.", host_side=True),
+         "The mail service behind this port is stuck or a proxy swallows it: report the "
+         "port to the host.", host_side=True),
     Code("tls_on_plain_port", "fail", "Port expects SSL/TLS",
          "Port {port} on {host} speaks encrypted SSL/TLS, but the settings say no encryption.",
-         "Set security to SSL/TLS for port {port} (993 IMAP, 995 POP3, 465 SMTP are SSL/TLS "
-         "ports).",
-         fix="This port expects encryption from the first byte: the security chosen for it "
-             "is wrong."),
+         "This port expects encryption from the first byte: the security chosen for it "
+         "is wrong."),
     Code("plain_on_tls_port", "fail", "Port does not speak SSL/TLS",
          "Port {port} on {host} answers without encryption, but the settings say SSL/TLS.",
-         "Use STARTTLS or no encryption on this port (143, 110, 25, 26, 587), or switch to the "
-         "SSL/TLS port (993, 995, 465).",
-         fix="This port does not speak SSL/TLS: the security chosen for it is wrong, or the "
-             "host has turned encryption off on it."),
+         "This port does not speak SSL/TLS: the security chosen for it is wrong, or the "
+         "host has turned encryption off on it."),
     Code("cert_hostname_mismatch", "fail", "Certificate for another name",
          "The server's certificate is valid, but for {names}, not for {host}.",
-         "Use a host name the certificate covers{recommended} (for HostGator: the server "
-         "name, not mail.<domain>, with SSL/TLS).",
-         fix="Enter a server name the certificate covers{recommended} (for HostGator: the "
-             "server name from the welcome email, not mail.<domain>)."),
+         "Enter a server name the certificate covers{recommended} (for HostGator: the "
+         "server name from the welcome email, not mail.<domain>)."),
     Code("cert_untrusted", "fail", "Untrusted certificate",
          "The server's certificate is not issued by an authority the CRM trusts (for "
          "example, it is self-signed).",
-         "Use the server name whose certificate is trusted (HostGator: the gatorNNNN server "
-         "name); or ask the host to install a proper certificate (AutoSSL).",
-         fix="Enter the server name whose certificate is trusted (HostGator: the gatorNNNN "
-             "server name from the welcome email), or ask the host to install a certificate "
-             "from a trusted authority (cPanel AutoSSL)."),
+         "Enter the server name whose certificate is trusted (HostGator: the gatorNNNN "
+         "server name from the welcome email), or ask the host to install a certificate "
+         "from a trusted authority (cPanel AutoSSL)."),
     Code("cert_expired", "fail", "Certificate expired",
          "The server's certificate has expired (or is not valid yet), so encrypted "
          "connections are refused.",
@@ -149,42 +130,51 @@ _TABLE: tuple[Code, ...] = (
     Code("tls_handshake_failed", "fail", "Server's TLS is broken",
          "The server on {host}:{port} broke off the encrypted connection while setting it up "
          "(the TLS handshake): a fault on the server's side, not in these settings.",
-         "The server's TLS is broken: report it to the host with the transcript. Meanwhile "
-         "use another setting only if one works; changing this one's security will not help.",
-         fix="The server's TLS is broken: report it to the host with the transcript (nothing "
-             "in the customer's settings fixes it).", host_side=True),
+         "The server's TLS is broken: report it to the host with the transcript (nothing "
+         "in the customer's settings fixes it).", host_side=True),
     Code("starttls_unavailable", "fail", "STARTTLS not offered",
          "The server on {host}:{port} does not offer to switch to encryption (STARTTLS).",
-         "Use the SSL/TLS preset (993/465) instead.",
-         fix="The server does not offer encryption (STARTTLS) on this port: ask the host "
-             "whether encryption is available for this service."),
+         "The server does not offer encryption (STARTTLS) on this port: ask the host "
+         "whether encryption is available for this service."),
     Code("starttls_failed", "fail", "STARTTLS failed on the server",
          "The server on {host}:{port} offers to switch to encryption (STARTTLS), but the switch "
          "fails on its side; its own words are in the details.",
-         "The server's TLS is broken: report it to the host with its words from the "
-         "transcript. Meanwhile use another setting only if one works; this one's settings "
-         "are right.",
-         fix="The server's TLS is broken (STARTTLS fails on its side): report it to the host "
-             "with its words from the transcript (nothing in the customer's settings fixes "
-             "it).", host_side=True),
+         "The server's TLS is broken (STARTTLS fails on its side): report it to the host "
+         "with its words from the transcript (nothing in the customer's settings fixes "
+         "it).", host_side=True),
     Code("plaintext_auth_disabled", "fail", "Login without encryption refused",
          "The server refuses passwords over an unencrypted connection.",
-         "Use SSL/TLS (993/465) or STARTTLS; the server is right to refuse.",
-         fix="The server is right to refuse passwords without encryption: only an encrypted "
-             "setting can work here."),
+         "The server is right to refuse passwords without encryption: only an encrypted "
+         "setting can work here."),
     Code("plaintext_password_exposed", "warn", "Unencrypted login allowed",
          "The server on {host}:{port} accepts the password without encryption: with these "
          "settings it would cross the network in clear text, readable along the way.",
-         "Prefer the SSL/TLS or STARTTLS preset that works; use this one only if the CRM "
-         "cannot do encryption.",
-         fix="With this setting the password crosses the network in clear text: use it only "
-             "if the CRM can do nothing else and the customer accepts that, and ask the host "
-             "to offer encryption."),
+         "With this setting the password crosses the network in clear text: use it only "
+         "if the CRM can do nothing else and the customer accepts that, and ask the host "
+         "to offer encryption."),
     Code("auth_failed", "fail", "Login rejected",
          "The server rejected the username or password.",
-         "Have the customer reset the email password in cPanel and enter the full email "
-         "address as the username; do not retry repeatedly (cPHulk/CSF block the IP after "
-         "a few failures)."),
+         "Check the username the server expects (the full address or a short login name: "
+         "the host knows) and have the customer reset the email password; do not retry "
+         "repeatedly (the host's firewall may block the IP after a few failures)."),
+    Code("account_locked", "fail", "Account barred by the server",
+         "The server says the account cannot log in until its administrator acts (its "
+         "password expired, or the account is suspended or locked); its own words are in "
+         "the details.",
+         "Ask the host what bars the account (an expired password, a suspension, a lock "
+         "after failed logins) and to lift it; a new password alone may not help.",
+         host_side=True),
+    Code("login_delayed", "fail", "Login refused for now",
+         "The server refused this login for now (too soon after the last one, or too many "
+         "at once), before judging the password: the password may well be right.",
+         "Wait and run the doctor again (the server's minimum delay between logins is in "
+         "the details); if the customer's mail app polls this mailbox, the doctor meets its "
+         "limit too. Do not reset the password: it was not judged."),
+    Code("server_unavailable", "fail", "Server could not log in",
+         "The server on {host}:{port} could not process the login because of a fault on its "
+         "side (its own words are in the details); the password was not judged.",
+         "Retry in a few minutes; if it persists, report it to the host with the "
+         "transcript (nothing in the customer's settings fixes it).", host_side=True),
     Code("password_not_ascii", "fail", "Password has special characters",
          "The password contains characters (like ü or ß) that this server's login command "
          "cannot carry.",
@@ -192,9 +182,8 @@ _TABLE: tuple[Code, ...] = (
          "a preset whose server supports AUTHENTICATE PLAIN."),
     Code("wrong_protocol", "fail", "Wrong kind of server",
          "Port {port} on {host} answers, but with a different protocol than {protocol}.",
-         "Check the port: IMAP is 993/143, POP3 995/110, SMTP 465/587/25/26.",
-         fix="Another kind of server answers on this port: check the port number typed for "
-             "this protocol."),
+         "Another kind of server answers on this port: check the port number typed for "
+         "this protocol."),
     Code("pop_only", "fail", "POP-only account",
          "This account can only be reached over POP3; IMAP is off, and the CRM needs IMAP.",
          "Ask the host to enable IMAP for the account (or move it to a plan with IMAP); POP3 "
@@ -205,10 +194,8 @@ _TABLE: tuple[Code, ...] = (
          "Usage); ask the host if INBOX is damaged."),
     Code("smtp_auth_unavailable", "fail", "Sending server offers no login",
          "The sending server on {host}:{port} does not offer a login (SMTP AUTH).",
-         "Use the SSL/TLS submission port (465) or 587 with STARTTLS; port 25 often only "
-         "accepts mail for local recipients.",
-         fix="This sending port offers no login; port 25 often only accepts mail for local "
-             "recipients: ask the host which port takes the account's login."),
+         "This sending port offers no login; port 25 often only accepts mail for local "
+         "recipients: ask the host which port takes the account's login."),
     Code("send_rejected", "fail", "Test message rejected",
          "Login worked, but the server refused the test message.",
          "Check the account's sending limits and that the From address is the account's own; "
@@ -227,6 +214,20 @@ _TABLE: tuple[Code, ...] = (
          "Something unexpected happened; the details are in the transcript.",
          "Paste the transcript into the ticket and escalate."),
 )
+
+#: The remedy of ``cert_hostname_mismatch`` when no name the certificate covers
+#: was shown to lead to the server (:func:`mailhat_nb.diagnose.certificate.vet`):
+#: recommending one would send the agent to a DNS error, or to another server.
+NO_NAME_LEADS_HERE = ("No name the certificate covers leads to this server ({not_here}): ask "
+                      "the host to install a certificate that covers {host}, or to say which "
+                      "name to use.")
+
+#: What a hosting control panel's habits add to a code's remedy, by (panel, code):
+#: said only for presets whose file names the panel (``panel = "cpanel"``).
+PANEL_NOTES: Mapping[tuple[str, str], str] = {
+    ("cpanel", "auth_failed"): "cPanel: the username is the full email address, and the "
+                               "password is reset under Email Accounts.",
+}
 
 #: Code string -> its :class:`Code`.
 CODES: Mapping[str, Code] = {c.code: c for c in _TABLE}

@@ -158,7 +158,7 @@ def diagnose(
             if on_result is not None:
                 on_result(results[i])  # type: ignore[arg-type]
     done = [r for r in results if r is not None]
-    verdict = decide(done, discovery)
+    verdict = decide(done, discovery, account)
     if send_test:
         if verdict.outgoing_untested is not None:
             notes.append("send test skipped: the only usable outgoing preset is unencrypted "
@@ -168,7 +168,7 @@ def diagnose(
         else:
             outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
             notes.append(f"send test: {outcome.detail}")
-            verdict = decide(done, discovery)
+            verdict = decide(done, discovery, account)
     if verdict.code == "auth_failed" and account.password.padded:
         # The likeliest cause, and invisible in a Password box: say it first.
         verdict.summary = ("The password starts or ends with a space: most likely pasted "

@@ -189,11 +189,6 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
     notes += server_notes
     if not user:
         user = f"{local}@{domain}" if converted else email
-    elif "@" not in user:
-        notes.append(
-            f"username {user!r} has no domain: cPanel (HostGator) expects the full email "
-            f"address ({local}@{domain_in}) as the username"
-        )
     if not secret:
         raise UsageError("the password is empty")
     value = secret.reveal()

@@ -8,6 +8,7 @@ probe goes as far as STAT, to prove the login works.
 from __future__ import annotations
 
 from mailhat_nb.diagnose.classify import (
+    USER_REFUSED,
     Diagnosed,
     classify_auth_reply,
     starttls_refused,
@@ -27,6 +28,8 @@ class Pop3Session(Session):
         super().__init__(channel)
         #: False when the server answered CAPA with -ERR (an RFC 1939-only server).
         self.capa = False
+        #: CAPA's ``LOGIN-DELAY`` seconds (RFC 2449), quoted when a login is delayed.
+        self.login_delay = ""
 
     def _command(self, text: str, masked_as: str | None = None) -> str:
         if masked_as is not None:
@@ -64,6 +67,8 @@ class Pop3Session(Session):
             if not words:
                 continue
             caps.add(words[0])
+            if words[0] == "LOGIN-DELAY" and len(words) > 1:
+                self.login_delay = words[1]
             if words[0] == "SASL":
                 caps |= {f"SASL={mech}" for mech in words[1:]}
         self.caps = caps
@@ -89,9 +94,11 @@ class Pop3Session(Session):
         USER/PASS).
         """
         if self.capa and "USER" not in self.caps and not self._password_sasl():
+            listed = sorted(c.replace("SASL=", "SASL ") for c in self.caps
+                            if c == "STLS" or c.startswith("SASL="))
             raise Diagnosed("plaintext_auth_disabled",
                             "CAPA lists neither USER nor SASL PLAIN/LOGIN on this unencrypted "
-                            "connection" + (" (only STLS)" if "STLS" in self.caps else "")
+                            "connection" + (f" (it lists {', '.join(listed)})" if listed else "")
                             + "; no password was sent")
 
     def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
@@ -107,10 +114,12 @@ class Pop3Session(Session):
             return f"{listed}, and USER was accepted: the server waits for the password"
         if sasl:
             return f"USER refused, but CAPA lists SASL {' '.join(sasl)}"
+        # Refused with [AUTH] (Cyrus: "-ERR [AUTH] Invalid user"), the username was judged.
         code = classify_auth_reply(reply)
-        if code != "plaintext_auth_disabled":
+        if code not in ("plaintext_auth_disabled", "auth_failed") or (
+                code == "auth_failed" and "[AUTH]" not in reply.upper()):
             code = "unknown"
-        raise Diagnosed(code, f"USER answered {self.said(reply[:160])}; no password was sent")
+        raise Diagnosed(code, f"{USER_REFUSED}: {self.said(reply[:160])}; no password was sent")
 
     def authenticate(self, username: str, password: Secret) -> str:  # noqa: D102
         if not self.encrypted:
@@ -134,12 +143,16 @@ class Pop3Session(Session):
             reply = self._command(f"USER {username}")
             if reply.startswith("+OK"):
                 reply = self._command(f"PASS {password.reveal()}", masked_as="PASS ***")
+            else:
+                how = "USER"  # refused: the username itself, before any password
         if reply.startswith("+OK"):
             return f"logged in as {username} with {how}"
         code = classify_auth_reply(reply)
+        delay = (f" (CAPA: LOGIN-DELAY {self.login_delay}: the server allows one login per "
+                 f"{self.login_delay} s)" if code == "login_delayed" and self.login_delay else "")
         if code == "auth_failed" and how == "USER/PASS" and not password.reveal().isascii():
             code = "password_not_ascii"
-        raise Diagnosed(code, f"{how} rejected: {self.said(reply[:160])}")
+        raise Diagnosed(code, f"{how} rejected: {self.said(reply[:160])}{delay}")
 
     def mailbox(self) -> str:  # noqa: D102
         reply = self._command("STAT")

@@ -16,8 +16,11 @@ this module also reads:
 ``auth``
     ``password`` (default), ``app-password`` or ``oauth-only``.
 
-A file may also carry top-level ``title`` and ``domains`` (email domains the
-file is chosen for automatically, e.g. gmail.com).
+A file may also carry top-level ``title``, ``domains`` (email domains the
+file is chosen for automatically, e.g. gmail.com) and ``panel``: the hosting
+control panel behind its servers (``cpanel``), whose habits the advice may
+quote ("cPanel expects the full email address as the username") only for
+presets that say so.
 
 The built-in files live in ``presets/``: ``hostgator`` (the default) first,
 then the common providers. ``--presets`` takes a built-in name, a
@@ -66,6 +69,8 @@ class Preset:
     hint: str = ""
     auth: str = "password"
     source: str = ""
+    #: The hosting control panel behind the server (the file's ``panel``), or "".
+    panel: str = ""
 
     @property
     def std_port(self) -> int:
@@ -177,11 +182,12 @@ def _check_template(template: str, where: str) -> None:
 
 
 def _check_top_level(data: dict[str, Any], source: str) -> None:
-    extra = set(data) - {"preset", "title", "domains"}
+    extra = set(data) - {"preset", "title", "domains", "panel"}
     if extra:
         raise PresetsError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
-    if "title" in data and not isinstance(data["title"], str):
-        raise PresetsError(f"{source}: 'title' must be a string")
+    for key in ("title", "panel"):
+        if key in data and not isinstance(data[key], str):
+            raise PresetsError(f"{source}: {key!r} must be a string")
     domains = data.get("domains", [])
     # A string here would be read letter by letter as domains ("gmail.com" -> g, m, ...).
     if not isinstance(domains, list) or not all(isinstance(d, str) and d.strip()
@@ -246,6 +252,7 @@ def parse_presets(text: str, source: str = "<presets>") -> list[Preset]:
             host=entry["host"].strip(), port=entry["port"], security=entry["security"],
             stands_for=entry.get("stands_for"), alt_hosts=tuple(a.strip() for a in alts),
             hint=entry.get("hint", ""), auth=entry.get("auth", "password"), source=source,
+            panel=data.get("panel", ""),
         ))
     return out
 
@@ -341,10 +348,15 @@ def expand(presets: list[Preset], account: Account) -> tuple[list[Target], list[
     targets, notes:
         Targets in preset order (a preset's own host first, then its
         ``alt_hosts``), without duplicates (same protocol, host, port and
-        security); notes name presets that could not be expanded.
+        security); notes name presets that could not be expanded, and a
+        username without a domain where the presets' control panel expects
+        the full address (cPanel's habit, said only for its presets).
     """
     targets: list[Target] = []
     notes: list[str] = []
+    if "@" not in account.username and any(p.panel == "cpanel" for p in presets):
+        notes.append(f"username {account.username!r} has no domain: cPanel (HostGator) "
+                     f"expects the full email address ({account.email}) as the username")
     seen: set[tuple[str, str, int, str]] = set()
     for preset in presets:
         hosts = [expand_host(t, account) for t in (preset.host, *preset.alt_hosts)]

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mailhat_nb.diagnose.certificate import describe, unverified_context
+from mailhat_nb.diagnose.certificate import describe, unverified_context, vet
 from mailhat_nb.diagnose.classify import Diagnosed, classify_error
 from mailhat_nb.diagnose.dns import Resolver
 from mailhat_nb.diagnose.gate import AuthGate, Pass
@@ -256,11 +256,15 @@ def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, 
         if code in CERT_CODES:
             run.certificate = read_certificate(run.target, addrs, cfg.timeout)
             if run.certificate:
-                cert = run.certificate
+                resolver = cfg.resolver or Resolver(None, cfg.timeout)
+                cert = run.certificate = vet(run.certificate, {a[4][0] for a in addrs},
+                                             lambda name: addresses(resolver, name))
                 detail += (f"; the certificate covers {', '.join(cert['names'])} (issuer "
                            f"{cert['issuer']}, valid until {cert['not_after'][:10]})")
                 if code == "cert_hostname_mismatch" and cert.get("recommended_host"):
                     detail += f"; use {cert['recommended_host']}"
+                elif cert.get("not_here"):
+                    detail += f"; {cert['not_here']}"
         raise Diagnosed(code, detail) from exc
     der = chan.peer_certificate()
     if der:
@@ -269,6 +273,14 @@ def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, 
         rec.detail = (f"{chan.tls.version() if chan.tls else ''}; certificate for "
                       f"{', '.join(cert['names'][:4])}, issuer {cert['issuer']}, valid until "
                       f"{cert['not_after'][:10]}")
+
+
+def addresses(resolver: Resolver, name: str) -> set[str]:
+    """The addresses ``name`` resolves to; empty when it does not."""
+    try:
+        return set(resolver.addresses(name).addresses)
+    except DnsError:
+        return set()
 
 
 def read_certificate(target: Target, addrs: list[tuple[Any, ...]],
@@ -364,7 +376,7 @@ def establish(run: Run, cfg: ProbeConfig,
                 rec.detail += ("; the password crossed the network unencrypted (the clear-text "
                                "login was asked for)")
                 if session.caps & {"STARTTLS", "STLS"}:
-                    rec.detail += "; the server offers STARTTLS on this port: use it"
+                    rec.detail += "; the server also offers STARTTLS on this port"
         if not logged_in:
             if target.protocol != "smtp":
                 run.skip("mailbox", "not tried: there was no login (the doctor did not send "
@@ -400,7 +412,8 @@ def plaintext_verdict(session: Session, cfg: ProbeConfig, held_back: str = "") -
     detail = (f"not sent: the server accepts passwords without encryption on this port "
               f"({offer}); the doctor did not send the password")
     if session.caps & {"STARTTLS", "STLS"}:
-        detail += "; the server offers STARTTLS on this port: use it"
+        # A fact, not advice: whether STARTTLS works is its own row's finding.
+        detail += "; the server also offers STARTTLS on this port"
     if held_back:
         return f"{detail} ({held_back})"
     return detail + " (a clear-text login is tested only on request: --allow-plaintext-login)"

@@ -125,8 +125,8 @@ class Report:
                 "failed_step": r.failed_step.name if r.failed_step else None,
                 "cert_names": ", ".join((r.certificate or {}).get("names", [])) or None,
             }
-            for layer, names in TABLE_LAYERS.items():
-                row[layer.lower()] = layer_status(r, names)
+            for layer in TABLE_LAYERS:
+                row[layer.lower()] = layer_status(r, layer)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -197,8 +197,8 @@ class Report:
         """The presets x layers grid: one aligned line per preset (✓ ⚠ ✗ · –)."""
         header = ["", "Preset", "Host:port", *TABLE_LAYERS, "Result"]
         rows = [[SYMBOLS[r.status], r.preset.display, f"{r.host}:{r.port}",
-                 *[SYMBOLS.get(layer_status(r, names) or "", "–")
-                   for names in TABLE_LAYERS.values()], r.title] for r in self.results]
+                 *[SYMBOLS.get(layer_status(r, layer) or "", "–") for layer in TABLE_LAYERS],
+                 r.title] for r in self.results]
         widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
         return [" ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                 for row in [header, *rows]]
@@ -336,8 +336,9 @@ def _group_details(g: grouping.Group, said: set[str]) -> list[str]:
     return [*md, ""]
 
 
-def layer_status(result: PresetResult, names: tuple[str, ...]) -> str | None:
-    """The worst status among ``result``'s steps named ``names`` (None: none ran)."""
+def layer_status(result: PresetResult, layer: str) -> str | None:
+    """The worst status among ``result``'s steps folded into ``layer`` (None: none ran)."""
+    names = TABLE_LAYERS[layer]
     found = [s.status for s in result.steps if s.name in names]
     if not found:
         return None

@@ -51,6 +51,9 @@ class PresetResult:
     #: attempted, whatever its outcome). False for unencrypted presets judged
     #: from the server's offer alone, and for logins the gate did not allow.
     login_tried: bool = False
+    #: Set by the verdict: a setting of the same protocol, encrypted, whose login
+    #: worked in the same sweep; a failing row points at it (None: none did).
+    alternative: PresetResult | None = field(default=None, repr=False, compare=False)
 
     # ---------------------------------------------------------------- identity
 
@@ -130,7 +133,8 @@ class PresetResult:
         rec = cert.get("recommended_host")
         return {"host": self.host, "port": str(self.port), "label": self.preset.label,
                 "protocol": self.protocol.upper(), "names": names,
-                "recommended": f", e.g. {rec}" if rec else ""}
+                "recommended": f", e.g. {rec}" if rec else "",
+                "not_here": str(cert.get("not_here", ""))}
 
     @property
     def title(self) -> str:
@@ -166,17 +170,34 @@ class PresetResult:
 
     @property
     def remedy(self) -> str:
-        """What the agent should do (provider hints included)."""
-        return self._with_hint(codes.get(self.code).remedy)
+        """What the agent should do about this row (provider hints included).
+
+        Like the verdict's, it never recommends a setting that failed: the
+        code's remedy names none, and a row that did not work adds the setting
+        of the same protocol that did in this sweep, when one did
+        (:attr:`alternative`). A POP3 login that works is no setting for the
+        CRM, which needs IMAP.
+        """
+        if self.protocol == "pop3" and self.code == "ok":
+            return ("POP3 works with these settings (so the password is right), but the CRM "
+                    "needs IMAP: do not enter this setting in the CRM.")
+        alt = self.alternative
+        if self.status == "ok" or alt is None or alt is self:
+            return self.fix
+        return f"{self.fix} {alt.setting()} works: use it instead."
 
     @property
     def fix(self) -> str:
         """What to do about this result's cause, naming no other setting.
 
-        The verdict's remedy is built from it (see :attr:`Code.fix`); provider
-        hints are kept as in :attr:`remedy`.
+        The code's remedy with its fields filled and the provider's hint; the
+        verdict's remedy is built from it.
         """
-        return self._with_hint(codes.get(self.code).verdict_fix)
+        text = codes.get(self.code).remedy
+        if self.code == "cert_hostname_mismatch" and (self.certificate or {}).get("not_here"):
+            text = codes.NO_NAME_LEADS_HERE
+        panel = codes.PANEL_NOTES.get((self.preset.panel, self.code))
+        return self._with_hint(f"{text} {panel}" if panel else text)
 
     def _with_hint(self, text: str) -> str:
         base = codes.render(text, **self._fields())

@@ -23,12 +23,17 @@ applies decides):
    DNS failing, its mail at another provider, ``mail.<domain>`` pointing
    elsewhere): the presets' failures are its symptoms.
 4. ``credentials_rejected``: the password was rejected on every protocol a
-   password was sent over: that rejection.
+   password was sent over: that rejection, with what the server said of the
+   username, and, when rule 5 holds as well, that the account is POP-only
+   (the reset alone would not let the CRM in).
 5. ``pop_only``: every IMAP port refuses while POP3 answers.
 6. ``ip_blocked``: every port times out.
-7. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
+7. ``host_down``: every port tested refuses the connection, IMAP and POP3
+   alike: the name leads to no mail server (a wrong address, or the server
+   is down), not a service off for one account.
+8. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
 
-The outgoing (SMTP) line of the summary follows rules 2 and 7 for SMTP.
+The outgoing (SMTP) line of the summary follows rules 2 and 8 for SMTP.
 
 What every rule holds to:
 
@@ -48,8 +53,11 @@ What every rule holds to:
   and 6): ``mail.<domain>`` often does not exist, and its ``dns_not_found``
   says nothing about the ports of the server that does.
 * **The remedy never recommends a setting whose row failed.** It is the
-  cause's :attr:`~mailhat_nb.diagnose.codes.Code.fix`, which names no other
-  setting, plus the settings left from rows that did not fail.
+  cause's :attr:`~mailhat_nb.diagnose.codes.Code.remedy`, which names no
+  other setting, plus the settings left from rows that did not fail; a
+  certificate's name is recommended only once it is shown to lead to the
+  same server (:func:`~mailhat_nb.diagnose.certificate.vet`). Each row's
+  own remedy holds to the same (:attr:`PresetResult.alternative`).
 * **The order of the presets never matters.** The rows are put in one
   canonical order first (:func:`preference`) and every tie is broken by it;
   a test checks the verdict over every order (hypothesis).
@@ -70,7 +78,9 @@ from functools import cached_property
 from typing import Any
 
 from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose.classify import USER_REFUSED
 from mailhat_nb.diagnose.gate import REJECTIONS
+from mailhat_nb.diagnose.normalise import Account
 from mailhat_nb.diagnose.probe import CERT_CODES
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.discovery.model import Discovery
@@ -79,10 +89,10 @@ from mailhat_nb.discovery.model import Discovery
 TELLING: tuple[str, ...] = (
     # the login went through; what came after it failed
     "mailbox_unavailable", "send_rejected",
-    # the server judged the credentials
-    "auth_failed", "password_not_ascii",
-    # the server would not take a password on this connection
-    "plaintext_auth_disabled", "smtp_auth_unavailable",
+    # the server judged the credentials, or barred the account
+    "account_locked", "auth_failed", "password_not_ascii",
+    # the server would not take a password on this connection, or not now
+    "plaintext_auth_disabled", "smtp_auth_unavailable", "login_delayed", "server_unavailable",
     # TLS was reached: the certificate does not prove the name
     "cert_hostname_mismatch", "cert_expired", "cert_untrusted",
     # the server's own TLS failed, or is not on offer
@@ -147,7 +157,7 @@ class Verdict:
     def __post_init__(self) -> None:
         if not self.remedy:
             self.remedy = (self.cause.fix if self.cause is not None
-                           else codes.render(codes.get(self.code).verdict_fix, recommended=""))
+                           else codes.render(codes.get(self.code).remedy, recommended=""))
 
     @property
     def incoming_working(self) -> PresetResult | None:
@@ -265,6 +275,8 @@ class Evidence:
 
     rows: list[PresetResult]
     discovery: Discovery | None = None
+    #: The account diagnosed, when known: what the username advice quotes.
+    account: Account | None = None
 
     def of(self, protocol: str) -> list[PresetResult]:
         """The rows of ``protocol``."""
@@ -383,7 +395,7 @@ def _domain_fault(ev: Evidence) -> Verdict | None:
             continue
         if code.startswith("dns_") and problem.subject != found.domain:
             continue  # only the domain's own failure; mail.<domain> missing is a symptom
-        remedy = codes.render(codes.get(code).verdict_fix, host=problem.subject)
+        remedy = codes.render(codes.get(code).remedy, host=problem.subject)
         if code == "dns_not_found":
             summary = (f"{problem.detail}: check the spelling of the email address; if it "
                        "is right, the domain has expired or was never registered, and the "
@@ -409,13 +421,66 @@ def _credentials_rejected(ev: Evidence) -> Verdict | None:
     cause = most_telling(ev.rejected)
     assert cause is not None  # rejected is not empty  # noqa: S101
     protocols = ", ".join(p.upper() for p in sorted(refused))
-    return Verdict(cause.code, f"The credentials were rejected on every protocol tried "
-                   f"({protocols}): the password or username is wrong. Have the customer reset "
-                   "the password in cPanel and use the full email address as the username.",
-                   cause=cause)
+    summary = (f"The credentials were rejected on every protocol tried ({protocols}): the "
+               "password or username is wrong.")
+    unknown_user = next((r for r in ev.rejected if r.detail.startswith(USER_REFUSED)), None)
+    if unknown_user is not None:
+        summary += (f" {unknown_user.protocol.upper()} refused the username itself, before "
+                    f"any password ({unknown_user.detail}).")
+    remedy = _credentials_remedy(ev, unknown_user is not None)
+    pop = _pop_only_rows(ev)
+    if pop is not None:
+        # Both facts: after the reset the CRM still cannot connect while IMAP is off.
+        summary += (" Also, every IMAP port is closed while POP3 answers: this is a POP-only "
+                    "account, and the CRM needs IMAP.")
+        remedy += (" Then ask the host to enable IMAP for the account: with the right "
+                   "password the CRM still cannot connect while IMAP is off.")
+    return Verdict(cause.code, _join(summary, remedy), cause=cause, remedy=remedy)
 
 
-def _pop_only(ev: Evidence) -> Verdict | None:
+def _credentials_remedy(ev: Evidence, unknown_user: bool) -> str:
+    """What to do about rejected credentials, from the username that was sent.
+
+    cPanel's username is the full address: for its presets the password is
+    the suspect. Elsewhere a server may know the account by a short login
+    name, and the full address having been sent (and refused) is itself
+    the clue; telling the agent to "use the full address" then repeats what
+    failed.
+    """
+    account = ev.account
+    retry = ("Do not retry repeatedly: the host's firewall may block the IP after a few "
+             "failed logins.")
+    if account is None:
+        return ("Check the username the server expects and have the customer reset the "
+                f"password. {retry}")
+    user = account.username
+    if any(r.preset.panel == "cpanel" for r in ev.rows):
+        if "@" in user:
+            return ("Have the customer reset the email password in cPanel (Email Accounts); "
+                    f"the username is right in form (cPanel's is the full address, {user}). "
+                    + retry)
+        return (f"Use the full email address ({account.email}) as the username, as cPanel "
+                f"expects, not {user}; if that fails too, have the customer reset the email "
+                f"password in cPanel. {retry}")
+    judged = " and the server does not know it" if unknown_user else ""
+    if "@" in user:
+        local = user.split("@", 1)[0]
+        return (f"The username sent was the full address {user}{judged}: if the password is "
+                f"right, the server may know the account by a short login name (such as "
+                f"{local}): ask the host for the exact login name; otherwise have the "
+                f"customer reset the password. {retry}")
+    return (f"The username sent was {user}{judged}: if the password is right, the server may "
+            f"expect the full address ({account.email}): ask the host for the exact login "
+            f"name; otherwise have the customer reset the password. {retry}")
+
+
+def _pop_only_rows(ev: Evidence) -> tuple[list[PresetResult], PresetResult, bool] | None:
+    """The IMAP rows, the POP3 row to show, and whether its login worked, if POP-only.
+
+    POP-only: every IMAP port that resolved refuses while POP3 answers. The
+    IMAP rows are re-read as ``pop_only`` (idempotently: a second
+    :func:`decide` on the same rows sees the same).
+    """
     imap = ev.resolved("imap")
     pop_greeted = [r for r in ev.of("pop3") if _passed(r, "greeting")]
     if not imap or not pop_greeted or not all(r.code in _REFUSED for r in imap):
@@ -424,9 +489,16 @@ def _pop_only(ev: Evidence) -> Verdict | None:
         r.code = "pop_only"
         r.context = f"(Port {r.port} refused the connection while POP3 answers.)"
     pop_works = [r for r in ev.of("pop3") if r.works]
-    shown = (pop_works or pop_greeted)[0]
+    return imap, (pop_works or pop_greeted)[0], bool(pop_works)
+
+
+def _pop_only(ev: Evidence) -> Verdict | None:
+    found = _pop_only_rows(ev)
+    if found is None:
+        return None
+    imap, shown, works = found
     summary = (f"POP-only account: every IMAP port is closed while POP3 answers "
-               f"({shown.setting()}" + (", login works" if pop_works else "") + "). The CRM "
+               f"({shown.setting()}" + (", login works" if works else "") + "). The CRM "
                "needs IMAP: ask the host to enable IMAP for this account.")
     return Verdict("pop_only", _join(summary, ev.outgoing_text()), None, ev.outgoing,
                    cause=imap[0])
@@ -441,6 +513,35 @@ def _ip_blocked(ev: Evidence) -> Verdict | None:
     return Verdict("connect_timeout", "Every port timed out: the IP may be blocked (cPHulk/CSF "
                    f"block an IP after failed logins). {remedy}", cause=resolved[0],
                    remedy=remedy)
+
+
+def _host_down(ev: Evidence) -> Verdict | None:
+    resolved = ev.resolved()
+    ports = sorted({r.port for r in resolved})
+    if len(ports) < 2 or not all(r.code == "connection_refused" for r in resolved):
+        return None
+    hosts = sorted({r.host for r in resolved})
+    kinds = ", ".join(sorted({r.protocol.upper() for r in resolved}))
+    where = ", ".join(f"{h} ({_address(ev, h)})" for h in hosts)
+    remedy = ("Check the server name, and the address it leads to, against the welcome email "
+              "or the hosting control panel; if they are right, ask the host whether the mail "
+              "server is up.")
+    summary = (f"Every port tested on {where} refuses the connection ({kinds}; ports "
+               f"{', '.join(map(str, ports))}): no mail server listens at that address. "
+               "Either the name leads to the wrong address (a mistyped server name, or DNS "
+               "that still points at an old server) or the mail server is down; it is not one "
+               "service turned off for this account.")
+    return Verdict("connection_refused", _join(summary, remedy), cause=resolved[0],
+                   remedy=remedy)
+
+
+def _address(ev: Evidence, host: str) -> str:
+    """The addresses ``host`` resolved to, from its DNS step ("name → 192.0.2.1")."""
+    for r in ev.rows:
+        step = r.step("dns")
+        if r.host == host and step is not None and "→" in step.detail:
+            return step.detail.rsplit("→", 1)[1].strip()
+    return "address unknown"
 
 
 def _cause(ev: Evidence) -> Verdict:
@@ -468,21 +569,28 @@ def _cause(ev: Evidence) -> Verdict:
 #: The rules in the order they are tried: the first that returns a verdict decides.
 RULES: tuple[Callable[[Evidence], Verdict | None], ...] = (
     _nothing_tested, _imap_usable, _domain_fault, _credentials_rejected, _pop_only,
-    _ip_blocked, _cause,
+    _ip_blocked, _host_down, _cause,
 )
 
 
-def decide(results: list[PresetResult], discovery: Discovery | None = None) -> Verdict:
+def decide(results: list[PresetResult], discovery: Discovery | None = None,
+           account: Account | None = None) -> Verdict:
     """Conclude a sweep: the first of :data:`RULES` that applies.
 
     ``discovery`` (what discovery found about the domain) may be the cause
-    when no IMAP setting is usable (rule 3). May re-read IMAP codes as
-    ``pop_only`` (and gives the same verdict when run again on the same
-    results). The verdict's ``results`` keep the order given; nothing else
-    depends on it.
+    when no IMAP setting is usable (rule 3); ``account`` (the username that
+    was sent) shapes the advice on rejected credentials (rule 4). May
+    re-read IMAP codes as ``pop_only``, and points each row at the setting of
+    its protocol that worked (:attr:`PresetResult.alternative`); it gives
+    the same verdict when run again on the same results. The verdict's
+    ``results`` keep the order given; nothing else depends on it.
     """
-    ev = Evidence(sorted(results, key=preference), discovery)
+    ev = Evidence(sorted(results, key=preference), discovery, account)
     verdict = next(v for v in (rule(ev) for rule in RULES) if v is not None)
+    for r in ev.rows:
+        # (POP3 is no setting for the CRM: no row is pointed at one.)
+        best = ev.best(r.protocol) if r.protocol != "pop3" else None
+        r.alternative = best if best is not None and best.works and best.status == "ok" else None
     verdict.results = list(results)
     return verdict
 

@@ -61,7 +61,7 @@ from mailhat_nb.errors import (
     UsageError,
 )
 from mailhat_nb.secrets import Secret, redact
-from mailhat_nb.sync import borrowed, fetch
+from mailhat_nb.sync import borrowed, certnames, fetch
 from mailhat_nb.sync.wire import (
     Authenticate,
     Capability,
@@ -203,10 +203,7 @@ def translate_errors(what: str, secrets: Sequence[Secret] = ()) -> Iterator[None
     except ice.LoginError as exc:
         raise AuthFailed(f"{what}: the server rejected the login ({text(exc)})") from exc
     except ssl.SSLCertVerificationError as exc:
-        raise MailServerError(
-            f"{what}: the server's certificate is not trusted ({exc.verify_message}); "
-            "pass the CA with --ca-file if it is a private one"
-        ) from exc
+        raise MailServerError(certnames.brief(exc, what)) from exc
     except socket.gaierror as exc:
         raise MailServerError(f"{what}: the server name does not resolve ({text(exc)})") \
             from exc
@@ -280,7 +277,7 @@ def _failed_step(exc: BaseException) -> str:
 
 
 def connect_error(exc: BaseException, settings: ImapSettings,
-                  secrets: Sequence[Secret] = ()) -> MailServerError:
+                  secrets: Sequence[Secret] = (), address: str | None = None) -> MailServerError:
     """Translate a failure to connect (before LOGIN) into a message that says what to change.
 
     Retryable failures (refused, timed out, closed) stay
@@ -288,7 +285,9 @@ def connect_error(exc: BaseException, settings: ImapSettings,
     are what a server restart looks like; the engine decides whether to
     retry (only when a connection worked before). Failures no retry can
     cure (DNS, TLS against a plain port, another protocol, an untrusted
-    certificate) are :class:`~mailhat_nb.errors.MailServerError`.
+    certificate) are :class:`~mailhat_nb.errors.MailServerError`. ``address``
+    is where the connection went (``--dns-server``'s answer), if not the
+    system's resolution of the host.
     """
     from imapclient import exceptions as ice
 
@@ -306,9 +305,7 @@ def connect_error(exc: BaseException, settings: ImapSettings,
             f"{where}: connection refused: nothing accepts connections on port "
             f"{s.effective_port} of {s.host} (a wrong port, or the server is down)")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return MailServerError(
-            f"{where}: the server's certificate is not trusted ({exc.verify_message}); "
-            "pass the CA with --ca-file if it is a private one")
+        return certificate_error(exc, settings, where, address)
     step = _failed_step(exc)
     if isinstance(exc, TimeoutError):
         if step == "tcp":
@@ -345,6 +342,19 @@ def connect_error(exc: BaseException, settings: ImapSettings,
     if isinstance(exc, OSError):
         return ConnectionLost(f"{where}: network error ({raw})")
     return MailServerError(f"{where}: {raw}")
+
+
+def certificate_error(exc: ssl.SSLCertVerificationError, settings: ImapSettings, where: str,
+                      address: str | None = None) -> MailServerError:
+    """A failed certificate check, with the advice its cause calls for (:mod:`.certnames`).
+
+    ``--ca-file`` only for an untrusted issuer; for a certificate issued to
+    another name, the name to use instead, once it leads to the same server.
+    """
+    s = settings
+    return MailServerError(certnames.explain(
+        exc, where, host=s.host, port=s.effective_port, starttls=s.security == "starttls",
+        address=address, dns_server=s.dns_server, timeout=s.connect_timeout))
 
 
 def refuse_plaintext(caps: Set[str], *, encrypted: bool, where: str) -> None:
@@ -520,6 +530,7 @@ class ImapSource:
         s = self.settings
         timeout = SocketTimeout(connect=s.connect_timeout, read=s.timeout)
         ctx = self._ssl_context()
+        address: str | None = None
         try:
             address = self._address() if s.dns_server else None
             client = borrowed.connect(s.host, s.effective_port,
@@ -530,11 +541,15 @@ class ImapSource:
         except MailhatError:
             raise
         except Exception as exc:
-            raise connect_error(exc, s, [self._password]) from exc
+            raise connect_error(exc, s, [self._password], address) from exc
         self._client = client
         if s.security == "starttls":
-            with translate_errors(f"starting TLS with {self._where()}", [self._password]):
-                client.starttls(ctx)
+            what = f"starting TLS with {self._where()}"
+            with translate_errors(what, [self._password]):
+                try:
+                    client.starttls(ctx)
+                except ssl.SSLCertVerificationError as exc:
+                    raise certificate_error(exc, s, what, address) from exc
         imap = borrowed.imaplib_of(client)
         login, password = s.login, self._password.reveal()
         what = f"logging in to {self._where()} as {login}"

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.diagnose import codes
 from mailhat_nb.diagnose.grouping import group
-from mailhat_nb.diagnose.report import TABLE_LAYERS, setting_lines, verdict_kind
-from mailhat_nb.diagnose.report import layer_status as report_layer_status
+from mailhat_nb.diagnose.report import TABLE_LAYERS, layer_status, setting_lines, verdict_kind
 from mailhat_nb.diagnose.results import SYMBOLS
 
 if TYPE_CHECKING:
@@ -118,11 +117,6 @@ def symbol(status: str | None) -> str:
     if status == "pending":
         return PENDING
     return SYMBOLS.get(status, "?")
-
-
-def layer_status(result: PresetResult, layer: str) -> str | None:
-    """The worst status among the steps folded into ``layer`` (None: not run)."""
-    return report_layer_status(result, TABLE_LAYERS[layer])
 
 
 def _mark(status: str | None) -> str:
@@ -314,6 +308,9 @@ def certificate_html(results: Sequence[PresetResult]) -> str:
         rec = cert.get("recommended_host")
         if rec and not cert.get("covers_host", True):
             facts.append(["Use this server name instead", rec])
+        elif cert.get("not_here"):
+            # Its names were vetted and none leads to this server: none is offered.
+            facts.append(["No name it covers leads here", str(cert["not_here"])])
         if problems:
             facts.append(["Problem", "; ".join(codes.get(c).title for c in problems)])
         parts.append(box(table(None, facts), kind))
