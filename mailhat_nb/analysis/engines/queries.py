@@ -28,8 +28,9 @@ The tables, in the order :class:`~.run.Analysis` builds them:
 ``kept``     per message: the row that stands for it and how many rows it had.
 ``u``        the unique messages: the kept rows, read again from the store
              with the strings and lists the metrics need.
-``held``     (message, account): whose mailboxes hold a copy.
-``sends``    (message, account): who sent a message of the team.
+``held``     (message, account, copies): whose mailboxes hold a copy, for teams
+             of more than ``MASK_ACCOUNTS`` accounts (else ``u``'s ``mask``).
+``sends``    (message, account): who sent a message of the team (internal mail).
 ``rt``       the timed replies.
 
 Positions: a row's position is ``rank * 2**32 + uid``, where the rank orders
