@@ -19,13 +19,13 @@ The tables, in the order :class:`~.run.Analysis` builds them:
 ``me``, ``owners``  (registered) the team's addresses, and whose each one is.
 ``fv``       (registered) each folder's UIDVALIDITY values, ranked.
 ``m``        one narrow row per stored row: position, keys of the duplicate
-             rule as 64-bit hashes, date, what data health counts; no strings.
+             rule as 64-bit hashes, what data health counts; no strings.
 ``gck``      per content key: its smallest position; whether its rows carry
              different recipient lists (``mixed``).
 ``rk``       the rows under a mixed key: their key with the recipient set.
 ``lab``      each row's message label (connected components of the two
              keys, across the team).
-``kept``     per message: the row that stands for it and how many rows it had.
+``kept``     per message: the row that stands for it (and who holds it, how many rows).
 ``u``        the unique messages: the kept rows, read again from the store
              with the strings and lists the metrics need.
 ``held``     (message, account, copies): whose mailboxes hold a copy, for teams
