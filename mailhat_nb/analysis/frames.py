@@ -108,8 +108,6 @@ _PANDAS_TYPES: Final[dict[pa.DataType, Any]] = {
 def _column(name: str, arr: pa.Array | pa.ChunkedArray) -> Any:
     """One Arrow column -> a pandas array of the contract dtype (``name``'s)."""
     dtype = MESSAGE_DTYPES[name]
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
     if isinstance(dtype, pd.CategoricalDtype) or dtype is _ANY_CATEGORY:
         if not pa.types.is_dictionary(arr.type):
             arr = arr.cast(pa.string()).dictionary_encode()
@@ -117,13 +115,28 @@ def _column(name: str, arr: pa.Array | pa.ChunkedArray) -> Any:
         return values.set_categories(dtype.categories) \
             if isinstance(dtype, pd.CategoricalDtype) else values
     if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
+        arr = arr.cast(arr.type.value_type)
     if name in NOT_NULL:
         return arr.cast(pa.int64()).fill_null(NOT_NULL[name]).to_numpy(zero_copy_only=False)
     arr = arr.cast(_ARROW_TYPES[name])
     if dtype is LIST_DTYPE:
         return pd.arrays.ArrowExtensionArray(arr.fill_null(pa.scalar([], arr.type)))
     return pd.array(arr.to_pandas(types_mapper=_PANDAS_TYPES.get), dtype=dtype)
+
+
+def _columns(arrays: Mapping[str, pa.Array | pa.ChunkedArray], n: int,
+             names: Iterable[str]) -> dict[str, Any]:
+    """``names`` as pandas arrays of the contract, from ``arrays`` (absent: empty values)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        arr = arrays[name] if name in arrays else pa.nulls(n, _ARROW_TYPES[name])
+        try:
+            out[name] = _column(name, arr)
+        except (TypeError, ValueError, OverflowError, pa.ArrowException) as exc:
+            raise UsageError(
+                f"messages column {name!r}: cannot convert the values ({exc})"
+            ) from exc
+    return out
 
 
 def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
@@ -136,18 +149,9 @@ def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
     here. A column the table lacks takes its empty value; other columns are
     dropped.
     """
-    n = table.num_rows
-    data: dict[str, Any] = {}
-    for name in MESSAGE_COLUMNS:
-        arr = table.column(name) if name in table.column_names else \
-            pa.nulls(n, _ARROW_TYPES[name])
-        try:
-            data[name] = _column(name, arr)
-        except (TypeError, ValueError, OverflowError, pa.ArrowException) as exc:
-            raise UsageError(
-                f"messages column {name!r}: cannot convert the values ({exc})"
-            ) from exc
-    return pd.DataFrame(data, columns=list(MESSAGE_COLUMNS))
+    arrays = {name: table.column(name) for name in table.column_names}
+    return pd.DataFrame(_columns(arrays, table.num_rows, MESSAGE_COLUMNS),
+                        columns=list(MESSAGE_COLUMNS))
 
 
 def messages_frame(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -219,12 +223,11 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
     n = len(df)
     kept = {name: df[name].array for name in MESSAGE_COLUMNS
             if name in df.columns and _same_dtype(df[name].dtype, MESSAGE_DTYPES[name])}
-    redo = [name for name in MESSAGE_COLUMNS if name not in kept]
-    arrays = {name: pa.array(df[name], from_pandas=True) if name in df.columns
-              else pa.nulls(n, _ARROW_TYPES[name]) for name in redo}
-    out = frame_from_arrow(pa.table(arrays) if arrays else pa.table({"_": pa.nulls(n)}))
+    redo = _columns({name: pa.array(df[name], from_pandas=True) for name in df.columns
+                     if name in MESSAGE_DTYPES and name not in kept}, n,
+                    [name for name in MESSAGE_COLUMNS if name not in kept])
     extra = {c: df[c].array for c in df.columns if c not in MESSAGE_DTYPES}
-    return pd.DataFrame({name: kept.get(name, out[name].array) for name in MESSAGE_COLUMNS}
+    return pd.DataFrame({name: kept.get(name, redo.get(name)) for name in MESSAGE_COLUMNS}
                         | extra, index=pd.RangeIndex(n))
 
 
