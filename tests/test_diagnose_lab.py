@@ -941,3 +941,23 @@ def test_wrong_protocol_dns_and_smtp_without_auth(lab: Lab, lab_info: LabInfo,
     (result,) = run(lab, lab_info, missing).results
     assert result.code == "dns_not_found"
     assert report.verdict.incoming is None
+
+
+def test_incoming_service_down_while_smtp_answers(lab: Lab, lab_info: LabInfo,
+                                                  tmp_path: Path) -> None:
+    # D6: nothing serves IMAP or POP3 on the host, while its Exim answers: the name is
+    # right and no account setting is at fault (not "this service is off for you").
+    ports = lab_info.ports
+    presets = presets_file(tmp_path, [("imaps", "imap", ports["closed"], "ssl"),
+                                      ("imap", "imap", ports["closed"], "starttls"),
+                                      ("pop3s", "pop3", ports["closed"], "ssl"),
+                                      ("smtps", "smtp", ports["submissions"], "ssl")])
+    report = run(lab, lab_info, presets)
+    assert by_id(report) == {"imaps": "connection_refused", "imap": "connection_refused",
+                             "pop3s": "connection_refused", "smtps": "ok"}
+    v = report.verdict
+    assert v.code == "connection_refused"
+    assert v.summary.startswith(f"Every IMAP and POP3 port tested on {lab_info.server} "
+                                "refuses the connection")
+    assert "while its sending server (SMTP) answers" in v.summary
+    assert "off for the account" not in v.summary + v.remedy

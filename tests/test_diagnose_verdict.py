@@ -650,6 +650,32 @@ def test_every_port_refusing_is_a_host_down_not_a_service_off(
     recommends_no_failed_setting(v, results)
 
 
+def test_imap_and_pop3_refusing_while_smtp_answers_is_the_incoming_service_down(
+        recommends_no_failed_setting: Check) -> None:
+    # D6's other half: Courier stopped, Exim still up on the same host. The name is
+    # right; no account setting is at fault, and it is no POP-only account either.
+    host = "mail.courier.test"
+    results = [result(p, port, sec, "connection_refused", host=host)
+               for p, port, sec in (("imap", 993, "ssl"), ("imap", 143, "starttls"),
+                                    ("pop3", 995, "ssl"), ("pop3", 110, "none"))]
+    results.append(result("smtp", 465, "ssl", "ok", host=host))
+    v = decide(results)
+    assert v.code == "connection_refused"
+    assert v.summary.startswith(f"Every IMAP and POP3 port tested on {host} refuses the "
+                                "connection (ports 110, 143, 993, 995)")
+    assert "the server name is right" in v.summary
+    assert "Outgoing: enter SMTP 465" in v.summary
+    assert "off for the account" not in v.remedy
+    recommends_no_failed_setting(v, results)
+    # SMTP refusing as well is the whole server: host_down, which names the address.
+    results[-1] = result("smtp", 465, "ssl", "connection_refused", host=host)
+    assert "no mail server listens at that address" in decide(results).summary
+    # IMAP alone refusing (one kind of port) is no host down: the service may be off.
+    only = [result("imap", 993, "ssl", "connection_refused"),
+            result("imap", 143, "starttls", "connection_refused")]
+    assert "no mail server listens" not in decide(only).summary
+
+
 def test_a_certificate_name_that_does_not_resolve_is_never_recommended(
         recommends_no_failed_setting: Check) -> None:
     # D4: the wrong-name certificate names shared42.hosting.example, which has no address.

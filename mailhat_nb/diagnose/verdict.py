@@ -28,12 +28,16 @@ applies decides):
    (the reset alone would not let the CRM in).
 5. ``pop_only``: every IMAP port refuses while POP3 answers.
 6. ``ip_blocked``: every port times out.
-7. ``host_down``: every port tested refuses the connection, IMAP and POP3
-   alike: the name leads to no mail server (a wrong address, or the server
-   is down), not a service off for one account.
-8. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
+7. ``host_down``: every port tested refuses the connection, of two kinds
+   or more (IMAP, POP3, SMTP): the name leads to no mail server (a wrong
+   address, or the server is down), not a service off for one account.
+8. ``incoming_down``: every IMAP and POP3 port refuses while the same
+   host's SMTP answers: the name is right, and the server's incoming service
+   is not running (a POP-only account still has POP3), not this account's
+   settings.
+9. ``cause``: otherwise, the cause that explains the encrypted IMAP rows.
 
-The outgoing (SMTP) line of the summary follows rules 2 and 8 for SMTP.
+The outgoing (SMTP) line of the summary follows rules 2 and 9 for SMTP.
 
 What every rule holds to:
 
@@ -518,10 +522,11 @@ def _ip_blocked(ev: Evidence) -> Verdict | None:
 def _host_down(ev: Evidence) -> Verdict | None:
     resolved = ev.resolved()
     ports = sorted({r.port for r in resolved})
-    if len(ports) < 2 or not all(r.code == "connection_refused" for r in resolved):
+    protocols = {r.protocol for r in resolved}
+    if len(protocols) < 2 or not all(r.code == "connection_refused" for r in resolved):
         return None
     hosts = sorted({r.host for r in resolved})
-    kinds = ", ".join(sorted({r.protocol.upper() for r in resolved}))
+    kinds = ", ".join(sorted(p.upper() for p in protocols))
     where = ", ".join(f"{h} ({_address(ev, h)})" for h in hosts)
     remedy = ("Check the server name, and the address it leads to, against the welcome email "
               "or the hosting control panel; if they are right, ask the host whether the mail "
@@ -533,6 +538,27 @@ def _host_down(ev: Evidence) -> Verdict | None:
                "service turned off for this account.")
     return Verdict("connection_refused", _join(summary, remedy), cause=resolved[0],
                    remedy=remedy)
+
+
+def _incoming_down(ev: Evidence) -> Verdict | None:
+    imap, pop = ev.resolved("imap"), ev.resolved("pop3")
+    refused = imap + pop
+    if not imap or not pop or not all(r.code == "connection_refused" for r in refused):
+        return None
+    hosts = {r.host for r in refused}
+    if not any(r.host in hosts and _passed(r, "tcp") for r in ev.of("smtp")):
+        return None
+    ports = ", ".join(map(str, sorted({r.port for r in refused})))
+    remedy = ("Ask the host whether the server's IMAP/POP3 service (Dovecot, Courier and the "
+              "like) is running and accepting connections: nothing in the customer's settings "
+              "fixes it.")
+    summary = (f"Every IMAP and POP3 port tested on {', '.join(sorted(hosts))} refuses the "
+               f"connection (ports {ports}) while its sending server (SMTP) answers: the "
+               "server name is right, but the service that serves mailboxes is not running "
+               "there (even a POP-only account would have POP3). It is not the password or "
+               "this account's settings.")
+    return Verdict("connection_refused", _join(summary, remedy, ev.outgoing_text()), None,
+                   ev.outgoing, cause=imap[0], remedy=remedy)
 
 
 def _address(ev: Evidence, host: str) -> str:
@@ -569,7 +595,7 @@ def _cause(ev: Evidence) -> Verdict:
 #: The rules in the order they are tried: the first that returns a verdict decides.
 RULES: tuple[Callable[[Evidence], Verdict | None], ...] = (
     _nothing_tested, _imap_usable, _domain_fault, _credentials_rejected, _pop_only,
-    _ip_blocked, _host_down, _cause,
+    _ip_blocked, _host_down, _incoming_down, _cause,
 )
 
 

@@ -90,6 +90,10 @@ acl_smtp_auth = acl_check_auth
 acl_smtp_rcpt = acl_check_rcpt
 never_users = root
 host_lookup =
+# Exim looks up the client's name whenever its EHLO names this server (helo_lookup_domains
+# defaults to "@ : @[]"), and a probe on loopback says "EHLO [127.0.0.1]": without a
+# reachable nameserver that lookup stalls the EHLO for the resolver's timeout.
+helo_lookup_domains =
 rfc1413_hosts =
 rfc1413_query_timeout = 0s
 keep_environment =
