@@ -17,8 +17,7 @@ from mailhat_nb.lab import SCENARIOS, Lab, LabInfo
 
 pytestmark = pytest.mark.lab
 
-FAST = 2.5  # seconds: the per-probe timeout for silent/filtered ports in tests (a loaded
-# 2-core machine can take over 1.5 s for Exim's fork and TLS handshake)
+FAST = 1.5  # seconds: the per-probe timeout for silent/filtered ports in tests
 
 
 def presets_file(tmp_path: Path, entries: list[tuple[str, str, int, str]],
