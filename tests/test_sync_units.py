@@ -26,7 +26,7 @@ from mailhat_nb.errors import (
     UsageError,
 )
 from mailhat_nb.secrets import Secret
-from mailhat_nb.sync import engine, rows
+from mailhat_nb.sync import engine, folderjob, rows
 from mailhat_nb.sync import imap as imap_module
 from mailhat_nb.sync import uids as uid_sets
 from mailhat_nb.sync.fetch import FetchedMessage, parse_fetch
@@ -38,6 +38,7 @@ from mailhat_nb.sync.imap import (
     server_text,
     translate_errors,
 )
+from mailhat_nb.sync.pipeline import Pending, Pipeline
 from mailhat_nb.sync.progress import Progress, Tracker
 from mailhat_nb.sync.schema import store_schema
 
@@ -200,13 +201,13 @@ def test_unchanged_needs_every_number_to_match() -> None:
 
     state = FolderState("a", "INBOX", uidvalidity=1, uidnext=10, highestmodseq=5, messages=9,
                         complete=True)
-    assert engine._unchanged(state, FolderStatus(9, 10, 1, 5))
+    assert folderjob.unchanged(state, FolderStatus(9, 10, 1, 5))
     for other in (FolderStatus(8, 10, 1, 5), FolderStatus(9, 11, 1, 5),
                   FolderStatus(9, 10, 2, 5), FolderStatus(9, 10, 1, 6),
                   FolderStatus(9, 10, 1, None)):  # no CONDSTORE: flags may have changed
-        assert not engine._unchanged(state, other)
+        assert not folderjob.unchanged(state, other)
     state.complete = False  # an interrupted sync is never "unchanged"
-    assert not engine._unchanged(state, FolderStatus(9, 10, 1, 5))
+    assert not folderjob.unchanged(state, FolderStatus(9, 10, 1, 5))
 
 
 def test_tqdm_bar_follows_the_callback() -> None:
@@ -246,12 +247,12 @@ def test_a_chunk_still_held_when_the_sync_is_interrupted_is_dropped_not_a_crash(
     class Folder:
         lost_chunks = False
 
-    pipeline = engine._Pipeline(None, {}, Tracker(None))
+    pipeline = Pipeline(None, {}, Tracker(None))
     job = rows.ChunkJob(role="inbox", uidvalidity=1, tmp_path="/nonexistent", uids=[1],
                         headers=[b"Subject: x\r\n\r\n"], internaldates=[None], sizes=[1],
                         flags=[()])
     folder = Folder()
-    pipeline.queue.append(engine._Pending(folder, "part", [1], job))  # type: ignore[arg-type]
+    pipeline.queue.append(Pending(folder, "part", [1], job))  # type: ignore[arg-type]
     pipeline.waiting = 1
     pipeline.drain(quiet=True)
     assert folder.lost_chunks

@@ -24,7 +24,10 @@ Modules, by what they hold:
   schema of a stored message), :mod:`.folders` (folder roles);
 - the store: :mod:`.store` (Parquet parts and state records, one commit per
   change), :mod:`.uids` (sequence sets);
-- driving it: :mod:`.engine` (:func:`sync_account`), :mod:`.accounts`
+- driving it: :mod:`.engine` (:func:`sync_account`: the run, its
+  retries), :mod:`.folderjob` (one folder's rounds of commands),
+  :mod:`.pipeline` (chunks parsed, then committed in order),
+  :mod:`.summary` (what a run did), :mod:`.accounts`
   (the accounts file, :func:`sync_accounts`), :mod:`.importer`
   (:func:`import_source`), :mod:`.progress`, :mod:`.memory`.
 
@@ -40,24 +43,25 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mailhat_nb.sync.accounts import AccountEntry, AccountRun, load_accounts, sync_accounts
-    from mailhat_nb.sync.engine import FolderResult, SyncSummary, sync_account
+    from mailhat_nb.sync.engine import sync_account
     from mailhat_nb.sync.imap import ImapSettings, ImapSource
     from mailhat_nb.sync.importer import import_source
     from mailhat_nb.sync.offline import FolderBatch, read_maildir, read_mbox
     from mailhat_nb.sync.progress import Progress, ProgressCallback, TqdmProgress
     from mailhat_nb.sync.store import Store, read_table
+    from mailhat_nb.sync.summary import FolderResult, SyncSummary
 
 _HOMES = {
     "AccountEntry": "accounts",
     "AccountRun": "accounts",
     "FolderBatch": "offline",
-    "FolderResult": "engine",
+    "FolderResult": "summary",
     "ImapSettings": "imap",
     "ImapSource": "imap",
     "Progress": "progress",
     "ProgressCallback": "progress",
     "Store": "store",
-    "SyncSummary": "engine",
+    "SyncSummary": "summary",
     "TqdmProgress": "progress",
     "import_source": "importer",
     "load_accounts": "accounts",

@@ -1,7 +1,7 @@
 """Parse-and-write worker processes of a sync (``python -m mailhat_nb.sync.worker``).
 
 A worker parses header blocks and writes Parquet parts while the sync's own
-process keeps the socket busy; when and how many: ``engine._auto_workers``.
+process keeps the socket busy; when and how many: ``pipeline.auto_workers``.
 
 Why not :mod:`multiprocessing`: its ``spawn`` and ``forkserver`` start methods
 re-import the caller's ``__main__``, so a user's script without an

@@ -33,7 +33,7 @@ from mailhat_nb.widgets._base import FIELD_LAYOUT, Panel, as_list, field_style
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mailhat_nb.sync.engine import SyncSummary
+    from mailhat_nb.sync.summary import SyncSummary
 
 #: Columns of the preview, in the order an agent reads a mail list.
 PREVIEW_COLUMNS = ["date", "folder", "direction", "from_addr", "to_addrs", "subject"]
