@@ -36,17 +36,28 @@ def _reachable(path: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cyrus_root() -> Path:
-    """The unpacked packages, or a skip that says why there are none."""
+def cyrus_root() -> Iterator[Path]:
+    """The unpacked packages, or a skip that says why there are none.
+
+    A clone under a private directory (``/root``) is not reachable by the
+    ``mail`` user Cyrus runs as: the packages are then copied under ``/tmp``
+    for the module's tests.
+    """
     problem = fetch(DEFAULT_CACHE)
     if problem:
         pytest.skip(f"Cyrus could not be fetched: {problem} (make test fetches it with "
                     "apt-get download)")
     root = DEFAULT_CACHE / "root"
-    if not _reachable(root):
-        pytest.skip(f"{root} is not reachable by the mail user Cyrus runs as: clone "
-                    "the repository under a world-traversable directory")
-    return root
+    if _reachable(root):
+        yield root
+        return
+    copy = Path(tempfile.mkdtemp(prefix="mhc-root-", dir="/tmp"))
+    copy.chmod(0o755)
+    try:
+        shutil.copytree(root, copy / "root", symlinks=True)
+        yield copy / "root"
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def _instance(root: Path, address: str, services: tuple[str, ...]) -> Iterator[Cyrus]:
