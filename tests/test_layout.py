@@ -117,9 +117,11 @@ def test_the_repository_stands_alone() -> None:
     root = PACKAGE.parent
     tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.split()
-    outside = ("/work/", "../shared", "shared/corpus")
+    # Spelled in parts, so this test holds none of the paths it looks for.
+    beside, machine = "shared", "work"
+    outside = (f"/{machine}/", f"../{beside}", f"{beside}/corpus")
     found = [name for name in tracked
-             if not name.endswith((".xz", ".png", ".ipynb")) and name != "tests/test_layout.py"
+             if not name.endswith((".xz", ".png", ".ipynb"))
              and any(p in (root / name).read_text("utf-8", "replace") for p in outside)]
     assert found == []
     assert [a.name for a in archives()] == ["enron-cuilla-m.tar.xz", "corpus.tar.xz"]

@@ -35,9 +35,8 @@ from mailhat_nb.sync.imap import (
     Capabilities,
     FolderInfo,
     ImapSettings,
-    server_text,
-    translate_errors,
 )
+from mailhat_nb.sync.imap_errors import server_text, translate_errors
 from mailhat_nb.sync.pipeline import Pending, Pipeline
 from mailhat_nb.sync.progress import Progress, Tracker
 from mailhat_nb.sync.schema import store_schema

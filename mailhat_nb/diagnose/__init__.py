@@ -22,7 +22,7 @@ data), :mod:`.dns` (the resolver), :mod:`.probe` (the layers) over :mod:`.wire`
 (socket + TLS) and the protocol sessions :mod:`.imap`, :mod:`.pop3`, :mod:`.smtp`; :mod:`.classify`
 and :mod:`.certificate` (what went wrong), :mod:`.codes` (what to say),
 :mod:`.transcript` (redaction), :mod:`.gate` (one login per protocol),
-:mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep);
+:mod:`.evidence`, :mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep);
 :mod:`.crm` (the CRM's own error, understood with the table ``crm_errors.toml``,
 set beside the verdict) and :mod:`.history` (runs kept per customer, what changed).
 """

@@ -13,7 +13,7 @@ many presets stopped there::
 The groups depend on what the servers said, never on the order the presets
 ran in: the results of a group, its hosts and ports, and the groups
 themselves are put in the verdict's canonical order (failures first, the
-most telling first, then :func:`~mailhat_nb.diagnose.verdict.preference`).
+most telling first, then :func:`~mailhat_nb.diagnose.evidence.preference`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailhat_nb.diagnose.evidence import preference, telling_rank
 from mailhat_nb.diagnose.results import PresetResult
-from mailhat_nb.diagnose.verdict import TELLING, preference
 
 #: Codes of a name that led to no address: the hosts are the subject, not the ports.
 DNS_SENTENCES: dict[str, tuple[str, str]] = {
@@ -34,7 +34,6 @@ DNS_SENTENCES: dict[str, tuple[str, str]] = {
     "dns_failure": ("could not be looked up", "could not be looked up"),
 }
 _STATUS_ORDER = {"fail": 0, "warn": 1, "skip": 2, "ok": 3}
-_RANK = {code: i for i, code in enumerate(TELLING)}
 _IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.I)
 #: What a placeholder left in a shared detail stands for, when its values differ.
@@ -166,5 +165,5 @@ def group(results: list[PresetResult], statuses: tuple[str, ...] = ("fail", "war
     groups = [Group(status, code, title, tuple(members))
               for (status, code, title, _), members in found.items()]
     return sorted(groups, key=lambda g: (_STATUS_ORDER.get(g.status, 9),
-                                         _RANK.get(g.code, len(TELLING)),
+                                         telling_rank(g.code),
                                          preference(g.results[0])))

@@ -49,10 +49,11 @@ What every rule holds to:
   neither proves nor disproves the credentials; a row that only inherited
   another's rejection (:attr:`PresetResult.rejection_reused`) ranks below
   the row where the rejection happened.
-* **The most telling failure explains.** :data:`TELLING` ranks the codes by
-  what they say about the account and the server: a login the server
-  judged, then a certificate, then the server's own TLS failing, ..., a
-  name that does not resolve last.
+* **The most telling failure explains.**
+  :data:`~mailhat_nb.diagnose.evidence.TELLING` ranks the codes by what they
+  say about the account and the server: a login the server judged, then a
+  certificate, then the server's own TLS failing, ..., a name that does not
+  resolve last.
 * **Names that do not resolve are left out of the port patterns** (rules 5
   and 6): ``mail.<domain>`` often does not exist, and its ``dns_not_found``
   says nothing about the ports of the server that does.
@@ -63,8 +64,9 @@ What every rule holds to:
   same server (:func:`~mailhat_nb.diagnose.certificate.vet`). Each row's
   own remedy holds to the same (:attr:`PresetResult.alternative`).
 * **The order of the presets never matters.** The rows are put in one
-  canonical order first (:func:`preference`) and every tie is broken by it;
-  a test checks the verdict over every order (hypothesis).
+  canonical order first (:func:`~mailhat_nb.diagnose.evidence.preference`)
+  and every tie is broken by it; a test checks the verdict over every order
+  (hypothesis).
 
 The JSON keeps the working presets apart from the untested ones:
 ``incoming``/``outgoing`` (and their ``*_setting``) name only presets whose
@@ -74,46 +76,20 @@ server's word alone.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from mailhat_nb.diagnose import codes
 from mailhat_nb.diagnose.classify import USER_REFUSED
+from mailhat_nb.diagnose.evidence import Evidence, is_fault, most_telling, passed, preference
 from mailhat_nb.diagnose.gate import REJECTIONS
 from mailhat_nb.diagnose.normalise import Account
 from mailhat_nb.diagnose.probe import CERT_CODES
 from mailhat_nb.diagnose.results import PresetResult
 from mailhat_nb.discovery.model import Discovery
 
-#: The codes a failure can carry, most telling first (see the module doc).
-TELLING: tuple[str, ...] = (
-    # the login went through; what came after it failed
-    "mailbox_unavailable", "send_rejected",
-    # the server judged the credentials, or barred the account
-    "account_locked", "auth_failed", "password_not_ascii",
-    # the server would not take a password on this connection, or not now
-    "plaintext_auth_disabled", "smtp_auth_unavailable", "login_delayed", "server_unavailable",
-    # TLS was reached: the certificate does not prove the name
-    "cert_hostname_mismatch", "cert_expired", "cert_untrusted",
-    # the server's own TLS failed, or is not on offer
-    "tls_handshake_failed", "starttls_failed", "starttls_unavailable",
-    # the server did what no mail server does, or hung up
-    "server_misbehaved", "server_disconnected",
-    # the port speaks something else than the setting says
-    "plain_on_tls_port", "tls_on_plain_port", "wrong_protocol", "unknown",
-    # nothing useful answered
-    "no_greeting", "pop_only", "connection_refused", "connect_timeout",
-    # the name did not lead to an address
-    "dns_no_record", "dns_servfail", "dns_timeout", "dns_failure", "dns_not_found",
-)
-_RANK = {code: i for i, code in enumerate(TELLING)}
-_SECURITY_RANK = {"ssl": 0, "starttls": 1, "none": 2}
-#: Standard ports in the order to recommend them when two settings work equally.
-_PORT_RANK = {993: 0, 143: 1, 995: 0, 110: 1, 465: 0, 587: 1, 25: 2, 26: 3}
 _UNREACHABLE = frozenset({"connect_timeout", "no_greeting"})
 _REFUSED = frozenset({"connection_refused", "pop_only"})
 
@@ -245,111 +221,6 @@ def _setting(result: PresetResult | None) -> dict[str, Any] | None:
             "security": result.security}
 
 
-# ------------------------------------------------------------------ ranking
-
-
-def preference(result: PresetResult) -> tuple[Any, ...]:
-    """The canonical order of results, the verdict's only tie-break.
-
-    Most secure first, then the standard port to prefer (465 before 587
-    before 25), the preset's own host before its ``alt_hosts``, then names;
-    then what was found, so that two results never tie unless the verdict
-    cannot tell them apart.
-    """
-    cert = json.dumps(result.certificate or {}, sort_keys=True, default=str)
-    return (result.protocol, _SECURITY_RANK[result.security],
-            _PORT_RANK.get(result.preset.std_port, 9), result.target.alternate, result.host,
-            result.port, result.preset.id, result.code, result.login_tried, result.detail, cert)
-
-
-def most_telling(results: list[PresetResult]) -> PresetResult | None:
-    """The failure that explains most (:data:`TELLING`); a real rejection before a reused one."""
-    return min(results, key=lambda r: (_RANK.get(r.code, len(TELLING)), r.rejection_reused,
-                                       preference(r)), default=None)
-
-
-def is_fault(code: str) -> bool:
-    """True for a fault of the server's to fix: its certificate, its TLS, a hung service."""
-    return code in CERT_CODES or codes.get(code).host_side
-
-
-@dataclass
-class Evidence:
-    """The results of a sweep in canonical order, and what the rules ask of them."""
-
-    rows: list[PresetResult]
-    discovery: Discovery | None = None
-    #: The account diagnosed, when known: what the username advice quotes.
-    account: Account | None = None
-
-    def of(self, protocol: str) -> list[PresetResult]:
-        """The rows of ``protocol``."""
-        return [r for r in self.rows if r.protocol == protocol]
-
-    def resolved(self, protocol: str | None = None) -> list[PresetResult]:
-        """The rows (of ``protocol``) whose host name resolved."""
-        return [r for r in self.rows if _passed(r, "dns")
-                and (protocol is None or r.protocol == protocol)]
-
-    @cached_property
-    def rejected(self) -> list[PresetResult]:
-        """Rows whose credentials a server rejected (or that reuse such a rejection)."""
-        return [r for r in self.rows if r.code in REJECTIONS]
-
-    def best(self, protocol: str) -> PresetResult | None:
-        """The setting of ``protocol`` to recommend: logged in, most secure, canonical first.
-
-        An unencrypted preset nobody logged in over counts only while no
-        password was rejected anywhere, or once a login worked somewhere.
-        """
-        untested_ok = not self.rejected or any(r.works for r in self.rows)
-        found = [r for r in self.of(protocol) if r.works or (r.usable and untested_ok)]
-        return min(found, key=lambda r: (r.status != "ok", not r.works, preference(r)),
-                   default=None)
-
-    def cause(self, protocol: str) -> PresetResult | None:
-        """The failure that explains ``protocol``: among its encrypted rows when any failed."""
-        failed = [r for r in self.of(protocol) if r.status == "fail"]
-        return most_telling([r for r in failed if r.security != "none"] or failed)
-
-    def fault(self, protocol: str) -> PresetResult | None:
-        """The server's fault that makes an encrypted row of ``protocol`` fail, if any."""
-        return most_telling([r for r in self.of(protocol) if r.security != "none"
-                             and r.status == "fail" and is_fault(r.code)])
-
-    @cached_property
-    def incoming(self) -> PresetResult | None:
-        """The IMAP setting to recommend, if any (:meth:`best`)."""
-        return self.best("imap")
-
-    @cached_property
-    def outgoing(self) -> PresetResult | None:
-        """The SMTP setting to recommend, if any (:meth:`best`)."""
-        return self.best("smtp")
-
-    def outgoing_text(self, said: str = "") -> str:
-        """The summary's sentence about sending (rules 2 and 7 for SMTP).
-
-        A fix already ``said`` for the incoming side is not repeated.
-        """
-        out = self.outgoing
-        if out is not None:
-            fault = self.fault("smtp") if out.security == "none" else None
-            if fault is not None:
-                return _join(f"Outgoing: the encrypted settings fail: {_title(fault)} "
-                             f"({fault.setting()}).", _unsaid(fault.fix, said), _stopgap(out))
-            if out.untested_plaintext:
-                return (f"Outgoing: the only usable setting is {out.setting()}, with a warning: "
-                        f"{_UNTESTED}.")
-            text = enter("Outgoing", out)
-            return text + (f" (Warning: {_title(out)}.)" if out.status != "ok" else "")
-        cause = self.cause("smtp")
-        if cause is None:
-            return ""
-        return _join(f"No outgoing (SMTP) setting works: {_title(cause)} ({cause.setting()}).",
-                     _unsaid(cause.fix, said))
-
-
 # ------------------------------------------------------------------ the rules
 
 
@@ -370,9 +241,9 @@ def _imap_usable(ev: Evidence) -> Verdict | None:
         # fault of the server's: that is the finding, the unencrypted setting a stopgap.
         stopgap = _stopgap(incoming)
         return Verdict(fault.code, _join(_finding(fault, ev), stopgap,
-                                         ev.outgoing_text(fault.fix)),
+                                         _outgoing_text(ev, fault.fix)),
                        incoming, ev.outgoing, cause=fault, remedy=f"{fault.fix} {stopgap}")
-    out = ev.outgoing_text()
+    out = _outgoing_text(ev)
     if incoming.untested_plaintext:
         summary = (f"Incoming: the only usable setting is {incoming.setting()}, with a warning: "
                    f"{_UNTESTED}.")
@@ -486,7 +357,7 @@ def _pop_only_rows(ev: Evidence) -> tuple[list[PresetResult], PresetResult, bool
     :func:`decide` on the same rows sees the same).
     """
     imap = ev.resolved("imap")
-    pop_greeted = [r for r in ev.of("pop3") if _passed(r, "greeting")]
+    pop_greeted = [r for r in ev.of("pop3") if passed(r, "greeting")]
     if not imap or not pop_greeted or not all(r.code in _REFUSED for r in imap):
         return None
     for r in imap:
@@ -504,7 +375,7 @@ def _pop_only(ev: Evidence) -> Verdict | None:
     summary = (f"POP-only account: every IMAP port is closed while POP3 answers "
                f"({shown.setting()}" + (", login works" if works else "") + "). The CRM "
                "needs IMAP: ask the host to enable IMAP for this account.")
-    return Verdict("pop_only", _join(summary, ev.outgoing_text()), None, ev.outgoing,
+    return Verdict("pop_only", _join(summary, _outgoing_text(ev)), None, ev.outgoing,
                    cause=imap[0])
 
 
@@ -546,7 +417,7 @@ def _incoming_down(ev: Evidence) -> Verdict | None:
     if not imap or not pop or not all(r.code == "connection_refused" for r in refused):
         return None
     hosts = {r.host for r in refused}
-    if not any(r.host in hosts and _passed(r, "tcp") for r in ev.of("smtp")):
+    if not any(r.host in hosts and passed(r, "tcp") for r in ev.of("smtp")):
         return None
     ports = ", ".join(map(str, sorted({r.port for r in refused})))
     remedy = ("Ask the host whether the server's IMAP/POP3 service (Dovecot, Courier and the "
@@ -557,7 +428,7 @@ def _incoming_down(ev: Evidence) -> Verdict | None:
                "server name is right, but the service that serves mailboxes is not running "
                "there (even a POP-only account would have POP3). It is not the password or "
                "this account's settings.")
-    return Verdict("connection_refused", _join(summary, remedy, ev.outgoing_text()), None,
+    return Verdict("connection_refused", _join(summary, remedy, _outgoing_text(ev)), None,
                    ev.outgoing, cause=imap[0], remedy=remedy)
 
 
@@ -582,13 +453,13 @@ def _cause(ev: Evidence) -> Verdict:
     if is_fault(cause.code):
         remedy += " Until then no IMAP setting tested works."
     resolved = ev.resolved("imap")
-    others_greet = any(_passed(r, "greeting") for r in ev.of("pop3") + ev.of("smtp"))
+    others_greet = any(passed(r, "greeting") for r in ev.of("pop3") + ev.of("smtp"))
     if resolved and others_greet and all(r.code in _UNREACHABLE for r in resolved):
         finding = (f"No IMAP preset answers ({_title(cause)}) while other mail ports do: "
                    f"{_why_silent({r.code for r in resolved})}.")
     else:
         finding = _finding(cause, ev)
-    return Verdict(cause.code, _join(finding, remedy, ev.outgoing_text(cause.fix)), None,
+    return Verdict(cause.code, _join(finding, remedy, _outgoing_text(ev, cause.fix)), None,
                    ev.outgoing, cause=cause, remedy=remedy)
 
 
@@ -619,6 +490,29 @@ def decide(results: list[PresetResult], discovery: Discovery | None = None,
         r.alternative = best if best is not None and best.works and best.status == "ok" else None
     verdict.results = list(results)
     return verdict
+
+
+def _outgoing_text(ev: Evidence, said: str = "") -> str:
+    """The summary's sentence about sending (rules 2 and 7 for SMTP).
+
+    A fix already ``said`` for the incoming side is not repeated.
+    """
+    out = ev.outgoing
+    if out is not None:
+        fault = ev.fault("smtp") if out.security == "none" else None
+        if fault is not None:
+            return _join(f"Outgoing: the encrypted settings fail: {_title(fault)} "
+                         f"({fault.setting()}).", _unsaid(fault.fix, said), _stopgap(out))
+        if out.untested_plaintext:
+            return (f"Outgoing: the only usable setting is {out.setting()}, with a warning: "
+                    f"{_UNTESTED}.")
+        text = enter("Outgoing", out)
+        return text + (f" (Warning: {_title(out)}.)" if out.status != "ok" else "")
+    cause = ev.cause("smtp")
+    if cause is None:
+        return ""
+    return _join(f"No outgoing (SMTP) setting works: {_title(cause)} ({cause.setting()}).",
+                 _unsaid(cause.fix, said))
 
 
 # ------------------------------------------------------------------ wording
@@ -723,8 +617,3 @@ def _certificate_finding(bad: PresetResult) -> str:
         return (f"The encrypted settings fail: the server's certificate is issued by "
                 f"{cert['issuer']}, which no trusted authority vouches for.")
     return f"The encrypted settings fail: {_title(bad)} ({bad.detail})."
-
-
-def _passed(result: PresetResult, step: str) -> bool:
-    found = result.step(step)
-    return found is not None and found.status in ("ok", "warn")

@@ -15,10 +15,11 @@ The API the CLI, the widgets and the benchmarks use::
 
 Modules, by what they hold:
 
-- sources: :mod:`.imap` (the IMAP session, the one boundary for foreign
-  errors) over :mod:`.wire` (its commands, pipelined), :mod:`.fetch` (the
-  answers read and lexed fast) and :mod:`.borrowed` (the one use of what
-  imapclient keeps private); :mod:`.offline` (Maildir trees and mbox files);
+- sources: :mod:`.imap` (the IMAP session; :mod:`.imap_errors`, the one
+  boundary where its foreign errors become ours) over :mod:`.wire` (its
+  commands, pipelined), :mod:`.fetch` (the answers read and lexed fast) and
+  :mod:`.borrowed` (the one use of what imapclient keeps private);
+  :mod:`.offline` (Maildir trees and mbox files);
 - rows: :mod:`.parse` (header blocks, never raising), :mod:`.rows` (chunks
   to Arrow tables, in :mod:`.worker` processes), :mod:`.schema` (the one
   schema of a stored message), :mod:`.folders` (folder roles);
