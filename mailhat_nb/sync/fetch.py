@@ -396,11 +396,9 @@ def parse_fetch(parts: list[bytes]) -> FetchedMessage | None:
     return msg if msg.uid else None
 
 
-def fetch_items(fields: Iterable[str], *, modseq: bool = False, gmail: bool = False) -> bytes:
+def fetch_items(fields: Iterable[str], *, gmail: bool = False) -> bytes:
     """The FETCH item list for a header sync."""
     items = b"UID FLAGS INTERNALDATE RFC822.SIZE"
-    if modseq:
-        items += b" MODSEQ"
     if gmail:
         items += b" X-GM-MSGID X-GM-THRID X-GM-LABELS"
     names = " ".join(fields).upper().encode("ascii")

@@ -39,21 +39,13 @@ def sequence_set(uids: Sequence[int]) -> str:
     return ",".join(f"{a}:{b}" if a != b else str(a) for a, b in to_ranges(uids))
 
 
-def chunk_ranges(uids: Sequence[int], size: int, first: int | None = None,
-                 ) -> list[tuple[int, int]]:
+def chunk_ranges(uids: Sequence[int], size: int) -> list[tuple[int, int]]:
     """Split sorted UIDs into ``(first, last)`` ranges of at most ``size`` messages each.
 
     A range may span UIDs that no longer exist; the server skips them. That
     is what keeps every command line short whatever the mailbox holds.
-    ``first``: a smaller size for the first range only (see the engine's
-    ``FIRST_CHUNK``).
     """
-    head: list[tuple[int, int]] = []
-    if first is not None and 0 < first < size and len(uids) > first:
-        head = [(uids[0], uids[first - 1])]
-        uids = uids[first:]
-    return head + [(uids[i], uids[min(i + size, len(uids)) - 1])
-                   for i in range(0, len(uids), size)]
+    return [(uids[i], uids[min(i + size, len(uids)) - 1]) for i in range(0, len(uids), size)]
 
 
 def uid_ranges(lo: int, hi: int, expected: int, size: int,

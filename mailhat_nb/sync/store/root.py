@@ -28,7 +28,7 @@ class Store:
         """Directory of one folder's parts and state."""
         return folder_dir(self.root, account, folder)
 
-    def open_folder(self, account: str, folder: str, *, create: bool = True) -> FolderStore:
+    def open_folder(self, account: str, folder: str) -> FolderStore:
         """The folder's store, recovered from any interrupted commit.
 
         Raises
@@ -40,8 +40,6 @@ class Store:
         state_file = path / STATE_FILE
         if state_file.exists():
             state = load_state(state_file)
-        elif not create:
-            raise StoreError(f"no folder {folder!r} of {account!r} in {self.root}")
         else:
             try:
                 path.mkdir(parents=True, exist_ok=True)
