@@ -137,12 +137,11 @@ class ImapSession(Session):
         self._tag += 1
         return f"M{self._tag:03d}"
 
-    def _response(self, tag: str, continuation: list[bytes] | None = None,
-                  continuation_shown: str = "***") -> Response:
-        return self._responses([tag], continuation, continuation_shown)[0]
+    def _response(self, tag: str, continuation: list[bytes] | None = None) -> Response:
+        return self._responses([tag], continuation)[0]
 
     def _responses(self, tags: list[str], continuation: list[bytes] | None = None,
-                   continuation_shown: str = "***") -> list[Response]:
+                   ) -> list[Response]:
         """Read until every tag in ``tags`` is answered; their responses, in ``tags``' order.
 
         One deadline for them all, as for one response. A response's
@@ -165,7 +164,7 @@ class ImapSession(Session):
                     continue
                 data = pending.pop(0)
                 self.chan.transcript.client(data.decode("utf-8", "replace"), secret=True,
-                                            shown=continuation_shown)
+                                            shown="***")
                 self.chan.send_bytes(data + b"\r\n")
                 continue
             tag, _, rest = line.partition(" ")
@@ -188,13 +187,10 @@ class ImapSession(Session):
                 # Servers announce new capabilities after login (UIDPLUS ...).
                 self.caps = {w.upper() for w in line.split()[2:]}
 
-    def command(self, text: str, masked_as: str | None = None) -> Response:
-        """Send ``TAG text`` and read to the tagged reply."""
+    def command(self, text: str) -> Response:
+        """Send ``TAG text`` and read to the tagged reply (no secret goes through here)."""
         tag = self._next_tag()
-        if masked_as is not None:
-            self.chan.send_line(f"{tag} {text}", secret=True, shown=f"{tag} {masked_as}")
-        else:
-            self.chan.send_line(f"{tag} {text}")
+        self.chan.send_line(f"{tag} {text}")
         return self._response(tag)
 
     def pipeline(self, commands: list[str]) -> list[Response]:
