@@ -195,7 +195,6 @@ class Contact:
     addr: str
     header: str  # the mailbox as written in From/To/Cc, name RFC 2047 encoded
     charset: str
-    letter: str
     offset_min: int
 
 
@@ -228,7 +227,7 @@ def make_contacts(rng: random.Random, count: int = CONTACTS) -> list[Contact]:
             use = letter if rng.random() < 0.8 else ("B" if letter == "Q" else "Q")
             shown = encode_words(name, charset, use)
         header = f"{shown} <{addr}>" if rng.random() < 0.97 else addr
-        contacts.append(Contact(addr, header, charset, letter, rng.choice(offsets)))
+        contacts.append(Contact(addr, header, charset, rng.choice(offsets)))
     return contacts
 
 

@@ -233,7 +233,6 @@ class FolderJob:
         pipeline = self.pipeline
         name, tmp = self.fstore.reserve_part(msgs[0].uid, msgs[-1].uid)
         job = rows.ChunkJob.from_messages(msgs, self.role, self.sel.uidvalidity, str(tmp))
-        pipeline.chunks += 1
         pipeline.add(Pending(self, name, job.uids, pipeline.start(job)))
         pipeline.commit_ready(keep=pipeline.keep)
 

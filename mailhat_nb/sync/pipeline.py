@@ -107,7 +107,6 @@ class Pipeline:
         self.waiting = 0  # chunks queued and not parsed yet (held or in a worker)
         #: how many may wait before fetching waits for them
         self.keep = MAX_IN_FLIGHT * max(1, len(workers.workers) if workers else 1)
-        self.chunks = 0  # chunks queued so far
 
     def start(self, job: rows.ChunkJob) -> rows.ChunkJob | rows.ChunkDone | StoreError:
         """Parse ``job`` here and now without workers, else hold it for :meth:`_feed`.
