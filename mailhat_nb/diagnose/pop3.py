@@ -32,10 +32,7 @@ class Pop3Session(Session):
         self.login_delay = ""
 
     def _command(self, text: str, masked_as: str | None = None) -> str:
-        if masked_as is not None:
-            self.chan.send_line(text, secret=True, shown=masked_as)
-        else:
-            self.chan.send_line(text)
+        self.chan.send_line(text, secret=masked_as is not None, shown=masked_as)
         return self.chan.read_line()
 
     def _multiline(self) -> list[str]:

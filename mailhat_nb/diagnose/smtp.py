@@ -46,10 +46,7 @@ class SmtpSession(Session):
         return code, "\n".join(ln[4:] for ln in lines)
 
     def _command(self, text: str, masked_as: str | None = None) -> tuple[int, str]:
-        if masked_as is not None:
-            self.chan.send_line(text, secret=True, shown=masked_as)
-        else:
-            self.chan.send_line(text)
+        self.chan.send_line(text, secret=masked_as is not None, shown=masked_as)
         return self.reply()
 
     def greeting(self, timeout: float) -> str:  # noqa: D102 - see Session
