@@ -75,12 +75,19 @@ class Notice:
 
 @dataclass(frozen=True)
 class Html:
-    """Markup that displays itself in a notebook (made here, so escaped where it must be)."""
+    """Markup that displays itself in a notebook (made here, so escaped where it must be).
+
+    ``text`` is what it says as plain text (its ``repr``, where HTML does not render).
+    """
 
     markup: str
+    text: str = ""
 
     def _repr_html_(self) -> str:
         return self.markup
+
+    def __repr__(self) -> str:
+        return self.text or "(an HTML view)"
 
     def __str__(self) -> str:
         return self.markup

@@ -20,20 +20,6 @@ from mailhat_nb.secrets import Secret
 from mailhat_nb.widgets import render
 
 
-@dataclass
-class View:
-    """A piece of HTML that displays itself (and says something as plain text)."""
-
-    html: str
-    text: str = ""
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def __repr__(self) -> str:
-        return self.text or "(an HTML view)"
-
-
 def expected_seen(report: Report, scenario: Scenario) -> bool:
     """Whether the doctor said what the scenario is built to show.
 
@@ -225,10 +211,10 @@ class Walkthrough:
         except MailhatError as exc:
             self.error = str(exc)
 
-    def _problem(self) -> View:
-        return View(render.message(self.error, "fail"), self.error)
+    def _problem(self) -> render.Html:
+        return render.Html(render.message(self.error, "fail"), self.error)
 
-    def presets_table(self) -> View:
+    def presets_table(self) -> render.Html:
         """The presets the doctor tries, with the standard port each lab port stands for."""
         if self.error:
             return self._problem()
@@ -237,9 +223,9 @@ class Walkthrough:
                  str(p.port)] for p in presets]
         html = render.table(["Preset", "Protocol", "Standard port", "Security",
                              "Lab port (stands in for it)"], rows)
-        return View(html, f"{len(rows)} presets")
+        return render.Html(html, f"{len(rows)} presets")
 
-    def scenario(self, name: str) -> ScenarioRun | View:
+    def scenario(self, name: str) -> ScenarioRun | render.Html:
         """Switch the lab to scenario ``name`` and run the doctor against it.
 
         A problem (no lab, an unknown name, a lab that will not switch) comes
@@ -261,12 +247,12 @@ class Walkthrough:
             report = diagnose(account, presets=self.presets or info.presets,
                               ca_file=self.ca_file, timeout=self.timeout)
         except MailhatError as exc:
-            return View(render.message(str(exc), "fail"), str(exc))
+            return render.Html(render.message(str(exc), "fail"), str(exc))
         run = ScenarioRun(chosen, report, switched)
         self.runs[name] = run
         return run
 
-    def world(self, name: str, dns_server: str = params.LAB) -> WorldRun | View:
+    def world(self, name: str, dns_server: str = params.LAB) -> WorldRun | render.Html:
         """Tell one story of the lab's world (see :data:`WORLD_STORIES`) with the doctor.
 
         The doctor uses the lab's DNS (``dns_server``): the names resolve to
@@ -289,21 +275,21 @@ class Walkthrough:
                               timeout=self.timeout,
                               dns_server=params.resolve_dns_server(dns_server))
         except MailhatError as exc:
-            return View(render.message(str(exc), "fail"), str(exc))
+            return render.Html(render.message(str(exc), "fail"), str(exc))
         return WorldRun(story, report)
 
-    def restore(self) -> View:
+    def restore(self) -> render.Html:
         """Put the lab back to normal and summarise the walkthrough."""
         if self.error:
             return self._problem()
         try:
             self.lab.set_scenario("normal")
         except MailhatError as exc:
-            return View(render.message(str(exc), "fail"), str(exc))
+            return render.Html(render.message(str(exc), "fail"), str(exc))
         rows = [[run.scenario.title, run.scenario.expect, run.report.verdict.code,
                  "✓" if run.as_expected else "✗"] for run in self.runs.values()]
         html = (render.message("The lab is back to the normal scenario.", "ok")
                 + render.table(["Scenario", "Built to show", "Verdict code", "As expected"],
                                rows))
-        return View(html, f"{sum(r.as_expected for r in self.runs.values())} of "
+        return render.Html(html, f"{sum(r.as_expected for r in self.runs.values())} of "
                           f"{len(self.runs)} scenarios as expected")
