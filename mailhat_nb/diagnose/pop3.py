@@ -159,6 +159,3 @@ class Pop3Session(Session):
         count = parts[1] if len(parts) > 1 else "?"
         size = parts[2] if len(parts) > 2 else "?"
         return f"STAT: {self.said(count)} messages, {self.said(size)} bytes"
-
-    def _goodbye(self) -> None:
-        self.chan.send_line("QUIT")

@@ -98,13 +98,14 @@ class Session(ABC):
         """Look into the mailbox after login; None when the protocol has none."""
         return None
 
-    @abstractmethod
     def _goodbye(self) -> None:
-        """Send the protocol's polite ending (LOGOUT, QUIT), without waiting for its answer.
+        """Send the protocol's polite ending, without waiting for its answer.
 
-        Its answer tells the doctor nothing, and waiting for it would cost
-        every probe a round trip: the connection is closed right after.
+        POP3's and SMTP's is ``QUIT`` (IMAP's ``LOGOUT`` overrides this). Its
+        answer tells the doctor nothing, and waiting for it would cost every
+        probe a round trip: the connection is closed right after.
         """
+        self.chan.send_line("QUIT")
 
     def close(self, polite: bool = True) -> None:
         """Say goodbye (when ``polite`` and greeted), then close; never raises."""

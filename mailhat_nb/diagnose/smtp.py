@@ -178,6 +178,3 @@ class SmtpSession(Session):
             raise Diagnosed("send_rejected",
                             "message refused: " + self.said(f"{code} {text[:160]}"))
         return self.said(f"{code} {text[:120]}")
-
-    def _goodbye(self) -> None:
-        self.chan.send_line("QUIT")
