@@ -68,9 +68,9 @@ def open_analysis(store: Path | str, engine: Engine, *, spark_master: str | None
 
     backend: Backend
     if engine == "duckdb":
-        from mailhat_nb.analysis.engines.duck import DuckBackend
+        from mailhat_nb.analysis.engines.duck import DuckBackend, memory_for
 
-        backend = DuckBackend()
+        backend = DuckBackend(memory_limit=memory_for(stored_rows(store, accounts)))
     elif engine == "spark":
         from mailhat_nb.analysis.engines.spark import LOCAL_MASTER, SparkBackend, spark_session
 
