@@ -242,6 +242,7 @@ class Analysis:
         # The set key of the recipients only where stored lists differ under one content key.
         b.table("gck", q.content_groups())
         mixed = int(b.frame("SELECT count(*) AS n FROM gck WHERE mixed = 1")["n"].iloc[0])
+        b.narrow("m", ["pos", "aid", "idk", "ck", "pref"])   # what the labels need
         b.table("rk", q.recipient_keys() if mixed else q.no_recipient_keys())
         self._labels("lab")
         b.table("kept", q.kept())
