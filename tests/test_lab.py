@@ -726,8 +726,6 @@ def test_down_with_a_copied_lab_json_leaves_the_other_lab_running(lab: Lab) -> N
             Lab(other).down()
         with pytest.raises(LabError, match="not a lab directory"):
             Lab(other).info()
-        with pytest.raises(LabError, match="not a lab directory"):
-            Lab(other).purge()
         assert (other / "lab.json").exists()
         # A lab directory of its own: the copied pids point into another root.
         Lab(other).paths.marker.touch()

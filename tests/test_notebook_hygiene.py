@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 from nbstripout import strip_output
 
-from mailhat_nb.app.nbclean import declared_parameters, problems, unread_parameters
+from mailhat_nb.app.nbclean import declared_parameters, problems
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def unread_parameters(nb: dict[str, Any]) -> list[str]:
+    """Parameters no later code cell reads: a value the agent could edit to no effect.
+
+    A parameter is read when a code cell after the ``parameters`` cell uses
+    its name as a value (``DoctorPanel(store=store)`` reads ``store``).
+    """
+    cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    at = next((i for i, c in enumerate(cells)
+               if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if at is None:
+        return []
+    read: set[str] = set()
+    for cell in cells[at + 1:]:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        tree = ast.parse("".join(cell.get("source", "")))
+        read |= {n.id for n in ast.walk(tree)
+                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return [name for name in declared_parameters(nb) if name not in read]
 
 
 def _committed_notebooks() -> list[Path]:

@@ -27,12 +27,12 @@ import pytest
 from relay import relay
 
 from mailhat_nb import cli
+from mailhat_nb.diagnose.certificate import system_trust
 from mailhat_nb.errors import AuthFailed, ConnectFailed, ConnectionLost, MailServerError
 from mailhat_nb.lab import Lab, LabInfo
 from mailhat_nb.secrets import Secret
 from mailhat_nb.sync.engine import sync_account
 from mailhat_nb.sync.imap import ImapSettings, ImapSource
-from mailhat_nb.sync.imap_errors import system_trust
 
 #: Short, so the tests are quick; the default (10 s) is pinned in test_sync_units.
 WAIT = 1.5

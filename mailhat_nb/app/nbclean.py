@@ -45,26 +45,6 @@ def declared_parameters(nb: dict[str, Any]) -> list[str]:
     return names
 
 
-def unread_parameters(nb: dict[str, Any]) -> list[str]:
-    """Parameters no later code cell reads: a value the agent could edit to no effect.
-
-    A parameter is read when a code cell after the ``parameters`` cell uses
-    its name as a value (``DoctorPanel(store=store)`` reads ``store``).
-    """
-    cells = _code_cells(nb)
-    at = next((i for i, c in enumerate(cells) if "parameters" in _tags(c)), None)
-    if at is None:
-        return []
-    read: set[str] = set()
-    for cell in cells[at + 1:]:
-        if _tags(cell) & {"injected-parameters"}:
-            continue
-        tree = ast.parse("".join(cell.get("source", "")))
-        read |= {n.id for n in ast.walk(tree)
-                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return [name for name in declared_parameters(nb) if name not in read]
-
-
 def strip_widget_state(nb: dict[str, Any]) -> dict[str, Any]:
     """Remove saved widget state (notebook- and output-level) in place; return ``nb``."""
     nb.get("metadata", {}).pop("widgets", None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import os
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from mailhat_nb.diagnose.normalise import is_ip
 from mailhat_nb.errors import UsageError
 
 # OpenSSL X509_V_ERR_* codes we name.
@@ -32,12 +34,15 @@ _UNTRUSTED = {2, 18, 19, 20, 21, 24, 27, 28, 30, 31, 32, 79}
 def verified_context(ca_file: str | Path | None) -> ssl.SSLContext:
     """Build a verifying client context: the system store, plus ``ca_file`` when given.
 
+    The one context every verified connection starts from (the doctor's, the
+    discovery's, the sync's), so ``--ca-file`` means the same to each.
+
     Raises
     ------
     UsageError
         When ``ca_file`` is missing or not a PEM file.
     """
-    ctx = ssl.create_default_context()
+    ctx = system_trust()
     if ca_file:
         if Path(ca_file).is_dir():
             raise UsageError(f"cannot use --ca-file {ca_file}: it is a directory; give a PEM "
@@ -47,6 +52,35 @@ def verified_context(ca_file: str | Path | None) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use --ca-file {ca_file}: {exc}") from exc
     return ctx
+
+
+def system_trust() -> ssl.SSLContext:
+    """A verifying TLS client context that trusts the system's CAs.
+
+    :func:`ssl.create_default_context` parses the whole CA bundle (some 140
+    certificates) each time, a noticeable share of a re-sync that has
+    nothing to fetch. Where the system keeps the same CAs in OpenSSL's
+    hashed directory (Debian's ``/etc/ssl/certs``), that directory is given
+    instead: OpenSSL reads from it only the issuer a handshake needs. Where
+    there is no such directory, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
+    point somewhere else than the system's own, the default loading is kept.
+    Either way the context is :func:`ssl.create_default_context`'s, with its
+    hardening.
+    """
+    paths = ssl.get_default_verify_paths()  # SSL_CERT_FILE / SSL_CERT_DIR applied
+
+    def system(given: str | None, default: str) -> bool:
+        return given is None or os.path.realpath(given) == os.path.realpath(default)
+
+    if paths.capath and system(paths.cafile, paths.openssl_cafile) \
+            and system(paths.capath, paths.openssl_capath):
+        try:
+            hashed = any(name.endswith(".0") for name in os.listdir(paths.capath))
+        except OSError:
+            hashed = False
+        if hashed:
+            return ssl.create_default_context(capath=paths.capath)
+    return ssl.create_default_context()
 
 
 def unverified_context() -> ssl.SSLContext:
@@ -158,7 +192,7 @@ def recommend(names: list[str], host: str) -> str | None:
     """
     if covers(names, host):
         return host
-    exact = [n for n in names if not n.startswith("*.") and not _is_ip(n)]
+    exact = [n for n in names if not n.startswith("*.") and not is_ip(n)]
     if not exact:
         return None
     host_labels = host.lower().split(".")[::-1]
@@ -203,11 +237,3 @@ def vet(cert: dict[str, Any], here: set[str],
                        f"{name} leads to {', '.join(sorted(found)[:4])}, not to this server "
                        f"({', '.join(sorted(here)[:4])})")
     return out
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -186,7 +186,7 @@ def starttls_refused(reply: str, temporary: bool = False) -> Diagnosed:
 
 
 #: OpenSSL reasons that mean the other side does not speak TLS at all.
-_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
+NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
                               "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
 
 
@@ -224,7 +224,7 @@ def _classify_tls(exc: NotTLS | TLSHandshakeError, security: str) -> tuple[str, 
                     f"error in plain text: {said!r}")
         return ("plain_on_tls_port",
                 f"the server answered the TLS handshake in plain text: {said!r}")
-    if exc.reason in _NOT_TLS_REASONS and not after_starttls:
+    if exc.reason in NOT_TLS_REASONS and not after_starttls:
         return "plain_on_tls_port", f"TLS handshake failed ({exc.reason}): not a TLS port"
     if exc.reason == CLOSED:
         what = "the server hung up in the middle of the TLS handshake"

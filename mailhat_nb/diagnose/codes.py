@@ -232,10 +232,6 @@ PANEL_NOTES: Mapping[tuple[str, str], str] = {
 #: Code string -> its :class:`Code`.
 CODES: Mapping[str, Code] = {c.code: c for c in _TABLE}
 
-#: Step names in the order they run, the "layers" of a probe.
-LAYERS: tuple[str, ...] = ("dns", "tcp", "tls", "greeting", "capabilities", "auth", "mailbox")
-
-
 def get(code: str) -> Code:
     """Return the :class:`Code` for ``code``; unknown strings map to ``unknown``."""
     return CODES.get(code, CODES["unknown"])

@@ -87,11 +87,6 @@ class Addresses:
     addresses: list[str] = field(default_factory=list)
     chain: list[str] = field(default_factory=list)
 
-    @property
-    def canonical(self) -> str:
-        """The name at the end of the CNAME chain."""
-        return self.chain[-1] if self.chain else self.name
-
     def describe(self) -> str:
         """E.g. ``mail.a.example → a.example → 192.0.2.1``."""
         return " → ".join([self.name, *self.chain, ", ".join(self.addresses[:4])])

@@ -166,8 +166,8 @@ def diagnose(
         elif verdict.outgoing is None:
             notes.append("send test skipped: no outgoing (SMTP) preset works")
         else:
-            outcome = run_send_test(verdict.outgoing, verdict.incoming, cfg)
-            notes.append(f"send test: {outcome.detail}")
+            notes.append("send test: "
+                         + run_send_test(verdict.outgoing, verdict.incoming, cfg))
             verdict = decide(done, discovery, account)
     if verdict.code == "auth_failed" and account.password.padded:
         # The likeliest cause, and invisible in a Password box: say it first.

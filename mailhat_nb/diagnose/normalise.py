@@ -75,7 +75,7 @@ def idna_host(name: str, what: str) -> tuple[str, bool]:
     name = name.strip().rstrip(".").lower()
     if not name:
         raise UsageError(f"the {what} is empty")
-    if _is_ip(name):
+    if is_ip(name):
         return name, False
     converted = False
     if not name.isascii():
@@ -106,7 +106,8 @@ def idna_host(name: str, what: str) -> tuple[str, bool]:
     return name, converted
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address (a host name it is not)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -149,7 +150,7 @@ def normalise_server(raw: str | None) -> tuple[str | None, list[str]]:
         # The brackets are notation, not part of the address: resolving "[::1]"
         # fails (dns_not_found), so they go.
         inner, _, rest = text[1:].partition("]")
-        if not _is_ip(inner) or ":" not in inner:
+        if not is_ip(inner) or ":" not in inner:
             raise UsageError(f"the server {raw.strip()!r} is not a valid IPv6 address in "
                              "brackets")
         if rest.startswith(":") and rest[1:]:

@@ -15,7 +15,6 @@ from mailhat_nb.diagnose.gate import REJECTIONS
 from mailhat_nb.diagnose.presets import SECURITY_NAMES, Preset, Target
 from mailhat_nb.diagnose.transcript import Line
 
-STATUSES = ("ok", "warn", "fail", "skip")
 SYMBOLS = {"ok": "✓", "warn": "⚠", "fail": "✗", "skip": "·"}
 
 

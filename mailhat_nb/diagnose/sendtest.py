@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 
 from mailhat_nb.diagnose.imap import ImapSession
 from mailhat_nb.diagnose.probe import ProbeConfig, Run, _Stop, establish
@@ -23,26 +22,17 @@ from mailhat_nb.diagnose.smtp import SmtpSession
 from mailhat_nb.diagnose.transcript import Transcript, secret_forms
 
 
-@dataclass
-class SendTestOutcome:
-    """What the send test found (also recorded as steps)."""
-
-    sent: bool
-    arrived: bool
-    delay_s: float | None
-    detail: str
-
-
 def _transcript(cfg: ProbeConfig, label: str) -> Transcript:
     return Transcript(secret_forms(cfg.account.username, cfg.account.password.reveal()), label)
 
 
 def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeConfig,
-              wait: float | None = None) -> SendTestOutcome:
-    """Send, confirm arrival, record both; ``wait`` bounds the arrival wait (default 3x timeout).
+              wait: float | None = None) -> str:
+    """Send, confirm arrival, record both; return the sentence for the report's notes.
 
     ``outgoing`` (and ``incoming``, for the arrival check) must be presets the
     sweep logged in with (:attr:`PresetResult.works`); the caller checks.
+    ``wait`` bounds the arrival wait (default 3x timeout).
     """
     account = cfg.account
     token = secrets.token_hex(8)
@@ -77,7 +67,7 @@ def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeC
         _record(outgoing, [send_step], send_tr)
         if send_step.code == "send_rejected":
             outgoing.code = "send_rejected"
-        return SendTestOutcome(False, False, None, send_step.detail)
+        return send_step.detail
     sent = next(s for s in send_run.steps if s.name == "send")
     send_step.status, send_step.detail = "ok", f"sent to {account.email}: {sent.detail}"
 
@@ -87,7 +77,7 @@ def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeC
     # the server's offer would need the password sent in clear text.
     if incoming is None or incoming.protocol != "imap" or not incoming.works:
         _record(outgoing, steps, send_tr)
-        return SendTestOutcome(True, False, None, arrival.detail)
+        return arrival.detail
 
     watch_tr = _transcript(cfg, f"arrival {incoming.host}:{incoming.port}")
     watch_tr.note(f"arrival check over {incoming.setting()}")
@@ -121,13 +111,13 @@ def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeC
                           + ("; test message removed" if removed else
                              "; the test message was left in INBOX (no UIDPLUS)"))
         _record(outgoing, steps, send_tr, watch_tr)
-        return SendTestOutcome(True, True, delay, arrival.detail)
+        return arrival.detail
     failed = next((s for s in watch_run.steps if s.status == "fail"), None)
     arrival.status = "fail"
     arrival.detail = (f"not seen in INBOX within {wait:g} s" if failed is None else
                       f"could not check: {failed.name}: {failed.detail}")
     _record(outgoing, steps, send_tr, watch_tr)
-    return SendTestOutcome(True, False, None, arrival.detail)
+    return arrival.detail
 
 
 def _record(result: PresetResult, steps: list[Step], *transcripts: Transcript) -> None:

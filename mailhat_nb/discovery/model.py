@@ -6,11 +6,8 @@ Nothing here can hold a password: discovery never has one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-#: Kinds of evidence, in DESIGN.md's words.
-KINDS = ("srv", "autoconfig", "mx", "ptr", "banner", "certificate", "convention")
 
 
 @dataclass(frozen=True)
@@ -19,9 +16,6 @@ class Source:
 
     kind: str
     detail: str
-
-    def to_dict(self) -> dict[str, str]:  # noqa: D102 - the JSON object
-        return {"kind": self.kind, "detail": self.detail}
 
 
 @dataclass
@@ -59,7 +53,7 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:  # noqa: D102 - the JSON object
         return {"host": self.host, "recommended": self.recommended, "why": self.why,
-                "sources": [s.to_dict() for s in self.sources], "addresses": self.addresses}
+                "sources": [asdict(s) for s in self.sources], "addresses": self.addresses}
 
 
 @dataclass(frozen=True)
@@ -71,10 +65,6 @@ class Setting:
     port: int
     security: str
     source: str
-
-    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - the JSON object
-        return {"protocol": self.protocol, "host": self.host, "port": self.port,
-                "security": self.security, "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -116,10 +106,6 @@ class DnsFacts:
     dmarc: str | None = None
     dkim_default: bool | None = None
 
-    def to_dict(self) -> dict[str, Any]:  # noqa: D102 - the JSON object
-        return {"mx": self.mx, "spf": self.spf, "dmarc": self.dmarc,
-                "dkim_default": self.dkim_default}
-
 
 @dataclass
 class Discovery:
@@ -149,7 +135,7 @@ class Discovery:
         return {"email": self.email, "domain": self.domain,
                 "provider": self.provider.to_dict() if self.provider else None,
                 "candidates": [c.to_dict() for c in self.candidates],
-                "settings": [s.to_dict() for s in self.settings],
+                "settings": [asdict(s) for s in self.settings],
                 "problems": [p.to_dict() for p in self.problems],
-                "dns": self.dns.to_dict(), "notes": self.notes,
+                "dns": asdict(self.dns), "notes": self.notes,
                 "elapsed_ms": round(self.elapsed_ms, 1)}

@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -267,16 +266,6 @@ class Lab:
         write_info(self.paths.info, info)
         self._await(info, chosen)
         return info
-
-    def purge(self) -> None:
-        """Stop the lab and delete its directory (mail, keys, state).
-
-        Refused (:class:`LabError`) for a directory that is not a lab's.
-        """
-        if self.paths.root.exists():
-            self.require_lab_dir("delete it")
-        self.down()
-        shutil.rmtree(self.paths.root, ignore_errors=True)
 
     def require_lab_dir(self, action: str) -> None:
         """Raise :class:`LabError` unless the root holds the lab marker.

@@ -248,33 +248,22 @@ def zones(world: World) -> dict[str, str]:
 
 def autoconfig_xml(domain: str) -> str:
     """The Mozilla autoconfig (clientConfig v1.1) ``cafe.example`` publishes."""
+    servers = "".join(
+        f"""    <{tag} type="{kind}">
+      <hostname>{SHARED_NAME}</hostname>
+      <port>{port}</port>
+      <socketType>SSL</socketType>
+      <username>%EMAILADDRESS%</username>
+      <authentication>password-cleartext</authentication>
+    </{tag}>
+""" for tag, kind, port in (("incomingServer", "imap", 993), ("incomingServer", "pop3", 995),
+                            ("outgoingServer", "smtp", 465)))
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <clientConfig version="1.1">
   <emailProvider id="{domain}">
     <domain>{domain}</domain>
     <displayName>Cafe mail (hosted on {SHARED_NAME})</displayName>
-    <incomingServer type="imap">
-      <hostname>{SHARED_NAME}</hostname>
-      <port>993</port>
-      <socketType>SSL</socketType>
-      <username>%EMAILADDRESS%</username>
-      <authentication>password-cleartext</authentication>
-    </incomingServer>
-    <incomingServer type="pop3">
-      <hostname>{SHARED_NAME}</hostname>
-      <port>995</port>
-      <socketType>SSL</socketType>
-      <username>%EMAILADDRESS%</username>
-      <authentication>password-cleartext</authentication>
-    </incomingServer>
-    <outgoingServer type="smtp">
-      <hostname>{SHARED_NAME}</hostname>
-      <port>465</port>
-      <socketType>SSL</socketType>
-      <username>%EMAILADDRESS%</username>
-      <authentication>password-cleartext</authentication>
-    </outgoingServer>
-  </emailProvider>
+{servers}  </emailProvider>
 </clientConfig>
 """
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
@@ -168,11 +168,11 @@ class ResponseReader:
             if buf[end:end + 3] != b")\r\n":
                 return self.next()
             self._pos = end + 3
-            seq, uid, flags, date, size, modseq, _ = m.groups()
+            _, uid, flags, date, size, modseq, _ = m.groups()
             return FetchedMessage(
                 uid=int(uid), flags=_flags_of(flags), internaldate=parse_internaldate(date),
                 size=int(size), header=buf[start:end],
-                modseq=int(modseq) if modseq else None, seq=int(seq))
+                modseq=int(modseq) if modseq else None)
 
     def _scan(self) -> list[bytes] | None:
         """The next response, or None after reading more (call again).
@@ -320,8 +320,6 @@ class FetchedMessage:
     gm_msgid: int | None = None
     gm_thrid: int | None = None
     gm_labels: tuple[str, ...] | None = None
-    seq: int = 0
-    extra: dict[bytes, Any] = field(default_factory=dict)
 
 
 def _as_int(value: Any) -> int | None:
@@ -370,7 +368,7 @@ def parse_fetch(parts: list[bytes]) -> FetchedMessage | None:
     if len(toks) < 4 or not isinstance(toks[3], list):
         return None
     items = toks[3]
-    msg = FetchedMessage(uid=0, seq=int(toks[1]) if toks[1].isdigit() else 0)
+    msg = FetchedMessage(uid=0)
     for k in range(0, len(items) - 1, 2):
         name = items[k]
         value = items[k + 1]
@@ -395,8 +393,6 @@ def parse_fetch(parts: list[bytes]) -> FetchedMessage | None:
             msg.gm_thrid = _as_int(value)
         elif key == b"X-GM-LABELS":
             msg.gm_labels = _labels(value)
-        else:
-            msg.extra[key] = value
     return msg if msg.uid else None
 
 

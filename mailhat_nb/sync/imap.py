@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from mailhat_nb.checks import check_username, split_email
+from mailhat_nb.diagnose.certificate import verified_context
 from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
@@ -63,7 +64,6 @@ from mailhat_nb.sync.imap_errors import (
     certificate_error,
     connect_error,
     refuse_plaintext,
-    system_trust,
     translate_errors,
 )
 from mailhat_nb.sync.wire import (
@@ -259,16 +259,6 @@ class ImapSource:
         s = self.settings
         return f"{s.host}:{s.effective_port} ({s.security})"
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        ctx = system_trust()
-        if self.settings.ca_file:
-            try:
-                ctx.load_verify_locations(cafile=self.settings.ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise UsageError(f"cannot read the CA file {self.settings.ca_file}: {exc}") \
-                    from exc
-        return ctx
-
     def open(self) -> ImapSource:
         """Connect, secure, log in; the capabilities come from what the server said.
 
@@ -301,7 +291,7 @@ class ImapSource:
 
         s = self.settings
         timeout = SocketTimeout(connect=s.connect_timeout, read=s.timeout)
-        ctx = self._ssl_context()
+        ctx = verified_context(s.ca_file)
         address: str | None = None
         try:
             address = self._address() if s.dns_server else None

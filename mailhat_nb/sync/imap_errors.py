@@ -7,7 +7,7 @@ for what a retry may cure, :class:`~mailhat_nb.errors.AuthFailed` for a
 refused login, :class:`~mailhat_nb.errors.MailServerError` for the rest. A
 first connection that fails is explained step by step (:func:`connect_error`,
 :func:`certificate_error`); a server that refuses passwords in clear text is
-sent none (:func:`refuse_plaintext`); :func:`system_trust` is the one CA store.
+sent none (:func:`refuse_plaintext`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 import ast
 import contextlib
 import imaplib
-import os
 import re
 import socket
 import ssl
 from collections.abc import Iterator, Sequence, Set
 from typing import TYPE_CHECKING
 
+from mailhat_nb.diagnose.classify import NOT_TLS_REASONS
 from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
@@ -181,8 +181,7 @@ def connect_error(exc: BaseException, settings: ImapSettings,
             f"{wait}{plain_hint or ' (a stuck server, or something else holds the port)'}")
     if isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError,
                                                              ssl.SSLZeroReturnError)):
-        if exc.reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
-                          "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        if exc.reason in NOT_TLS_REASONS:
             return MailServerError(
                 f"{where}: TLS failed: the port answered in plain text, so it does not use "
                 "TLS from the first byte; use --security starttls (or none) on this port, "
@@ -236,31 +235,3 @@ def refuse_plaintext(caps: Set[str], *, encrypted: bool, where: str) -> None:
             f"{where}: this server refuses passwords without encryption: use ssl or starttls "
             "(it lists LOGINDISABLED on this connection; no password was sent)")
 
-
-def system_trust() -> ssl.SSLContext:
-    """A verifying TLS client context that trusts the system's CAs.
-
-    :func:`ssl.create_default_context` parses the whole CA bundle (some 140
-    certificates) each time, a noticeable share of a re-sync that has
-    nothing to fetch. Where the system keeps the same CAs in OpenSSL's
-    hashed directory (Debian's ``/etc/ssl/certs``), that directory is given
-    instead: OpenSSL reads from it only the issuer a handshake needs. Where
-    there is no such directory, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``
-    point somewhere else than the system's own, the default loading is kept.
-    Either way the context is :func:`ssl.create_default_context`'s, with its
-    hardening.
-    """
-    paths = ssl.get_default_verify_paths()  # SSL_CERT_FILE / SSL_CERT_DIR applied
-
-    def system(given: str | None, default: str) -> bool:
-        return given is None or os.path.realpath(given) == os.path.realpath(default)
-
-    if paths.capath and system(paths.cafile, paths.openssl_cafile) \
-            and system(paths.capath, paths.openssl_capath):
-        try:
-            hashed = any(name.endswith(".0") for name in os.listdir(paths.capath))
-        except OSError:
-            hashed = False
-        if hashed:
-            return ssl.create_default_context(capath=paths.capath)
-    return ssl.create_default_context()
