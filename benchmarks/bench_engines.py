@@ -126,9 +126,11 @@ def run_engine(engine: str, store: Path, spark_master: str, memory: str,
 
             backend = SparkBackend(spark_session(spark_master))
         else:
-            from mailhat_nb.analysis.engines.duck import DuckBackend
+            from mailhat_nb.analysis.engines import stored_rows
+            from mailhat_nb.analysis.engines.duck import DuckBackend, memory_for
 
-            backend = DuckBackend(memory_limit=memory)
+            backend = DuckBackend(memory_limit=memory_for(stored_rows(store))
+                                  if memory == "auto" else memory)
         steps["start"] = time.perf_counter() - t0
         with Analysis(backend, store) as analysis:
             me = analysis.own_addresses()
@@ -196,8 +198,9 @@ def main() -> None:
     parser.add_argument("--spark-enron", action="store_true",
                         help="Spark in local mode on the Enron store (start-up share)")
     parser.add_argument("--spark-master", default="local[*]")
-    parser.add_argument("--duckdb-memory", default="512MB",
-                        help="DuckDB's memory_limit (it spills beyond it)")
+    parser.add_argument("--duckdb-memory", default="auto",
+                        help="DuckDB's memory_limit (it spills beyond it); auto: by the "
+                             "store's rows, as `mailhat contacts` does")
     parser.add_argument("--stores", type=Path,
                         default=Path(tempfile.gettempdir()) / "mailhat-bench-stores")
     parser.add_argument("--run", choices=["pandas", "duckdb", "spark"], help=argparse.SUPPRESS)

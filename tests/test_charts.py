@@ -179,3 +179,28 @@ def test_team_chart_cuts_each_contact_by_teammate(mailbox: pd.DataFrame) -> None
     alone = charts.team_chart(ca.team_contacts(mailbox, ca.team_identity(mailbox)),
                               ca.contacts_by_account(mailbox, ca.team_identity(mailbox)))
     assert "one account" in texts(alone)
+
+
+def test_health_chart_of_a_big_team_shows_troubled_folders_and_sums_the_rest() -> None:
+    """Hundreds of folders: the troubled ones and the largest are drawn, the rest summed."""
+    n = 100
+    health = pd.DataFrame({
+        "account": [f"user{i % 20}@team.example" for i in range(n)],
+        "folder": [f"Folder {i:03d}" for i in range(n)],
+        "rows": [10_000 - i for i in range(n)],
+        "duplicates": [0] * n,
+        "defects": [3 if i in (95, 97) else 0 for i in range(n)],
+    })
+    fig = charts.data_health_chart(health, max_folders=10)
+    words = texts(fig)
+    assert "(10 of 100 folders)" in fig.axes[0].get_title(loc="left")
+    assert "3 decode fallbacks" in words              # a troubled small folder is kept
+    assert "user15@team.example: Folder 095" in words
+    assert "user0@team.example: Folder 000" in words  # then the largest
+    assert "user19@team.example: Folder 099" not in words
+    left = health.drop(index=[95, 97, *range(8)])
+    assert "90 more folders" in words
+    assert f"{int(left['rows'].sum()):,} rows, no problems" in words
+    assert fig._repr_png_().startswith(b"\x89PNG")
+    few = texts(charts.data_health_chart(health.head(12), max_folders=30))
+    assert "more folders" not in few

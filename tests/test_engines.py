@@ -23,7 +23,7 @@ import pytest
 
 from mailhat_nb import contacts as ca
 from mailhat_nb.analysis.engines import AUTO_DUCKDB_ROWS, choose_engine, stored_rows
-from mailhat_nb.analysis.engines.duck import DuckBackend
+from mailhat_nb.analysis.engines.duck import DuckBackend, memory_for
 from mailhat_nb.analysis.engines.run import Analysis, Backend
 from mailhat_nb.analysis.load import read_messages
 from mailhat_nb.errors import UsageError
@@ -216,6 +216,16 @@ def test_auto_picks_duckdb_for_big_stores_only(enron_store: Path) -> None:
     assert choose_engine(enron_store, "spark") == "spark"
     with pytest.raises(UsageError, match="unknown engine"):
         choose_engine(enron_store, "polars")
+
+
+def test_duckdb_memory_follows_the_store_within_bounds() -> None:
+    assert memory_for(0) == "256MB"
+    assert memory_for(1_000_000) == "256MB"
+    assert memory_for(5_000_000) == "476MB"
+    assert memory_for(10_000_000) == "768MB"
+    assert memory_for(10**9) == "768MB"
+    sizes = [int(memory_for(rows)[:-2]) for rows in range(0, 20_000_000, 250_000)]
+    assert sizes == sorted(sizes)
 
 
 def _contacts_cli(*args: str) -> subprocess.CompletedProcess[str]:

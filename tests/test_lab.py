@@ -912,3 +912,39 @@ def test_lab_commands_on_a_malformed_lab_json_say_so_without_a_traceback(text: s
                 assert "stopped nothing" in proc.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_scenario_switch_that_fails_leaves_nothing_down_cannot_stop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dovecot and Exim restarted by a switch are in lab.json even when the switch fails."""
+    import json
+    import shutil
+    import tempfile
+
+    from mailhat_nb.errors import LabError
+    from mailhat_nb.lab import procs
+
+    root = Path(tempfile.mkdtemp(prefix="mhl-", dir="/tmp"))
+    root.chmod(0o755)
+    lab = Lab(root)
+    try:
+        before = dict(lab.up().pids)
+
+        def ports_never_free(*_args: object) -> None:
+            raise LabError("ports held")
+
+        monkeypatch.setattr(procs, "wait_until", ports_never_free)
+        with pytest.raises(LabError, match="ports held"):
+            lab.set_scenario("no-greeting")   # moves the IMAP ports: Dovecot restarts
+        recorded = json.loads(lab.paths.info.read_text())["pids"]
+        assert recorded["dovecot"] != before["dovecot"]
+        running = [pid for pid in recorded.values() if Path(f"/proc/{pid}").exists()]
+        assert recorded["dovecot"] in running
+        monkeypatch.undo()
+        lab.down()
+        for pid in running:
+            assert not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+    finally:
+        lab.down()
+        shutil.rmtree(root, ignore_errors=True)

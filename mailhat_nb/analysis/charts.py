@@ -42,6 +42,8 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
 WARN_COLOR = "#D55E00"
 MUTED_COLOR = "#999999"
 MAX_LABEL = 34
+#: Folders the data health chart draws at most (see :func:`data_health_chart`).
+MAX_HEALTH_FOLDERS = 30
 
 Names = Mapping[str, str] | pd.DataFrame | None
 
@@ -505,14 +507,36 @@ def response_time_chart(responses: pd.DataFrame, *, ax: Axes | None = None,
 # --------------------------------------------------------------------------- data health
 
 
+def _health_notes(r: pd.Series) -> str:
+    """One folder's problems, as the chart's right-hand text ("" when there are none)."""
+    parts = []
+    missing = r.get("missing")
+    if missing is not None and not pd.isna(missing) and int(missing) != 0:
+        parts.append(f"{int(missing):,} not synced" if int(missing) > 0 else
+                     f"{-int(missing):,} over server count")
+    for col, word in (("date_fallbacks", "date fallbacks"),
+                      ("suspect_dates", "placeholder dates"),
+                      ("no_date", "no date"), ("defects", "decode fallbacks"),
+                      ("uidvalidity_events", "UIDVALIDITY changes")):
+        v = r.get(col)
+        if v is not None and not pd.isna(v) and int(v) != 0:
+            parts.append(f"{int(v):,} {word}")
+    return " · ".join(parts)
+
+
 def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
-                      title: str | None = None) -> Figure:
+                      title: str | None = None, max_folders: int = MAX_HEALTH_FOLDERS) -> Figure:
     """Rows per folder (duplicate copies shaded), the server's count, and problems.
 
     Parameters
     ----------
     health
         What :func:`mailhat_nb.contacts.data_health` returns.
+    max_folders
+        Folders drawn at most. A team's store can hold hundreds, and a bar
+        per folder would make a chart nobody scrolls through: the folders
+        with a problem come first, then the largest, and one last line sums
+        up the folders left out (the table still lists them all).
 
     Notes
     -----
@@ -523,46 +547,48 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
     decoding fallbacks and UIDVALIDITY events, in red when there are any.
     """
     title = title or "Data health per folder"
-    n = len(health)
-    fig, ax = _figure_and_axes(ax, (11.0, 1.5 + 0.34 * max(n, 3)))
+    h = health.sort_values(["rows", "folder"], ascending=[False, True], kind="stable")
+    notes = [_health_notes(r) for _, r in h.iterrows()]  # one per folder, not per message
+    summary, bad = "", 0
+    if len(h) > max_folders:
+        troubled = np.array([bool(note) for note in notes])
+        # Troubled folders first (largest first), then the largest of the rest.
+        order = np.lexsort((np.arange(len(h)), ~troubled))
+        shown, rest = np.sort(order[:max_folders]), order[max_folders:]
+        bad = int(troubled[rest].sum())
+        summary = (f"{int(h['rows'].iloc[rest].sum()):,} rows"
+                   + (f" · {bad:,} with problems" if bad else ", no problems"))
+        h, notes = h.iloc[shown], [notes[i] for i in shown]
+    fig, ax = _figure_and_axes(ax, (11.0, 1.5 + 0.34 * max(len(h) + bool(summary), 3)))
     if health.empty:
         _no_data(ax, title)
         return fig
-    h = health.sort_values(["rows", "folder"], ascending=[False, True], kind="stable")
-    accounts = h["account"].astype("str").nunique() if "account" in h.columns else 1
+    accounts = health["account"].astype("str").nunique() if "account" in health.columns else 1
     labels = [
         _shorten(f"{a}: {f}" if accounts > 1 else str(f))
-        for a, f in zip(h.get("account", pd.Series([""] * n)).astype("str"),
+        for a, f in zip(h.get("account", pd.Series([""] * len(h))).astype("str"),
                         h["folder"].astype("str"), strict=True)
     ]
+    colors = [WARN_COLOR if note else "#009E73" for note in notes]
+    if summary:   # one more line, without a bar, for the folders left out
+        labels.append(f"{len(health) - len(h):,} more folders")
+        notes.append(summary)
+        colors.append(WARN_COLOR if bad else MUTED_COLOR)
+        title = f"{title} ({len(h):,} of {len(health):,} folders)"
+        h = pd.concat([h, pd.DataFrame({"rows": [0], "duplicates": [0]})], ignore_index=True)
     y = np.arange(len(h))[::-1]
     rows = h["rows"].to_numpy(dtype=float)
-    dups = h["duplicates"].to_numpy(dtype=float) if "duplicates" in h else np.zeros(n)
+    dups = h["duplicates"].to_numpy(dtype=float) if "duplicates" in h else np.zeros(len(h))
     ax.barh(y, rows - dups, color="#56B4E9", label="rows (only copy)")
     ax.barh(y, dups, left=rows - dups, color=SENT_COLOR,
             label="rows with a copy in another folder")
     server = (pd.to_numeric(h["server_count"], errors="coerce").to_numpy(dtype=float)
-              if "server_count" in h else np.full(n, np.nan))
+              if "server_count" in h else np.full(len(h), np.nan))
     known = ~np.isnan(server)
     if known.any():
         ax.scatter(server[known], y[known], marker="|", s=260, color="black", linewidths=2,
                    label="server's count", zorder=3)
     peak = float(np.nanmax(np.r_[rows, server[known], 1.0]))
-    notes = []
-    for _, r in h.iterrows():  # one line per folder, not per message
-        parts = []
-        missing = r.get("missing")
-        if missing is not None and not pd.isna(missing) and int(missing) != 0:
-            parts.append(f"{int(missing):,} not synced" if int(missing) > 0 else
-                         f"{-int(missing):,} over server count")
-        for col, word in (("date_fallbacks", "date fallbacks"),
-                          ("suspect_dates", "placeholder dates"),
-                          ("no_date", "no date"), ("defects", "decode fallbacks"),
-                          ("uidvalidity_events", "UIDVALIDITY changes")):
-            v = r.get(col)
-            if v is not None and not pd.isna(v) and int(v) != 0:
-                parts.append(f"{int(v):,} {word}")
-        notes.append(" · ".join(parts))
     ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_xlim(0, peak * 1.04)
     ax.set_ylim(-0.7, len(h) - 0.3)
@@ -571,8 +597,8 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
     right = ax.twinx()
     right.set_ylim(ax.get_ylim())
     right.set_yticks(y, [note or "ok" for note in notes], fontsize=8)
-    for label, note in zip(right.get_yticklabels(), notes, strict=True):
-        label.set_color(WARN_COLOR if note else "#009E73")
+    for label, color in zip(right.get_yticklabels(), colors, strict=True):
+        label.set_color(color)
     right.tick_params(axis="y", length=0)
     for side in right.spines.values():
         side.set_visible(False)

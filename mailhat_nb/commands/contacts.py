@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--engine", choices=["auto", "pandas", "duckdb", "spark"],
                         default="auto",
                         help="pandas (in memory), duckdb (out of core, bounded memory) or spark "
-                        "(a cluster); auto: duckdb from half a million stored rows, else pandas")
+                        "(a cluster); auto: duckdb from 100,000 stored rows, else pandas")
     parser.add_argument("--spark-master", default=None, metavar="URL",
                         help="with --engine spark: the cluster's master (spark://host:7077); "
                         "default local[*]. The store must be on storage every executor reads")

@@ -254,6 +254,9 @@ class Lab:
             # finish on the old one.
             self._stop_pids({"exim": info.pids.pop("exim", -1)})
             info.pids["exim"] = exim.start(self.paths)
+        # Recorded before anything below can fail: a restarted Dovecot or Exim
+        # that lab.json did not name would outlive `lab down`.
+        write_info(self.paths.info, info)
         info.scenario, info.server = chosen.name, chosen.server
         freed = [info.ports[s]
                  for s in (*chosen.silent, *chosen.blackhole, *_hostile_services(chosen))]

@@ -33,11 +33,11 @@ Engine = Literal["pandas", "duckdb", "spark"]
 ENGINES = ("auto", "pandas", "duckdb", "spark")
 
 #: ``auto`` picks DuckDB from this many stored rows on. The pandas path holds
-#: the whole ``messages`` frame: about 1 KB per row at its peak (955 MiB at a
-#: million rows), so past half a million rows it needs half a gigabyte and
-#: grows with the store, while DuckDB stays within its memory limit and is as
-#: fast from there on. Below it pandas answers without DuckDB's start-up.
-AUTO_DUCKDB_ROWS = 500_000
+#: the whole ``messages`` frame (about 1 KB per row at its peak) and grows
+#: with the store, while DuckDB stays within its memory limit; from a hundred
+#: thousand rows DuckDB is also the faster (``benchmarks/bench_engines.py``),
+#: and below it pandas answers without DuckDB's start-up.
+AUTO_DUCKDB_ROWS = 100_000
 
 
 def stored_rows(store: Path | str, accounts: Iterable[str] | None = None) -> int:
@@ -68,9 +68,9 @@ def open_analysis(store: Path | str, engine: Engine, *, spark_master: str | None
 
     backend: Backend
     if engine == "duckdb":
-        from mailhat_nb.analysis.engines.duck import DuckBackend
+        from mailhat_nb.analysis.engines.duck import DuckBackend, memory_for
 
-        backend = DuckBackend()
+        backend = DuckBackend(memory_limit=memory_for(stored_rows(store, accounts)))
     elif engine == "spark":
         from mailhat_nb.analysis.engines.spark import LOCAL_MASTER, SparkBackend, spark_session
 

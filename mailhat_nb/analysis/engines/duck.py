@@ -20,8 +20,26 @@ import pandas as pd
 
 from mailhat_nb.errors import MailhatError
 
-#: Memory DuckDB may use before it spills to disk (Python's own memory comes on top).
+#: Memory DuckDB may use before it spills to disk (Python's own memory comes on top),
+#: when nothing says how big the store is.
 MEMORY_LIMIT = "512MB"
+#: :func:`memory_for`: DuckDB's memory per stored row, and its bounds.
+BYTES_PER_ROW = 100
+MIN_MEMORY_MB, MAX_MEMORY_MB = 256, 768
+
+
+def memory_for(rows: int) -> str:
+    """DuckDB's ``memory_limit`` for a store of ``rows`` rows.
+
+    The widest tables (a narrow row per stored row, the unique messages
+    with their strings) grow with the store: about a hundred bytes a row
+    keeps them in memory, and everything spilled is written and read back
+    by every query that follows. A small store gets little (it needs
+    little); the cap keeps the whole process, Python's part included,
+    under 1.5 GB at any size: beyond it DuckDB spills.
+    """
+    mb = min(max(rows * BYTES_PER_ROW // 2**20, MIN_MEMORY_MB), MAX_MEMORY_MB)
+    return f"{mb}MB"
 
 
 class DuckBackend:
@@ -93,6 +111,13 @@ class DuckBackend:
         """See :class:`~.run.Backend`."""
         result: pd.DataFrame = self._run(sql).df()
         return result
+
+    def narrow(self, name: str, columns: list[str]) -> None:
+        """See :class:`~.run.Backend`: dropping a column frees it at once, copying nothing."""
+        have = [r[0] for r in self._run(f"DESCRIBE {name}").fetchall()]
+        for column in have:
+            if column not in columns:
+                self._run(f"ALTER TABLE {name} DROP COLUMN {column}")
 
     def drop(self, name: str) -> None:
         """See :class:`~.run.Backend`."""

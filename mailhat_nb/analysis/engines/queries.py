@@ -20,18 +20,23 @@ The tables, in the order :class:`~.run.Analysis` builds them:
 ``fv``       (registered) each folder's UIDVALIDITY values, ranked.
 ``m``        one narrow row per stored row: position, keys of the duplicate
              rule as 64-bit hashes, what data health counts; no strings.
+``hper``     per (folder, UIDVALIDITY) rank: the rows and data health's facts.
 ``gck``      per content key: its smallest position; whether its rows carry
              different recipient lists (``mixed``).
 ``rk``       the rows under a mixed key: their key with the recipient set.
 ``lab``      each row's message label (connected components of the two
              keys, across the team).
 ``kept``     per message: the row that stands for it (and who holds it, how many rows).
+``held``     (message, account, copies): whose mailboxes hold a copy, for teams
+             of more than ``MASK_ACCOUNTS`` accounts (else ``kept``'s and ``u``'s ``mask``).
+``hdup``     per rank: the rows whose account holds another copy (data health).
+             From here on ``lab`` keeps only each row's Message-ID and label
+             (what the replies need), before the widest table is built.
 ``u``        the unique messages: the kept rows, read again from the store
              with the strings and lists the metrics need.
-``held``     (message, account, copies): whose mailboxes hold a copy, for teams
-             of more than ``MASK_ACCOUNTS`` accounts (else ``u``'s ``mask``).
 ``sends``    (message, account): who sent a message of the team (internal mail).
-``rt``       the timed replies.
+``rg``, ``sg``  per contact (and mask), the messages received from it and sent to it.
+``rt``       the timed replies: replier and hours, what the histogram bins.
 
 Positions: a row's position is ``rank * 2**32 + uid``, where the rank orders
 (account, folder, UIDVALIDITY) as docs/team.md's store order does: wherever
@@ -269,7 +274,7 @@ class Queries:
         string is held for every stored row.
         """
         d = self.d
-        more = ", mask, copies" if self.masks else ""
+        more = ", mask" if self.masks else ""
         return f"""
             SELECT pos, sender, from_name, ts, offset_min,
                    CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
@@ -297,13 +302,12 @@ class Queries:
         (see :meth:`unsettled`).
         """
         return """
-            SELECT pos, aid, idk, ck, pref, dq, bad, l,
-                   CASE WHEN l < lc THEN 1 ELSE 0 END AS moved
-            FROM (SELECT pos, aid, idk, ck, pref, dq, bad, lc,
+            SELECT pos, aid, idk, ck, pref, l, CASE WHEN l < lc THEN 1 ELSE 0 END AS moved
+            FROM (SELECT pos, aid, idk, ck, pref, lc,
                          CASE WHEN idk IS NULL THEN lc
                               ELSE min(lc) OVER (PARTITION BY idk) END AS l
-                  FROM (SELECT m.pos, m.aid, m.idk, coalesce(rk.ck, m.ck) AS ck, m.pref, m.dq,
-                               m.bad, coalesce(rk.lc, g.lc) AS lc
+                  FROM (SELECT m.pos, m.aid, m.idk, coalesce(rk.ck, m.ck) AS ck, m.pref,
+                               coalesce(rk.lc, g.lc) AS lc
                         FROM m JOIN gck g ON m.ck = g.ck
                         LEFT JOIN rk ON m.pos = rk.pos) t0) t1"""
 
@@ -315,10 +319,10 @@ class Queries:
         :meth:`first_labels`).
         """
         return f"""
-            WITH c AS (SELECT t.pos, t.aid, t.idk, t.ck, t.pref, t.dq, t.bad, g.l AS lc
+            WITH c AS (SELECT t.pos, t.aid, t.idk, t.ck, t.pref, g.l AS lc
                        FROM {table} t JOIN (SELECT ck, min(l) AS l FROM {table} GROUP BY ck) g
                        ON t.ck = g.ck)
-            SELECT c.pos, c.aid, c.idk, c.ck, c.pref, c.dq, c.bad, coalesce(g.l, c.lc) AS l
+            SELECT c.pos, c.aid, c.idk, c.ck, c.pref, coalesce(g.l, c.lc) AS l
             FROM c LEFT JOIN (SELECT idk, min(lc) AS l FROM c WHERE idk IS NOT NULL
                               GROUP BY idk) g ON c.idk = g.idk"""
 
@@ -374,22 +378,44 @@ class Queries:
 
     # ------------------------------------------------------------------ contacts
 
-    def contacts(self) -> str:
-        """``contact, name, sent, received, first_us, last_us`` (unsorted)."""
-        d = self.d
-        us = d.epoch_us("ts")
+    def _first_last(self) -> tuple[str, str]:
+        """The first and last plausible date of a group, in microseconds."""
+        us = self.d.epoch_us("ts")
         ok = self.plausible(us)
-        first = f"min(CASE WHEN {ok} THEN {us} END)"
-        last = f"max(CASE WHEN {ok} THEN {us} END)"
+        return f"min(CASE WHEN {ok} THEN {us} END)", f"max(CASE WHEN {ok} THEN {us} END)"
+
+    def received_groups(self) -> str:
+        """``rg``: messages from each contact, per holders' mask when there are masks.
+
+        One pass over ``u`` that serves both the team's counts
+        (:meth:`contacts`) and each teammate's (:meth:`by_account`).
+        """
+        first, last = self._first_last()
+        mask = ", mask" if self.masks else ""
+        return f"""
+            SELECT sender{mask}, count(*) AS n, {first} AS f, {last} AS l
+            FROM u WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
+            GROUP BY sender{mask}"""
+
+    def sent_groups(self) -> str:
+        """``sg``: the team's messages to each contact, per sender (and mask): see ``rg``."""
+        first, last = self._first_last()
+        mask = ", mask" if self.masks else ""
+        return f"""
+            SELECT rc, sender{mask}, count(*) AS n, {first} AS f, {last} AS l
+            FROM (SELECT sender{mask}, ts, {self.d.explode('rcpts')} AS rc FROM u
+                  WHERE rcpts IS NOT NULL) t
+            WHERE rc NOT IN (SELECT address FROM me) GROUP BY rc, sender{mask}"""
+
+    def contacts(self) -> str:
+        """``contact, name, sent, received, first_us, last_us`` (unsorted), from ``rg``, ``sg``."""
         return f"""
             WITH recv AS (
-                SELECT sender AS contact, count(*) AS received, {first} AS f, {last} AS l
-                FROM u WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
-                GROUP BY sender),
+                SELECT sender AS contact, sum(n) AS received, min(f) AS f, max(l) AS l
+                FROM rg GROUP BY sender),
             sent AS (
-                SELECT rc AS contact, count(*) AS sent, {first} AS f, {last} AS l
-                FROM (SELECT {d.explode('rcpts')} AS rc, ts FROM u WHERE rcpts IS NOT NULL) t
-                WHERE rc NOT IN (SELECT address FROM me) GROUP BY rc),
+                SELECT rc AS contact, sum(n) AS sent, min(f) AS f, max(l) AS l
+                FROM sg GROUP BY rc),
             both_ AS (
                 SELECT coalesce(s.contact, r.contact) AS contact,
                        coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received,
@@ -460,8 +486,12 @@ class Queries:
 
     # ------------------------------------------------------------------ response times
 
-    def responses(self) -> str:
+    def responses(self, *, full: bool = True) -> str:
         """Replies between self and a contact (``metrics.response_times``).
+
+        ``full``: every column of a timed reply; else only what the histogram
+        bins (``replier``, ``hours``), which spares the contact's string per
+        reply.
 
         The parent is the message (label) holding the cited Message-ID: every
         row of one ID carries one label, so the label and then the message's
@@ -469,6 +499,8 @@ class Queries:
         """
         us = self.d.epoch_us
         me = "(SELECT address FROM me)"
+        cols = (f"CASE WHEN by_self THEN os ELSE rs END AS contact, {us('ots')} AS asked_us, "
+                f"{us('rts')} AS answered_us, reply," if full else "")
         return f"""
             WITH parents AS (
                 SELECT idk, min(l) AS l FROM lab
@@ -486,9 +518,8 @@ class Queries:
                   NOT (rs IS NOT NULL AND rs IN {me}) AND (os IS NOT NULL AND os IN {me})
                     AND rs IS NOT NULL AS by_contact
                 FROM pairs)
-            SELECT CASE WHEN by_self THEN os ELSE rs END AS contact,
+            SELECT {cols}
                    CASE WHEN by_self THEN 'self' ELSE 'contact' END AS replier,
-                   {us('ots')} AS asked_us, {us('rts')} AS answered_us, reply,
                    CAST(({us('rts')} - {us('ots')}) * 1000 AS DOUBLE) / 3.6e12 AS hours
             FROM typed
             WHERE (by_self OR by_contact) AND ots IS NOT NULL AND rts IS NOT NULL
@@ -529,14 +560,12 @@ class Queries:
 
     def _sent(self, explode: str) -> str:
         """Per contact and account: the account's messages to the contact (``senders_of``)."""
-        if self.masks:    # the rule of senders_of on each row, against the small owners table
+        if self.masks:    # the rule of senders_of on each group, against the small owners table
             return f"""
-                SELECT t.rc AS contact, o.aid, count(*) AS sent
-                FROM (SELECT sender, mask, {explode} AS rc FROM u WHERE rcpts IS NOT NULL) t
-                JOIN owners o ON t.sender = o.address
+                SELECT t.rc AS contact, o.aid, sum(t.n) AS sent
+                FROM sg t JOIN owners o ON t.sender = o.address
                 JOIN ({self._owned()}) w ON t.sender = w.address
-                WHERE ((t.mask & w.om) = 0 OR {self.holds('t.mask', 'o.aid')})
-                  AND t.rc NOT IN (SELECT address FROM me)
+                WHERE (t.mask & w.om) = 0 OR {self.holds('t.mask', 'o.aid')}
                 GROUP BY t.rc, o.aid"""
         return f"""
                 SELECT t.rc AS contact, s.aid, count(*) AS sent
@@ -550,13 +579,10 @@ class Queries:
 
     def _received(self) -> str:
         """Per contact and account: the contact's messages the account's mailbox holds."""
-        if self.masks:    # per (contact, mask) first: a few rows per contact, then the bits
+        if self.masks:    # per (contact, mask) first (`rg`): a few rows per contact, then the bits
             return f"""
                 SELECT g.sender AS contact, a.aid, sum(g.n) AS received
-                FROM (SELECT sender, mask, count(*) AS n FROM u
-                      WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
-                      GROUP BY sender, mask) g
-                JOIN accts a ON {self.holds('g.mask', 'a.aid')}
+                FROM rg g JOIN accts a ON {self.holds('g.mask', 'a.aid')}
                 GROUP BY g.sender, a.aid"""
         return """
                 SELECT u.sender AS contact, h.aid, count(*) AS received
@@ -584,8 +610,27 @@ class Queries:
 
     # ------------------------------------------------------------------ data health
 
-    def health(self) -> str:
-        """Per folder: rows, duplicates, date fallbacks, missing and placeholder dates...
+    @staticmethod
+    def vrank(pos: str) -> str:
+        """The (folder, UIDVALIDITY) rank of a position: its high bits."""
+        return f"CAST(floor({pos} / {RANK_SHIFT}) AS BIGINT)"
+
+    def rank_counts(self) -> str:
+        """``hper``: per (folder, UIDVALIDITY) rank, rows and the facts data health counts.
+
+        Taken from ``m`` while it exists, so the wide per-row tables need not
+        carry the facts until data health is asked for.
+        """
+        return f"""
+            SELECT {self.vrank('pos')} AS vrank, count(*) AS rows,
+                   sum(pref) AS date_fallbacks,
+                   sum(CASE WHEN dq = 1 THEN 1 ELSE 0 END) AS no_date,
+                   sum(CASE WHEN dq = 2 THEN 1 ELSE 0 END) AS suspect_dates,
+                   sum(bad) AS defects
+            FROM m GROUP BY {self.vrank('pos')}"""
+
+    def duplicates(self) -> str:
+        """``hdup``: per (folder, UIDVALIDITY) rank, rows whose account holds another copy.
 
         A row is a duplicate when its message has another copy in the same
         account, that is, when another row of its account shares its
@@ -594,38 +639,36 @@ class Queries:
         another): no second label propagation, within each account, is
         needed. Such rows are in the same team message too, so only the
         messages an account holds twice or more are looked at (``held``; or,
-        with masks, the messages with more rows than holders).
-        Rows are counted per (folder, UIDVALIDITY) rank, the position's high
-        bits, then per folder.
+        with masks, the messages with more rows than holders, from ``kept``).
         """
-        def vrank(pos: str) -> str:
-            return f"CAST(floor({pos} / {RANK_SHIFT}) AS BIGINT)"
-        twice = ("JOIN (SELECT l FROM u WHERE copies > bit_count(mask)) h ON x.l = h.l"
+        twice = ("JOIN (SELECT l FROM kept WHERE copies > bit_count(mask)) h ON x.l = h.l"
                  if self.masks else   # more rows than holders: some account holds two
                  "JOIN (SELECT l, aid FROM held WHERE n > 1) h ON x.l = h.l AND x.aid = h.aid")
         return f"""
             WITH c AS (SELECT x.pos, x.aid, x.idk, x.ck FROM lab x {twice}),
             di AS (SELECT aid, idk FROM c WHERE idk IS NOT NULL
                    GROUP BY aid, idk HAVING count(*) > 1),
-            dc AS (SELECT aid, ck FROM c GROUP BY aid, ck HAVING count(*) > 1),
-            dup AS (SELECT {vrank('c.pos')} AS vrank, count(*) AS duplicates
-                    FROM c LEFT JOIN di ON c.aid = di.aid AND c.idk = di.idk
-                    LEFT JOIN dc ON c.aid = dc.aid AND c.ck = dc.ck
-                    WHERE di.idk IS NOT NULL OR dc.ck IS NOT NULL
-                    GROUP BY {vrank('c.pos')}),
-            per AS (
-                SELECT {vrank('pos')} AS vrank, count(*) AS rows,
-                       sum(pref) AS date_fallbacks,
-                       sum(CASE WHEN dq = 1 THEN 1 ELSE 0 END) AS no_date,
-                       sum(CASE WHEN dq = 2 THEN 1 ELSE 0 END) AS suspect_dates,
-                       sum(bad) AS defects
-                FROM lab GROUP BY {vrank('pos')})
+            dc AS (SELECT aid, ck FROM c GROUP BY aid, ck HAVING count(*) > 1)
+            SELECT {self.vrank('c.pos')} AS vrank, count(*) AS duplicates
+            FROM c LEFT JOIN di ON c.aid = di.aid AND c.idk = di.idk
+            LEFT JOIN dc ON c.aid = dc.aid AND c.ck = dc.ck
+            WHERE di.idk IS NOT NULL OR dc.ck IS NOT NULL
+            GROUP BY {self.vrank('c.pos')}"""
+
+    @staticmethod
+    def health() -> str:
+        """Per folder: rows, duplicates, date fallbacks, missing and placeholder dates...
+
+        Rows are counted per (folder, UIDVALIDITY) rank (``hper``, ``hdup``),
+        then per folder.
+        """
+        return """
             SELECT v.fid, sum(p.rows) AS rows, sum(coalesce(d.duplicates, 0)) AS duplicates,
                    sum(p.date_fallbacks) AS date_fallbacks, sum(p.no_date) AS no_date,
                    sum(p.suspect_dates) AS suspect_dates, sum(p.defects) AS defects,
                    count(DISTINCT v.uidvalidity) AS uidvalidity_values
-            FROM per p JOIN fv v ON p.vrank = v.vrank
-            LEFT JOIN dup d ON p.vrank = d.vrank
+            FROM hper p JOIN fv v ON p.vrank = v.vrank
+            LEFT JOIN hdup d ON p.vrank = d.vrank
             GROUP BY v.fid"""
 
     def top_defects(self) -> str:

@@ -67,6 +67,9 @@ class Backend(Protocol):
     def frame(self, sql: str) -> pd.DataFrame:
         """Run a query and return its (small) result."""
 
+    def narrow(self, name: str, columns: list[str]) -> None:
+        """Keep only ``columns`` of table ``name`` (what follows needs no more)."""
+
     def drop(self, name: str) -> None:
         """Forget table ``name`` (its memory, or its disk space, is needed by what follows)."""
 
@@ -154,6 +157,7 @@ class Analysis:
         self._deduped = False
         self._timed = False
         self._sends_built = False
+        self._grouped = False
 
     def close(self) -> None:
         """Release the engine's tables (and DuckDB's connection and spill directory)."""
@@ -234,16 +238,23 @@ class Analysis:
         b.register("fv", versions.astype("int64"))
         b.view("srcv", q.ranked())
         b.table("m", q.messages())
+        b.table("hper", q.rank_counts())
         # The set key of the recipients only where stored lists differ under one content key.
         b.table("gck", q.content_groups())
         mixed = int(b.frame("SELECT count(*) AS n FROM gck WHERE mixed = 1")["n"].iloc[0])
+        b.narrow("m", ["pos", "aid", "idk", "ck", "pref"])   # what the labels need
         b.table("rk", q.recipient_keys() if mixed else q.no_recipient_keys())
         self._labels("lab")
         b.table("kept", q.kept())
-        b.table("u", q.unique())
-        b.drop("kept")
         if not q.masks:     # else `u` says who holds each message
             b.table("held", q.held())
+        b.table("hdup", q.duplicates())
+        # Only what the replies need of `lab`, and what `u` needs of `kept`,
+        # is held while `u`, the widest table, is built.
+        b.narrow("lab", ["idk", "l"])
+        b.narrow("kept", ["l", "kpos", "mask"] if q.masks else ["l", "kpos"])
+        b.table("u", q.unique())
+        b.drop("kept")
         self._deduped = True
 
     def _labels(self, name: str) -> None:
@@ -262,9 +273,17 @@ class Analysis:
 
     # ------------------------------------------------------------------ metrics
 
+    def _groups(self) -> None:
+        """``rg`` and ``sg``: per contact, what the team's and each teammate's counts sum."""
+        self._dedupe()
+        if not self._grouped:
+            self.backend.table("rg", self.q.received_groups())
+            self.backend.table("sg", self.q.sent_groups())
+            self._grouped = True
+
     def contacts(self) -> pd.DataFrame:
         """Volume per contact: :func:`mailhat_nb.contacts.contacts`, same frame."""
-        self._dedupe()
+        self._groups()
         raw = self.backend.frame(self.q.contacts())
         out = pd.DataFrame({
             "contact": pd.Series(raw["contact"], dtype="str"),
@@ -309,9 +328,10 @@ class Analysis:
         return out
 
     def _responses(self) -> None:
+        """``rt``: each timed reply's replier and hours, what the histogram bins."""
         self._dedupe()
         if not self._timed:
-            self.backend.table("rt", self.q.responses())
+            self.backend.table("rt", self.q.responses(full=False))
             self._timed = True
 
     def response_times(self) -> pd.DataFrame:
@@ -320,8 +340,8 @@ class Analysis:
         One row per reply: for a big store, :meth:`response_histogram` is what
         the chart needs.
         """
-        self._responses()
-        raw = self.backend.frame("SELECT * FROM rt").sort_values("reply", kind="stable")
+        self._dedupe()
+        raw = self.backend.frame(self.q.responses()).sort_values("reply", kind="stable")
         out = pd.DataFrame({
             "contact": pd.Series(raw["contact"].to_numpy(), dtype="str"),
             "replier": pd.Series(raw["replier"].to_numpy(), dtype="str"),
@@ -386,9 +406,10 @@ class Analysis:
 
     def contacts_by_account(self) -> pd.DataFrame:
         """Per contact and account: :func:`mailhat_nb.contacts.contacts_by_account`."""
-        if not self.q.masks:
+        if self.q.masks:
+            self._groups()
+        else:
             self._sends()
-        self._dedupe()
         raw = self.backend.frame(self.q.by_account())
         out = pd.DataFrame({
             "contact": pd.Series(raw["contact"], dtype="str"),

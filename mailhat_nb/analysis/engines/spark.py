@@ -128,6 +128,10 @@ class SparkBackend:
         result = self._sql(sql)
         return pd.DataFrame([r.asDict() for r in result.collect()], columns=result.columns)
 
+    def narrow(self, name: str, columns: list[str]) -> None:
+        """See :class:`~.run.Backend`: a projection of the checkpointed rows."""
+        self._sql(f"SELECT {', '.join(columns)} FROM {name}").createOrReplaceTempView(name)
+
     def drop(self, name: str) -> None:
         """See :class:`~.run.Backend`."""
         self.spark.catalog.dropTempView(name)
