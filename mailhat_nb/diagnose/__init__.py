@@ -25,15 +25,42 @@ and :mod:`.certificate` (what went wrong), :mod:`.codes` (what to say),
 :mod:`.evidence`, :mod:`.verdict`, :mod:`.report`, :mod:`.sendtest`, :mod:`.doctor` (the sweep);
 :mod:`.crm` (the CRM's own error, understood with the table ``crm_errors.toml``,
 set beside the verdict) and :mod:`.history` (runs kept per customer, what changed).
+
+Importing this package imports none of them: the names below load their
+module on first use, so the sync, which shares :mod:`.certificate`'s
+verified TLS context, never pays for the doctor.
 """
 
-from mailhat_nb.diagnose.codes import CODES, Code
-from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, diagnose
-from mailhat_nb.diagnose.normalise import Account, normalise_account
-from mailhat_nb.diagnose.presets import Preset, Target, builtin_names, load_presets
-from mailhat_nb.diagnose.report import Report
-from mailhat_nb.diagnose.results import PresetResult, Step
-from mailhat_nb.diagnose.verdict import Verdict
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailhat_nb.diagnose.codes import CODES, Code
+    from mailhat_nb.diagnose.doctor import DEFAULT_TIMEOUT, diagnose
+    from mailhat_nb.diagnose.normalise import Account, normalise_account
+    from mailhat_nb.diagnose.presets import Preset, Target, builtin_names, load_presets
+    from mailhat_nb.diagnose.report import Report
+    from mailhat_nb.diagnose.results import PresetResult, Step
+    from mailhat_nb.diagnose.verdict import Verdict
+
+_HOMES = {
+    "CODES": "codes",
+    "Code": "codes",
+    "DEFAULT_TIMEOUT": "doctor",
+    "diagnose": "doctor",
+    "Account": "normalise",
+    "normalise_account": "normalise",
+    "Preset": "presets",
+    "Target": "presets",
+    "builtin_names": "presets",
+    "load_presets": "presets",
+    "Report": "report",
+    "PresetResult": "results",
+    "Step": "results",
+    "Verdict": "verdict",
+}
 
 __all__ = [
     "CODES",
@@ -51,3 +78,10 @@ __all__ = [
     "load_presets",
     "normalise_account",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
