@@ -575,15 +575,16 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
         notes.append(summary)
         colors.append(WARN_COLOR if bad else MUTED_COLOR)
         title = f"{title} ({len(h):,} of {len(health):,} folders)"
-        h = pd.concat([h, pd.DataFrame({"rows": [0], "duplicates": [0]})], ignore_index=True)
-    y = np.arange(len(h))[::-1]
     rows = h["rows"].to_numpy(dtype=float)
     dups = h["duplicates"].to_numpy(dtype=float) if "duplicates" in h else np.zeros(len(h))
+    server = (pd.to_numeric(h["server_count"], errors="coerce").to_numpy(dtype=float)
+              if "server_count" in h else np.full(len(h), np.nan))
+    if summary:   # the summary's line has no bar and no server count
+        rows, dups, server = np.r_[rows, 0.0], np.r_[dups, 0.0], np.r_[server, np.nan]
+    y = np.arange(len(labels))[::-1]
     ax.barh(y, rows - dups, color="#56B4E9", label="rows (only copy)")
     ax.barh(y, dups, left=rows - dups, color=SENT_COLOR,
             label="rows with a copy in another folder")
-    server = (pd.to_numeric(h["server_count"], errors="coerce").to_numpy(dtype=float)
-              if "server_count" in h else np.full(len(h), np.nan))
     known = ~np.isnan(server)
     if known.any():
         ax.scatter(server[known], y[known], marker="|", s=260, color="black", linewidths=2,
@@ -591,7 +592,7 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
     peak = float(np.nanmax(np.r_[rows, server[known], 1.0]))
     ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_xlim(0, peak * 1.04)
-    ax.set_ylim(-0.7, len(h) - 0.3)
+    ax.set_ylim(-0.7, len(labels) - 0.3)
     # The problems go on a right-hand axis as tick labels, so the layout
     # engine makes room for them however long they are.
     right = ax.twinx()
