@@ -17,13 +17,13 @@ import os
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.diagnose.normalise import is_ip
 from mailhat_nb.errors import UsageError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 # OpenSSL X509_V_ERR_* codes we name.
 _EXPIRED = {9, 10}  # not yet valid, has expired
@@ -123,6 +123,11 @@ def describe(der: bytes, host: str | None = None,
         ``expired``, ``self_signed``, ``sha256``, and when ``host`` is given
         ``covers_host`` and ``recommended_host``.
     """
+    # cryptography loads here, not with the module: the sync shares this
+    # module's TLS context and reads a certificate only when one fails.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     now = now or dt.datetime.now(dt.UTC)
     cert = x509.load_der_x509_certificate(der)
     names: list[str] = []

@@ -285,3 +285,11 @@ def system_lookup(name: str, port: int | None, timeout: float) -> list[tuple[Any
         raise DnsError("dns_failure", f"{name}: {exc}") from exc
     addrs: list[tuple[Any, ...]] = box["addrs"]
     return addrs
+
+
+def resolves_to(resolver: Resolver, name: str) -> set[str]:
+    """The addresses ``name`` resolves to; empty when it does not (``certificate.vet``'s lookup)."""
+    try:
+        return set(resolver.addresses(name).addresses)
+    except DnsError:
+        return set()

@@ -37,7 +37,7 @@ from typing import Any
 
 from mailhat_nb.diagnose.certificate import describe, unverified_context, vet
 from mailhat_nb.diagnose.classify import Diagnosed, classify_error
-from mailhat_nb.diagnose.dns import Resolver
+from mailhat_nb.diagnose.dns import Resolver, resolves_to
 from mailhat_nb.diagnose.gate import AuthGate, Pass
 from mailhat_nb.diagnose.imap import ImapSession
 from mailhat_nb.diagnose.normalise import Account
@@ -258,7 +258,7 @@ def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, 
             if run.certificate:
                 resolver = cfg.resolver or Resolver(None, cfg.timeout)
                 cert = run.certificate = vet(run.certificate, {a[4][0] for a in addrs},
-                                             lambda name: addresses(resolver, name))
+                                             lambda name: resolves_to(resolver, name))
                 detail += (f"; the certificate covers {', '.join(cert['names'])} (issuer "
                            f"{cert['issuer']}, valid until {cert['not_after'][:10]})")
                 if code == "cert_hostname_mismatch" and cert.get("recommended_host"):
@@ -273,14 +273,6 @@ def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, 
         rec.detail = (f"{chan.tls.version() if chan.tls else ''}; certificate for "
                       f"{', '.join(cert['names'][:4])}, issuer {cert['issuer']}, valid until "
                       f"{cert['not_after'][:10]}")
-
-
-def addresses(resolver: Resolver, name: str) -> set[str]:
-    """The addresses ``name`` resolves to; empty when it does not."""
-    try:
-        return set(resolver.addresses(name).addresses)
-    except DnsError:
-        return set()
 
 
 def read_certificate(target: Target, addrs: list[tuple[Any, ...]],

@@ -181,7 +181,7 @@ class PresetResult:
             return ("POP3 works with these settings (so the password is right), but the CRM "
                     "needs IMAP: do not enter this setting in the CRM.")
         alt = self.alternative
-        if self.status == "ok" or alt is None or alt is self:
+        if self.status == "ok" or alt is None:   # an alternative is always an ok row
             return self.fix
         return f"{self.fix} {alt.setting()} works: use it instead."
 

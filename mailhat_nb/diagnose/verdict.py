@@ -486,7 +486,7 @@ def decide(results: list[PresetResult], discovery: Discovery | None = None,
     verdict = next(v for v in (rule(ev) for rule in RULES) if v is not None)
     for r in ev.rows:
         # (POP3 is no setting for the CRM: no row is pointed at one.)
-        best = ev.best(r.protocol) if r.protocol != "pop3" else None
+        best = {"imap": ev.incoming, "smtp": ev.outgoing}.get(r.protocol)
         r.alternative = best if best is not None and best.works and best.status == "ok" else None
     verdict.results = list(results)
     return verdict

@@ -169,7 +169,7 @@ class AccountRun:
     """What one account's sync did: its summary, or the error it failed with."""
 
     account: str
-    summary: Any = None  # engine.SyncSummary (imported lazily with the engine)
+    summary: Any = None  # summary.SyncSummary (imported lazily with the engine)
     error: str | None = None
     seconds: float = 0.0
 

@@ -28,7 +28,6 @@ from mailhat_nb.diagnose.certificate import (
     unverified_context,
     vet,
 )
-from mailhat_nb.errors import DnsError
 
 #: How the advice names the option that sets the server (the CLI's, also an
 #: accounts file's ``server``).
@@ -133,11 +132,11 @@ def read(host: str, port: int, *, starttls: bool, address: str | None,
 
 def addresses(name: str, dns_server: str | None, timeout: float) -> set[str]:
     """Where ``name`` leads, through the nameserver the sync uses; empty when nowhere."""
-    from mailhat_nb.diagnose.dns import Resolver
+    from mailhat_nb.diagnose.dns import Resolver, resolves_to
 
     try:
-        return set(Resolver(dns_server, lifetime=timeout).addresses(name).addresses)
-    except (OSError, DnsError):
+        return resolves_to(Resolver(dns_server, lifetime=timeout), name)
+    except OSError:
         return set()
 
 

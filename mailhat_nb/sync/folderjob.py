@@ -34,7 +34,6 @@ def _header_fields() -> tuple[str, ...]:
     return tuple(FETCH_HEADER_FIELDS)
 
 
-
 def unchanged(state: FolderState, status: FolderStatus) -> bool:
     """Whether STATUS shows the folder exactly as the complete stored state left it."""
     return (state.complete and state.uidvalidity == status.uidvalidity
@@ -48,8 +47,6 @@ def _role(info: FolderInfo, state: FolderState) -> str:
     if state.last_sync is not None and state.flags == list(info.flags):
         return state.role
     return folder_role(info.name, info.flags)
-
-
 
 
 class FolderJob:

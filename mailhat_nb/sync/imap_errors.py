@@ -21,7 +21,6 @@ import ssl
 from collections.abc import Iterator, Sequence, Set
 from typing import TYPE_CHECKING
 
-from mailhat_nb.diagnose.classify import NOT_TLS_REASONS
 from mailhat_nb.errors import (
     AuthFailed,
     ConnectionLost,
@@ -149,6 +148,8 @@ def connect_error(exc: BaseException, settings: ImapSettings,
     system's resolution of the host.
     """
     from imapclient import exceptions as ice
+
+    from mailhat_nb.diagnose.classify import NOT_TLS_REASONS  # the doctor's wire: only on failure
 
     s = settings
     where = f"connecting to {s.host}:{s.effective_port} ({s.security})"

@@ -60,7 +60,6 @@ def auto_workers(new_messages: int) -> int:
     return min(cpus // 2, MAX_WORKERS)
 
 
-
 @dataclass
 class Pending:
     """A chunk not yet committed: held, handed to a worker, or already done in-process."""
