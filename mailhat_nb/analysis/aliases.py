@@ -24,6 +24,7 @@ from mailhat_nb.analysis.addresses import (
     normalise,
     recipient_pairs,
 )
+from mailhat_nb.analysis.metrics import busiest_first
 from mailhat_nb.errors import UsageError
 
 ALIAS_COLUMNS = ["address", "alias_of", "reason", "name", "messages", "accept"]
@@ -267,22 +268,13 @@ def apply_aliases(
         c["contact"] = _map_values(normalise(c["contact"]), mapping)
         canon_name = c.loc[c["contact"].isin(list(mapping.values())) & c["name"].notna(),
                            ["contact", "name"]] if "name" in c.columns else None
-        agg: dict[str, tuple[str, str]] = {
-            "sent": ("sent", "sum"), "received": ("received", "sum"),
-        }
-        if "first" in c.columns:
-            agg["first"] = ("first", "min")
-        if "last" in c.columns:
-            agg["last"] = ("last", "max")
-        if "name" in c.columns:
-            agg["name"] = ("name", "first")
+        agg = {col: (col, how) for col, how in (("sent", "sum"), ("received", "sum"),
+               ("first", "min"), ("last", "max"), ("name", "first")) if col in c.columns}
         merged = c.groupby("contact", as_index=False).agg(**agg)
         if canon_name is not None and not canon_name.empty:
             prefer = canon_name.drop_duplicates("contact").set_index("contact")["name"]
             merged["name"] = merged["contact"].map(prefer).fillna(merged["name"])
         merged["total"] = merged["sent"] + merged["received"]
         merged = merged[~merged["contact"].isin(list(me))]
-        cols = [col for col in frame.columns if col in merged.columns]
-        return merged.sort_values(["total", "received", "contact"],
-                                  ascending=[False, False, True], ignore_index=True)[cols]
+        return busiest_first(merged)[[col for col in frame.columns if col in merged.columns]]
     raise UsageError("apply_aliases takes a messages frame or a contacts frame")
