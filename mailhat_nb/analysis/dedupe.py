@@ -37,6 +37,8 @@ Python loop per row, so a million rows stay interactive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -74,6 +76,26 @@ def require_columns(frame: pd.DataFrame, *columns: str) -> None:
         )
 
 
+def per_value(values: pd.Series, test: Callable[[pd.Series], object],
+              missing: bool = False) -> npt.NDArray[np.bool_]:
+    """Each row's value put to ``test`` (vectorised, on a ``str`` Series); missing: ``missing``.
+
+    The test runs on the distinct values only (a handful of folders, roles,
+    labels or date sources), then is spread to the rows by their codes.
+    """
+    codes, uniques = pd.factorize(values)
+    per = np.asarray(test(pd.Series(np.asarray(uniques, dtype=object), dtype="str")), dtype=bool)
+    return np.append(per, missing)[codes]
+
+
+def date_fallback(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which rows' date did not come from their Date header (:data:`HEADER_DATE_SOURCES`)."""
+    if "date_source" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return per_value(frame["date_source"],
+                     lambda src: ~src.str.lower().isin(HEADER_DATE_SOURCES), missing=True)
+
+
 def date_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     """``date`` as int64 nanoseconds since the epoch (UTC); NaT as int64 min."""
     date = pd.to_datetime(frame["date"], utc=True)
@@ -103,10 +125,7 @@ def _codes(values: pd.Series | npt.NDArray[np.int64], *, na_unique: bool) -> Int
 
     Missing values get a code of their own each (``na_unique``), or a shared one.
     """
-    if isinstance(values, np.ndarray):
-        codes, _ = pd.factorize(values)
-    else:
-        codes, _ = pd.factorize(values, use_na_sentinel=na_unique)
+    codes, _ = pd.factorize(values, use_na_sentinel=na_unique)
     out = np.asarray(codes, dtype=np.int64)
     if na_unique:
         miss = out < 0
@@ -189,12 +208,6 @@ def arrow_strings(values: pd.Series) -> pa.ChunkedArray:
     if isinstance(out, pa.ChunkedArray):
         return out.cast(pa.string()) if out.type != pa.string() else out
     return pa.chunked_array([out.cast(pa.string())])
-
-
-def _account_codes(frame: pd.DataFrame) -> IntArray:
-    if "account" not in frame.columns:
-        return np.zeros(len(frame), dtype=np.int64)
-    return _codes(frame["account"], na_unique=False) + 1
 
 
 def sorted_codes(values: pd.Series) -> tuple[IntArray, pd.Index]:
@@ -290,8 +303,8 @@ def duplicate_groups(messages: pd.DataFrame, *, across_accounts: bool = True) ->
     n = len(messages)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    account = (np.zeros(n, dtype=np.int64) if across_accounts
-               else _account_codes(messages))
+    account = (np.zeros(n, dtype=np.int64) if across_accounts or "account" not in messages
+               else _codes(messages["account"], na_unique=False))
     one_account = bool(account.min() == account.max())
     id_codes = _codes(message_ids(messages), na_unique=True)
     by_id = id_codes if one_account else _content_key([account, id_codes])
@@ -325,14 +338,6 @@ def duplicate_groups(messages: pd.DataFrame, *, across_accounts: bool = True) ->
             return label
 
 
-def _preference(messages: pd.DataFrame) -> IntArray:
-    """0 for the copy we would rather keep (its Date came from the header)."""
-    if "date_source" not in messages.columns:
-        return np.zeros(len(messages), dtype=np.int64)
-    src = messages["date_source"].astype("str").str.lower()
-    return (~src.isin(HEADER_DATE_SOURCES).to_numpy(dtype=bool)).astype(np.int64)
-
-
 def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArray]:
     """Apply the rule as positions: what :func:`unique_messages` does, without copying.
 
@@ -350,7 +355,8 @@ def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArr
     if len(labels) == 0:
         empty = np.empty(0, dtype=np.int64)
         return labels, empty, empty
-    order = np.lexsort((store_rank(messages), _preference(messages), labels))
+    # Per message: a copy dated by its header first, then store order.
+    order = np.lexsort((store_rank(messages), date_fallback(messages), labels))
     sorted_labels = labels[order]
     starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
     keep = order[starts]
