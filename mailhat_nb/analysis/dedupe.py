@@ -120,6 +120,18 @@ def to_utc(ns: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
 
 
+def first_last(groups: IntArray, ns: npt.NDArray[np.int64],
+               size: int) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """The earliest and latest :func:`plausible` date of each group ``0..size-1`` (UTC, or NaT)."""
+    ok = plausible(ns)  # a 1980 placeholder is not when anyone first wrote
+    first = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(size, NAT, dtype=np.int64)
+    np.minimum.at(first, groups[ok], ns[ok])
+    np.maximum.at(last, groups[ok], ns[ok])
+    first[first == np.iinfo(np.int64).max] = NAT
+    return to_utc(first), to_utc(last)
+
+
 def _codes(values: pd.Series | npt.NDArray[np.int64], *, na_unique: bool) -> IntArray:
     """Return dense codes for any column.
 
@@ -387,9 +399,7 @@ def unique_messages(messages: pd.DataFrame) -> pd.DataFrame:
     if "copies" in messages.columns:
         return messages
     _, keep, counts = dedupe_positions(messages)
-    out = take_rows(messages, keep)
-    out["copies"] = counts
-    return out
+    return take_rows(messages, keep).assign(copies=counts)
 
 
 def take_rows(frame: pd.DataFrame, positions: IntArray) -> pd.DataFrame:

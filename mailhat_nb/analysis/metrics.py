@@ -57,8 +57,8 @@ from mailhat_nb.analysis.dedupe import (
     clean_ids,
     date_ns,
     dedupe_positions,
+    first_last,
     message_ids,
-    plausible,
     require_columns,
     sorted_codes,
     take_rows,
@@ -218,25 +218,18 @@ def contacts_from(prep: Prepared) -> pd.DataFrame:
     s_rows, s_codes = prep.sent
     sent = np.bincount(s_codes, minlength=u)
     received = np.bincount(r_codes, minlength=u)
-    codes = np.concatenate([s_codes, r_codes])
-    dates = prep.dates[np.concatenate([s_rows, r_rows])]
-    valid = plausible(dates)  # a 1980 placeholder is not when they first wrote
-    first = np.full(u, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(u, NAT, dtype=np.int64)
-    np.minimum.at(first, codes[valid], dates[valid])
-    np.maximum.at(last, codes[valid], dates[valid])
-    first[first == np.iinfo(np.int64).max] = NAT
+    first, last = first_last(np.concatenate([s_codes, r_codes]),
+                             prep.dates[np.concatenate([s_rows, r_rows])], u)
     keep = np.flatnonzero((sent + received > 0) & ~prep.is_self)
-    names = _names(prep)
     out = pd.DataFrame({
         "contact": pd.Series(prep.uniques.take(keep), dtype="str"),
-        "name": pd.Series(names.reindex(keep).to_numpy(), dtype="str"),
+        "name": pd.Series(_names(prep).reindex(keep).to_numpy(), dtype="str"),
         "sent": sent[keep].astype(np.int64),
         "received": received[keep].astype(np.int64),
+        "total": (sent + received)[keep].astype(np.int64),
+        "first": first[keep],
+        "last": last[keep],
     })
-    out["total"] = out["sent"] + out["received"]
-    out["first"] = to_utc(first[keep])
-    out["last"] = to_utc(last[keep])
     return busiest_first(out)[CONTACT_COLUMNS]
 
 
@@ -273,15 +266,11 @@ def period_start(dates_ns: npt.NDArray[np.int64], freq: str) -> npt.NDArray[np.i
     f = normalise_freq(freq)
     missing = dates_ns == NAT
     dt = dates_ns.view("datetime64[ns]")
-    if f == "D":
-        out = dt.astype("datetime64[D]")
-    elif f == "W":
+    if f == "W":
         days = dt.astype("datetime64[D]").view(np.int64)
         out = (days - (days + 3) % 7).view("datetime64[D]")  # 1970-01-01 was a Thursday
-    elif f == "M":
-        out = dt.astype("datetime64[M]")
     else:
-        out = dt.astype("datetime64[Y]")
+        out = dt.astype(f"datetime64[{f}]")  # D, M, Y are numpy's units too
     res = out.astype("datetime64[ns]").view(np.int64).copy()
     res[missing] = NAT
     return res
@@ -339,8 +328,7 @@ def volume(
     ok = periods != NAT
     long = pd.DataFrame({"period": periods[ok], "code": codes[ok], "sent": is_sent[ok]})
     long["received"] = 1 - long["sent"]
-    agg = long.groupby(["period", "code"], sort=True).sum()
-    out = agg.reset_index()
+    out = long.groupby(["period", "code"], sort=True).sum().reset_index()
     out["total"] = out["sent"] + out["received"]
     out["contact"] = pd.Series(prep.uniques.take(out["code"].to_numpy()), dtype="str")
     out["period"] = to_utc(out["period"].to_numpy(dtype=np.int64))

@@ -37,22 +37,19 @@ import pyarrow as pa
 
 from mailhat_nb.analysis.addresses import IntArray, explode_codes_raw
 from mailhat_nb.analysis.dedupe import (
-    NAT,
     dedupe_positions,
-    plausible,
+    first_last,
     require_columns,
     sorted_codes,
     take_rows,
-    to_utc,
 )
+from mailhat_nb.analysis.frames import LIST_DTYPE
 from mailhat_nb.analysis.metrics import CONTACT_COLUMNS, Prepared, contacts_from, prepare
 from mailhat_nb.errors import UsageError
 
 TEAM_COLUMNS = [*CONTACT_COLUMNS, "owner"]
 ACCOUNT_COLUMNS = ["contact", "account", "sent", "received", "total"]
 INTERNAL_COLUMNS = ["from_account", "to_account", "messages", "first", "last"]
-
-_LIST = pd.ArrowDtype(pa.list_(pa.string()))
 
 
 def team_messages(messages: pd.DataFrame) -> pd.DataFrame:
@@ -79,12 +76,13 @@ def team_messages(messages: pd.DataFrame) -> pd.DataFrame:
             raise UsageError("this frame is de-duplicated already, without held_by: pass the "
                              "raw messages (read_messages) to the team view")
         held = [[str(a)] for a in messages["account"]]
-        return messages.assign(held_by=pd.Series(pa.array(held, pa.list_(pa.string())),
-                                                 dtype=_LIST, index=messages.index))
+        return messages.assign(held_by=pd.Series(pa.array(held, LIST_DTYPE.pyarrow_dtype),
+                                                 dtype=LIST_DTYPE, index=messages.index))
     labels, keep, counts = dedupe_positions(messages)
     out = take_rows(messages, keep)
     out["copies"] = counts
-    out["held_by"] = pd.Series(_holders(messages, labels, keep), dtype=_LIST, index=out.index)
+    out["held_by"] = pd.Series(_holders(messages, labels, keep), dtype=LIST_DTYPE,
+                               index=out.index)
     return out
 
 
@@ -172,10 +170,9 @@ def _by_account(team: _Team) -> pd.DataFrame:
     r_rows, r_codes = prep.received
     _, r_contact, r_acct = _join((r_rows, r_codes), team.held)
     keys = np.concatenate([s_contact * width + s_acct, r_contact * width + r_acct])
-    is_sent = np.r_[np.ones(len(s_contact)), np.zeros(len(r_contact))]
     uk, inv = np.unique(keys, return_inverse=True)
-    sent = np.bincount(inv, weights=is_sent, minlength=len(uk)).astype(np.int64)
-    total = np.bincount(inv, minlength=len(uk)).astype(np.int64)
+    sent = np.bincount(inv[:len(s_contact)], minlength=len(uk))  # the sent pairs come first
+    total = np.bincount(inv, minlength=len(uk))
     out = pd.DataFrame({
         "contact": pd.Series(prep.uniques.take(uk // width), dtype="str"),
         "account": pd.Series(team.accounts.take(uk % width), dtype="str"),
@@ -266,19 +263,13 @@ def internal_mail(messages: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFram
     keep = (pair // width) != (pair % width)
     msg, pair = msg[keep], pair[keep]
     pk, inv = np.unique(pair, return_inverse=True)
-    dates = prep.dates[msg]
-    ok = plausible(dates)
-    first = np.full(len(pk), np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(len(pk), NAT, dtype=np.int64)
-    np.minimum.at(first, inv[ok], dates[ok])
-    np.maximum.at(last, inv[ok], dates[ok])
-    first[first == np.iinfo(np.int64).max] = NAT
+    first, last = first_last(inv, prep.dates[msg], len(pk))
     out = pd.DataFrame({
         "from_account": pd.Series(team.accounts.take(pk // width), dtype="str"),
         "to_account": pd.Series(team.accounts.take(pk % width), dtype="str"),
         "messages": np.bincount(inv, minlength=len(pk)).astype(np.int64),
-        "first": to_utc(first),
-        "last": to_utc(last),
+        "first": first,
+        "last": last,
     })
     return out.sort_values(["messages", "from_account", "to_account"],
                            ascending=[False, True, True], ignore_index=True)[INTERNAL_COLUMNS]
