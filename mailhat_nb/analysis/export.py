@@ -21,16 +21,12 @@ from mailhat_nb.errors import UsageError
 
 def _jsonable(value: object) -> object:
     """One cell as JSON: timestamps ISO-8601, missing -> None, numpy -> Python."""
-    if value is None or value is pd.NaT:
-        return None
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, float) and np.isnan(value):
-        return None
     try:
         if pd.isna(value):  # type: ignore[call-overload]  # any scalar; the stubs list a few
             return None
@@ -104,13 +100,9 @@ def to_csv(frame: pd.DataFrame, path: str | Path | None = None) -> str | None:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].map(lambda t: t.isoformat() if not pd.isna(t) else "")
     try:
-        if path is None:
-            text: str = out.to_csv(index=False)
-            return text
-        out.to_csv(path, index=False, encoding="utf-8")
+        return out.to_csv(path, index=False, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return None
 
 
 def to_parquet(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -157,10 +157,8 @@ def own_addresses(
         if clean:
             found.append(pd.DataFrame({"address": sorted(clean), "source": source}))
 
-    logins: list[str]
     if login is None:
-        logins = (list(messages["account"].dropna().astype("str").unique())
-                  if "account" in messages.columns else [])
+        logins = _accounts(messages)
     else:
         logins = [login] if isinstance(login, str) else list(login)
     add([a for a in logins if is_address(a)], "login")
@@ -258,13 +256,11 @@ def team_identity(
     tables = []
     for name in names:
         rows = messages[(messages["account"] == name).to_numpy(dtype=bool)]
-        own = own_addresses(rows, login=name, extra=given.get(name.casefold(), ()),
-                            exclude=exclude)
+        own = own_addresses(rows, login=name, extra=given.get(name.casefold(), ()), exclude=exclude)
         tables.append(own.assign(account=name))
-    if not tables:
-        empty = own_addresses(messages.iloc[:0], login=[])
-        return empty.assign(account=pd.Series(dtype="str"))[TEAM_OWN_COLUMNS]
-    table = pd.concat(tables, ignore_index=True)
+    # No account: the empty table, with the columns and dtypes of a full one.
+    table = pd.concat(tables or [own_addresses(messages.iloc[:0], login=[]).assign(account="")],
+                      ignore_index=True)
     table["account"] = table["account"].astype("str")
     return table[TEAM_OWN_COLUMNS]
 
