@@ -102,7 +102,7 @@ def suggest_aliases(frame: pd.DataFrame, self_addrs: SelfAddrs = None) -> pd.Dat
         address, or its self address). ``accept`` is ``False`` everywhere: set
         it to ``True`` on the rows to merge, then call :func:`apply_aliases`.
     """
-    me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
+    me = as_address_set(self_addrs)
     act = _address_activity(frame)
     act = act.groupby("address", as_index=False).agg(
         messages=("messages", "sum"), name=("name", "first"))
@@ -124,11 +124,8 @@ def suggest_aliases(frame: pd.DataFrame, self_addrs: SelfAddrs = None) -> pd.Dat
         g = g.assign(alias_of=canon)[(g["address"] != canon) & ~both_self]
         rows.append(g)
     if not rows:
-        return pd.DataFrame({
-            "address": pd.Series(dtype="str"), "alias_of": pd.Series(dtype="str"),
-            "reason": pd.Series(dtype="str"), "name": pd.Series(dtype="str"),
-            "messages": pd.Series(dtype="int64"), "accept": pd.Series(dtype="bool"),
-        })
+        return pd.DataFrame({col: pd.Series(dtype=dtype) for col, dtype in zip(
+            ALIAS_COLUMNS, ["str", "str", "str", "str", "int64", "bool"], strict=True)})
     out = pd.concat(rows, ignore_index=True)
     out = out.groupby(["address", "alias_of"], as_index=False, sort=True).agg(
         reason=("reason", " + ".join), name=("name", "first"), messages=("messages", "first"))
@@ -246,8 +243,8 @@ def apply_aliases(
     pandas.DataFrame
         A new frame; the input is not modified.
     """
-    me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
-    mapping = _alias_map(accepted, frozenset(me))
+    me = as_address_set(self_addrs)
+    mapping = _alias_map(accepted, me)
     if not mapping:
         return frame.copy()
     if "from_addr" in frame.columns:

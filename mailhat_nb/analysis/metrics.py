@@ -317,7 +317,7 @@ def volume(
         wanted = np.asarray(prep.uniques.isin(list(as_address_set(contacts))), dtype=bool)
     elif top is not None:
         totals = np.bincount(codes, minlength=len(prep.uniques))
-        ranked = np.lexsort((np.arange(len(totals)), -totals))
+        ranked = np.argsort(-totals, kind="stable")  # a tie: the smaller code first
         wanted = np.zeros(len(totals), dtype=bool)
         wanted[ranked[: max(top, 0)]] = True
         wanted &= totals > 0
@@ -445,20 +445,17 @@ def response_times(messages: pd.DataFrame, self_addrs: SelfAddrs) -> pd.DataFram
     rself, oself = from_self[reply], from_self[orig]
     by_self = rself & ~oself & (of >= 0)
     by_contact = ~rself & oself & (rf >= 0)
-    keep_pair = by_self | by_contact
-    contact_code = np.where(by_self, of, rf)[keep_pair]
-    asked = dates[orig[keep_pair]]
-    answered = dates[reply[keep_pair]]
-    replier = np.where(by_self[keep_pair], "self", "contact")
-    valid = (asked != NAT) & (answered != NAT) & (answered >= asked)
-    out = pd.DataFrame({
-        "contact": pd.Series(uniques.take(contact_code[valid]), dtype="str"),
-        "replier": pd.Series(replier[valid], dtype="str"),
-        "asked": to_utc(asked[valid]),
-        "answered": to_utc(answered[valid]),
+    asked, answered = dates[orig], dates[reply]
+    keep_pair = ((by_self | by_contact) & (asked != NAT) & (answered != NAT)
+                 & (answered >= asked))
+    asked, answered = asked[keep_pair], answered[keep_pair]
+    return pd.DataFrame({
+        "contact": pd.Series(uniques.take(np.where(by_self, of, rf)[keep_pair]), dtype="str"),
+        "replier": pd.Series(np.where(by_self[keep_pair], "self", "contact"), dtype="str"),
+        "asked": to_utc(asked),
+        "answered": to_utc(answered),
+        "hours": (answered - asked) / 3.6e12,
     })
-    out["hours"] = (answered[valid] - asked[valid]) / 3.6e12
-    return out[RESPONSE_COLUMNS]
 
 
 def response_medians(responses: pd.DataFrame) -> pd.DataFrame:
