@@ -155,6 +155,7 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
     targets: dict[str, str] = {}
     for alias, canon in edges:
         targets.setdefault(alias, canon)
+    end_of: dict[str, str] = {}  # where each alias's chain ends
     for alias in targets:  # a cycle is a contradiction the user must resolve
         seen, target = {alias}, targets[alias]
         while target in targets and targets[target] != target:
@@ -162,6 +163,7 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
                 raise UsageError(f"aliases form a cycle through {target}")
             seen.add(target)
             target = targets[target]
+        end_of[alias] = target
     # Every accepted pair joins two addresses into one person, so an address
     # accepted under two canonicals (Gmail's dots *and* the same name
     # elsewhere) joins all three rather than being split by the last row.
@@ -178,9 +180,7 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
             parent[ra] = rc
     ends: dict[str, str] = {}
     for alias, canon in edges:
-        final = canon
-        while final in targets and targets[final] != final:
-            final = targets[final]
+        final = end_of.get(canon, canon)
         group = root(alias)
         if group not in ends or (final in prefer and ends[group] not in prefer):
             ends[group] = final

@@ -46,11 +46,8 @@ def _per_folder(table: pd.DataFrame, counts: Mapping[Any, int] | None) -> pd.Ser
     """
     if counts is None:
         return pd.Series(pd.NA, index=table.index, dtype="Int64")
-    flat: dict[object, int] = dict(counts.items())
-    vals = [
-        flat.get((a, f), flat.get(f))
-        for a, f in zip(table["account"], table["folder"], strict=True)
-    ]
+    vals = [counts.get((a, f), counts.get(f))
+            for a, f in zip(table["account"], table["folder"], strict=True)]
     return pd.Series(vals, index=table.index, dtype="Int64")
 
 
