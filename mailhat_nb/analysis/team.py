@@ -139,10 +139,7 @@ def _team(messages: pd.DataFrame, identity: pd.DataFrame) -> _Team:
     # Who sent each message from the team: the owners of its From address
     # that hold a copy, else (their copy is gone) every owner of the address.
     msgs = np.flatnonzero(prep.from_self)
-    cand = pd.DataFrame({"msg": msgs, "addr": prep.from_codes[msgs]}).merge(
-        pd.DataFrame({"addr": o_addr, "acct": o_acct}), on="addr")
-    c_msg = cand["msg"].to_numpy(dtype=np.int64)
-    c_acct = cand["acct"].to_numpy(dtype=np.int64)
+    _, c_msg, c_acct = _join((prep.from_codes[msgs], msgs), (o_addr, o_acct))
     width = max(len(accounts), 1)
     holds = np.isin(c_msg * width + c_acct, h_pos * width + h_acct)
     any_holds = np.zeros(len(uniq), dtype=bool)
@@ -167,8 +164,7 @@ def _join(left: tuple[IntArray, IntArray], right: tuple[IntArray, IntArray],
 def _by_account(team: _Team) -> pd.DataFrame:
     prep, width = team.prep, max(len(team.accounts), 1)
     _, s_contact, s_acct = _join(prep.sent, team.senders)
-    r_rows, r_codes = prep.received
-    _, r_contact, r_acct = _join((r_rows, r_codes), team.held)
+    _, r_contact, r_acct = _join(prep.received, team.held)
     keys = np.concatenate([s_contact * width + s_acct, r_contact * width + r_acct])
     uk, inv = np.unique(keys, return_inverse=True)
     sent = np.bincount(inv[:len(s_contact)], minlength=len(uk))  # the sent pairs come first
@@ -254,8 +250,7 @@ def internal_mail(messages: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFram
     team = _team(messages, identity)
     prep = team.prep
     inside = prep.from_self[prep.rcpt_pos] & prep.is_self[prep.rcpt_codes]
-    msg_addr = (prep.rcpt_pos[inside], prep.rcpt_codes[inside])
-    _, msg, to_acct = _join((msg_addr[1], msg_addr[0]), team.owners)
+    _, msg, to_acct = _join((prep.rcpt_codes[inside], prep.rcpt_pos[inside]), team.owners)
     m2, from_acct, to2 = _join(team.senders, (msg, to_acct))
     width = max(len(team.accounts), 1)
     distinct = np.unique(np.stack([m2, from_acct * width + to2], axis=1), axis=0)
