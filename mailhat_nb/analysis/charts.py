@@ -167,14 +167,12 @@ def top_contacts_chart(contacts: pd.DataFrame, n: int = 15, *, ax: Axes | None =
     labels = display_labels(list(top["contact"].astype("str")), top)
     y = np.arange(len(top))[::-1]
     h = 0.4
-    sent = top["sent"].to_numpy()
-    received = top["received"].to_numpy()
-    ax.barh(y + h / 2, sent, height=h, color=SENT_COLOR, label="sent (you → them)")
-    ax.barh(y - h / 2, received, height=h, color=RECEIVED_COLOR,
-            label="received (them → you)")
-    peak = max(int(np.max(sent, initial=0)), int(np.max(received, initial=0)), 1)
-    for yy, v in ((y + h / 2, sent), (y - h / 2, received)):
-        for yi, vi in zip(yy, v, strict=True):
+    peak = max(int(top[["sent", "received"]].to_numpy().max(initial=0)), 1)
+    for col, dy, color, label in (("sent", h / 2, SENT_COLOR, "sent (you → them)"),
+                                  ("received", -h / 2, RECEIVED_COLOR, "received (them → you)")):
+        values = top[col].to_numpy()
+        ax.barh(y + dy, values, height=h, color=color, label=label)
+        for yi, vi in zip(y + dy, values, strict=True):
             if vi:
                 ax.text(vi + peak * 0.01, yi, f"{vi:,}", va="center", fontsize=7.5,
                         color="#333333")

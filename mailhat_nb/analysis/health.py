@@ -163,18 +163,16 @@ def data_health(
     no_date = ns == NAT
     suspect = ~no_date & ~plausible(ns)
     has_defect = np.zeros(n, dtype=bool)
-    top_defect: list[object] = [pd.NA] * k
+    top_defect = np.full(k, None, dtype=object)
     if "defects" in messages.columns:
         d_pos, d_codes, d_names = explode_codes_raw(messages["defects"])
         has_defect[d_pos] = True
-        if len(d_pos):
-            width = max(len(d_names), 1)
-            combo, counts = np.unique(g[d_pos] * width + d_codes, return_counts=True)
-            order = np.lexsort((-counts, combo // width))
-            best_g, best_d = combo[order] // width, combo[order] % width
-            head = np.r_[True, best_g[1:] != best_g[:-1]]
-            for gi, di in zip(best_g[head], best_d[head], strict=True):  # once per folder
-                top_defect[int(gi)] = str(d_names[int(di)])
+        width = max(len(d_names), 1)
+        combo, counts = np.unique(g[d_pos] * width + d_codes, return_counts=True)
+        order = np.lexsort((-counts, combo // width))  # per folder, the most common first
+        best_g, best_d = combo[order] // width, combo[order] % width
+        head = np.diff(best_g, prepend=-1) != 0
+        top_defect[best_g[head]] = np.asarray(d_names, dtype=object)[best_d[head]]
     uv_values = np.zeros(k, dtype=np.int64)
     if "uidvalidity" in messages.columns:  # distinct values per folder
         uv_codes = np.asarray(pd.factorize(messages["uidvalidity"])[0], dtype=np.int64)
