@@ -94,8 +94,7 @@ def to_csv(frame: pd.DataFrame, path: str | Path | None = None) -> str | None:
     for col in _list_columns(out):
         pos, vals = explode_lists(out[col])
         joined = pd.Series(vals.to_numpy(), index=pos).groupby(level=0).agg("; ".join)
-        cells = joined.reindex(range(len(out)), fill_value="")
-        out[col] = cells.to_numpy()
+        out[col] = joined.reindex(range(len(out)), fill_value="").to_numpy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].map(lambda t: t.isoformat() if not pd.isna(t) else "")

@@ -71,9 +71,8 @@ def is_sent_folder(messages: pd.DataFrame) -> pd.Series:
                          lambda names: [folder_role(name) == "sent" for name in names])
     if "folder_role" in messages.columns:
         role = messages["folder_role"]
-        known = per_value(role, lambda r: r.str.strip().str.lower() != "")
-        sent = np.where(known, per_value(role, lambda r: r.str.strip().str.lower() == "sent"),
-                        sent)
+        known = per_value(role, lambda r: r.str.strip() != "")
+        sent = np.where(known, per_value(role, lambda r: r.str.strip().str.lower() == "sent"), sent)
     if "labels" in messages.columns:
         pos, labels = explode_lists(messages["labels"])
         sent[pos[per_value(labels, lambda x: x.str.strip().str.lower().isin(SENT_LABELS))]] = True
