@@ -20,6 +20,7 @@ than an exception.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -134,13 +135,9 @@ def display_labels(contacts: Sequence[str], names: Names = None) -> list[str]:
     """
     known = _name_map(names)
     base = [known.get(c, "").strip() or c for c in contacts]
-    counts = pd.Series(base).value_counts()
-    out = []
-    for c, label in zip(contacts, base, strict=True):
-        if counts[label] > 1 and label != c:
-            label = f"{label} ({c.rpartition('@')[2]})"
-        out.append(_shorten(label))
-    return out
+    counts = Counter(base)
+    return [_shorten(f"{label} ({c.rpartition('@')[2]})" if counts[label] > 1 and label != c
+                     else label) for c, label in zip(contacts, base, strict=True)]
 
 
 # --------------------------------------------------------------------------- top contacts
