@@ -59,9 +59,8 @@ def team_records(people: pd.DataFrame, by_account: pd.DataFrame) -> list[dict[st
     with at least one message with that contact.
     """
     per: dict[str, dict[str, dict[str, int]]] = {}
-    for contact, account, sent, received in zip(
-            by_account["contact"].tolist(), by_account["account"].tolist(),
-            by_account["sent"].tolist(), by_account["received"].tolist(), strict=True):
+    table = by_account[["contact", "account", "sent", "received"]]
+    for contact, account, sent, received in table.itertuples(index=False, name=None):
         per.setdefault(str(contact), {})[str(account)] = {"sent": int(sent),
                                                           "received": int(received)}
     rows = to_records(people)

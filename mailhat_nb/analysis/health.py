@@ -137,8 +137,7 @@ def data_health(
     )
     fol_codes, fol_names = pd.factorize(messages["folder"], use_na_sentinel=False)
     pair = np.asarray(acc_codes, dtype=np.int64) * max(len(fol_names), 1) + fol_codes
-    group, first = np.unique(pair, return_index=True)
-    g = np.searchsorted(group, pair)
+    group, first, g = np.unique(pair, return_index=True, return_inverse=True)
     k = len(group)
 
     def per_group(flags: npt.NDArray[np.bool_] | IntArray) -> IntArray:
