@@ -174,10 +174,8 @@ def _recipient_set_key(
     sum (``np.add.reduceat``) does it in one pass; 0 means "no recipients".
     """
     out = np.zeros(n, dtype=np.uint64)
-    if len(positions) == 0:
-        return out
     hashed = _splitmix64(codes)
-    starts = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
+    starts = np.flatnonzero(np.diff(positions, prepend=-1))  # each row's first pair
     with np.errstate(over="ignore"):
         out[positions[starts]] = np.add.reduceat(hashed, starts)
     return out
@@ -364,13 +362,10 @@ def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArr
         frame order; how many rows each kept row stands for.
     """
     labels = duplicate_groups(messages)
-    if len(labels) == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return labels, empty, empty
     # Per message: a copy dated by its header first, then store order.
     order = np.lexsort((store_rank(messages), date_fallback(messages), labels))
     sorted_labels = labels[order]
-    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))  # each message's first row
     keep = order[starts]
     counts = np.diff(np.r_[starts, len(order)]).astype(np.int64)
     by_pos = np.argsort(keep, kind="stable")

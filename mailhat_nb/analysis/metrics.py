@@ -179,7 +179,7 @@ def _names(prep: Prepared) -> pd.Series:
     name_code = name_code[differs]
     best = np.lexsort((name_code, -count, addr_code))  # per address: most used, then smallest
     addr_code, names = addr_code[best], names[best]
-    first = np.r_[True, addr_code[1:] != addr_code[:-1]] if len(addr_code) else []
+    first = np.diff(addr_code, prepend=-1) != 0
     return pd.Series(names[first], index=addr_code[first], dtype="str")
 
 
@@ -367,12 +367,11 @@ def _parent_ids(frame: pd.DataFrame, rows: IntArray) -> tuple[IntArray, pa.Chunk
         parent_val.append(irt[has_irt])
     if "references" in frame.columns:
         pos, vals = explode_lists(column("references"))
-        if len(pos):
-            last = np.flatnonzero(np.r_[pos[1:] != pos[:-1], True])
-            pos, vals = pos[last], clean_ids(vals.iloc[last])
-            use = ~has_irt[pos] & vals.notna().to_numpy(dtype=bool)
-            parent_pos.append(pos[use])
-            parent_val.append(vals[use])
+        last = np.flatnonzero(np.diff(pos, append=-1))  # each row's last reference
+        pos, vals = pos[last], clean_ids(vals.iloc[last])
+        use = ~has_irt[pos] & vals.notna().to_numpy(dtype=bool)
+        parent_pos.append(pos[use])
+        parent_val.append(vals[use])
     if not parent_pos:
         return np.empty(0, dtype=np.int64), pa.chunked_array([], type=pa.string())
     positions = np.concatenate(parent_pos)
