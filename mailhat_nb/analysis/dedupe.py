@@ -375,7 +375,7 @@ def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArr
 def unique_messages(messages: pd.DataFrame) -> pd.DataFrame:
     """One row per message: the duplicate-copy rule applied (see module docstring).
 
-    The kept row of each group is the first in frame order whose Date came
+    The kept row of each group is the first in store order whose Date came
     from the header (``date_source``), else the first; a ``copies`` column
     says how many rows (folders) the message stood for. Metrics recognise the
     ``copies`` column and do not de-duplicate twice, so a notebook can
