@@ -265,9 +265,9 @@ def apply_aliases(
         c["contact"] = _map_values(normalise(c["contact"]), mapping)
         canon_name = c.loc[c["contact"].isin(list(mapping.values())) & c["name"].notna(),
                            ["contact", "name"]] if "name" in c.columns else None
-        agg = {col: (col, how) for col, how in (("sent", "sum"), ("received", "sum"),
-               ("first", "min"), ("last", "max"), ("name", "first")) if col in c.columns}
-        merged = c.groupby("contact", as_index=False).agg(**agg)
+        how = {"sent": "sum", "received": "sum", "first": "min", "last": "max", "name": "first"}
+        merged = c.groupby("contact", as_index=False).agg(
+            **{col: (col, how[col]) for col in how if col in c.columns})
         if canon_name is not None and not canon_name.empty:
             prefer = canon_name.drop_duplicates("contact").set_index("contact")["name"]
             merged["name"] = merged["contact"].map(prefer).fillna(merged["name"])
