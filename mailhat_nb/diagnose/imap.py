@@ -227,10 +227,7 @@ class ImapSession(Session):
             self.chan.transcript.note("capabilities as the greeting lists them (RFC 3501 7.1): "
                                       "CAPABILITY not sent")
             return self.caps_detail() + " (listed in the greeting)"
-        resp = self.command("CAPABILITY")
-        for line in resp.untagged:
-            if line.upper().startswith("* CAPABILITY"):
-                self.caps = {w.upper() for w in line.split()[2:]}
+        resp = self.command("CAPABILITY")  # its untagged answer sets the caps (_responses)
         if not resp.ok:
             raise Diagnosed("wrong_protocol", f"CAPABILITY failed: {resp.status} {resp.text}")
         return self.caps_detail()
