@@ -53,6 +53,7 @@ MAX_STRAY_LINES = 20
 _LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 _CAP_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 _LIST = re.compile(r'^\* LIST \(([^)]*)\) (NIL|"(?:[^"\\]|\\.)"|\S+) (.*)$', re.IGNORECASE)
+_NAMESPACE = re.compile(r'^\* NAMESPACE \(\("([^"]*)"', re.IGNORECASE)
 
 
 def quote(text: str) -> str:
@@ -332,11 +333,7 @@ class ImapSession(Session):
         untagged = [line for reply in replies.values() for line in reply.untagged]
         folders = [m for m in (_LIST.match(line) for line in untagged) if m]
         delimiters = {m.group(2).strip('"') for m in folders if m.group(2).upper() != "NIL"}
-        prefix = ""
-        for line in untagged:
-            m = re.match(r'^\* NAMESPACE \(\("([^"]*)"', line, re.IGNORECASE)
-            if m:
-                prefix = m.group(1)
+        prefix = next((m.group(1) for m in map(_NAMESPACE.match, reversed(untagged)) if m), "")
         exists = self._inbox_count(replies["EXAMINE"], untagged)
         where = "delimiter " + self.said(repr("/".join(sorted(delimiters)) or "?"))
         if prefix:
@@ -360,11 +357,9 @@ class ImapSession(Session):
         if not resp.ok:
             raise Diagnosed("mailbox_unavailable", "INBOX could not be opened: "
                             + self.said(f"{resp.status} {resp.text}"))
-        for line in untagged:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit():
-                return int(parts[1])
-        return 0
+        return next((int(parts[1]) for parts in map(str.split, untagged)
+                     if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit()),
+                    0)
 
     def wait_for(self, token: str, timeout: float, poll: float = 0.1) -> tuple[int, float] | None:
         """Poll INBOX for a message whose X-Mailhat-Test header is ``token``.

@@ -57,8 +57,7 @@ class SmtpSession(Session):
         lines = [first]
         while len(lines[-1]) >= 4 and lines[-1][3] == "-":
             lines.append(self.chan.read_line(until=until))
-        code = int(first[:3])
-        if code != 220:
+        if first[:3] != "220":
             raise Diagnosed("server_disconnected",
                             f"the server refused the session: {lines[-1][:160]}")
         return first[:160]
