@@ -284,10 +284,6 @@ def classify_dns(exc: socket.gaierror) -> tuple[str, str]:
     >>> classify_dns(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))[0]
     'dns_not_found'
     """
-    not_found = {socket.EAI_NONAME}
-    nodata = getattr(socket, "EAI_NODATA", None)
-    if nodata is not None:
-        not_found.add(nodata)
-    if exc.errno in not_found:
+    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
         return "dns_not_found", f"the name does not exist ({exc.strerror})"
     return "dns_failure", f"the lookup failed ({exc.strerror or exc})"

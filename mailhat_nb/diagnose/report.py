@@ -338,11 +338,8 @@ def _group_details(g: grouping.Group, said: set[str]) -> list[str]:
 
 def layer_status(result: PresetResult, layer: str) -> str | None:
     """The worst status among ``result``'s steps folded into ``layer`` (None: none ran)."""
-    names = TABLE_LAYERS[layer]
-    found = [s.status for s in result.steps if s.name in names]
-    if not found:
-        return None
-    return max(found, key=lambda s: _WORST.get(s, 0))
+    found = [s.status for s in result.steps if s.name in TABLE_LAYERS[layer]]
+    return max(found, key=lambda s: _WORST.get(s, 0), default=None)
 
 
 #: Characters that start Markdown (CommonMark/GFM) constructs inline: emphasis,
