@@ -84,10 +84,7 @@ def certificate(address: str, port: int, host: str, trusted: ssl.SSLContext,
         return None
     if der is None:
         return None
-    info = describe(der, host)
-    info["trusted"] = chain_ok
-    info["port"] = port
-    return info
+    return describe(der, host) | {"trusted": chain_ok, "port": port}
 
 
 def _handshake(address: str, port: int, host: str, context: ssl.SSLContext,
