@@ -55,10 +55,8 @@ def greeting_protocol(line: str) -> str | None:
     >>> greeting_protocol("+OK Dovecot ready."), greeting_protocol("220 mx ESMTP")
     ('POP3', 'SMTP')
     """
-    for prefix, name in _PROTOCOL_OF_GREETING:
-        if line.upper().startswith(prefix.upper()):
-            return name
-    return None
+    return next((name for prefix, name in _PROTOCOL_OF_GREETING
+                 if line.upper().startswith(prefix.upper())), None)
 
 
 def article(name: str) -> str:

@@ -305,14 +305,13 @@ class ImapSession(Session):
             self.chan.send_line(f"{tag} LOGIN {quote(username)} {quote(pw)}", secret=True,
                                 shown=f"{tag} LOGIN {quote(username)} ***")
             return self._response(tag)
-        # A literal carries UTF-8 bytes; LITERAL+ saves a round trip.
-        plus = "+" if "LITERAL+" in self.caps else ""
-        user = quote(username) if not _needs_literal(username) else None
-        if user is None:
+        if _needs_literal(username):
             raise Diagnosed("unknown", "the username contains non-ASCII characters; "
                             "use the ASCII form of the address")
+        # A literal carries UTF-8 bytes; LITERAL+ saves a round trip.
+        plus = "+" if "LITERAL+" in self.caps else ""
         data = pw.encode("utf-8")
-        self.chan.send_line(f"{tag} LOGIN {user} {{{len(data)}{plus}}}")
+        self.chan.send_line(f"{tag} LOGIN {quote(username)} {{{len(data)}{plus}}}")
         if plus:
             self.chan.transcript.client("<password literal>", secret=True)
             self.chan.send_bytes(data + b"\r\n")

@@ -103,8 +103,7 @@ class SmtpSession(Session):
             raise starttls_refused(f"{code} {text}", temporary=code == 454)
 
     def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
-        usable = [m for m in ("PLAIN", "LOGIN") if m in self.mechanisms]
-        if usable:
+        if "PLAIN" in self.mechanisms or "LOGIN" in self.mechanisms:
             return f"EHLO lists AUTH {' '.join(self.mechanisms)}"
         if self.mechanisms:
             raise Diagnosed("smtp_auth_unavailable",
