@@ -217,9 +217,8 @@ def mx_elsewhere(found: Discovery,
     if provider is None or not provider.presets or isinstance(presets, list):
         return None
     names = [n.strip().lower() for n in str(presets).split(",")] if presets else []
-    if not names or names == ["auto"] or not set(names) <= set(builtin_names()):
-        return None
-    if provider.presets in names:
+    if (not names or names == ["auto"] or not set(names) <= set(builtin_names())
+            or provider.presets in names):
         return None
     tested = ", ".join(n.capitalize() if n != "hostgator" else "HostGator" for n in names)
     return Problem("mx_elsewhere", f"this domain's mail is handled by {provider.name} "
