@@ -262,7 +262,6 @@ class ImapSession(Session):
             raise Diagnosed("plaintext_auth_disabled",
                             "the server lists LOGINDISABLED on this unencrypted connection; "
                             "no password was sent")
-        non_ascii = not password.reveal().isascii()
         if "PLAIN" in mechanisms:
             how = "AUTHENTICATE PLAIN"
             payload = sasl_plain(username, password)
@@ -291,7 +290,7 @@ class ImapSession(Session):
             self.literal_limit = MAX_LITERAL
             return f"logged in as {username} with {how}"
         code = classify_auth_reply(f"{resp.status} {resp.text}")
-        if non_ascii and how == "LOGIN" and code == "auth_failed":
+        if how == "LOGIN" and code == "auth_failed" and not password.reveal().isascii():
             raise Diagnosed("password_not_ascii",
                             "the server offers only LOGIN, which cannot reliably carry a "
                             f"non-ASCII password; it answered "
@@ -381,11 +380,9 @@ class ImapSession(Session):
 
     def remove(self, uid: int) -> bool:
         """Delete exactly message ``uid`` (needs UIDPLUS); True when done."""
-        if "UIDPLUS" not in self.caps:
-            return False
-        if not self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)").ok:
-            return False
-        return self.command(f"UID EXPUNGE {uid}").ok
+        return ("UIDPLUS" in self.caps
+                and self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)").ok
+                and self.command(f"UID EXPUNGE {uid}").ok)
 
     def _goodbye(self) -> None:
         self.chan.send_line(f"{self._next_tag()} LOGOUT")
