@@ -68,6 +68,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -187,22 +188,14 @@ def _batches(
     An empty folder still yields one (empty, final) batch: a store must learn
     that the folder exists and holds nothing.
     """
-    held: FolderBatch | None = None  # one batch of look-ahead, to know which is last
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            if held is not None:
-                yield held
-            held = FolderBatch(folder, role, uidvalidity, chunk, source, final=False)
-            chunk = []
-    if chunk or held is None:
-        if held is not None:
-            yield held
-        yield FolderBatch(folder, role, uidvalidity, chunk, source, final=True)
-    else:
-        held.final = True
-        yield held
+    it = iter(rows)
+    batch = FolderBatch(folder, role, uidvalidity, list(islice(it, size)), source, final=False)
+    # one batch of look-ahead, to know which is last
+    while chunk := list(islice(it, size)):
+        yield batch
+        batch = FolderBatch(folder, role, uidvalidity, chunk, source, final=False)
+    batch.final = True
+    yield batch
 
 
 def _row(
@@ -210,14 +203,8 @@ def _row(
     size: int, flags: list[str], internaldate: datetime | None,
 ) -> Row:  # fmt: skip
     row = parse_headers(raw, internaldate=internaldate)
-    row["account"] = account
-    row["folder"] = folder
-    row["folder_role"] = role
-    row["uidvalidity"] = uidvalidity
-    row["uid"] = uid
-    row["size"] = size
-    row["flags"] = flags
-    row["internaldate"] = internaldate
+    row.update(account=account, folder=folder, folder_role=role, uidvalidity=uidvalidity,
+               uid=uid, size=size, flags=flags, internaldate=internaldate)
     return row
 
 
@@ -266,11 +253,8 @@ def _maildir_info(name: str) -> tuple[str, list[str], int | None]:
     flags = sorted(
         {MAILDIR_FLAGS[c] for c in info[2:] if c in MAILDIR_FLAGS} if info.startswith("2,") else ()
     )
-    vsize = None
-    for part in base.split(",")[1:]:
-        if part.startswith("W=") and part[2:].isdigit():
-            vsize = int(part[2:])
-    return base, flags, vsize
+    sizes = [int(p[2:]) for p in base.split(",")[1:] if p.startswith("W=") and p[2:].isdigit()]
+    return base, flags, sizes[-1] if sizes else None
 
 
 def _maildir_rows(
@@ -287,39 +271,25 @@ def _maildir_rows(
         except OSError:
             continue
     files.sort()
-    keyed: list[tuple[int, str, str, int | None]] = []
+    keyed: list[tuple[int, str, str, list[str], int | None]] = []
     extra = 0
     for pos, (name, path) in enumerate(files, start=1):
-        base, _, _ = _maildir_info(name)
-        if known:
-            hit = known.get(base)
-            if hit is None:
-                keyed.append((next_uid + extra, name, path, None))
-                extra += 1
-            else:
-                keyed.append((hit[0], name, path, hit[1]))
+        base, flags, size = _maildir_info(name)
+        if "/new/" in path.replace(os.sep, "/"):
+            flags = [f for f in flags if f != "\\Seen"]
+        if known and base in known:
+            uid, listed = known[base]
+            size = listed or size
+        elif known:
+            uid, extra = next_uid + extra, extra + 1
         else:
-            keyed.append((pos, name, path, None))
+            uid = pos
+        keyed.append((uid, name, path, flags, size))
     keyed.sort()
     uidvalidity = validity if validity else uidvalidity_for(folder)
-
-    def rows() -> Iterator[Row]:
-        for uid, name, path, listed_size in keyed:
-            try:
-                st = os.stat(path)
-                raw = _read_head(path)
-            except OSError:
-                continue  # delivered/expunged while we read: not there
-            _, flags, vsize = _maildir_info(name)
-            if "/new/" in path.replace(os.sep, "/"):
-                flags = [f for f in flags if f != "\\Seen"]
-            yield _row(
-                raw, account=account, folder=folder, role=role, uidvalidity=uidvalidity,
-                uid=uid, size=listed_size or vsize or _crlf_size(raw, st.st_size), flags=flags,
-                internaldate=datetime.fromtimestamp(st.st_mtime, UTC),
-            )  # fmt: skip
-
-    return uidvalidity, rows()
+    files_rows = [(uid, path, flags, size) for uid, _, path, flags, size in keyed]
+    return uidvalidity, _file_rows(files_rows, account=account, folder=folder, role=role,
+                                   uidvalidity=uidvalidity)
 
 
 def _plain_rows(
@@ -332,21 +302,27 @@ def _plain_rows(
         ordered = sorted(files, key=lambda e: _natural_key(e.name))
         keyed = [(pos, e) for pos, e in enumerate(ordered, start=1)]
     uidvalidity = uidvalidity_for(folder)
+    return uidvalidity, _file_rows([(uid, e.path, [], None) for uid, e in keyed],
+                                   account=account, folder=folder, role=role,
+                                   uidvalidity=uidvalidity)
 
-    def rows() -> Iterator[Row]:
-        for uid, entry in keyed:
-            try:
-                st = entry.stat()
-                raw = _read_head(entry.path)
-            except OSError:
-                continue
-            yield _row(
-                raw, account=account, folder=folder, role=role, uidvalidity=uidvalidity,
-                uid=uid, size=_crlf_size(raw, st.st_size), flags=[],
-                internaldate=datetime.fromtimestamp(st.st_mtime, UTC),
-            )  # fmt: skip
 
-    return uidvalidity, rows()
+def _file_rows(
+    files: list[tuple[int, str, list[str], int | None]], *, account: str, folder: str,
+    role: str, uidvalidity: int,
+) -> Iterator[Row]:  # fmt: skip
+    """Rows of one-message files: (uid, path, flags, known size), internaldate the mtime."""
+    for uid, path, flags, size in files:
+        try:
+            st = os.stat(path)
+            raw = _read_head(path)
+        except OSError:
+            continue  # delivered/expunged while we read: not there
+        yield _row(
+            raw, account=account, folder=folder, role=role, uidvalidity=uidvalidity,
+            uid=uid, size=size or _crlf_size(raw, st.st_size), flags=flags,
+            internaldate=datetime.fromtimestamp(st.st_mtime, UTC),
+        )  # fmt: skip
 
 
 def _is_maildir(path: Path) -> bool:
