@@ -99,10 +99,4 @@ def folder_role(name: str, special_use: Iterable[str | bytes] = ()) -> str:
         if role is not None:
             return role
     full = unicodedata.normalize("NFC", name).strip().casefold()
-    if full == "inbox":
-        return "inbox"
-    role = _NAME_TO_ROLE.get(full)
-    if role is not None:
-        return role
-    leaf = _SEPARATORS.split(full)[-1].strip()
-    return _NAME_TO_ROLE.get(leaf, "")
+    return _NAME_TO_ROLE.get(full) or _NAME_TO_ROLE.get(_SEPARATORS.split(full)[-1].strip(), "")

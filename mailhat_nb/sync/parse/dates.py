@@ -234,18 +234,16 @@ def _parse(value: str) -> DateResult:
         offset, defects = _zone_offset(m.group(8), m.group(9), m.group(10), m.group(11))
         if repaired:
             defects = (*defects, "date_nonstandard")
-        sec = m.group(6)
         return _build(
             year, month, int(m.group(1)), int(m.group(4)), int(m.group(5)),
-            int(sec) if sec else 0, m.group(7), offset, defects,
+            int(m.group(6) or 0), m.group(7), offset, defects,
         )  # fmt: skip
     m = _ISO_RE.match(value)
     if m is not None:
         offset, defects = _zone_offset(m.group(8), m.group(9), m.group(10), m.group(11))
-        sec = m.group(6)
         return _build(
             int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)),
-            int(m.group(5)), int(sec) if sec else 0, m.group(7), offset,
+            int(m.group(5)), int(m.group(6) or 0), m.group(7), offset,
             (*defects, "date_nonstandard"),
         )  # fmt: skip
     m = _ASCTIME_RE.match(value)
@@ -254,10 +252,9 @@ def _parse(value: str) -> DateResult:
         if month is None:
             return _UNPARSEABLE
         offset, defects = _zone_offset(m.group(6), m.group(7), m.group(8), m.group(9))
-        sec = m.group(5)
         return _build(
             int(m.group(10)), month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-            int(sec) if sec else 0, None, offset, (*defects, "date_nonstandard"),
+            int(m.group(5) or 0), None, offset, (*defects, "date_nonstandard"),
         )  # fmt: skip
     return _UNPARSEABLE
 
@@ -277,10 +274,9 @@ def parse_asctime(value: str) -> datetime | None:
         if month is None:
             return None
         offset, _ = _zone_offset(m.group(6), m.group(7), m.group(8), m.group(9))
-        sec = m.group(5)
         dt, _, _ = _build(
             int(m.group(10)), month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-            int(sec) if sec else 0, None, offset, _NO_DEFECTS,
+            int(m.group(5) or 0), None, offset, _NO_DEFECTS,
         )  # fmt: skip
         return dt
     except (ValueError, OverflowError):
