@@ -445,14 +445,11 @@ class ImapSource:
         if not listing.ok:
             raise MailServerError(f"listing folders on {self._where()}: {listing.failure()}")
         statuses: dict[str, FolderStatus | MailServerError] = dict(listing.statuses)
-        for name, status in asked.items():
-            statuses[name] = status.result if status.result is not None else status.failure()
         missing = [Status(f.name, items) for f in listing.folders
-                   if f.selectable and f.name not in statuses]
+                   if f.selectable and f.name not in listing.statuses and f.name not in asked]
         self.run(*missing)
-        for status in missing:
-            statuses[status.name] = status.result if status.result is not None \
-                else status.failure()
+        for status in (*asked.values(), *missing):
+            statuses[status.name] = status.result or status.failure()
         out = []
         for info in listing.folders:
             got = statuses.get(info.name) if info.selectable else None
