@@ -108,7 +108,7 @@ class FolderJob:
                 self.result.expunged += self.fstore.expunge(self.stored, **self._first())
                 self.stored = set()
             return []
-        return self._round([self.session.examine(self.info.name, self),
+        return self._round([Examine(self.info.name, self),
                             *self._plan(status)])
 
     def _round(self, commands: list[Command]) -> list[Command]:
@@ -279,7 +279,7 @@ class FolderJob:
                 f"{self.info.name!r} kept changing on the server during the sync; what was "
                 "fetched is stored: run the sync again")
             return []
-        return self._round([self.session.examine(self.info.name, self), *commands])
+        return self._round([Examine(self.info.name, self), *commands])
 
     # ------------------------------------------------------------------ commits
 

@@ -70,7 +70,6 @@ from mailhat_nb.sync.wire import (
     Authenticate,
     Capability,
     Command,
-    Examine,
     Fetch,
     FolderInfo,
     FolderStatus,
@@ -415,10 +414,6 @@ class ImapSource:
         for _ in self.results():
             pass
 
-    def _status_items(self) -> tuple[str, ...]:
-        items = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
-        return (*items, "HIGHESTMODSEQ") if self.capabilities.condstore else items
-
     def folder_states(self, names: Iterable[str] = ()) -> list[Listing]:
         """Every folder from LIST, with the STATUS of each one that can be examined.
 
@@ -434,7 +429,9 @@ class ImapSource:
         if caps.condstore and caps.enable and not self._enabled:
             first.append(Command(b"ENABLE CONDSTORE"))
             self._enabled = True
-        items = self._status_items()
+        items: tuple[str, ...] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY")
+        if caps.condstore:
+            items += ("HIGHESTMODSEQ",)
         listing = ListFolders(items if caps.list_status else (), special_use=caps.special_use)
         asked = {} if caps.list_status else {name: Status(name, items)
                                              for name in dict.fromkeys(names)}
@@ -456,10 +453,6 @@ class ImapSource:
             out.append(Listing(info, got, None) if not isinstance(got, MailServerError)
                        else Listing(info, None, MailServerError(f"STATUS of {info.name!r}: {got}")))
         return out
-
-    def examine(self, name: str, group: object) -> Examine:
-        """EXAMINE (read-only SELECT) of ``name``; ``group`` is the folder's own token."""
-        return Examine(name, group)
 
     def search(self, group: object, count: int) -> Search:
         """Every UID of the examined folder (``count``: about how many)."""

@@ -18,6 +18,7 @@ import imaplib
 import re
 import socket
 import ssl
+import traceback
 from collections.abc import Iterator, Sequence, Set
 from typing import TYPE_CHECKING
 
@@ -122,11 +123,7 @@ def _failed_step(exc: BaseException) -> str:
     Python 3.0; if one ever did, the answer would degrade to "greeting",
     whose message still names the port and the security used.
     """
-    names = set()
-    tb = exc.__traceback__
-    while tb is not None:
-        names.add(tb.tb_frame.f_code.co_name)
-        tb = tb.tb_next
+    names = {frame.f_code.co_name for frame, _ in traceback.walk_tb(exc.__traceback__)}
     if "create_connection" in names:
         return "tcp"
     if "do_handshake" in names:
