@@ -142,12 +142,11 @@ def _text(value: Any) -> str:
 
 def _pairs(items: Any) -> dict[str, int]:
     """``(MESSAGES 3 UIDNEXT 4)`` -> ``{"MESSAGES": 3, "UIDNEXT": 4}`` (numbers only)."""
-    out: dict[str, int] = {}
-    if isinstance(items, list):
-        for key, value in zip(items[::2], items[1::2], strict=False):
-            if isinstance(key, bytes) and isinstance(value, bytes) and value.isdigit():
-                out[key.decode("ascii", "replace").upper()] = int(value)
-    return out
+    if not isinstance(items, list):
+        return {}
+    return {key.decode("ascii", "replace").upper(): int(value)
+            for key, value in zip(items[::2], items[1::2], strict=False)
+            if isinstance(key, bytes) and isinstance(value, bytes) and value.isdigit()}
 
 
 def _status(got: dict[str, int], count_key: str = "MESSAGES") -> FolderStatus:
@@ -363,9 +362,7 @@ class Examine(Command):
             self._got["EXISTS"] = response.number
             return True
         if response.kind in (b"OK", b"NO", b"BAD"):
-            for key, value in response.codes().items():
-                if value.isdigit():
-                    self._got[key] = int(value)
+            self._got.update((k, int(v)) for k, v in response.codes().items() if v.isdigit())
             return True
         return response.kind in (b"FLAGS", b"RECENT")
 
