@@ -414,8 +414,7 @@ def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
         if n_date > 1:
             defects.append("date_multiple")
         date, offset, ddef = parse_date(date_v)
-        if ddef:
-            defects.extend(ddef)
+        defects.extend(ddef)
         if date is not None:
             source = "header"
     else:
@@ -431,8 +430,7 @@ def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
     else:
         from_addr, from_name, from_defects, has_box = (
             _from_fields if len(from_v) <= MEMO_MAX_LEN else _from_fields.__wrapped__)(from_v)
-        if from_defects:
-            defects.extend(from_defects)
+        defects.extend(from_defects)
         if has_box and n_from > 1:
             defects.append("from_multiple")  # (duplicates are dropped below)
 
@@ -462,8 +460,7 @@ def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
             subject, subject_raw, subject_defects = (
                 _subject_fields if len(subject_v) <= MEMO_MAX_LEN
                 else _subject_fields.__wrapped__)(subject_v, None if plain else hint)
-            if subject_defects:
-                defects.extend(subject_defects)
+            defects.extend(subject_defects)
 
     # --- ids
     message_id: str | None = None
@@ -492,10 +489,8 @@ def _parse(raw: bytes, internaldate: datetime | None) -> tuple[Any, ...]:
     labels = _labels(labels_v) if labels_v else []
     gm_thrid: int | None = None
     if thrid_v:
-        try:
+        with contextlib.suppress(ValueError):
             gm_thrid = int(thrid_v)
-        except ValueError:
-            gm_thrid = None
 
     if len(defects) > 1:
         defects = sorted(set(defects))
