@@ -217,12 +217,10 @@ def _uidlist(path: Path) -> tuple[int | None, int, dict[str, tuple[int, int | No
         lines = path.read_text("utf-8", "replace").splitlines()
     except OSError:
         return None, 1, {}
-    if not lines:
-        return None, 1, {}
-    head = lines[0].split()
     validity: int | None = None
     next_uid = 1
     try:
+        head = lines[0].split()  # IndexError on an empty file, as on an empty first line
         if head[0] == "1" and len(head) >= 3:
             validity, next_uid = int(head[1]), int(head[2])
         else:
