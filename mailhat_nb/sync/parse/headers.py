@@ -149,16 +149,12 @@ def _decode_8bit(value: str, hint: str | None) -> tuple[str, bool]:
     whether it was a guess.
     """
     data = value.encode("latin-1")
-    try:
+    with contextlib.suppress(UnicodeDecodeError):
         return data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        pass
     codec = rfc2047.codec_for(hint) if hint else None
     if codec is not None:
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             return data.decode(codec), True
-        except UnicodeDecodeError:
-            pass
     return data.decode("cp1252", "replace"), True
 
 

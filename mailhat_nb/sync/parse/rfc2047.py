@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import contextlib
 import re
 from functools import lru_cache
 from typing import Final
@@ -100,23 +101,17 @@ def decode_bytes(data: bytes, codec: str | None) -> tuple[str, int]:
     characters, flagged ``BROKEN``.
     """
     if codec is not None:
-        try:
+        with contextlib.suppress(UnicodeDecodeError, LookupError):
             return data.decode(codec), OK
-        except (UnicodeDecodeError, LookupError):
-            pass
         for wider in _WIDER.get(codec, ()):
-            try:
+            with contextlib.suppress(UnicodeDecodeError):
                 return data.decode(wider), BROKEN
-            except UnicodeDecodeError:
-                pass
         status = BROKEN
     else:
         status = UNKNOWN_CHARSET
     if not data.isascii():  # 7-bit data failing a stateful codec is not UTF-8 either
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             return data.decode("utf-8"), status
-        except UnicodeDecodeError:
-            pass
     if codec is not None:
         return data.decode(codec, "replace"), status | BROKEN
     return data.decode("cp1252", "replace"), status
