@@ -23,11 +23,8 @@ the whole answer was read) and its naive local INTERNALDATEs never meet the
 sync.
 
 Every call into imapclient, imaplib, ``ssl`` or ``socket`` goes through
-:func:`~mailhat_nb.sync.imap_errors.translate_errors` (in
-:mod:`mailhat_nb.sync.imap_errors`, the one boundary), so callers only ever
-see :mod:`mailhat_nb.errors`: :class:`~mailhat_nb.errors.ConnectionLost` for
-what a retry may cure, :class:`~mailhat_nb.errors.AuthFailed` for a refused
-login, and :class:`~mailhat_nb.errors.MailServerError` for the rest.
+:func:`~mailhat_nb.sync.imap_errors.translate_errors`, the one boundary where
+foreign errors become :mod:`mailhat_nb.errors` (its module says which).
 Messages pass through :func:`mailhat_nb.secrets.redact`: a password never
 leaves here, and through :func:`~mailhat_nb.sync.imap_errors.server_text`:
 the server's words, never Python's bytes reprs.
@@ -402,10 +399,9 @@ class ImapSource:
         answers = self.wire.results()
         while True:
             with translate_errors(f"reading answers from {self._where()}", [self._password]):
-                try:
-                    done = next(answers)
-                except StopIteration:
-                    return
+                done = next(answers, None)
+            if done is None:
+                return
             yield done
 
     def run(self, *commands: Command) -> None:
