@@ -247,16 +247,19 @@ def _parse(value: str) -> DateResult:
             (*defects, "date_nonstandard"),
         )  # fmt: skip
     m = _ASCTIME_RE.match(value)
-    if m is not None:
-        month = _MONTHS.get(m.group(1).lower())
-        if month is None:
-            return _UNPARSEABLE
-        offset, defects = _zone_offset(m.group(6), m.group(7), m.group(8), m.group(9))
-        return _build(
-            int(m.group(10)), month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-            int(m.group(5) or 0), None, offset, (*defects, "date_nonstandard"),
-        )  # fmt: skip
-    return _UNPARSEABLE
+    return _UNPARSEABLE if m is None else _asctime(m, ("date_nonstandard",))
+
+
+def _asctime(m: re.Match[str], defects: tuple[str, ...]) -> DateResult:
+    """The date of an :data:`_ASCTIME_RE` match, ``defects`` added to its zone's."""
+    month = _MONTHS.get(m.group(1).lower())
+    if month is None:
+        return _UNPARSEABLE
+    offset, zone_defects = _zone_offset(m.group(6), m.group(7), m.group(8), m.group(9))
+    return _build(
+        int(m.group(10)), month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
+        int(m.group(5) or 0), None, offset, (*zone_defects, *defects),
+    )  # fmt: skip
 
 
 def parse_asctime(value: str) -> datetime | None:
@@ -268,16 +271,6 @@ def parse_asctime(value: str) -> datetime | None:
     """
     try:
         m = _ASCTIME_RE.search(value)
-        if m is None:
-            return None
-        month = _MONTHS.get(m.group(1).lower())
-        if month is None:
-            return None
-        offset, _ = _zone_offset(m.group(6), m.group(7), m.group(8), m.group(9))
-        dt, _, _ = _build(
-            int(m.group(10)), month, int(m.group(2)), int(m.group(3)), int(m.group(4)),
-            int(m.group(5) or 0), None, offset, _NO_DEFECTS,
-        )  # fmt: skip
-        return dt
+        return None if m is None else _asctime(m, _NO_DEFECTS)[0]
     except (ValueError, OverflowError):
         return None
