@@ -199,8 +199,7 @@ class FolderJob:
         old = fstore.state.uidvalidity
         if old is not None and old != sel.uidvalidity:
             result.retired += fstore.retire("uidvalidity_changed", **meta)
-            fstore.state.events[-1]["new_uidvalidity"] = sel.uidvalidity
-            fstore.state.events[-1]["old_uidvalidity"] = old
+            fstore.state.events[-1].update(new_uidvalidity=sel.uidvalidity, old_uidvalidity=old)
             result.action = "reset"
             self._marked = True  # retire() left the folder incomplete
         if fstore.state.uidvalidity != sel.uidvalidity or any(
