@@ -12,7 +12,7 @@ per message.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote
@@ -156,9 +156,7 @@ class Analysis:
         backend.view("src", self.q.src(keys))
         self._me: pd.DataFrame | None = None
         self._deduped = False
-        self._timed = False
-        self._sends_built = False
-        self._grouped = False
+        self._built: set[str] = set()
 
     def close(self) -> None:
         """Release the engine's tables (and DuckDB's connection and spill directory)."""
@@ -273,13 +271,17 @@ class Analysis:
 
     # ------------------------------------------------------------------ metrics
 
+    def _build(self, name: str, sql: Callable[[], str]) -> None:
+        """Table ``name`` from the unique messages, built the first time a metric needs it."""
+        self._dedupe()
+        if name not in self._built:
+            self.backend.table(name, sql())
+            self._built.add(name)
+
     def _groups(self) -> None:
         """``rg`` and ``sg``: per contact, what the team's and each teammate's counts sum."""
-        self._dedupe()
-        if not self._grouped:
-            self.backend.table("rg", self.q.received_groups())
-            self.backend.table("sg", self.q.sent_groups())
-            self._grouped = True
+        self._build("rg", self.q.received_groups)
+        self._build("sg", self.q.sent_groups)
 
     def contacts(self) -> pd.DataFrame:
         """Volume per contact: :func:`mailhat_nb.contacts.contacts`, same frame."""
@@ -327,10 +329,7 @@ class Analysis:
 
     def _responses(self) -> None:
         """``rt``: each timed reply's replier and hours, what the histogram bins."""
-        self._dedupe()
-        if not self._timed:
-            self.backend.table("rt", self.q.responses(full=False))
-            self._timed = True
+        self._build("rt", lambda: self.q.responses(full=False))
 
     def response_times(self) -> pd.DataFrame:
         """Every reply between self and a contact: :func:`mailhat_nb.contacts.response_times`.
@@ -393,10 +392,8 @@ class Analysis:
     # ------------------------------------------------------------------ the team
 
     def _sends(self) -> None:
-        self._dedupe()
-        if not self._sends_built:
-            self.backend.table("sends", self.q.senders_of())
-            self._sends_built = True
+        """``sends``: who sent each of the team's messages."""
+        self._build("sends", self.q.senders_of)
 
     def _account_names(self, aids: pd.Series) -> pd.Series:
         names = dict(zip(self.folders["aid"], self.folders["account"], strict=False))
