@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,6 +80,27 @@ def await_pid(path: Path, what: str) -> int:
             raise LabError(f"timed out after {START_TIMEOUT:.0f}s waiting for {what}")
         time.sleep(0.05)
     return pid
+
+
+def spawn(cmd: list[str], pid_file: Path, log_file: Path, what: str) -> int:
+    """Start one of the lab's own Python servers; its pid, once it has written ``pid_file``.
+
+    It runs in a session of its own (``lab down`` stops it by that pid), its
+    output going to ``log_file``.
+    """
+    pid_file.unlink(missing_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+    try:
+        wait_until(lambda: read_pid(pid_file) is not None or proc.poll() is not None,
+                   START_TIMEOUT, what)
+    except LabError:
+        proc.kill()
+        raise
+    if proc.poll() is not None:
+        raise LabError(f"{what} exited; see {log_file}")
+    return proc.pid
 
 
 def read_argv(pid: int) -> list[str] | None:
