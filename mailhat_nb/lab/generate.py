@@ -33,6 +33,7 @@ import base64
 import bisect
 import contextlib
 import datetime as dt
+import itertools
 import os
 import random
 import shutil
@@ -244,10 +245,7 @@ def _ascii_slug(name: str) -> str:
 def _zipf_cdf(n: int, exponent: float = 1.07) -> list[float]:
     weights = [1.0 / (rank ** exponent) for rank in range(1, n + 1)]
     total = sum(weights)
-    acc, out = 0.0, []
-    for w in weights:
-        acc += w / total
-        out.append(acc)
+    out = list(itertools.accumulate(w / total for w in weights))
     out[-1] = 1.0
     return out
 
