@@ -489,21 +489,13 @@ def generate_into_lab(lab: Lab, user: str, count: int, seed: int) -> dict[str, i
     if root not in maildir.resolve().parents:
         raise LabError(f"refusing to delete {maildir}: not under the lab's mail directory")
     login = f"{user}@{DOMAIN}"
-    _kick(lab, login)
+    with contextlib.suppress(LabError):  # best effort: the lab may be down
+        lab.doveadm("kick", login)
     _clear_maildir(maildir)
-    writer = _FastWriter(maildir)
-    try:
+    with _FastWriter(maildir) as writer:
         counts = _write_all(writer, generate_messages(count, seed, login))
-    finally:
-        writer.close()
     index_mailbox(lab, login)
     return counts
-
-
-def _kick(lab: Lab, login: str) -> None:
-    """Disconnect ``login``'s IMAP/POP3 sessions (best effort: lab may be down)."""
-    with contextlib.suppress(LabError):
-        lab.doveadm("kick", login)
 
 
 def index_mailbox(lab: Lab, login: str, folders: Sequence[str] = ("INBOX", "INBOX.*")) -> None:

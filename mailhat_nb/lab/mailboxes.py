@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab.corpus import corpus_root
@@ -136,7 +137,7 @@ class MaildirWriter:
         self._known: set[str] = set()
         self.folder("INBOX")
 
-    def __enter__(self) -> MaildirWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
