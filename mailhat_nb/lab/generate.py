@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailhat_nb.errors import LabError, UsageError
-from mailhat_nb.lab.mailboxes import DOMAIN, MAIL_GID, MAIL_UID, USERS, MaildirWriter
+from mailhat_nb.lab.mailboxes import DOMAIN, MAIL_GID, MAIL_UID, USERS, MaildirWriter, chown_tree
 
 if TYPE_CHECKING:
     from mailhat_nb.lab.server import Lab
@@ -414,13 +414,7 @@ class _FastWriter(MaildirWriter):
         Messages are already the mail user's: walking 100,000 files again
         would cost seconds.
         """
-        home = self.maildir.parent
-        os.chown(home, MAIL_UID, MAIL_GID)
-        for dirpath, dirnames, filenames in os.walk(home):
-            if os.path.basename(dirpath) in ("cur", "new", "tmp"):
-                continue
-            for name in dirnames + filenames:
-                os.chown(os.path.join(dirpath, name), MAIL_UID, MAIL_GID)
+        chown_tree(self.maildir.parent, skip=("cur", "new", "tmp"))
 
 
 def _clear_maildir(maildir: Path) -> None:
