@@ -134,9 +134,7 @@ def lab_user(email: str, lab: Lab | None) -> str | None:
     except LabNotRunning:
         return None
     address = email.strip().lower()
-    if address not in {u.lower() for u in info.users}:
-        return None
-    return address.partition("@")[0]
+    return address.partition("@")[0] if address in {u.lower() for u in info.users} else None
 
 
 # --------------------------------------------------------------------------- the password
