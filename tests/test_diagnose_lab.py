@@ -960,3 +960,20 @@ def test_incoming_service_down_while_smtp_answers(lab: Lab, lab_info: LabInfo,
                                 "refuses the connection")
     assert "while its sending server (SMTP) answers" in v.summary
     assert "off for the account" not in v.summary + v.remedy
+
+
+def test_every_port_refusing_names_the_address_the_name_led_to(lab: Lab, lab_info: LabInfo,
+                                                              tmp_path: Path) -> None:
+    # D6 whole: IMAP, POP3 and SMTP all refuse. The verdict names the address the lab's
+    # DNS gave for the server, which the agent checks against the control panel.
+    closed = lab_info.ports["closed"]
+    presets = presets_file(tmp_path, [("imaps", "imap", closed, "ssl"),
+                                      ("pop3s", "pop3", closed, "ssl"),
+                                      ("smtps", "smtp", closed, "ssl")])
+    report = run(lab, lab_info, presets)
+    assert set(by_id(report).values()) == {"connection_refused"}
+    found = report.results[0].addresses
+    assert found
+    assert all(a.startswith("127.0.0.") for a in found)
+    assert report.verdict.summary.startswith(
+        f"Every port tested on {lab_info.server} ({', '.join(found[:4])}) refuses the connection")

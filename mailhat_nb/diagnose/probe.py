@@ -121,6 +121,7 @@ class Run:
         self.code = ""
         self.warning = ""
         self.certificate: dict[str, Any] | None = None
+        self.addresses: tuple[str, ...] = ()
         self.start = time.monotonic()
 
     @contextlib.contextmanager
@@ -322,8 +323,8 @@ def establish(run: Run, cfg: ProbeConfig,
     target, timeout = run.target, cfg.timeout
     with run.step("dns") as rec:
         addrs = lookup(cfg.resolver or Resolver(None, timeout), target.host, target.port)
-        shown = sorted({a[4][0] for a in addrs})
-        rec.detail = f"{target.host} → {', '.join(shown[:4])}"
+        run.addresses = tuple(sorted({a[4][0] for a in addrs}))
+        rec.detail = f"{target.host} → {', '.join(run.addresses[:4])}"
     with run.step("tcp") as rec:
         sock, where = connect(addrs, timeout)
         rec.detail = f"connected to {where}"
@@ -484,6 +485,7 @@ def finish(run: Run) -> PresetResult:
     code = run.code or run.warning or "ok"
     return PresetResult(
         target=run.target, code=code, steps=run.steps, transcript=run.transcript.lines(),
-        certificate=run.certificate, elapsed_ms=(time.monotonic() - run.start) * 1000,
+        certificate=run.certificate, addresses=run.addresses,
+        elapsed_ms=(time.monotonic() - run.start) * 1000,
         login_tried=run.transcript.credentials_sent,
     )

@@ -44,6 +44,8 @@ class PresetResult:
     transcript: list[Line] = field(default_factory=list)
     certificate: dict[str, Any] | None = None
     elapsed_ms: float = 0.0
+    #: The addresses the host resolved to, sorted (empty: the DNS step did not succeed).
+    addresses: tuple[str, ...] = ()
     #: Set by the verdict when the code was re-read in the light of other results.
     context: str = ""
     #: True when credentials were sent on this probe's connection (a login was

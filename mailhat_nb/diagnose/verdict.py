@@ -433,11 +433,10 @@ def _incoming_down(ev: Evidence) -> Verdict | None:
 
 
 def _address(ev: Evidence, host: str) -> str:
-    """The addresses ``host`` resolved to, from its DNS step ("name → 192.0.2.1")."""
+    """The addresses ``host`` resolved to (the first four), as its DNS step found them."""
     for r in ev.rows:
-        step = r.step("dns")
-        if r.host == host and step is not None and "→" in step.detail:
-            return step.detail.rsplit("→", 1)[1].strip()
+        if r.host == host and r.addresses:
+            return ", ".join(r.addresses[:4])
     return "address unknown"
 
 

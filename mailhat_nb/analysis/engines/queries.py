@@ -271,22 +271,23 @@ class Queries:
 
         A second read of the store, joined to ``kept``: the strings and lists
         are read, and the parent's ID cleaned, for the kept rows only; no
-        string is held for every stored row.
+        string is held for every stored row. ``mine``: the team sent it (its
+        From is one of the team's addresses), found once here for every
+        query that asks; only then are its recipients kept (``rcpts``).
         """
         d = self.d
         more = ", mask" if self.masks else ""
         return f"""
             SELECT pos, sender, from_name, ts, offset_min,
                    CASE WHEN parent IS NULL THEN NULL ELSE {d.hash('parent')} END AS par_h,
-                   rcpts, l{more}
+                   mine, CASE WHEN mine THEN {self.rcpts(ordered=False)} END AS rcpts, l{more}
             FROM (SELECT k.kpos AS pos, r.sender, r.from_name,
                          r.date AS ts, CAST(r.date_offset_min AS INT) AS offset_min,
                          coalesce({self.clean_id('r.in_reply_to')},
                                   {self.clean_id(d.last('r.references'))}) AS parent,
-                         CASE WHEN r.sender IN (SELECT address FROM me)
-                              THEN {self.rcpts(ordered=False)} END AS rcpts,
-                         k.l{more}
-                  FROM srcv r JOIN kept k ON {self.pos()} = k.kpos) t"""
+                         coalesce(r.sender IN (SELECT address FROM me), false) AS mine,
+                         r.to_addrs, r.cc_addrs, k.l{more}
+                  FROM srcv r JOIN kept k ON {self.pos()} = k.kpos) r"""
 
     # ------------------------------------------------------------------ the duplicate rule
 
@@ -394,8 +395,7 @@ class Queries:
         mask = ", mask" if self.masks else ""
         return f"""
             SELECT sender{mask}, count(*) AS n, {first} AS f, {last} AS l
-            FROM u WHERE sender IS NOT NULL AND sender NOT IN (SELECT address FROM me)
-            GROUP BY sender{mask}"""
+            FROM u WHERE sender IS NOT NULL AND NOT mine GROUP BY sender{mask}"""
 
     def sent_groups(self) -> str:
         """``sg``: the team's messages to each contact, per sender (and mask): see ``rg``."""
@@ -459,7 +459,7 @@ class Queries:
         return f"""
             SELECT {period} AS period_us, contact, sum(s) AS sent, sum(1 - s) AS received
             FROM (SELECT ts, sender AS contact, 0 AS s FROM u
-                  WHERE sender IN {chosen} AND sender NOT IN (SELECT address FROM me)
+                  WHERE sender IN {chosen} AND NOT mine
                   UNION ALL
                   SELECT ts, rc AS contact, 1 AS s
                   FROM (SELECT {d.explode('rcpts')} AS rc, ts FROM u
@@ -474,11 +474,10 @@ class Queries:
         day = f"CAST(floor({local} / {US_PER_DAY}) AS BIGINT)"
         hour = f"CAST(floor({local} / {US_PER_HOUR}) AS BIGINT)"
         where = "ts IS NOT NULL"
-        self_sender = "(sender IS NOT NULL AND sender IN (SELECT address FROM me))"
         if direction == "sent":
-            where += f" AND {self_sender}"
+            where += " AND mine"
         elif direction == "received":
-            where += f" AND NOT {self_sender}"
+            where += " AND NOT mine"
         return f"""
             SELECT ((({day} + 3) % 7) + 7) % 7 AS weekday, (({hour} % 24) + 24) % 24 AS hour,
                    count(*) AS n, max(CASE WHEN offset_min IS NOT NULL THEN 1 ELSE 0 END) AS tz
@@ -498,7 +497,6 @@ class Queries:
         kept row in ``u`` are found by joins, with no per-ID pick of a row.
         """
         us = self.d.epoch_us
-        me = "(SELECT address FROM me)"
         cols = (f"CASE WHEN by_self THEN os ELSE rs END AS contact, {us('ots')} AS asked_us, "
                 f"{us('rts')} AS answered_us, reply," if full else "")
         return f"""
@@ -506,17 +504,15 @@ class Queries:
                 SELECT idk, min(l) AS l FROM lab
                 WHERE idk IN (SELECT par_h FROM u WHERE par_h IS NOT NULL) GROUP BY idk),
             pairs AS (
-                SELECT r.pos AS reply, r.sender AS rs, r.ts AS rts,
-                       o.pos AS orig, o.sender AS os, o.ts AS ots
+                SELECT r.pos AS reply, r.sender AS rs, r.mine AS rm, r.ts AS rts,
+                       o.pos AS orig, o.sender AS os, o.mine AS om, o.ts AS ots
                 FROM u r JOIN parents p ON r.par_h = p.idk
                 JOIN u o ON o.l = p.l
                 WHERE r.par_h IS NOT NULL AND o.pos <> r.pos),
             typed AS (
                 SELECT *,
-                  (rs IS NOT NULL AND rs IN {me}) AND NOT (os IS NOT NULL AND os IN {me})
-                    AND os IS NOT NULL AS by_self,
-                  NOT (rs IS NOT NULL AND rs IN {me}) AND (os IS NOT NULL AND os IN {me})
-                    AND rs IS NOT NULL AS by_contact
+                  rm AND NOT om AND os IS NOT NULL AS by_self,
+                  NOT rm AND om AND rs IS NOT NULL AS by_contact
                 FROM pairs)
             SELECT {cols}
                    CASE WHEN by_self THEN 'self' ELSE 'contact' END AS replier,
@@ -587,8 +583,7 @@ class Queries:
         return """
                 SELECT u.sender AS contact, h.aid, count(*) AS received
                 FROM u JOIN held h ON u.l = h.l
-                WHERE u.sender IS NOT NULL AND u.sender NOT IN (SELECT address FROM me)
-                GROUP BY u.sender, h.aid"""
+                WHERE u.sender IS NOT NULL AND NOT u.mine GROUP BY u.sender, h.aid"""
 
     def internal(self) -> str:
         """Per (sending account, recipient account): the team's messages between them."""
