@@ -166,26 +166,13 @@ def covers(names: list[str], host: str) -> bool:
     (True, False)
     """
     host = host.lower().rstrip(".")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    for name in names:
-        name = name.lower().rstrip(".")
-        if ip is not None:
-            try:
-                if ipaddress.ip_address(name) == ip:
-                    return True
-            except ValueError:
-                continue
-            continue
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host:
-            head, _, tail = host.partition(".")
-            if tail == name[2:] and head:
-                return True
-    return False
+    wanted = [name.lower().rstrip(".") for name in names]
+    if is_ip(host):  # only the same address covers an address
+        return any(is_ip(n) and ipaddress.ip_address(n) == ipaddress.ip_address(host)
+                   for n in wanted)
+    head, _, tail = host.partition(".")
+    return any(n == host or (n.startswith("*.") and "." in host and bool(head) and n[2:] == tail)
+               for n in wanted)
 
 
 def recommend(names: list[str], host: str) -> str | None:

@@ -55,10 +55,8 @@ def greeting_protocol(line: str) -> str | None:
     >>> greeting_protocol("+OK Dovecot ready."), greeting_protocol("220 mx ESMTP")
     ('POP3', 'SMTP')
     """
-    for prefix, name in _PROTOCOL_OF_GREETING:
-        if line.upper().startswith(prefix.upper()):
-            return name
-    return None
+    return next((name for prefix, name in _PROTOCOL_OF_GREETING
+                 if line.upper().startswith(prefix.upper())), None)
 
 
 def article(name: str) -> str:
@@ -284,10 +282,6 @@ def classify_dns(exc: socket.gaierror) -> tuple[str, str]:
     >>> classify_dns(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))[0]
     'dns_not_found'
     """
-    not_found = {socket.EAI_NONAME}
-    nodata = getattr(socket, "EAI_NODATA", None)
-    if nodata is not None:
-        not_found.add(nodata)
-    if exc.errno in not_found:
+    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
         return "dns_not_found", f"the name does not exist ({exc.strerror})"
     return "dns_failure", f"the lookup failed ({exc.strerror or exc})"

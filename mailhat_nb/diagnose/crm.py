@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING, Any
 
 from mailhat_nb.checks import as_text
 from mailhat_nb.diagnose import codes
+from mailhat_nb.diagnose.evidence import passed
 from mailhat_nb.errors import UsageError
 from mailhat_nb.secrets import MASK, Secret
 
 if TYPE_CHECKING:
     from mailhat_nb.diagnose.report import Report
-    from mailhat_nb.diagnose.results import PresetResult
 
 #: Causes a CRM's message may name beyond the doctor's own codes (DESIGN.md, ``crm_error``).
 CRM_CODES: Mapping[str, str] = {
@@ -85,11 +85,7 @@ class KnownMessage:
 
     def search(self, normal: str) -> re.Match[str] | None:
         """The first of this row's patterns found in ``normal`` (normalised text)."""
-        for pattern in self.patterns:
-            found = pattern.search(normal)
-            if found:
-                return found
-        return None
+        return next((found for p in self.patterns if (found := p.search(normal))), None)
 
 
 @dataclass
@@ -452,14 +448,9 @@ def _doctor_state(report: Report) -> str:
         return "rejected"
     if v.code == "pop_only":
         return "pop_only"
-    if not any(_greeted(r) for r in report.results):
+    if not any(passed(r, "greeting") for r in report.results):
         return "unreachable"
     return "other"
-
-
-def _greeted(result: PresetResult) -> bool:
-    step = result.step("greeting")
-    return step is not None and step.status in ("ok", "warn")
 
 
 def beside(crm: CrmError, report: Report) -> str:

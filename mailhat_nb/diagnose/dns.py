@@ -220,13 +220,9 @@ class Resolver:
         """``getaddrinfo``-shaped entries for ``host``:``port`` from this resolver."""
         if self.system:
             return system_lookup(host, port, self.lifetime)
-        out: list[tuple[Any, ...]] = []
-        for address in self.addresses(host).addresses:
-            if ":" in address:
-                out.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0)))
-            else:
-                out.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)))
-        return out
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))
+                if ":" in address else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+                for address in self.addresses(host).addresses]
 
     def mx(self, domain: str) -> list[tuple[int, str]]:
         """MX records, lowest preference first; ``(0, "")`` is a null MX (RFC 7505)."""

@@ -154,9 +154,9 @@ def diagnose(
         # have it), so an unencrypted one never waits for a probe not yet started.
         order = sorted(range(len(targets)), key=lambda i: targets[i].security == "none")
         for i in order:
-            results[i] = probe(targets[i], cfg)
+            results[i] = result = probe(targets[i], cfg)
             if on_result is not None:
-                on_result(results[i])  # type: ignore[arg-type]
+                on_result(result)
     done = [r for r in results if r is not None]
     verdict = decide(done, discovery, account)
     if send_test:
@@ -217,9 +217,8 @@ def mx_elsewhere(found: Discovery,
     if provider is None or not provider.presets or isinstance(presets, list):
         return None
     names = [n.strip().lower() for n in str(presets).split(",")] if presets else []
-    if not names or names == ["auto"] or not set(names) <= set(builtin_names()):
-        return None
-    if provider.presets in names:
+    if (not names or names == ["auto"] or not set(names) <= set(builtin_names())
+            or provider.presets in names):
         return None
     tested = ", ".join(n.capitalize() if n != "hostgator" else "HostGator" for n in names)
     return Problem("mx_elsewhere", f"this domain's mail is handled by {provider.name} "
@@ -232,12 +231,10 @@ def outgoing_health(found: Discovery | None, outgoing: PresetResult | None,
     """SPF/DMARC/DKIM advice for the recommended SMTP server (empty without a discovery)."""
     if found is None or not found.domain:
         return []
-    host = outgoing.host if outgoing is not None else None
-    address = None
-    if host is not None:
-        step = outgoing.step("tcp") if outgoing is not None else None
-        # The address the doctor really reached ("connected to 192.0.2.1 port 465").
-        if step is not None and step.detail.startswith("connected to "):
-            address = step.detail.split()[2]
-    return health_notes(found.dns, found.domain, host, address, resolver)
+    step = outgoing.step("tcp") if outgoing is not None else None
+    # The address the doctor really reached ("connected to 192.0.2.1 port 465").
+    address = (step.detail.split()[2] if step is not None
+               and step.detail.startswith("connected to ") else None)
+    return health_notes(found.dns, found.domain, outgoing.host if outgoing is not None else None,
+                        address, resolver)
 

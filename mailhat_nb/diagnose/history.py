@@ -232,17 +232,12 @@ def _preset_changes(old: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]]
         kind = ("broke" if worked and not works else "mended" if works and not worked
                 else "changed")
         groups.setdefault((kind, str(was.get("code")), str(result.get("code"))), []).append(key)
-    order = {"broke": 0, "mended": 1, "changed": 2}
-    sentences = []
-    for (kind, was_code, code), keys in sorted(groups.items(), key=lambda g: order[g[0][0]]):
-        names = _named(keys)
-        if kind == "broke":
-            sentences.append(f"{names}: worked on {when} ({was_code}), now fails: {code}.")
-        elif kind == "mended":
-            sentences.append(f"{names}: failed on {when} ({was_code}), now works ({code}).")
-        else:
-            sentences.append(f"{names}: {was_code} on {when}, now {code}.")
-    return sentences
+    said = {"broke": "{names}: worked on {when} ({was}), now fails: {code}.",
+            "mended": "{names}: failed on {when} ({was}), now works ({code}).",
+            "changed": "{names}: {was} on {when}, now {code}."}  # in the order they are said
+    return [said[kind].format(names=_named(keys), when=when, was=was, code=code)
+            for (kind, was, code), keys in sorted(groups.items(),
+                                                  key=lambda g: list(said).index(g[0][0]))]
 
 
 def _certificate_changes(old: Iterable[dict[str, Any]], new: Iterable[dict[str, Any]],
@@ -296,8 +291,7 @@ def keep(report: Report, directory: str | Path, now: dt.datetime | None = None,
         last = runs[-1]
         history.previous_at = str(last["at"])
         history.previous_code = (last.get("verdict") or {}).get("code")
-        current = report.to_dict() | {"at": stamp}
-        history.changes = compare(last, current)
+        history.changes = compare(last, report.to_dict() | {"at": stamp})
     if unreadable:
         report.notes.append(f"{unreadable} saved run(s) in {folder} could not be read and were "
                             "left out of the history")

@@ -53,6 +53,7 @@ MAX_STRAY_LINES = 20
 _LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 _CAP_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 _LIST = re.compile(r'^\* LIST \(([^)]*)\) (NIL|"(?:[^"\\]|\\.)"|\S+) (.*)$', re.IGNORECASE)
+_NAMESPACE = re.compile(r'^\* NAMESPACE \(\("([^"]*)"', re.IGNORECASE)
 
 
 def quote(text: str) -> str:
@@ -227,10 +228,7 @@ class ImapSession(Session):
             self.chan.transcript.note("capabilities as the greeting lists them (RFC 3501 7.1): "
                                       "CAPABILITY not sent")
             return self.caps_detail() + " (listed in the greeting)"
-        resp = self.command("CAPABILITY")
-        for line in resp.untagged:
-            if line.upper().startswith("* CAPABILITY"):
-                self.caps = {w.upper() for w in line.split()[2:]}
+        resp = self.command("CAPABILITY")  # its untagged answer sets the caps (_responses)
         if not resp.ok:
             raise Diagnosed("wrong_protocol", f"CAPABILITY failed: {resp.status} {resp.text}")
         return self.caps_detail()
@@ -264,7 +262,6 @@ class ImapSession(Session):
             raise Diagnosed("plaintext_auth_disabled",
                             "the server lists LOGINDISABLED on this unencrypted connection; "
                             "no password was sent")
-        non_ascii = not password.reveal().isascii()
         if "PLAIN" in mechanisms:
             how = "AUTHENTICATE PLAIN"
             payload = sasl_plain(username, password)
@@ -293,7 +290,7 @@ class ImapSession(Session):
             self.literal_limit = MAX_LITERAL
             return f"logged in as {username} with {how}"
         code = classify_auth_reply(f"{resp.status} {resp.text}")
-        if non_ascii and how == "LOGIN" and code == "auth_failed":
+        if how == "LOGIN" and code == "auth_failed" and not password.reveal().isascii():
             raise Diagnosed("password_not_ascii",
                             "the server offers only LOGIN, which cannot reliably carry a "
                             f"non-ASCII password; it answered "
@@ -307,14 +304,13 @@ class ImapSession(Session):
             self.chan.send_line(f"{tag} LOGIN {quote(username)} {quote(pw)}", secret=True,
                                 shown=f"{tag} LOGIN {quote(username)} ***")
             return self._response(tag)
-        # A literal carries UTF-8 bytes; LITERAL+ saves a round trip.
-        plus = "+" if "LITERAL+" in self.caps else ""
-        user = quote(username) if not _needs_literal(username) else None
-        if user is None:
+        if _needs_literal(username):
             raise Diagnosed("unknown", "the username contains non-ASCII characters; "
                             "use the ASCII form of the address")
+        # A literal carries UTF-8 bytes; LITERAL+ saves a round trip.
+        plus = "+" if "LITERAL+" in self.caps else ""
         data = pw.encode("utf-8")
-        self.chan.send_line(f"{tag} LOGIN {user} {{{len(data)}{plus}}}")
+        self.chan.send_line(f"{tag} LOGIN {quote(username)} {{{len(data)}{plus}}}")
         if plus:
             self.chan.transcript.client("<password literal>", secret=True)
             self.chan.send_bytes(data + b"\r\n")
@@ -335,11 +331,7 @@ class ImapSession(Session):
         untagged = [line for reply in replies.values() for line in reply.untagged]
         folders = [m for m in (_LIST.match(line) for line in untagged) if m]
         delimiters = {m.group(2).strip('"') for m in folders if m.group(2).upper() != "NIL"}
-        prefix = ""
-        for line in untagged:
-            m = re.match(r'^\* NAMESPACE \(\("([^"]*)"', line, re.IGNORECASE)
-            if m:
-                prefix = m.group(1)
+        prefix = next((m.group(1) for m in map(_NAMESPACE.match, reversed(untagged)) if m), "")
         exists = self._inbox_count(replies["EXAMINE"], untagged)
         where = "delimiter " + self.said(repr("/".join(sorted(delimiters)) or "?"))
         if prefix:
@@ -363,11 +355,9 @@ class ImapSession(Session):
         if not resp.ok:
             raise Diagnosed("mailbox_unavailable", "INBOX could not be opened: "
                             + self.said(f"{resp.status} {resp.text}"))
-        for line in untagged:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit():
-                return int(parts[1])
-        return 0
+        return next((int(parts[1]) for parts in map(str.split, untagged)
+                     if len(parts) >= 3 and parts[2].upper() == "EXISTS" and parts[1].isdigit()),
+                    0)
 
     def wait_for(self, token: str, timeout: float, poll: float = 0.1) -> tuple[int, float] | None:
         """Poll INBOX for a message whose X-Mailhat-Test header is ``token``.
@@ -390,11 +380,9 @@ class ImapSession(Session):
 
     def remove(self, uid: int) -> bool:
         """Delete exactly message ``uid`` (needs UIDPLUS); True when done."""
-        if "UIDPLUS" not in self.caps:
-            return False
-        if not self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)").ok:
-            return False
-        return self.command(f"UID EXPUNGE {uid}").ok
+        return ("UIDPLUS" in self.caps
+                and self.command(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)").ok
+                and self.command(f"UID EXPUNGE {uid}").ok)
 
     def _goodbye(self) -> None:
         self.chan.send_line(f"{self._next_tag()} LOGOUT")

@@ -192,11 +192,10 @@ def normalise_account(email: str, password: Secret | str, server: str | None = N
         user = f"{local}@{domain}" if converted else email
     if not secret:
         raise UsageError("the password is empty")
-    value = secret.reveal()
     if secret.padded:
         notes.append("password: starts or ends with a space (kept as typed; check for a "
                      "pasted trailing space)")
-    if not value.isascii():
+    if not secret.reveal().isascii():
         notes.append("password: contains non-ASCII characters; the doctor uses AUTHENTICATE "
                      "PLAIN (UTF-8) where the server offers it")
     return Account(email=email, username=user, password=secret, domain=domain,

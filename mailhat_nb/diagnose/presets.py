@@ -334,8 +334,7 @@ def expand_host(template: str, account: Account) -> str | None:
     ('mail.example.com', None)
     """
     values = {"server": account.server, "domain": account.domain}
-    missing = [k for k in _FIELD.findall(template) if not values.get(k)]
-    if missing:
+    if not all(values.get(k) for k in _FIELD.findall(template)):
         return None
     return _FIELD.sub(lambda m: str(values[m.group(1)]), template).lower()
 

@@ -75,9 +75,7 @@ def planned_steps(protocol: str, security: str) -> list[str]:
     >>> planned_steps("imap", "starttls")
     ['dns', 'tcp', 'greeting', 'capabilities', 'tls', 'capabilities_tls', 'auth', 'mailbox']
     """
-    if security == "ssl":
-        steps = ["dns", "tcp", "tls", "greeting", "capabilities"]
-    elif security == "starttls":
+    if security == "starttls":
         steps = ["dns", "tcp", "greeting", "capabilities", "tls", "capabilities_tls"]
     else:
         steps = ["dns", "tcp", "tls", "greeting", "capabilities"]
@@ -269,8 +267,7 @@ def handshake(run: Run, chan: Channel, cfg: ProbeConfig, addrs: list[tuple[Any, 
         raise Diagnosed(code, detail) from exc
     der = chan.peer_certificate()
     if der:
-        run.certificate = describe(der, host)
-        cert = run.certificate
+        cert = run.certificate = describe(der, host)
         rec.detail = (f"{chan.tls.version() if chan.tls else ''}; certificate for "
                       f"{', '.join(cert['names'][:4])}, issuer {cert['issuer']}, valid until "
                       f"{cert['not_after'][:10]}")
@@ -307,7 +304,7 @@ def read_certificate(target: Target, addrs: list[tuple[Any, ...]],
 
 
 def establish(run: Run, cfg: ProbeConfig,
-              after_auth: Callable[[Session], None] | None = None) -> Session | None:
+              after_auth: Callable[[Session], None] | None = None) -> Session:
     """Run the layers up to and including auth (and mailbox); return the live session.
 
     On an unencrypted preset without ``cfg.allow_plaintext_login`` the auth
@@ -436,7 +433,6 @@ def enter_gate(run: Run, cfg: ProbeConfig) -> Pass:
 def authenticate(run: Run, session: Session, cfg: ProbeConfig) -> str:
     """One login, after :func:`enter_gate` let it through; reports the outcome to the gate."""
     target = run.target
-    who = target.preset.display
     outcome = "error"
     run.transcript.arm()
     try:
@@ -447,7 +443,7 @@ def authenticate(run: Run, session: Session, cfg: ProbeConfig) -> str:
         outcome = exc.code
         raise
     finally:
-        cfg.gate.leave(target.protocol, who, outcome)
+        cfg.gate.leave(target.protocol, target.preset.display, outcome)
 
 
 def probe(target: Target, cfg: ProbeConfig) -> PresetResult:
@@ -458,9 +454,7 @@ def probe(target: Target, cfg: ProbeConfig) -> PresetResult:
     run = Run(target, transcript)
     transcript.note(f"probing {target.setting()} as {account.username}")
     try:
-        session = establish(run, cfg)
-        if session is not None:
-            session.close()
+        establish(run, cfg).close()
     except _Stop:
         pass
     except Exception as exc:  # a bug must not take the sweep down

@@ -114,21 +114,16 @@ class Report:
         """One row per tested preset (and host)."""
         import pandas as pd
 
-        rows = []
-        for r in self.results:
-            row: dict[str, Any] = {
-                "preset": r.preset.id, "label": r.preset.label, "protocol": r.protocol,
-                "host": r.host, "port": r.port, "stands_for": r.preset.std_port,
-                "security": r.security, "status": r.status, "code": r.code, "title": r.title,
-                "explanation": r.explanation, "remedy": r.remedy, "detail": r.detail,
-                "elapsed_ms": round(r.elapsed_ms, 1),
-                "failed_step": r.failed_step.name if r.failed_step else None,
-                "cert_names": ", ".join((r.certificate or {}).get("names", [])) or None,
-            }
-            for layer in TABLE_LAYERS:
-                row[layer.lower()] = layer_status(r, layer)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame([{
+            "preset": r.preset.id, "label": r.preset.label, "protocol": r.protocol,
+            "host": r.host, "port": r.port, "stands_for": r.preset.std_port,
+            "security": r.security, "status": r.status, "code": r.code, "title": r.title,
+            "explanation": r.explanation, "remedy": r.remedy, "detail": r.detail,
+            "elapsed_ms": round(r.elapsed_ms, 1),
+            "failed_step": r.failed_step.name if r.failed_step else None,
+            "cert_names": ", ".join((r.certificate or {}).get("names", [])) or None,
+            **{layer.lower(): layer_status(r, layer) for layer in TABLE_LAYERS},
+        } for r in self.results])
 
     def steps_frame(self) -> pd.DataFrame:
         """One row per step of every preset."""
@@ -338,11 +333,8 @@ def _group_details(g: grouping.Group, said: set[str]) -> list[str]:
 
 def layer_status(result: PresetResult, layer: str) -> str | None:
     """The worst status among ``result``'s steps folded into ``layer`` (None: none ran)."""
-    names = TABLE_LAYERS[layer]
-    found = [s.status for s in result.steps if s.name in names]
-    if not found:
-        return None
-    return max(found, key=lambda s: _WORST.get(s, 0))
+    found = [s.status for s in result.steps if s.name in TABLE_LAYERS[layer]]
+    return max(found, key=lambda s: _WORST.get(s, 0), default=None)
 
 
 #: Characters that start Markdown (CommonMark/GFM) constructs inline: emphasis,

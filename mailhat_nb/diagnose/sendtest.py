@@ -11,6 +11,7 @@ the outgoing preset's result.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 
@@ -53,12 +54,8 @@ def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeC
             rec.detail = session.send(account.email, account.email, subject, token)
             accepted_at = time.monotonic()
 
-    try:
-        session = establish(send_run, cfg, after_auth=deliver)
-        if session is not None:
-            session.close()
-    except _Stop:
-        pass
+    with contextlib.suppress(_Stop):
+        establish(send_run, cfg, after_auth=deliver).close()
     failed = next((s for s in send_run.steps if s.status == "fail"), None)
     send_step.elapsed_ms = (time.monotonic() - start) * 1000
     if accepted_at is None:
@@ -96,12 +93,8 @@ def send_test(outgoing: PresetResult, incoming: PresetResult | None, cfg: ProbeC
             rec.detail = "found" if found else "not found"
 
     watch_start = time.monotonic()
-    try:
-        session = establish(watch_run, cfg, after_auth=watch)
-        if session is not None:
-            session.close()
-    except _Stop:
-        pass
+    with contextlib.suppress(_Stop):
+        establish(watch_run, cfg, after_auth=watch).close()
     arrival.elapsed_ms = (time.monotonic() - watch_start) * 1000
     if found is not None:
         # From the server's acceptance of the message to its first sighting in INBOX.

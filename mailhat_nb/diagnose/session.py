@@ -126,6 +126,5 @@ class Session(ABC):
 
     def caps_detail(self) -> str:
         """Format the capabilities for a step's detail, sorted, shortened."""
-        words = sorted(self.caps)
-        text = " ".join(words)
+        text = " ".join(sorted(self.caps))
         return text if len(text) <= 300 else text[:300] + " ..."

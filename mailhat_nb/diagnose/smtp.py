@@ -57,8 +57,7 @@ class SmtpSession(Session):
         lines = [first]
         while len(lines[-1]) >= 4 and lines[-1][3] == "-":
             lines.append(self.chan.read_line(until=until))
-        code = int(first[:3])
-        if code != 220:
+        if first[:3] != "220":
             raise Diagnosed("server_disconnected",
                             f"the server refused the session: {lines[-1][:160]}")
         return first[:160]
@@ -104,8 +103,7 @@ class SmtpSession(Session):
             raise starttls_refused(f"{code} {text}", temporary=code == 454)
 
     def plaintext_offer(self, username: str) -> str:  # noqa: D102 - see Session
-        usable = [m for m in ("PLAIN", "LOGIN") if m in self.mechanisms]
-        if usable:
+        if "PLAIN" in self.mechanisms or "LOGIN" in self.mechanisms:
             return f"EHLO lists AUTH {' '.join(self.mechanisms)}"
         if self.mechanisms:
             raise Diagnosed("smtp_auth_unavailable",

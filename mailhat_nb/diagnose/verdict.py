@@ -542,8 +542,7 @@ def _join(*parts: str) -> str:
 def _title(result: PresetResult) -> str:
     """The result's title inside a sentence: "Server's TLS is broken" -> "server's TLS ..."."""
     title = result.title
-    first = title.split(" ", 1)[0]
-    return title if first.isupper() else title[:1].lower() + title[1:]
+    return title if title.split(" ", 1)[0].isupper() else title[:1].lower() + title[1:]
 
 
 def _stopgap(usable: PresetResult) -> str:

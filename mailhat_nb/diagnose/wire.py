@@ -105,9 +105,8 @@ def looks_like_tls(data: bytes) -> bool:
     >>> looks_like_tls(bytes([0x16, 0x03, 0x03])), looks_like_tls(b"* OK ready")
     (True, False)
     """
-    if not data:
-        return False
-    return data[0] in (0x14, 0x15, 0x16, 0x17) and (len(data) < 2 or data[1] == 0x03)
+    return bool(data) and data[0] in (0x14, 0x15, 0x16, 0x17) and (
+        len(data) < 2 or data[1] == 0x03)
 
 
 def printable(data: bytes, limit: int = 200) -> str:
@@ -174,8 +173,7 @@ class Channel:
         return data
 
     def _flush(self) -> None:
-        pending = self._out.read()
-        if pending:
+        if pending := self._out.read():
             self._sendall(pending)
 
     def _sendall(self, data: bytes) -> None:
@@ -334,9 +332,7 @@ class Channel:
 
     def peer_certificate(self) -> bytes | None:
         """Return the server's certificate (DER) once TLS is up."""
-        if self.tls is None:
-            return None
-        return self.tls.getpeercert(binary_form=True)
+        return self.tls.getpeercert(binary_form=True) if self.tls is not None else None
 
     def close(self) -> None:
         """Close the socket; never raises.

@@ -48,17 +48,13 @@ def smtp_banner(address: str, port: int, timeout: float) -> str | None:
     try:
         with socket.create_connection((address, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
-            data = b""
-            while b"\n" not in data and len(data) < 2048:
-                chunk = sock.recv(1024)
-                if not chunk:
-                    break
-                data += chunk
+            with sock.makefile("rb") as reader:
+                data = reader.readline(2048)
             with contextlib.suppress(OSError):
                 sock.sendall(b"QUIT\r\n")
     except OSError:
         return None
-    line = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    line = data.decode("utf-8", "replace").strip()
     return line or None
 
 
@@ -84,10 +80,7 @@ def certificate(address: str, port: int, host: str, trusted: ssl.SSLContext,
         return None
     if der is None:
         return None
-    info = describe(der, host)
-    info["trusted"] = chain_ok
-    info["port"] = port
-    return info
+    return describe(der, host) | {"trusted": chain_ok, "port": port}
 
 
 def _handshake(address: str, port: int, host: str, context: ssl.SSLContext,

@@ -35,9 +35,7 @@ def score(candidate: Candidate) -> float:
 
 
 def _phrase(candidate: Candidate, kind: str) -> str:
-    if kind in _PHRASES:
-        return _PHRASES[kind]
-    return next(s.detail for s in candidate.sources if s.kind == kind)
+    return _PHRASES.get(kind) or next(s.detail for s in candidate.sources if s.kind == kind)
 
 
 def explain(candidate: Candidate) -> str:

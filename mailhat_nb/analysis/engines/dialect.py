@@ -2,12 +2,11 @@
 
 Every query of :mod:`.queries` is written once, in the SQL both engines
 share (joins, group-bys, window functions, ``CASE``, ``array_sort``,
-``array_distinct``, ``concat`` of lists, ``regexp_replace``, ``median``);
-what they spell differently goes through a :class:`Dialect`: lambdas
-(DuckDB ``lambda x: ...``, Spark ``x -> ...``), the list functions named
-after them, a 64-bit hash, microseconds since the epoch and exploding a
-list. Regular expressions and string literals avoid backslashes, which
-Spark un-escapes in literals and DuckDB does not.
+``array_distinct``, ``concat`` of lists, ``trim``, ``median``); what they
+spell differently goes through a :class:`Dialect`: lambdas (DuckDB
+``lambda x: ...``, Spark ``x -> ...``), list functions, a 64-bit hash,
+microseconds since the epoch, bit shifts and exploding a list. String
+literals avoid backslashes, which Spark un-escapes and DuckDB does not.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ class Dialect:
     """How one engine spells what the other spells differently."""
 
     name: str
-    transform_fn: str       # map a lambda over a list
     filter_fn: str          # keep the elements a lambda accepts
     size_fn: str            # number of elements of a list
     hash_fn: str            # a 64-bit hash of any number of values
@@ -33,17 +31,10 @@ class Dialect:
     shl_fmt: str            # a 64-bit integer shifted left
     shr_fmt: str            # a 64-bit integer shifted right
 
-    def lam(self, var: str, body: str) -> str:
-        """A one-argument lambda."""
-        return f"{var} -> {body}" if self.arrow else f"lambda {var}: {body}"
-
-    def transform(self, items: str, var: str, body: str) -> str:
-        """``[body for var in items]``."""
-        return f"{self.transform_fn}({items}, {self.lam(var, body)})"
-
     def filter(self, items: str, var: str, cond: str) -> str:
         """``[var for var in items if cond]``."""
-        return f"{self.filter_fn}({items}, {self.lam(var, cond)})"
+        lam = f"{var} -> {cond}" if self.arrow else f"lambda {var}: {cond}"
+        return f"{self.filter_fn}({items}, {lam})"
 
     def size(self, items: str) -> str:
         """The length of a list (NULL for a NULL list)."""
@@ -75,13 +66,13 @@ class Dialect:
 
 
 DUCKDB: Final = Dialect(
-    name="duckdb", transform_fn="list_transform", filter_fn="list_filter", size_fn="len",
+    name="duckdb", filter_fn="list_filter", size_fn="len",
     hash_fn="hash", epoch_us_fn="epoch_us", explode_fn="unnest", last_fmt="{}[-1]",
     empty_list="CAST([] AS VARCHAR[])",
     arrow=False, shl_fmt="({} << {})", shr_fmt="({} >> {})",
 )
 SPARK: Final = Dialect(
-    name="spark", transform_fn="transform", filter_fn="filter", size_fn="size",
+    name="spark", filter_fn="filter", size_fn="size",
     hash_fn="xxhash64", epoch_us_fn="unix_micros", explode_fn="explode",
     last_fmt="try_element_at({}, -1)", empty_list="CAST(array() AS ARRAY<STRING>)",
     arrow=True, shl_fmt="shiftleft({}, {})", shr_fmt="shiftright({}, {})",
