@@ -167,8 +167,7 @@ def recipient_pairs(frame: pd.DataFrame) -> tuple[IntArray, IntArray, pd.Index]:
     # Sort (row, address) keys and drop repeats. The keys arrive as one
     # sorted run per column, which a stable (merge) sort exploits.
     key = np.sort(positions * width + codes, kind="stable")
-    if len(key):
-        key = key[np.r_[True, key[1:] != key[:-1]]]
+    key = key[np.diff(key, prepend=-1) != 0]
     return key // width, key % width, uniques
 
 

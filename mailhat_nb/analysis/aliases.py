@@ -24,6 +24,7 @@ from mailhat_nb.analysis.addresses import (
     normalise,
     recipient_pairs,
 )
+from mailhat_nb.analysis.metrics import busiest_first
 from mailhat_nb.errors import UsageError
 
 ALIAS_COLUMNS = ["address", "alias_of", "reason", "name", "messages", "accept"]
@@ -101,7 +102,7 @@ def suggest_aliases(frame: pd.DataFrame, self_addrs: SelfAddrs = None) -> pd.Dat
         address, or its self address). ``accept`` is ``False`` everywhere: set
         it to ``True`` on the rows to merge, then call :func:`apply_aliases`.
     """
-    me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
+    me = as_address_set(self_addrs)
     act = _address_activity(frame)
     act = act.groupby("address", as_index=False).agg(
         messages=("messages", "sum"), name=("name", "first"))
@@ -123,11 +124,8 @@ def suggest_aliases(frame: pd.DataFrame, self_addrs: SelfAddrs = None) -> pd.Dat
         g = g.assign(alias_of=canon)[(g["address"] != canon) & ~both_self]
         rows.append(g)
     if not rows:
-        return pd.DataFrame({
-            "address": pd.Series(dtype="str"), "alias_of": pd.Series(dtype="str"),
-            "reason": pd.Series(dtype="str"), "name": pd.Series(dtype="str"),
-            "messages": pd.Series(dtype="int64"), "accept": pd.Series(dtype="bool"),
-        })
+        return pd.DataFrame({col: pd.Series(dtype=dtype) for col, dtype in zip(
+            ALIAS_COLUMNS, ["str", "str", "str", "str", "int64", "bool"], strict=True)})
     out = pd.concat(rows, ignore_index=True)
     out = out.groupby(["address", "alias_of"], as_index=False, sort=True).agg(
         reason=("reason", " + ".join), name=("name", "first"), messages=("messages", "first"))
@@ -157,6 +155,7 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
     targets: dict[str, str] = {}
     for alias, canon in edges:
         targets.setdefault(alias, canon)
+    end_of: dict[str, str] = {}  # where each alias's chain ends
     for alias in targets:  # a cycle is a contradiction the user must resolve
         seen, target = {alias}, targets[alias]
         while target in targets and targets[target] != target:
@@ -164,6 +163,7 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
                 raise UsageError(f"aliases form a cycle through {target}")
             seen.add(target)
             target = targets[target]
+        end_of[alias] = target
     # Every accepted pair joins two addresses into one person, so an address
     # accepted under two canonicals (Gmail's dots *and* the same name
     # elsewhere) joins all three rather than being split by the last row.
@@ -180,9 +180,7 @@ def _alias_map(accepted: pd.DataFrame | Mapping[str, str],
             parent[ra] = rc
     ends: dict[str, str] = {}
     for alias, canon in edges:
-        final = canon
-        while final in targets and targets[final] != final:
-            final = targets[final]
+        final = end_of.get(canon, canon)
         group = root(alias)
         if group not in ends or (final in prefer and ends[group] not in prefer):
             ends[group] = final
@@ -245,8 +243,8 @@ def apply_aliases(
     pandas.DataFrame
         A new frame; the input is not modified.
     """
-    me = as_address_set(self_addrs) if self_addrs is not None else frozenset()
-    mapping = _alias_map(accepted, frozenset(me))
+    me = as_address_set(self_addrs)
+    mapping = _alias_map(accepted, me)
     if not mapping:
         return frame.copy()
     if "from_addr" in frame.columns:
@@ -267,22 +265,13 @@ def apply_aliases(
         c["contact"] = _map_values(normalise(c["contact"]), mapping)
         canon_name = c.loc[c["contact"].isin(list(mapping.values())) & c["name"].notna(),
                            ["contact", "name"]] if "name" in c.columns else None
-        agg: dict[str, tuple[str, str]] = {
-            "sent": ("sent", "sum"), "received": ("received", "sum"),
-        }
-        if "first" in c.columns:
-            agg["first"] = ("first", "min")
-        if "last" in c.columns:
-            agg["last"] = ("last", "max")
-        if "name" in c.columns:
-            agg["name"] = ("name", "first")
-        merged = c.groupby("contact", as_index=False).agg(**agg)
+        how = {"sent": "sum", "received": "sum", "first": "min", "last": "max", "name": "first"}
+        merged = c.groupby("contact", as_index=False).agg(
+            **{col: (col, how[col]) for col in how if col in c.columns})
         if canon_name is not None and not canon_name.empty:
             prefer = canon_name.drop_duplicates("contact").set_index("contact")["name"]
             merged["name"] = merged["contact"].map(prefer).fillna(merged["name"])
         merged["total"] = merged["sent"] + merged["received"]
         merged = merged[~merged["contact"].isin(list(me))]
-        cols = [col for col in frame.columns if col in merged.columns]
-        return merged.sort_values(["total", "received", "contact"],
-                                  ascending=[False, False, True], ignore_index=True)[cols]
+        return busiest_first(merged)[[col for col in frame.columns if col in merged.columns]]
     raise UsageError("apply_aliases takes a messages frame or a contacts frame")

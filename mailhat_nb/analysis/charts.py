@@ -20,6 +20,7 @@ than an exception.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -31,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from mailhat_nb.analysis.dedupe import SUSPECT_BEFORE
-from mailhat_nb.analysis.metrics import WEEKDAYS, response_histogram
+from mailhat_nb.analysis.metrics import WEEKDAYS, busiest_first, response_histogram
 from mailhat_nb.errors import UsageError
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
@@ -82,6 +83,21 @@ def _tidy(ax: Axes) -> None:
     ax.spines["right"].set_visible(False)
 
 
+def _bar_axes(ax: Axes, y: np.ndarray, labels: list[str], xmax: float, xlabel: str,
+              title: str, nbins: int = 6) -> None:
+    """The frame every horizontal bar chart shares: one labelled row per bar, counts across."""
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, xmax)
+    ax.set_ylim(-0.7, len(labels) - 0.3)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=nbins, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
+    ax.set_title(title, loc="left", fontweight="bold")
+    ax.grid(axis="x", color="#eeeeee")
+    ax.set_axisbelow(True)
+    _tidy(ax)
+
+
 def _compact(value: float, _pos: object = None) -> str:
     """Tick label for counts: 950, 12k, 1.2M (no collisions on a narrow axis)."""
     v = abs(value)
@@ -119,13 +135,9 @@ def display_labels(contacts: Sequence[str], names: Names = None) -> list[str]:
     """
     known = _name_map(names)
     base = [known.get(c, "").strip() or c for c in contacts]
-    counts = pd.Series(base).value_counts()
-    out = []
-    for c, label in zip(contacts, base, strict=True):
-        if counts[label] > 1 and label != c:
-            label = f"{label} ({c.rpartition('@')[2]})"
-        out.append(_shorten(label))
-    return out
+    counts = Counter(base)
+    return [_shorten(f"{label} ({c.rpartition('@')[2]})" if counts[label] > 1 and label != c
+                     else label) for c, label in zip(contacts, base, strict=True)]
 
 
 # --------------------------------------------------------------------------- top contacts
@@ -148,33 +160,22 @@ def top_contacts_chart(contacts: pd.DataFrame, n: int = 15, *, ax: Axes | None =
     if contacts.empty:
         _no_data(ax, title)
         return fig
-    top = contacts.sort_values(["total", "received", "contact"],
-                               ascending=[False, False, True], kind="stable").head(n)
+    top = busiest_first(contacts).head(n)
     labels = display_labels(list(top["contact"].astype("str")), top)
     y = np.arange(len(top))[::-1]
     h = 0.4
-    sent = top["sent"].to_numpy()
-    received = top["received"].to_numpy()
-    ax.barh(y + h / 2, sent, height=h, color=SENT_COLOR, label="sent (you → them)")
-    ax.barh(y - h / 2, received, height=h, color=RECEIVED_COLOR,
-            label="received (them → you)")
-    peak = max(int(np.max(sent, initial=0)), int(np.max(received, initial=0)), 1)
-    for yy, v in ((y + h / 2, sent), (y - h / 2, received)):
-        for yi, vi in zip(yy, v, strict=True):
+    peak = max(int(top[["sent", "received"]].to_numpy().max(initial=0)), 1)
+    for col, dy, color, label in (("sent", h / 2, SENT_COLOR, "sent (you → them)"),
+                                  ("received", -h / 2, RECEIVED_COLOR, "received (them → you)")):
+        values = top[col].to_numpy()
+        ax.barh(y + dy, values, height=h, color=color, label=label)
+        for yi, vi in zip(y + dy, values, strict=True):
             if vi:
                 ax.text(vi + peak * 0.01, yi, f"{vi:,}", va="center", fontsize=7.5,
                         color="#333333")
-    ax.set_yticks(y, labels)
-    ax.set_xlim(0, peak * 1.12)
-    ax.set_ylim(-0.7, len(top) - 0.3)
-    ax.set_xlabel("messages (each copy of a message counted once)")
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
-    ax.set_title(title, loc="left", fontweight="bold")
+    _bar_axes(ax, y, labels, peak * 1.12, "messages (each copy of a message counted once)",
+              title)
     ax.legend(loc="lower right", frameon=False)
-    ax.grid(axis="x", color="#eeeeee")
-    ax.set_axisbelow(True)
-    _tidy(ax)
     return fig
 
 
@@ -201,8 +202,7 @@ def team_chart(contacts: pd.DataFrame, by_account: pd.DataFrame, n: int = 15, *,
         How many contacts, the busiest first.
     """
     title = title or f"Top {n} contacts, by teammate"
-    top = contacts.sort_values(["total", "received", "contact"],
-                               ascending=[False, False, True], kind="stable").head(n)
+    top = busiest_first(contacts).head(n)
     height = 1.6 + 0.36 * max(len(top), 3)
     fig, ax = _figure_and_axes(ax, (9.5, height))
     if top.empty:
@@ -230,18 +230,10 @@ def team_chart(contacts: pd.DataFrame, by_account: pd.DataFrame, n: int = 15, *,
     for yi, end, total in zip(y, left, top["total"].to_numpy(), strict=True):
         ax.text(end + left.max() * 0.01, yi, f"{int(total):,}", va="center", fontsize=7.5,
                 color="#333333")
-    ax.set_yticks(y, labels)
-    ax.set_xlim(0, max(left.max(), 1) * 1.12)
-    ax.set_ylim(-0.7, len(top) - 0.3)
-    ax.set_xlabel("messages with each teammate (the number: the team's, each message once)")
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
-    ax.set_title(title, loc="left", fontweight="bold")
+    _bar_axes(ax, y, labels, max(left.max(), 1) * 1.12,
+              "messages with each teammate (the number: the team's, each message once)", title)
     ax.legend(loc="lower right", frameon=False, title="teammate", fontsize=8,
               title_fontsize=8)
-    ax.grid(axis="x", color="#eeeeee")
-    ax.set_axisbelow(True)
-    _tidy(ax)
     return fig
 
 
@@ -590,9 +582,8 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
         ax.scatter(server[known], y[known], marker="|", s=260, color="black", linewidths=2,
                    label="server's count", zorder=3)
     peak = float(np.nanmax(np.r_[rows, server[known], 1.0]))
-    ax.set_yticks(y, labels, fontsize=8.5)
-    ax.set_xlim(0, peak * 1.04)
-    ax.set_ylim(-0.7, len(labels) - 0.3)
+    _bar_axes(ax, y, labels, peak * 1.04, "rows in the store", title, nbins=5)
+    ax.tick_params(axis="y", labelsize=8.5)
     # The problems go on a right-hand axis as tick labels, so the layout
     # engine makes room for them however long they are.
     right = ax.twinx()
@@ -603,12 +594,5 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
     right.tick_params(axis="y", length=0)
     for side in right.spines.values():
         side.set_visible(False)
-    ax.set_xlabel("rows in the store")
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    ax.xaxis.set_major_formatter(FuncFormatter(_compact))
-    ax.set_title(title, loc="left", fontweight="bold")
     ax.legend(loc="lower right", frameon=True, framealpha=0.9, edgecolor="none", fontsize=8)
-    ax.grid(axis="x", color="#eeeeee")
-    ax.set_axisbelow(True)
-    _tidy(ax)
     return fig

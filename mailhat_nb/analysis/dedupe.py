@@ -37,6 +37,8 @@ Python loop per row, so a million rows stay interactive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -74,6 +76,26 @@ def require_columns(frame: pd.DataFrame, *columns: str) -> None:
         )
 
 
+def per_value(values: pd.Series, test: Callable[[pd.Series], object],
+              missing: bool = False) -> npt.NDArray[np.bool_]:
+    """Each row's value put to ``test`` (vectorised, on a ``str`` Series); missing: ``missing``.
+
+    The test runs on the distinct values only (a handful of folders, roles,
+    labels or date sources), then is spread to the rows by their codes.
+    """
+    codes, uniques = pd.factorize(values)
+    per = np.asarray(test(pd.Series(np.asarray(uniques, dtype=object), dtype="str")), dtype=bool)
+    return np.append(per, missing)[codes]
+
+
+def date_fallback(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which rows' date did not come from their Date header (:data:`HEADER_DATE_SOURCES`)."""
+    if "date_source" not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return per_value(frame["date_source"],
+                     lambda src: ~src.str.lower().isin(HEADER_DATE_SOURCES), missing=True)
+
+
 def date_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     """``date`` as int64 nanoseconds since the epoch (UTC); NaT as int64 min."""
     date = pd.to_datetime(frame["date"], utc=True)
@@ -98,15 +120,24 @@ def to_utc(ns: npt.NDArray[np.int64]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
 
 
+def first_last(groups: IntArray, ns: npt.NDArray[np.int64],
+               size: int) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """The earliest and latest :func:`plausible` date of each group ``0..size-1`` (UTC, or NaT)."""
+    ok = plausible(ns)  # a 1980 placeholder is not when anyone first wrote
+    first = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(size, NAT, dtype=np.int64)
+    np.minimum.at(first, groups[ok], ns[ok])
+    np.maximum.at(last, groups[ok], ns[ok])
+    first[first == np.iinfo(np.int64).max] = NAT
+    return to_utc(first), to_utc(last)
+
+
 def _codes(values: pd.Series | npt.NDArray[np.int64], *, na_unique: bool) -> IntArray:
     """Return dense codes for any column.
 
     Missing values get a code of their own each (``na_unique``), or a shared one.
     """
-    if isinstance(values, np.ndarray):
-        codes, _ = pd.factorize(values)
-    else:
-        codes, _ = pd.factorize(values, use_na_sentinel=na_unique)
+    codes, _ = pd.factorize(values, use_na_sentinel=na_unique)
     out = np.asarray(codes, dtype=np.int64)
     if na_unique:
         miss = out < 0
@@ -143,10 +174,8 @@ def _recipient_set_key(
     sum (``np.add.reduceat``) does it in one pass; 0 means "no recipients".
     """
     out = np.zeros(n, dtype=np.uint64)
-    if len(positions) == 0:
-        return out
     hashed = _splitmix64(codes)
-    starts = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
+    starts = np.flatnonzero(np.diff(positions, prepend=-1))  # each row's first pair
     with np.errstate(over="ignore"):
         out[positions[starts]] = np.add.reduceat(hashed, starts)
     return out
@@ -189,12 +218,6 @@ def arrow_strings(values: pd.Series) -> pa.ChunkedArray:
     if isinstance(out, pa.ChunkedArray):
         return out.cast(pa.string()) if out.type != pa.string() else out
     return pa.chunked_array([out.cast(pa.string())])
-
-
-def _account_codes(frame: pd.DataFrame) -> IntArray:
-    if "account" not in frame.columns:
-        return np.zeros(len(frame), dtype=np.int64)
-    return _codes(frame["account"], na_unique=False) + 1
 
 
 def sorted_codes(values: pd.Series) -> tuple[IntArray, pd.Index]:
@@ -290,8 +313,8 @@ def duplicate_groups(messages: pd.DataFrame, *, across_accounts: bool = True) ->
     n = len(messages)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    account = (np.zeros(n, dtype=np.int64) if across_accounts
-               else _account_codes(messages))
+    account = (np.zeros(n, dtype=np.int64) if across_accounts or "account" not in messages
+               else _codes(messages["account"], na_unique=False))
     one_account = bool(account.min() == account.max())
     id_codes = _codes(message_ids(messages), na_unique=True)
     by_id = id_codes if one_account else _content_key([account, id_codes])
@@ -325,14 +348,6 @@ def duplicate_groups(messages: pd.DataFrame, *, across_accounts: bool = True) ->
             return label
 
 
-def _preference(messages: pd.DataFrame) -> IntArray:
-    """0 for the copy we would rather keep (its Date came from the header)."""
-    if "date_source" not in messages.columns:
-        return np.zeros(len(messages), dtype=np.int64)
-    src = messages["date_source"].astype("str").str.lower()
-    return (~src.isin(HEADER_DATE_SOURCES).to_numpy(dtype=bool)).astype(np.int64)
-
-
 def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArray]:
     """Apply the rule as positions: what :func:`unique_messages` does, without copying.
 
@@ -347,12 +362,10 @@ def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArr
         frame order; how many rows each kept row stands for.
     """
     labels = duplicate_groups(messages)
-    if len(labels) == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return labels, empty, empty
-    order = np.lexsort((store_rank(messages), _preference(messages), labels))
+    # Per message: a copy dated by its header first, then store order.
+    order = np.lexsort((store_rank(messages), date_fallback(messages), labels))
     sorted_labels = labels[order]
-    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    starts = np.flatnonzero(np.diff(sorted_labels, prepend=-1))  # each message's first row
     keep = order[starts]
     counts = np.diff(np.r_[starts, len(order)]).astype(np.int64)
     by_pos = np.argsort(keep, kind="stable")
@@ -362,7 +375,7 @@ def dedupe_positions(messages: pd.DataFrame) -> tuple[IntArray, IntArray, IntArr
 def unique_messages(messages: pd.DataFrame) -> pd.DataFrame:
     """One row per message: the duplicate-copy rule applied (see module docstring).
 
-    The kept row of each group is the first in frame order whose Date came
+    The kept row of each group is the first in store order whose Date came
     from the header (``date_source``), else the first; a ``copies`` column
     says how many rows (folders) the message stood for. Metrics recognise the
     ``copies`` column and do not de-duplicate twice, so a notebook can
@@ -381,9 +394,7 @@ def unique_messages(messages: pd.DataFrame) -> pd.DataFrame:
     if "copies" in messages.columns:
         return messages
     _, keep, counts = dedupe_positions(messages)
-    out = take_rows(messages, keep)
-    out["copies"] = counts
-    return out
+    return take_rows(messages, keep).assign(copies=counts)
 
 
 def take_rows(frame: pd.DataFrame, positions: IntArray) -> pd.DataFrame:

@@ -21,16 +21,12 @@ from mailhat_nb.errors import UsageError
 
 def _jsonable(value: object) -> object:
     """One cell as JSON: timestamps ISO-8601, missing -> None, numpy -> Python."""
-    if value is None or value is pd.NaT:
-        return None
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, float) and np.isnan(value):
-        return None
     try:
         if pd.isna(value):  # type: ignore[call-overload]  # any scalar; the stubs list a few
             return None
@@ -63,9 +59,8 @@ def team_records(people: pd.DataFrame, by_account: pd.DataFrame) -> list[dict[st
     with at least one message with that contact.
     """
     per: dict[str, dict[str, dict[str, int]]] = {}
-    for contact, account, sent, received in zip(
-            by_account["contact"].tolist(), by_account["account"].tolist(),
-            by_account["sent"].tolist(), by_account["received"].tolist(), strict=True):
+    table = by_account[["contact", "account", "sent", "received"]]
+    for contact, account, sent, received in table.itertuples(index=False, name=None):
         per.setdefault(str(contact), {})[str(account)] = {"sent": int(sent),
                                                           "received": int(received)}
     rows = to_records(people)
@@ -98,19 +93,14 @@ def to_csv(frame: pd.DataFrame, path: str | Path | None = None) -> str | None:
     for col in _list_columns(out):
         pos, vals = explode_lists(out[col])
         joined = pd.Series(vals.to_numpy(), index=pos).groupby(level=0).agg("; ".join)
-        cells = joined.reindex(range(len(out)), fill_value="")
-        out[col] = cells.to_numpy()
+        out[col] = joined.reindex(range(len(out)), fill_value="").to_numpy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].map(lambda t: t.isoformat() if not pd.isna(t) else "")
     try:
-        if path is None:
-            text: str = out.to_csv(index=False)
-            return text
-        out.to_csv(path, index=False, encoding="utf-8")
+        return out.to_csv(path, index=False, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return None
 
 
 def to_parquet(frame: pd.DataFrame, path: str | Path) -> Path:

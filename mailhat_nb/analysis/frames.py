@@ -267,10 +267,6 @@ def add_direction(df: pd.DataFrame, self_addrs: Iterable[str]) -> pd.DataFrame:
     ``received``. Addresses in ``self_addrs`` are normalised (stripped,
     lower-cased) first, so a user-typed ``Me@Example.com`` matches.
     """
-    own = _norm(self_addrs)
-    sent = df["from_addr"].isin(own).to_numpy(dtype=bool)
-    out = df.copy(deep=False)
-    out["direction"] = pd.Categorical.from_codes(
-        np.where(sent, 0, 1).astype(np.int8), dtype=MESSAGE_DTYPES["direction"]
-    )
-    return out
+    sent = df["from_addr"].isin(_norm(self_addrs)).to_numpy(dtype=bool)
+    return df.assign(direction=pd.Categorical.from_codes(
+        np.where(sent, 0, 1).astype(np.int8), dtype=MESSAGE_DTYPES["direction"]))

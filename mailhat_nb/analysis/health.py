@@ -12,6 +12,7 @@ from :mod:`mailhat_nb.analysis.metrics` because it answers a different question
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +20,8 @@ import pandas as pd
 
 from mailhat_nb.analysis.addresses import IntArray, explode_codes_raw
 from mailhat_nb.analysis.dedupe import (
-    HEADER_DATE_SOURCES,
     NAT,
+    date_fallback,
     date_ns,
     duplicate_groups,
     plausible,
@@ -38,18 +39,15 @@ HEALTH_COLUMNS = ["account", "folder", "rows", "server_count", "missing", "dupli
 FolderCounts = Mapping[str, int] | Mapping[tuple[str, str], int]
 
 
-def _per_folder(table: pd.DataFrame, counts: FolderCounts | None) -> pd.Series:
+def _per_folder(table: pd.DataFrame, counts: Mapping[Any, int] | None) -> pd.Series:
     """Look each (account, folder) up in ``counts``: by the pair, else by folder.
 
     One lookup per folder, not per message.
     """
     if counts is None:
         return pd.Series(pd.NA, index=table.index, dtype="Int64")
-    flat: dict[object, int] = dict(counts.items())
-    vals = [
-        flat.get((a, f), flat.get(f))
-        for a, f in zip(table["account"], table["folder"], strict=True)
-    ]
+    vals = [counts.get((a, f), counts.get(f))
+            for a, f in zip(table["account"], table["folder"], strict=True)]
     return pd.Series(vals, index=table.index, dtype="Int64")
 
 
@@ -139,8 +137,7 @@ def data_health(
     )
     fol_codes, fol_names = pd.factorize(messages["folder"], use_na_sentinel=False)
     pair = np.asarray(acc_codes, dtype=np.int64) * max(len(fol_names), 1) + fol_codes
-    group, first = np.unique(pair, return_index=True) if n else (pair, pair)
-    g = np.searchsorted(group, pair)
+    group, first, g = np.unique(pair, return_index=True, return_inverse=True)
     k = len(group)
 
     def per_group(flags: npt.NDArray[np.bool_] | IntArray) -> IntArray:
@@ -161,45 +158,33 @@ def data_health(
         dup = np.bincount(labels, minlength=n)[labels] > 1
     else:
         dup = np.zeros(n, dtype=bool)
-    if "date_source" in messages.columns:
-        src_codes, sources = pd.factorize(messages["date_source"], use_na_sentinel=False)
-        header = pd.Series(np.asarray(sources, dtype=object), dtype="str").str.lower()
-        fallback = ~header.isin(HEADER_DATE_SOURCES).to_numpy(dtype=bool)[src_codes]
-    else:
-        fallback = np.zeros(n, dtype=bool)
     ns = date_ns(messages) if "date" in messages.columns else np.full(n, NAT)
     no_date = ns == NAT
     suspect = ~no_date & ~plausible(ns)
     has_defect = np.zeros(n, dtype=bool)
-    top_defect: list[object] = [pd.NA] * k
+    top_defect = np.full(k, None, dtype=object)
     if "defects" in messages.columns:
         d_pos, d_codes, d_names = explode_codes_raw(messages["defects"])
         has_defect[d_pos] = True
-        if len(d_pos):
-            width = max(len(d_names), 1)
-            combo, counts = np.unique(g[d_pos] * width + d_codes, return_counts=True)
-            order = np.lexsort((-counts, combo // width))
-            best_g, best_d = combo[order] // width, combo[order] % width
-            head = np.r_[True, best_g[1:] != best_g[:-1]]
-            for gi, di in zip(best_g[head], best_d[head], strict=True):  # once per folder
-                top_defect[int(gi)] = str(d_names[int(di)])
-    if "uidvalidity" in messages.columns:
-        uv_codes, _ = pd.factorize(messages["uidvalidity"], use_na_sentinel=True)
-        uv_ok = np.asarray(uv_codes) >= 0
-        uv_pairs = np.unique(g[uv_ok] * (int(np.max(uv_codes, initial=0)) + 1)
-                             + np.asarray(uv_codes)[uv_ok])
-        uv_values = np.bincount(uv_pairs // (int(np.max(uv_codes, initial=0)) + 1),
-                                minlength=k).astype(np.int64)
-    else:
-        uv_values = np.zeros(k, dtype=np.int64)
+        width = max(len(d_names), 1)
+        combo, counts = np.unique(g[d_pos] * width + d_codes, return_counts=True)
+        order = np.lexsort((-counts, combo // width))  # per folder, the most common first
+        best_g, best_d = combo[order] // width, combo[order] % width
+        head = np.diff(best_g, prepend=-1) != 0
+        top_defect[best_g[head]] = np.asarray(d_names, dtype=object)[best_d[head]]
+    uv_values = np.zeros(k, dtype=np.int64)
+    if "uidvalidity" in messages.columns:  # distinct values per folder
+        uv_codes = np.asarray(pd.factorize(messages["uidvalidity"])[0], dtype=np.int64)
+        uv_ok, width = uv_codes >= 0, int(uv_codes.max(initial=0)) + 1
+        uv_values += np.bincount(np.unique(g[uv_ok] * width + uv_codes[uv_ok]) // width,
+                                 minlength=k)
     out = pd.DataFrame({
-        "account": pd.Series(np.asarray(acc_names, dtype=object)[acc_codes[first]]
-                             if n else [], dtype="str").fillna(""),
-        "folder": pd.Series(np.asarray(fol_names, dtype=object)[fol_codes[first]]
-                            if n else [], dtype="str"),
+        "account": pd.Series(np.asarray(acc_names, dtype=object)[acc_codes[first]],
+                             dtype="str").fillna(""),
+        "folder": pd.Series(np.asarray(fol_names, dtype=object)[fol_codes[first]], dtype="str"),
         "rows": np.bincount(g, minlength=k).astype(np.int64),
         "duplicates": per_group(dup),
-        "date_fallbacks": per_group(fallback),
+        "date_fallbacks": per_group(date_fallback(messages)),
         "no_date": per_group(no_date),
         "suspect_dates": per_group(suspect),
         "defects": per_group(has_defect),
@@ -220,19 +205,12 @@ def finish_health(out: pd.DataFrame, server_counts: FolderCounts | None,
     out = _add_server_only_folders(out, server_counts)
     out["server_count"] = _per_folder(out, server_counts)
     out["missing"] = out["server_count"] - pd.Series(out["rows"], dtype="Int64")
-    if isinstance(uidvalidity_events, pd.DataFrame):
-        ev = uidvalidity_events
-        if "account" in ev.columns:
-            keyed = ev.groupby(["account", "folder"]).size().reset_index(name="n")
-            events: dict[str, int] | dict[tuple[str, str], int] = {
-                (str(a), str(f)): int(n)
-                for a, f, n in zip(keyed["account"], keyed["folder"], keyed["n"], strict=True)
-            }
-        else:
-            events = {str(f): int(n) for f, n in ev.groupby("folder").size().items()}
-        out["uidvalidity_events"] = _per_folder(out, events).fillna(0)
-    elif uidvalidity_events is not None:
-        out["uidvalidity_events"] = _per_folder(out, uidvalidity_events).fillna(0)
-    else:
-        out["uidvalidity_events"] = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    events: pd.DataFrame | Mapping[Any, int] | None = uidvalidity_events
+    if isinstance(events, pd.DataFrame):  # one row per event -> counts per folder
+        keys = ["account", "folder"] if "account" in events.columns else ["folder"]
+        events = {tuple(map(str, key)) if isinstance(key, tuple) else str(key): int(count)
+                  for key, count in events.groupby(keys).size().items()}
+    out["uidvalidity_events"] = _per_folder(out, events)
+    if events is not None:
+        out["uidvalidity_events"] = out["uidvalidity_events"].fillna(0)
     return out[HEALTH_COLUMNS]

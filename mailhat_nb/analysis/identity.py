@@ -33,6 +33,7 @@ from mailhat_nb.analysis.addresses import (
     is_address,
     normalise,
 )
+from mailhat_nb.analysis.dedupe import per_value
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.folders import folder_role
 
@@ -64,26 +65,17 @@ def is_sent_folder(messages: pd.DataFrame) -> pd.Series:
     Decided once per distinct folder name, role and label (a handful), not
     once per row.
     """
-    n = len(messages)
-    by_name = np.zeros(n, dtype=bool)
+    sent = np.zeros(len(messages), dtype=bool)
     if "folder" in messages.columns:
-        codes, names = pd.factorize(messages["folder"])
-        per_name = np.array([folder_role(str(name)) == "sent" for name in names], dtype=bool)
-        by_name = np.append(per_name, False)[codes]
-    sent = by_name
+        sent = per_value(messages["folder"],
+                         lambda names: [folder_role(name) == "sent" for name in names])
     if "folder_role" in messages.columns:
-        rcodes, roles = pd.factorize(messages["folder_role"])
-        role = pd.Series(roles, dtype="str").str.strip().str.lower()
-        known = np.append((role != "").to_numpy(dtype=bool), False)[rcodes]
-        is_sent = np.append((role == "sent").to_numpy(dtype=bool), False)[rcodes]
-        sent = np.where(known, is_sent, by_name)
+        role = messages["folder_role"]
+        known = per_value(role, lambda r: r.str.strip() != "")
+        sent = np.where(known, per_value(role, lambda r: r.str.strip().str.lower() == "sent"), sent)
     if "labels" in messages.columns:
         pos, labels = explode_lists(messages["labels"])
-        lcodes, names = pd.factorize(labels)
-        per_label = pd.Series(names, dtype="str").str.strip().str.lower().isin(SENT_LABELS)
-        hit = np.append(per_label.to_numpy(dtype=bool), False)[lcodes]
-        sent = sent.copy()
-        sent[pos[hit]] = True
+        sent[pos[per_value(labels, lambda x: x.str.strip().str.lower().isin(SENT_LABELS))]] = True
     return pd.Series(sent, index=messages.index)
 
 
@@ -164,10 +156,8 @@ def own_addresses(
         if clean:
             found.append(pd.DataFrame({"address": sorted(clean), "source": source}))
 
-    logins: list[str]
     if login is None:
-        logins = (list(messages["account"].dropna().astype("str").unique())
-                  if "account" in messages.columns else [])
+        logins = _accounts(messages)
     else:
         logins = [login] if isinstance(login, str) else list(login)
     add([a for a in logins if is_address(a)], "login")
@@ -265,13 +255,11 @@ def team_identity(
     tables = []
     for name in names:
         rows = messages[(messages["account"] == name).to_numpy(dtype=bool)]
-        own = own_addresses(rows, login=name, extra=given.get(name.casefold(), ()),
-                            exclude=exclude)
+        own = own_addresses(rows, login=name, extra=given.get(name.casefold(), ()), exclude=exclude)
         tables.append(own.assign(account=name))
-    if not tables:
-        empty = own_addresses(messages.iloc[:0], login=[])
-        return empty.assign(account=pd.Series(dtype="str"))[TEAM_OWN_COLUMNS]
-    table = pd.concat(tables, ignore_index=True)
+    # No account: the empty table, with the columns and dtypes of a full one.
+    table = pd.concat(tables or [own_addresses(messages.iloc[:0], login=[]).assign(account="")],
+                      ignore_index=True)
     table["account"] = table["account"].astype("str")
     return table[TEAM_OWN_COLUMNS]
 

@@ -61,18 +61,14 @@ def read_messages(store_dir: Path | str, account: str | None = None,
     df = frame_from_arrow(read_table(store_dir, account, folders))
     if df.empty:
         return df
-    parts = []
-    for acct, rows in df.groupby("account", observed=True, sort=False):
-        parts.append(add_direction(rows, self_addresses(rows, login=str(acct))))
-    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    return out.reset_index(drop=True)
+    return pd.concat([add_direction(rows, self_addresses(rows, login=str(acct)))
+                      for acct, rows in df.groupby("account", observed=True, sort=False)],
+                     ignore_index=True)
 
 
 def _load(batches: Iterable[FolderBatch], account: str, self_addrs: Iterable[str]) -> pd.DataFrame:
-    frames = [messages_frame(b.rows) for b in batches if b.rows]
-    df = concat_frames(frames)
-    own = self_addresses(df, login=account, extra=self_addrs)
-    return add_direction(df, own)
+    df = concat_frames([messages_frame(b.rows) for b in batches if b.rows])
+    return add_direction(df, self_addresses(df, login=account, extra=self_addrs))
 
 
 def load_maildir(

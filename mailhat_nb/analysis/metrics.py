@@ -57,8 +57,8 @@ from mailhat_nb.analysis.dedupe import (
     clean_ids,
     date_ns,
     dedupe_positions,
+    first_last,
     message_ids,
-    plausible,
     require_columns,
     sorted_codes,
     take_rows,
@@ -179,7 +179,7 @@ def _names(prep: Prepared) -> pd.Series:
     name_code = name_code[differs]
     best = np.lexsort((name_code, -count, addr_code))  # per address: most used, then smallest
     addr_code, names = addr_code[best], names[best]
-    first = np.r_[True, addr_code[1:] != addr_code[:-1]] if len(addr_code) else []
+    first = np.diff(addr_code, prepend=-1) != 0
     return pd.Series(names[first], index=addr_code[first], dtype="str")
 
 
@@ -218,37 +218,30 @@ def contacts_from(prep: Prepared) -> pd.DataFrame:
     s_rows, s_codes = prep.sent
     sent = np.bincount(s_codes, minlength=u)
     received = np.bincount(r_codes, minlength=u)
-    codes = np.concatenate([s_codes, r_codes])
-    dates = prep.dates[np.concatenate([s_rows, r_rows])]
-    valid = plausible(dates)  # a 1980 placeholder is not when they first wrote
-    first = np.full(u, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(u, NAT, dtype=np.int64)
-    np.minimum.at(first, codes[valid], dates[valid])
-    np.maximum.at(last, codes[valid], dates[valid])
-    first[first == np.iinfo(np.int64).max] = NAT
+    first, last = first_last(np.concatenate([s_codes, r_codes]),
+                             prep.dates[np.concatenate([s_rows, r_rows])], u)
     keep = np.flatnonzero((sent + received > 0) & ~prep.is_self)
-    names = _names(prep)
     out = pd.DataFrame({
         "contact": pd.Series(prep.uniques.take(keep), dtype="str"),
-        "name": pd.Series(names.reindex(keep).to_numpy(), dtype="str"),
+        "name": pd.Series(_names(prep).reindex(keep).to_numpy(), dtype="str"),
         "sent": sent[keep].astype(np.int64),
         "received": received[keep].astype(np.int64),
+        "total": (sent + received)[keep].astype(np.int64),
+        "first": first[keep],
+        "last": last[keep],
     })
-    out["total"] = out["sent"] + out["received"]
-    out["first"] = to_utc(first[keep])
-    out["last"] = to_utc(last[keep])
-    out = out.sort_values(
-        ["total", "received", "contact"], ascending=[False, False, True], kind="stable"
-    )
-    return out.reset_index(drop=True)[CONTACT_COLUMNS]
+    return busiest_first(out)[CONTACT_COLUMNS]
+
+
+def busiest_first(contacts_frame: pd.DataFrame) -> pd.DataFrame:
+    """The contacts' one order, everywhere: most ``total``, most ``received``, then address."""
+    return contacts_frame.sort_values(["total", "received", "contact"],
+                                      ascending=[False, False, True], ignore_index=True)
 
 
 def top_contacts(contacts_frame: pd.DataFrame, n: int = 10) -> list[str]:
     """Return the ``n`` most active contact addresses of a :func:`contacts` frame."""
-    ranked = contacts_frame.sort_values(
-        ["total", "received", "contact"], ascending=[False, False, True], kind="stable"
-    )
-    return [str(c) for c in ranked["contact"].head(n)]
+    return [str(c) for c in busiest_first(contacts_frame)["contact"].head(n)]
 
 
 # --------------------------------------------------------------------------- over time
@@ -273,15 +266,11 @@ def period_start(dates_ns: npt.NDArray[np.int64], freq: str) -> npt.NDArray[np.i
     f = normalise_freq(freq)
     missing = dates_ns == NAT
     dt = dates_ns.view("datetime64[ns]")
-    if f == "D":
-        out = dt.astype("datetime64[D]")
-    elif f == "W":
+    if f == "W":
         days = dt.astype("datetime64[D]").view(np.int64)
         out = (days - (days + 3) % 7).view("datetime64[D]")  # 1970-01-01 was a Thursday
-    elif f == "M":
-        out = dt.astype("datetime64[M]")
     else:
-        out = dt.astype("datetime64[Y]")
+        out = dt.astype(f"datetime64[{f}]")  # D, M, Y are numpy's units too
     res = out.astype("datetime64[ns]").view(np.int64).copy()
     res[missing] = NAT
     return res
@@ -328,7 +317,7 @@ def volume(
         wanted = np.asarray(prep.uniques.isin(list(as_address_set(contacts))), dtype=bool)
     elif top is not None:
         totals = np.bincount(codes, minlength=len(prep.uniques))
-        ranked = np.lexsort((np.arange(len(totals)), -totals))
+        ranked = np.argsort(-totals, kind="stable")  # a tie: the smaller code first
         wanted = np.zeros(len(totals), dtype=bool)
         wanted[ranked[: max(top, 0)]] = True
         wanted &= totals > 0
@@ -339,8 +328,7 @@ def volume(
     ok = periods != NAT
     long = pd.DataFrame({"period": periods[ok], "code": codes[ok], "sent": is_sent[ok]})
     long["received"] = 1 - long["sent"]
-    agg = long.groupby(["period", "code"], sort=True).sum()
-    out = agg.reset_index()
+    out = long.groupby(["period", "code"], sort=True).sum().reset_index()
     out["total"] = out["sent"] + out["received"]
     out["contact"] = pd.Series(prep.uniques.take(out["code"].to_numpy()), dtype="str")
     out["period"] = to_utc(out["period"].to_numpy(dtype=np.int64))
@@ -379,12 +367,11 @@ def _parent_ids(frame: pd.DataFrame, rows: IntArray) -> tuple[IntArray, pa.Chunk
         parent_val.append(irt[has_irt])
     if "references" in frame.columns:
         pos, vals = explode_lists(column("references"))
-        if len(pos):
-            last = np.flatnonzero(np.r_[pos[1:] != pos[:-1], True])
-            pos, vals = pos[last], clean_ids(vals.iloc[last])
-            use = ~has_irt[pos] & vals.notna().to_numpy(dtype=bool)
-            parent_pos.append(pos[use])
-            parent_val.append(vals[use])
+        last = np.flatnonzero(np.diff(pos, append=-1))  # each row's last reference
+        pos, vals = pos[last], clean_ids(vals.iloc[last])
+        use = ~has_irt[pos] & vals.notna().to_numpy(dtype=bool)
+        parent_pos.append(pos[use])
+        parent_val.append(vals[use])
     if not parent_pos:
         return np.empty(0, dtype=np.int64), pa.chunked_array([], type=pa.string())
     positions = np.concatenate(parent_pos)
@@ -457,20 +444,17 @@ def response_times(messages: pd.DataFrame, self_addrs: SelfAddrs) -> pd.DataFram
     rself, oself = from_self[reply], from_self[orig]
     by_self = rself & ~oself & (of >= 0)
     by_contact = ~rself & oself & (rf >= 0)
-    keep_pair = by_self | by_contact
-    contact_code = np.where(by_self, of, rf)[keep_pair]
-    asked = dates[orig[keep_pair]]
-    answered = dates[reply[keep_pair]]
-    replier = np.where(by_self[keep_pair], "self", "contact")
-    valid = (asked != NAT) & (answered != NAT) & (answered >= asked)
-    out = pd.DataFrame({
-        "contact": pd.Series(uniques.take(contact_code[valid]), dtype="str"),
-        "replier": pd.Series(replier[valid], dtype="str"),
-        "asked": to_utc(asked[valid]),
-        "answered": to_utc(answered[valid]),
+    asked, answered = dates[orig], dates[reply]
+    keep_pair = ((by_self | by_contact) & (asked != NAT) & (answered != NAT)
+                 & (answered >= asked))
+    asked, answered = asked[keep_pair], answered[keep_pair]
+    return pd.DataFrame({
+        "contact": pd.Series(uniques.take(np.where(by_self, of, rf)[keep_pair]), dtype="str"),
+        "replier": pd.Series(np.where(by_self[keep_pair], "self", "contact"), dtype="str"),
+        "asked": to_utc(asked),
+        "answered": to_utc(answered),
+        "hours": (answered - asked) / 3.6e12,
     })
-    out["hours"] = (answered[valid] - asked[valid]) / 3.6e12
-    return out[RESPONSE_COLUMNS]
 
 
 def response_medians(responses: pd.DataFrame) -> pd.DataFrame:

@@ -37,22 +37,19 @@ import pyarrow as pa
 
 from mailhat_nb.analysis.addresses import IntArray, explode_codes_raw
 from mailhat_nb.analysis.dedupe import (
-    NAT,
     dedupe_positions,
-    plausible,
+    first_last,
     require_columns,
     sorted_codes,
     take_rows,
-    to_utc,
 )
+from mailhat_nb.analysis.frames import LIST_DTYPE
 from mailhat_nb.analysis.metrics import CONTACT_COLUMNS, Prepared, contacts_from, prepare
 from mailhat_nb.errors import UsageError
 
 TEAM_COLUMNS = [*CONTACT_COLUMNS, "owner"]
 ACCOUNT_COLUMNS = ["contact", "account", "sent", "received", "total"]
 INTERNAL_COLUMNS = ["from_account", "to_account", "messages", "first", "last"]
-
-_LIST = pd.ArrowDtype(pa.list_(pa.string()))
 
 
 def team_messages(messages: pd.DataFrame) -> pd.DataFrame:
@@ -79,12 +76,13 @@ def team_messages(messages: pd.DataFrame) -> pd.DataFrame:
             raise UsageError("this frame is de-duplicated already, without held_by: pass the "
                              "raw messages (read_messages) to the team view")
         held = [[str(a)] for a in messages["account"]]
-        return messages.assign(held_by=pd.Series(pa.array(held, pa.list_(pa.string())),
-                                                 dtype=_LIST, index=messages.index))
+        return messages.assign(held_by=pd.Series(pa.array(held, LIST_DTYPE.pyarrow_dtype),
+                                                 dtype=LIST_DTYPE, index=messages.index))
     labels, keep, counts = dedupe_positions(messages)
     out = take_rows(messages, keep)
     out["copies"] = counts
-    out["held_by"] = pd.Series(_holders(messages, labels, keep), dtype=_LIST, index=out.index)
+    out["held_by"] = pd.Series(_holders(messages, labels, keep), dtype=LIST_DTYPE,
+                               index=out.index)
     return out
 
 
@@ -141,10 +139,7 @@ def _team(messages: pd.DataFrame, identity: pd.DataFrame) -> _Team:
     # Who sent each message from the team: the owners of its From address
     # that hold a copy, else (their copy is gone) every owner of the address.
     msgs = np.flatnonzero(prep.from_self)
-    cand = pd.DataFrame({"msg": msgs, "addr": prep.from_codes[msgs]}).merge(
-        pd.DataFrame({"addr": o_addr, "acct": o_acct}), on="addr")
-    c_msg = cand["msg"].to_numpy(dtype=np.int64)
-    c_acct = cand["acct"].to_numpy(dtype=np.int64)
+    _, c_msg, c_acct = _join((prep.from_codes[msgs], msgs), (o_addr, o_acct))
     width = max(len(accounts), 1)
     holds = np.isin(c_msg * width + c_acct, h_pos * width + h_acct)
     any_holds = np.zeros(len(uniq), dtype=bool)
@@ -169,13 +164,11 @@ def _join(left: tuple[IntArray, IntArray], right: tuple[IntArray, IntArray],
 def _by_account(team: _Team) -> pd.DataFrame:
     prep, width = team.prep, max(len(team.accounts), 1)
     _, s_contact, s_acct = _join(prep.sent, team.senders)
-    r_rows, r_codes = prep.received
-    _, r_contact, r_acct = _join((r_rows, r_codes), team.held)
+    _, r_contact, r_acct = _join(prep.received, team.held)
     keys = np.concatenate([s_contact * width + s_acct, r_contact * width + r_acct])
-    is_sent = np.r_[np.ones(len(s_contact)), np.zeros(len(r_contact))]
     uk, inv = np.unique(keys, return_inverse=True)
-    sent = np.bincount(inv, weights=is_sent, minlength=len(uk)).astype(np.int64)
-    total = np.bincount(inv, minlength=len(uk)).astype(np.int64)
+    sent = np.bincount(inv[:len(s_contact)], minlength=len(uk))  # the sent pairs come first
+    total = np.bincount(inv, minlength=len(uk))
     out = pd.DataFrame({
         "contact": pd.Series(prep.uniques.take(uk // width), dtype="str"),
         "account": pd.Series(team.accounts.take(uk % width), dtype="str"),
@@ -257,8 +250,7 @@ def internal_mail(messages: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFram
     team = _team(messages, identity)
     prep = team.prep
     inside = prep.from_self[prep.rcpt_pos] & prep.is_self[prep.rcpt_codes]
-    msg_addr = (prep.rcpt_pos[inside], prep.rcpt_codes[inside])
-    _, msg, to_acct = _join((msg_addr[1], msg_addr[0]), team.owners)
+    _, msg, to_acct = _join((prep.rcpt_codes[inside], prep.rcpt_pos[inside]), team.owners)
     m2, from_acct, to2 = _join(team.senders, (msg, to_acct))
     width = max(len(team.accounts), 1)
     distinct = np.unique(np.stack([m2, from_acct * width + to2], axis=1), axis=0)
@@ -266,19 +258,13 @@ def internal_mail(messages: pd.DataFrame, identity: pd.DataFrame) -> pd.DataFram
     keep = (pair // width) != (pair % width)
     msg, pair = msg[keep], pair[keep]
     pk, inv = np.unique(pair, return_inverse=True)
-    dates = prep.dates[msg]
-    ok = plausible(dates)
-    first = np.full(len(pk), np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(len(pk), NAT, dtype=np.int64)
-    np.minimum.at(first, inv[ok], dates[ok])
-    np.maximum.at(last, inv[ok], dates[ok])
-    first[first == np.iinfo(np.int64).max] = NAT
+    first, last = first_last(inv, prep.dates[msg], len(pk))
     out = pd.DataFrame({
         "from_account": pd.Series(team.accounts.take(pk // width), dtype="str"),
         "to_account": pd.Series(team.accounts.take(pk % width), dtype="str"),
         "messages": np.bincount(inv, minlength=len(pk)).astype(np.int64),
-        "first": to_utc(first),
-        "last": to_utc(last),
+        "first": first,
+        "last": last,
     })
     return out.sort_values(["messages", "from_account", "to_account"],
                            ascending=[False, True, True], ignore_index=True)[INTERNAL_COLUMNS]

@@ -32,6 +32,7 @@ from mailhat_nb.analysis.metrics import (
     RESPONSE_FLOOR_HOURS,
     VOLUME_COLUMNS,
     WEEKDAYS,
+    busiest_first,
     normalise_freq,
     response_bin_edges,
     response_histogram,
@@ -294,9 +295,7 @@ class Analysis:
         out["total"] = out["sent"] + out["received"]
         out["first"] = _utc(raw["first_us"])
         out["last"] = _utc(raw["last_us"])
-        out = out.sort_values(["total", "received", "contact"],
-                              ascending=[False, False, True], kind="stable")
-        return out.reset_index(drop=True)[CONTACT_COLUMNS]
+        return busiest_first(out)[CONTACT_COLUMNS]
 
     def volume(self, contacts: Iterable[str], freq: str = "M") -> pd.DataFrame:
         """Per period and contact: :func:`mailhat_nb.contacts.volume` with ``contacts``."""
