@@ -148,20 +148,8 @@ def own_addresses(
                              "[addresses]})")
         return team_identity(messages, exclude=exclude)
     user_given = check_addresses(extra, "self address")
-    excluded = check_addresses(exclude, "excluded address")
-    found: list[pd.DataFrame] = []
-
-    def add(addresses: Iterable[str], source: str) -> None:
-        clean = as_address_set(list(addresses))
-        if clean:
-            found.append(pd.DataFrame({"address": sorted(clean), "source": source}))
-
-    if login is None:
-        logins = _accounts(messages)
-    else:
-        logins = [login] if isinstance(login, str) else list(login)
-    add([a for a in logins if is_address(a)], "login")
-
+    logins = (_accounts(messages) if login is None
+              else [login] if isinstance(login, str) else list(login))
     # Count on integer codes: a million From values, a few thousand addresses.
     if "from_addr" in messages.columns:
         codes, senders = factorize_addresses(messages["from_addr"])
@@ -169,35 +157,66 @@ def own_addresses(
         codes, senders = np.full(len(messages), -1, dtype=np.int64), pd.Index([], dtype="str")
     sent_rows = is_sent_folder(messages).to_numpy(dtype=bool)
     ok = codes >= 0
-    from_counts = pd.Series(np.bincount(codes[ok], minlength=len(senders)), index=senders)
-    sent_counts = pd.Series(np.bincount(codes[ok & sent_rows], minlength=len(senders)),
-                            index=senders)
-    add(sent_counts.index[sent_counts.to_numpy() > 0], "sent folder")
+    counts = pd.DataFrame({
+        "sender": senders, "messages": np.bincount(codes[ok], minlength=len(senders)),
+        "sent_rows": np.bincount(codes[ok & sent_rows], minlength=len(senders))})
+    delivered: set[str] = set()
+    wrote: set[str] = set()
     if "delivered_to" in messages.columns:
-        # A Delivered-To that also wrote *to* the account (from outside its sent
-        # mail) is a correspondent whose mailbox forwarded the message: an
-        # auto-forward leaves both addresses. An old address of the owner's
-        # writes to others, and stays self.
-        core = as_address_set([a for f in found for a in f["address"]] + user_given)
-        wrote_to_us = set(senders[_senders_to(messages, codes, ok & ~sent_rows, core)])
-        _, delivered = explode_lists(messages["delivered_to"])
-        add([a for a in normalise(delivered).unique() if a in core or a not in wrote_to_us],
-            "delivered-to")
-    add(user_given, "user")
-    if not found:
-        return pd.DataFrame({c: pd.Series(dtype="str" if c in ("address", "sources")
-                                          else "int64") for c in OWN_COLUMNS})
-    table = pd.concat(found, ignore_index=True)
-    table = table[~table["address"].isin(excluded)]
-    order = {"login": 0, "sent folder": 1, "delivered-to": 2, "user": 3}
-    table = table.assign(rank=table["source"].map(order)).sort_values(["address", "rank"])
-    sources = table.groupby("address", sort=True)["source"].agg(", ".join)
-    out = pd.DataFrame({"address": sources.index.astype("str"), "sources": sources.to_numpy()})
-    out["messages"] = out["address"].map(from_counts).fillna(0).astype("int64")
-    out["sent_folder_rows"] = out["address"].map(sent_counts).fillna(0).astype("int64")
-    out = out.sort_values(["sent_folder_rows", "messages", "address"],
-                          ascending=[False, False, True], ignore_index=True)
-    return out[OWN_COLUMNS]
+        core = core_addresses(logins, counts, user_given)
+        wrote = set(senders[_senders_to(messages, codes, ok & ~sent_rows, core)])
+        delivered = set(normalise(explode_lists(messages["delivered_to"])[1]).unique())
+    return own_table(logins=logins, senders=counts, delivered=delivered, wrote=wrote,
+                     extra=user_given, exclude=check_addresses(exclude, "excluded address"))
+
+
+def core_addresses(logins: Iterable[str], senders: pd.DataFrame,
+                   extra: Iterable[str]) -> frozenset[str]:
+    """Self before Delivered-To is read: the login addresses, the From of sent mail, the user's.
+
+    ``senders``: per sender address, ``sent_rows``, its rows that are sent
+    mail. A Delivered-To address that wrote to these from outside the sent
+    mail is a correspondent (see :func:`own_table`).
+    """
+    return (as_address_set([a for a in logins if is_address(a)])
+            | as_address_set(senders.loc[senders["sent_rows"] > 0, "sender"])
+            | as_address_set(list(extra)))
+
+
+def own_table(*, logins: Iterable[str], senders: pd.DataFrame, delivered: Iterable[str],
+              wrote: set[str], extra: Iterable[str], exclude: Iterable[str]) -> pd.DataFrame:
+    """One account's self table from what its rows say: the rule of :func:`own_addresses`.
+
+    The pandas path and the SQL engines both end here, so the rule is
+    written once. ``senders``: per sender address, ``messages`` (its rows)
+    and ``sent_rows`` (those that are sent mail); ``delivered``: the
+    account's Delivered-To addresses; ``wrote``: the senders that wrote to
+    its :func:`core_addresses` from outside its sent mail. A Delivered-To
+    that also wrote *to* the account is a correspondent whose mailbox
+    forwarded the message (an auto-forward leaves both addresses); an old
+    address of the owner's writes to others, and stays self.
+    """
+    user = as_address_set(list(extra))
+    found = {"login": as_address_set([a for a in logins if is_address(a)]),
+             "sent folder": as_address_set(senders.loc[senders["sent_rows"] > 0, "sender"]),
+             "user": user}
+    core = core_addresses(logins, senders, user)
+    found["delivered-to"] = frozenset(a for a in as_address_set(list(delivered))
+                                      if a in core or a not in wrote)
+    order = ("login", "sent folder", "delivered-to", "user")
+    addresses = sorted(set().union(*found.values()) - set(exclude))
+    counts = senders.set_index("sender")
+    table = pd.DataFrame({
+        "address": pd.Series(addresses, dtype="str"),
+        "sources": pd.Series([", ".join(s for s in order if a in found[s]) for a in addresses],
+                             dtype="str"),
+    })
+    table["messages"] = table["address"].map(counts["messages"]).fillna(0).astype("int64")
+    table["sent_folder_rows"] = (table["address"].map(counts["sent_rows"])
+                                 .fillna(0).astype("int64"))
+    table = table.sort_values(["sent_folder_rows", "messages", "address"],
+                              ascending=[False, False, True], ignore_index=True)
+    return table[OWN_COLUMNS]
 
 
 def _accounts(messages: pd.DataFrame) -> list[str]:

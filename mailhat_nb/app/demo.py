@@ -226,18 +226,11 @@ def silent_cells(nb: Mapping[str, Any]) -> list[int]:
     empty one means output went somewhere it should not (e.g. into an
     Output widget's state, which is stripped).
     """
-    out = []
-    for index, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") != "code":
-            continue
-        tags = set(cell.get("metadata", {}).get("tags", []))
-        if tags & QUIET_TAGS:
-            continue
-        shown = [o for o in cell.get("outputs", []) or []
-                 if o.get("output_type") in ("display_data", "execute_result", "stream")]
-        if not shown:
-            out.append(index)
-    return out
+    return [index for index, cell in enumerate(nb.get("cells", []))
+            if cell.get("cell_type") == "code"
+            and not QUIET_TAGS & set(cell.get("metadata", {}).get("tags", []))
+            and not any(o.get("output_type") in ("display_data", "execute_result", "stream")
+                        for o in cell.get("outputs", []) or [])]
 
 
 #: The notebook pages open with the code hidden (an agent reads results); the bar's
@@ -314,9 +307,9 @@ def render_page(name: str, ctx: Context, secrets: list[str], env: Mapping[str, s
                           headline=HEADLINES.get(name))
     except Exception as exc:  # the kernel died, a timeout: the index says so
         page.error = redact(f"{type(exc).__name__}: {str(exc)[:300]}", secrets)
-        page.seconds = time.monotonic() - start
         return page
-    page.seconds = time.monotonic() - start
+    finally:
+        page.seconds = time.monotonic() - start
     headline = take_headline(nb)
     page.title, page.intro = _heading(nb)
     page.error = first_error(nb)
@@ -369,12 +362,14 @@ def lab_section(ctx: Context) -> str:
     )
 
 
-def _page_row(page: Page, out: Path) -> list[str]:
-    def link(path: Path | None, text: str) -> str:
-        if path is None:
-            return ""
-        return f'<a href="{html.escape(path.relative_to(out).as_posix())}">{text}</a>'
+def _link(path: Path | None, out: Path, text: str) -> str:
+    """A link to ``path`` (relative to ``out``) reading ``text`` (markup); "" without a path."""
+    if path is None:
+        return ""
+    return f'<a href="{html.escape(path.relative_to(out).as_posix())}">{text}</a>'
 
+
+def _page_row(page: Page, out: Path) -> list[str]:
     if page.withheld:
         status = "✗ withheld: " + html.escape("; ".join(page.withheld))
     elif page.error:
@@ -384,9 +379,10 @@ def _page_row(page: Page, out: Path) -> list[str]:
     else:
         status = "✓ ran clean"
     title = html.escape(page.title or page.name)
-    return [f"<b>{link(page.html, title) or title}</b><br><small>{_inline_markdown(page.intro)}"
-            "</small>", f"{status}<br><small>{page.seconds:.1f} s</small>",
-            link(page.ipynb, f"{page.name}.ipynb")]
+    return [f"<b>{_link(page.html, out, title) or title}</b><br><small>"
+            f"{_inline_markdown(page.intro)}</small>",
+            f"{status}<br><small>{page.seconds:.1f} s</small>",
+            _link(page.ipynb, out, f"{page.name}.ipynb")]
 
 
 _CSS = """
@@ -417,9 +413,8 @@ def story_html(pages: list[Page], out: Path, email: str) -> str:
         else:
             why = page.error or "; ".join(page.withheld) or "it showed nothing to summarise"
             body = f"<p>✗ Not shown: {html.escape(why)}</p>"
-        more = (f'<p class="mh-more"><a href="{html.escape(page.html.relative_to(out).as_posix())}'
-                f'">{html.escape(page.title or page.name)}: the whole page</a></p>'
-                if page.html is not None else "")
+        link = _link(page.html, out, f"{html.escape(page.title or page.name)}: the whole page")
+        more = f'<p class="mh-more">{link}</p>' if link else ""
         parts.append(f"<h2>{html.escape(heading.format(email=email))}</h2>{body}{more}")
     return "".join(parts)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mailhat_nb.errors import LabError, LabNotRunning, UsageError
 
@@ -134,9 +134,7 @@ def lab_user(email: str, lab: Lab | None) -> str | None:
     except LabNotRunning:
         return None
     address = email.strip().lower()
-    if address not in {u.lower() for u in info.users}:
-        return None
-    return address.partition("@")[0]
+    return address.partition("@")[0] if address in {u.lower() for u in info.users} else None
 
 
 # --------------------------------------------------------------------------- the password
@@ -246,13 +244,10 @@ def connection_from_report(report: Report, ca_file: str | None,
     if incoming is None or incoming.status != "ok":
         return None
     account = report.account
-    securities: dict[str, Security] = {"ssl": "ssl", "starttls": "starttls", "none": "none"}
-    security = securities.get(incoming.security)
-    if security is None:  # pragma: no cover - the presets loader validates it
-        return None
     settings = ImapSettings(email=account.email, host=incoming.host, port=incoming.port,
-                            security=security, username=account.username, ca_file=ca_file,
-                            dns_server=dns_server)
+                            # the presets loader validates it: one of Security's values
+                            security=cast(Security, incoming.security),
+                            username=account.username, ca_file=ca_file, dns_server=dns_server)
     return Connection(settings=settings, password=account.password, label=incoming.setting(),
                       found_by=found_by)
 

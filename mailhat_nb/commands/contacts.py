@@ -90,14 +90,6 @@ def _check_store(given: str, account: str | None) -> Path:
     return store
 
 
-def _read(store: Path, account: str | None) -> pd.DataFrame:
-    """The store's messages as the pandas frame."""
-    from mailhat_nb.analysis.load import read_messages
-
-    frame: pd.DataFrame = read_messages(store, account=account)
-    return frame
-
-
 def _self_args(given: list[str], team: bool, accounts: list[str],
                account: str | None) -> dict[str, list[str]]:
     """``--self`` values per account: ``ACCOUNT:ADDR``, or a bare address in one account's view.
@@ -133,21 +125,14 @@ def _day(values: pd.Series) -> pd.Series:
     return days
 
 
-def _top(table: pd.DataFrame, top: int | None) -> pd.DataFrame:
-    return table if top is None else table.head(top)
-
-
 def _columns(rows: list[list[str]], header: list[str], limits: list[int],
              right: set[int]) -> list[str]:
     """Rows as aligned text columns, each at most its limit wide."""
     widths = [min(max([len(header[i]), *(len(r[i]) for r in rows)]), limits[i])
               for i in range(len(header))]
-    out = []
-    for cells in [header, *rows]:
-        out.append(" ".join(
-            f"{c[:w]:>{w}}" if i in right else f"{c[:w]:<{w}}"
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip())
-    return out
+    return [" ".join(f"{c[:w]:>{w}}" if i in right else f"{c[:w]:<{w}}"
+                     for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+            for cells in [header, *rows]]
 
 
 def _table(people: pd.DataFrame) -> list[str]:
@@ -210,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         me, result, per = _pandas(store, args, team, mine, not_mine)
     else:
         me, result, per = _sql(store, engine, args, team, mine, not_mine)
-    result = _top(result, top)
+    result = result if top is None else result.head(top)
     lines = _internal_table(result) if args.internal else _table(result)
     if args.json:
         records = to_records(result) if per is None else team_records(result, per)
@@ -228,6 +213,7 @@ Tables = tuple["pd.DataFrame", "pd.DataFrame", "pd.DataFrame | None"]
 def _pandas(store: Path, args: argparse.Namespace, team: bool, mine: dict[str, list[str]],
             not_mine: list[str]) -> Tables:
     """(self table, contacts or internal mail, per-account counts) from the pandas frame."""
+    from mailhat_nb.analysis.load import read_messages
     from mailhat_nb.contacts import (
         contacts,
         contacts_by_account,
@@ -238,7 +224,7 @@ def _pandas(store: Path, args: argparse.Namespace, team: bool, mine: dict[str, l
         team_messages,
     )
 
-    frame = _read(store, args.account)
+    frame = read_messages(store, account=args.account)
     if not team:
         me = own_addresses(frame, extra=[a for v in mine.values() for a in v],
                            exclude=not_mine)

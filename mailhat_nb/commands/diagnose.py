@@ -115,22 +115,12 @@ _NOT_EMPTY = {
 }
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Refuse option values that cannot be meant (before asking for the password).
-
-    Raises
-    ------
-    UsageError
-        One sentence saying what to change.
-    """
+def run(args: argparse.Namespace) -> int:
+    """Run the diagnosis; print a table (or JSON/Markdown) and return the exit code."""
+    # Option values that cannot be meant are refused before the password is asked for.
     for name, hint in _NOT_EMPTY.items():
         check_given(getattr(args, name), "--" + name.replace("_", "-"), hint)
     check_timeout(args.timeout, "--timeout")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the diagnosis; print a table (or JSON/Markdown) and return the exit code."""
-    check_args(args)
     account = Account.from_input(args.email, "placeholder", server=args.server,
                                  username=args.username)
     # A wrong presets name or file, or an unusable CA file, is said before

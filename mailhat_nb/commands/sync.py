@@ -15,6 +15,7 @@ fails alone (exit 1, the others complete).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -173,13 +174,9 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"warning: --security none sends the password for {settings.login} "
               "unencrypted (unless the server refuses that: then nothing is sent)",
               file=sys.stderr)
-    bar = _progress_bar()
-    try:
+    with _progress_bar() or contextlib.nullcontext() as bar:
         summary = sync_account(settings, password, args.store, folders=args.folders,
                                progress=bar, verify=args.verify)
-    finally:
-        if bar is not None:
-            bar.close()
     status = 1 if summary.failed else 0
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))

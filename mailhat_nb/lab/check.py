@@ -38,11 +38,6 @@ class PortCheck:
     cert_sha256: str = ""
 
 
-def _read_greeting(sock: socket.socket | ssl.SSLSocket, timeout: float) -> bytes:
-    sock.settimeout(timeout)
-    return sock.recv(512)
-
-
 def _unverified() -> ssl.SSLContext:
     # The lab checks itself, broken certificates included: no verification.
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -161,8 +156,9 @@ def knock(service: str, protocol: str, host: str, port: int, tls: bool,
             except (ssl.SSLError, ConnectionError) as exc:
                 return PortCheck(service, host, port, "tls_fails", str(exc))
             fingerprint = _fingerprint(sock)
+        sock.settimeout(timeout)
         try:
-            data = _read_greeting(sock, timeout)
+            data = sock.recv(512)
         except TimeoutError:
             return PortCheck(service, host, port, "silent", cert_sha256=fingerprint)
         if data.startswith(GREETING_PREFIX[protocol]):

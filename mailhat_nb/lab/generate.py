@@ -33,6 +33,7 @@ import base64
 import bisect
 import contextlib
 import datetime as dt
+import itertools
 import os
 import random
 import shutil
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailhat_nb.errors import LabError, UsageError
-from mailhat_nb.lab.mailboxes import DOMAIN, MAIL_GID, MAIL_UID, USERS, MaildirWriter
+from mailhat_nb.lab.mailboxes import DOMAIN, MAIL_GID, MAIL_UID, USERS, MaildirWriter, chown_tree
 
 if TYPE_CHECKING:
     from mailhat_nb.lab.server import Lab
@@ -244,10 +245,7 @@ def _ascii_slug(name: str) -> str:
 def _zipf_cdf(n: int, exponent: float = 1.07) -> list[float]:
     weights = [1.0 / (rank ** exponent) for rank in range(1, n + 1)]
     total = sum(weights)
-    acc, out = 0.0, []
-    for w in weights:
-        acc += w / total
-        out.append(acc)
+    out = list(itertools.accumulate(w / total for w in weights))
     out[-1] = 1.0
     return out
 
@@ -416,13 +414,7 @@ class _FastWriter(MaildirWriter):
         Messages are already the mail user's: walking 100,000 files again
         would cost seconds.
         """
-        home = self.maildir.parent
-        os.chown(home, MAIL_UID, MAIL_GID)
-        for dirpath, dirnames, filenames in os.walk(home):
-            if os.path.basename(dirpath) in ("cur", "new", "tmp"):
-                continue
-            for name in dirnames + filenames:
-                os.chown(os.path.join(dirpath, name), MAIL_UID, MAIL_GID)
+        chown_tree(self.maildir.parent, skip=("cur", "new", "tmp"))
 
 
 def _clear_maildir(maildir: Path) -> None:
@@ -491,21 +483,13 @@ def generate_into_lab(lab: Lab, user: str, count: int, seed: int) -> dict[str, i
     if root not in maildir.resolve().parents:
         raise LabError(f"refusing to delete {maildir}: not under the lab's mail directory")
     login = f"{user}@{DOMAIN}"
-    _kick(lab, login)
+    with contextlib.suppress(LabError):  # best effort: the lab may be down
+        lab.doveadm("kick", login)
     _clear_maildir(maildir)
-    writer = _FastWriter(maildir)
-    try:
+    with _FastWriter(maildir) as writer:
         counts = _write_all(writer, generate_messages(count, seed, login))
-    finally:
-        writer.close()
     index_mailbox(lab, login)
     return counts
-
-
-def _kick(lab: Lab, login: str) -> None:
-    """Disconnect ``login``'s IMAP/POP3 sessions (best effort: lab may be down)."""
-    with contextlib.suppress(LabError):
-        lab.doveadm("kick", login)
 
 
 def index_mailbox(lab: Lab, login: str, folders: Sequence[str] = ("INBOX", "INBOX.*")) -> None:

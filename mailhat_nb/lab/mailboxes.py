@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab.corpus import corpus_root
@@ -114,9 +115,12 @@ def read_passwords(paths: LabPaths) -> dict[str, str]:
 # --------------------------------------------------------------------------- maildir
 
 
-def _chown_tree(path: Path) -> None:
+def chown_tree(path: Path, skip: tuple[str, ...] = ()) -> None:
+    """Give ``path`` and everything under it to the mail user, but what is in ``skip`` dirs."""
     os.chown(path, MAIL_UID, MAIL_GID)
     for dirpath, dirnames, filenames in os.walk(path):
+        if os.path.basename(dirpath) in skip:
+            continue
         for name in dirnames + filenames:
             os.chown(os.path.join(dirpath, name), MAIL_UID, MAIL_GID)
 
@@ -136,7 +140,7 @@ class MaildirWriter:
         self._known: set[str] = set()
         self.folder("INBOX")
 
-    def __enter__(self) -> MaildirWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,7 +173,7 @@ class MaildirWriter:
 
     def close(self) -> None:
         """Give the whole tree to the mail user (uid 8)."""
-        _chown_tree(self.maildir.parent)
+        chown_tree(self.maildir.parent)
 
 
 def _date_of(raw: bytes, fallback: float) -> float:

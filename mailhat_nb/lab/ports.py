@@ -57,7 +57,6 @@ def allocate_ports(rng: random.Random | None = None) -> dict[str, int]:
     raise LabError("no free block of ports between 20000 and 60000 on 127.0.0.1/127.0.0.2")
 
 
-
 def holders(ports: list[int]) -> str:
     """Which processes hold ``ports`` (from ``ss``), for error messages."""
     out = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True, check=False).stdout

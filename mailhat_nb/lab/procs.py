@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -81,6 +82,27 @@ def await_pid(path: Path, what: str) -> int:
     return pid
 
 
+def spawn(cmd: list[str], pid_file: Path, log_file: Path, what: str) -> int:
+    """Start one of the lab's own Python servers; its pid, once it has written ``pid_file``.
+
+    It runs in a session of its own (``lab down`` stops it by that pid), its
+    output going to ``log_file``.
+    """
+    pid_file.unlink(missing_ok=True)
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+    try:
+        wait_until(lambda: read_pid(pid_file) is not None or proc.poll() is not None,
+                   START_TIMEOUT, what)
+    except LabError:
+        proc.kill()
+        raise
+    if proc.poll() is not None:
+        raise LabError(f"{what} exited; see {log_file}")
+    return proc.pid
+
+
 def read_argv(pid: int) -> list[str] | None:
     """The command line of ``pid``; None when it is gone or a zombie."""
     if pid <= 0:
@@ -119,29 +141,21 @@ def _points_into(value: str | None, paths: LabPaths, target: Path) -> bool:
 
 def owns(paths: LabPaths, name: str, argv: list[str] | None) -> bool:
     """True when a process with command line ``argv`` is this lab's ``name``."""
-    if not argv:
+    # name -> (the program, or the module run with ``-m``; its option naming the file; the file)
+    rule = {"dovecot": ("dovecot", "-c", paths.dovecot_conf),
+            "exim": ("exim4", "-C", paths.exim_conf),
+            "postfix": ("master", "-c", paths.root / "postfix"),
+            "sidecar": (SIDECAR_MODULE, "--pid-file", paths.sidecar_pid),
+            "unbound": ("unbound", "-c", paths.root / "dns" / "unbound.conf"),
+            "web": (WEB_MODULE, "--pid-file", paths.run / "web.pid")}.get(name)
+    if not argv or rule is None:
         return False
-    program = Path(argv[0]).name
-    if name == "dovecot":
-        return program == "dovecot" and _points_into(_option(argv, "-c"), paths,
-                                                      paths.dovecot_conf)
-    if name == "exim":
-        return program == "exim4" and _points_into(_option(argv, "-C"), paths, paths.exim_conf)
-    if name == "postfix":
-        return program == "master" and _points_into(_option(argv, "-c"), paths,
-                                                    paths.root / "postfix")
-    if name == "sidecar":
-        runs_module = any(argv[i:i + 2] == ["-m", SIDECAR_MODULE] for i in range(1, len(argv)))
-        return runs_module and _points_into(_option(argv, "--pid-file"), paths,
-                                            paths.sidecar_pid)
-    if name == "unbound":
-        return program == "unbound" and _points_into(_option(argv, "-c"), paths,
-                                                      paths.root / "dns" / "unbound.conf")
-    if name == "web":
-        runs_module = any(argv[i:i + 2] == ["-m", WEB_MODULE] for i in range(1, len(argv)))
-        return runs_module and _points_into(_option(argv, "--pid-file"), paths,
-                                            paths.run / "web.pid")
-    return False
+    program, flag, target = rule
+    if program in (SIDECAR_MODULE, WEB_MODULE):
+        runs = any(argv[i:i + 2] == ["-m", program] for i in range(1, len(argv)))
+    else:
+        runs = Path(argv[0]).name == program
+    return runs and _points_into(_option(argv, flag), paths, target)
 
 
 def is_running(paths: LabPaths, name: str, pid: int) -> bool:
@@ -218,17 +232,14 @@ def _claim(paths: LabPaths, name: str, pid: int,
     argv = read_argv(pid)
     if fd is not None and _exited(fd):
         argv = None  # exited after the pidfd was opened: argv may be a newcomer's
-    if argv is None:
-        if fd is not None:
-            os.close(fd)
-        return None
-    if not owns(paths, name, argv):
-        if fd is not None:
-            os.close(fd)
+    if argv is not None and owns(paths, name, argv):
+        return _Claimed(name, pid, fd, paths)
+    if fd is not None:
+        os.close(fd)
+    if argv is not None:
         say(f"{name}: pid {pid} runs {Path(argv[0]).name!r}, which is not this lab's "
             f"{name} (its command line does not point into {paths.root}): left alone")
-        return None
-    return _Claimed(name, pid, fd, paths)
+    return None
 
 
 def stop(paths: LabPaths, pids: Mapping[str, int], say: Callable[[str], None],

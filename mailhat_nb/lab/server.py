@@ -350,27 +350,15 @@ class Lab:
     def _start_sidecar(self, info: LabInfo, scenario: Scenario) -> int:
         silent = [info.ports["silent"]] + [info.ports[s] for s in scenario.silent]
         blackhole = [info.ports["blackhole"]] + [info.ports[s] for s in scenario.blackhole]
-        pid_file = self.paths.sidecar_pid
-        pid_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "mailhat_nb.lab.sidecar", "--pid-file", str(pid_file),
-               "--silent", *map(str, silent), "--blackhole", *map(str, blackhole)]
+        cmd = [sys.executable, "-m", procs.SIDECAR_MODULE, "--pid-file",
+               str(self.paths.sidecar_pid), "--silent", *map(str, silent),
+               "--blackhole", *map(str, blackhole)]
         if scenario.hostile:
             cmd += ["--hostile", scenario.hostile, str(info.ports["imap"]),
                     str(info.ports["imaps"]), "--cert", str(self.paths.tls / "server.pem"),
                     "--key", str(self.paths.tls / "server.key")]
-        with open(self.paths.log / "sidecar.log", "ab") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    start_new_session=True)
-        try:
-            procs.wait_until(
-                lambda: procs.read_pid(pid_file) is not None or proc.poll() is not None,
-                procs.START_TIMEOUT, "the sidecar")
-        except LabError:
-            proc.kill()
-            raise
-        if proc.poll() is not None:
-            raise LabError(f"the sidecar exited; see {self.paths.log / 'sidecar.log'}")
-        return proc.pid
+        return procs.spawn(cmd, self.paths.sidecar_pid, self.paths.log / "sidecar.log",
+                           "the sidecar")
 
     def _await(self, info: LabInfo, scenario: Scenario) -> None:
         """Wait until every port behaves as ``scenario`` says.

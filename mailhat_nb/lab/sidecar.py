@@ -53,13 +53,9 @@ def blackhole(address: str, port: int) -> list[socket.socket]:
 
 def hold(silent: list[int], blackholed: list[int]) -> list[socket.socket]:
     """Bind the ports and return every socket that must stay open."""
-    held: list[socket.socket] = []
-    for port in silent:
-        held += [listen(address, port) for address in ADDRESSES]
-    for port in blackholed:
-        for address in ADDRESSES:
-            held += blackhole(address, port)
-    return held
+    return ([listen(address, port) for port in silent for address in ADDRESSES]
+            + [sock for port in blackholed for address in ADDRESSES
+               for sock in blackhole(address, port)])
 
 
 def main(argv: list[str] | None = None) -> int:

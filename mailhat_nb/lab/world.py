@@ -42,15 +42,15 @@ from __future__ import annotations
 import json
 import random
 import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import certs
 from mailhat_nb.lab.ports import bindable
+from mailhat_nb.lab.procs import WEB_MODULE, spawn
+from mailhat_nb.lab.scenarios import STANDS_FOR
 
 #: Host part of each role in the world's /24.
 SHARED, GOOGLE, WEB, PROXY, HANG, RESOLVER, LAME, SILENT_DNS = 10, 20, 30, 40, 41, 53, 54, 55
@@ -59,10 +59,7 @@ SHARED_NAME = "gator4321.hostgator.com"
 #: gator4321.hostgator.com and *.hostgator.com, not the customers' mail.<domain>.
 SHARED_CERT = "wrong-host"
 #: Standard mail ports the shared server listens on, by the lab's service name.
-MAIL_PORTS: dict[str, int] = {
-    "imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995,
-    "smtp": 25, "smtp_alt": 26, "submission": 587, "submissions": 465,
-}
+MAIL_PORTS = STANDS_FOR
 #: Lab users at the customer domains (local part -> domain); their homes are
 #: ``mail/<local part>``, so local parts are unique across the lab.
 USERS: dict[str, str] = {
@@ -286,9 +283,6 @@ def write_www(www: Path) -> None:
 
 # ------------------------------------------------------------------ the web process
 
-WEB_MODULE = "mailhat_nb.lab.web"
-
-
 def start_web(root: Path, run: Path, log: Path, world: World, tls: Path) -> int:
     """Write the world's web content and config, start the process; return its pid.
 
@@ -312,18 +306,7 @@ def start_web(root: Path, run: Path, log: Path, world: World, tls: Path) -> int:
     }
     config_file = root / "web.json"
     config_file.write_text(json.dumps(config, indent=1))
-    pid_file = run / "web.pid"
-    pid_file.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", WEB_MODULE, "--config", str(config_file), "--pid-file",
-           str(pid_file)]
-    with open(log / "web.log", "ab") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                start_new_session=True)
-    deadline = time.monotonic() + 10
-    while not pid_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise LabError(f"the lab's web server did not start; see {log / 'web.log'}")
-        time.sleep(0.05)
-    return proc.pid
+           str(run / "web.pid")]
+    return spawn(cmd, run / "web.pid", log / "web.log", "the lab's web server")
 

@@ -253,9 +253,7 @@ class CorrespondencePanel(Panel):
         chosen = self.chosen()
         self.account = str(self.view.value) or None
         self._select()
-        known = {str(c) for c in self.people["contact"]}
-        self.chooser.value = tuple(c for c in chosen if c in known) or tuple(
-            default_choice(self.people, (), self.top))
+        self.chooser.value = tuple(default_choice(self.people, chosen, self.top))
         self.redraw()
 
     def _compute(self, unique: pd.DataFrame | None = None) -> None:
@@ -510,9 +508,7 @@ class CorrespondencePanel(Panel):
         """Merge the accepted aliases and recompute the tables and charts."""
         chosen = self.chosen()
         self._compute()
-        known = {str(c) for c in self.people["contact"]}
-        self.chooser.value = tuple(c for c in chosen if c in known) or tuple(
-            default_choice(self.people, (), self.top))
+        self.chooser.value = tuple(default_choice(self.people, chosen, self.top))
         self.redraw()
         accepted = sum(self.decisions.values())
         self.aliases.say(f"{accepted} of {len(self.decisions)} suggestions accepted and merged; "

@@ -260,9 +260,8 @@ class DoctorPanel(Panel):
         self.sync_area.children = ()
         self.sync = None
         try:
-            if self.guarded(lambda: self._run(typed, pasted), self._secrets):
-                return self.report
-            return None
+            return self.report if self.guarded(lambda: self._run(typed, pasted),
+                                               self._secrets) else None
         finally:
             self.run_button.disabled = False
 

@@ -413,16 +413,14 @@ def health_sentences(health: pd.DataFrame) -> list[tuple[str, str]]:
     if health.empty:
         return [("warn", "The store holds no messages yet.")]
 
+    import pandas as pd
+
     def total(col: str) -> int:
         if col not in health.columns:
             return 0
-        import pandas as pd
-
         return int(pd.to_numeric(health[col], errors="coerce").fillna(0).clip(lower=0).sum())
 
     def folders_where(col: str) -> list[str]:
-        import pandas as pd
-
         if col not in health.columns:
             return []
         values = pd.to_numeric(health[col], errors="coerce").fillna(0)

@@ -68,12 +68,10 @@ def summary_rows(summary: SyncSummary) -> list[list[str]]:
 def preview_frame(messages: pd.DataFrame, rows: int = 10) -> pd.DataFrame:
     """The newest ``rows`` messages, a few readable columns, lists joined."""
     cols = [c for c in PREVIEW_COLUMNS if c in messages.columns]
-    newest = messages.sort_values("date", ascending=False, na_position="last").head(rows)[cols]
-    out = newest.copy()
-    for col in ("to_addrs",):
-        if col in out.columns:
-            out[col] = [", ".join(list(v)[:3]) + (" …" if len(v) > 3 else "")
-                        if v is not None else "" for v in out[col]]
+    out = messages.sort_values("date", ascending=False, na_position="last").head(rows)[cols].copy()
+    if "to_addrs" in out.columns:
+        out["to_addrs"] = [", ".join(list(v)[:3]) + (" …" if len(v) > 3 else "")
+                           if v is not None else "" for v in out["to_addrs"]]
     if "date" in out.columns:
         out["date"] = out["date"].dt.strftime("%Y-%m-%d %H:%M")
     return out.reset_index(drop=True)
@@ -166,10 +164,8 @@ class SyncPanel(Panel):
     # ------------------------------------------------------------------ connect
 
     def _secrets(self) -> list[Secret]:
-        found = [s for s in (self._typed,) if s is not None]
-        if self.connection is not None:
-            found.append(self.connection.password)
-        return found
+        return [s for s in (self._typed, self.connection.password if self.connection else None)
+                if s is not None]
 
     def _describe_connection(self) -> None:
         if self.connection is not None:
@@ -255,9 +251,7 @@ class SyncPanel(Panel):
         """Sync the ticked folders into the store, then show the preview and data health."""
         self.sync_button.disabled = True
         try:
-            if self.guarded(self._sync, self._secrets):
-                return self.summary
-            return None
+            return self.summary if self.guarded(self._sync, self._secrets) else None
         finally:
             self.sync_button.disabled = self.connection is None
 

@@ -33,6 +33,15 @@ def expected_seen(report: Report, scenario: Scenario) -> bool:
     return scenario.expect in found or report.verdict.code == scenario.expect
 
 
+def _story(title: str, tag: str, story: str, facts: str, body: str) -> str:
+    """A scenario or story as the walkthrough tells it: heading, story, facts, then ``body``."""
+    return (f'<div style="{render.FONT} border-top: 2px solid #ddd; margin-top: 8px;">'
+            f'<h3 style="margin: 8px 0 2px;">{title} <small><code>{render.esc(tag)}</code>'
+            f"</small></h3><p style='margin: 2px 0;'><b>What the customer lives through:</b> "
+            f"{render.esc(story)}</p><p style='margin: 2px 0; color: #555;'><small>{facts}"
+            f"</small></p>{body}</div>")
+
+
 @dataclass
 class ScenarioRun:
     """One scenario: the story, what the doctor found, whether that is what it should find."""
@@ -74,19 +83,13 @@ class ScenarioRun:
             extra += (f"<details style='{render.FONT}'><summary>Transcript of "
                       f"{render.esc(bad.preset.display)} (passwords redacted)</summary>"
                       f"{render.transcript_html(bad)}</details>")
-        return (f'<div style="{render.FONT} border-top: 2px solid #ddd; margin-top: 8px;">'
-                f'<h3 style="margin: 8px 0 2px;">Scenario “{render.esc(s.title)}” '
-                f"<small><code>{render.esc(s.name)}</code></small></h3>"
-                f"<p style='margin: 2px 0;'><b>What the customer lives through:</b> "
-                f"{render.esc(s.story)}</p>"
-                f"<p style='margin: 2px 0; color: #555;'><small>Server name typed: "
-                f"<code>{render.esc(report.account.server)}</code>; lab switched in "
-                f"{self.switch_seconds:.1f} s, doctor ran in {report.elapsed_ms / 1000:.1f} s."
-                f"</small></p>"
-                + render.section("What the doctor says", render.verdict_html(report))
-                + render.section(f"The {kind} presets, layer by layer", grid)
-                + render.message(check[1], check[0])
-                + render.box(fix, "info") + extra + "</div>")
+        return _story(f"Scenario “{render.esc(s.title)}”", s.name, s.story,
+                      f"Server name typed: <code>{render.esc(report.account.server)}</code>; "
+                      f"lab switched in {self.switch_seconds:.1f} s, doctor ran in "
+                      f"{report.elapsed_ms / 1000:.1f} s.",
+                      render.section("What the doctor says", render.verdict_html(report))
+                      + render.section(f"The {kind} presets, layer by layer", grid)
+                      + render.message(check[1], check[0]) + render.box(fix, "info") + extra)
 
     def __repr__(self) -> str:
         return (f"scenario {self.scenario.name}: verdict {self.report.verdict.code}"
@@ -160,16 +163,12 @@ class WorldRun:
         grid = render.grid_html([r.target for r in imap], {render.target_key(r): r for r in imap})
         typed = (f"Server name typed: <code>{render.esc(s.server)}</code>" if s.server
                  else "Server name left empty: the doctor finds it")
-        return (f'<div style="{render.FONT} border-top: 2px solid #ddd; margin-top: 8px;">'
-                f'<h3 style="margin: 8px 0 2px;">{render.esc(s.title)} '
-                f"<small><code>{render.esc(s.email)}</code></small></h3>"
-                f"<p style='margin: 2px 0;'><b>What the customer lives through:</b> "
-                f"{render.esc(s.story)}</p><p style='margin: 2px 0; color: #555;'><small>"
-                f"{typed}; the doctor ran in {report.elapsed_ms / 1000:.1f} s.</small></p>"
-                + render.section("What the doctor says", render.verdict_html(report))
-                + render.discovery_html(report)
-                + render.section("The IMAP presets, layer by layer", grid)
-                + render.message(check[1], check[0]) + "</div>")
+        return _story(render.esc(s.title), s.email, s.story,
+                      f"{typed}; the doctor ran in {report.elapsed_ms / 1000:.1f} s.",
+                      render.section("What the doctor says", render.verdict_html(report))
+                      + render.discovery_html(report)
+                      + render.section("The IMAP presets, layer by layer", grid)
+                      + render.message(check[1], check[0]))
 
     def __repr__(self) -> str:
         return (f"story {self.story.name}: verdict {self.report.verdict.code}"

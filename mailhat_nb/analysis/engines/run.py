@@ -12,7 +12,7 @@ per message.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote
@@ -20,11 +20,11 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from mailhat_nb.analysis.addresses import as_address_set, check_addresses, is_address
+from mailhat_nb.analysis.addresses import as_address_set, check_addresses
 from mailhat_nb.analysis.dedupe import NAT, to_utc
 from mailhat_nb.analysis.engines.queries import MASK_ACCOUNTS, Queries
 from mailhat_nb.analysis.health import HEALTH_COLUMNS, FolderCounts, finish_health
-from mailhat_nb.analysis.identity import OWN_COLUMNS, TEAM_OWN_COLUMNS
+from mailhat_nb.analysis.identity import TEAM_OWN_COLUMNS, core_addresses, own_table
 from mailhat_nb.analysis.metrics import (
     CONTACT_COLUMNS,
     HISTOGRAM_COLUMNS,
@@ -156,9 +156,7 @@ class Analysis:
         backend.view("src", self.q.src(keys))
         self._me: pd.DataFrame | None = None
         self._deduped = False
-        self._timed = False
-        self._sends_built = False
-        self._grouped = False
+        self._built: set[str] = set()
 
     def close(self) -> None:
         """Release the engine's tables (and DuckDB's connection and spill directory)."""
@@ -199,8 +197,7 @@ class Analysis:
         cand: list[tuple[int, str]] = []
         for aid, account in name.items():
             mine = senders[senders["aid"] == aid]
-            core[aid] = ({account.strip().lower()} if is_address(account) else set()) | set(
-                mine.loc[mine["sent_rows"] > 0, "sender"]) | set(self.extra.get(account, ()))
+            core[aid] = set(core_addresses([account], mine, self.extra.get(account, ())))
             cand += [(aid, a) for a in delivered.loc[delivered["aid"] == aid, "a"]
                      if a not in core[aid]]
         wrote = pd.DataFrame({"aid": pd.Series(dtype="int64"), "sender": pd.Series(dtype=object)})
@@ -213,7 +210,7 @@ class Analysis:
         for aid, account in name.items():
             mine = senders[senders["aid"] == aid]
             out[account] = own_table(
-                login=account, senders=mine,
+                logins=[account], senders=mine,
                 delivered=set(delivered.loc[delivered["aid"] == aid, "a"]),
                 wrote=set(wrote.loc[wrote["aid"] == aid, "sender"]),
                 extra=self.extra.get(account, []), exclude=self.exclude)
@@ -274,13 +271,17 @@ class Analysis:
 
     # ------------------------------------------------------------------ metrics
 
+    def _build(self, name: str, sql: Callable[[], str]) -> None:
+        """Table ``name`` from the unique messages, built the first time a metric needs it."""
+        self._dedupe()
+        if name not in self._built:
+            self.backend.table(name, sql())
+            self._built.add(name)
+
     def _groups(self) -> None:
         """``rg`` and ``sg``: per contact, what the team's and each teammate's counts sum."""
-        self._dedupe()
-        if not self._grouped:
-            self.backend.table("rg", self.q.received_groups())
-            self.backend.table("sg", self.q.sent_groups())
-            self._grouped = True
+        self._build("rg", self.q.received_groups)
+        self._build("sg", self.q.sent_groups)
 
     def contacts(self) -> pd.DataFrame:
         """Volume per contact: :func:`mailhat_nb.contacts.contacts`, same frame."""
@@ -328,10 +329,7 @@ class Analysis:
 
     def _responses(self) -> None:
         """``rt``: each timed reply's replier and hours, what the histogram bins."""
-        self._dedupe()
-        if not self._timed:
-            self.backend.table("rt", self.q.responses(full=False))
-            self._timed = True
+        self._build("rt", lambda: self.q.responses(full=False))
 
     def response_times(self) -> pd.DataFrame:
         """Every reply between self and a contact: :func:`mailhat_nb.contacts.response_times`.
@@ -394,10 +392,8 @@ class Analysis:
     # ------------------------------------------------------------------ the team
 
     def _sends(self) -> None:
-        self._dedupe()
-        if not self._sends_built:
-            self.backend.table("sends", self.q.senders_of())
-            self._sends_built = True
+        """``sends``: who sent each of the team's messages."""
+        self._build("sends", self.q.senders_of)
 
     def _account_names(self, aids: pd.Series) -> pd.Series:
         names = dict(zip(self.folders["aid"], self.folders["account"], strict=False))
@@ -460,33 +456,3 @@ def _extra_by_account(extra: Mapping[str, Iterable[str]] | Iterable[str],
                              + ", ".join(accounts))
         out.setdefault(account, []).extend(check_addresses(values, "self address"))
     return out
-
-
-def own_table(*, login: str, senders: pd.DataFrame, delivered: set[str], wrote: set[str],
-              extra: Iterable[str], exclude: Iterable[str]) -> pd.DataFrame:
-    """One account's self table from the engine's answers, by ``own_addresses``' rule.
-
-    ``senders``: per sender of the account, its rows and sent-mail rows;
-    ``delivered``: its Delivered-To addresses; ``wrote``: those of them that
-    wrote to the account's core addresses from outside its sent mail.
-    """
-    logins = {login.strip().lower()} if is_address(login) else set()
-    sent = set(senders.loc[senders["sent_rows"] > 0, "sender"])
-    user = set(extra)
-    core = logins | sent | user
-    found = {"login": logins, "sent folder": sent,
-             "delivered-to": {a for a in delivered if a in core or a not in wrote},
-             "user": user}
-    addresses = sorted(set().union(*found.values()) - set(exclude))
-    counts = senders.set_index("sender")
-    table = pd.DataFrame({
-        "address": pd.Series(addresses, dtype="str"),
-        "sources": pd.Series([", ".join(s for s, got in found.items() if a in got)
-                              for a in addresses], dtype="str"),
-    })
-    table["messages"] = table["address"].map(counts["messages"]).fillna(0).astype("int64")
-    table["sent_folder_rows"] = (table["address"].map(counts["sent_rows"])
-                                 .fillna(0).astype("int64"))
-    table = table.sort_values(["sent_folder_rows", "messages", "address"],
-                              ascending=[False, False, True], ignore_index=True)
-    return table[OWN_COLUMNS]
