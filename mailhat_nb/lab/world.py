@@ -58,8 +58,6 @@ SHARED_NAME = "gator4321.hostgator.com"
 #: The shared server's certificate: the lab's ``wrong-host`` one, which covers
 #: gator4321.hostgator.com and *.hostgator.com, not the customers' mail.<domain>.
 SHARED_CERT = "wrong-host"
-#: Standard mail ports the shared server listens on, by the lab's service name.
-MAIL_PORTS = STANDS_FOR
 #: Lab users at the customer domains (local part -> domain); their homes are
 #: ``mail/<local part>``, so local parts are unique across the lab.
 USERS: dict[str, str] = {
@@ -106,7 +104,7 @@ class World:
 
     def tcp_ports(self) -> list[tuple[str, int]]:
         """Every TCP (address, port) the world's servers bind."""
-        ports = [(self.ip(SHARED), p) for p in MAIL_PORTS.values()]
+        ports = [(self.ip(SHARED), p) for p in STANDS_FOR.values()]
         ports += [(self.ip(h), p) for h in (WEB, PROXY, HANG) for p in (80, 443)]
         ports += [(self.ip(PROXY), 993)]
         ports += [(self.ip(h), 53) for h in (RESOLVER, LAME)]
