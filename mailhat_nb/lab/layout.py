@@ -75,6 +75,10 @@ class LabPaths:
         self.presets = root / "presets.toml"
         #: Pid file of the sidecar process.
         self.sidecar_pid = self.run / "sidecar.pid"
+        #: Pid file of the world's web server (:mod:`mailhat_nb.lab.web`).
+        self.web_pid = self.run / "web.pid"
+        #: The generated unbound configuration, the world's zone files beside it.
+        self.unbound_conf = root / "dns" / "unbound.conf"
 
     def maildir(self, user: str) -> Path:
         """The Maildir of lab user ``user`` (local part only)."""
