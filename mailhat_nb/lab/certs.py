@@ -124,23 +124,16 @@ def _leaf(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
         )
         .add_extension(_key_usage(ca=False), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if issuer is None:
         # Self-signed: its own issuer, and it is not a CA, so nothing trusts it.
-        builder = builder.issuer_name(subject).add_extension(
-            x509.BasicConstraints(ca=False, path_length=None), critical=True
-        )
-        return builder.sign(key, hashes.SHA256()), key
+        return builder.issuer_name(subject).sign(key, hashes.SHA256()), key
     ca_cert, ca_key = issuer
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (
-        builder.issuer_name(ca_cert.subject)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
-    )
+    builder = builder.issuer_name(ca_cert.subject).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
 
 

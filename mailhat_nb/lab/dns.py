@@ -36,18 +36,13 @@ UNBOUND = "/usr/sbin/unbound"
 START_TIMEOUT = 10.0
 
 
-def conf_path(paths: LabPaths) -> Path:
-    """The generated unbound configuration."""
-    return paths.root / "dns" / "unbound.conf"
-
-
 def _zone_file(directory: Path, zone: str) -> Path:
     return directory / ("root.zone" if zone == "." else f"{zone.rstrip('.')}.zone")
 
 
 def write_config(paths: LabPaths, world: World) -> Path:
     """Write the zone files and ``unbound.conf``; return the config's path."""
-    directory = conf_path(paths).parent
+    directory = paths.unbound_conf.parent
     directory.mkdir(exist_ok=True)
     zones = world_mod.zones(world)
     for zone, text in zones.items():
@@ -85,9 +80,8 @@ def write_config(paths: LabPaths, world: World) -> Path:
                   "  for-downstream: no", "  for-upstream: yes", "  fallback-enabled: no"]
     lines += ["remote-control:", "  control-enable: no"]
     (directory / "root.hints").write_text(f". IN NS ns.lab.\nns.lab. IN A {world.resolver}\n")
-    path = conf_path(paths)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    paths.unbound_conf.write_text("\n".join(lines) + "\n")
+    return paths.unbound_conf
 
 
 def start(paths: LabPaths, world: World) -> int:

@@ -28,17 +28,15 @@ from mailhat_nb.lab import procs
 from mailhat_nb.lab import world as world_mod
 from mailhat_nb.lab.certs import CERT_NAMES
 from mailhat_nb.lab.layout import LabPaths
-from mailhat_nb.lab.scenarios import Scenario, bound_services
+from mailhat_nb.lab.scenarios import STANDS_FOR, TLS_SERVICES, Scenario, bound_services
 from mailhat_nb.lab.world import World
 
 LISTEN = "127.0.0.1, 127.0.0.2"
 #: The lab's own addresses (the world of :mod:`mailhat_nb.lab.world` lives in 127.0.N.0/24).
 LAB_NETWORK = "127.0.0.0/24"
 
-_LISTENERS = {
-    "imap-login": (("imap", False), ("imaps", True)),
-    "pop3-login": (("pop3", False), ("pop3s", True)),
-}
+#: Dovecot's login services and the lab listeners each serves.
+_LISTENERS = {"imap-login": ("imap", "imaps"), "pop3-login": ("pop3", "pop3s")}
 
 _TEMPLATE = """\
 # Written by `mailhat lab`; rewritten on every `mailhat lab scenario`.
@@ -167,19 +165,16 @@ def render(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
     """
     bound = set(bound_services(scenario))
     blocks = []
-    for service, listeners in _LISTENERS.items():
+    for service, names in _LISTENERS.items():
         lines = [f"service {service} {{"]
-        for name, ssl in listeners:
-            port = ports[name] if name in bound else 0
-            lines += [f"  inet_listener {name} {{", f"    port = {port}"]
-            if ssl:
-                lines.append("    ssl = yes")
-            lines.append("  }")
+        for name in names:
+            ssl = ["    ssl = yes"] if name in TLS_SERVICES else []
+            lines += [f"  inet_listener {name} {{",
+                      f"    port = {ports[name] if name in bound else 0}", *ssl, "  }"]
             if world is not None:
                 lines += [f"  inet_listener world_{name} {{",
                           f"    address = {world.ip(world_mod.SHARED)}",
-                          f"    port = {world_mod.MAIL_PORTS[name]}"]
-                lines += ["    ssl = yes", "  }"] if ssl else ["  }"]
+                          f"    port = {STANDS_FOR[name]}", *ssl, "  }"]
         lines.append("}")
         blocks.append("\n".join(lines))
     if world is not None:

@@ -50,7 +50,7 @@ from mailhat_nb.lab.certs import CERT_NAMES
 from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.mailboxes import DOMAIN
 from mailhat_nb.lab.ports import ADDRESSES
-from mailhat_nb.lab.scenarios import SMTP_SERVICES, Scenario, bound_services
+from mailhat_nb.lab.scenarios import SMTP_SERVICES, STANDS_FOR, Scenario, bound_services
 from mailhat_nb.lab.world import World
 
 EXIM = Path("/usr/sbin/exim4")
@@ -182,8 +182,8 @@ def _macros(paths: LabPaths, ports: dict[str, int], scenario: Scenario,
     if world is not None:
         # The shared server: every SMTP port, standard numbers, whatever the scenario.
         shared = world.ip(world_mod.SHARED)
-        listeners += [f"{shared}.{world_mod.MAIL_PORTS[s]}" for s in SMTP_SERVICES]
-        smtps.append(str(world_mod.MAIL_PORTS["submissions"]))
+        listeners += [f"{shared}.{STANDS_FOR[s]}" for s in SMTP_SERVICES]
+        smtps.append(str(STANDS_FOR["submissions"]))
         domains += sorted(set(world_mod.USERS.values()))
     return {
         "LAB_HOST_NAME": CERT_NAMES[scenario.cert][0],

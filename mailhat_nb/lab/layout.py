@@ -10,7 +10,6 @@ login would then fail with "Permission denied").
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from mailhat_nb.errors import LabError
@@ -25,119 +24,61 @@ def default_root() -> Path:
     return Path(os.environ.get("MAILHAT_LAB_DIR") or DEFAULT_ROOT)
 
 
-@dataclass(frozen=True)
 class LabPaths:
     """Every path of one lab, derived from its root."""
 
-    root: Path
-
-    def __post_init__(self) -> None:
-        if len(str(self.root)) > MAX_ROOT_LEN:
+    def __init__(self, root: Path) -> None:
+        if len(str(root)) > MAX_ROOT_LEN:
             raise LabError(
-                f"lab directory {self.root} is too long ({len(str(self.root))} > "
+                f"lab directory {root} is too long ({len(str(root))} > "
                 f"{MAX_ROOT_LEN} characters): Dovecot's socket paths would exceed "
                 "the 108-byte limit. Set MAILHAT_LAB_DIR to a shorter path."
             )
-
-    @property
-    def marker(self) -> Path:
-        """Marks a directory as a lab's, so the lab never adopts a foreign one."""
-        return self.root / ".mailhat-lab"
-
-    @property
-    def info(self) -> Path:
-        """``lab.json``: ports, pids, scenario, server name, CA path."""
-        return self.root / "lab.json"
-
-    @property
-    def dovecot_conf(self) -> Path:
-        """The generated Dovecot configuration."""
-        return self.root / "dovecot.conf"
-
-    @property
-    def users(self) -> Path:
-        """Dovecot passwd-file (hashes only)."""
-        return self.root / "users"
-
-    @property
-    def secrets(self) -> Path:
-        """Directory (0700) holding the lab password."""
-        return self.root / "secrets"
-
-    @property
-    def password_file(self) -> Path:
-        """JSON of each lab user's password (0600)."""
-        return self.secrets / "password"
-
-    @property
-    def tls(self) -> Path:
-        """Directory of the CA and server certificates."""
-        return self.root / "tls"
-
-    @property
-    def ca_file(self) -> Path:
-        """The lab CA, for ``--ca-file``."""
-        return self.tls / "ca.pem"
-
-    @property
-    def run(self) -> Path:
-        """Dovecot's base_dir (sockets, master.pid)."""
-        return self.root / "run"
-
-    @property
-    def state(self) -> Path:
-        """Dovecot's state_dir."""
-        return self.root / "state"
-
-    @property
-    def log(self) -> Path:
-        """Directory of every log the lab writes."""
-        return self.root / "log"
-
-    @property
-    def dovecot_log(self) -> Path:
-        """Dovecot's log file."""
-        return self.log / "dovecot.log"
-
-    @property
-    def mail(self) -> Path:
-        """Parent of each user's home (``mail/<user>/Maildir``)."""
-        return self.root / "mail"
-
-    @property
-    def exim(self) -> Path:
-        """Exim's directory: its configuration, password file, spool and pid."""
-        return self.root / "exim"
-
-    @property
-    def exim_conf(self) -> Path:
-        """The generated Exim configuration, passed with ``-C``."""
-        return self.exim / "exim.conf"
-
-    @property
-    def exim_passwd(self) -> Path:
-        """``user:crypt-hash`` lines Exim checks SMTP AUTH against (hashes only)."""
-        return self.exim / "passwd"
-
-    @property
-    def exim_spool(self) -> Path:
-        """Exim's spool (queue, message logs, hints), owned by Debian-exim."""
-        return self.exim / "spool"
-
-    @property
-    def exim_pid(self) -> Path:
-        """Pid file of the Exim daemon."""
-        return self.exim / "exim.pid"
-
-    @property
-    def presets(self) -> Path:
-        """The lab presets file, in the DESIGN.md presets format."""
-        return self.root / "presets.toml"
-
-    @property
-    def sidecar_pid(self) -> Path:
-        """Pid file of the sidecar process."""
-        return self.run / "sidecar.pid"
+        self.root = root
+        #: Marks a directory as a lab's, so the lab never adopts a foreign one.
+        self.marker = root / ".mailhat-lab"
+        #: ``lab.json``: ports, pids, scenario, server name, CA path.
+        self.info = root / "lab.json"
+        #: The generated Dovecot configuration.
+        self.dovecot_conf = root / "dovecot.conf"
+        #: Dovecot passwd-file (hashes only).
+        self.users = root / "users"
+        #: Directory (0700) holding the lab password.
+        self.secrets = root / "secrets"
+        #: JSON of each lab user's password (0600).
+        self.password_file = self.secrets / "password"
+        #: Directory of the CA and server certificates.
+        self.tls = root / "tls"
+        #: The lab CA, for ``--ca-file``.
+        self.ca_file = self.tls / "ca.pem"
+        #: Dovecot's base_dir (sockets, master.pid).
+        self.run = root / "run"
+        #: Dovecot's state_dir.
+        self.state = root / "state"
+        #: Directory of every log the lab writes.
+        self.log = root / "log"
+        #: Dovecot's log file.
+        self.dovecot_log = self.log / "dovecot.log"
+        #: Parent of each user's home (``mail/<user>/Maildir``).
+        self.mail = root / "mail"
+        #: Exim's directory: its configuration, password file, spool and pid.
+        self.exim = root / "exim"
+        #: The generated Exim configuration, passed with ``-C``.
+        self.exim_conf = self.exim / "exim.conf"
+        #: ``user:crypt-hash`` lines Exim checks SMTP AUTH against (hashes only).
+        self.exim_passwd = self.exim / "passwd"
+        #: Exim's spool (queue, message logs, hints), owned by Debian-exim.
+        self.exim_spool = self.exim / "spool"
+        #: Pid file of the Exim daemon.
+        self.exim_pid = self.exim / "exim.pid"
+        #: The lab presets file, in the DESIGN.md presets format.
+        self.presets = root / "presets.toml"
+        #: Pid file of the sidecar process.
+        self.sidecar_pid = self.run / "sidecar.pid"
+        #: Pid file of the world's web server (:mod:`mailhat_nb.lab.web`).
+        self.web_pid = self.run / "web.pid"
+        #: The generated unbound configuration, the world's zone files beside it.
+        self.unbound_conf = root / "dns" / "unbound.conf"
 
     def maildir(self, user: str) -> Path:
         """The Maildir of lab user ``user`` (local part only)."""

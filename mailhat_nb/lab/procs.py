@@ -146,8 +146,8 @@ def owns(paths: LabPaths, name: str, argv: list[str] | None) -> bool:
             "exim": ("exim4", "-C", paths.exim_conf),
             "postfix": ("master", "-c", paths.root / "postfix"),
             "sidecar": (SIDECAR_MODULE, "--pid-file", paths.sidecar_pid),
-            "unbound": ("unbound", "-c", paths.root / "dns" / "unbound.conf"),
-            "web": (WEB_MODULE, "--pid-file", paths.run / "web.pid")}.get(name)
+            "unbound": ("unbound", "-c", paths.unbound_conf),
+            "web": (WEB_MODULE, "--pid-file", paths.web_pid)}.get(name)
     if not argv or rule is None:
         return False
     program, flag, target = rule

@@ -261,32 +261,23 @@ SCENARIOS: dict[str, Scenario] = {
         # -- Servers that lack an extension the sync uses where it is offered:
         # -- the sync must fall back and store exactly what it stores elsewhere
         # -- (nothing for an agent to learn: not in the walkthrough).
-        Scenario(
-            "no-list-status", "No LIST-STATUS",
-            "An IMAP server without RFC 5819's LIST-STATUS: each folder's counts take a "
-            "STATUS command of their own.",
-            expect="ok", training=False, imap_without=("LIST-STATUS",),
-        ),
-        Scenario(
-            "no-sasl-ir", "No SASL-IR",
-            "An IMAP server without SASL-IR (RFC 4959): a login cannot carry the password "
-            "with the AUTHENTICATE command, so clients use LOGIN.",
-            expect="ok", training=False, imap_without=("SASL-IR",),
-        ),
-        Scenario(
-            "no-condstore", "No CONDSTORE",
-            "An IMAP server without CONDSTORE or QRESYNC: no modification sequences, so "
-            "every sync reads every message's flags to see what changed.",
-            expect="ok", training=False, imap_without=("CONDSTORE", "QRESYNC"),
-        ),
-        Scenario(
-            "imap4rev1-only", "A plain IMAP4rev1 server",
-            "An older IMAP server with none of the extensions above, nor ESEARCH, ENABLE, "
-            "LIST-EXTENDED or SPECIAL-USE: everything still works, in more round trips.",
-            expect="ok", training=False,
-            imap_without=("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC", "ESEARCH", "ENABLE",
-                          "LIST-EXTENDED", "SPECIAL-USE"),
-        ),
+        *(Scenario(name, title, story, expect="ok", training=False, imap_without=without)
+          for name, title, without, story in (
+              ("no-list-status", "No LIST-STATUS", ("LIST-STATUS",),
+               "An IMAP server without RFC 5819's LIST-STATUS: each folder's counts take a "
+               "STATUS command of their own."),
+              ("no-sasl-ir", "No SASL-IR", ("SASL-IR",),
+               "An IMAP server without SASL-IR (RFC 4959): a login cannot carry the password "
+               "with the AUTHENTICATE command, so clients use LOGIN."),
+              ("no-condstore", "No CONDSTORE", ("CONDSTORE", "QRESYNC"),
+               "An IMAP server without CONDSTORE or QRESYNC: no modification sequences, so "
+               "every sync reads every message's flags to see what changed."),
+              ("imap4rev1-only", "A plain IMAP4rev1 server",
+               ("LIST-STATUS", "SASL-IR", "CONDSTORE", "QRESYNC", "ESEARCH", "ENABLE",
+                "LIST-EXTENDED", "SPECIAL-USE"),
+               "An older IMAP server with none of the extensions above, nor ESEARCH, ENABLE, "
+               "LIST-EXTENDED or SPECIAL-USE: everything still works, in more round trips."),
+          )),
     )
 }
 

@@ -195,8 +195,7 @@ class Lab:
             info.pids["exim"] = exim.start(self.paths)
             info.pids["sidecar"] = self._start_sidecar(info, chosen)
             info.pids["unbound"] = dns.start(self.paths, world)
-            info.pids["web"] = world_mod.start_web(self.paths.root, self.paths.run,
-                                                   self.paths.log, world, self.paths.tls)
+            info.pids["web"] = world_mod.start_web(self.paths, world)
             write_info(self.paths.info, info)
             self._await(info, chosen)
         except BaseException:

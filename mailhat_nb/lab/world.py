@@ -48,6 +48,7 @@ from pathlib import Path
 
 from mailhat_nb.errors import LabError
 from mailhat_nb.lab import certs
+from mailhat_nb.lab.layout import LabPaths
 from mailhat_nb.lab.ports import bindable
 from mailhat_nb.lab.procs import WEB_MODULE, spawn
 from mailhat_nb.lab.scenarios import STANDS_FOR
@@ -58,8 +59,6 @@ SHARED_NAME = "gator4321.hostgator.com"
 #: The shared server's certificate: the lab's ``wrong-host`` one, which covers
 #: gator4321.hostgator.com and *.hostgator.com, not the customers' mail.<domain>.
 SHARED_CERT = "wrong-host"
-#: Standard mail ports the shared server listens on, by the lab's service name.
-MAIL_PORTS = STANDS_FOR
 #: Lab users at the customer domains (local part -> domain); their homes are
 #: ``mail/<local part>``, so local parts are unique across the lab.
 USERS: dict[str, str] = {
@@ -106,7 +105,7 @@ class World:
 
     def tcp_ports(self) -> list[tuple[str, int]]:
         """Every TCP (address, port) the world's servers bind."""
-        ports = [(self.ip(SHARED), p) for p in MAIL_PORTS.values()]
+        ports = [(self.ip(SHARED), p) for p in STANDS_FOR.values()]
         ports += [(self.ip(h), p) for h in (WEB, PROXY, HANG) for p in (80, 443)]
         ports += [(self.ip(PROXY), 993)]
         ports += [(self.ip(h), 53) for h in (RESOLVER, LAME)]
@@ -283,7 +282,7 @@ def write_www(www: Path) -> None:
 
 # ------------------------------------------------------------------ the web process
 
-def start_web(root: Path, run: Path, log: Path, world: World, tls: Path) -> int:
+def start_web(paths: LabPaths, world: World) -> int:
     """Write the world's web content and config, start the process; return its pid.
 
     Raises
@@ -291,22 +290,22 @@ def start_web(root: Path, run: Path, log: Path, world: World, tls: Path) -> int:
     LabError
         When the process exits or does not come up in time.
     """
-    www = root / "www"
+    www = paths.root / "www"
     write_www(www)
     sites = {WEB: ("web", ("autoconfig.cafe.example", "cafe.example")),
              PROXY: ("proxy", ("moved.example", "*.moved.example"))}
     config = {
         "www": str(www),
         "sites": [{"address": world.ip(host),
-                   **{k: str(v) for k, v in vars(certs.issue(tls, stem, names)).items()}}
+                   **{k: str(v) for k, v in vars(certs.issue(paths.tls, stem, names)).items()}}
                   for host, (stem, names) in sites.items()],
         "silent": [[world.ip(HANG), 80], [world.ip(HANG), 443]],
         "blackhole": [[world.ip(PROXY), 993]],
         "silent_udp": [[world.silent_resolver, 53]],
     }
-    config_file = root / "web.json"
+    config_file = paths.root / "web.json"
     config_file.write_text(json.dumps(config, indent=1))
     cmd = [sys.executable, "-m", WEB_MODULE, "--config", str(config_file), "--pid-file",
-           str(run / "web.pid")]
-    return spawn(cmd, run / "web.pid", log / "web.log", "the lab's web server")
+           str(paths.web_pid)]
+    return spawn(cmd, paths.web_pid, paths.log / "web.log", "the lab's web server")
 

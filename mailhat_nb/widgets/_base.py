@@ -97,19 +97,25 @@ class Panel:
         self.status.value = render.message(text, kind) if text else ""
 
     def guarded(self, action: Callable[[], None], secrets: Callable[[], Iterable[Secret]]
-                = lambda: ()) -> bool:
+                = lambda: (), busy: w.Button | None = None) -> bool:
         """Run ``action``; on an error, show it in words and return False.
 
         ``secrets`` names the passwords to mask from any message, read only
-        when there is an error to show.
+        when there is an error to show. ``busy``, the button that started
+        ``action``, is disabled until it ends, to show the panel is at work.
         """
         self.error = ""
+        if busy is not None:
+            busy.disabled = True
         try:
             action()
         except Exception as exc:  # a panel must never show a traceback
             self.error = describe_error(exc, secrets())
             self.say(self.error, "fail")
             return False
+        finally:
+            if busy is not None:
+                busy.disabled = False
         return True
 
     def error_html(self) -> str:

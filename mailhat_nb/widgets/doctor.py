@@ -249,7 +249,6 @@ class DoctorPanel(Panel):
         # What the CRM said may hold the password too: masked before anything else.
         self.crm_error.value = redact_pasted(pasted, [typed] if typed else [])
         self._secret = None
-        self.run_button.disabled = True
         self.export_button.disabled = True
         self.exported = None
         self.export_note.value = ""
@@ -259,11 +258,8 @@ class DoctorPanel(Panel):
         self.sync_offer.layout.display = "none"
         self.sync_area.children = ()
         self.sync = None
-        try:
-            return self.report if self.guarded(lambda: self._run(typed, pasted),
-                                               self._secrets) else None
-        finally:
-            self.run_button.disabled = False
+        return self.report if self.guarded(lambda: self._run(typed, pasted), self._secrets,
+                                           self.run_button) else None
 
     def _run(self, typed: str, pasted: str) -> None:
         # Inside the guard: a password no protocol can carry (a pasted line
@@ -362,17 +358,14 @@ class DoctorPanel(Panel):
         def open_and_sync() -> None:
             if self.connection is None:
                 raise UsageError("run the doctor first: a good verdict offers the sync")
-            self.sync_button.disabled = True
             self.sync = SyncPanel(email=self.connection.email, store=self.store,
                                   connection=self.connection)
             self.sync_area.children = (self.sync.widget,)
             if self.sync.connect():
                 self.sync.sync()
 
-        try:
-            return self.sync if self.guarded(open_and_sync, self._secrets) else None
-        finally:
-            self.sync_button.disabled = False
+        opened = self.guarded(open_and_sync, self._secrets, self.sync_button)
+        return self.sync if opened else None
 
     def _show_transcript(self) -> None:
         if self.report is None or self.transcript_choice.value is None:

@@ -187,11 +187,7 @@ class SyncPanel(Panel):
         """Find the settings (if needed), log in, and list the folders with their counts."""
         typed = self.password.value
         self.password.value = ""
-        self.connect_button.disabled = True
-        try:
-            return self.guarded(lambda: self._connect(typed), self._secrets)
-        finally:
-            self.connect_button.disabled = False
+        return self.guarded(lambda: self._connect(typed), self._secrets, self.connect_button)
 
     def _connect(self, typed: str) -> None:
         if typed:  # inside the guard: a password no protocol can carry is a sentence
