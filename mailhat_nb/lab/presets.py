@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from mailhat_nb.lab.scenarios import STANDS_FOR
@@ -15,16 +14,15 @@ def write_presets(path: Path, ports: dict[str, int]) -> None:
     security), each on the lab port that stands for its port.
     """
     # Imported here: the lab's sidecar and web processes import this package.
-    from mailhat_nb.diagnose.presets import parse_presets
+    from mailhat_nb.diagnose.presets import load_presets
 
-    builtin = resources.files("mailhat_nb.diagnose") / "presets" / "hostgator.toml"
     service = {std: name for name, std in STANDS_FOR.items()}
     out = [
         "# The lab's stand-ins for the HostGator presets, written by `mailhat lab up`.",
         "# `stands_for` is the standard port each lab port plays; ids match the",
         "# built-in presets so verdicts read the same against the lab.",
     ]
-    for p in parse_presets(builtin.read_text(encoding="utf-8"), "hostgator.toml"):
+    for p in load_presets("hostgator"):
         out += [
             "", "[[preset]]", f'id = "{p.id}"', f'label = "{p.label}"',
             f'protocol = "{p.protocol}"', 'host = "{server}"',

@@ -33,6 +33,11 @@ def expected_seen(report: Report, scenario: Scenario) -> bool:
     return scenario.expect in found or report.verdict.code == scenario.expect
 
 
+def _failure(text: str) -> render.Html:
+    """What went wrong, as the walkthrough shows it (a red message; ``text`` as plain text)."""
+    return render.Html(render.message(text, "fail"), text)
+
+
 def _story(title: str, tag: str, story: str, facts: str, body: str) -> str:
     """A scenario or story as the walkthrough tells it: heading, story, facts, then ``body``."""
     return (f'<div style="{render.FONT} border-top: 2px solid #ddd; margin-top: 8px;">'
@@ -211,7 +216,7 @@ class Walkthrough:
             self.error = str(exc)
 
     def _problem(self) -> render.Html:
-        return render.Html(render.message(self.error, "fail"), self.error)
+        return _failure(self.error)
 
     def presets_table(self) -> render.Html:
         """The presets the doctor tries, with the standard port each lab port stands for."""
@@ -246,7 +251,7 @@ class Walkthrough:
             report = diagnose(account, presets=self.presets or info.presets,
                               ca_file=self.ca_file, timeout=self.timeout)
         except MailhatError as exc:
-            return render.Html(render.message(str(exc), "fail"), str(exc))
+            return _failure(str(exc))
         run = ScenarioRun(chosen, report, switched)
         self.runs[name] = run
         return run
@@ -274,7 +279,7 @@ class Walkthrough:
                               timeout=self.timeout,
                               dns_server=params.resolve_dns_server(dns_server))
         except MailhatError as exc:
-            return render.Html(render.message(str(exc), "fail"), str(exc))
+            return _failure(str(exc))
         return WorldRun(story, report)
 
     def restore(self) -> render.Html:
@@ -284,7 +289,7 @@ class Walkthrough:
         try:
             self.lab.set_scenario("normal")
         except MailhatError as exc:
-            return render.Html(render.message(str(exc), "fail"), str(exc))
+            return _failure(str(exc))
         rows = [[run.scenario.title, run.scenario.expect, run.report.verdict.code,
                  "✓" if run.as_expected else "✗"] for run in self.runs.values()]
         html = (render.message("The lab is back to the normal scenario.", "ok")
