@@ -532,7 +532,7 @@ def data_health_chart(health: pd.DataFrame, *, ax: Axes | None = None,
 
     Notes
     -----
-    One bar per folder: the dark part is rows whose message has a copy
+    One bar per folder drawn (see ``max_folders``): the dark part is rows whose message has a copy
     elsewhere (counted once by every metric), a black tick is the server's
     count when it is known (a gap between bar and tick is mail not synced),
     and the text at the right lists date fallbacks, placeholder dates,

@@ -268,5 +268,7 @@ def add_direction(df: pd.DataFrame, self_addrs: Iterable[str]) -> pd.DataFrame:
     lower-cased) first, so a user-typed ``Me@Example.com`` matches.
     """
     sent = df["from_addr"].isin(_norm(self_addrs)).to_numpy(dtype=bool)
-    return df.assign(direction=pd.Categorical.from_codes(
-        np.where(sent, 0, 1).astype(np.int8), dtype=MESSAGE_DTYPES["direction"]))
+    out = df.copy(deep=False)   # assign() copies every column on pandas 2.2 without copy-on-write
+    out["direction"] = pd.Categorical.from_codes(np.where(sent, 0, 1).astype(np.int8),
+                                                 dtype=MESSAGE_DTYPES["direction"])
+    return out

@@ -200,7 +200,7 @@ def own_table(*, logins: Iterable[str], senders: pd.DataFrame, delivered: Iterab
     found = {"login": as_address_set([a for a in logins if is_address(a)]),
              "sent folder": as_address_set(senders.loc[senders["sent_rows"] > 0, "sender"]),
              "user": user}
-    core = core_addresses(logins, senders, user)
+    core = found["login"] | found["sent folder"] | user   # core_addresses, from the sets above
     found["delivered-to"] = frozenset(a for a in as_address_set(list(delivered))
                                       if a in core or a not in wrote)
     order = ("login", "sent folder", "delivered-to", "user")

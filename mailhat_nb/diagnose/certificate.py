@@ -44,13 +44,14 @@ def verified_context(ca_file: str | Path | None) -> ssl.SSLContext:
     """
     ctx = system_trust()
     if ca_file:
+        # Given as --ca-file, or as an accounts file's ca_file: the message names both.
+        which = f"cannot use the CA file {ca_file} (--ca-file, ca_file)"
         if Path(ca_file).is_dir():
-            raise UsageError(f"cannot use --ca-file {ca_file}: it is a directory; give a PEM "
-                             "file of CA certificates")
+            raise UsageError(f"{which}: it is a directory; give a PEM file of CA certificates")
         try:
             ctx.load_verify_locations(cafile=str(ca_file))
         except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot use --ca-file {ca_file}: {exc}") from exc
+            raise UsageError(f"{which}: {exc}") from exc
     return ctx
 
 

@@ -13,6 +13,7 @@ import re
 import socket
 
 from mailhat_nb.diagnose.certificate import classify_verify
+from mailhat_nb.diagnose.dns import classify_dns
 from mailhat_nb.diagnose.wire import (
     CLOSED,
     NotTLS,
@@ -274,14 +275,3 @@ def classify_error(exc: BaseException, step: str, security: str = "none") -> tup
             return "connect_timeout", f"network unreachable: {exc.strerror}"
         return "unknown", f"{type(exc).__name__}: {exc.strerror or exc}"
     return "unknown", f"{type(exc).__name__}: {exc}"
-
-
-def classify_dns(exc: socket.gaierror) -> tuple[str, str]:
-    """``dns_not_found`` for a name that does not exist, else ``dns_failure``.
-
-    >>> classify_dns(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))[0]
-    'dns_not_found'
-    """
-    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
-        return "dns_not_found", f"the name does not exist ({exc.strerror})"
-    return "dns_failure", f"the lookup failed ({exc.strerror or exc})"

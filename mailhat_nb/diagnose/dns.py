@@ -272,15 +272,23 @@ def system_lookup(name: str, port: int | None, timeout: float) -> list[tuple[Any
                        f"{timeout:g} s")
     exc = box.get("error")
     if isinstance(exc, socket.gaierror):
-        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
-            raise DnsError("dns_not_found", f"{name}: the name does not exist "
-                           f"({exc.strerror})") from exc
-        raise DnsError("dns_failure", f"{name}: the lookup failed ({exc.strerror or exc})") \
-            from exc
+        code, text = classify_dns(exc)
+        raise DnsError(code, f"{name}: {text}") from exc
     if exc is not None:
         raise DnsError("dns_failure", f"{name}: {exc}") from exc
     addrs: list[tuple[Any, ...]] = box["addrs"]
     return addrs
+
+
+def classify_dns(exc: socket.gaierror) -> tuple[str, str]:
+    """``dns_not_found`` for a name that does not exist, else ``dns_failure``.
+
+    >>> classify_dns(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))[0]
+    'dns_not_found'
+    """
+    if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+        return "dns_not_found", f"the name does not exist ({exc.strerror})"
+    return "dns_failure", f"the lookup failed ({exc.strerror or exc})"
 
 
 def resolves_to(resolver: Resolver, name: str) -> set[str]:

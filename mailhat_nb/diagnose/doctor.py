@@ -231,10 +231,6 @@ def outgoing_health(found: Discovery | None, outgoing: PresetResult | None,
     """SPF/DMARC/DKIM advice for the recommended SMTP server (empty without a discovery)."""
     if found is None or not found.domain:
         return []
-    step = outgoing.step("tcp") if outgoing is not None else None
-    # The address the doctor really reached ("connected to 192.0.2.1 port 465").
-    address = (step.detail.split()[2] if step is not None
-               and step.detail.startswith("connected to ") else None)
     return health_notes(found.dns, found.domain, outgoing.host if outgoing is not None else None,
-                        address, resolver)
+                        (outgoing.reached or None) if outgoing is not None else None, resolver)
 

@@ -120,6 +120,7 @@ class Run:
         self.warning = ""
         self.certificate: dict[str, Any] | None = None
         self.addresses: tuple[str, ...] = ()
+        self.reached = ""
         self.start = time.monotonic()
 
     @contextlib.contextmanager
@@ -324,6 +325,7 @@ def establish(run: Run, cfg: ProbeConfig,
         rec.detail = f"{target.host} → {', '.join(run.addresses[:4])}"
     with run.step("tcp") as rec:
         sock, where = connect(addrs, timeout)
+        run.reached = str(sock.getpeername()[0])
         rec.detail = f"connected to {where}"
     chan = Channel(sock, run.transcript, timeout)
     session = SESSIONS[target.protocol](chan)
@@ -479,7 +481,7 @@ def finish(run: Run) -> PresetResult:
     code = run.code or run.warning or "ok"
     return PresetResult(
         target=run.target, code=code, steps=run.steps, transcript=run.transcript.lines(),
-        certificate=run.certificate, addresses=run.addresses,
+        certificate=run.certificate, addresses=run.addresses, reached=run.reached,
         elapsed_ms=(time.monotonic() - run.start) * 1000,
         login_tried=run.transcript.credentials_sent,
     )

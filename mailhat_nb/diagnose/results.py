@@ -46,6 +46,8 @@ class PresetResult:
     elapsed_ms: float = 0.0
     #: The addresses the host resolved to, sorted (empty: the DNS step did not succeed).
     addresses: tuple[str, ...] = ()
+    #: The address the TCP step connected to (empty: it did not connect).
+    reached: str = ""
     #: Set by the verdict when the code was re-read in the light of other results.
     context: str = ""
     #: True when credentials were sent on this probe's connection (a login was

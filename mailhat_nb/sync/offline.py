@@ -69,6 +69,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -269,7 +270,7 @@ def _maildir_rows(
         except OSError:
             continue
     files.sort()
-    keyed: list[tuple[int, str, str, list[str], int | None]] = []
+    keyed: list[tuple[int, str, list[str], int | None]] = []
     extra = 0
     for pos, (name, path) in enumerate(files, start=1):
         base, flags, size = _maildir_info(name)
@@ -282,11 +283,10 @@ def _maildir_rows(
             uid, extra = next_uid + extra, extra + 1
         else:
             uid = pos
-        keyed.append((uid, name, path, flags, size))
-    keyed.sort()
+        keyed.append((uid, path, flags, size))
+    keyed.sort(key=itemgetter(0))     # stable: files with one uid stay in name order
     uidvalidity = validity if validity else uidvalidity_for(folder)
-    files_rows = [(uid, path, flags, size) for uid, _, path, flags, size in keyed]
-    return uidvalidity, _file_rows(files_rows, account=account, folder=folder, role=role,
+    return uidvalidity, _file_rows(keyed, account=account, folder=folder, role=role,
                                    uidvalidity=uidvalidity)
 
 

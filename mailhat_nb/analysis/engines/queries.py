@@ -379,9 +379,9 @@ class Queries:
 
     # ------------------------------------------------------------------ contacts
 
-    def _first_last(self) -> tuple[str, str]:
+    def _first_last(self, ts: str = "ts") -> tuple[str, str]:
         """The first and last plausible date of a group, in microseconds."""
-        us = self.d.epoch_us("ts")
+        us = self.d.epoch_us(ts)
         ok = self.plausible(us)
         return f"min(CASE WHEN {ok} THEN {us} END)", f"max(CASE WHEN {ok} THEN {us} END)"
 
@@ -587,8 +587,7 @@ class Queries:
 
     def internal(self) -> str:
         """Per (sending account, recipient account): the team's messages between them."""
-        us = self.d.epoch_us("u.ts")
-        ok = self.plausible(us)
+        first, last = self._first_last("u.ts")
         return f"""
             WITH ins AS (
                 SELECT t.l, o.aid AS to_aid
@@ -599,8 +598,7 @@ class Queries:
                 SELECT DISTINCT s.l, s.aid AS from_aid, i.to_aid
                 FROM sends s JOIN ins i ON s.l = i.l WHERE s.aid <> i.to_aid)
             SELECT p.from_aid, p.to_aid, count(*) AS messages,
-                   min(CASE WHEN {ok} THEN {us} END) AS first_us,
-                   max(CASE WHEN {ok} THEN {us} END) AS last_us
+                   {first} AS first_us, {last} AS last_us
             FROM pairs p JOIN u ON p.l = u.l GROUP BY p.from_aid, p.to_aid"""
 
     # ------------------------------------------------------------------ data health

@@ -155,8 +155,7 @@ class Analysis:
         keys = None if accounts is None else sorted(set(self.folders["akey"]))
         backend.view("src", self.q.src(keys))
         self._me: pd.DataFrame | None = None
-        self._deduped = False
-        self._built: set[str] = set()
+        self._built: set[str] = set()     # the tables built so far ("u": the duplicate rule's)
 
     def close(self) -> None:
         """Release the engine's tables (and DuckDB's connection and spill directory)."""
@@ -220,7 +219,7 @@ class Analysis:
 
     def _dedupe(self) -> None:
         """Build the tables of the duplicate rule once: ``m`` to ``u`` (see :mod:`.queries`)."""
-        if self._deduped:
+        if "u" in self._built:
             return
         me = self.own_addresses()
         b, q = self.backend, self.q
@@ -253,7 +252,7 @@ class Analysis:
         b.narrow("kept", ["l", "kpos", "mask"] if q.masks else ["l", "kpos"])
         b.table("u", q.unique())
         b.drop("kept")
-        self._deduped = True
+        self._built.add("u")
 
     def _labels(self, name: str) -> None:
         """Label propagation into table ``name`` until every content key agrees."""
