@@ -417,3 +417,26 @@ def test_enron_as_four_accounts_matches_the_plain_count(enron_team: Path, corpus
                            ascending=[True, False, False, True]).drop_duplicates("contact")
     assert dict(zip(best["contact"], best["account"], strict=True)) == dict(
         zip(people["contact"], people["owner"], strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["b@x", "a@x", "é@x", "Z@x"]),
+                          st.sampled_from(["ann@t", "bob@t", "Ávila@t"]),
+                          st.integers(0, 3), st.integers(0, 3)),
+                min_size=0, max_size=12, unique_by=lambda r: (r[0], r[1])),
+       st.randoms())
+def test_the_owner_is_the_busiest_account_then_the_sender_then_the_name(
+        rows: list[tuple[str, str, int, int]], rnd: Any) -> None:
+    """``team.owners`` against its definition, in any row order: most total, most sent, name."""
+    from mailhat_nb.analysis.team import owners
+
+    rnd.shuffle(rows)
+    table = pd.DataFrame(rows, columns=["contact", "account", "sent", "received"])
+    table["total"] = table["sent"] + table["received"]
+    got = owners(table.astype({"contact": "str", "account": "str"}))
+    want = {}
+    for contact in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == contact]
+        want[contact] = min(mine, key=lambda r: (-(r[2] + r[3]), -r[2], r[1]))[1]
+    assert list(got.index) == list(want)
+    assert list(got) == list(want.values())

@@ -43,10 +43,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mailhat_nb.analysis.addresses import IntArray, factorize_addresses, recipient_pairs
 from mailhat_nb.errors import UsageError
+from mailhat_nb.sync import keys
 
 #: ``date_source`` values that mean "from the message's own Date header".
 #: Anything else (INTERNALDATE, a Received line, the file's mtime...) is a
@@ -184,19 +184,10 @@ def _recipient_set_key(
 def clean_ids(ids: pd.Series) -> pd.Series:
     """Message-IDs without blanks and angle brackets; empty -> missing.
 
-    The sync stores IDs bare already; only rows that still carry ``<``,
-    ``>`` or blanks are rewritten, with arrow kernels (RE2), so a clean
-    million-row column is checked in milliseconds and not copied.
+    The rule of the keys the store writes (:func:`mailhat_nb.sync.keys.clean_ids`),
+    so the pandas path and the SQL engines agree on what one ID is.
     """
-    arr = arrow_strings(ids)
-    dirty = pc.match_substring_regex(arr, r"^\s|[<>]|\s$")
-    if pc.any(dirty).as_py():
-        fixed = pc.utf8_trim_whitespace(pc.utf8_trim(pc.utf8_trim_whitespace(arr), "<>"))
-        arr = pc.if_else(dirty, fixed, arr)
-    empty = pc.equal(arr, "")
-    if pc.any(empty).as_py():
-        arr = pc.if_else(empty, pa.scalar(None, pa.string()), arr)
-    return pd.Series(arr, dtype="str")
+    return pd.Series(keys.clean_ids(arrow_strings(ids)), dtype="str")
 
 
 def message_ids(frame: pd.DataFrame) -> pd.Series:

@@ -200,12 +200,19 @@ def contacts_by_account(messages: pd.DataFrame, identity: pd.DataFrame) -> pd.Da
 
 
 def owners(by_account: pd.DataFrame) -> pd.Series:
-    """Contact -> the account with the most messages with them (ties: more sent, then name)."""
-    ranked = by_account.sort_values(["contact", "total", "sent", "account"],
-                                    ascending=[True, False, False, True], kind="stable")
-    first = ranked.drop_duplicates("contact")
-    return pd.Series(first["account"].to_numpy(), index=first["contact"].to_numpy(),
-                     dtype="str")
+    """Contact -> the account with the most messages with them (ties: more sent, then name).
+
+    In contact order. Strings are ranked once (a code per distinct value, in
+    order) and the rows ordered by integers: a team's table has a row per
+    contact and account, a million at an organisation's scale.
+    """
+    contact, _ = pd.factorize(by_account["contact"], sort=True)
+    account, _ = pd.factorize(by_account["account"], sort=True)
+    order = np.lexsort((account, -by_account["sent"].to_numpy(dtype=np.int64),
+                        -by_account["total"].to_numpy(dtype=np.int64), contact))
+    first = order[np.diff(contact[order], prepend=-1) != 0]
+    return pd.Series(by_account["account"].to_numpy()[first],
+                     index=by_account["contact"].to_numpy()[first], dtype="str")
 
 
 def team_contacts(messages: pd.DataFrame, identity: pd.DataFrame,

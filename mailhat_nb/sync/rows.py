@@ -182,11 +182,13 @@ class ChunkDone:
 
 
 def write_parquet(table: pa.Table, path: str | Path) -> None:
-    """Write and fsync one Parquet file (zstd)."""
+    """Write and fsync one Parquet part (zstd), with the rows' keys (:func:`~.keys.with_keys`)."""
     import pyarrow.parquet as pq
 
+    from mailhat_nb.sync.keys import with_keys
+
     with open(path, "wb") as fh:
-        pq.write_table(table, fh, compression="zstd")
+        pq.write_table(with_keys(table), fh, compression="zstd")
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -7,6 +7,10 @@ its dtypes derived from the kinds here. Adding a column is one line here,
 plus its value: from the header parser (:data:`~.parse.PARSE_KEYS`) or from
 the server (:func:`~.rows.chunk_to_table`); ``tests/test_schema.py`` checks
 that every column gets one, of its kind, on every path.
+
+Each Parquet part also carries :data:`KEY_COLUMNS`, the duplicate rule's
+keys, computed from these columns as the part is written
+(:mod:`~.keys`): they are for the SQL engines, never a frame's columns.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ STORE_COLUMNS: Final[dict[str, str]] = {
     "gm_thrid": INT64,
     "defects": LIST,  # what could not be parsed cleanly (parse.PARSE_DEFECTS); [] if clean
 }
+#: The duplicate rule's keys (64-bit hashes) after the columns above, in every part
+#: written since they exist (:mod:`~.keys`).
+KEY_COLUMNS: Final = ("id_key", "parent_key", "content_key")
 #: Columns that are never null: the row key and a count (0 when unknown).
 NOT_NULL: Final = {"uidvalidity": 0, "uid": 0, "size": 0}
 #: Where ``date`` came from.

@@ -18,7 +18,11 @@ from typing import Any
 
 import pandas as pd
 
+from mailhat_nb.analysis.engines.run import Source
 from mailhat_nb.errors import MailhatError
+from mailhat_nb.sync.schema import KEY_COLUMNS
+
+KEYS = frozenset(KEY_COLUMNS)
 
 #: Memory DuckDB may use before it spills to disk (Python's own memory comes on top),
 #: when nothing says how big the store is.
@@ -77,15 +81,34 @@ class DuckBackend:
         try:
             self.con = duckdb.connect(":memory:", config=config)
             self.con.execute("SET TimeZone = 'UTC'")
+            # Each query reads the same parts' footers: keep them parsed (a
+            # setting of the parquet extension, so set once it is loaded).
+            self.con.execute("SET parquet_metadata_cache = true")
         except duckdb.Error as exc:
             raise MailhatError(f"cannot start DuckDB: {exc}") from exc
         self._error = duckdb.Error
 
-    def source(self, store: Path) -> str:
-        """See :class:`~.run.Backend`."""
+    def source(self, store: Path) -> Source:
+        """See :class:`~.run.Backend`.
+
+        The parts' footers are read once here (``parquet_schema``). When
+        every part has the same columns, DuckDB binds each query to the first
+        part's; only a store whose parts differ (some written before a column
+        existed) needs ``union_by_name``, which reads every footer again for
+        every query.
+        """
         glob = str(store / "account=*" / "folder=*" / "*.parquet").replace("'", "''")
-        return (f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
-                f"hive_types = {{'account': VARCHAR, 'folder': VARCHAR}})")
+        try:
+            shapes = {frozenset(names) for (names,) in self._run(
+                f"SELECT list(name) FROM parquet_schema('{glob}') GROUP BY file_name"
+            ).fetchall()}
+        except MailhatError:    # no part at all: the queries say so, as before
+            shapes = set()
+        union = "false" if len(shapes) == 1 else "true"
+        return Source(f"read_parquet('{glob}', hive_partitioning = true, "
+                      f"union_by_name = {union}, "
+                      f"hive_types = {{'account': VARCHAR, 'folder': VARCHAR}})",
+                      keyed=bool(shapes) and all(s >= KEYS for s in shapes))
 
     def _run(self, sql: str) -> Any:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import unquote
@@ -48,13 +49,21 @@ _UNITS = {"D": "day", "W": "week", "M": "month", "Y": "year"}
 MAX_PASSES = 50
 
 
+@dataclass(frozen=True)
+class Source:
+    """How an engine names the stored rows."""
+
+    sql: str       # a table function or a view name
+    keyed: bool    # every part carries the duplicate rule's keys (sync.schema.KEY_COLUMNS)
+
+
 class Backend(Protocol):
     """What an SQL engine offers the analysis."""
 
     dialect_name: str
 
-    def source(self, store: Path) -> str:
-        """SQL naming the store's Parquet rows with ``account``/``folder`` partitions."""
+    def source(self, store: Path) -> Source:
+        """The store's Parquet rows with ``account``/``folder`` partitions, and their keys."""
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """Make a small pandas frame a table called ``name``."""
@@ -147,8 +156,9 @@ class Analysis:
         from mailhat_nb.analysis.engines.dialect import DUCKDB, SPARK
 
         dialect = {"duckdb": DUCKDB, "spark": SPARK}[backend.dialect_name]
-        self.q = Queries(dialect, backend.source(self.store),
-                         int(time.time() * 1_000_000), masks=len(self.accounts) <= MASK_ACCOUNTS)
+        source = backend.source(self.store)
+        self.q = Queries(dialect, source.sql, int(time.time() * 1_000_000),
+                         masks=len(self.accounts) <= MASK_ACCOUNTS, keyed=source.keyed)
         backend.register("folders", self.folders)
         backend.register("accts", pd.DataFrame({"aid": np.arange(len(self.accounts),
                                                                  dtype=np.int64)}))
@@ -238,7 +248,8 @@ class Analysis:
         b.table("hper", q.rank_counts())
         # The set key of the recipients only where stored lists differ under one content key.
         b.table("gck", q.content_groups())
-        mixed = int(b.frame("SELECT count(*) AS n FROM gck WHERE mixed = 1")["n"].iloc[0])
+        mixed = not q.keyed and int(
+            b.frame("SELECT count(*) AS n FROM gck WHERE mixed = 1")["n"].iloc[0])
         b.narrow("m", ["pos", "aid", "idk", "ck", "pref"])   # what the labels need
         b.table("rk", q.recipient_keys() if mixed else q.no_recipient_keys())
         self._labels("lab")
@@ -395,8 +406,9 @@ class Analysis:
         self._build("sends", self.q.senders_of)
 
     def _account_names(self, aids: pd.Series) -> pd.Series:
-        names = dict(zip(self.folders["aid"], self.folders["account"], strict=False))
-        return pd.Series(aids.map(names).to_numpy(), index=aids.index, dtype="str")
+        names = self.folders.drop_duplicates("aid").set_index("aid")["account"]
+        return pd.Series(names.to_numpy(dtype=object)[aids.to_numpy(dtype=np.int64)],
+                         index=aids.index, dtype="str")
 
     def contacts_by_account(self) -> pd.DataFrame:
         """Per contact and account: :func:`mailhat_nb.contacts.contacts_by_account`."""
@@ -412,7 +424,7 @@ class Analysis:
             "received": raw["received"].astype("int64"),
         })
         out["total"] = out["sent"] + out["received"]
-        return out.sort_values(["contact", "account"], ignore_index=True)[ACCOUNT_COLUMNS]
+        return out[ACCOUNT_COLUMNS]      # in order already (Queries.by_account)
 
     def team_contacts(self) -> pd.DataFrame:
         """The team's contacts with ``owner``: :func:`mailhat_nb.contacts.team_contacts`."""

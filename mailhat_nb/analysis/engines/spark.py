@@ -20,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from mailhat_nb.analysis.engines.run import Source
 from mailhat_nb.errors import MailhatError, UsageError
+from mailhat_nb.sync.schema import KEY_COLUMNS
 
 #: Where Spark runs when no master URL is given: every core of this machine.
 LOCAL_MASTER = "local[*]"
@@ -85,14 +87,19 @@ class SparkBackend:
         except Exception as exc:  # AnalysisException, Py4JJavaError...: one boundary
             raise MailhatError(f"Spark failed: {exc}") from exc
 
-    def source(self, store: Path) -> str:
+    def source(self, store: Path) -> Source:
         """See :class:`~.run.Backend`."""
+        import pyarrow.parquet as pq
+
         root = str(store)
         frame = (self.spark.read.option("basePath", root).option("mergeSchema", "true")
                  .parquet(f"{root}/account=*/folder=*/*.parquet"))
         frame.createOrReplaceTempView("store_rows")
         self._views.append("store_rows")
-        return "store_rows"
+        parts = list(store.glob("account=*/folder=*/*.parquet"))
+        keyed = bool(parts) and all(
+            set(KEY_COLUMNS) <= set(pq.read_schema(p).names) for p in parts)
+        return Source("store_rows", keyed=keyed)
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """See :class:`~.run.Backend`.
