@@ -16,10 +16,14 @@ carries them as three 64-bit columns (:data:`~.schema.KEY_COLUMNS`):
 A part written before the keys existed has none: the engines then hash in
 SQL for the whole store, with the same rule (:mod:`mailhat_nb.analysis.engines`).
 
-The hash is BLAKE2b cut to 64 bits, from the standard library: the same
-value on every machine and Python, forever, so parts written years apart
-agree (``tests/test_keys.py`` pins values). Two different keys share a hash
-with odds about n**2 / 2**65 (3 in a million at ten million rows).
+The hash is BLAKE2b cut to 64 bits, from the standard library, of each
+distinct string of a part (so a chunk hashes each sender and address once);
+the content key combines its fields' hashes with splitmix64 in numpy, the
+recipients as a sum over the *set*, so neither their order nor their To/Cc
+placement counts. Both are the same on every machine and Python, forever, so
+parts written years apart agree (``tests/test_keys.py`` pins values). Two
+different keys share a hash with odds about n**2 / 2**65 (3 in a million at
+ten million rows).
 """
 
 from __future__ import annotations
@@ -27,16 +31,20 @@ from __future__ import annotations
 from hashlib import blake2b
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 from mailhat_nb.sync.schema import KEY_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def hash64(text: str) -> int:
-    """A string's signed 64-bit key (BLAKE2b of its UTF-8, cut to 8 bytes)."""
-    digest = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+def _digests(strings: list[str]) -> npt.NDArray[np.uint64]:
+    """Each string's key: BLAKE2b of its UTF-8, cut to 8 bytes (little-endian)."""
+    return np.frombuffer(b"".join(
+        blake2b(v.encode("utf-8", "surrogatepass"), digest_size=8).digest() for v in strings),
+        dtype="<u8")
 
 
 def clean_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -74,19 +82,65 @@ def _last(lists: pa.Array) -> pa.Array:
     return last
 
 
-def _content(sender: str | None, subject: str | None, date: int | None,
-             to: list[str], cc: list[str]) -> int | None:
-    """The content key of one row (see the module docstring); None without a Date.
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
-    Every field is written with its length in front, so no two different
-    rows can make the same text; the recipients as a sorted set, so their
-    order and To/Cc placement do not count.
+
+def _hashes(values: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """Per value, its :func:`_digests` key (0 where null), and where it is not null.
+
+    Each distinct value is hashed once: a part repeats its senders and
+    addresses many times.
     """
-    if date is None:
-        return None
-    rcpts = sorted(set(to).union(cc)) if cc or len(to) > 1 else to
-    fields = [sender or "", "-" if subject is None else "+" + subject, str(date), *rcpts]
-    return hash64("".join(f"{len(f)}:{f}" for f in fields))
+    import pyarrow.compute as pc
+
+    codes = pc.dictionary_encode(values)
+    distinct = _digests(codes.dictionary.to_pylist())
+    present = codes.indices.is_valid().to_numpy(zero_copy_only=False)
+    picked = distinct[codes.indices.fill_null(0).to_numpy()] if len(distinct) else (
+        np.zeros(len(values), dtype=np.uint64))
+    return np.where(present, picked, np.uint64(0)), present
+
+
+def _recipient_sets(to: pa.Array, cc: pa.Array) -> npt.NDArray[np.uint64]:
+    """Per row, an order-free hash of its To+Cc *set* (0 for none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = np.concatenate([pc.list_parent_indices(to).to_numpy(),
+                           pc.list_parent_indices(cc).to_numpy()]).astype(np.int64)
+    values = pa.concat_arrays([pc.list_flatten(to), pc.list_flatten(cc)])
+    codes = pc.dictionary_encode(values)
+    per_address = _mix(_hashes(codes.dictionary)[0])
+    pairs = np.unique(rows * len(codes.dictionary) + codes.indices.to_numpy())  # a set per row
+    out = np.zeros(len(to), dtype=np.uint64)
+    if len(pairs):
+        row, code = np.divmod(pairs, len(codes.dictionary))
+        starts = np.flatnonzero(np.diff(row, prepend=-1))
+        with np.errstate(over="ignore"):
+            out[row[starts]] = np.add.reduceat(per_address[code], starts)
+    return out
+
+
+def _content_keys(columns: dict[str, pa.Array]) -> pa.Array:
+    """From, Subject (null apart from empty), Date and the recipient set, as one key."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sender, _ = _hashes(pc.fill_null(columns["from_addr"], ""))   # none is empty
+    subject, has_subject = _hashes(columns["subject"])
+    date = columns["date"].cast(pa.int64())
+    key = _mix(sender)
+    for part in (subject, has_subject.astype(np.uint64),
+                 date.fill_null(0).to_numpy().view(np.uint64),
+                 _recipient_sets(columns["to_addrs"], columns["cc_addrs"])):
+        key = _mix(key ^ part)
+    return pa.array(key.view(np.int64), mask=date.is_null().to_numpy(zero_copy_only=False))
 
 
 def with_keys(table: pa.Table) -> pa.Table:
@@ -95,21 +149,20 @@ def with_keys(table: pa.Table) -> pa.Table:
 
     table = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
     table = table.combine_chunks()
+    if not table.num_rows:
+        return table.append_column(KEY_COLUMNS[0], pa.array([], pa.int64())).append_column(
+            KEY_COLUMNS[1], pa.array([], pa.int64())).append_column(
+            KEY_COLUMNS[2], pa.array([], pa.int64()))
+    columns = {name: table.column(name).chunk(0) for name in table.column_names}
 
-    def column(name: str) -> pa.Array:
-        return table.column(name).chunk(0) if table.num_rows else pa.array(
-            [], table.schema.field(name).type)
+    def ids(values: pa.Array) -> pa.Array:
+        hashed, present = _hashes(values)
+        return pa.array(hashed.view(np.int64), mask=~present)
 
-    def hashed(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
-        return pa.array([None if x is None else hash64(x) for x in ids.to_pylist()], pa.int64())
-
-    ids = clean_ids(column("message_id"))
-    parents = clean_ids(column("in_reply_to")).fill_null(clean_ids(_last(column("references"))))
-    content = pa.array(map(_content, column("from_addr").to_pylist(),
-                           column("subject").to_pylist(),
-                           column("date").cast(pa.int64()).to_pylist(),
-                           column("to_addrs").to_pylist(),
-                           column("cc_addrs").to_pylist()), pa.int64())
-    for name, values in zip(KEY_COLUMNS, (hashed(ids), hashed(parents), content), strict=True):
+    parents = clean_ids(columns["in_reply_to"]).fill_null(
+        clean_ids(_last(columns["references"])))
+    keys = (ids(clean_ids(columns["message_id"])), ids(parents),
+            _content_keys(columns))
+    for name, values in zip(KEY_COLUMNS, keys, strict=True):
         table = table.append_column(name, values)
     return table
