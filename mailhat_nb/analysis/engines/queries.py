@@ -566,11 +566,12 @@ class Queries:
 
     # ------------------------------------------------------------------ the team
 
-    def by_account(self) -> str:
+    def by_account(self, *, ordered: bool = True) -> str:
         """Per contact and account: messages sent by the account, and received in its mailbox.
 
-        In the frame's order, contact then account (``aid`` follows the
-        accounts' names): the engine sorts a million rows faster than pandas.
+        ``ordered``: in the frame's order, contact then account (``aid``
+        follows the accounts' names); the engine sorts a million rows faster
+        than pandas.
         """
         explode = self.d.explode("rcpts")
         return f"""
@@ -579,7 +580,20 @@ class Queries:
             SELECT coalesce(s.contact, r.contact) AS contact, coalesce(s.aid, r.aid) AS aid,
                    coalesce(s.sent, 0) AS sent, coalesce(r.received, 0) AS received
             FROM sent s FULL OUTER JOIN recv r ON s.contact = r.contact AND s.aid = r.aid
-            ORDER BY 1, 2"""
+            {"ORDER BY 1, 2" if ordered else ""}"""
+
+    def contact_owners(self) -> str:
+        """Per contact, its owner's ``aid`` (``team.owners``).
+
+        The account with the most messages with the contact, then the one
+        that sent more, then the first by name (``aid`` order).
+        """
+        return f"""
+            SELECT contact, aid FROM (
+                SELECT contact, aid, row_number() OVER (
+                    PARTITION BY contact ORDER BY sent + received DESC, sent DESC, aid ASC) AS k
+                FROM ({self.by_account(ordered=False)}) b) t
+            WHERE k = 1"""
 
     def _sent(self, explode: str) -> str:
         """Per contact and account: the account's messages to the contact (``senders_of``)."""

@@ -38,7 +38,7 @@ from mailhat_nb.analysis.metrics import (
     response_bin_edges,
     response_histogram,
 )
-from mailhat_nb.analysis.team import ACCOUNT_COLUMNS, INTERNAL_COLUMNS, TEAM_COLUMNS, owners
+from mailhat_nb.analysis.team import ACCOUNT_COLUMNS, INTERNAL_COLUMNS, TEAM_COLUMNS
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.sync.folders import folder_role
 from mailhat_nb.sync.store import Store
@@ -410,12 +410,16 @@ class Analysis:
         return pd.Series(names.to_numpy(dtype=object)[aids.to_numpy(dtype=np.int64)],
                          index=aids.index, dtype="str")
 
-    def contacts_by_account(self) -> pd.DataFrame:
-        """Per contact and account: :func:`mailhat_nb.contacts.contacts_by_account`."""
+    def _account_groups(self) -> None:
+        """What each teammate's counts are taken from (see :meth:`.Queries.by_account`)."""
         if self.q.masks:
             self._groups()
         else:
             self._sends()
+
+    def contacts_by_account(self) -> pd.DataFrame:
+        """Per contact and account: :func:`mailhat_nb.contacts.contacts_by_account`."""
+        self._account_groups()
         raw = self.backend.frame(self.q.by_account())
         out = pd.DataFrame({
             "contact": pd.Series(raw["contact"], dtype="str"),
@@ -429,7 +433,11 @@ class Analysis:
     def team_contacts(self) -> pd.DataFrame:
         """The team's contacts with ``owner``: :func:`mailhat_nb.contacts.team_contacts`."""
         people = self.contacts()
-        people["owner"] = people["contact"].map(owners(self.contacts_by_account())).astype("str")
+        self._account_groups()
+        raw = self.backend.frame(self.q.contact_owners())
+        owner = pd.Series(self._account_names(raw["aid"]).to_numpy(),
+                          index=raw["contact"].to_numpy())
+        people["owner"] = people["contact"].map(owner).astype("str")
         return people[TEAM_COLUMNS]
 
     def internal_mail(self) -> pd.DataFrame:
