@@ -4,7 +4,8 @@ Every query of :mod:`.queries` is written once, in the SQL both engines
 share (joins, group-bys, window functions, ``CASE``, ``array_sort``,
 ``array_distinct``, ``concat`` of lists, ``trim``, ``median``); what they
 spell differently goes through a :class:`Dialect`: lambdas (DuckDB
-``lambda x: ...``, Spark ``x -> ...``), list functions, a 64-bit hash,
+``lambda x: ...``, Spark ``x -> ...``), list functions and where their
+indexes count from, a 64-bit hash,
 microseconds since the epoch, bit shifts and exploding a list. String
 literals avoid backslashes, which Spark un-escapes and DuckDB does not.
 """
@@ -30,10 +31,23 @@ class Dialect:
     arrow: bool             # Spark's ``x -> body`` rather than DuckDB's ``lambda x: body``
     shl_fmt: str            # a 64-bit integer shifted left
     shr_fmt: str            # a 64-bit integer shifted right
+    position_fn: str        # where a value first is in a list, counting from 1
+    index_base: int         # what a filter lambda's index counts from
 
     def filter(self, items: str, var: str, cond: str) -> str:
         """``[var for var in items if cond]``."""
         lam = f"{var} -> {cond}" if self.arrow else f"lambda {var}: {cond}"
+        return f"{self.filter_fn}({items}, {lam})"
+
+    def first_places(self, items: str) -> str:
+        """``items`` without repeats, in order: each element kept at its first place.
+
+        A lambda over a handful of elements (a message's recipients) costs
+        less than ``array_distinct``'s hash set per list.
+        """
+        place = "i" if self.index_base == 1 else f"i + {1 - self.index_base}"
+        cond = f"{self.position_fn}({items}, x) = {place}"
+        lam = f"(x, i) -> {cond}" if self.arrow else f"lambda x, i: {cond}"
         return f"{self.filter_fn}({items}, {lam})"
 
     def size(self, items: str) -> str:
@@ -70,10 +84,12 @@ DUCKDB: Final = Dialect(
     hash_fn="hash", epoch_us_fn="epoch_us", explode_fn="unnest", last_fmt="{}[-1]",
     empty_list="CAST([] AS VARCHAR[])",
     arrow=False, shl_fmt="({} << {})", shr_fmt="({} >> {})",
+    position_fn="list_position", index_base=1,
 )
 SPARK: Final = Dialect(
     name="spark", filter_fn="filter", size_fn="size",
     hash_fn="xxhash64", epoch_us_fn="unix_micros", explode_fn="explode",
     last_fmt="try_element_at({}, -1)", empty_list="CAST(array() AS ARRAY<STRING>)",
     arrow=True, shl_fmt="shiftleft({}, {})", shr_fmt="shiftright({}, {})",
+    position_fn="array_position", index_base=0,
 )

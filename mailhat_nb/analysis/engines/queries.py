@@ -143,7 +143,7 @@ class Queries:
             return f"array_sort(array_distinct({both}))"
         # One address and no Cc (most mail) is distinct already.
         return (f"CASE WHEN {d.size(cc)} = 0 AND {d.size(to)} <= 1 THEN {to} "
-                f"ELSE array_distinct({both}) END")
+                f"ELSE {d.first_places(both)} END")
 
     def sent_row(self) -> str:
         """Whether a row is filed as sent mail (``identity.is_sent_folder``)."""
