@@ -148,12 +148,7 @@ def with_keys(table: pa.Table) -> pa.Table:
     import pyarrow as pa
 
     table = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
-    table = table.combine_chunks()
-    if not table.num_rows:
-        return table.append_column(KEY_COLUMNS[0], pa.array([], pa.int64())).append_column(
-            KEY_COLUMNS[1], pa.array([], pa.int64())).append_column(
-            KEY_COLUMNS[2], pa.array([], pa.int64()))
-    columns = {name: table.column(name).chunk(0) for name in table.column_names}
+    columns = {name: table.column(name).combine_chunks() for name in table.column_names}
 
     def ids(values: pa.Array) -> pa.Array:
         hashed, present = _hashes(values)
