@@ -156,15 +156,6 @@ def _combine(*codes: IntArray) -> IntArray:
     return key
 
 
-def _splitmix64(x: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
-    """Hash integer codes to well-mixed 64 bits, so order-free sums stay unique."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def _recipient_set_key(
     n: int, positions: IntArray, codes: IntArray
 ) -> npt.NDArray[np.uint64]:
@@ -174,7 +165,7 @@ def _recipient_set_key(
     sum (``np.add.reduceat``) does it in one pass; 0 means "no recipients".
     """
     out = np.zeros(n, dtype=np.uint64)
-    hashed = _splitmix64(codes)
+    hashed = keys.splitmix64(codes)
     starts = np.flatnonzero(np.diff(positions, prepend=-1))  # each row's first pair
     with np.errstate(over="ignore"):
         out[positions[starts]] = np.add.reduceat(hashed, starts)
@@ -276,7 +267,7 @@ def _content_key(parts: list[IntArray]) -> IntArray:
     h = np.zeros(len(parts[0]), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for part in parts:
-            h = _splitmix64((h ^ part.astype(np.uint64)).view(np.int64))
+            h = keys.splitmix64(h ^ part.astype(np.uint64))
     key = np.asarray(pd.factorize(h.view(np.int64))[0], dtype=np.int64)
     first = _first_positions(key)[key]
     if all(np.array_equal(part, part[first]) for part in parts):

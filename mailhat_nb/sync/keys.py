@@ -82,13 +82,17 @@ def _last(lists: pa.Array) -> pa.Array:
     return last
 
 
-def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """splitmix64's finaliser: every input bit moves every output bit."""
+def splitmix64(x: npt.NDArray[np.int64] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: every input bit moves every output bit.
+
+    So sums of hashed values (a set's key, here and in the pandas path's
+    ``dedupe``) stay unique. Signed input is taken bit for bit.
+    """
     with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+        z = x.astype(np.uint64, copy=False) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def _hashes(values: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
@@ -116,7 +120,7 @@ def _recipient_sets(to: pa.Array, cc: pa.Array) -> npt.NDArray[np.uint64]:
                            pc.list_parent_indices(cc).to_numpy()]).astype(np.int64)
     values = pa.concat_arrays([pc.list_flatten(to), pc.list_flatten(cc)])
     codes = pc.dictionary_encode(values)
-    per_address = _mix(_hashes(codes.dictionary)[0])
+    per_address = splitmix64(_hashes(codes.dictionary)[0])
     pairs = np.unique(rows * len(codes.dictionary) + codes.indices.to_numpy())  # a set per row
     out = np.zeros(len(to), dtype=np.uint64)
     if len(pairs):
@@ -135,11 +139,11 @@ def _content_keys(columns: dict[str, pa.Array]) -> pa.Array:
     sender, _ = _hashes(pc.fill_null(columns["from_addr"], ""))   # none is empty
     subject, has_subject = _hashes(columns["subject"])
     date = columns["date"].cast(pa.int64())
-    key = _mix(sender)
+    key = splitmix64(sender)
     for part in (subject, has_subject.astype(np.uint64),
                  date.fill_null(0).to_numpy().view(np.uint64),
                  _recipient_sets(columns["to_addrs"], columns["cc_addrs"])):
-        key = _mix(key ^ part)
+        key = splitmix64(key ^ part)
     return pa.array(key.view(np.int64), mask=date.is_null().to_numpy(zero_copy_only=False))
 
 
