@@ -29,7 +29,7 @@ from mailhat_nb.analysis.engines.run import Analysis, Backend
 from mailhat_nb.analysis.load import read_messages
 from mailhat_nb.errors import UsageError
 from mailhat_nb.sync.importer import import_source
-from mailhat_nb.sync.schema import KEY_COLUMNS
+from mailhat_nb.sync.schema import DERIVED_COLUMNS, REPEATS_COLUMN
 from mailhat_nb.sync.store import uidvalidity_events
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,23 +196,37 @@ def test_a_chain_of_copies_needs_a_second_pass_and_is_one_message(tmp_path: Path
     assert int(health["duplicates"].sum()) == 4
 
 
-def written_before_the_keys(store: Path, copy: Path, every: int = 1) -> Path:
-    """A copy of ``store`` whose every ``every``-th part lacks the keys, as parts written before."""
+def written_before_the_keys(store: Path, copy: Path, every: int = 1,
+                            columns: tuple[str, ...] = DERIVED_COLUMNS) -> Path:
+    """A copy of ``store`` whose every ``every``-th part lacks ``columns``, as parts written before."""
     shutil.copytree(store, copy)
     for i, part in enumerate(sorted(copy.glob("account=*/folder=*/*.parquet"))):
         if i % every == 0:
-            pq.write_table(pq.read_table(part).drop_columns(list(KEY_COLUMNS)), part)
+            pq.write_table(pq.read_table(part).drop_columns(list(columns)), part)
     return copy
 
 
-@pytest.mark.parametrize("every", [1, 2])    # every part, or half the parts
-def test_a_store_written_before_the_keys_gives_the_same_frames(enron_store: Path,
-                                                               tmp_path: Path,
-                                                               every: int) -> None:
-    """Parts without the stored keys are hashed by the engine, by the same rule."""
-    old = written_before_the_keys(enron_store, tmp_path / "store", every)
-    with Analysis(DuckBackend(), enron_store) as keyed, Analysis(DuckBackend(), old) as hashed:
-        assert (keyed.q.keyed, hashed.q.keyed) == (True, False)
+@pytest.mark.parametrize(("every", "columns", "read"), [
+    (1, DERIVED_COLUMNS, (False, False)),      # every part written before the keys
+    (2, DERIVED_COLUMNS, (False, False)),      # half of them
+    (1, (REPEATS_COLUMN,), (True, False)),     # the keys, but not the flag of repeats
+])
+def test_a_store_written_before_the_keys_gives_the_same_frames(
+        enron_store: Path, tmp_path: Path, every: int, columns: tuple[str, ...],
+        read: tuple[bool, bool]) -> None:
+    """Parts without the stored keys are hashed by the engine, by the same rule.
+
+    Enron's own mail names an address in To and Cc often enough that the
+    flagged lists are made distinct in the stored store, and every list is
+    searched in the copies.
+    """
+    repeated = sum(pq.read_table(p, columns=[REPEATS_COLUMN])[REPEATS_COLUMN].to_numpy().sum()
+                   for p in enron_store.glob("account=*/folder=*/*.parquet"))
+    assert repeated > 100
+    old = written_before_the_keys(enron_store, tmp_path / "store", every, columns)
+    with Analysis(DuckBackend(), enron_store) as stored, Analysis(DuckBackend(), old) as hashed:
+        assert (stored.q.keyed, stored.q.repeats) == (True, True)
+        assert (hashed.q.keyed, hashed.q.repeats) == read
     assert_same(engine_results(DuckBackend(memory_limit="256MB", threads=2), enron_store, None),
                 engine_results(DuckBackend(memory_limit="256MB", threads=2), old, None))
 

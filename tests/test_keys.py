@@ -1,4 +1,4 @@
-"""The duplicate rule's keys each part carries (:mod:`mailhat_nb.sync.keys`).
+"""The duplicate rule's keys each part carries, and its recipients' flag (:mod:`mailhat_nb.sync.keys`).
 
 The keys are stored: a part written today must agree with one written years
 ago, so the hash is pinned to fixed values here; and each key must say what
@@ -20,14 +20,14 @@ from mailhat_nb.analysis.dedupe import duplicate_groups
 from mailhat_nb.analysis.frames import messages_frame
 from mailhat_nb.sync import rows as rowmod
 from mailhat_nb.sync.keys import with_keys
-from mailhat_nb.sync.schema import KEY_COLUMNS
+from mailhat_nb.sync.schema import DERIVED_COLUMNS
 
 WHEN = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def keys(*rows: dict[str, Any]) -> list[dict[str, int | None]]:
+def keys(*rows: dict[str, Any]) -> list[dict[str, Any]]:
     table = with_keys(rowmod.rows_to_table([{"uid": i + 1, **r} for i, r in enumerate(rows)]))
-    return table.select(list(KEY_COLUMNS)).to_pylist()
+    return table.select(list(DERIVED_COLUMNS)).to_pylist()
 
 
 def test_the_hash_never_changes() -> None:
@@ -36,7 +36,8 @@ def test_the_hash_never_changes() -> None:
                  "subject": "Hi", "date": WHEN, "to_addrs": ["b@x", "a@x"],
                  "cc_addrs": ["c@x"]}) == [{"id_key": 1717105441546651304,
                                             "parent_key": 1287236670819144934,
-                                            "content_key": -6660993272463884315}]
+                                            "content_key": -6660993272463884315,
+                                            "rcpt_repeats": False}]
     assert keys({"message_id": "Zoë Ünï"})[0]["id_key"] == 3365158717903059637
 
 
@@ -79,6 +80,16 @@ def test_content_ignores_recipient_order_placement_and_repeats() -> None:
     assert got[6]["content_key"] == got[7]["content_key"] != first
 
 
+def test_repeats_flag_an_address_named_twice_in_to_and_cc() -> None:
+    got = keys({"to_addrs": ["a@x", "b@x"], "cc_addrs": ["c@x"]},
+               {"to_addrs": ["a@x"], "cc_addrs": ["a@x"]},
+               {"to_addrs": ["b@x", "a@x", "b@x"]},
+               {"cc_addrs": ["c@x", "c@x"]},
+               {"to_addrs": [], "cc_addrs": []},
+               {"to_addrs": ["A@x", "a@x"]})             # as stored: the parser lower-cases
+    assert [g["rcpt_repeats"] for g in got] == [False, True, True, True, False, False]
+
+
 ADDRESS = st.sampled_from(["a@x", "b@x", "c@x"])
 ROW = st.fixed_dictionaries({
     "message_id": st.sampled_from([None, "m1", "<m1>", "m2"]),
@@ -94,6 +105,9 @@ ROW = st.fixed_dictionaries({
 @given(st.lists(ROW, min_size=1, max_size=8))
 def test_rows_sharing_a_key_are_one_message_of_the_pandas_rule(rows: list[dict[str, Any]]) -> None:
     got = keys(*rows)
+    for row, derived in zip(rows, got, strict=True):
+        named = row["to_addrs"] + row["cc_addrs"]
+        assert derived["rcpt_repeats"] == (len(set(named)) < len(named))
     frame = messages_frame([{**r, "uid": i + 1, "account": "a", "folder": "INBOX"}
                             for i, r in enumerate(rows)])
     labels = duplicate_groups(frame)
@@ -124,8 +138,8 @@ def test_every_written_part_carries_the_keys(tmp_path: Path) -> None:
     table = rowmod.rows_to_table([{"uid": 1, "message_id": "m@x", "date": WHEN}])
     rowmod.write_parquet(table, tmp_path / "p.parquet")
     again = pq.read_table(tmp_path / "p.parquet")
-    assert again.select(list(KEY_COLUMNS)).to_pylist() == keys({"message_id": "m@x",
-                                                                 "date": WHEN})
+    assert again.select(list(DERIVED_COLUMNS)).to_pylist() == keys({"message_id": "m@x",
+                                                                     "date": WHEN})
     # written again (a compaction): computed afresh, never duplicated
     rowmod.write_parquet(again, tmp_path / "q.parquet")
     assert pq.read_table(tmp_path / "q.parquet").column_names == again.column_names

@@ -17,7 +17,7 @@ from mailhat_nb.sync import rows
 from mailhat_nb.sync.fetch import FetchedMessage
 from mailhat_nb.sync.parse import PARSE_KEYS, parse_headers
 from mailhat_nb.sync.parse.headers import _empty_values
-from mailhat_nb.sync.schema import KEY_COLUMNS, LIST, STORE_COLUMNS, store_schema
+from mailhat_nb.sync.schema import DERIVED_COLUMNS, LIST, STORE_COLUMNS, store_schema
 
 #: What the server (or the file) tells about a message, beside its header block.
 SERVER_FACTS = {"folder_role", "uidvalidity", "uid", "internaldate", "size", "flags", "gm_msgid"}
@@ -76,7 +76,7 @@ def test_the_workers_parts_and_the_frame_hold_every_column(tmp_path: Path) -> No
     job = rows.ChunkJob.from_messages([msg], "inbox", 1, str(tmp_path / "p.parquet"))
     assert rows.chunk_to_table(job).schema == store_schema()
     stored = pq.read_table(rows.process_chunk(job).tmp_path)
-    assert stored.column_names == [*STORE_COLUMNS, *KEY_COLUMNS]   # the keys follow (sync.keys)
+    assert stored.column_names == [*STORE_COLUMNS, *DERIVED_COLUMNS]   # the keys follow (sync.keys)
     assert all(v is not None for v in stored.to_pylist()[0].values())
     assert list(MESSAGE_DTYPES) == list(MESSAGE_COLUMNS) == [
         "account", "folder", *[c for c in STORE_COLUMNS if c != "defects"], "direction",

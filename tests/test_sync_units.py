@@ -39,7 +39,7 @@ from mailhat_nb.sync.imap import (
 from mailhat_nb.sync.imap_errors import server_text, translate_errors
 from mailhat_nb.sync.pipeline import Pending, Pipeline
 from mailhat_nb.sync.progress import Progress, Tracker
-from mailhat_nb.sync.schema import KEY_COLUMNS, store_schema
+from mailhat_nb.sync.schema import DERIVED_COLUMNS, store_schema
 
 
 def test_settings_defaults() -> None:
@@ -133,7 +133,7 @@ def stored_rows(msgs: list[FetchedMessage], tmp_path: Path, role: str = "all",
     done = rows.process_chunk(job)
     assert done.rows == len(msgs)
     table = pq.read_table(done.tmp_path)
-    assert table.column_names == [*store_schema().names, *KEY_COLUMNS]
+    assert table.column_names == [*store_schema().names, *DERIVED_COLUMNS]
     out: list[dict[str, Any]] = table.to_pylist()
     return out
 

@@ -13,8 +13,14 @@ carries them as three 64-bit columns (:data:`~.schema.KEY_COLUMNS`):
 ``content_key``  From, Date, Subject and the recipient set (null: no Date,
                  when the rule never matches on content).
 
+Beside them, ``rcpt_repeats``: whether To+Cc name an address twice (To and
+Cc both, or one list twice). The metrics count each recipient once per
+message; with this flag the engines make a list distinct only where it
+repeats, one row in hundreds, instead of searching every list.
+
 A part written before the keys existed has none: the engines then hash in
-SQL for the whole store, with the same rule (:mod:`mailhat_nb.analysis.engines`).
+SQL for the whole store, with the same rule (:mod:`mailhat_nb.analysis.engines`);
+likewise, without the flag in every part, they search every list.
 
 The hash is BLAKE2b cut to 64 bits, from the standard library, of each
 distinct string of a part (so a chunk hashes each sender and address once);
@@ -34,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mailhat_nb.sync.schema import KEY_COLUMNS
+from mailhat_nb.sync.schema import DERIVED_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,8 +117,13 @@ def _hashes(values: pa.Array) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bo
     return np.where(present, picked, np.uint64(0)), present
 
 
-def _recipient_sets(to: pa.Array, cc: pa.Array) -> npt.NDArray[np.uint64]:
-    """Per row, an order-free hash of its To+Cc *set* (0 for none)."""
+def _recipients(to: pa.Array, cc: pa.Array) -> tuple[npt.NDArray[np.uint64],
+                                                      npt.NDArray[np.bool_]]:
+    """Per row, an order-free hash of its To+Cc *set* (0 for none), and whether it repeats.
+
+    A row repeats an address when it has fewer distinct (row, address)
+    pairs than addresses.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -123,15 +134,19 @@ def _recipient_sets(to: pa.Array, cc: pa.Array) -> npt.NDArray[np.uint64]:
     per_address = splitmix64(_hashes(codes.dictionary)[0])
     pairs = np.unique(rows * len(codes.dictionary) + codes.indices.to_numpy())  # a set per row
     out = np.zeros(len(to), dtype=np.uint64)
+    repeats = np.zeros(len(to), dtype=np.bool_)
     if len(pairs):
         row, code = np.divmod(pairs, len(codes.dictionary))
         starts = np.flatnonzero(np.diff(row, prepend=-1))
         with np.errstate(over="ignore"):
             out[row[starts]] = np.add.reduceat(per_address[code], starts)
-    return out
+        repeats = (np.bincount(rows, minlength=len(to))
+                   != np.bincount(row, minlength=len(to)))
+    return out, repeats
 
 
-def _content_keys(columns: dict[str, pa.Array]) -> pa.Array:
+def _content_keys(columns: dict[str, pa.Array],
+                  recipient_sets: npt.NDArray[np.uint64]) -> pa.Array:
     """From, Subject (null apart from empty), Date and the recipient set, as one key."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -142,16 +157,16 @@ def _content_keys(columns: dict[str, pa.Array]) -> pa.Array:
     key = splitmix64(sender)
     for part in (subject, has_subject.astype(np.uint64),
                  date.fill_null(0).to_numpy().view(np.uint64),
-                 _recipient_sets(columns["to_addrs"], columns["cc_addrs"])):
+                 recipient_sets):
         key = splitmix64(key ^ part)
     return pa.array(key.view(np.int64), mask=date.is_null().to_numpy(zero_copy_only=False))
 
 
 def with_keys(table: pa.Table) -> pa.Table:
-    """``table`` with its :data:`~.schema.KEY_COLUMNS` (re)computed from its columns."""
+    """``table`` with its :data:`~.schema.DERIVED_COLUMNS` (re)computed from its columns."""
     import pyarrow as pa
 
-    table = table.drop_columns([c for c in KEY_COLUMNS if c in table.column_names])
+    table = table.drop_columns([c for c in DERIVED_COLUMNS if c in table.column_names])
     columns = {name: table.column(name).combine_chunks() for name in table.column_names}
 
     def ids(values: pa.Array) -> pa.Array:
@@ -160,8 +175,9 @@ def with_keys(table: pa.Table) -> pa.Table:
 
     parents = clean_ids(columns["in_reply_to"]).fill_null(
         clean_ids(_last(columns["references"])))
-    keys = (ids(clean_ids(columns["message_id"])), ids(parents),
-            _content_keys(columns))
-    for name, values in zip(KEY_COLUMNS, keys, strict=True):
+    sets, repeats = _recipients(columns["to_addrs"], columns["cc_addrs"])
+    derived = (ids(clean_ids(columns["message_id"])), ids(parents),
+               _content_keys(columns, sets), pa.array(repeats))
+    for name, values in zip(DERIVED_COLUMNS, derived, strict=True):
         table = table.append_column(name, values)
     return table

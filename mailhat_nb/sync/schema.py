@@ -8,9 +8,10 @@ plus its value: from the header parser (:data:`~.parse.PARSE_KEYS`) or from
 the server (:func:`~.rows.chunk_to_table`); ``tests/test_schema.py`` checks
 that every column gets one, of its kind, on every path.
 
-Each Parquet part also carries :data:`KEY_COLUMNS`, the duplicate rule's
-keys, computed from these columns as the part is written
-(:mod:`~.keys`): they are for the SQL engines, never a frame's columns.
+Each Parquet part also carries :data:`DERIVED_COLUMNS`, the duplicate rule's
+keys and whether the recipients repeat an address, computed from these
+columns as the part is written (:mod:`~.keys`): they are for the SQL
+engines, never a frame's columns.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ STORE_COLUMNS: Final[dict[str, str]] = {
 #: The duplicate rule's keys (64-bit hashes) after the columns above, in every part
 #: written since they exist (:mod:`~.keys`).
 KEY_COLUMNS: Final = ("id_key", "parent_key", "content_key")
+#: Whether To+Cc name an address twice (in every part written since it exists).
+REPEATS_COLUMN: Final = "rcpt_repeats"
+#: What the writer adds to :data:`STORE_COLUMNS`, in order (:mod:`~.keys`).
+DERIVED_COLUMNS: Final = (*KEY_COLUMNS, REPEATS_COLUMN)
 #: Columns that are never null: the row key and a count (0 when unknown).
 NOT_NULL: Final = {"uidvalidity": 0, "uid": 0, "size": 0}
 #: Where ``date`` came from.

@@ -20,9 +20,6 @@ import pandas as pd
 
 from mailhat_nb.analysis.engines.run import Source
 from mailhat_nb.errors import MailhatError
-from mailhat_nb.sync.schema import KEY_COLUMNS
-
-KEYS = frozenset(KEY_COLUMNS)
 
 #: Memory DuckDB may use before it spills to disk (Python's own memory comes on top),
 #: when nothing says how big the store is.
@@ -105,10 +102,10 @@ class DuckBackend:
         except MailhatError:    # no part at all: the queries say so, as before
             shapes = set()
         union = "false" if len(shapes) == 1 else "true"
-        return Source(f"read_parquet('{glob}', hive_partitioning = true, "
-                      f"union_by_name = {union}, "
-                      f"hive_types = {{'account': VARCHAR, 'folder': VARCHAR}})",
-                      keyed=bool(shapes) and all(s >= KEYS for s in shapes))
+        return Source.of_parts(f"read_parquet('{glob}', hive_partitioning = true, "
+                               f"union_by_name = {union}, "
+                               f"hive_types = {{'account': VARCHAR, 'folder': VARCHAR}})",
+                               shapes)
 
     def _run(self, sql: str) -> Any:
         try:

@@ -139,6 +139,7 @@ class RowQueries(QueryBase):
         """
         d = self.d
         more = ", mask" if self.masks else ""
+        flag = ", r.rcpt_repeats" if self.repeats else ""
         if self.keyed:
             parent, par_h = "r.parent_key", "parent"
         else:
@@ -152,7 +153,7 @@ class RowQueries(QueryBase):
                          r.date AS ts, CAST(r.date_offset_min AS INT) AS offset_min,
                          {parent} AS parent,
                          coalesce(r.sender IN (SELECT address FROM me), false) AS mine,
-                         r.to_addrs, r.cc_addrs, k.l{more}
+                         r.to_addrs, r.cc_addrs{flag}, k.l{more}
                   FROM srcv r JOIN kept k ON {self.pos()} = k.kpos) r"""
 
     # ------------------------------------------------------------------ the duplicate rule

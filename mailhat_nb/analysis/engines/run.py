@@ -41,6 +41,7 @@ from mailhat_nb.analysis.metrics import (
 from mailhat_nb.analysis.team import ACCOUNT_COLUMNS, INTERNAL_COLUMNS, TEAM_COLUMNS
 from mailhat_nb.errors import MailhatError, UsageError
 from mailhat_nb.sync.folders import folder_role
+from mailhat_nb.sync.schema import KEY_COLUMNS, REPEATS_COLUMN
 from mailhat_nb.sync.store import Store
 
 #: ``date_trunc`` units of the periods of :func:`mailhat_nb.contacts.volume`.
@@ -51,10 +52,18 @@ MAX_PASSES = 50
 
 @dataclass(frozen=True)
 class Source:
-    """How an engine names the stored rows."""
+    """How an engine names the stored rows, and what every part of them carries."""
 
-    sql: str       # a table function or a view name
-    keyed: bool    # every part carries the duplicate rule's keys (sync.schema.KEY_COLUMNS)
+    sql: str        # a table function or a view name
+    keyed: bool     # the duplicate rule's keys (sync.schema.KEY_COLUMNS)
+    repeats: bool   # the flag of repeated recipients (sync.schema.REPEATS_COLUMN)
+
+    @classmethod
+    def of_parts(cls, sql: str, parts: Iterable[Iterable[str]]) -> Source:
+        """``sql``, with what every part carries, from each part's column names."""
+        shapes = [set(names) for names in parts]
+        return cls(sql, keyed=bool(shapes) and all(set(KEY_COLUMNS) <= s for s in shapes),
+                   repeats=bool(shapes) and all(REPEATS_COLUMN in s for s in shapes))
 
 
 class Backend(Protocol):
@@ -158,7 +167,8 @@ class Analysis:
         dialect = {"duckdb": DUCKDB, "spark": SPARK}[backend.dialect_name]
         source = backend.source(self.store)
         self.q = Queries(dialect, source.sql, int(time.time() * 1_000_000),
-                         masks=len(self.accounts) <= MASK_ACCOUNTS, keyed=source.keyed)
+                         masks=len(self.accounts) <= MASK_ACCOUNTS, keyed=source.keyed,
+                         repeats=source.repeats)
         backend.register("folders", self.folders)
         backend.register("accts", pd.DataFrame({"aid": np.arange(len(self.accounts),
                                                                  dtype=np.int64)}))

@@ -22,7 +22,6 @@ import pandas as pd
 
 from mailhat_nb.analysis.engines.run import Source
 from mailhat_nb.errors import MailhatError, UsageError
-from mailhat_nb.sync.schema import KEY_COLUMNS
 
 #: Where Spark runs when no master URL is given: every core of this machine.
 LOCAL_MASTER = "local[*]"
@@ -96,10 +95,8 @@ class SparkBackend:
                  .parquet(f"{root}/account=*/folder=*/*.parquet"))
         frame.createOrReplaceTempView("store_rows")
         self._views.append("store_rows")
-        parts = list(store.glob("account=*/folder=*/*.parquet"))
-        keyed = bool(parts) and all(
-            set(KEY_COLUMNS) <= set(pq.read_schema(p).names) for p in parts)
-        return Source("store_rows", keyed=keyed)
+        return Source.of_parts("store_rows", (
+            pq.read_schema(p).names for p in store.glob("account=*/folder=*/*.parquet")))
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """See :class:`~.run.Backend`.

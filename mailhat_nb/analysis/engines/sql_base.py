@@ -41,6 +41,7 @@ class QueryBase:
     now_us: int          # "now" for the plausible-date rule, fixed once per run
     masks: bool = False  # who holds a message as a bit mask of accounts (MASK_ACCOUNTS or fewer)
     keyed: bool = False  # every part carries the keys the store writes (sync.keys)
+    repeats: bool = False  # every part flags its repeated recipients (sync.keys)
 
     def bit(self, aid: str) -> str:
         """The bit of account ``aid`` in a mask."""
@@ -95,6 +96,8 @@ class QueryBase:
         both = f"concat({to}, {cc})"
         if ordered:
             return f"array_sort(array_distinct({both}))"
+        if self.repeats:     # the writer flagged the lists that repeat an address
+            return f"CASE WHEN r.rcpt_repeats THEN {d.first_places(both)} ELSE {both} END"
         # One address and no Cc (most mail) is distinct already.
         return (f"CASE WHEN {d.size(cc)} = 0 AND {d.size(to)} <= 1 THEN {to} "
                 f"ELSE {d.first_places(both)} END")
