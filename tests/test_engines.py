@@ -198,7 +198,7 @@ def test_a_chain_of_copies_needs_a_second_pass_and_is_one_message(tmp_path: Path
 
 def written_before_the_keys(store: Path, copy: Path, every: int = 1,
                             columns: tuple[str, ...] = DERIVED_COLUMNS) -> Path:
-    """A copy of ``store`` whose every ``every``-th part lacks ``columns``, as parts written before."""
+    """A copy of ``store`` whose every ``every``-th part lacks ``columns`` (written before them)."""
     shutil.copytree(store, copy)
     for i, part in enumerate(sorted(copy.glob("account=*/folder=*/*.parquet"))):
         if i % every == 0:

@@ -1,4 +1,4 @@
-"""The duplicate rule's keys each part carries, and its recipients' flag (:mod:`mailhat_nb.sync.keys`).
+"""What each part carries for the engines (:mod:`mailhat_nb.sync.keys`): keys and a flag.
 
 The keys are stored: a part written today must agree with one written years
 ago, so the hash is pinned to fixed values here; and each key must say what
