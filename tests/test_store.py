@@ -17,6 +17,7 @@ from mailhat_nb.analysis.frames import MESSAGE_DTYPES, messages_frame
 from mailhat_nb.analysis.load import read_messages
 from mailhat_nb.errors import StoreError, UsageError
 from mailhat_nb.sync import rows as rowmod
+from mailhat_nb.sync.schema import DERIVED_COLUMNS, REPEATS_COLUMN, store_schema
 from mailhat_nb.sync.store import (
     STATE_FILE,
     FolderStore,
@@ -143,6 +144,22 @@ def test_flags_expunge_retire_and_compact(tmp_path: Path) -> None:
     assert read_messages(tmp_path).empty
     retired = list((tmp_path / "_retired").rglob("*.parquet"))
     assert sum(pq.read_metadata(p).num_rows for p in retired) == 57
+
+
+@pytest.mark.parametrize("old", [DERIVED_COLUMNS, (REPEATS_COLUMN,)])
+def test_compaction_merges_parts_written_before_the_derived_columns(
+        tmp_path: Path, old: tuple[str, ...]) -> None:
+    fs = open_folder(tmp_path)
+    for first in range(1, 61, 2):
+        fs.append(table([first, first + 1]), [first, first + 1])
+    for part in fs.files()[::2]:     # every other part as an older writer left it
+        pq.write_table(pq.read_table(part).drop_columns(list(old)), part)
+    assert fs.compact()
+    assert len(fs.state.parts) == 1
+    merged = pq.read_table(fs.files()[0])
+    assert merged.column_names == [*store_schema().names, *DERIVED_COLUMNS]
+    assert merged.column("uid").to_pylist() == list(range(1, 61))
+    assert merged.column("id_key").null_count == 0
 
 
 def test_layout_is_readable_without_the_package(tmp_path: Path) -> None:

@@ -162,11 +162,16 @@ def _content_keys(columns: dict[str, pa.Array],
     return pa.array(key.view(np.int64), mask=date.is_null().to_numpy(zero_copy_only=False))
 
 
+def without_derived(table: pa.Table) -> pa.Table:
+    """``table`` without the :data:`~.schema.DERIVED_COLUMNS` it carries (if any)."""
+    return table.drop_columns([c for c in DERIVED_COLUMNS if c in table.column_names])
+
+
 def with_keys(table: pa.Table) -> pa.Table:
     """``table`` with its :data:`~.schema.DERIVED_COLUMNS` (re)computed from its columns."""
     import pyarrow as pa
 
-    table = table.drop_columns([c for c in DERIVED_COLUMNS if c in table.column_names])
+    table = without_derived(table)
     columns = {name: table.column(name).combine_chunks() for name in table.column_names}
 
     def ids(values: pa.Array) -> pa.Array:

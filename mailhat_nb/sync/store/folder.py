@@ -245,6 +245,8 @@ class FolderStore(FolderCommits):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        from mailhat_nb.sync.keys import without_derived
+
         groups: list[list[PartInfo]] = []
         for part in sorted(self.state.parts, key=lambda p: p.first):
             if (groups and groups[-1][0].uidvalidity == part.uidvalidity
@@ -258,7 +260,10 @@ class FolderStore(FolderCommits):
             if len(group) == 1:
                 continue
             try:
-                table = pa.concat_tables([pq.read_table(self.path / p.file) for p in group])
+                # The derived columns are written afresh (sync.keys): parts written
+                # before one of them existed merge with the newer ones.
+                table = pa.concat_tables([without_derived(pq.read_table(self.path / p.file))
+                                          for p in group])
             except (OSError, ValueError) as exc:
                 raise damaged_part(self.path, exc) from exc
             first, last = group[0].first, group[-1].last
