@@ -156,22 +156,6 @@ def _combine(*codes: IntArray) -> IntArray:
     return key
 
 
-def _recipient_set_key(
-    n: int, positions: IntArray, codes: IntArray
-) -> npt.NDArray[np.uint64]:
-    """Per row, a hash of its recipient *set* (order and To/Cc placement ignored).
-
-    ``positions`` come sorted from :func:`recipient_pairs`, so a segmented
-    sum (``np.add.reduceat``) does it in one pass; 0 means "no recipients".
-    """
-    out = np.zeros(n, dtype=np.uint64)
-    hashed = keys.splitmix64(codes)
-    starts = np.flatnonzero(np.diff(positions, prepend=-1))  # each row's first pair
-    with np.errstate(over="ignore"):
-        out[positions[starts]] = np.add.reduceat(hashed, starts)
-    return out
-
-
 def clean_ids(ids: pd.Series) -> pd.Series:
     """Message-IDs without blanks and angle brackets; empty -> missing.
 
@@ -309,7 +293,7 @@ def duplicate_groups(messages: pd.DataFrame, *, across_accounts: bool = True) ->
         else np.zeros(n, dtype=np.int64)
     )
     pos, rcodes, _ = recipient_pairs(messages)
-    rkey = _recipient_set_key(n, pos, rcodes).view(np.int64)
+    rkey = keys.row_sums(n, pos, keys.splitmix64(rcodes)).view(np.int64)  # the set's key
     # A missing Date never matches: give each such row a value of its own.
     no_date = dates == NAT
     dates = np.where(no_date, np.arange(n, dtype=np.int64), dates)

@@ -22,8 +22,8 @@ Modules, by what they hold:
   :mod:`.offline` (Maildir trees and mbox files);
 - rows: :mod:`.parse` (header blocks, never raising), :mod:`.rows` (chunks
   to Arrow tables, in :mod:`.worker` processes), :mod:`.schema` (the one
-  schema of a stored message), :mod:`.keys` (the duplicate rule's keys each
-  part carries), :mod:`.folders` (folder roles);
+  schema of a stored message), :mod:`.keys` (what each part carries for the
+  engines: the duplicate rule's keys, repeated recipients), :mod:`.folders` (folder roles);
 - the store: :mod:`.store` (Parquet parts and state records, one commit per
   change), :mod:`.uids` (sequence sets);
 - driving it: :mod:`.engine` (:func:`sync_account`: the run, its
